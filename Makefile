@@ -1,0 +1,150 @@
+# bulwark: one non-recursive GNU Makefile.
+# Targets: all test unit integration asan fuzz bench run deps format lint clean.
+
+CC       ?= cc
+SHELL    := /bin/bash
+PKGS     := libevent libhiredis libxxhash cmocka
+DEB_PKGS := libevent-dev libhiredis-dev libxxhash-dev libcmocka-dev \
+            redis-server redis-tools pkg-config
+
+# Build variant: "release" (default) or "asan" (ASan + UBSan).
+VARIANT  ?= release
+ifeq ($(VARIANT),asan)
+BUILD    := build/asan
+SANFLAGS := -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=undefined
+OPTFLAGS := -O1 -g
+BIN      := bulwark-asan
+else
+BUILD    := build/release
+SANFLAGS :=
+OPTFLAGS := -O2 -g
+BIN      := bulwark
+endif
+
+PKG_CFLAGS = $(shell pkg-config --cflags $(PKGS) 2>/dev/null)
+PKG_LIBS   = $(shell pkg-config --libs libevent libhiredis libxxhash 2>/dev/null)
+CMOCKA_LIBS = $(shell pkg-config --libs cmocka 2>/dev/null)
+
+CFLAGS  := -std=c11 -D_GNU_SOURCE $(OPTFLAGS) -Wall -Wextra -Werror \
+           -I. $(SANFLAGS) -MMD -MP
+LDFLAGS := $(SANFLAGS)
+
+# The daemon's modules, in dependency order (main last).
+DAEMON_SRCS := proxy/util.c proxy/log.c config/config.c \
+               proxy/resp.c proxy/reply.c proxy/command.c proxy/stats.c \
+               proxy/upstream.c proxy/client.c proxy/local.c proxy/listener.c \
+               proxy/main.c
+
+# One cmocka binary per module, linked only with that module's objects (and
+# util), so the link line enforces the dependency rules of STYLE.md.
+UNIT_TESTS := resp reply config command bloom jitter
+UNIT_reply   := proxy/reply.c proxy/util.c
+UNIT_resp    := proxy/resp.c proxy/util.c
+UNIT_config  := config/config.c
+UNIT_command := proxy/command.c proxy/util.c
+UNIT_bloom   := bloom/bloom.c
+UNIT_jitter  := proxy/jitter.c proxy/util.c config/config.c
+
+# Integration tests: cmocka + sync hiredis against a real redis-server and the
+# built daemon, both on free loopback ports (tests/integration/harness.c).
+INTEG_TESTS := $(patsubst tests/integration/%.c,%,$(filter-out tests/integration/harness.c,$(wildcard tests/integration/test_*.c)))
+
+obj = $(patsubst %.c,$(BUILD)/%.o,$(1))
+
+.PHONY: all test unit integration asan fuzz bench run deps format lint clean
+
+all: deps-check $(BIN)
+
+# ---- dependencies --------------------------------------------------------
+# Quick no-op when everything is present; installs (as root) otherwise.
+deps-check:
+	@pkg-config --exists $(PKGS) && command -v redis-server >/dev/null && \
+	  command -v redis-benchmark >/dev/null || $(MAKE) --no-print-directory deps
+
+deps:
+	@missing=""; for p in $(DEB_PKGS); do \
+	  dpkg -s $$p >/dev/null 2>&1 || missing="$$missing $$p"; done; \
+	if [ -n "$$missing" ]; then \
+	  echo "installing:$$missing"; \
+	  SUDO=""; [ "$$(id -u)" = 0 ] || SUDO=sudo; \
+	  $$SUDO apt-get update -qq && \
+	  DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq $$missing >/dev/null; \
+	fi
+
+# ---- compile -------------------------------------------------------------
+$(BUILD)/%.o: %.c
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS) $(PKG_CFLAGS) -c $< -o $@
+
+$(BIN): $(call obj,$(DAEMON_SRCS))
+	$(CC) $(LDFLAGS) -o $@ $^ $(PKG_LIBS) -lm
+
+# ---- unit tests ----------------------------------------------------------
+define unit_rule
+$(BUILD)/tests/unit/test_$(1): $(call obj,tests/unit/test_$(1).c $(UNIT_$(1)))
+	$$(CC) $$(LDFLAGS) -o $$@ $$^ $$(CMOCKA_LIBS) $$(shell pkg-config --libs libxxhash) -lm
+endef
+$(foreach t,$(UNIT_TESTS),$(eval $(call unit_rule,$(t))))
+
+UNIT_BINS  = $(foreach t,$(UNIT_TESTS),$(if $(wildcard tests/unit/test_$(t).c),$(BUILD)/tests/unit/test_$(t)))
+
+unit: deps-check $(UNIT_BINS)
+	@set -e; for t in $(UNIT_BINS); do echo "== $$t"; ./$$t; done
+
+# ---- integration tests ---------------------------------------------------
+define integ_rule
+$(BUILD)/tests/integration/$(1): $(call obj,tests/integration/$(1).c tests/integration/harness.c proxy/util.c)
+	$$(CC) $$(LDFLAGS) -o $$@ $$^ $$(CMOCKA_LIBS) $$(PKG_LIBS) -lm
+endef
+$(foreach t,$(INTEG_TESTS),$(eval $(call integ_rule,$(t))))
+
+INTEG_BINS = $(foreach t,$(INTEG_TESTS),$(BUILD)/tests/integration/$(t))
+
+integration: deps-check $(BIN) $(INTEG_BINS)
+	@set -e; for t in $(INTEG_BINS); do echo "== $$t"; \
+	  BULWARK_BIN=$(CURDIR)/$(BIN) ./$$t; done
+
+test: unit integration
+
+asan:
+	$(MAKE) --no-print-directory VARIANT=asan test
+
+# ---- run -----------------------------------------------------------------
+# Runs bulwark with config/bulwark.conf in the foreground. When nothing
+# answers at the configured upstream, a private redis-server (no persistence,
+# data in a temp dir) is started on a free loopback port first; Ctrl-C stops both.
+RUN_CONF ?= config/bulwark.conf
+run: all
+	@set -e; up=$$(./$(BIN) $(RUN_CONF) --config-get upstream); \
+	host=$${up%:*}; port=$${up##*:}; host=$${host#[}; host=$${host%]}; \
+	if redis-cli -h "$$host" -p "$$port" ping >/dev/null 2>&1; then \
+	  echo "bulwark: upstream $$up answers; starting bulwark in front of it"; \
+	  exec ./$(BIN) $(RUN_CONF); \
+	fi; \
+	dir=$$(mktemp -d /tmp/bulwark-run.XXXXXX); \
+	for p in $$(shuf -i 20000-60000 -n 50); do \
+	  (exec 3<>/dev/tcp/127.0.0.1/$$p) 2>/dev/null || { rport=$$p; break; }; done; \
+	echo "bulwark: nothing answers at $$up; starting a private redis-server on 127.0.0.1:$$rport (data in $$dir)"; \
+	redis-server --port $$rport --bind 127.0.0.1 --save '' --appendonly no --dir $$dir \
+	  --daemonize no --logfile $$dir/redis.log & rpid=$$!; \
+	trap 'kill $$rpid 2>/dev/null; wait $$rpid 2>/dev/null; rm -rf $$dir' EXIT INT TERM; \
+	for i in $$(seq 100); do redis-cli -p $$rport ping >/dev/null 2>&1 && break; sleep 0.05; done; \
+	./$(BIN) $(RUN_CONF) --upstream 127.0.0.1:$$rport || true
+
+# ---- bench, fuzz, style --------------------------------------------------
+bench: all
+	@bash bench/run.sh
+
+fuzz:
+	$(MAKE) --no-print-directory -f tests/fuzz/fuzz.mk
+
+format:
+	clang-format -i $(wildcard proxy/*.[ch] bloom/*.[ch] config/*.[ch] tests/*/*.[ch] bench/*.[ch])
+
+lint:
+	cppcheck --quiet --error-exitcode=1 --enable=warning,performance -I. proxy bloom config
+
+clean:
+	rm -rf build bulwark bulwark-asan
+
+-include $(shell find build -name '*.d' 2>/dev/null)

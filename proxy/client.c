@@ -1,0 +1,682 @@
+/*
+ * client: one client connection, its request path and the reply FIFO that
+ * keeps replies in request order (flow diagram in client.h).
+ */
+#include "proxy/client.h"
+
+#include <stdarg.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/queue.h>
+
+#include <event2/buffer.h>
+#include <event2/bufferevent.h>
+#include <event2/event.h>
+
+#include "proxy/command.h"
+#include "proxy/local.h"
+#include "proxy/log.h"
+#include "proxy/proxy.h"
+#include "proxy/resp.h"
+#include "proxy/upstream.h"
+#include "proxy/util.h"
+
+/* One request whose reply has not been written to the output yet. */
+struct client_slot {
+    TAILQ_ENTRY(client_slot) link; /* in client.slots, request order */
+    struct client *c;              /* owner; NULL once orphaned (client closed) */
+    bool ready;                    /* reply complete (in buf) */
+    bool close_after;              /* close the client once this reply is out */
+    struct evbuffer *buf;          /* the reply while it waits (owned), or NULL */
+    client_filter_fn *filter;      /* rewrites the upstream reply, or NULL */
+    void *filter_data;             /* filter's data (owned by the filter call) */
+};
+
+TAILQ_HEAD(client_slot_list, client_slot);
+
+/* States of a client connection. */
+enum client_state {
+    CLIENT_ACTIVE = 0, /* reading and answering requests */
+    CLIENT_DRAINING,   /* QUIT, protocol error or shutdown: reads nothing more,
+                          closes when every reply is written */
+    CLIENT_CLOSED      /* socket dead; waiting in proxy.reaped to be freed */
+};
+
+struct client {
+    TAILQ_ENTRY(client) link;      /* in proxy.clients or proxy.reaped */
+    struct proxy *px;              /* borrowed */
+    uint64_t id;                   /* CLIENT ID, from 1 */
+    enum client_state state;       /* see enum client_state */
+    struct bufferevent *bev;       /* the socket (owned, closes fd on free) */
+    struct resp_parser *parser;    /* request parser (owned) */
+    size_t need;                   /* input bytes needed before parsing again */
+    struct client_slot_list slots; /* replies pending, request order (owned) */
+    uint64_t nslots;               /* entries in slots */
+    struct upstream_conn *up;      /* upstream connection of this client (borrowed) */
+    bool authenticated;            /* AUTH passed (or no requirepass) */
+    bool paused;                   /* reading stopped by back-pressure */
+    bool in_process;               /* inside client_process_input() */
+    bool is_unix;                  /* accepted on the unix socket */
+    char *name;                    /* CLIENT SETNAME (owned), NULL when unset */
+    char addr[64];                 /* peer "ip:port" */
+    char laddr[64];                /* local "ip:port" */
+    uint64_t created_ms;           /* accept time, monotonic ms */
+    uint64_t last_ms;              /* last read or write, monotonic ms */
+    uint64_t commands;             /* requests handled */
+    char last_cmd[32];             /* name of the last command, lowercase */
+};
+
+static void client_process_input(struct client *c);
+
+/* ---- reply slots ---------------------------------------------------------- */
+
+static struct client_slot *
+client_slot_new(struct client *c)
+{
+    struct client_slot *s = bw_calloc(1, sizeof(*s));
+    s->c = c;
+    TAILQ_INSERT_TAIL(&c->slots, s, link);
+    c->nslots++;
+    return s;
+}
+
+static void
+client_slot_free(struct client_slot *s)
+{
+    if (s->buf != NULL)
+        evbuffer_free(s->buf);
+    bw_free(s);
+}
+
+static void
+client_maybe_finish(struct client *c)
+{
+    if (c->state == CLIENT_DRAINING && c->nslots == 0 &&
+        evbuffer_get_length(bufferevent_get_output(c->bev)) == 0)
+        client_close(c);
+}
+
+static void
+client_maybe_resume(struct client *c)
+{
+    if (!c->paused || c->state != CLIENT_ACTIVE)
+        return;
+    uint64_t max = (uint64_t)c->px->cfg.client_max_pending;
+    if (c->nslots > max / 2 ||
+        evbuffer_get_length(bufferevent_get_output(c->bev)) > CLIENT_OUTPUT_PAUSE_BYTES / 2)
+        return;
+    c->paused = false;
+    bufferevent_enable(c->bev, EV_READ);
+    if (!c->in_process)
+        client_process_input(c);
+}
+
+/* Move every ready reply at the head of the FIFO to the output. */
+static void
+client_flush(struct client *c)
+{
+    struct evbuffer *out = bufferevent_get_output(c->bev);
+    struct client_slot *s;
+    bool close_now = false;
+
+    while ((s = TAILQ_FIRST(&c->slots)) != NULL && s->ready) {
+        if (s->buf != NULL)
+            evbuffer_add_buffer(out, s->buf);
+        close_now = close_now || s->close_after;
+        TAILQ_REMOVE(&c->slots, s, link);
+        c->nslots--;
+        client_slot_free(s);
+    }
+    if (close_now && c->state == CLIENT_ACTIVE) {
+        c->state = CLIENT_DRAINING;
+        bufferevent_disable(c->bev, EV_READ);
+    }
+    client_maybe_finish(c);
+    if (c->state == CLIENT_ACTIVE)
+        client_maybe_resume(c);
+}
+
+struct evbuffer *
+client_reply_target(struct client *c)
+{
+    if (TAILQ_EMPTY(&c->slots))
+        return bufferevent_get_output(c->bev);
+    struct client_slot *s = client_slot_new(c);
+    s->ready = true;
+    s->buf = evbuffer_new();
+    BW_ASSERT(s->buf != NULL);
+    return s->buf;
+}
+
+void
+client_reply_raw(struct client *c, const char *data, size_t len)
+{
+    evbuffer_add(client_reply_target(c), data, len);
+}
+
+void
+client_reply_error(struct client *c, const char *fmt, ...)
+{
+    char msg[1024];
+    va_list ap;
+    va_start(ap, fmt);
+    int n = vsnprintf(msg, sizeof(msg), fmt, ap);
+    va_end(ap);
+    n = BW_MIN(n, (int)sizeof(msg) - 1);
+    /* Errors are one line: newlines become spaces, as Redis's addReplyError. */
+    for (int i = 0; i < n; i++)
+        if (msg[i] == '\r' || msg[i] == '\n')
+            msg[i] = ' ';
+    struct evbuffer *out = client_reply_target(c);
+    evbuffer_add(out, "-", 1);
+    evbuffer_add(out, msg, (size_t)n);
+    evbuffer_add(out, "\r\n", 2);
+}
+
+void
+client_reply_status(struct client *c, const char *status)
+{
+    evbuffer_add_printf(client_reply_target(c), "+%s\r\n", status);
+}
+
+void
+client_reply_bulk(struct client *c, const char *data, size_t len)
+{
+    struct evbuffer *out = client_reply_target(c);
+    evbuffer_add_printf(out, "$%zu\r\n", len);
+    evbuffer_add(out, data, len);
+    evbuffer_add(out, "\r\n", 2);
+}
+
+void
+client_reply_int(struct client *c, long long v)
+{
+    evbuffer_add_printf(client_reply_target(c), ":%lld\r\n", v);
+}
+
+void
+client_reply_nil(struct client *c)
+{
+    evbuffer_add(client_reply_target(c), "$-1\r\n", 5);
+}
+
+void
+client_close_after_reply(struct client *c)
+{
+    struct client_slot *s = client_slot_new(c);
+    s->ready = true;
+    s->close_after = true;
+    client_flush(c);
+}
+
+/* ---- forwarding ----------------------------------------------------------- */
+
+/* Upstream reply (or failure) for the slot in privdata. */
+static void
+client_upstream_cb(void *privdata, struct evbuffer *reply, size_t len, const char *err)
+{
+    struct client_slot *s = privdata;
+    struct client *c = s->c;
+
+    if (c == NULL) { /* orphaned: the client is gone */
+        if (s->filter != NULL)
+            s->filter(NULL, NULL, 0, NULL, NULL, s->filter_data);
+        client_slot_free(s);
+        return;
+    }
+    bool head = TAILQ_FIRST(&c->slots) == s;
+    struct evbuffer *out = head ? bufferevent_get_output(c->bev) : (s->buf = evbuffer_new());
+    if (s->filter != NULL)
+        s->filter(c, reply, len, err, out, s->filter_data);
+    else if (reply != NULL)
+        evbuffer_remove_buffer(reply, out, len);
+    else
+        evbuffer_add(out, err, strlen(err));
+    if (reply == NULL)
+        c->px->stats.upstream_errors++;
+    s->ready = true;
+    client_flush(c);
+}
+
+void
+client_forward(struct client *c, const char *cmd, size_t len, client_filter_fn *filter,
+               void *data)
+{
+    const char *err;
+    struct client_slot *s = client_slot_new(c);
+    s->filter = filter;
+    s->filter_data = data;
+    c->px->stats.forwarded++;
+    if (upstream_send(c->up, cmd, len, client_upstream_cb, s, &err) != BW_OK)
+        client_upstream_cb(s, NULL, 0, err);
+}
+
+void
+client_forward_request(struct client *c, const struct resp_request *req,
+                       client_filter_fn *filter, void *data)
+{
+    if (req->raw != NULL) {
+        client_forward(c, req->raw, req->raw_len, filter, data);
+        return;
+    }
+    struct evbuffer *tmp = evbuffer_new();
+    evbuffer_add_printf(tmp, "*%d\r\n", req->argc);
+    for (int i = 0; i < req->argc; i++) {
+        evbuffer_add_printf(tmp, "$%zu\r\n", req->argv[i].len);
+        evbuffer_add(tmp, req->argv[i].ptr, req->argv[i].len);
+        evbuffer_add(tmp, "\r\n", 2);
+    }
+    size_t len = evbuffer_get_length(tmp);
+    client_forward(c, (const char *)evbuffer_pullup(tmp, -1), len, filter, data);
+    evbuffer_free(tmp);
+}
+
+/* ---- request dispatch ----------------------------------------------------- */
+
+static bool
+client_is_denied(const struct proxy *px, const char *name, size_t len)
+{
+    for (size_t i = 0; i < px->cfg.deny_commands_count; i++) {
+        const char *d = px->cfg.deny_commands[i];
+        if (strlen(d) == len && strncasecmp(d, name, len) == 0)
+            return true;
+    }
+    return false;
+}
+
+/* Build argv/argvlen arrays for the command module's error helpers. */
+static void
+client_unknown_command(struct client *c, const struct resp_request *req)
+{
+    char out[4096];
+    int argc = BW_MIN(req->argc, 64);
+    const char *argv[64];
+    size_t argvlen[64];
+    for (int i = 0; i < argc; i++) {
+        argv[i] = req->argv[i].ptr;
+        argvlen[i] = req->argv[i].len;
+    }
+    size_t n = cmd_unknown_command_error(argc, argv, argvlen, out, sizeof(out));
+    client_reply_raw(c, out, BW_MIN(n, sizeof(out) - 1));
+}
+
+/*
+ * Resolve the command (container commands to their subcommand). NULL after
+ * replying with Redis's unknown-command / unknown-subcommand error, or
+ * *forward_unknown set when the table is only the built-in fallback.
+ */
+static const struct cmd_info *
+client_lookup(struct client *c, const struct resp_request *req, bool *forward_unknown)
+{
+    struct proxy *px = c->px;
+    const struct cmd_info *ci = cmd_lookup(px->cmds, req->argv[0].ptr, req->argv[0].len);
+    *forward_unknown = false;
+    if (ci == NULL) {
+        if (!px->cmds_learned && c->authenticated)
+            *forward_unknown = true;
+        else
+            client_unknown_command(c, req);
+        return NULL;
+    }
+    if (ci->subcommands == NULL || req->argc < 2)
+        return ci;
+    const struct cmd_info *sub = cmd_lookup(ci->subcommands, req->argv[1].ptr, req->argv[1].len);
+    if (sub != NULL)
+        return sub;
+    if (!px->cmds_learned && c->authenticated) {
+        *forward_unknown = true;
+        return NULL;
+    }
+    char out[512];
+    size_t n = cmd_unknown_subcommand_error(ci, req->argv[1].ptr, req->argv[1].len, out,
+                                            sizeof(out));
+    client_reply_raw(c, out, BW_MIN(n, sizeof(out) - 1));
+    return NULL;
+}
+
+/* Handle one parsed request. */
+static void
+client_handle(struct client *c, const struct resp_request *req)
+{
+    struct proxy *px = c->px;
+    bool forward_unknown;
+
+    px->stats.total_commands++;
+    c->commands++;
+    snprintf(c->last_cmd, sizeof(c->last_cmd), "%.*s", (int)BW_MIN(req->argv[0].len, 31),
+             req->argv[0].ptr);
+    const struct cmd_info *ci = client_lookup(c, req, &forward_unknown);
+    if (ci == NULL) {
+        if (forward_unknown)
+            client_forward_request(c, req, NULL, NULL);
+        return;
+    }
+    if (!cmd_arity_ok(ci, req->argc)) {
+        char out[256];
+        size_t n = cmd_arity_error(ci, out, sizeof(out));
+        client_reply_raw(c, out, BW_MIN(n, sizeof(out) - 1));
+        return;
+    }
+    if (!c->authenticated && !(ci->flags & CMD_NO_AUTH)) {
+        client_reply_error(c, "NOAUTH Authentication required.");
+        return;
+    }
+    if (client_is_denied(px, req->argv[0].ptr, req->argv[0].len) &&
+        !(req->argv[0].len == 6 && strncasecmp(req->argv[0].ptr, "config", 6) == 0)) {
+        client_reply_error(c, "command '%.*s' is disabled in bulwark (deny-commands)",
+                           (int)BW_MIN(req->argv[0].len, 128), req->argv[0].ptr);
+        return;
+    }
+    if (ci->policy != LOCAL_FORWARD && local_dispatch(c, ci, req)) {
+        px->stats.local_replies++;
+        return;
+    }
+    client_forward_request(c, req, NULL, NULL);
+}
+
+/* Send the parser's protocol error after earlier replies, then close. */
+static void
+client_protocol_error(struct client *c)
+{
+    char peek[68];
+    const char *err = resp_parser_error(c->parser);
+    struct evbuffer *in = bufferevent_get_input(c->bev);
+    size_t n = BW_MIN(evbuffer_get_length(in), 64);
+    log_sanitize((const char *)evbuffer_pullup(in, (ev_ssize_t)n), n, peek, sizeof(peek));
+    log_verbose("client id=%llu addr=%s: %.*s; input: '%s'", (unsigned long long)c->id,
+                c->addr, (int)strcspn(err + 1, "\r\n"), err + 1, peek);
+    c->px->stats.protocol_errors++;
+    client_reply_raw(c, err, strlen(err));
+    client_close_after_reply(c);
+}
+
+/* True when the client must not be read further for now. */
+static bool
+client_should_pause(struct client *c)
+{
+    return c->nslots >= (uint64_t)c->px->cfg.client_max_pending ||
+           evbuffer_get_length(bufferevent_get_output(c->bev)) > CLIENT_OUTPUT_PAUSE_BYTES;
+}
+
+/* Parse and handle what the input buffer holds, as far as allowed. */
+static void
+client_process_input(struct client *c)
+{
+    struct evbuffer *in = bufferevent_get_input(c->bev);
+    const struct cfg *cfg = &c->px->cfg;
+
+    c->in_process = true;
+    while (c->state == CLIENT_ACTIVE) {
+        size_t avail = evbuffer_get_length(in);
+        if (avail == 0 || avail < c->need)
+            break;
+        if (client_should_pause(c)) {
+            c->paused = true;
+            bufferevent_disable(c->bev, EV_READ);
+            break;
+        }
+        const char *buf = (const char *)evbuffer_pullup(in, -1);
+        size_t off = 0;
+        int rc = RESP_OK;
+        while (c->state == CLIENT_ACTIVE && off < avail && !client_should_pause(c)) {
+            struct resp_request req;
+            size_t used = 0;
+            resp_parser_set_limits(c->parser, cfg->proto_max_bulk_len);
+            resp_parser_set_authenticated(c->parser, c->authenticated);
+            rc = resp_parse(c->parser, buf + off, avail - off, &used, &req);
+            off += used;
+            if (rc != RESP_OK)
+                break;
+            client_handle(c, &req);
+        }
+        evbuffer_drain(in, off);
+        if (rc == RESP_ERR) {
+            client_protocol_error(c);
+            break;
+        }
+        c->need = rc == RESP_AGAIN ? resp_parser_need(c->parser) : 0;
+        if (rc == RESP_AGAIN)
+            break;
+    }
+    c->in_process = false;
+    if (c->state == CLIENT_ACTIVE &&
+        evbuffer_get_length(in) > cfg->client_query_buffer_limit) {
+        log_warn("closing client id=%llu addr=%s that reached max query buffer length",
+                 (unsigned long long)c->id, c->addr);
+        client_close(c);
+    }
+}
+
+/* ---- socket callbacks ----------------------------------------------------- */
+
+static void
+client_read_cb(struct bufferevent *bev, void *arg)
+{
+    struct client *c = arg;
+    (void)bev;
+    c->last_ms = bw_now_ms();
+    client_process_input(c);
+}
+
+static void
+client_write_cb(struct bufferevent *bev, void *arg)
+{
+    struct client *c = arg;
+    (void)bev;
+    c->last_ms = bw_now_ms();
+    client_maybe_finish(c);
+    if (c->state == CLIENT_ACTIVE)
+        client_maybe_resume(c);
+}
+
+static void
+client_event_cb(struct bufferevent *bev, short what, void *arg)
+{
+    struct client *c = arg;
+    (void)bev;
+    if (what & (BEV_EVENT_EOF | BEV_EVENT_ERROR)) {
+        log_verbose("client id=%llu addr=%s closed connection", (unsigned long long)c->id,
+                    c->addr);
+        client_close(c);
+    }
+}
+
+static void
+client_count_output(struct evbuffer *buf, const struct evbuffer_cb_info *info, void *arg)
+{
+    struct client *c = arg;
+    (void)buf;
+    c->px->stats.net_output_bytes += info->n_added;
+}
+
+static void
+client_count_input(struct evbuffer *buf, const struct evbuffer_cb_info *info, void *arg)
+{
+    struct client *c = arg;
+    (void)buf;
+    c->px->stats.net_input_bytes += info->n_added;
+}
+
+/* ---- life cycle ----------------------------------------------------------- */
+
+void
+client_accept(struct proxy *px, evutil_socket_t fd, const char *addr, const char *laddr,
+              bool is_unix)
+{
+    struct client *c = bw_calloc(1, sizeof(*c));
+    c->px = px;
+    c->id = px->next_client_id++;
+    c->is_unix = is_unix;
+    snprintf(c->addr, sizeof(c->addr), "%s", addr);
+    snprintf(c->laddr, sizeof(c->laddr), "%s", laddr);
+    c->created_ms = c->last_ms = bw_now_ms();
+    c->authenticated = px->cfg.requirepass == NULL || px->cfg.requirepass[0] == '\0';
+    c->parser = resp_parser_new();
+    TAILQ_INIT(&c->slots);
+    c->up = upstream_pick(px->pool, c->id);
+    evutil_make_socket_nonblocking(fd);
+    c->bev = bufferevent_socket_new(px->base, fd, BEV_OPT_CLOSE_ON_FREE);
+    BW_ASSERT(c->bev != NULL);
+    bufferevent_setcb(c->bev, client_read_cb, client_write_cb, client_event_cb, c);
+    evbuffer_add_cb(bufferevent_get_output(c->bev), client_count_output, c);
+    evbuffer_add_cb(bufferevent_get_input(c->bev), client_count_input, c);
+    bufferevent_enable(c->bev, EV_READ | EV_WRITE);
+    TAILQ_INSERT_TAIL(&px->clients, c, link);
+    px->stats.connected_clients++;
+    px->stats.total_connections++;
+    log_verbose("accepted client id=%llu addr=%s", (unsigned long long)c->id, c->addr);
+}
+
+void
+client_close(struct client *c)
+{
+    struct proxy *px = c->px;
+    struct client_slot *s;
+
+    if (c->state == CLIENT_CLOSED)
+        return;
+    c->state = CLIENT_CLOSED;
+    bufferevent_disable(c->bev, EV_READ | EV_WRITE);
+    bufferevent_setcb(c->bev, NULL, NULL, NULL, NULL);
+    while ((s = TAILQ_FIRST(&c->slots)) != NULL) {
+        TAILQ_REMOVE(&c->slots, s, link);
+        if (s->ready) {
+            client_slot_free(s);
+        } else {
+            s->c = NULL; /* orphan: the upstream callback frees it */
+        }
+    }
+    c->nslots = 0;
+    TAILQ_REMOVE(&px->clients, c, link);
+    TAILQ_INSERT_TAIL(&px->reaped, c, link);
+    px->stats.connected_clients--;
+    event_active(px->reap_ev, EV_TIMEOUT, 0);
+}
+
+void
+client_reap(struct proxy *px)
+{
+    struct client *c;
+    while ((c = TAILQ_FIRST(&px->reaped)) != NULL) {
+        TAILQ_REMOVE(&px->reaped, c, link);
+        bufferevent_free(c->bev);
+        resp_parser_free(c->parser);
+        bw_free(c->name);
+        bw_free(c);
+    }
+}
+
+void
+client_cron(struct proxy *px, uint64_t now_ms)
+{
+    int timeout = px->cfg.timeout;
+    struct client *c, *next;
+    if (timeout <= 0)
+        return;
+    for (c = TAILQ_FIRST(&px->clients); c != NULL; c = next) {
+        next = TAILQ_NEXT(c, link);
+        if (c->nslots == 0 && now_ms - c->last_ms > (uint64_t)timeout * 1000) {
+            log_verbose("closing idle client id=%llu addr=%s", (unsigned long long)c->id,
+                        c->addr);
+            client_close(c);
+        }
+    }
+}
+
+void
+client_shutdown_all(struct proxy *px)
+{
+    struct client *c, *next;
+    for (c = TAILQ_FIRST(&px->clients); c != NULL; c = next) {
+        next = TAILQ_NEXT(c, link);
+        if (c->state == CLIENT_ACTIVE) {
+            c->state = CLIENT_DRAINING;
+            bufferevent_disable(c->bev, EV_READ);
+        }
+        client_maybe_finish(c);
+    }
+}
+
+void
+client_free_all(struct proxy *px)
+{
+    while (!TAILQ_EMPTY(&px->clients))
+        client_close(TAILQ_FIRST(&px->clients));
+    client_reap(px);
+}
+
+/* ---- accessors ------------------------------------------------------------ */
+
+struct proxy *
+client_proxy(const struct client *c)
+{
+    return c->px;
+}
+
+uint64_t
+client_id(const struct client *c)
+{
+    return c->id;
+}
+
+bool
+client_authenticated(const struct client *c)
+{
+    return c->authenticated;
+}
+
+void
+client_set_authenticated(struct client *c, bool yes)
+{
+    c->authenticated = yes;
+}
+
+const char *
+client_name(const struct client *c)
+{
+    return c->name;
+}
+
+void
+client_set_name(struct client *c, const char *name, size_t len)
+{
+    bw_free(c->name);
+    c->name = len > 0 ? bw_strndup(name, len) : NULL;
+}
+
+void
+client_format_info(const struct client *c, struct evbuffer *out)
+{
+    uint64_t now = bw_now_ms();
+    struct evbuffer *o = bufferevent_get_output(c->bev);
+    struct evbuffer *in = bufferevent_get_input(c->bev);
+    evbuffer_add_printf(out,
+                        "id=%llu addr=%s laddr=%s fd=%d name=%s age=%llu idle=%llu "
+                        "flags=%s db=0 sub=0 psub=0 ssub=0 multi=-1 qbuf=%zu qbuf-free=0 "
+                        "argv-mem=0 multi-mem=0 rbs=0 rbp=0 obl=0 oll=%llu omem=%zu "
+                        "tot-mem=0 events=r cmd=%s user=default redir=-1 resp=2\n",
+                        (unsigned long long)c->id, c->addr, c->laddr,
+                        (int)bufferevent_getfd(c->bev), c->name != NULL ? c->name : "",
+                        (unsigned long long)(now - c->created_ms) / 1000,
+                        (unsigned long long)(now - c->last_ms) / 1000,
+                        c->is_unix ? "U" : "N", evbuffer_get_length(in),
+                        (unsigned long long)c->nslots, evbuffer_get_length(o),
+                        c->last_cmd[0] ? c->last_cmd : "NULL");
+}
+
+void
+client_format_all(struct proxy *px, struct evbuffer *out)
+{
+    struct client *c;
+    TAILQ_FOREACH(c, &px->clients, link)
+        client_format_info(c, out);
+}
+
+void
+client_set_command_table(struct proxy *px, struct cmd_table *t, bool learned)
+{
+    local_apply_policies(px, t);
+    cmd_table_free(px->cmds);
+    px->cmds = t;
+    px->cmds_learned = learned;
+}

@@ -1,0 +1,122 @@
+/*
+ * client: one client connection — its buffers, the FIFO of reply slots that
+ * keeps replies in request order, back-pressure and close-after-flush.
+ *
+ * Request flow:
+ *
+ *   socket --read--> input evbuffer --resp_parse--> request (views)
+ *     --> command lookup, arity, AUTH, deny-commands   (errors: local reply)
+ *     --> policy: local handler (local.c)               -> reply now
+ *                 forward (raw multibulk bytes)         -> upstream_send()
+ *   reply slot FIFO: one slot per request still waiting; local replies made
+ *   while earlier slots wait are parked in a ready slot; an upstream reply is
+ *   moved into the client's output when its slot is at the head.
+ *   output evbuffer --write--> socket
+ *
+ * Back-pressure: a client with client-max-pending requests in flight, or
+ * with more than CLIENT_OUTPUT_PAUSE_BYTES of unsent output, is not read
+ * until it drains (libevent's le-proxy watermark pattern). A closing client
+ * orphans its in-flight slots: the upstream callback frees them.
+ */
+#ifndef BW_CLIENT_H
+#define BW_CLIENT_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include <event2/util.h>
+
+struct evbuffer;
+struct sockaddr;
+struct proxy;
+struct client;
+struct cmd_table;
+struct resp_request;
+
+/* Unsent output above which a client is not read any more, bytes. */
+#define CLIENT_OUTPUT_PAUSE_BYTES (64u * 1024 * 1024)
+
+/*
+ * Filter for a forwarded request whose upstream reply bulwark rewrites
+ * (INFO, CONFIG GET …). Called once: with c and out set, it writes the
+ * client's reply into out (reply/len/err as for upstream_reply_fn); with c
+ * NULL (client gone) it only releases data. Takes ownership of data.
+ */
+typedef void client_filter_fn(struct client *c, struct evbuffer *reply, size_t len,
+                              const char *err, struct evbuffer *out, void *data);
+
+/*
+ * Take a newly accepted socket (ownership of fd passes). Sets it
+ * non-blocking, TCP_NODELAY and keepalive per cfg, starts reading.
+ * addr is the peer, already formatted as Redis's "ip:port" (copied).
+ */
+void client_accept(struct proxy *px, evutil_socket_t fd, const char *addr,
+                   const char *laddr, bool is_unix);
+
+/* Close a client now (unsent output dropped); freed from the reap event. */
+void client_close(struct client *c);
+
+/* Free clients queued by client_close() (the proxy's reap event). */
+void client_reap(struct proxy *px);
+
+/* Idle timeouts; called once a second. */
+void client_cron(struct proxy *px, uint64_t now_ms);
+
+/* Shutdown: stop reading every client; each closes once its replies are out. */
+void client_shutdown_all(struct proxy *px);
+
+/* Close and free every client (end of shutdown). */
+void client_free_all(struct proxy *px);
+
+/*
+ * The evbuffer to write the current request's reply into: the client's
+ * output when no earlier reply is pending, else a new ready slot. Call once
+ * per reply.
+ */
+struct evbuffer *client_reply_target(struct client *c);
+
+/* Whole replies, written to client_reply_target(). */
+void client_reply_raw(struct client *c, const char *data, size_t len);
+void client_reply_error(struct client *c, const char *fmt, ...)
+    __attribute__((format(printf, 2, 3))); /* fmt without '-' and CRLF */
+void client_reply_status(struct client *c, const char *status);
+void client_reply_bulk(struct client *c, const char *data, size_t len);
+void client_reply_int(struct client *c, long long v);
+void client_reply_nil(struct client *c);
+
+/* Close the connection after the current reply (QUIT). */
+void client_close_after_reply(struct client *c);
+
+/*
+ * Forward cmd (len bytes of RESP multibulk, copied) upstream on the
+ * client's connection; the reply goes through filter (NULL: relayed as is).
+ * Takes ownership of data. When the upstream is down the client gets the
+ * filter's rendering of the error at once.
+ */
+void client_forward(struct client *c, const char *cmd, size_t len,
+                    client_filter_fn *filter, void *data);
+
+/*
+ * Forward the current request as it came (inline ones re-encoded to
+ * multibulk), through filter when not NULL (takes ownership of data).
+ */
+void client_forward_request(struct client *c, const struct resp_request *req,
+                            client_filter_fn *filter, void *data);
+
+/* Accessors for local.c. */
+struct proxy *client_proxy(const struct client *c);
+uint64_t client_id(const struct client *c);
+bool client_authenticated(const struct client *c);
+void client_set_authenticated(struct client *c, bool yes);
+const char *client_name(const struct client *c);           /* NULL when unset */
+void client_set_name(struct client *c, const char *name, size_t len); /* len 0 clears */
+/* One line of CLIENT LIST / CLIENT INFO for c, with '\n', appended to out. */
+void client_format_info(const struct client *c, struct evbuffer *out);
+/* CLIENT LIST: client_format_info() of every live client, appended to out. */
+void client_format_all(struct proxy *px, struct evbuffer *out);
+
+/* Install a command table (ownership passes); policies are applied to it. */
+void client_set_command_table(struct proxy *px, struct cmd_table *t, bool learned);
+
+#endif

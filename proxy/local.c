@@ -1,0 +1,835 @@
+/* local: commands answered by bulwark itself, and the refused ones. */
+#include "proxy/local.h"
+
+#include <ctype.h>
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <unistd.h>
+
+#include <event2/buffer.h>
+
+#include "config/config.h"
+#include "proxy/client.h"
+#include "proxy/command.h"
+#include "proxy/log.h"
+#include "proxy/proxy.h"
+#include "proxy/reply.h"
+#include "proxy/resp.h"
+#include "proxy/upstream.h"
+#include "proxy/util.h"
+
+#define BULWARK_VERSION "0.1.0"
+
+typedef bool local_fn(struct client *c, const struct resp_request *req);
+
+/* A command bulwark answers: cmd_info.extra of LOCAL_HANDLER entries. */
+struct local_handler {
+    const char *name; /* command name, lowercase; "container|sub" for a subcommand */
+    local_fn *fn;     /* returns false to forward the request as it came */
+};
+
+/* True if arg equals s, case-insensitively. */
+static bool
+arg_is(const struct resp_arg *a, const char *s)
+{
+    size_t n = strlen(s);
+    return a->len == n && strncasecmp(a->ptr, s, n) == 0;
+}
+
+/* Parse a whole argument as a long long, as Redis's string2ll. */
+static bool
+arg_ll(const struct resp_arg *a, long long *out)
+{
+    char tmp[32], *end;
+    if (a->len == 0 || a->len >= sizeof(tmp))
+        return false;
+    memcpy(tmp, a->ptr, a->len);
+    tmp[a->len] = '\0';
+    if (isspace((unsigned char)tmp[0]) || (tmp[0] == '0' && a->len > 1) || tmp[0] == '+')
+        return false;
+    errno = 0;
+    long long v = strtoll(tmp, &end, 10);
+    if (errno != 0 || *end != '\0')
+        return false;
+    *out = v;
+    return true;
+}
+
+/* ---- connection commands -------------------------------------------------- */
+
+static bool
+local_ping(struct client *c, const struct resp_request *req)
+{
+    if (req->argc > 2)
+        client_reply_error(c, "wrong number of arguments for 'ping' command");
+    else if (req->argc == 2)
+        client_reply_bulk(c, req->argv[1].ptr, req->argv[1].len);
+    else
+        client_reply_status(c, "PONG");
+    return true;
+}
+
+static bool
+local_echo(struct client *c, const struct resp_request *req)
+{
+    client_reply_bulk(c, req->argv[1].ptr, req->argv[1].len);
+    return true;
+}
+
+static bool
+local_quit(struct client *c, const struct resp_request *req)
+{
+    (void)req;
+    client_reply_status(c, "OK");
+    client_close_after_reply(c);
+    return true;
+}
+
+static bool
+local_select(struct client *c, const struct resp_request *req)
+{
+    long long id;
+    if (!arg_ll(&req->argv[1], &id) || id < INT32_MIN || id > INT32_MAX)
+        client_reply_error(c, "ERR value is not an integer or out of range");
+    else if (id == 0)
+        client_reply_status(c, "OK");
+    else if (id < 0 || id >= 16)
+        client_reply_error(c, "ERR DB index is out of range");
+    else
+        client_reply_error(c, "ERR SELECT %lld is not supported by bulwark: a client sees one "
+                              "database, the upstream's upstream-db", id);
+    return true;
+}
+
+/* Check user/password against requirepass; replies on failure. */
+static bool
+local_check_password(struct client *c, const struct resp_arg *user, const struct resp_arg *pass)
+{
+    const char *want = client_proxy(c)->cfg.requirepass;
+    bool nopass = want == NULL || want[0] == '\0';
+    bool user_ok = user == NULL || arg_is(user, "default");
+    bool pass_ok = nopass || (pass->len == strlen(want) && memcmp(pass->ptr, want, pass->len) == 0);
+    if (user_ok && pass_ok) {
+        client_set_authenticated(c, true);
+        return true;
+    }
+    client_reply_error(c, "WRONGPASS invalid username-password pair or user is disabled.");
+    return false;
+}
+
+static bool
+local_auth(struct client *c, const struct resp_request *req)
+{
+    const char *want = client_proxy(c)->cfg.requirepass;
+    if (req->argc > 3) {
+        client_reply_error(c, "ERR syntax error");
+        return true;
+    }
+    if (req->argc == 2 && (want == NULL || want[0] == '\0')) {
+        client_reply_error(c, "ERR AUTH <password> called without any password configured "
+                              "for the default user. Are you sure your configuration is correct?");
+        return true;
+    }
+    const struct resp_arg *user = req->argc == 3 ? &req->argv[1] : NULL;
+    if (local_check_password(c, user, &req->argv[req->argc - 1]))
+        client_reply_status(c, "OK");
+    return true;
+}
+
+/* Redis's clientSetName rule: printable ASCII without spaces. */
+static bool
+local_valid_name(const struct resp_arg *a)
+{
+    for (size_t i = 0; i < a->len; i++)
+        if (a->ptr[i] < '!' || a->ptr[i] > '~')
+            return false;
+    return true;
+}
+
+static bool
+local_setname(struct client *c, const struct resp_arg *name)
+{
+    if (!local_valid_name(name)) {
+        client_reply_error(c, "ERR Client names cannot contain spaces, newlines or special "
+                              "characters.");
+        return false;
+    }
+    client_set_name(c, name->ptr, name->len);
+    return true;
+}
+
+/* The RESP2 HELLO reply: a flat map of 7 pairs, as Redis 7.0 sends it. */
+static void
+local_hello_reply(struct client *c)
+{
+    struct evbuffer *out = client_reply_target(c);
+    const char *ver = client_proxy(c)->upstream_version;
+    evbuffer_add_printf(out,
+                        "*14\r\n$6\r\nserver\r\n$5\r\nredis\r\n$7\r\nversion\r\n$%zu\r\n%s\r\n"
+                        "$5\r\nproto\r\n:2\r\n$2\r\nid\r\n:%llu\r\n$4\r\nmode\r\n"
+                        "$10\r\nstandalone\r\n$4\r\nrole\r\n$6\r\nmaster\r\n"
+                        "$7\r\nmodules\r\n*0\r\n",
+                        strlen(ver), ver, (unsigned long long)client_id(c));
+}
+
+static bool
+local_hello(struct client *c, const struct resp_request *req)
+{
+    const struct resp_arg *user = NULL, *pass = NULL, *name = NULL;
+    long long ver = 2;
+    if (req->argc >= 2) {
+        if (!arg_ll(&req->argv[1], &ver)) {
+            client_reply_error(c, "ERR Protocol version is not an integer or out of range");
+            return true;
+        }
+        if (ver != 2) { /* RESP3 (and anything else): clients fall back to 2 */
+            client_reply_error(c, "NOPROTO unsupported protocol version");
+            return true;
+        }
+    }
+    for (int j = 2; j < req->argc; j++) {
+        int more = req->argc - 1 - j;
+        if (arg_is(&req->argv[j], "AUTH") && more >= 2) {
+            user = &req->argv[j + 1];
+            pass = &req->argv[j + 2];
+            j += 2;
+        } else if (arg_is(&req->argv[j], "SETNAME") && more >= 1) {
+            name = &req->argv[++j];
+        } else {
+            client_reply_error(c, "ERR Syntax error in HELLO option '%.*s'",
+                               (int)BW_MIN(req->argv[j].len, 128), req->argv[j].ptr);
+            return true;
+        }
+    }
+    if (user != NULL && !local_check_password(c, user, pass))
+        return true;
+    if (!client_authenticated(c)) {
+        client_reply_error(c, "NOAUTH HELLO must be called with the client already "
+                              "authenticated, otherwise the HELLO <proto> AUTH <user> <pass> "
+                              "option can be used to authenticate the client and select the "
+                              "RESP protocol version at the same time");
+        return true;
+    }
+    if (name != NULL && !local_setname(c, name))
+        return true;
+    local_hello_reply(c);
+    return true;
+}
+
+static bool
+local_reset(struct client *c, const struct resp_request *req)
+{
+    const char *pass = client_proxy(c)->cfg.requirepass;
+    (void)req;
+    client_set_name(c, NULL, 0);
+    client_set_authenticated(c, pass == NULL || pass[0] == '\0');
+    client_reply_status(c, "RESET");
+    return true;
+}
+
+/* EXEC/DISCARD can only ever be "without MULTI" while MULTI is refused. */
+static bool
+local_exec(struct client *c, const struct resp_request *req)
+{
+    client_reply_error(c, "ERR %s without MULTI", arg_is(&req->argv[0], "exec") ? "EXEC" : "DISCARD");
+    return true;
+}
+
+static bool
+local_unwatch(struct client *c, const struct resp_request *req)
+{
+    (void)req;
+    client_reply_status(c, "OK");
+    return true;
+}
+
+/* XREAD/XREADGROUP are forwarded unless they would block (BLOCK before STREAMS). */
+static bool
+local_xread(struct client *c, const struct resp_request *req)
+{
+    for (int i = 1; i < req->argc; i++) {
+        if (arg_is(&req->argv[i], "STREAMS"))
+            break;
+        if (arg_is(&req->argv[i], "BLOCK")) {
+            client_reply_error(c, "ERR %.*s with BLOCK is not supported by bulwark yet: it "
+                                  "needs a dedicated upstream connection",
+                               (int)BW_MIN(req->argv[0].len, 32), req->argv[0].ptr);
+            return true;
+        }
+    }
+    return false;
+}
+
+/* ---- CLIENT ----------------------------------------------------------------- */
+
+static bool
+local_client_setname(struct client *c, const struct resp_request *req)
+{
+    if (local_setname(c, &req->argv[2]))
+        client_reply_status(c, "OK");
+    return true;
+}
+
+static bool
+local_client_getname(struct client *c, const struct resp_request *req)
+{
+    const char *name = client_name(c);
+    (void)req;
+    if (name == NULL)
+        client_reply_nil(c);
+    else
+        client_reply_bulk(c, name, strlen(name));
+    return true;
+}
+
+static bool
+local_client_id(struct client *c, const struct resp_request *req)
+{
+    (void)req;
+    client_reply_int(c, (long long)client_id(c));
+    return true;
+}
+
+/* Reply with CLIENT INFO of only, or CLIENT LIST of all clients (only NULL). */
+static void
+local_client_lines(struct client *c, const struct client *only)
+{
+    struct evbuffer *lines = evbuffer_new();
+    if (only != NULL)
+        client_format_info(only, lines);
+    else
+        client_format_all(client_proxy(c), lines);
+    size_t n = evbuffer_get_length(lines);
+    client_reply_bulk(c, (const char *)evbuffer_pullup(lines, -1), n);
+    evbuffer_free(lines);
+}
+
+static bool
+local_client_info(struct client *c, const struct resp_request *req)
+{
+    (void)req;
+    local_client_lines(c, c);
+    return true;
+}
+
+static bool
+local_client_list(struct client *c, const struct resp_request *req)
+{
+    if (req->argc > 2) {
+        client_reply_error(c, "ERR CLIENT LIST filters are not supported by bulwark");
+        return true;
+    }
+    local_client_lines(c, NULL);
+    return true;
+}
+
+/* ---- INFO ------------------------------------------------------------------- */
+
+/* bulwark's own INFO sections wanted by a request. */
+struct local_info_want {
+    bool proxy;    /* "# Proxy" */
+    bool upstream; /* "# Upstream" */
+    bool redis;    /* anything the upstream must answer */
+};
+
+static void
+local_info_parse(const struct resp_request *req, struct local_info_want *w)
+{
+    memset(w, 0, sizeof(*w));
+    if (req->argc == 1) {
+        w->proxy = w->upstream = w->redis = true;
+        return;
+    }
+    for (int i = 1; i < req->argc; i++) {
+        const struct resp_arg *a = &req->argv[i];
+        if (arg_is(a, "proxy")) {
+            w->proxy = true;
+        } else if (arg_is(a, "upstream")) {
+            w->upstream = true;
+        } else {
+            if (arg_is(a, "default") || arg_is(a, "all") || arg_is(a, "everything"))
+                w->proxy = w->upstream = true;
+            w->redis = true;
+        }
+    }
+}
+
+static void
+local_info_proxy(struct proxy *px, struct evbuffer *out)
+{
+    const struct stats *s = &px->stats;
+    uint64_t up_s = (bw_now_ms() - s->start_ms) / 1000;
+    evbuffer_add_printf(out,
+                        "# Proxy\r\n"
+                        "bulwark_version:%s\r\n"
+                        "process_id:%d\r\n"
+                        "tcp_port:%d\r\n"
+                        "uptime_in_seconds:%llu\r\n"
+                        "uptime_in_days:%llu\r\n"
+                        "connected_clients:%llu\r\n"
+                        "maxclients:%d\r\n"
+                        "total_connections_received:%llu\r\n"
+                        "rejected_connections:%llu\r\n"
+                        "total_commands_processed:%llu\r\n"
+                        "instantaneous_ops_per_sec:%llu\r\n"
+                        "total_net_input_bytes:%llu\r\n"
+                        "total_net_output_bytes:%llu\r\n"
+                        "local_replies:%llu\r\n"
+                        "forwarded_requests:%llu\r\n"
+                        "upstream_error_replies:%llu\r\n"
+                        "protocol_errors:%llu\r\n",
+                        BULWARK_VERSION, (int)getpid(), px->cfg.port,
+                        (unsigned long long)up_s, (unsigned long long)(up_s / 86400),
+                        (unsigned long long)s->connected_clients, px->cfg.maxclients,
+                        (unsigned long long)s->total_connections,
+                        (unsigned long long)s->rejected_connections,
+                        (unsigned long long)s->total_commands,
+                        (unsigned long long)stats_ops_per_sec(s),
+                        (unsigned long long)s->net_input_bytes,
+                        (unsigned long long)s->net_output_bytes,
+                        (unsigned long long)s->local_replies,
+                        (unsigned long long)s->forwarded,
+                        (unsigned long long)s->upstream_errors,
+                        (unsigned long long)s->protocol_errors);
+}
+
+/* Append bulwark's wanted sections to text, Redis's blank line between sections. */
+static void
+local_info_own(struct proxy *px, const struct local_info_want *w, struct evbuffer *text)
+{
+    if (w->proxy) {
+        if (evbuffer_get_length(text) > 0)
+            evbuffer_add(text, "\r\n", 2);
+        local_info_proxy(px, text);
+    }
+    if (w->upstream) {
+        if (evbuffer_get_length(text) > 0)
+            evbuffer_add(text, "\r\n", 2);
+        upstream_pool_info(px->pool, text);
+    }
+}
+
+static void
+local_reply_bulk_evbuffer(struct evbuffer *out, struct evbuffer *text)
+{
+    evbuffer_add_printf(out, "$%zu\r\n", evbuffer_get_length(text));
+    evbuffer_add_buffer(out, text);
+    evbuffer_add(out, "\r\n", 2);
+}
+
+/* INFO filter: the upstream's sections, then bulwark's. */
+static void
+local_info_filter(struct client *c, struct evbuffer *reply, size_t len, const char *err,
+                  struct evbuffer *out, void *data)
+{
+    struct local_info_want *w = data;
+    (void)err;
+    if (c != NULL) {
+        struct evbuffer *text = evbuffer_new();
+        struct reply_node *n = NULL;
+        if (reply != NULL)
+            n = reply_parse((const char *)evbuffer_pullup(reply, (ev_ssize_t)len), len);
+        if (n != NULL && n->type == '$' && !n->nil)
+            evbuffer_add(text, n->str, n->len);
+        reply_node_free(n);
+        local_info_own(client_proxy(c), w, text);
+        local_reply_bulk_evbuffer(out, text);
+        evbuffer_free(text);
+    }
+    bw_free(w);
+}
+
+static bool
+local_info(struct client *c, const struct resp_request *req)
+{
+    struct local_info_want *w = bw_malloc(sizeof(*w));
+    local_info_parse(req, w);
+    if (w->redis) {
+        client_forward_request(c, req, local_info_filter, w);
+        return true;
+    }
+    struct evbuffer *text = evbuffer_new();
+    local_info_own(client_proxy(c), w, text);
+    local_reply_bulk_evbuffer(client_reply_target(c), text);
+    evbuffer_free(text);
+    bw_free(w);
+    return true;
+}
+
+/* ---- CONFIG ----------------------------------------------------------------- */
+
+/* Name/value pairs of bulwark's own directives in one CONFIG SET. */
+struct local_config_set {
+    int n;         /* pairs */
+    char **names;  /* owned, n entries */
+    char **values; /* owned, n entries */
+};
+
+/* Reply array under construction for CONFIG GET. */
+struct local_config_get {
+    struct evbuffer *items; /* encoded bulk strings (owned) */
+    long count;             /* bulk strings in items */
+    char **seen;            /* own names emitted (borrowed from the cfg table) */
+    int nseen;              /* entries in seen */
+    int npatterns;          /* patterns */
+    char **patterns;        /* owned, NUL-terminated copies */
+};
+
+static bool
+local_config_denied(struct proxy *px)
+{
+    for (size_t i = 0; i < px->cfg.deny_commands_count; i++)
+        if (strcasecmp(px->cfg.deny_commands[i], "config") == 0)
+            return true;
+    return false;
+}
+
+static void
+local_add_bulk(struct evbuffer *out, const char *s, size_t len)
+{
+    evbuffer_add_printf(out, "$%zu\r\n", len);
+    evbuffer_add(out, s, len);
+    evbuffer_add(out, "\r\n", 2);
+}
+
+static void
+local_config_emit(void *ud, const char *name, const char *value)
+{
+    struct local_config_get *g = ud;
+    for (int i = 0; i < g->nseen; i++)
+        if (strcmp(g->seen[i], name) == 0)
+            return;
+    g->seen = bw_realloc(g->seen, sizeof(*g->seen) * (size_t)(g->nseen + 1));
+    g->seen[g->nseen++] = (char *)name;
+    local_add_bulk(g->items, name, strlen(name));
+    local_add_bulk(g->items, value, strlen(value));
+    g->count += 2;
+}
+
+static void
+local_config_get_free(struct local_config_get *g)
+{
+    for (int i = 0; i < g->npatterns; i++)
+        bw_free(g->patterns[i]);
+    bw_free(g->patterns);
+    bw_free(g->seen);
+    evbuffer_free(g->items);
+    bw_free(g);
+}
+
+/* Add bulwark's matches and write the array reply to out. */
+static void
+local_config_get_finish(struct proxy *px, struct local_config_get *g, struct evbuffer *out)
+{
+    for (int i = 0; i < g->npatterns; i++)
+        cfg_get(&px->cfg, g->patterns[i], local_config_emit, g);
+    evbuffer_add_printf(out, "*%ld\r\n", g->count);
+    evbuffer_add_buffer(out, g->items);
+}
+
+/* CONFIG GET filter: the upstream's pairs minus bulwark's names, then bulwark's. */
+static void
+local_config_get_filter(struct client *c, struct evbuffer *reply, size_t len, const char *err,
+                        struct evbuffer *out, void *data)
+{
+    struct local_config_get *g = data;
+    if (c != NULL) {
+        struct reply_node *n = NULL;
+        if (reply != NULL)
+            n = reply_parse((const char *)evbuffer_pullup(reply, (ev_ssize_t)len), len);
+        if (n == NULL || n->type != '*' || n->nil) {
+            if (n != NULL)
+                evbuffer_remove_buffer(reply, out, len); /* the upstream's error */
+            else
+                evbuffer_add(out, err, strlen(err));
+            reply_node_free(n);
+            local_config_get_free(g);
+            return;
+        }
+        for (int64_t i = 0; i + 1 < n->integer; i += 2) {
+            char name[256];
+            snprintf(name, sizeof(name), "%.*s", (int)BW_MIN(n->elems[i].len, 255), n->elems[i].str);
+            if (cfg_is_own(name))
+                continue;
+            local_add_bulk(g->items, n->elems[i].str, n->elems[i].len);
+            local_add_bulk(g->items, n->elems[i + 1].str, n->elems[i + 1].len);
+            g->count += 2;
+        }
+        reply_node_free(n);
+        local_config_get_finish(client_proxy(c), g, out);
+    }
+    local_config_get_free(g);
+}
+
+static bool
+local_config_get(struct client *c, const struct resp_request *req)
+{
+    struct proxy *px = client_proxy(c);
+    struct local_config_get *g = bw_calloc(1, sizeof(*g));
+    bool upstream = false;
+    g->items = evbuffer_new();
+    g->npatterns = req->argc - 2;
+    g->patterns = bw_calloc((size_t)g->npatterns, sizeof(char *));
+    for (int i = 0; i < g->npatterns; i++) {
+        g->patterns[i] = bw_strndup(req->argv[i + 2].ptr, req->argv[i + 2].len);
+        if (strpbrk(g->patterns[i], "*?[\\") != NULL || !cfg_is_own(g->patterns[i]))
+            upstream = true;
+    }
+    if (upstream && !local_config_denied(px)) {
+        client_forward_request(c, req, local_config_get_filter, g);
+        return true;
+    }
+    local_config_get_finish(px, g, client_reply_target(c));
+    local_config_get_free(g);
+    return true;
+}
+
+static void
+local_config_set_free(struct local_config_set *s)
+{
+    for (int i = 0; i < s->n; i++) {
+        bw_free(s->names[i]);
+        bw_free(s->values[i]);
+    }
+    bw_free(s->names);
+    bw_free(s->values);
+    bw_free(s);
+}
+
+/* Apply validated own pairs to the live configuration and its users. */
+static void
+local_config_apply(struct proxy *px, const struct local_config_set *s)
+{
+    char err[256];
+    for (int i = 0; i < s->n; i++)
+        if (cfg_set(&px->cfg, s->names[i], s->values[i], err, sizeof(err)) != 0)
+            log_warn("CONFIG SET %s failed after validation: %s", s->names[i], err);
+    log_current_level = (enum log_level)px->cfg.loglevel;
+}
+
+static void
+local_config_set_filter(struct client *c, struct evbuffer *reply, size_t len, const char *err,
+                        struct evbuffer *out, void *data)
+{
+    struct local_config_set *s = data;
+    if (c != NULL) {
+        const char *p = reply != NULL ? (const char *)evbuffer_pullup(reply, 1) : NULL;
+        if (p != NULL && p[0] == '+')
+            local_config_apply(client_proxy(c), s);
+        if (reply != NULL)
+            evbuffer_remove_buffer(reply, out, len);
+        else
+            evbuffer_add(out, err, strlen(err));
+    }
+    local_config_set_free(s);
+}
+
+/*
+ * Split CONFIG SET pairs into bulwark's (validated on a scratch cfg, kept in
+ * *own) and the rest (encoded into fwd with "CONFIG SET" in front). Replies
+ * and returns false on an invalid or duplicate own parameter.
+ */
+static bool
+local_config_split(struct client *c, const struct resp_request *req, struct local_config_set *own,
+                   struct evbuffer *fwd_args, int *nfwd)
+{
+    struct cfg scratch;
+    char err[256];
+    bool ok = true;
+    cfg_init(&scratch);
+    for (int i = 2; ok && i + 1 < req->argc; i += 2) {
+        char *name = bw_strndup(req->argv[i].ptr, req->argv[i].len);
+        char *value = bw_strndup(req->argv[i + 1].ptr, req->argv[i + 1].len);
+        if (!cfg_is_own(name)) {
+            local_add_bulk(fwd_args, req->argv[i].ptr, req->argv[i].len);
+            local_add_bulk(fwd_args, req->argv[i + 1].ptr, req->argv[i + 1].len);
+            *nfwd += 2;
+            bw_free(name);
+            bw_free(value);
+            continue;
+        }
+        for (int j = 0; j < own->n; j++)
+            if (strcasecmp(own->names[j], name) == 0)
+                ok = false, snprintf(err, sizeof(err), "duplicate parameter");
+        if (ok && cfg_set(&scratch, name, value, err, sizeof(err)) != 0)
+            ok = false;
+        if (!ok)
+            client_reply_error(c, "ERR CONFIG SET failed (possibly related to argument '%s') - %s",
+                               name, err);
+        own->names = bw_realloc(own->names, sizeof(char *) * (size_t)(own->n + 1));
+        own->values = bw_realloc(own->values, sizeof(char *) * (size_t)(own->n + 1));
+        own->names[own->n] = name;
+        own->values[own->n++] = value;
+    }
+    cfg_deinit(&scratch);
+    return ok;
+}
+
+static bool
+local_config_set(struct client *c, const struct resp_request *req)
+{
+    struct proxy *px = client_proxy(c);
+    if ((req->argc - 2) % 2 != 0) {
+        client_reply_error(c, "ERR wrong number of arguments for 'config|set' command");
+        return true;
+    }
+    struct local_config_set *own = bw_calloc(1, sizeof(*own));
+    struct evbuffer *fwd = evbuffer_new();
+    int nfwd = 0;
+    if (!local_config_split(c, req, own, fwd, &nfwd)) {
+        local_config_set_free(own);
+    } else if (nfwd == 0) {
+        local_config_apply(px, own);
+        local_config_set_free(own);
+        client_reply_status(c, "OK");
+    } else if (local_config_denied(px)) {
+        local_config_set_free(own);
+        client_reply_error(c, "ERR CONFIG SET of Redis parameters is disabled in bulwark "
+                              "(deny-commands CONFIG)");
+    } else {
+        struct evbuffer *cmd = evbuffer_new();
+        evbuffer_add_printf(cmd, "*%d\r\n$6\r\nCONFIG\r\n$3\r\nSET\r\n", nfwd + 2);
+        evbuffer_add_buffer(cmd, fwd);
+        size_t n = evbuffer_get_length(cmd);
+        client_forward(c, (const char *)evbuffer_pullup(cmd, -1), n, local_config_set_filter, own);
+        evbuffer_free(cmd);
+    }
+    evbuffer_free(fwd);
+    return true;
+}
+
+static bool
+local_config_resetstat(struct client *c, const struct resp_request *req)
+{
+    struct proxy *px = client_proxy(c);
+    stats_reset(&px->stats);
+    upstream_pool_reset_stats(px->pool);
+    if (local_config_denied(px)) {
+        client_reply_status(c, "OK");
+        return true;
+    }
+    (void)req;
+    return false; /* forward: Redis resets its own */
+}
+
+/* CONFIG REWRITE / HELP …: forwarded unless CONFIG is denied. */
+static bool
+local_config_other(struct client *c, const struct resp_request *req)
+{
+    if (!local_config_denied(client_proxy(c)))
+        return false;
+    client_reply_error(c, "ERR CONFIG %.*s of Redis is disabled in bulwark (deny-commands CONFIG)",
+                       (int)BW_MIN(req->argv[1].len, 32), req->argv[1].ptr);
+    return true;
+}
+
+/* ---- policy tables ---------------------------------------------------------- */
+
+static const struct local_handler local_handlers[] = {
+    {"ping", local_ping},
+    {"echo", local_echo},
+    {"quit", local_quit},
+    {"select", local_select},
+    {"hello", local_hello},
+    {"auth", local_auth},
+    {"reset", local_reset},
+    {"exec", local_exec},
+    {"discard", local_exec},
+    {"unwatch", local_unwatch},
+    {"xread", local_xread},
+    {"xreadgroup", local_xread},
+    {"info", local_info},
+    {"client|setname", local_client_setname},
+    {"client|getname", local_client_getname},
+    {"client|id", local_client_id},
+    {"client|info", local_client_info},
+    {"client|list", local_client_list},
+    {"config|get", local_config_get},
+    {"config|set", local_config_set},
+    {"config|resetstat", local_config_resetstat},
+    {"config|rewrite", local_config_other},
+    {"config|help", local_config_other},
+};
+
+/* Refused commands and why (cmd_info.extra of LOCAL_REFUSED entries). */
+struct local_refusal {
+    const char *name;   /* lowercase; "container|sub" for a subcommand */
+    const char *reason; /* completes "ERR <NAME> is not supported by bulwark…" */
+};
+
+#define LOCAL_PINNED "yet: it needs a dedicated upstream connection"
+#define LOCAL_NOPROXY ": it cannot work through a proxy"
+
+static const struct local_refusal local_refusals[] = {
+    {"multi", LOCAL_PINNED},       {"watch", LOCAL_PINNED},
+    {"subscribe", LOCAL_PINNED},   {"psubscribe", LOCAL_PINNED},
+    {"ssubscribe", LOCAL_PINNED},  {"unsubscribe", LOCAL_PINNED},
+    {"punsubscribe", LOCAL_PINNED}, {"sunsubscribe", LOCAL_PINNED},
+    {"monitor", LOCAL_PINNED},     {"blpop", LOCAL_PINNED},
+    {"brpop", LOCAL_PINNED},       {"blmove", LOCAL_PINNED},
+    {"brpoplpush", LOCAL_PINNED},  {"blmpop", LOCAL_PINNED},
+    {"bzpopmin", LOCAL_PINNED},    {"bzpopmax", LOCAL_PINNED},
+    {"bzmpop", LOCAL_PINNED},      {"wait", LOCAL_PINNED},
+    {"client|reply", LOCAL_PINNED}, {"client|tracking", LOCAL_NOPROXY},
+    {"client|caching", LOCAL_NOPROXY}, {"client|getredir", LOCAL_NOPROXY},
+    {"client|trackinginfo", LOCAL_NOPROXY}, {"client|kill", LOCAL_NOPROXY},
+    {"client|unblock", LOCAL_NOPROXY}, {"client|no-evict", LOCAL_NOPROXY},
+    {"client|no-touch", LOCAL_NOPROXY}, {"sync", LOCAL_NOPROXY},
+    {"psync", LOCAL_NOPROXY},      {"replicaof", LOCAL_NOPROXY},
+    {"slaveof", LOCAL_NOPROXY},
+};
+
+/* Find "name" or "container|sub" in t for update; NULL when absent. */
+static struct cmd_info *
+local_find(struct cmd_table *t, const char *name)
+{
+    const char *bar = strchr(name, '|');
+    if (bar == NULL)
+        return cmd_lookup_mut(t, name, strlen(name));
+    struct cmd_info *parent = cmd_lookup_mut(t, name, (size_t)(bar - name));
+    if (parent == NULL || parent->subcommands == NULL)
+        return NULL;
+    return cmd_lookup_mut(parent->subcommands, bar + 1, strlen(bar + 1));
+}
+
+void
+local_apply_policies(struct proxy *px, struct cmd_table *t)
+{
+    (void)px;
+    for (size_t i = 0; i < BW_ARRAY_LEN(local_handlers); i++) {
+        struct cmd_info *ci = local_find(t, local_handlers[i].name);
+        if (ci != NULL) {
+            ci->policy = LOCAL_HANDLER;
+            ci->extra = &local_handlers[i];
+        }
+    }
+    for (size_t i = 0; i < BW_ARRAY_LEN(local_refusals); i++) {
+        struct cmd_info *ci = local_find(t, local_refusals[i].name);
+        if (ci != NULL) {
+            ci->policy = LOCAL_REFUSED;
+            ci->extra = &local_refusals[i];
+        }
+    }
+}
+
+bool
+local_dispatch(struct client *c, const struct cmd_info *ci, const struct resp_request *req)
+{
+    if (ci->policy == LOCAL_HANDLER) {
+        const struct local_handler *h = ci->extra;
+        return h->fn(c, req);
+    }
+    if (ci->policy == LOCAL_REFUSED) {
+        const struct local_refusal *r = ci->extra;
+        char upper[64];
+        size_t n = 0;
+        for (const char *p = r->name; *p != '\0' && n + 1 < sizeof(upper); p++)
+            upper[n++] = *p == '|' ? ' ' : (char)toupper((unsigned char)*p);
+        upper[n] = '\0';
+        client_reply_error(c, "ERR %s is not supported by bulwark %s", upper, r->reason);
+        return true;
+    }
+    return false;
+}

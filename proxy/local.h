@@ -1,0 +1,34 @@
+/*
+ * local: the commands bulwark answers itself (PING, ECHO, QUIT, SELECT,
+ * HELLO, AUTH, RESET, CLIENT …, CONFIG, INFO) and the ones it refuses, as
+ * policies attached to the command table.
+ */
+#ifndef BW_LOCAL_H
+#define BW_LOCAL_H
+
+#include <stdbool.h>
+
+struct client;
+struct cmd_info;
+struct cmd_table;
+struct proxy;
+struct resp_request;
+
+/* cmd_info.policy values. */
+enum local_policy {
+    LOCAL_FORWARD = 0, /* sent upstream as it came */
+    LOCAL_HANDLER = 1, /* cmd_info.extra is a struct local_handler */
+    LOCAL_REFUSED = 2  /* cmd_info.extra is the reason (const char *) */
+};
+
+/* Set policy and extra of every command bulwark handles or refuses in t. */
+void local_apply_policies(struct proxy *px, struct cmd_table *t);
+
+/*
+ * Run the local policy of ci for req (arity and AUTH already checked).
+ * Returns true when the client got its reply (or a forward with a filter
+ * was queued), false when the request is to be forwarded as it came.
+ */
+bool local_dispatch(struct client *c, const struct cmd_info *ci, const struct resp_request *req);
+
+#endif

@@ -1,0 +1,310 @@
+/*
+ * main: command line, start-up and shutdown order, signals, the event loop.
+ * Start: config → log → daemonize/pidfile → event base → command table →
+ * upstream pool → listener → loop. Stop (SIGTERM/SIGINT): stop accepting,
+ * let in-flight requests finish (bounded by shutdown-timeout), free all.
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <event2/event.h>
+
+#include "config/config.h"
+#include "proxy/client.h"
+#include "proxy/command.h"
+#include "proxy/listener.h"
+#include "proxy/log.h"
+#include "proxy/proxy.h"
+#include "proxy/upstream.h"
+#include "proxy/util.h"
+
+#define MAIN_CRON_MS 100
+
+static struct event *main_sig_term, *main_sig_int, *main_sig_hup;
+static uint64_t main_shutdown_deadline_ms;
+static unsigned main_cron_ticks;
+
+static void
+main_usage(FILE *out)
+{
+    fprintf(out,
+            "Usage: bulwark [config-file] [--directive value ...]\n"
+            "       bulwark --test-config config-file [--directive value ...]\n"
+            "       bulwark [config-file] --config-get directive\n"
+            "       bulwark --version | --help\n\n"
+            "Examples:\n"
+            "       bulwark config/bulwark.conf\n"
+            "       bulwark config/bulwark.conf --port 7000 --upstream 127.0.0.1:6379\n\n"
+            "Directives (file, command line and CONFIG GET/SET use the same names):\n");
+    cfg_print_help(out);
+}
+
+static void
+main_libevent_log(int severity, const char *msg)
+{
+    if (severity >= EVENT_LOG_WARN)
+        log_warn("libevent: %s", msg);
+    else
+        log_debug("libevent: %s", msg);
+}
+
+static void
+main_on_commands(struct proxy *px, struct cmd_table *t)
+{
+    client_set_command_table(px, t, true);
+}
+
+static void
+main_reap_cb(evutil_socket_t fd, short what, void *arg)
+{
+    (void)fd;
+    (void)what;
+    client_reap(arg);
+}
+
+static void
+main_begin_shutdown(struct proxy *px, const char *why)
+{
+    if (px->shutting_down) {
+        log_warn("%s again: exiting now", why);
+        event_base_loopbreak(px->base);
+        return;
+    }
+    log_notice("%s: shutting down (in flight: %llu)", why,
+               (unsigned long long)upstream_pool_inflight(px->pool));
+    px->shutting_down = true;
+    main_shutdown_deadline_ms = bw_now_ms() + px->cfg.shutdown_timeout_ms;
+    listener_free(px->listener);
+    px->listener = NULL;
+    client_shutdown_all(px);
+}
+
+static void
+main_signal_cb(evutil_socket_t sig, short what, void *arg)
+{
+    struct proxy *px = arg;
+    (void)what;
+    if (sig == SIGHUP) {
+        char err[512];
+        if (px->config_path == NULL) {
+            log_notice("SIGHUP: no config file to reload");
+            return;
+        }
+        if (cfg_reload(&px->cfg, px->config_path, err, sizeof(err)) != 0) {
+            log_warn("SIGHUP: reload failed, configuration unchanged: %s", err);
+            return;
+        }
+        log_current_level = (enum log_level)px->cfg.loglevel;
+        log_notice("SIGHUP: reloaded %s", px->config_path);
+        return;
+    }
+    main_begin_shutdown(px, sig == SIGTERM ? "SIGTERM" : "SIGINT");
+}
+
+static void
+main_cron_cb(evutil_socket_t fd, short what, void *arg)
+{
+    struct proxy *px = arg;
+    uint64_t now = bw_now_ms();
+    (void)fd;
+    (void)what;
+    stats_sample(&px->stats, now);
+    upstream_pool_cron(px->pool, now);
+    if (++main_cron_ticks % (1000 / MAIN_CRON_MS) == 0)
+        client_cron(px, now);
+    if (px->shutting_down) {
+        bool idle = TAILQ_EMPTY(&px->clients) && upstream_pool_inflight(px->pool) == 0;
+        if (idle || now >= main_shutdown_deadline_ms) {
+            if (!idle)
+                log_warn("shutdown-timeout reached with requests in flight");
+            event_base_loopbreak(px->base);
+        }
+    }
+}
+
+/* Parse the command line into px->cfg; exits on --help/--version/errors. */
+static void
+main_configure(struct proxy *px, int argc, char **argv, bool *test_only, const char **get)
+{
+    char err[1024];
+    int i = 1;
+    *test_only = false;
+    *get = NULL;
+    if (argc > 1 && (strcmp(argv[1], "--help") == 0 || strcmp(argv[1], "-h") == 0)) {
+        main_usage(stdout);
+        exit(0);
+    }
+    if (argc > 1 && (strcmp(argv[1], "--version") == 0 || strcmp(argv[1], "-v") == 0)) {
+        printf("bulwark 0.1.0\n");
+        exit(0);
+    }
+    if (argc > 1 && strcmp(argv[1], "--test-config") == 0) {
+        *test_only = true;
+        i = 2;
+        if (argc < 3) {
+            fprintf(stderr, "bulwark: --test-config needs a config file\n");
+            exit(1);
+        }
+    }
+    cfg_init(&px->cfg);
+    if (i < argc && strncmp(argv[i], "--", 2) != 0) {
+        px->config_path = argv[i];
+        if (cfg_load_file(&px->cfg, argv[i], err, sizeof(err)) != 0) {
+            fprintf(stderr, "bulwark: %s\n", err);
+            exit(1);
+        }
+        i++;
+    }
+    /* --config-get NAME is ours, not a directive: take it out before cfg sees argv. */
+    int n = 0;
+    char **rest = bw_calloc((size_t)argc + 1, sizeof(char *));
+    for (int j = i; j < argc; j++) {
+        if (strcmp(argv[j], "--config-get") == 0 && j + 1 < argc)
+            *get = argv[++j];
+        else
+            rest[n++] = argv[j];
+    }
+    int rc = cfg_apply_args(&px->cfg, n, rest, err, sizeof(err));
+    bw_free(rest);
+    if (rc != 0) {
+        fprintf(stderr, "bulwark: %s\n", err);
+        exit(1);
+    }
+}
+
+static void
+main_print_value(void *ud, const char *name, const char *value)
+{
+    (void)ud;
+    (void)name;
+    printf("%s\n", value);
+}
+
+/* Detach as redis-server does: fork, setsid, stdio to /dev/null. */
+static void
+main_daemonize(void)
+{
+    pid_t pid = fork();
+    if (pid < 0) {
+        fprintf(stderr, "bulwark: fork: %s\n", strerror(errno));
+        exit(1);
+    }
+    if (pid > 0)
+        exit(0);
+    setsid();
+    int fd = open("/dev/null", O_RDWR);
+    if (fd >= 0) {
+        dup2(fd, STDIN_FILENO);
+        dup2(fd, STDOUT_FILENO);
+        dup2(fd, STDERR_FILENO);
+        if (fd > STDERR_FILENO)
+            close(fd);
+    }
+}
+
+static void
+main_write_pidfile(const char *path)
+{
+    FILE *f = fopen(path, "w");
+    if (f == NULL) {
+        log_warn("cannot write pidfile %s: %s", path, strerror(errno));
+        return;
+    }
+    fprintf(f, "%d\n", (int)getpid());
+    fclose(f);
+}
+
+static void
+main_add_signal(struct proxy *px, struct event **ev, int sig)
+{
+    *ev = evsignal_new(px->base, sig, main_signal_cb, px);
+    BW_ASSERT(*ev != NULL && evsignal_add(*ev, NULL) == 0);
+}
+
+static void
+main_cleanup(struct proxy *px)
+{
+    listener_free(px->listener);
+    client_free_all(px);
+    upstream_pool_free(px->pool);
+    event_free(main_sig_term);
+    event_free(main_sig_int);
+    event_free(main_sig_hup);
+    event_free(px->cron_ev);
+    event_free(px->reap_ev);
+    cmd_table_free(px->cmds);
+    if (px->cfg.pidfile != NULL && px->cfg.pidfile[0] != '\0')
+        (void)unlink(px->cfg.pidfile);
+    cfg_deinit(&px->cfg);
+    event_base_free(px->base);
+    libevent_global_shutdown();
+}
+
+int
+main(int argc, char **argv)
+{
+    static struct proxy px;
+    bool test_only;
+    const char *get;
+    char err[512];
+
+    signal(SIGPIPE, SIG_IGN);
+    main_configure(&px, argc, argv, &test_only, &get);
+    if (get != NULL) {
+        size_t n = cfg_get(&px.cfg, get, main_print_value, NULL);
+        cfg_deinit(&px.cfg);
+        return n > 0 ? 0 : 1;
+    }
+    if (test_only) {
+        printf("bulwark: configuration is OK\n");
+        cfg_deinit(&px.cfg);
+        return 0;
+    }
+    if (log_init((enum log_level)px.cfg.loglevel, px.cfg.logfile) != 0) {
+        fprintf(stderr, "bulwark: cannot open logfile %s: %s\n", px.cfg.logfile, strerror(errno));
+        return 1;
+    }
+    if (px.cfg.daemonize)
+        main_daemonize();
+    if (px.cfg.pidfile != NULL && px.cfg.pidfile[0] != '\0')
+        main_write_pidfile(px.cfg.pidfile);
+
+    event_set_log_callback(main_libevent_log);
+    px.base = event_base_new();
+    BW_ASSERT(px.base != NULL);
+    TAILQ_INIT(&px.clients);
+    TAILQ_INIT(&px.reaped);
+    px.next_client_id = 1;
+    snprintf(px.upstream_version, sizeof(px.upstream_version), "7.0.0");
+    stats_init(&px.stats);
+    client_set_command_table(&px, cmd_table_builtin(), false);
+    px.reap_ev = event_new(px.base, -1, 0, main_reap_cb, &px);
+    px.cron_ev = event_new(px.base, -1, EV_PERSIST, main_cron_cb, &px);
+    struct timeval tick = {0, MAIN_CRON_MS * 1000};
+    BW_ASSERT(px.reap_ev != NULL && px.cron_ev != NULL && evtimer_add(px.cron_ev, &tick) == 0);
+    main_add_signal(&px, &main_sig_term, SIGTERM);
+    main_add_signal(&px, &main_sig_int, SIGINT);
+    main_add_signal(&px, &main_sig_hup, SIGHUP);
+
+    px.pool = upstream_pool_new(&px, main_on_commands);
+    px.listener = listener_new(&px, err, sizeof(err));
+    if (px.listener == NULL) {
+        log_warn("%s", err);
+        main_cleanup(&px);
+        log_deinit();
+        return 1;
+    }
+    log_notice("bulwark 0.1.0 ready: port %d, upstream %s:%d, pid %d", px.cfg.port,
+               px.cfg.upstream_host, px.cfg.upstream_port, (int)getpid());
+    event_base_dispatch(px.base);
+    main_cleanup(&px);
+    log_notice("bulwark stopped");
+    log_deinit();
+    return 0;
+}

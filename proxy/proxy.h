@@ -1,0 +1,44 @@
+/*
+ * proxy: the one shared context of a bulwark worker — configuration, event
+ * base, upstream pool, command table, clients and counters. A plain struct,
+ * no functions: each module takes what it needs from it.
+ */
+#ifndef BW_PROXY_H
+#define BW_PROXY_H
+
+#include <stdbool.h>
+#include <stdint.h>
+#include <sys/queue.h>
+
+#include "config/config.h"
+#include "proxy/stats.h"
+
+struct event_base;
+struct event;
+struct cmd_table;
+struct upstream_pool;
+struct listener;
+struct client;
+
+TAILQ_HEAD(client_list, client);
+
+/* The worker's context; lives from start-up to exit in main(). */
+struct proxy {
+    struct cfg cfg;                /* configuration in force (owned) */
+    const char *config_path;       /* file given on the command line or NULL (borrowed argv) */
+    struct event_base *base;       /* the worker's event loop (owned) */
+    struct cmd_table *cmds;        /* command table in force (owned); replaced when learned */
+    bool cmds_learned;             /* true once cmds came from the upstream's COMMAND */
+    char upstream_version[32];     /* redis_version of the upstream, "7.0.0" until known */
+    struct upstream_pool *pool;    /* multiplexed upstream connections (owned) */
+    struct listener *listener;     /* listening sockets (owned), NULL once closed */
+    struct client_list clients;    /* every live client (each owned by this list) */
+    struct client_list reaped;     /* clients closed, freed by reap_ev (owned) */
+    struct event *reap_ev;         /* zero-timeout event that frees reaped clients (owned) */
+    struct event *cron_ev;         /* 100 ms periodic housekeeping (owned) */
+    uint64_t next_client_id;       /* id of the next accepted client, from 1 */
+    bool shutting_down;            /* SIGTERM/SIGINT seen: accept nothing new */
+    struct stats stats;            /* counters for INFO proxy */
+};
+
+#endif

@@ -1,0 +1,256 @@
+/* reply: streaming RESP2 reply scanner and a small reply tree parser. */
+#include "proxy/reply.h"
+
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+
+#include "proxy/util.h"
+
+enum reply_scan_state {
+    SCAN_TYPE = 0, /* expecting a type byte */
+    SCAN_LINE,     /* inside a +, -, : line: skip to CRLF */
+    SCAN_NUM,      /* inside a * or $ header: collect digits to CRLF */
+    SCAN_BULK      /* skipping a bulk payload and its CRLF */
+};
+
+void
+reply_scan_reset(struct reply_scan *s)
+{
+    memset(s, 0, sizeof(*s));
+    s->remaining = 1;
+}
+
+/* Parse the collected header number; false if not a valid integer >= -1. */
+static bool
+reply_scan_number(struct reply_scan *s, int64_t *out)
+{
+    char *end;
+    s->num[s->num_len] = '\0';
+    if (s->num_len == 0)
+        return false;
+    errno = 0;
+    long long v = strtoll(s->num, &end, 10);
+    if (errno != 0 || *end != '\0' || v < -1)
+        return false;
+    *out = v;
+    return true;
+}
+
+/* A * or $ header line ended: account for what it announces. */
+static int
+reply_scan_header_done(struct reply_scan *s)
+{
+    int64_t n;
+    if (!reply_scan_number(s, &n))
+        return REPLY_ERR;
+    s->remaining--;
+    if (s->type == '*') {
+        if (n > 0)
+            s->remaining += (uint64_t)n;
+        s->state = SCAN_TYPE;
+    } else if (n >= 0) {
+        s->bulk_left = (uint64_t)n + 2;
+        s->state = SCAN_BULK;
+    } else {
+        s->state = SCAN_TYPE;
+    }
+    return REPLY_DONE;
+}
+
+/* Consume one line byte (SCAN_LINE or SCAN_NUM). */
+static int
+reply_scan_line_byte(struct reply_scan *s, char c)
+{
+    if (c == '\n' && s->saw_cr) {
+        s->saw_cr = false;
+        if (s->state == SCAN_NUM)
+            return reply_scan_header_done(s);
+        s->remaining--;
+        s->state = SCAN_TYPE;
+        return REPLY_DONE;
+    }
+    s->saw_cr = (c == '\r');
+    if (s->state == SCAN_NUM && !s->saw_cr) {
+        if (s->num_len + 1 >= sizeof(s->num))
+            return REPLY_ERR;
+        s->num[s->num_len++] = c;
+    }
+    return REPLY_DONE;
+}
+
+int
+reply_scan_feed(struct reply_scan *s, const char *buf, size_t len, size_t *used)
+{
+    size_t i = 0;
+    while (i < len) {
+        if (s->state == SCAN_BULK) {
+            uint64_t take = BW_MIN(s->bulk_left, (uint64_t)(len - i));
+            s->bulk_left -= take;
+            i += take;
+            s->consumed += take;
+            if (s->bulk_left == 0)
+                s->state = SCAN_TYPE;
+        } else if (s->state == SCAN_TYPE) {
+            char c = buf[i++];
+            s->consumed++;
+            s->type = c;
+            s->num_len = 0;
+            s->saw_cr = false;
+            if (c == '+' || c == '-' || c == ':')
+                s->state = SCAN_LINE;
+            else if (c == '*' || c == '$')
+                s->state = SCAN_NUM;
+            else
+                return REPLY_ERR;
+        } else {
+            s->consumed++;
+            if (reply_scan_line_byte(s, buf[i++]) != REPLY_DONE)
+                return REPLY_ERR;
+        }
+        if (s->remaining == 0 && s->state == SCAN_TYPE) {
+            *used = i;
+            return REPLY_DONE;
+        }
+    }
+    *used = i;
+    return REPLY_AGAIN;
+}
+
+/* ---- tree parser --------------------------------------------------------- */
+
+struct reply_cursor {
+    const char *p;   /* next byte */
+    const char *end; /* one past the last byte */
+};
+
+/* Read a CRLF-terminated line; returns its length or -1. */
+static long
+reply_read_line(struct reply_cursor *c, const char **line)
+{
+    const char *nl = memchr(c->p, '\n', (size_t)(c->end - c->p));
+    if (nl == NULL || nl == c->p || nl[-1] != '\r')
+        return -1;
+    *line = c->p;
+    long n = (long)(nl - 1 - c->p);
+    c->p = nl + 1;
+    return n;
+}
+
+static bool
+reply_parse_int(const char *s, long n, int64_t *out)
+{
+    char tmp[32], *end;
+    if (n <= 0 || n >= (long)sizeof(tmp))
+        return false;
+    memcpy(tmp, s, (size_t)n);
+    tmp[n] = '\0';
+    errno = 0;
+    long long v = strtoll(tmp, &end, 10);
+    if (errno != 0 || *end != '\0')
+        return false;
+    *out = v;
+    return true;
+}
+
+static bool reply_parse_node(struct reply_cursor *c, struct reply_node *n, int depth);
+
+static bool
+reply_parse_array(struct reply_cursor *c, struct reply_node *n, int depth)
+{
+    if (n->integer < 0) {
+        n->nil = true;
+        return true;
+    }
+    /* Each element takes at least 4 bytes: bound the allocation by input. */
+    if (n->integer > (c->end - c->p) / 4 + 1)
+        return false;
+    if (n->integer > 0)
+        n->elems = bw_calloc((size_t)n->integer, sizeof(*n->elems));
+    for (int64_t i = 0; i < n->integer; i++)
+        if (!reply_parse_node(c, &n->elems[i], depth + 1))
+            return false;
+    return true;
+}
+
+static bool
+reply_parse_node(struct reply_cursor *c, struct reply_node *n, int depth)
+{
+    const char *line;
+    if (depth > 64 || c->p >= c->end)
+        return false;
+    n->type = *c->p++;
+    long ll = reply_read_line(c, &line);
+    if (ll < 0)
+        return false;
+    switch (n->type) {
+    case '+':
+    case '-':
+        n->str = line;
+        n->len = (size_t)ll;
+        return true;
+    case ':':
+        n->str = line;
+        n->len = (size_t)ll;
+        return reply_parse_int(line, ll, &n->integer);
+    case '$':
+        if (!reply_parse_int(line, ll, &n->integer))
+            return false;
+        if (n->integer < 0) {
+            n->nil = true;
+            return true;
+        }
+        if (n->integer + 2 > c->end - c->p)
+            return false;
+        n->str = c->p;
+        n->len = (size_t)n->integer;
+        c->p += n->integer + 2;
+        return true;
+    case '*':
+        if (!reply_parse_int(line, ll, &n->integer))
+            return false;
+        return reply_parse_array(c, n, depth);
+    default:
+        return false;
+    }
+}
+
+static void
+reply_node_clear(struct reply_node *n)
+{
+    if (n->type == '*' && n->elems != NULL) {
+        for (int64_t i = 0; i < n->integer; i++)
+            reply_node_clear(&n->elems[i]);
+        bw_free(n->elems);
+    }
+}
+
+struct reply_node *
+reply_parse(const char *buf, size_t len)
+{
+    struct reply_cursor c = {buf, buf + len};
+    struct reply_node *root = bw_calloc(1, sizeof(*root));
+    if (!reply_parse_node(&c, root, 0) || c.p != c.end) {
+        reply_node_free(root);
+        return NULL;
+    }
+    return root;
+}
+
+void
+reply_node_free(struct reply_node *n)
+{
+    if (n == NULL)
+        return;
+    reply_node_clear(n);
+    bw_free(n);
+}
+
+bool
+reply_node_is(const struct reply_node *n, const char *s)
+{
+    size_t l = strlen(s);
+    return (n->type == '$' || n->type == '+') && !n->nil && n->len == l &&
+           strncasecmp(n->str, s, l) == 0;
+}

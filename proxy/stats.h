@@ -1,0 +1,48 @@
+/*
+ * stats: bulwark's own counters and the text of its INFO sections, in
+ * Redis's INFO format ("# Section\r\n" then "name:value\r\n" lines).
+ */
+#ifndef BW_STATS_H
+#define BW_STATS_H
+
+#include <stdint.h>
+
+struct evbuffer;
+
+#define STATS_OPS_SAMPLES 16 /* as Redis's STATS_METRIC_SAMPLES */
+
+/* Counters of one worker. All totals count since start or CONFIG RESETSTAT. */
+struct stats {
+    uint64_t start_ms;                 /* monotonic start time, ms */
+    uint64_t connected_clients;        /* clients connected now */
+    uint64_t total_connections;        /* clients accepted */
+    uint64_t rejected_connections;     /* refused by maxclients */
+    uint64_t total_commands;           /* requests parsed and handled */
+    uint64_t net_input_bytes;          /* bytes read from clients */
+    uint64_t net_output_bytes;         /* bytes queued to clients */
+    uint64_t local_replies;            /* requests answered by bulwark itself */
+    uint64_t forwarded;                /* requests sent upstream */
+    uint64_t upstream_errors;          /* requests answered -ERR because the upstream failed */
+    uint64_t protocol_errors;          /* clients closed for a protocol error */
+    uint64_t ops_samples[STATS_OPS_SAMPLES]; /* ops/sec samples, ring */
+    int ops_idx;                       /* next sample slot */
+    uint64_t ops_last_ms;              /* time of the last sample, ms */
+    uint64_t ops_last_count;           /* total_commands at the last sample */
+};
+
+/* Zero the counters and record the start time (now). */
+void stats_init(struct stats *s);
+
+/* CONFIG RESETSTAT: zero the totals, keep connected_clients and start_ms. */
+void stats_reset(struct stats *s);
+
+/*
+ * Take an ops/sec sample (call every 100 ms or so; Redis's
+ * trackInstantaneousMetric does the same over 16 samples).
+ */
+void stats_sample(struct stats *s, uint64_t now_ms);
+
+/* Instantaneous ops/sec: the mean of the samples. */
+uint64_t stats_ops_per_sec(const struct stats *s);
+
+#endif

@@ -1,0 +1,615 @@
+/*
+ * upstream: multiplexed, pipelined connections to the upstream Redis over
+ * libevent bufferevents; replies are found with the streaming scanner of
+ * reply.c and relayed as raw bytes, in request order.
+ */
+#include "proxy/upstream.h"
+
+#include <errno.h>
+#include <netdb.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/queue.h>
+#include <sys/socket.h>
+
+#include <event2/buffer.h>
+#include <event2/bufferevent.h>
+#include <event2/event.h>
+
+#include "proxy/command.h"
+#include "proxy/log.h"
+#include "proxy/proxy.h"
+#include "proxy/reply.h"
+#include "proxy/util.h"
+
+#define UPSTREAM_BACKOFF_MIN_MS 50 /* first reconnect delay */
+#define UPSTREAM_PEEK_VECS 16      /* iovecs per evbuffer_peek */
+
+enum upstream_state {
+    UPSTREAM_DOWN = 0,   /* no socket; waiting for the retry timer */
+    UPSTREAM_CONNECTING, /* socket connecting; requests queue behind handshake */
+    UPSTREAM_UP          /* connected */
+};
+
+static const char *const upstream_state_names[] = {"down", "connecting", "up"};
+
+/* One request written upstream and not yet answered. */
+struct upstream_req {
+    STAILQ_ENTRY(upstream_req) link; /* in upstream_conn.pending, send order */
+    uint64_t sent_us;                /* monotonic send time, µs */
+    upstream_reply_fn *fn;           /* reply callback */
+    void *privdata;                  /* callback argument (borrowed) */
+};
+
+STAILQ_HEAD(upstream_req_list, upstream_req);
+
+/* One multiplexed connection. */
+struct upstream_conn {
+    struct upstream_pool *pool;          /* owning pool (borrowed) */
+    int index;                           /* position in the pool */
+    enum upstream_state state;           /* see the diagram in upstream.h */
+    struct bufferevent *bev;             /* socket (owned), NULL when DOWN */
+    struct upstream_req_list pending;    /* requests in flight (owned), FIFO */
+    uint64_t inflight;                   /* entries in pending */
+    struct reply_scan scan;              /* scanner of the reply at the head */
+    size_t scanned;                      /* input bytes already fed to scan */
+    struct event *retry_ev;              /* reconnect timer (owned) */
+    uint64_t backoff_ms;                 /* next reconnect delay, ms */
+    uint64_t connect_started_ms;         /* when CONNECTING began, ms */
+    char last_error[128];                /* why the connection last failed */
+    bool warned_down;                    /* a warning about this outage was logged */
+    char down_reply[256];                /* "-ERR upstream … unavailable: …\r\n" */
+    uint64_t reconnects;                 /* successful connects after the first */
+    uint64_t connects;                   /* successful connects */
+    uint64_t timeouts;                   /* requests failed by upstream-timeout */
+    uint64_t replies;                    /* replies relayed */
+    uint64_t rtt_ewma_us;                /* round trip, EWMA with alpha 1/8, µs */
+};
+
+/* All connections of a worker. */
+struct upstream_pool {
+    struct proxy *px;                    /* borrowed */
+    int nconns;                          /* connections in conns */
+    struct upstream_conn *conns;         /* owned array of nconns */
+    char addr[300];                      /* "host:port" for messages */
+    upstream_commands_fn *on_commands;   /* receives the learned command table */
+};
+
+static void upstream_connect(struct upstream_conn *u);
+
+/* ---- failure and reconnect ---------------------------------------------- */
+
+static void
+upstream_free_bev_cb(evutil_socket_t fd, short what, void *arg)
+{
+    (void)fd;
+    (void)what;
+    bufferevent_free(arg);
+}
+
+/* Answer every pending request with err_reply and free them. */
+static void
+upstream_fail_pending(struct upstream_conn *u, const char *err_reply)
+{
+    struct upstream_req *r;
+    while ((r = STAILQ_FIRST(&u->pending)) != NULL) {
+        STAILQ_REMOVE_HEAD(&u->pending, link);
+        u->inflight--;
+        r->fn(r->privdata, NULL, 0, err_reply);
+        bw_free(r);
+    }
+}
+
+/*
+ * Drop the connection: DOWN at once (so callbacks that send get a prompt
+ * error), socket freed from a zero-timeout event (never inside its own
+ * callback), pending requests failed with err_reply, reconnect scheduled.
+ */
+static void
+upstream_fail(struct upstream_conn *u, const char *reason, const char *err_reply)
+{
+    struct proxy *px = u->pool->px;
+    bool was_up = u->state == UPSTREAM_UP;
+
+    snprintf(u->last_error, sizeof(u->last_error), "%s", reason);
+    snprintf(u->down_reply, sizeof(u->down_reply),
+             "-ERR upstream %s unavailable: %s\r\n", u->pool->addr, reason);
+    u->state = UPSTREAM_DOWN;
+    if (u->bev != NULL) {
+        struct timeval zero = {0, 0};
+        bufferevent_setcb(u->bev, NULL, NULL, NULL, NULL);
+        bufferevent_disable(u->bev, EV_READ | EV_WRITE);
+        if (event_base_once(px->base, -1, EV_TIMEOUT, upstream_free_bev_cb, u->bev, &zero) != 0)
+            bufferevent_free(u->bev);
+        u->bev = NULL;
+    }
+    if (was_up || !u->warned_down)
+        log_warn("upstream %s connection %d %s: %s", u->pool->addr, u->index,
+                 was_up ? "lost" : "down", reason);
+    else
+        log_verbose("upstream %s connection %d failed: %s", u->pool->addr, u->index, reason);
+    u->warned_down = true;
+    upstream_fail_pending(u, err_reply != NULL ? err_reply : u->down_reply);
+    if (!px->shutting_down) {
+        struct timeval tv = {(time_t)(u->backoff_ms / 1000),
+                             (suseconds_t)(u->backoff_ms % 1000) * 1000};
+        evtimer_add(u->retry_ev, &tv);
+        u->backoff_ms = BW_MIN(u->backoff_ms * 2, BW_MAX(px->cfg.upstream_retry_max_ms, 1));
+    }
+}
+
+static void
+upstream_retry_cb(evutil_socket_t fd, short what, void *arg)
+{
+    (void)fd;
+    (void)what;
+    upstream_connect(arg);
+}
+
+/* ---- replies -------------------------------------------------------------- */
+
+/* One complete reply of len bytes is at the head of in: hand it over. */
+static void
+upstream_dispatch(struct upstream_conn *u, struct evbuffer *in, size_t len)
+{
+    struct upstream_req *r = STAILQ_FIRST(&u->pending);
+    STAILQ_REMOVE_HEAD(&u->pending, link);
+    u->inflight--;
+    u->replies++;
+    uint64_t rtt = bw_now_us() - r->sent_us;
+    u->rtt_ewma_us = u->rtt_ewma_us == 0 ? rtt : (u->rtt_ewma_us * 7 + rtt) / 8;
+
+    size_t before = evbuffer_get_length(in);
+    r->fn(r->privdata, in, len, NULL);
+    size_t taken = before - evbuffer_get_length(in);
+    BW_ASSERT(taken <= len);
+    if (taken < len)
+        evbuffer_drain(in, len - taken);
+    bw_free(r);
+}
+
+/*
+ * Feed unscanned input to the scanner. Returns 1 when a reply is complete
+ * (its length in u->scan.consumed), 0 when more input is needed, -1 on a
+ * protocol error.
+ */
+static int
+upstream_scan(struct upstream_conn *u, struct evbuffer *in)
+{
+    size_t avail = evbuffer_get_length(in);
+    while (u->scanned < avail) {
+        struct evbuffer_ptr ptr;
+        struct evbuffer_iovec vec[UPSTREAM_PEEK_VECS];
+        if (evbuffer_ptr_set(in, &ptr, u->scanned, EVBUFFER_PTR_SET) != 0)
+            return -1;
+        int n = evbuffer_peek(in, (ev_ssize_t)(avail - u->scanned), &ptr, vec,
+                              UPSTREAM_PEEK_VECS);
+        n = BW_MIN(n, UPSTREAM_PEEK_VECS);
+        for (int i = 0; i < n; i++) {
+            size_t used;
+            int rc = reply_scan_feed(&u->scan, vec[i].iov_base, vec[i].iov_len, &used);
+            u->scanned += used;
+            if (rc == REPLY_DONE)
+                return 1;
+            if (rc == REPLY_ERR)
+                return -1;
+        }
+    }
+    return 0;
+}
+
+static void
+upstream_read_cb(struct bufferevent *bev, void *arg)
+{
+    struct upstream_conn *u = arg;
+    struct evbuffer *in = bufferevent_get_input(bev);
+
+    while (u->bev == bev) {
+        int rc = upstream_scan(u, in);
+        if (rc == 0)
+            return;
+        if (rc < 0 || STAILQ_EMPTY(&u->pending)) {
+            upstream_fail(u, rc < 0 ? "protocol error in reply" : "unexpected reply", NULL);
+            return;
+        }
+        size_t len = (size_t)u->scan.consumed;
+        reply_scan_reset(&u->scan);
+        u->scanned = 0;
+        upstream_dispatch(u, in, len);
+    }
+}
+
+static void
+upstream_event_cb(struct bufferevent *bev, short what, void *arg)
+{
+    struct upstream_conn *u = arg;
+    (void)bev;
+    if (what & BEV_EVENT_CONNECTED) {
+        int one = 1;
+        evutil_socket_t fd = bufferevent_getfd(u->bev);
+        (void)setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
+        if (u->connects++ > 0)
+            u->reconnects++;
+        u->state = UPSTREAM_UP;
+        u->warned_down = false;
+        u->backoff_ms = UPSTREAM_BACKOFF_MIN_MS;
+        log_notice("upstream %s connection %d up", u->pool->addr, u->index);
+        return;
+    }
+    char reason[128];
+    if (what & BEV_EVENT_EOF)
+        snprintf(reason, sizeof(reason), "connection closed by upstream");
+    else
+        snprintf(reason, sizeof(reason), "%s",
+                 evutil_socket_error_to_string(EVUTIL_SOCKET_ERROR()));
+    upstream_fail(u, reason, NULL);
+}
+
+/* ---- handshake ------------------------------------------------------------ */
+
+/* Append one RESP multibulk made of C strings to out. */
+static void
+upstream_format(struct evbuffer *out, int argc, const char *const *argv)
+{
+    evbuffer_add_printf(out, "*%d\r\n", argc);
+    for (int i = 0; i < argc; i++)
+        evbuffer_add_printf(out, "$%zu\r\n%s\r\n", strlen(argv[i]), argv[i]);
+}
+
+static void
+upstream_queue_internal(struct upstream_conn *u, int argc, const char *const *argv,
+                        upstream_reply_fn *fn)
+{
+    struct evbuffer *tmp = evbuffer_new();
+    upstream_format(tmp, argc, argv);
+    size_t len = evbuffer_get_length(tmp);
+    const char *err;
+    (void)upstream_send(u, (const char *)evbuffer_pullup(tmp, -1), len, fn, u, &err);
+    evbuffer_free(tmp);
+}
+
+/* Log an error reply to a handshake command, at most once per connect. */
+static void
+upstream_handshake_cb(void *privdata, struct evbuffer *reply, size_t len, const char *err)
+{
+    struct upstream_conn *u = privdata;
+    if (reply == NULL || len == 0) {
+        (void)err;
+        return;
+    }
+    const char *p = (const char *)evbuffer_pullup(reply, (ev_ssize_t)len);
+    if (p[0] == '-')
+        log_warn("upstream %s refused the handshake: %.*s", u->pool->addr,
+                 (int)BW_MIN(len - 2, 200), p + 1);
+}
+
+static void
+upstream_info_cb(void *privdata, struct evbuffer *reply, size_t len, const char *err)
+{
+    struct upstream_conn *u = privdata;
+    (void)err;
+    if (reply == NULL)
+        return;
+    const char *p = (const char *)evbuffer_pullup(reply, (ev_ssize_t)len);
+    struct reply_node *n = reply_parse(p, len);
+    if (n != NULL && n->type == '$' && !n->nil) {
+        const char *v = memmem(n->str, n->len, "redis_version:", 14);
+        if (v != NULL) {
+            v += 14;
+            size_t l = strcspn(v, "\r\n");
+            snprintf(u->pool->px->upstream_version, sizeof(u->pool->px->upstream_version),
+                     "%.*s", (int)BW_MIN(l, 31), v);
+        }
+    }
+    reply_node_free(n);
+}
+
+/* Read "name|sub" entries of a COMMAND reply into table t (or parent's subs). */
+static void
+upstream_learn_entry(struct cmd_table *t, struct cmd_info *parent, const struct reply_node *e)
+{
+    if (e->type != '*' || e->nil || e->integer < 6)
+        return;
+    const struct reply_node *f = e->elems;
+    if (f[0].type != '$' || f[1].type != ':' || f[2].type != '*' || f[3].type != ':' ||
+        f[4].type != ':' || f[5].type != ':')
+        return;
+    uint32_t flags = 0;
+    for (int64_t i = 0; i < f[2].integer; i++)
+        if (f[2].elems[i].type == '+' || f[2].elems[i].type == '$')
+            flags |= cmd_flag_parse(f[2].elems[i].str, f[2].elems[i].len);
+    const char *name = f[0].str;
+    size_t nlen = f[0].len;
+    const char *bar = memchr(name, '|', nlen);
+    struct cmd_info *ci;
+    if (parent != NULL && bar != NULL) {
+        ci = cmd_info_add_sub(parent, bar + 1, nlen - (size_t)(bar + 1 - name),
+                              (int)f[1].integer, flags, (int)f[3].integer,
+                              (int)f[4].integer, (int)f[5].integer);
+    } else {
+        ci = cmd_table_add(t, name, nlen, (int)f[1].integer, flags, (int)f[3].integer,
+                           (int)f[4].integer, (int)f[5].integer);
+    }
+    if (parent == NULL && e->integer >= 10 && f[9].type == '*')
+        for (int64_t i = 0; i < f[9].integer; i++)
+            upstream_learn_entry(t, ci, &f[9].elems[i]);
+}
+
+static void
+upstream_command_cb(void *privdata, struct evbuffer *reply, size_t len, const char *err)
+{
+    struct upstream_conn *u = privdata;
+    struct proxy *px = u->pool->px;
+    (void)err;
+    if (reply == NULL)
+        return;
+    const char *p = (const char *)evbuffer_pullup(reply, (ev_ssize_t)len);
+    struct reply_node *n = reply_parse(p, len);
+    if (n == NULL || n->type != '*' || n->nil || n->integer == 0) {
+        log_warn("upstream %s: COMMAND failed; using the built-in Redis 7.0 table",
+                 u->pool->addr);
+        reply_node_free(n);
+        return;
+    }
+    struct cmd_table *t = cmd_table_new();
+    for (int64_t i = 0; i < n->integer; i++)
+        upstream_learn_entry(t, NULL, &n->elems[i]);
+    reply_node_free(n);
+    log_verbose("learned %zu commands from upstream %s", cmd_count(t), u->pool->addr);
+    u->pool->on_commands(px, t);
+}
+
+/* Queue AUTH, SELECT, INFO server and (once) COMMAND ahead of any request. */
+static void
+upstream_handshake(struct upstream_conn *u)
+{
+    const struct cfg *cfg = &u->pool->px->cfg;
+    if (cfg->upstream_password != NULL && cfg->upstream_password[0] != '\0') {
+        if (cfg->upstream_user != NULL && cfg->upstream_user[0] != '\0') {
+            const char *argv[] = {"AUTH", cfg->upstream_user, cfg->upstream_password};
+            upstream_queue_internal(u, 3, argv, upstream_handshake_cb);
+        } else {
+            const char *argv[] = {"AUTH", cfg->upstream_password};
+            upstream_queue_internal(u, 2, argv, upstream_handshake_cb);
+        }
+    }
+    if (cfg->upstream_db != 0) {
+        char db[24];
+        snprintf(db, sizeof(db), "%d", cfg->upstream_db);
+        const char *argv[] = {"SELECT", db};
+        upstream_queue_internal(u, 2, argv, upstream_handshake_cb);
+    }
+    const char *info[] = {"INFO", "server"};
+    upstream_queue_internal(u, 2, info, upstream_info_cb);
+    if (u->index == 0 && !u->pool->px->cmds_learned) {
+        const char *cmd[] = {"COMMAND"};
+        upstream_queue_internal(u, 1, cmd, upstream_command_cb);
+    }
+}
+
+/* ---- connect and send ----------------------------------------------------- */
+
+/* Resolve host:port (numeric first, then getaddrinfo); false with a reason. */
+static bool
+upstream_resolve(const struct cfg *cfg, struct sockaddr_storage *ss, int *sslen,
+                 char *reason, size_t reasonlen)
+{
+    struct addrinfo hints, *res = NULL;
+    char port[16];
+    memset(&hints, 0, sizeof(hints));
+    hints.ai_family = AF_UNSPEC;
+    hints.ai_socktype = SOCK_STREAM;
+    snprintf(port, sizeof(port), "%d", cfg->upstream_port);
+    int rc = getaddrinfo(cfg->upstream_host, port, &hints, &res);
+    if (rc != 0 || res == NULL) {
+        snprintf(reason, reasonlen, "cannot resolve %s: %s", cfg->upstream_host,
+                 gai_strerror(rc));
+        return false;
+    }
+    memcpy(ss, res->ai_addr, res->ai_addrlen);
+    *sslen = (int)res->ai_addrlen;
+    freeaddrinfo(res);
+    return true;
+}
+
+static void
+upstream_connect(struct upstream_conn *u)
+{
+    struct proxy *px = u->pool->px;
+    struct sockaddr_storage ss;
+    int sslen;
+    char reason[160];
+
+    if (px->shutting_down || u->state != UPSTREAM_DOWN)
+        return;
+    if (!upstream_resolve(&px->cfg, &ss, &sslen, reason, sizeof(reason))) {
+        upstream_fail(u, reason, NULL);
+        return;
+    }
+    u->bev = bufferevent_socket_new(px->base, -1, BEV_OPT_CLOSE_ON_FREE);
+    BW_ASSERT(u->bev != NULL);
+    bufferevent_setcb(u->bev, upstream_read_cb, NULL, upstream_event_cb, u);
+    u->state = UPSTREAM_CONNECTING;
+    u->connect_started_ms = bw_now_ms();
+    reply_scan_reset(&u->scan);
+    u->scanned = 0;
+    if (bufferevent_socket_connect(u->bev, (struct sockaddr *)&ss, sslen) != 0) {
+        upstream_fail(u, evutil_socket_error_to_string(EVUTIL_SOCKET_ERROR()), NULL);
+        return;
+    }
+    bufferevent_enable(u->bev, EV_READ | EV_WRITE);
+    upstream_handshake(u);
+}
+
+int
+upstream_send(struct upstream_conn *u, const char *cmd, size_t len,
+              upstream_reply_fn *fn, void *privdata, const char **err)
+{
+    if (u->state == UPSTREAM_DOWN || u->bev == NULL) {
+        *err = u->down_reply;
+        return BW_ERR;
+    }
+    struct upstream_req *r = bw_malloc(sizeof(*r));
+    r->sent_us = bw_now_us();
+    r->fn = fn;
+    r->privdata = privdata;
+    STAILQ_INSERT_TAIL(&u->pending, r, link);
+    u->inflight++;
+    if (bufferevent_write(u->bev, cmd, len) != 0)
+        log_warn("upstream %s: bufferevent_write of %zu bytes failed", u->pool->addr, len);
+    return BW_OK;
+}
+
+/* ---- pool ----------------------------------------------------------------- */
+
+struct upstream_pool *
+upstream_pool_new(struct proxy *px, upstream_commands_fn *on_commands)
+{
+    struct upstream_pool *pool = bw_calloc(1, sizeof(*pool));
+    pool->px = px;
+    pool->on_commands = on_commands;
+    pool->nconns = BW_MAX(px->cfg.upstream_connections, 1);
+    pool->conns = bw_calloc((size_t)pool->nconns, sizeof(*pool->conns));
+    if (strchr(px->cfg.upstream_host, ':') != NULL)
+        snprintf(pool->addr, sizeof(pool->addr), "[%s]:%d", px->cfg.upstream_host,
+                 px->cfg.upstream_port);
+    else
+        snprintf(pool->addr, sizeof(pool->addr), "%s:%d", px->cfg.upstream_host,
+                 px->cfg.upstream_port);
+    for (int i = 0; i < pool->nconns; i++) {
+        struct upstream_conn *u = &pool->conns[i];
+        u->pool = pool;
+        u->index = i;
+        STAILQ_INIT(&u->pending);
+        u->backoff_ms = UPSTREAM_BACKOFF_MIN_MS;
+        u->retry_ev = evtimer_new(px->base, upstream_retry_cb, u);
+        BW_ASSERT(u->retry_ev != NULL);
+        snprintf(u->last_error, sizeof(u->last_error), "not connected yet");
+        snprintf(u->down_reply, sizeof(u->down_reply),
+                 "-ERR upstream %s unavailable: not connected yet\r\n", pool->addr);
+        upstream_connect(u);
+    }
+    return pool;
+}
+
+void
+upstream_pool_free(struct upstream_pool *pool)
+{
+    if (pool == NULL)
+        return;
+    for (int i = 0; i < pool->nconns; i++) {
+        struct upstream_conn *u = &pool->conns[i];
+        char err[300];
+        snprintf(err, sizeof(err), "-ERR upstream %s: bulwark is shutting down\r\n",
+                 pool->addr);
+        if (u->bev != NULL) {
+            bufferevent_free(u->bev);
+            u->bev = NULL;
+        }
+        u->state = UPSTREAM_DOWN;
+        upstream_fail_pending(u, err);
+        event_free(u->retry_ev);
+    }
+    bw_free(pool->conns);
+    bw_free(pool);
+}
+
+struct upstream_conn *
+upstream_pick(struct upstream_pool *pool, uint64_t client_id)
+{
+    return &pool->conns[client_id % (uint64_t)pool->nconns];
+}
+
+uint64_t
+upstream_pool_inflight(const struct upstream_pool *pool)
+{
+    uint64_t n = 0;
+    for (int i = 0; i < pool->nconns; i++)
+        n += pool->conns[i].inflight;
+    return n;
+}
+
+bool
+upstream_pool_is_up(const struct upstream_pool *pool)
+{
+    for (int i = 0; i < pool->nconns; i++)
+        if (pool->conns[i].state == UPSTREAM_UP)
+            return true;
+    return false;
+}
+
+void
+upstream_pool_info(const struct upstream_pool *pool, struct evbuffer *out)
+{
+    uint64_t reconnects = 0, timeouts = 0, replies = 0, rtt = 0, up = 0;
+    for (int i = 0; i < pool->nconns; i++) {
+        const struct upstream_conn *u = &pool->conns[i];
+        reconnects += u->reconnects;
+        timeouts += u->timeouts;
+        replies += u->replies;
+        rtt += u->rtt_ewma_us;
+        up += u->state == UPSTREAM_UP;
+    }
+    const struct upstream_conn *u0 = &pool->conns[0];
+    evbuffer_add_printf(out,
+                        "# Upstream\r\n"
+                        "upstream_address:%s\r\n"
+                        "upstream_redis_version:%s\r\n"
+                        "upstream_link_status:%s\r\n"
+                        "upstream_connections:%d\r\n"
+                        "upstream_connections_up:%llu\r\n"
+                        "upstream_reconnects:%llu\r\n"
+                        "upstream_requests_in_flight:%llu\r\n"
+                        "upstream_replies:%llu\r\n"
+                        "upstream_timeouts:%llu\r\n"
+                        "upstream_rtt_us:%llu\r\n"
+                        "upstream_last_error:%s\r\n",
+                        pool->addr, pool->px->upstream_version,
+                        upstream_state_names[u0->state], pool->nconns,
+                        (unsigned long long)up, (unsigned long long)reconnects,
+                        (unsigned long long)upstream_pool_inflight(pool),
+                        (unsigned long long)replies, (unsigned long long)timeouts,
+                        (unsigned long long)(rtt / (uint64_t)pool->nconns),
+                        u0->last_error);
+}
+
+void
+upstream_pool_reset_stats(struct upstream_pool *pool)
+{
+    for (int i = 0; i < pool->nconns; i++) {
+        pool->conns[i].reconnects = 0;
+        pool->conns[i].timeouts = 0;
+        pool->conns[i].replies = 0;
+    }
+}
+
+void
+upstream_pool_cron(struct upstream_pool *pool, uint64_t now_ms)
+{
+    const struct cfg *cfg = &pool->px->cfg;
+    for (int i = 0; i < pool->nconns; i++) {
+        struct upstream_conn *u = &pool->conns[i];
+        char reason[128], err[400];
+        if (u->state == UPSTREAM_CONNECTING && cfg->upstream_connect_timeout_ms > 0 &&
+            now_ms - u->connect_started_ms > cfg->upstream_connect_timeout_ms) {
+            snprintf(reason, sizeof(reason), "connect timed out after %llu ms",
+                     (unsigned long long)cfg->upstream_connect_timeout_ms);
+            upstream_fail(u, reason, NULL);
+            continue;
+        }
+        struct upstream_req *head = STAILQ_FIRST(&u->pending);
+        if (u->state != UPSTREAM_UP || head == NULL || cfg->upstream_timeout_ms == 0)
+            continue;
+        uint64_t now_us = bw_now_us();
+        if (now_us > head->sent_us && now_us - head->sent_us > cfg->upstream_timeout_ms * 1000) {
+            u->timeouts++;
+            snprintf(reason, sizeof(reason), "request timed out after %llu ms",
+                     (unsigned long long)cfg->upstream_timeout_ms);
+            snprintf(err, sizeof(err), "-ERR upstream %s timed out after %llu ms\r\n",
+                     pool->addr, (unsigned long long)cfg->upstream_timeout_ms);
+            upstream_fail(u, reason, err);
+        }
+    }
+}

@@ -1,0 +1,95 @@
+/* util: allocation wrappers, monotonic time and the assertion handler. */
+#include "proxy/util.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+void
+bw_assert_fail(const char *cond, const char *file, int line)
+{
+    fprintf(stderr, "bulwark: assertion failed: %s (%s:%d)\n", cond, file, line);
+    abort();
+}
+
+static void
+bw_oom(size_t size)
+{
+    fprintf(stderr, "bulwark: out of memory allocating %zu bytes\n", size);
+    abort();
+}
+
+void *
+bw_malloc(size_t size)
+{
+    void *p = malloc(size ? size : 1);
+    if (p == NULL)
+        bw_oom(size);
+    return p;
+}
+
+void *
+bw_calloc(size_t nmemb, size_t size)
+{
+    void *p = calloc(nmemb ? nmemb : 1, size ? size : 1);
+    if (p == NULL)
+        bw_oom(nmemb * size);
+    return p;
+}
+
+void *
+bw_realloc(void *ptr, size_t size)
+{
+    void *p = realloc(ptr, size ? size : 1);
+    if (p == NULL)
+        bw_oom(size);
+    return p;
+}
+
+char *
+bw_strdup(const char *s)
+{
+    return bw_strndup(s, strlen(s));
+}
+
+char *
+bw_strndup(const char *s, size_t n)
+{
+    char *p = bw_malloc(n + 1);
+    memcpy(p, s, n);
+    p[n] = '\0';
+    return p;
+}
+
+void
+bw_free(void *ptr)
+{
+    free(ptr);
+}
+
+static uint64_t
+bw_clock_us(clockid_t id)
+{
+    struct timespec ts;
+    BW_ASSERT(clock_gettime(id, &ts) == 0);
+    return (uint64_t)ts.tv_sec * 1000000u + (uint64_t)ts.tv_nsec / 1000u;
+}
+
+uint64_t
+bw_now_us(void)
+{
+    return bw_clock_us(CLOCK_MONOTONIC);
+}
+
+uint64_t
+bw_now_ms(void)
+{
+    return bw_clock_us(CLOCK_MONOTONIC) / 1000u;
+}
+
+uint64_t
+bw_wall_ms(void)
+{
+    return bw_clock_us(CLOCK_REALTIME) / 1000u;
+}

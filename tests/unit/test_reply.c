@@ -1,0 +1,125 @@
+/* Unit tests of proxy/reply.c: the streaming reply scanner and tree parser. */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <string.h>
+
+#include <cmocka.h>
+
+#include "proxy/reply.h"
+
+/* Replies and their exact lengths as Redis sends them. */
+static const char *const replies[] = {
+    "+OK\r\n",
+    "-ERR unknown command 'x'\r\n",
+    ":12345\r\n",
+    ":-1\r\n",
+    "$3\r\nfoo\r\n",
+    "$0\r\n\r\n",
+    "$-1\r\n",
+    "*-1\r\n",
+    "*0\r\n",
+    "$8\r\na\r\nb\0c\r\n\r\n",
+    "*2\r\n$1\r\na\r\n*2\r\n:1\r\n*1\r\n*1\r\n*1\r\n*1\r\n*1\r\n*1\r\n*1\r\n*1\r\n+deep\r\n",
+    "*3\r\n$-1\r\n*-1\r\n-ERR inside\r\n",
+};
+/* strlen() of each, except the bulk with a NUL inside (14 bytes). */
+static size_t reply_lens[sizeof(replies) / sizeof(replies[0])];
+
+/* Scan a concatenation of every reply, fed in chunks of `step` bytes. */
+static void
+scan_all_with_step(size_t step)
+{
+    char stream[1024];
+    size_t total = 0;
+    for (size_t i = 0; i < sizeof(replies) / sizeof(replies[0]); i++)
+        reply_lens[i] = i == 9 ? 14 : strlen(replies[i]);
+    for (size_t i = 0; i < sizeof(replies) / sizeof(replies[0]); i++) {
+        memcpy(stream + total, replies[i], reply_lens[i]);
+        total += reply_lens[i];
+    }
+    struct reply_scan s;
+    reply_scan_reset(&s);
+    size_t pos = 0, which = 0;
+    while (pos < total) {
+        size_t n = step < total - pos ? step : total - pos, used;
+        int rc = reply_scan_feed(&s, stream + pos, n, &used);
+        assert_int_not_equal(rc, REPLY_ERR);
+        pos += used;
+        if (rc == REPLY_DONE) {
+            assert_int_equal(s.consumed, reply_lens[which]);
+            which++;
+            reply_scan_reset(&s);
+        } else {
+            assert_int_equal(used, n);
+        }
+    }
+    assert_int_equal(which, sizeof(replies) / sizeof(replies[0]));
+}
+
+static void
+test_scan_whole_and_split(void **state)
+{
+    (void)state;
+    for (size_t step = 1; step <= 80; step++)
+        scan_all_with_step(step);
+    scan_all_with_step(100000);
+}
+
+static void
+test_scan_rejects_garbage(void **state)
+{
+    (void)state;
+    static const char *const bad[] = {"?what\r\n", "$abc\r\n", "*-5\r\n", "$-2\r\n",
+                                      "$99999999999999999999999999999999999\r\n"};
+    for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+        struct reply_scan s;
+        size_t used;
+        reply_scan_reset(&s);
+        assert_int_equal(reply_scan_feed(&s, bad[i], strlen(bad[i]), &used), REPLY_ERR);
+    }
+}
+
+static void
+test_scan_big_bulk_needs_no_copy(void **state)
+{
+    (void)state;
+    /* A 16 MB bulk announced by its header is skipped by count, not scanned. */
+    struct reply_scan s;
+    size_t used;
+    reply_scan_reset(&s);
+    assert_int_equal(reply_scan_feed(&s, "$16777216\r\n", 11, &used), REPLY_AGAIN);
+    assert_int_equal(s.bulk_left, 16777216 + 2);
+}
+
+static void
+test_parse_tree(void **state)
+{
+    (void)state;
+    const char *r = "*4\r\n$3\r\nfoo\r\n:42\r\n$-1\r\n*1\r\n+OK\r\n";
+    struct reply_node *n = reply_parse(r, strlen(r));
+    assert_non_null(n);
+    assert_int_equal(n->type, '*');
+    assert_int_equal(n->integer, 4);
+    assert_true(reply_node_is(&n->elems[0], "FOO"));
+    assert_int_equal(n->elems[1].integer, 42);
+    assert_true(n->elems[2].nil);
+    assert_true(reply_node_is(&n->elems[3].elems[0], "ok"));
+    reply_node_free(n);
+    assert_null(reply_parse("*2\r\n:1\r\n", 8));          /* incomplete */
+    assert_null(reply_parse("+OK\r\n+OK\r\n", 10));       /* two replies */
+    assert_null(reply_parse("*1000000\r\n:1\r\n", 14));   /* count beyond input */
+}
+
+int
+main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_scan_whole_and_split),
+        cmocka_unit_test(test_scan_rejects_garbage),
+        cmocka_unit_test(test_scan_big_bulk_needs_no_copy),
+        cmocka_unit_test(test_parse_tree),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
