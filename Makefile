@@ -3,7 +3,7 @@
 
 CC       ?= cc
 SHELL    := /bin/bash
-PKGS     := libevent libhiredis libxxhash cmocka
+PKGS     := libevent hiredis libxxhash cmocka
 DEB_PKGS := libevent-dev libhiredis-dev libxxhash-dev libcmocka-dev \
             redis-server redis-tools pkg-config
 
@@ -22,7 +22,7 @@ BIN      := bulwark
 endif
 
 PKG_CFLAGS = $(shell pkg-config --cflags $(PKGS) 2>/dev/null)
-PKG_LIBS   = $(shell pkg-config --libs libevent libhiredis libxxhash 2>/dev/null)
+PKG_LIBS   = $(shell pkg-config --libs libevent hiredis libxxhash 2>/dev/null)
 CMOCKA_LIBS = $(shell pkg-config --libs cmocka 2>/dev/null)
 
 CFLAGS  := -std=c11 -D_GNU_SOURCE $(OPTFLAGS) -Wall -Wextra -Werror \

@@ -26,7 +26,6 @@ struct client_slot {
     TAILQ_ENTRY(client_slot) link; /* in client.slots, request order */
     struct client *c;              /* owner; NULL once orphaned (client closed) */
     bool ready;                    /* reply complete (in buf) */
-    bool close_after;              /* close the client once this reply is out */
     struct evbuffer *buf;          /* the reply while it waits (owned), or NULL */
     client_filter_fn *filter;      /* rewrites the upstream reply, or NULL */
     void *filter_data;             /* filter's data (owned by the filter call) */
@@ -117,19 +116,13 @@ client_flush(struct client *c)
 {
     struct evbuffer *out = bufferevent_get_output(c->bev);
     struct client_slot *s;
-    bool close_now = false;
 
     while ((s = TAILQ_FIRST(&c->slots)) != NULL && s->ready) {
         if (s->buf != NULL)
             evbuffer_add_buffer(out, s->buf);
-        close_now = close_now || s->close_after;
         TAILQ_REMOVE(&c->slots, s, link);
         c->nslots--;
         client_slot_free(s);
-    }
-    if (close_now && c->state == CLIENT_ACTIVE) {
-        c->state = CLIENT_DRAINING;
-        bufferevent_disable(c->bev, EV_READ);
     }
     client_maybe_finish(c);
     if (c->state == CLIENT_ACTIVE)
@@ -203,9 +196,10 @@ client_reply_nil(struct client *c)
 void
 client_close_after_reply(struct client *c)
 {
-    struct client_slot *s = client_slot_new(c);
-    s->ready = true;
-    s->close_after = true;
+    if (c->state == CLIENT_ACTIVE) {
+        c->state = CLIENT_DRAINING;
+        bufferevent_disable(c->bev, EV_READ);
+    }
     client_flush(c);
 }
 
@@ -363,7 +357,7 @@ client_handle(struct client *c, const struct resp_request *req)
     }
     if (client_is_denied(px, req->argv[0].ptr, req->argv[0].len) &&
         !(req->argv[0].len == 6 && strncasecmp(req->argv[0].ptr, "config", 6) == 0)) {
-        client_reply_error(c, "command '%.*s' is disabled in bulwark (deny-commands)",
+        client_reply_error(c, "ERR command '%.*s' is disabled in bulwark (deny-commands)",
                            (int)BW_MIN(req->argv[0].len, 128), req->argv[0].ptr);
         return;
     }
@@ -474,8 +468,18 @@ client_event_cb(struct bufferevent *bev, short what, void *arg)
 {
     struct client *c = arg;
     (void)bev;
-    if (what & (BEV_EVENT_EOF | BEV_EVENT_ERROR)) {
-        log_verbose("client id=%llu addr=%s closed connection", (unsigned long long)c->id,
+    if ((what & BEV_EVENT_EOF) && !(what & BEV_EVENT_ERROR) && c->state != CLIENT_CLOSED) {
+        /* Half-closed: answer what was asked (the replies still in flight),
+         * then close, as Redis answers a pipeline followed by EOF. */
+        log_verbose("client id=%llu addr=%s closed its side", (unsigned long long)c->id,
+                    c->addr);
+        if (c->state == CLIENT_ACTIVE) {
+            c->state = CLIENT_DRAINING;
+            bufferevent_disable(c->bev, EV_READ);
+        }
+        client_maybe_finish(c);
+    } else if (what & (BEV_EVENT_EOF | BEV_EVENT_ERROR)) {
+        log_verbose("client id=%llu addr=%s connection error", (unsigned long long)c->id,
                     c->addr);
         client_close(c);
     }

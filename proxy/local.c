@@ -63,7 +63,7 @@ static bool
 local_ping(struct client *c, const struct resp_request *req)
 {
     if (req->argc > 2)
-        client_reply_error(c, "wrong number of arguments for 'ping' command");
+        client_reply_error(c, "ERR wrong number of arguments for 'ping' command");
     else if (req->argc == 2)
         client_reply_bulk(c, req->argv[1].ptr, req->argv[1].len);
     else

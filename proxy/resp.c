@@ -37,24 +37,24 @@ enum resp_state {
  * may move its buffer between calls.
  */
 struct resp_parser {
-    enum resp_state state;  /* see enum resp_state */
-    size_t pos;             /* offset of the current line or payload start */
-    size_t scan;            /* offset where the terminator search resumes */
-    bool blocked;           /* a NUL hides the terminator: Redis's strchr()
-                               never finds it, the line never completes */
-    int64_t mbulk_left;     /* multibulk elements still to read */
-    uint64_t bulk_len;      /* declared length of the pending bulk, bytes */
-    int argc;               /* arguments parsed so far */
-    size_t argv_cap;        /* entries allocated in offs and argv */
-    size_t *offs;           /* owned: argv_cap payload offsets (from the
-                               request start, or into scratch for inline) */
-    struct resp_arg *argv;  /* owned: argv_cap entries handed out in req */
-    char *scratch;          /* owned: unescaped inline arguments */
-    size_t scratch_cap;     /* bytes allocated at scratch */
-    uint64_t max_bulk_len;  /* proto-max-bulk-len, bytes */
-    bool authenticated;     /* false: Redis's pre-AUTH limits apply */
-    uint64_t scanned;       /* bytes examined by scans since new, for stats */
-    char error[80];         /* the reply to send, valid in RESP_ST_ERROR */
+    enum resp_state state; /* see enum resp_state */
+    size_t pos;            /* offset of the current line or payload start */
+    size_t scan;           /* offset where the terminator search resumes */
+    bool blocked;          /* a NUL hides the terminator: Redis's strchr()
+                              never finds it, the line never completes */
+    int64_t mbulk_left;    /* multibulk elements still to read */
+    uint64_t bulk_len;     /* declared length of the pending bulk, bytes */
+    int argc;              /* arguments parsed so far */
+    size_t argv_cap;       /* entries allocated in offs and argv */
+    size_t *offs;          /* owned: argv_cap payload offsets (from the
+                              request start, or into scratch for inline) */
+    struct resp_arg *argv; /* owned: argv_cap entries handed out in req */
+    char *scratch;         /* owned: unescaped inline arguments */
+    size_t scratch_cap;    /* bytes allocated at scratch */
+    uint64_t max_bulk_len; /* proto-max-bulk-len, bytes */
+    bool authenticated;    /* false: Redis's pre-AUTH limits apply */
+    uint64_t scanned;      /* bytes examined by scans since new, for stats */
+    char error[80];        /* the reply to send, valid in RESP_ST_ERROR */
 };
 
 struct resp_parser *
@@ -187,15 +187,15 @@ static bool
 resp_find(struct resp_parser *p, const char *rb, size_t rlen, char term,
           size_t *at)
 {
-    size_t i;
+    size_t from = p->scan, i;
 
-    if (p->blocked || p->scan >= rlen)
+    if (p->blocked || from >= rlen)
         return false;
-    for (i = p->scan; i < rlen; i++) {
+    for (i = from; i < rlen; i++) {
         if (rb[i] == term || rb[i] == '\0')
             break;
     }
-    p->scanned += i - p->scan;
+    p->scanned += i - from;
     p->scan = i;
     if (i == rlen)
         return false;
@@ -308,7 +308,8 @@ resp_split_dquote(const char *s, size_t n, size_t *ip, char *dst, size_t *op)
 
     if (c == '\\' && e == 'x' && resp_ishex(resp_at(s, n, i + 2)) &&
         resp_ishex(resp_at(s, n, i + 3))) {
-        dst[(*op)++] = (char)(resp_hexval(s[i + 2]) * 16 + resp_hexval(s[i + 3]));
+        dst[(*op)++] =
+            (char)(resp_hexval(s[i + 2]) * 16 + resp_hexval(s[i + 3]));
         *ip = i + 3;
     } else if (c == '\\' && e != '\0') {
         const char *from = "nrtba", *to = "\n\r\t\b\a";
@@ -405,7 +406,8 @@ resp_split_inline(struct resp_parser *p, const char *line, size_t n)
         size_t start = out;
         while (i < n && resp_isspace(line[i]))
             i++;
-        if (i >= n)
+        /* resp_find() never passes a NUL; stop at one like a C string. */
+        if (i >= n || line[i] == '\0')
             return BW_OK;
         if (resp_split_token(line, n, &i, p->scratch, &out) != BW_OK)
             return BW_ERR;
@@ -562,7 +564,8 @@ resp_parse_multibulk(struct resp_parser *p, const char *rb, size_t rlen,
         if ((uint64_t)(rlen - p->pos) < p->bulk_len + 2)
             return RESP_AGAIN;
         p->mbulk_left--;
-        resp_argv_push(p, p->pos, (size_t)p->bulk_len, (uint64_t)p->mbulk_left + 1);
+        resp_argv_push(p, p->pos, (size_t)p->bulk_len,
+                       (uint64_t)p->mbulk_left + 1);
         p->pos += (size_t)p->bulk_len + 2;
         p->scan = p->pos;
         p->state = RESP_ST_BULK_HDR;
@@ -577,8 +580,8 @@ resp_parse_multibulk(struct resp_parser *p, const char *rb, size_t rlen,
 /* ---- entry point -------------------------------------------------------- */
 
 int
-resp_parse(struct resp_parser *p, const char *buf, size_t len,
-           size_t *consumed, struct resp_request *req)
+resp_parse(struct resp_parser *p, const char *buf, size_t len, size_t *consumed,
+           struct resp_request *req)
 {
     size_t base = 0; /* bytes of skipped empty requests */
 

@@ -60,7 +60,7 @@ struct upstream_conn {
     uint64_t connect_started_ms;         /* when CONNECTING began, ms */
     char last_error[128];                /* why the connection last failed */
     bool warned_down;                    /* a warning about this outage was logged */
-    char down_reply[256];                /* "-ERR upstream … unavailable: …\r\n" */
+    char down_reply[512];                /* "-ERR upstream … unavailable: …\r\n" */
     uint64_t reconnects;                 /* successful connects after the first */
     uint64_t connects;                   /* successful connects */
     uint64_t timeouts;                   /* requests failed by upstream-timeout */
@@ -501,7 +501,7 @@ upstream_pool_free(struct upstream_pool *pool)
         return;
     for (int i = 0; i < pool->nconns; i++) {
         struct upstream_conn *u = &pool->conns[i];
-        char err[300];
+        char err[512];
         snprintf(err, sizeof(err), "-ERR upstream %s: bulwark is shutting down\r\n",
                  pool->addr);
         if (u->bev != NULL) {
@@ -591,7 +591,7 @@ upstream_pool_cron(struct upstream_pool *pool, uint64_t now_ms)
     const struct cfg *cfg = &pool->px->cfg;
     for (int i = 0; i < pool->nconns; i++) {
         struct upstream_conn *u = &pool->conns[i];
-        char reason[128], err[400];
+        char reason[128], err[512];
         if (u->state == UPSTREAM_CONNECTING && cfg->upstream_connect_timeout_ms > 0 &&
             now_ms - u->connect_started_ms > cfg->upstream_connect_timeout_ms) {
             snprintf(reason, sizeof(reason), "connect timed out after %llu ms",

@@ -37,15 +37,21 @@
 #define HARNESS_MAX_CHILDREN 64
 /* Start attempts when the chosen port was taken meanwhile. */
 #define HARNESS_START_TRIES 3
+/*
+ * How long the subject gets to close a connection the reference closed at
+ * the same point: closing after the reply flush takes milliseconds.
+ */
+#define HARNESS_CLOSE_MS 3000
 /* Bytes of one recv(). */
 #define HARNESS_RECV_BYTES (256 * 1024)
 
 /* Process-wide harness state (one test binary). */
 static struct {
-    bool ready;                   /* harness_init() ran */
-    char tmpdir[256];             /* private temp dir, "" when none */
+    bool ready;                           /* harness_init() ran */
+    char tmpdir[256];                     /* private temp dir, "" when none */
     pid_t children[HARNESS_MAX_CHILDREN]; /* running children, 0 = free */
-    bool fallback_noted;          /* the redis-vs-redis notice was printed */
+    bool fallback_noted; /* the redis-vs-redis notice was printed */
+    unsigned bad_stops;  /* bulwark stops that failed (exit != 0) */
 } hs;
 
 /* ---- small helpers ----------------------------------------------------- */
@@ -185,7 +191,21 @@ harness_init(unsigned watchdog_s)
     sa.sa_handler = watchdog_fire;
     sigemptyset(&sa.sa_mask);
     sigaction(SIGALRM, &sa, NULL);
+    const char *env_s = getenv("HARNESS_WATCHDOG_S");
+    if (env_s != NULL && atoi(env_s) > 0)
+        watchdog_s = (unsigned)atoi(env_s);
     alarm(watchdog_s ? watchdog_s : HARNESS_WATCHDOG_S);
+}
+
+int
+harness_finish(int rc)
+{
+    if (rc == 0 && hs.bad_stops > 0) {
+        fprintf(stderr, "harness: %u bulwark stop(s) failed outside a test\n",
+                hs.bad_stops);
+        return 1;
+    }
+    return rc;
 }
 
 const char *
@@ -330,12 +350,23 @@ split_dquoted(const char *p, struct harness_buf *arg)
         } else if (p[0] == '\\' && p[1] != '\0') {
             char c = p[1];
             switch (c) {
-            case 'n': c = '\n'; break;
-            case 'r': c = '\r'; break;
-            case 't': c = '\t'; break;
-            case 'b': c = '\b'; break;
-            case 'a': c = '\a'; break;
-            default: break;
+            case 'n':
+                c = '\n';
+                break;
+            case 'r':
+                c = '\r';
+                break;
+            case 't':
+                c = '\t';
+                break;
+            case 'b':
+                c = '\b';
+                break;
+            case 'a':
+                c = '\a';
+                break;
+            default:
+                break;
             }
             harness_buf_append(arg, &c, 1);
             p += 2;
@@ -372,7 +403,7 @@ split_squoted(const char *p, struct harness_buf *arg)
 int
 harness_buf_command(struct harness_buf *b, const char *line)
 {
-    struct harness_buf args = {0};  /* arguments, back to back */
+    struct harness_buf args = {0}; /* arguments, back to back */
     size_t lens[256];
     int argc = 0;
     const char *p = line;
@@ -417,11 +448,21 @@ harness_buf_escape(struct harness_buf *b, const void *p, size_t n, size_t max)
     for (size_t i = 0; i < shown; i++) {
         unsigned char c = s[i];
         switch (c) {
-        case '\r': harness_buf_puts(b, "\\r"); break;
-        case '\n': harness_buf_puts(b, "\\n"); break;
-        case '\t': harness_buf_puts(b, "\\t"); break;
-        case '\\': harness_buf_puts(b, "\\\\"); break;
-        case '"': harness_buf_puts(b, "\\\""); break;
+        case '\r':
+            harness_buf_puts(b, "\\r");
+            break;
+        case '\n':
+            harness_buf_puts(b, "\\n");
+            break;
+        case '\t':
+            harness_buf_puts(b, "\\t");
+            break;
+        case '\\':
+            harness_buf_puts(b, "\\\\");
+            break;
+        case '"':
+            harness_buf_puts(b, "\\\"");
+            break;
         default:
             if (isprint(c))
                 harness_buf_append(b, &c, 1);
@@ -628,10 +669,14 @@ static const char *
 read_name(enum harness_read r)
 {
     switch (r) {
-    case HARNESS_READ_REPLY: return "reply";
-    case HARNESS_READ_EOF: return "connection closed";
-    case HARNESS_READ_TIMEOUT: return "timeout";
-    case HARNESS_READ_BAD: return "not RESP";
+    case HARNESS_READ_REPLY:
+        return "reply";
+    case HARNESS_READ_EOF:
+        return "connection closed";
+    case HARNESS_READ_TIMEOUT:
+        return "timeout";
+    case HARNESS_READ_BAD:
+        return "not RESP";
     }
     return "?";
 }
@@ -808,7 +853,6 @@ server_wait_ready(struct harness_server *s)
     }
 }
 
-
 /* Set s->log_path, s->out_path and s->argv for s->port. */
 static void
 server_argv(struct harness_server *s, const char *const *extra)
@@ -824,16 +868,24 @@ server_argv(struct harness_server *s, const char *const *extra)
              s->port);
     argv_free(s->argv);
     if (s->kind == HARNESS_REDIS) {
-        const char *fixed[] = {"redis-server", "--port", port, "--bind",
-                               "127.0.0.1", "--save", "", "--appendonly", "no",
-                               "--dir", tmp, "--daemonize", "no", "--logfile",
-                               s->log_path, NULL};
+        const char *fixed[] = {
+            "redis-server", "--port",    port,        "--bind",
+            "127.0.0.1",    "--save",    "",          "--appendonly",
+            "no",           "--dir",     tmp,         "--daemonize",
+            "no",           "--logfile", s->log_path, NULL};
         s->argv = argv_build(fixed, extra);
     } else {
         snprintf(upstream, sizeof(upstream), "127.0.0.1:%d", s->upstream_port);
-        const char *fixed[] = {getenv("BULWARK_BIN"), "--port", port,
-                               "--upstream", upstream, "--loglevel", "notice",
-                               "--logfile", s->log_path, NULL};
+        const char *fixed[] = {getenv("BULWARK_BIN"),
+                               "--port",
+                               port,
+                               "--upstream",
+                               upstream,
+                               "--loglevel",
+                               "notice",
+                               "--logfile",
+                               s->log_path,
+                               NULL};
         s->argv = argv_build(fixed, extra);
     }
 }
@@ -910,8 +962,10 @@ harness_bulwark_start(int upstream_port, const char *const *args)
     if (s != NULL) {
         if (args != NULL && args[0] != NULL) {
             bw_free(s);
-            fprintf(stderr, "harness: BULWARK_ATTACH set but this test needs "
-                            "bulwark started with %s ...: skipped\n", args[0]);
+            fprintf(stderr,
+                    "harness: BULWARK_ATTACH set but this test needs "
+                    "bulwark started with %s ...: skipped\n",
+                    args[0]);
             skip();
         }
         return s;
@@ -994,8 +1048,10 @@ harness_redis_stop(struct harness_server *s)
     snprintf(name, sizeof(name), "%s", harness_server_name(s));
     argv_free(s->argv);
     bw_free(s);
-    if (!clean && must)
+    if (!clean && must) {
+        hs.bad_stops++;
         fail_msg("harness: %s did not exit 0 on SIGTERM", name);
+    }
 }
 
 void
@@ -1061,12 +1117,12 @@ harness_redis_connect(const struct harness_server *s)
 
 /* What one server answered to a script. */
 struct side {
-    struct harness_buf raw; /* all complete replies, back to back */
-    size_t *ends;           /* owned: end offset in raw of each reply */
-    size_t n;               /* complete replies read */
-    enum harness_read fin;  /* how it ended: probe answer, EOF, timeout... */
+    struct harness_buf raw;  /* all complete replies, back to back */
+    size_t *ends;            /* owned: end offset in raw of each reply */
+    size_t n;                /* complete replies read */
+    enum harness_read fin;   /* how it ended: probe answer, EOF, timeout... */
     struct harness_buf tail; /* bytes of the probe answer / after the replies */
-    bool checked;           /* fin/tail describe something worth comparing */
+    bool checked;            /* fin/tail describe something worth comparing */
 };
 
 static void
@@ -1079,18 +1135,20 @@ side_free(struct side *sd)
 
 /*
  * Send sc on c and read up to limit replies, then the final state:
- * an early stop, the probe answer or EOF as sc->flags ask.
+ * an early stop, the probe answer or EOF as sc->flags ask. Reads from
+ * reply index quick_from on (and the final one) wait only HARNESS_CLOSE_MS.
  */
 static void
 side_run(struct harness_conn *c, const struct harness_script *sc, size_t limit,
-         struct side *sd)
+         size_t quick_from, struct side *sd)
 {
     memset(sd, 0, sizeof(*sd));
     sd->ends = bw_calloc(limit + 1, sizeof(size_t));
     harness_conn_send(c, sc->bytes, sc->len, sc->chunk);
+    int tail_ms = quick_from <= limit ? HARNESS_CLOSE_MS : HARNESS_TIMEOUT_MS;
     while (sd->n < limit) {
-        enum harness_read r =
-            harness_conn_read_reply(c, HARNESS_TIMEOUT_MS, &sd->tail);
+        int ms = sd->n >= quick_from ? HARNESS_CLOSE_MS : HARNESS_TIMEOUT_MS;
+        enum harness_read r = harness_conn_read_reply(c, ms, &sd->tail);
         if (r != HARNESS_READ_REPLY) {
             sd->fin = r;
             sd->checked = true;
@@ -1103,9 +1161,9 @@ side_run(struct harness_conn *c, const struct harness_script *sc, size_t limit,
     sd->checked = true;
     if (sc->flags & HARNESS_PROBE) {
         harness_conn_send_str(c, "PING\r\n");
-        sd->fin = harness_conn_read_reply(c, HARNESS_TIMEOUT_MS, &sd->tail);
+        sd->fin = harness_conn_read_reply(c, tail_ms, &sd->tail);
     } else if (sc->flags & HARNESS_EXPECT_EOF) {
-        sd->fin = harness_conn_read_eof(c, HARNESS_TIMEOUT_MS, &sd->tail);
+        sd->fin = harness_conn_read_eof(c, tail_ms, &sd->tail);
     } else {
         sd->fin = HARNESS_READ_REPLY;
         sd->checked = false;
@@ -1150,9 +1208,9 @@ sides_compare(const struct side *a, const struct side *b,
                            sc->nreplies);
         if (sc->labels != NULL)
             harness_buf_printf(&msg, " (%s)", sc->labels[i]);
-        harness_buf_printf(&msg, ", first difference at byte %zu:\n",
-                           first_diff(a->raw.data + as, al, b->raw.data + bs,
-                                      bl));
+        harness_buf_printf(
+            &msg, ", first difference at byte %zu:\n",
+            first_diff(a->raw.data + as, al, b->raw.data + bs, bl));
         describe(&msg, an, a->raw.data + as, al, NULL);
         describe(&msg, bn, b->raw.data + bs, bl, NULL);
         goto differ;
@@ -1174,9 +1232,10 @@ sides_compare(const struct side *a, const struct side *b,
                          sd[k]->ends[common] - s, "reply");
             } else {
                 describe(&msg, nm[k], sd[k]->tail.data, sd[k]->tail.len,
-                         sd[k]->n == sc->nreplies && sd[k]->fin ==
-                         HARNESS_READ_REPLY ? "probe answered"
-                                            : read_name(sd[k]->fin));
+                         sd[k]->n == sc->nreplies &&
+                                 sd[k]->fin == HARNESS_READ_REPLY
+                             ? "probe answered"
+                             : read_name(sd[k]->fin));
             }
         }
         goto differ;
@@ -1184,9 +1243,11 @@ sides_compare(const struct side *a, const struct side *b,
     return true;
 
 differ:
-    harness_buf_puts(&msg, "  request bytes: \"");
-    harness_buf_escape(&msg, sc->bytes, sc->len, 400);
-    harness_buf_puts(&msg, "\"\n");
+    if (sc->labels == NULL) {
+        harness_buf_puts(&msg, "  request bytes: \"");
+        harness_buf_escape(&msg, sc->bytes, sc->len, 400);
+        harness_buf_puts(&msg, "\"\n");
+    }
     fputs(msg.data, stderr);
     harness_buf_free(&msg);
     return false;
@@ -1197,14 +1258,16 @@ harness_same_replies_on(struct harness_conn *ref, struct harness_conn *sub,
                         const struct harness_script *sc)
 {
     struct side a, b;
-    side_run(ref, sc, sc->nreplies, &a);
+    side_run(ref, sc, sc->nreplies, SIZE_MAX, &a);
     /*
      * A reference that stopped early (closed, stuck) after n replies: the
      * subject must give the same n replies and then stop the same way, so
-     * read at most one more from it.
+     * read at most one more from it; where the reference closed, the
+     * subject must close promptly too.
      */
     size_t limit = a.n < sc->nreplies ? a.n + 1 : sc->nreplies;
-    side_run(sub, sc, limit, &b);
+    size_t quick_from = a.fin == HARNESS_READ_EOF ? a.n : SIZE_MAX;
+    side_run(sub, sc, limit, quick_from, &b);
     bool same = sides_compare(&a, &b, sc, "reference", "subject");
     side_free(&a);
     side_free(&b);

@@ -25,6 +25,7 @@
  *                    (harness_redis_start()) instead of starting one. The
  *                    reference server of differential tests is always private.
  *   HARNESS_KEEP_TMP set to keep the temp dir (logs) after the run.
+ *   HARNESS_WATCHDOG_S overrides the watchdog of harness_init().
  */
 
 /* Default deadline of one read or of a server start/stop, in milliseconds. */
@@ -75,10 +76,10 @@ struct harness_conn {
     int fd;                /* owned socket, TCP_NODELAY, non-blocking */
     struct harness_buf in; /* received bytes from absolute offset in_base */
     size_t in_base;        /* absolute stream offset of in.data[0] */
-    size_t in_done;        /* absolute offset up to which replies were returned */
-    void *reader;          /* owned redisReader, used only for boundaries */
-    bool eof;              /* the peer closed its side */
-    bool write_closed;     /* a send failed with EPIPE/ECONNRESET */
+    size_t in_done;    /* absolute offset up to which replies were returned */
+    void *reader;      /* owned redisReader, used only for boundaries */
+    bool eof;          /* the peer closed its side */
+    bool write_closed; /* a send failed with EPIPE/ECONNRESET */
 };
 
 /* One request script replayed against a server (see harness_same_replies). */
@@ -108,6 +109,13 @@ struct harness_script {
  * Call first in main(). Idempotent.
  */
 void harness_init(unsigned watchdog_s);
+
+/*
+ * The exit status of main(): rc (cmocka_run_group_tests()'s result), or 1
+ * when rc is 0 but a server stop failed outside a test (cmocka 1.1 does not
+ * count failed group teardowns). Use: return harness_finish(cmocka_run...).
+ */
+int harness_finish(int rc);
 
 /* The private temp dir of this binary (harness_init() first). */
 const char *harness_tmpdir(void);
@@ -260,8 +268,7 @@ enum harness_read harness_conn_read_reply(struct harness_conn *c,
  * meanwhile (buffered ones included) is appended to extra (may be NULL).
  * Returns HARNESS_READ_EOF or HARNESS_READ_TIMEOUT.
  */
-enum harness_read harness_conn_read_eof(struct harness_conn *c,
-                                        int timeout_ms,
+enum harness_read harness_conn_read_eof(struct harness_conn *c, int timeout_ms,
                                         struct harness_buf *extra);
 
 /*
@@ -277,9 +284,10 @@ bool harness_conn_roundtrip(struct harness_conn *c, const char *req,
  * Replay sc on ref and on sub (already open connections, in that order):
  * send, read sc->nreplies replies from each, then apply sc->flags. Compares
  * every reply byte for byte and the final state (answered probe, closed,
- * timed out). Returns true when equal; otherwise prints the first mismatch
- * (reply index, label, both replies escaped, the first differing byte) to
- * stderr and returns false.
+ * timed out). Where the reference closed the connection, the subject gets
+ * HARNESS_CLOSE_MS (3 s) to close too. Returns true when equal; otherwise
+ * prints the first mismatch (reply index, label, both replies escaped, the
+ * first differing byte) to stderr and returns false.
  */
 bool harness_same_replies_on(struct harness_conn *ref, struct harness_conn *sub,
                              const struct harness_script *sc);

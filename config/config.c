@@ -1,0 +1,1269 @@
+/*
+ * config: the directive table and everything driven by it: defaults, the
+ * redis.conf parser (sdssplitargs quoting, include), command-line overrides,
+ * CONFIG GET/SET, SIGHUP reload and --help. Pure: libc only.
+ */
+#include "config/config.h"
+
+#include <ctype.h>
+#include <errno.h>
+#include <glob.h>
+#include <limits.h>
+#include <stdarg.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+
+/* ---- allocation: out of memory is a bug (STYLE.md), so abort ---------- */
+
+static void *
+cfg_xrealloc(void *ptr, size_t size)
+{
+    void *p = realloc(ptr, size == 0 ? 1 : size);
+
+    if (p == NULL) {
+        fprintf(stderr, "config: out of memory allocating %zu bytes\n", size);
+        abort();
+    }
+    return p;
+}
+
+static char *
+cfg_xstrndup(const char *s, size_t n)
+{
+    char *p = cfg_xrealloc(NULL, n + 1);
+
+    memcpy(p, s, n);
+    p[n] = '\0';
+    return p;
+}
+
+static char *
+cfg_xstrdup(const char *s)
+{
+    return cfg_xstrndup(s, strlen(s));
+}
+
+/* ---- the directive table ---------------------------------------------- */
+
+/* How a directive's text maps to its member(s) of struct cfg. */
+enum cfg_type {
+    CFG_T_BOOL,     /* bool: yes | no */
+    CFG_T_INT,      /* int: Redis string2ll, then [min, max] */
+    CFG_T_OCTAL,    /* int: strtoll base 8, then [min, max]; printed in octal */
+    CFG_T_SIZE,     /* uint64_t bytes: Redis memtoull units, then [min, max] */
+    CFG_T_DURATION, /* uint64_t ms: digits + ms|s, bare = unit_ms; [min, max] in
+                       the bare unit */
+    CFG_T_ENUM,     /* int: index into names */
+    CFG_T_STRING,   /* char * owned; "" = NULL */
+    CFG_T_LIST,     /* char ** owned + size_t count at off2 */
+    CFG_T_HOSTPORT  /* char * host owned + int port at off2 */
+};
+
+/* Directive may be changed while running (CONFIG SET, SIGHUP reload). */
+#define CFG_F_RUNTIME 0x1u
+
+/* One row of the table: everything bulwark knows about a directive. */
+struct cfg_directive {
+    const char *name;   /* lower-case name, as in the file and CONFIG */
+    enum cfg_type type; /* value syntax and storage */
+    size_t off;         /* offsetof(struct cfg, member) */
+    size_t off2;        /* offset of the count (LIST) or port (HOSTPORT) */
+    const char *def;    /* default in config syntax; NULL = unset */
+    long long min;      /* lowest value in the bare unit (numeric types) */
+    long long max;      /* highest value in the bare unit (numeric types) */
+    uint64_t unit_ms; /* DURATION: milliseconds in one bare unit (1 or 1000) */
+    const char *const *names; /* ENUM: NULL-terminated names, index = value */
+    unsigned flags;           /* CFG_F_* */
+    const char *help;         /* one line for --help and the sample file */
+};
+
+#define CFG_OFF(m) offsetof(struct cfg, m)
+#define CFG_RT CFG_F_RUNTIME
+/* Row constructors: adding a directive is one line (and a struct member). */
+#define CFG_BOOL(n, m, def, fl, help)                                          \
+    {                                                                          \
+        n, CFG_T_BOOL, CFG_OFF(m), 0, def, 0, 1, 0, NULL, fl, help             \
+    }
+#define CFG_INT(n, m, def, lo, hi, fl, help)                                   \
+    {                                                                          \
+        n, CFG_T_INT, CFG_OFF(m), 0, def, lo, hi, 0, NULL, fl, help            \
+    }
+#define CFG_OCTAL(n, m, def, lo, hi, fl, help)                                 \
+    {                                                                          \
+        n, CFG_T_OCTAL, CFG_OFF(m), 0, def, lo, hi, 0, NULL, fl, help          \
+    }
+#define CFG_SIZE(n, m, def, lo, hi, fl, help)                                  \
+    {                                                                          \
+        n, CFG_T_SIZE, CFG_OFF(m), 0, def, lo, hi, 0, NULL, fl, help           \
+    }
+#define CFG_MSEC(n, m, def, lo, hi, fl, help)                                  \
+    {                                                                          \
+        n, CFG_T_DURATION, CFG_OFF(m), 0, def, lo, hi, 1, NULL, fl, help       \
+    }
+#define CFG_SEC(n, m, def, lo, hi, fl, help)                                   \
+    {                                                                          \
+        n, CFG_T_DURATION, CFG_OFF(m), 0, def, lo, hi, 1000, NULL, fl, help    \
+    }
+#define CFG_ENUM(n, m, names, def, fl, help)                                   \
+    {                                                                          \
+        n, CFG_T_ENUM, CFG_OFF(m), 0, def, 0, 0, 0, names, fl, help            \
+    }
+#define CFG_STRING(n, m, fl, help)                                             \
+    {                                                                          \
+        n, CFG_T_STRING, CFG_OFF(m), 0, NULL, 0, 0, 0, NULL, fl, help          \
+    }
+#define CFG_LIST(n, m, cnt, def, fl, help)                                     \
+    {                                                                          \
+        n, CFG_T_LIST, CFG_OFF(m), CFG_OFF(cnt), def, 0, 0, 0, NULL, fl, help  \
+    }
+#define CFG_HOSTPORT(n, h, p, def, fl, help)                                   \
+    {                                                                          \
+        n, CFG_T_HOSTPORT, CFG_OFF(h), CFG_OFF(p), def, 1, 65535, 0, NULL, fl, \
+            help                                                               \
+    }
+
+/* loglevel names; the index is enum log_level in proxy/log.h. */
+static const char *const cfg_loglevel_names[] = {"debug", "verbose", "notice",
+                                                 "warning", NULL};
+
+static const struct cfg_directive cfg_table[] = {
+    CFG_LIST("bind", bind, bind_count, "127.0.0.1", 0,
+             "addresses to listen on for TCP; \"\" = none"),
+    CFG_INT("port", port, "6380", 0, 65535, 0,
+            "TCP port to listen on; 0 = no TCP listener"),
+    CFG_STRING("unixsocket", unixsocket, 0,
+               "path of a unix socket to listen on; \"\" = none"),
+    CFG_OCTAL("unixsocketperm", unixsocketperm, "0", 0, 0777, 0,
+              "octal permissions of the unix socket; 0 = leave to the umask"),
+    CFG_INT("maxclients", maxclients, "10000", 1, 1000000, CFG_RT,
+            "most clients connected at once; more are refused"),
+    CFG_INT("timeout", timeout, "0", 0, INT_MAX, CFG_RT,
+            "close a client idle this many seconds; 0 = never"),
+    CFG_INT("tcp-keepalive", tcp_keepalive, "300", 0, INT_MAX, CFG_RT,
+            "TCP keepalive period of client sockets in seconds; 0 = off"),
+    CFG_INT("tcp-backlog", tcp_backlog, "511", 0, INT_MAX, 0,
+            "listen(2) backlog of the TCP listener"),
+    CFG_SIZE("proto-max-bulk-len", proto_max_bulk_len, "512mb", 1048576,
+             LLONG_MAX, CFG_RT, "largest bulk string a client may send, bytes"),
+    CFG_SIZE("client-query-buffer-limit", client_query_buffer_limit, "1gb",
+             1048576, LLONG_MAX, CFG_RT,
+             "most unparsed input buffered per client, bytes"),
+    CFG_INT("client-max-pending", client_max_pending, "10000", 1, 1000000,
+            CFG_RT, "requests in flight per client before reading it pauses"),
+    CFG_STRING("requirepass", requirepass, CFG_RT,
+               "password clients must AUTH with; \"\" = none"),
+    CFG_HOSTPORT("upstream", upstream_host, upstream_port, "127.0.0.1:6379", 0,
+                 "the Redis server to forward to: host:port or [ipv6]:port"),
+    CFG_STRING("upstream-password", upstream_password, 0,
+               "password bulwark AUTHs to the upstream with; \"\" = none"),
+    CFG_STRING("upstream-user", upstream_user, 0,
+               "ACL user for upstream AUTH (needs upstream-password); \"\" = "
+               "default user"),
+    CFG_INT("upstream-db", upstream_db, "0", 0, INT_MAX, 0,
+            "database the upstream connections SELECT"),
+    CFG_INT("upstream-connections", upstream_connections, "1", 1, 64, 0,
+            "connections opened to the upstream"),
+    CFG_MSEC("upstream-connect-timeout", upstream_connect_timeout_ms, "1000", 1,
+             3600000, CFG_RT,
+             "deadline of one upstream connect; bare number = milliseconds"),
+    CFG_MSEC("upstream-timeout", upstream_timeout_ms, "5000", 1, 3600000,
+             CFG_RT,
+             "deadline of one upstream request; bare number = milliseconds"),
+    CFG_MSEC(
+        "upstream-retry-max", upstream_retry_max_ms, "1000", 1, 3600000, CFG_RT,
+        "cap of the upstream reconnect backoff; bare number = milliseconds"),
+    CFG_LIST("deny-commands", deny_commands, deny_commands_count,
+             "SHUTDOWN DEBUG", CFG_RT,
+             "commands refused to clients (case-insensitive); \"\" = none"),
+    CFG_ENUM("loglevel", loglevel, cfg_loglevel_names, "notice", CFG_RT,
+             "debug, verbose, notice or warning"),
+    CFG_STRING("logfile", logfile, 0, "log file path; \"\" = stderr"),
+    CFG_BOOL("daemonize", daemonize, "no", 0,
+             "fork into the background (yes|no)"),
+    CFG_STRING("pidfile", pidfile, 0, "file to write the pid to; \"\" = none"),
+    CFG_SEC("shutdown-timeout", shutdown_timeout_ms, "10", 0, INT_MAX, 0,
+            "on SIGTERM, wait this long for replies in flight; bare number = "
+            "seconds"),
+};
+
+#define CFG_TABLE_LEN (sizeof(cfg_table) / sizeof(cfg_table[0]))
+
+/* A broken table or invariant is a bug: abort, as BW_ASSERT would. */
+#define CFG_CHECK(cond, what)                                                  \
+    do {                                                                       \
+        if (!(cond)) {                                                         \
+            fprintf(stderr, "config: %s:%d: %s (%s)\n", __FILE__, __LINE__,    \
+                    #cond, what);                                              \
+            abort();                                                           \
+        }                                                                      \
+    } while (0)
+
+static const struct cfg_directive *
+cfg_lookup(const char *name)
+{
+    for (size_t i = 0; i < CFG_TABLE_LEN; i++) {
+        if (strcasecmp(cfg_table[i].name, name) == 0)
+            return &cfg_table[i];
+    }
+    return NULL;
+}
+
+/* Member access: p is the member of c at offset off. */
+#define CFG_AT(c, off, type) ((type *)(void *)((char *)(c) + (off)))
+#define CFG_CAT(c, off, type)                                                  \
+    ((type const *)(const void *)((const char *)(c) + (off)))
+
+/* ---- value parsing ------------------------------------------------------ */
+
+/* Why a value was refused; cfg_reason() turns it into text. */
+enum cfg_verr {
+    CFG_V_OK,       /* accepted */
+    CFG_V_ARITY,    /* wrong number of arguments */
+    CFG_V_INT,      /* not an integer */
+    CFG_V_OCTAL,    /* not an octal number */
+    CFG_V_RANGE,    /* parsed, outside [min, max] */
+    CFG_V_BOOL,     /* not yes/no */
+    CFG_V_SIZE,     /* not a memory value */
+    CFG_V_DURATION, /* not a duration */
+    CFG_V_UNIT,     /* duration not a whole number of the bare unit */
+    CFG_V_ENUM,     /* not one of the names */
+    CFG_V_HOSTPORT  /* not host:port */
+};
+
+/* Redis util.c string2ll: optional '-', digits, no '+', no leading zeros. */
+static bool
+cfg_string2ll(const char *s, long long *out)
+{
+    const char *d = s[0] == '-' ? s + 1 : s;
+
+    if (strcmp(s, "0") == 0) {
+        *out = 0;
+        return true;
+    }
+    if (d[0] < '1' || d[0] > '9' || d[strspn(d, "0123456789")] != '\0')
+        return false;
+    errno = 0;
+    *out = strtoll(s, NULL, 10);
+    return errno == 0;
+}
+
+/*
+ * Redis util.c memtoull: digits then an optional unit; no sign. As Redis,
+ * an empty digit part is 0 and a digit overflow saturates (caught by the
+ * range check), while overflow by the unit is a syntax error.
+ */
+static bool
+cfg_memtoull(const char *p, uint64_t *out)
+{
+    static const struct {
+        const char *unit;
+        uint64_t mul;
+    } units[] = {{"", 1},           {"b", 1},          {"k", 1000},
+                 {"kb", 1024},      {"m", 1000000},    {"mb", 1048576},
+                 {"g", 1000000000}, {"gb", 1073741824}};
+    const char *u = p;
+    uint64_t val = 0, mul = 0;
+
+    while (*u >= '0' && *u <= '9')
+        u++;
+    for (size_t i = 0; i < sizeof(units) / sizeof(units[0]); i++) {
+        if (strcasecmp(u, units[i].unit) == 0)
+            mul = units[i].mul;
+    }
+    if (mul == 0 || u - p >= 128)
+        return false;
+    for (const char *d = p; d < u; d++) {
+        unsigned dig = (unsigned)(*d - '0');
+        val = val > (UINT64_MAX - dig) / 10 ? UINT64_MAX : val * 10 + dig;
+    }
+    if (val > UINT64_MAX / mul)
+        return false;
+    *out = val * mul;
+    return true;
+}
+
+/* bulwark's durations: digits and an optional unit ms or s; out in ms. */
+static enum cfg_verr
+cfg_parse_duration(const char *s, uint64_t unit_ms, uint64_t *out_ms)
+{
+    const char *u = s;
+    uint64_t n = 0, mul;
+
+    while (*u >= '0' && *u <= '9') {
+        if (n > (UINT64_MAX - 9) / 10)
+            return CFG_V_DURATION;
+        n = n * 10 + (uint64_t)(*u - '0');
+        u++;
+    }
+    if (u == s)
+        return CFG_V_DURATION;
+    if (*u == '\0')
+        mul = unit_ms;
+    else if (strcasecmp(u, "ms") == 0)
+        mul = 1;
+    else if (strcasecmp(u, "s") == 0)
+        mul = 1000;
+    else
+        return CFG_V_DURATION;
+    if (n > UINT64_MAX / mul)
+        return CFG_V_DURATION;
+    if ((n * mul) % unit_ms != 0)
+        return CFG_V_UNIT;
+    *out_ms = n * mul;
+    return CFG_V_OK;
+}
+
+/* "host:port" or "[ipv6]:port" with port 1..65535; host copied to *host. */
+static enum cfg_verr
+cfg_parse_hostport(const char *s, char **host, int *port)
+{
+    const char *h = s, *colon;
+    size_t hlen;
+    long long p;
+
+    if (s[0] == '[') {
+        const char *rb = strchr(s, ']');
+        if (rb == NULL || rb[1] != ':')
+            return CFG_V_HOSTPORT;
+        h = s + 1;
+        hlen = (size_t)(rb - h);
+        colon = rb + 1;
+    } else {
+        colon = strrchr(s, ':');
+        if (colon == NULL)
+            return CFG_V_HOSTPORT;
+        hlen = (size_t)(colon - s);
+        if (memchr(s, ':', hlen) != NULL)
+            return CFG_V_HOSTPORT;
+    }
+    if (hlen == 0 || !cfg_string2ll(colon + 1, &p) || p < 1 || p > 65535)
+        return CFG_V_HOSTPORT;
+    *host = cfg_xstrndup(h, hlen);
+    *port = (int)p;
+    return CFG_V_OK;
+}
+
+/* Words of a list: every argument is split on spaces; empty words dropped. */
+static void
+cfg_parse_list(int argc, const char *const *argv, char ***out, size_t *count)
+{
+    char **v = NULL;
+    size_t n = 0;
+
+    for (int i = 0; i < argc; i++) {
+        for (const char *p = argv[i]; *p != '\0'; p += strspn(p, " ")) {
+            size_t len = strcspn(p, " ");
+            if (len > 0) {
+                v = cfg_xrealloc(v, (n + 1) * sizeof(*v));
+                v[n++] = cfg_xstrndup(p, len);
+            }
+            p += len;
+        }
+    }
+    *out = v;
+    *count = n;
+}
+
+static void
+cfg_free_words(char **v, size_t n)
+{
+    for (size_t i = 0; i < n; i++)
+        free(v[i]);
+    free(v);
+}
+
+/* Parse one numeric or bool value into *num (bare unit for durations: ms). */
+static enum cfg_verr
+cfg_parse_scalar(const struct cfg_directive *d, const char *s, long long *num,
+                 uint64_t *u64)
+{
+    char *end;
+    uint64_t ms;
+    enum cfg_verr e;
+
+    switch (d->type) {
+    case CFG_T_BOOL:
+        if (strcasecmp(s, "yes") != 0 && strcasecmp(s, "no") != 0)
+            return CFG_V_BOOL;
+        *num = strcasecmp(s, "yes") == 0;
+        return CFG_V_OK;
+    case CFG_T_INT:
+        return cfg_string2ll(s, num) ? CFG_V_OK : CFG_V_INT;
+    case CFG_T_OCTAL:
+        errno = 0;
+        *num = strtoll(s, &end, 8);
+        return errno == 0 && *end == '\0' ? CFG_V_OK : CFG_V_OCTAL;
+    case CFG_T_SIZE:
+        if (!cfg_memtoull(s, u64))
+            return CFG_V_SIZE;
+        *num = *u64 > (uint64_t)LLONG_MAX ? -1 : (long long)*u64;
+        return CFG_V_OK;
+    case CFG_T_DURATION:
+        e = cfg_parse_duration(s, d->unit_ms, &ms);
+        if (e != CFG_V_OK)
+            return e;
+        *u64 = ms;
+        *num = ms / d->unit_ms > (uint64_t)LLONG_MAX
+                   ? -1
+                   : (long long)(ms / d->unit_ms);
+        return CFG_V_OK;
+    case CFG_T_ENUM:
+        for (int i = 0; d->names[i] != NULL; i++) {
+            if (strcasecmp(s, d->names[i]) == 0) {
+                *num = i;
+                return CFG_V_OK;
+            }
+        }
+        return CFG_V_ENUM;
+    default:
+        return CFG_V_OK;
+    }
+}
+
+/* ---- value storage ------------------------------------------------------ */
+
+/* Release what d's members own in c and leave them empty. */
+static void
+cfg_value_free(struct cfg *c, const struct cfg_directive *d)
+{
+    if (d->type == CFG_T_STRING || d->type == CFG_T_HOSTPORT) {
+        free(*CFG_AT(c, d->off, char *));
+        *CFG_AT(c, d->off, char *) = NULL;
+    } else if (d->type == CFG_T_LIST) {
+        cfg_free_words(*CFG_AT(c, d->off, char **),
+                       *CFG_AT(c, d->off2, size_t));
+        *CFG_AT(c, d->off, char **) = NULL;
+        *CFG_AT(c, d->off2, size_t) = 0;
+    }
+}
+
+/* Store an already validated scalar. */
+static void
+cfg_store_scalar(struct cfg *c, const struct cfg_directive *d, long long num,
+                 uint64_t u64)
+{
+    switch (d->type) {
+    case CFG_T_BOOL:
+        *CFG_AT(c, d->off, bool) = num != 0;
+        break;
+    case CFG_T_SIZE:
+    case CFG_T_DURATION:
+        *CFG_AT(c, d->off, uint64_t) = u64;
+        break;
+    default:
+        *CFG_AT(c, d->off, int) = (int)num;
+        break;
+    }
+}
+
+/*
+ * Set d in c from argc arguments. c changes only when CFG_V_OK is returned.
+ */
+static enum cfg_verr
+cfg_value_set(struct cfg *c, const struct cfg_directive *d, int argc,
+              const char *const *argv)
+{
+    long long num = 0;
+    uint64_t u64 = 0;
+    enum cfg_verr e;
+    char *host;
+    int port;
+
+    if (d->type == CFG_T_LIST ? argc < 1 : argc != 1)
+        return CFG_V_ARITY;
+    if (d->type == CFG_T_LIST) {
+        char **v;
+        size_t n;
+        cfg_parse_list(argc, argv, &v, &n);
+        cfg_value_free(c, d);
+        *CFG_AT(c, d->off, char **) = v;
+        *CFG_AT(c, d->off2, size_t) = n;
+    } else if (d->type == CFG_T_STRING) {
+        cfg_value_free(c, d);
+        if (argv[0][0] != '\0')
+            *CFG_AT(c, d->off, char *) = cfg_xstrdup(argv[0]);
+    } else if (d->type == CFG_T_HOSTPORT) {
+        e = cfg_parse_hostport(argv[0], &host, &port);
+        if (e != CFG_V_OK)
+            return e;
+        cfg_value_free(c, d);
+        *CFG_AT(c, d->off, char *) = host;
+        *CFG_AT(c, d->off2, int) = port;
+    } else {
+        e = cfg_parse_scalar(d, argv[0], &num, &u64);
+        if (e != CFG_V_OK)
+            return e;
+        if (d->type != CFG_T_BOOL && d->type != CFG_T_ENUM &&
+            (num < d->min || num > d->max))
+            return CFG_V_RANGE;
+        cfg_store_scalar(c, d, num, u64);
+    }
+    return CFG_V_OK;
+}
+
+/* d's value as CONFIG GET shows it; the caller frees the string. */
+static char *
+cfg_value_format(const struct cfg *c, const struct cfg_directive *d)
+{
+    char buf[96];
+    const char *s;
+
+    switch (d->type) {
+    case CFG_T_BOOL:
+        return cfg_xstrdup(*CFG_CAT(c, d->off, bool) ? "yes" : "no");
+    case CFG_T_INT:
+        snprintf(buf, sizeof(buf), "%d", *CFG_CAT(c, d->off, int));
+        return cfg_xstrdup(buf);
+    case CFG_T_OCTAL:
+        snprintf(buf, sizeof(buf), "%o", (unsigned)*CFG_CAT(c, d->off, int));
+        return cfg_xstrdup(buf);
+    case CFG_T_SIZE:
+        snprintf(buf, sizeof(buf), "%llu",
+                 (unsigned long long)*CFG_CAT(c, d->off, uint64_t));
+        return cfg_xstrdup(buf);
+    case CFG_T_DURATION:
+        snprintf(
+            buf, sizeof(buf), "%llu",
+            (unsigned long long)(*CFG_CAT(c, d->off, uint64_t) / d->unit_ms));
+        return cfg_xstrdup(buf);
+    case CFG_T_ENUM:
+        return cfg_xstrdup(d->names[*CFG_CAT(c, d->off, int)]);
+    case CFG_T_STRING:
+        s = *CFG_CAT(c, d->off, char *);
+        return cfg_xstrdup(s != NULL ? s : "");
+    case CFG_T_HOSTPORT: {
+        const char *h = *CFG_CAT(c, d->off, char *);
+        size_t len = strlen(h) + 16;
+        char *out = cfg_xrealloc(NULL, len);
+        snprintf(out, len, strchr(h, ':') != NULL ? "[%s]:%d" : "%s:%d", h,
+                 *CFG_CAT(c, d->off2, int));
+        return out;
+    }
+    case CFG_T_LIST:
+    default: {
+        char *const *v = *CFG_CAT(c, d->off, char **);
+        size_t n = *CFG_CAT(c, d->off2, size_t), len = 0;
+        char *out;
+        for (size_t i = 0; i < n; i++)
+            len += strlen(v[i]) + 1;
+        out = cfg_xrealloc(NULL, len + 1);
+        out[0] = '\0';
+        for (size_t i = 0, at = 0; i < n; i++)
+            at += (size_t)sprintf(out + at, i ? " %s" : "%s", v[i]);
+        return out;
+    }
+    }
+}
+
+/* ---- error text --------------------------------------------------------- */
+
+/* "debug, verbose, notice, warning" for an ENUM row. */
+static void
+cfg_enum_list(const struct cfg_directive *d, char *out, size_t outlen)
+{
+    size_t at = 0;
+
+    out[0] = '\0';
+    for (int i = 0; d->names[i] != NULL && at < outlen; i++)
+        at += (size_t)snprintf(out + at, outlen - at, "%s%s", i ? ", " : "",
+                               d->names[i]);
+}
+
+/* Fixed texts per enum cfg_verr; RANGE and ENUM are formatted below. */
+static const char *const cfg_redis_text[] = {
+    [CFG_V_ARITY] = "wrong number of arguments",
+    [CFG_V_INT] = "argument couldn't be parsed into an integer",
+    [CFG_V_OCTAL] = "argument couldn't be parsed as an octal number",
+    [CFG_V_BOOL] = "argument must be 'yes' or 'no'",
+    [CFG_V_SIZE] = "argument must be a memory value",
+    [CFG_V_DURATION] = "argument must be a duration (an integer with an "
+                       "optional unit ms or s)",
+    [CFG_V_UNIT] = "argument must be a whole number of seconds",
+    [CFG_V_HOSTPORT] = "argument must be host:port or [ipv6]:port",
+};
+static const char *const cfg_file_rule[] = {
+    [CFG_V_INT] = "an integer",
+    [CFG_V_OCTAL] = "an octal number like 700",
+    [CFG_V_BOOL] = "yes or no",
+    [CFG_V_SIZE] = "a size: digits with an optional unit b k kb m mb g gb",
+    [CFG_V_DURATION] = "a duration: digits with an optional unit ms or s",
+    [CFG_V_UNIT] = "a whole number of seconds",
+    [CFG_V_HOSTPORT] = "host:port or [ipv6]:port with port 1..65535",
+};
+
+/*
+ * Reason for refusing argv[0] (argc values) for d. redis: the text Redis
+ * 7.0.15 puts after "CONFIG SET failed (...) - "; else the reason after
+ * "file:line: ", which names the directive, the rule and the value.
+ */
+static void
+cfg_reason(const struct cfg_directive *d, enum cfg_verr e, bool redis, int argc,
+           const char *const *argv, char *err, size_t errlen)
+{
+    const char *v = argc > 0 ? argv[0] : "";
+    const char *unit = d->type == CFG_T_SIZE       ? " bytes"
+                       : d->type != CFG_T_DURATION ? ""
+                       : d->unit_ms == 1           ? " ms"
+                                                   : " s";
+    char lo[32], hi[32], names[128];
+
+    snprintf(lo, sizeof(lo), d->type == CFG_T_OCTAL ? "%llo" : "%lld", d->min);
+    snprintf(hi, sizeof(hi), d->type == CFG_T_OCTAL ? "%llo" : "%lld", d->max);
+    if (d->type == CFG_T_ENUM)
+        cfg_enum_list(d, names, sizeof(names));
+    if (e == CFG_V_RANGE && redis)
+        snprintf(err, errlen, "argument must be between %s and %s inclusive",
+                 lo, hi);
+    else if (e == CFG_V_RANGE)
+        snprintf(err, errlen, "'%s' must be between %s and %s%s, got %.64s",
+                 d->name, lo, hi, unit, v);
+    else if (e == CFG_V_ENUM && redis)
+        snprintf(err, errlen, "argument(s) must be one of the following: %s",
+                 names);
+    else if (e == CFG_V_ENUM)
+        snprintf(err, errlen, "'%s' must be one of %s, got '%.64s'", d->name,
+                 names, v);
+    else if (redis)
+        snprintf(err, errlen, "%s", cfg_redis_text[e]);
+    else if (e == CFG_V_ARITY && d->type == CFG_T_LIST)
+        snprintf(err, errlen,
+                 "'%s' needs at least one argument (\"\" for none)", d->name);
+    else if (e == CFG_V_ARITY)
+        snprintf(err, errlen, "'%s' takes exactly one argument, got %d",
+                 d->name, argc);
+    else
+        snprintf(err, errlen, "'%s' must be %s%s, got '%.64s'", d->name,
+                 cfg_file_rule[e],
+                 e != CFG_V_DURATION ? ""
+                 : d->unit_ms == 1   ? " (bare number = ms)"
+                                     : " (bare number = s)",
+                 v);
+}
+
+/* ---- line splitting (Redis sds.c sdssplitargs) ----------------------------
+ */
+
+static int
+cfg_hexval(char ch)
+{
+    if (!isxdigit((unsigned char)ch))
+        return -1;
+    return ch <= '9' ? ch - '0' : tolower((unsigned char)ch) - 'a' + 10;
+}
+
+/*
+ * Copy the rest of a double-quoted (q '"') or single-quoted argument part
+ * from *pp to out + *len, unescaping; *pp ends past the closing quote.
+ * Returns -1 when the quote is not closed or not followed by a space.
+ */
+static int
+cfg_split_quoted(const char **pp, char q, char *out, size_t *len)
+{
+    static const char from[] = "nrtba", to[] = "\n\r\t\b\a";
+    const char *p = *pp;
+
+    for (;; p++) {
+        if (*p == '\0')
+            return -1;
+        if (q == '"' && p[0] == '\\' && p[1] == 'x' && cfg_hexval(p[2]) >= 0 &&
+            cfg_hexval(p[3]) >= 0) {
+            out[(*len)++] = (char)(cfg_hexval(p[2]) * 16 + cfg_hexval(p[3]));
+            p += 3;
+        } else if (q == '"' && p[0] == '\\' && p[1] != '\0') {
+            const char *m = strchr(from, p[1]);
+            out[(*len)++] = m != NULL ? to[m - from] : p[1];
+            p++;
+        } else if (q == '\'' && p[0] == '\\' && p[1] == '\'') {
+            out[(*len)++] = '\'';
+            p++;
+        } else if (*p == q) {
+            if (p[1] != '\0' && !isspace((unsigned char)p[1]))
+                return -1;
+            *pp = p + 1;
+            return 0;
+        } else {
+            out[(*len)++] = *p;
+        }
+    }
+}
+
+/*
+ * Split a line into arguments. Returns the count and sets *argvp and
+ * *lensp (both owned by the caller), or -1 on unbalanced quotes. An
+ * argument is never longer than the line, which sizes its buffer.
+ */
+static int
+cfg_split_line(const char *p, char ***argvp, size_t **lensp)
+{
+    size_t linelen = strlen(p), *lens = NULL;
+    char **argv = NULL;
+    int argc = 0;
+
+    for (;;) {
+        char *tok;
+        size_t len = 0;
+
+        while (*p != '\0' && isspace((unsigned char)*p))
+            p++;
+        if (*p == '\0')
+            break;
+        tok = cfg_xrealloc(NULL, linelen + 1);
+        while (*p != '\0' && strchr(" \n\r\t", *p) == NULL) {
+            char ch = *p++;
+            if (ch != '"' && ch != '\'') {
+                tok[len++] = ch;
+            } else if (cfg_split_quoted(&p, ch, tok, &len) != 0) {
+                free(tok);
+                cfg_free_words(argv, (size_t)argc);
+                free(lens);
+                return -1;
+            }
+        }
+        tok[len] = '\0';
+        argv = cfg_xrealloc(argv, (size_t)(argc + 1) * sizeof(*argv));
+        lens = cfg_xrealloc(lens, (size_t)(argc + 1) * sizeof(*lens));
+        argv[argc] = tok;
+        lens[argc++] = len;
+    }
+    *argvp = argv;
+    *lensp = lens;
+    return argc;
+}
+
+/* ---- reading files ------------------------------------------------------ */
+
+/* State of one cfg_load_*() / cfg_apply_args() call. */
+struct cfg_ctx {
+    struct cfg *c; /* borrowed: the config being filled */
+    char *err;     /* borrowed: caller's error buffer */
+    size_t errlen; /* bytes in err */
+    bool err_full; /* err already has its "where: " prefix */
+    int depth;     /* files being read (open[0..depth)) */
+    char *open[CFG_INCLUDE_DEPTH_MAX]; /* owned realpath()s of those files */
+};
+
+static int cfg_read_file(struct cfg_ctx *x, const char *path, bool top);
+
+/* Resolve path against basedir and read it, or every match of a glob. */
+static int
+cfg_include(struct cfg_ctx *x, const char *path, const char *basedir)
+{
+    char *full;
+    int rc = CFG_OK;
+
+    if (path[0] != '/' && basedir != NULL && basedir[0] != '\0') {
+        size_t len = strlen(basedir) + strlen(path) + 2;
+        full = cfg_xrealloc(NULL, len);
+        snprintf(full, len, "%s/%s", basedir, path);
+    } else {
+        full = cfg_xstrdup(path);
+    }
+    if (strpbrk(full, "*?[") != NULL) {
+        glob_t g;
+        int grc = glob(full, 0, NULL, &g);
+        if (grc == 0) {
+            for (size_t i = 0; i < g.gl_pathc && rc == CFG_OK; i++)
+                rc = cfg_read_file(x, g.gl_pathv[i], false);
+        }
+        if (grc != 0 && grc != GLOB_NOMATCH) {
+            snprintf(x->err, x->errlen, "cannot expand include '%s'", full);
+            rc = CFG_ERR;
+        }
+        globfree(&g);
+    } else {
+        rc = cfg_read_file(x, full, false);
+    }
+    free(full);
+    return rc;
+}
+
+/* Execute one split line (or command-line group); reason in x->err. */
+static int
+cfg_exec(struct cfg_ctx *x, int argc, char **argv, const size_t *lens,
+         const char *basedir)
+{
+    const struct cfg_directive *d;
+    enum cfg_verr e;
+
+    for (int i = 0; i < argc; i++) {
+        if (strlen(argv[i]) != lens[i]) {
+            snprintf(x->err, x->errlen,
+                     "argument %d of '%.64s' contains a "
+                     "NUL byte, which is not allowed",
+                     i, argv[0]);
+            return CFG_ERR;
+        }
+    }
+    if (strcasecmp(argv[0], "include") == 0) {
+        if (argc != 2) {
+            snprintf(x->err, x->errlen,
+                     "'include' takes exactly one argument, got %d", argc - 1);
+            return CFG_ERR;
+        }
+        return cfg_include(x, argv[1], basedir);
+    }
+    d = cfg_lookup(argv[0]);
+    if (d == NULL) {
+        snprintf(x->err, x->errlen,
+                 "unknown directive '%.64s' (bulwark --help "
+                 "lists them)",
+                 argv[0]);
+        return CFG_ERR;
+    }
+    e = cfg_value_set(x->c, d, argc - 1, (const char *const *)argv + 1);
+    if (e != CFG_V_OK) {
+        cfg_reason(d, e, false, argc - 1, (const char *const *)argv + 1, x->err,
+                   x->errlen);
+        return CFG_ERR;
+    }
+    return CFG_OK;
+}
+
+/*
+ * Prefix the reason in x->err with "name:line: ", or with
+ * "(command line):name: " when line is 0, unless it has its prefix already.
+ */
+static void
+cfg_err_where(struct cfg_ctx *x, const char *name, long line)
+{
+    char *reason;
+
+    if (x->err_full)
+        return;
+    reason = cfg_xstrdup(x->err);
+    if (line > 0)
+        snprintf(x->err, x->errlen, "%s:%ld: %s", name, line, reason);
+    else
+        snprintf(x->err, x->errlen, "(command line):%s: %s", name, reason);
+    free(reason);
+    x->err_full = true;
+}
+
+/* Parse text (modified in place); name for errors, basedir for includes. */
+static int
+cfg_parse_text(struct cfg_ctx *x, char *text, const char *name,
+               const char *basedir)
+{
+    long lineno = 0;
+    char *line = text, *next;
+
+    for (; line != NULL; line = next) {
+        char **argv, *end;
+        size_t *lens;
+        int argc, rc;
+
+        lineno++;
+        next = strchr(line, '\n');
+        if (next != NULL)
+            *next++ = '\0';
+        while (*line != '\0' && strchr(" \t\r\n", *line) != NULL)
+            line++;
+        end = line + strlen(line);
+        while (end > line && strchr(" \t\r\n", end[-1]) != NULL)
+            *--end = '\0';
+        if (line[0] == '#' || line[0] == '\0')
+            continue;
+        argc = cfg_split_line(line, &argv, &lens);
+        if (argc < 0) {
+            snprintf(x->err, x->errlen,
+                     "unbalanced quotes (a closing quote "
+                     "must be followed by a space or the end of the line)");
+            rc = CFG_ERR;
+        } else {
+            rc = cfg_exec(x, argc, argv, lens, basedir);
+            cfg_free_words(argv, (size_t)argc);
+            free(lens);
+        }
+        if (rc != CFG_OK) {
+            cfg_err_where(x, name, lineno);
+            return CFG_ERR;
+        }
+    }
+    return CFG_OK;
+}
+
+/* Read a whole stream into a NUL-terminated heap string; NULL on error. */
+static char *
+cfg_slurp(FILE *f)
+{
+    size_t len = 0, cap = 4096, n;
+    char *buf = cfg_xrealloc(NULL, cap);
+
+    while ((n = fread(buf + len, 1, cap - len - 1, f)) > 0) {
+        len += n;
+        if (cap - len - 1 == 0)
+            buf = cfg_xrealloc(buf, cap *= 2);
+    }
+    buf[len] = '\0';
+    if (ferror(f)) { /* a directory opens, then reads fail with EISDIR */
+        int saved = errno;
+        free(buf);
+        errno = saved;
+        return NULL;
+    }
+    return buf;
+}
+
+/* Read and parse one file; top = the file named by the caller. */
+static int
+cfg_read_file(struct cfg_ctx *x, const char *path, bool top)
+{
+    char *real, *text, *dir, *slash;
+    FILE *f;
+    int rc;
+
+    if (x->depth >= CFG_INCLUDE_DEPTH_MAX) {
+        snprintf(x->err, x->errlen, "includes nested deeper than %d files",
+                 CFG_INCLUDE_DEPTH_MAX);
+        return CFG_ERR;
+    }
+    f = fopen(path, "r");
+    real = f != NULL ? realpath(path, NULL) : NULL;
+    text = real != NULL ? cfg_slurp(f) : NULL;
+    if (text == NULL) {
+        if (top)
+            snprintf(x->err, x->errlen, "%s: cannot open: %s", path,
+                     strerror(errno));
+        else
+            snprintf(x->err, x->errlen, "cannot open include file '%s': %s",
+                     path, strerror(errno));
+        x->err_full = top;
+        if (f != NULL)
+            fclose(f);
+        free(real);
+        return CFG_ERR;
+    }
+    fclose(f);
+    for (int i = 0; i < x->depth; i++) {
+        if (strcmp(x->open[i], real) == 0) {
+            snprintf(x->err, x->errlen,
+                     "include loop: '%s' is already being read", path);
+            free(real);
+            free(text);
+            return CFG_ERR;
+        }
+    }
+    dir = cfg_xstrdup(path);
+    slash = strrchr(dir, '/');
+    if (slash == dir)
+        dir[1] = '\0'; /* "/x.conf": the root */
+    else if (slash != NULL)
+        *slash = '\0';
+    x->open[x->depth++] = real;
+    rc = cfg_parse_text(x, text, path, slash != NULL ? dir : NULL);
+    free(x->open[--x->depth]);
+    free(dir);
+    free(text);
+    return rc;
+}
+
+/* ---- public API --------------------------------------------------------- */
+
+void
+cfg_init(struct cfg *c)
+{
+    memset(c, 0, sizeof(*c));
+    for (size_t i = 0; i < CFG_TABLE_LEN; i++) {
+        const struct cfg_directive *d = &cfg_table[i];
+        CFG_CHECK(d->def == NULL || cfg_value_set(c, d, 1, &d->def) == CFG_V_OK,
+                  d->name);
+    }
+}
+
+void
+cfg_deinit(struct cfg *c)
+{
+    for (size_t i = 0; i < CFG_TABLE_LEN; i++)
+        cfg_value_free(c, &cfg_table[i]);
+    cfg_free_words(c->overrides, c->override_count);
+    memset(c, 0, sizeof(*c));
+}
+
+int
+cfg_load_file(struct cfg *c, const char *path, char *err, size_t errlen)
+{
+    struct cfg_ctx x = {.c = c, .err = err, .errlen = errlen};
+
+    err[0] = '\0';
+    return cfg_read_file(&x, path, true);
+}
+
+int
+cfg_load_string(struct cfg *c, const char *text, const char *name, char *err,
+                size_t errlen)
+{
+    struct cfg_ctx x = {.c = c, .err = err, .errlen = errlen};
+    char *copy = cfg_xstrdup(text);
+    int rc;
+
+    err[0] = '\0';
+    rc = cfg_parse_text(&x, copy, name, NULL);
+    free(copy);
+    return rc;
+}
+
+/* Apply "--name args..." groups without recording them. */
+static int
+cfg_apply_words(struct cfg *c, int argc, char *const *argv, char *err,
+                size_t errlen)
+{
+    struct cfg_ctx x = {.c = c, .err = err, .errlen = errlen};
+
+    err[0] = '\0';
+    for (int i = 0, j; i < argc; i = j) {
+        char **group;
+        size_t *lens;
+        int n, rc;
+
+        if (strncmp(argv[i], "--", 2) != 0) {
+            snprintf(err, errlen,
+                     "(command line):%s: an argument must follow "
+                     "a --directive",
+                     argv[i]);
+            return CFG_ERR;
+        }
+        for (j = i + 1; j < argc && strncmp(argv[j], "--", 2) != 0; j++)
+            ;
+        n = j - i;
+        group = cfg_xrealloc(NULL, (size_t)n * sizeof(*group));
+        lens = cfg_xrealloc(NULL, (size_t)n * sizeof(*lens));
+        for (int k = 0; k < n; k++) {
+            group[k] = argv[i + k] + (k == 0 ? 2 : 0);
+            lens[k] = strlen(group[k]);
+        }
+        rc = cfg_exec(&x, n, group, lens, NULL);
+        free(group);
+        free(lens);
+        if (rc != CFG_OK) {
+            cfg_err_where(&x, argv[i], 0);
+            return CFG_ERR;
+        }
+    }
+    return CFG_OK;
+}
+
+int
+cfg_apply_args(struct cfg *c, int argc, char **argv, char *err, size_t errlen)
+{
+    if (cfg_apply_words(c, argc, argv, err, errlen) != CFG_OK)
+        return CFG_ERR;
+    c->overrides =
+        cfg_xrealloc(c->overrides, (c->override_count + (size_t)argc) *
+                                       sizeof(*c->overrides));
+    for (int i = 0; i < argc; i++)
+        c->overrides[c->override_count++] = cfg_xstrdup(argv[i]);
+    return CFG_OK;
+}
+
+bool
+cfg_is_own(const char *name)
+{
+    return cfg_lookup(name) != NULL;
+}
+
+int
+cfg_set(struct cfg *c, const char *name, const char *value, char *err,
+        size_t errlen)
+{
+    const struct cfg_directive *d = cfg_lookup(name);
+    enum cfg_verr e;
+
+    err[0] = '\0';
+    if (d == NULL) {
+        snprintf(err, errlen, "Unknown option");
+        return CFG_ERR;
+    }
+    if (!(d->flags & CFG_F_RUNTIME)) {
+        snprintf(err, errlen, "can't set immutable config");
+        return CFG_ERR;
+    }
+    e = cfg_value_set(c, d, 1, &value);
+    if (e != CFG_V_OK) {
+        cfg_reason(d, e, true, 1, &value, err, errlen);
+        return CFG_ERR;
+    }
+    return CFG_OK;
+}
+
+size_t
+cfg_get(const struct cfg *c, const char *pattern, cfg_emit_fn *emit, void *ud)
+{
+    size_t count = 0, plen = strlen(pattern);
+    bool exact = strpbrk(pattern, "[*?") == NULL;
+
+    for (size_t i = 0; i < CFG_TABLE_LEN; i++) {
+        const struct cfg_directive *d = &cfg_table[i];
+        char *v;
+
+        if (exact ? strcasecmp(pattern, d->name) != 0
+                  : !cfg_glob_match(pattern, plen, d->name, strlen(d->name),
+                                    true))
+            continue;
+        v = cfg_value_format(c, d);
+        emit(ud, exact ? pattern : d->name, v);
+        free(v);
+        count++;
+    }
+    return count;
+}
+
+/* One "[...]" class at *pp against ch; advances the pattern past it. */
+static bool
+cfg_glob_class(const char **pp, size_t *plenp, unsigned char ch, bool nocase)
+{
+    const char *p = *pp + 1;
+    size_t plen = *plenp - 1;
+    bool not = plen > 0 && p[0] == '^', match = false;
+
+    if (not ) {
+        p++;
+        plen--;
+    }
+    for (;; p++, plen--) {
+        if (plen >= 2 && p[0] == '\\') {
+            p++;
+            plen--;
+            match |= (unsigned char)p[0] == ch;
+        } else if (plen > 0 && p[0] == ']') {
+            break;
+        } else if (plen == 0) {
+            p--; /* unclosed: stay on the last byte, as Redis */
+            plen++;
+            break;
+        } else if (plen >= 3 && p[1] == '-') {
+            int lo = (unsigned char)p[0], hi = (unsigned char)p[2], x = ch;
+            if (lo > hi) {
+                int t = lo;
+                lo = hi;
+                hi = t;
+            }
+            if (nocase) {
+                lo = tolower(lo);
+                hi = tolower(hi);
+                x = tolower(x);
+            }
+            p += 2;
+            plen -= 2;
+            match |= x >= lo && x <= hi;
+        } else {
+            match |= nocase ? tolower((unsigned char)p[0]) == tolower(ch)
+                            : (unsigned char)p[0] == ch;
+        }
+    }
+    *pp = p;
+    *plenp = plen;
+    return not ? !match : match;
+}
+
+/* Redis util.c stringmatchlen_impl, bounds-checked. */
+static bool
+cfg_glob_impl(const char *p, size_t plen, const char *s, size_t slen,
+              bool nocase, bool *skip)
+{
+    while (plen > 0 && slen > 0) {
+        unsigned char pc = (unsigned char)p[0], sc = (unsigned char)s[0];
+
+        if (pc == '*') {
+            while (plen >= 2 && p[1] == '*') {
+                p++;
+                plen--;
+            }
+            if (plen == 1)
+                return true;
+            for (; slen > 0; s++, slen--) {
+                if (cfg_glob_impl(p + 1, plen - 1, s, slen, nocase, skip))
+                    return true;
+                if (*skip)
+                    return false;
+            }
+            *skip = true;
+            return false;
+        } else if (pc == '[') {
+            if (!cfg_glob_class(&p, &plen, sc, nocase))
+                return false;
+        } else if (pc != '?') {
+            if (pc == '\\' && plen >= 2) {
+                p++;
+                plen--;
+                pc = (unsigned char)p[0];
+            }
+            if (nocase ? tolower(pc) != tolower(sc) : pc != sc)
+                return false;
+        }
+        s++;
+        slen--;
+        p++;
+        plen--;
+        if (slen == 0) {
+            while (plen > 0 && *p == '*') {
+                p++;
+                plen--;
+            }
+        }
+    }
+    return plen == 0 && slen == 0;
+}
+
+bool
+cfg_glob_match(const char *pattern, size_t plen, const char *s, size_t slen,
+               bool nocase)
+{
+    bool skip = false;
+
+    return cfg_glob_impl(pattern, plen, s, slen, nocase, &skip);
+}
+
+int
+cfg_reload(struct cfg *live, const char *path, char *err, size_t errlen)
+{
+    struct cfg fresh;
+    size_t at = 0;
+
+    cfg_init(&fresh);
+    if (cfg_load_file(&fresh, path, err, errlen) != CFG_OK ||
+        cfg_apply_words(&fresh, (int)live->override_count, live->overrides, err,
+                        errlen) != CFG_OK) {
+        cfg_deinit(&fresh);
+        return CFG_ERR;
+    }
+    err[0] = '\0';
+    for (size_t i = 0; i < CFG_TABLE_LEN; i++) {
+        const struct cfg_directive *d = &cfg_table[i];
+        char *was = cfg_value_format(live, d),
+             *now = cfg_value_format(&fresh, d);
+        /* The text form is lossless: list words never contain spaces. */
+        if (strcmp(was, now) != 0 && (d->flags & CFG_F_RUNTIME)) {
+            const char *text = now;
+            CFG_CHECK(cfg_value_set(live, d, 1, &text) == CFG_V_OK, d->name);
+        } else if (strcmp(was, now) != 0 && at < errlen) {
+            at += (size_t)snprintf(
+                err + at, errlen - at, "%s%s",
+                at ? ", " : "restart required to apply: ", d->name);
+        }
+        free(was);
+        free(now);
+    }
+    cfg_deinit(&fresh);
+    return err[0] != '\0' ? CFG_RELOAD_PARTIAL : CFG_OK;
+}
+
+void
+cfg_print_help(FILE *out)
+{
+    static const char *const syntax[] = {
+        [CFG_T_BOOL] = "yes|no",       [CFG_T_INT] = "integer",
+        [CFG_T_OCTAL] = "octal",       [CFG_T_SIZE] = "bytes|k|kb|m|mb|g|gb",
+        [CFG_T_DURATION] = "duration", [CFG_T_ENUM] = "name",
+        [CFG_T_STRING] = "string",     [CFG_T_LIST] = "word ...",
+        [CFG_T_HOSTPORT] = "host:port"};
+
+    fprintf(out, "Directives: config file lines, --name on the command line, "
+                 "CONFIG GET, and CONFIG SET where marked runtime.\n\n");
+    for (size_t i = 0; i < CFG_TABLE_LEN; i++) {
+        const struct cfg_directive *d = &cfg_table[i];
+        fprintf(out, "  %s <%s>  (default %s%s)\n      %s\n", d->name,
+                syntax[d->type], d->def != NULL ? d->def : "\"\"",
+                (d->flags & CFG_F_RUNTIME) ? ", runtime" : "", d->help);
+    }
+}
