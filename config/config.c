@@ -81,47 +81,29 @@ struct cfg_directive {
 #define CFG_OFF(m) offsetof(struct cfg, m)
 #define CFG_RT CFG_F_RUNTIME
 /* Row constructors: adding a directive is one line (and a struct member). */
-#define CFG_BOOL(n, m, def, fl, help)                                          \
-    {                                                                          \
-        n, CFG_T_BOOL, CFG_OFF(m), 0, def, 0, 1, 0, NULL, fl, help             \
-    }
-#define CFG_INT(n, m, def, lo, hi, fl, help)                                   \
-    {                                                                          \
-        n, CFG_T_INT, CFG_OFF(m), 0, def, lo, hi, 0, NULL, fl, help            \
-    }
-#define CFG_OCTAL(n, m, def, lo, hi, fl, help)                                 \
-    {                                                                          \
-        n, CFG_T_OCTAL, CFG_OFF(m), 0, def, lo, hi, 0, NULL, fl, help          \
-    }
-#define CFG_SIZE(n, m, def, lo, hi, fl, help)                                  \
-    {                                                                          \
-        n, CFG_T_SIZE, CFG_OFF(m), 0, def, lo, hi, 0, NULL, fl, help           \
-    }
-#define CFG_MSEC(n, m, def, lo, hi, fl, help)                                  \
-    {                                                                          \
-        n, CFG_T_DURATION, CFG_OFF(m), 0, def, lo, hi, 1, NULL, fl, help       \
-    }
-#define CFG_SEC(n, m, def, lo, hi, fl, help)                                   \
-    {                                                                          \
-        n, CFG_T_DURATION, CFG_OFF(m), 0, def, lo, hi, 1000, NULL, fl, help    \
-    }
-#define CFG_ENUM(n, m, names, def, fl, help)                                   \
-    {                                                                          \
-        n, CFG_T_ENUM, CFG_OFF(m), 0, def, 0, 0, 0, names, fl, help            \
-    }
-#define CFG_STRING(n, m, fl, help)                                             \
-    {                                                                          \
-        n, CFG_T_STRING, CFG_OFF(m), 0, NULL, 0, 0, 0, NULL, fl, help          \
-    }
-#define CFG_LIST(n, m, cnt, def, fl, help)                                     \
-    {                                                                          \
-        n, CFG_T_LIST, CFG_OFF(m), CFG_OFF(cnt), def, 0, 0, 0, NULL, fl, help  \
-    }
-#define CFG_HOSTPORT(n, h, p, def, fl, help)                                   \
-    {                                                                          \
-        n, CFG_T_HOSTPORT, CFG_OFF(h), CFG_OFF(p), def, 1, 65535, 0, NULL, fl, \
-            help                                                               \
-    }
+/* clang-format off */
+#define CFG_BOOL(n, m, def, fl, help) \
+    {n, CFG_T_BOOL, CFG_OFF(m), 0, def, 0, 1, 0, NULL, fl, help}
+#define CFG_INT(n, m, def, lo, hi, fl, help) \
+    {n, CFG_T_INT, CFG_OFF(m), 0, def, lo, hi, 0, NULL, fl, help}
+#define CFG_OCTAL(n, m, def, lo, hi, fl, help) \
+    {n, CFG_T_OCTAL, CFG_OFF(m), 0, def, lo, hi, 0, NULL, fl, help}
+#define CFG_SIZE(n, m, def, lo, hi, fl, help) \
+    {n, CFG_T_SIZE, CFG_OFF(m), 0, def, lo, hi, 0, NULL, fl, help}
+#define CFG_MSEC(n, m, def, lo, hi, fl, help) \
+    {n, CFG_T_DURATION, CFG_OFF(m), 0, def, lo, hi, 1, NULL, fl, help}
+#define CFG_SEC(n, m, def, lo, hi, fl, help) \
+    {n, CFG_T_DURATION, CFG_OFF(m), 0, def, lo, hi, 1000, NULL, fl, help}
+#define CFG_ENUM(n, m, names, def, fl, help) \
+    {n, CFG_T_ENUM, CFG_OFF(m), 0, def, 0, 0, 0, names, fl, help}
+#define CFG_STRING(n, m, fl, help) \
+    {n, CFG_T_STRING, CFG_OFF(m), 0, NULL, 0, 0, 0, NULL, fl, help}
+#define CFG_LIST(n, m, cnt, def, fl, help) \
+    {n, CFG_T_LIST, CFG_OFF(m), CFG_OFF(cnt), def, 0, 0, 0, NULL, fl, help}
+#define CFG_HOSTPORT(n, h, p, def, fl, help) \
+    {n, CFG_T_HOSTPORT, CFG_OFF(h), CFG_OFF(p), def, 1, 65535, 0, NULL, fl, \
+     help}
+/* clang-format on */
 
 /* loglevel names; the index is enum log_level in proxy/log.h. */
 static const char *const cfg_loglevel_names[] = {"debug", "verbose", "notice",
@@ -170,9 +152,9 @@ static const struct cfg_directive cfg_table[] = {
     CFG_MSEC("upstream-timeout", upstream_timeout_ms, "5000", 1, 3600000,
              CFG_RT,
              "deadline of one upstream request; bare number = milliseconds"),
-    CFG_MSEC(
-        "upstream-retry-max", upstream_retry_max_ms, "1000", 1, 3600000, CFG_RT,
-        "cap of the upstream reconnect backoff; bare number = milliseconds"),
+    CFG_MSEC("upstream-retry-max", upstream_retry_max_ms, "1000", 1, 3600000,
+             CFG_RT,
+             "cap of the reconnect backoff; bare number = milliseconds"),
     CFG_LIST("deny-commands", deny_commands, deny_commands_count,
              "SHUTDOWN DEBUG", CFG_RT,
              "commands refused to clients (case-insensitive); \"\" = none"),
@@ -1248,22 +1230,42 @@ cfg_reload(struct cfg *live, const char *path, char *err, size_t errlen)
     return err[0] != '\0' ? CFG_RELOAD_PARTIAL : CFG_OK;
 }
 
-void
-cfg_print_help(FILE *out)
+/* The value syntax of d for --help, with its bounds. */
+static void
+cfg_syntax(const struct cfg_directive *d, char *out, size_t outlen)
 {
     static const char *const syntax[] = {
         [CFG_T_BOOL] = "yes|no",       [CFG_T_INT] = "integer",
-        [CFG_T_OCTAL] = "octal",       [CFG_T_SIZE] = "bytes|k|kb|m|mb|g|gb",
-        [CFG_T_DURATION] = "duration", [CFG_T_ENUM] = "name",
+        [CFG_T_OCTAL] = "octal",       [CFG_T_SIZE] = "bytes",
+        [CFG_T_DURATION] = "",         [CFG_T_ENUM] = "name",
         [CFG_T_STRING] = "string",     [CFG_T_LIST] = "word ...",
         [CFG_T_HOSTPORT] = "host:port"};
+
+    if (d->type == CFG_T_INT)
+        snprintf(out, outlen, "integer %lld..%lld", d->min, d->max);
+    else if (d->type == CFG_T_OCTAL)
+        snprintf(out, outlen, "octal %llo..%llo", d->min, d->max);
+    else if (d->type == CFG_T_SIZE)
+        snprintf(out, outlen, "bytes >= %lld, unit b k kb m mb g gb", d->min);
+    else if (d->type == CFG_T_DURATION)
+        snprintf(out, outlen, "%lld..%lld%s, unit ms or s", d->min, d->max,
+                 d->unit_ms == 1 ? "ms" : "s");
+    else
+        snprintf(out, outlen, "%s", syntax[d->type]);
+}
+
+void
+cfg_print_help(FILE *out)
+{
+    char syntax[96];
 
     fprintf(out, "Directives: config file lines, --name on the command line, "
                  "CONFIG GET, and CONFIG SET where marked runtime.\n\n");
     for (size_t i = 0; i < CFG_TABLE_LEN; i++) {
         const struct cfg_directive *d = &cfg_table[i];
-        fprintf(out, "  %s <%s>  (default %s%s)\n      %s\n", d->name,
-                syntax[d->type], d->def != NULL ? d->def : "\"\"",
+        cfg_syntax(d, syntax, sizeof(syntax));
+        fprintf(out, "  %s <%s>  (default %s%s)\n      %s\n", d->name, syntax,
+                d->def != NULL ? d->def : "\"\"",
                 (d->flags & CFG_F_RUNTIME) ? ", runtime" : "", d->help);
     }
 }

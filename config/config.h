@@ -35,18 +35,15 @@ struct cfg {
     char *unixsocket; /* "unixsocket" path, owned; NULL = none */
     /* "unixsocketperm" mode bits 0..0777 (octal in text); 0 = umask's */
     int unixsocketperm;
-    /* "maxclients" clients connected at once, 1..1000000, default 10000;
-     * runtime */
+    /* "maxclients" clients at once, 1..1000000, default 10000; runtime */
     int maxclients;
     int timeout; /* "timeout" idle seconds before close, 0 = never; runtime */
     /* "tcp-keepalive" seconds between probes, 0 = off, default 300; runtime */
     int tcp_keepalive;
     int tcp_backlog; /* "tcp-backlog" listen(2) backlog, default 511 */
-    /* "proto-max-bulk-len" bytes of one bulk string, >= 1mb, default 512mb;
-     * runtime */
+    /* "proto-max-bulk-len" bytes of a bulk string, >= 1mb, 512mb; runtime */
     uint64_t proto_max_bulk_len;
-    /* "client-query-buffer-limit" bytes buffered per client, >= 1mb, default
-     * 1gb; runtime */
+    /* "client-query-buffer-limit" bytes per client, >= 1mb, 1gb; runtime */
     uint64_t client_query_buffer_limit;
     /*
      * "client-max-pending" requests in flight per client before bulwark
@@ -67,11 +64,9 @@ struct cfg {
     uint64_t upstream_connect_timeout_ms;
     /* "upstream-timeout" ms per request, 1..3600000, default 5000; runtime */
     uint64_t upstream_timeout_ms;
-    /* "upstream-retry-max" ms, cap of the reconnect backoff, default 1000;
-     * runtime */
+    /* "upstream-retry-max" ms, cap of reconnect backoff, 1000; runtime */
     uint64_t upstream_retry_max_ms;
-    /* "deny-commands" names as written, owned; default SHUTDOWN DEBUG; runtime
-     */
+    /* "deny-commands" names as written, owned; SHUTDOWN DEBUG; runtime */
     char **deny_commands;
     size_t deny_commands_count; /* entries in deny_commands */
     /* "loglevel": 0 debug, 1 verbose, 2 notice (default), 3 warning; runtime */
@@ -112,7 +107,9 @@ void cfg_deinit(struct cfg *c);
  *     deep, and a file that is already being read cannot be included again.
  * Value rules per type (the table in config.c):
  *   - integer: Redis's string2ll: optional '-', no '+', no spaces, no
- *     leading zeros; then the directive's [min, max];
+ *     leading zeros, no "-0"; then the directive's [min, max];
+ *   - a value is checked whole before it is stored: a bad line changes
+ *     nothing; range errors show the bounds in the bare unit;
  *   - octal (unixsocketperm): strtoll base 8, then [0, 0777];
  *   - size: Redis's memtoull: digits and an optional case-insensitive unit
  *     b, k (1000), kb (1024), m, mb, g, gb; no sign, no fraction;
@@ -120,8 +117,9 @@ void cfg_deinit(struct cfg *c);
  *     bare number is in the directive's unit (stated in its help); a value
  *     must be a whole number of that unit;
  *   - bool: yes | no; enum: one of the listed names (case-insensitive);
- *   - list: one or more words; one argument with spaces is split on them
- *     (as Redis's multi-argument configs); a single "" is the empty list;
+ *   - list: one or more arguments, each split on spaces (as Redis splits
+ *     "bind" given as one argument), empty words dropped; so a single ""
+ *     is the empty list, and list words never contain spaces;
  *   - string: one argument; "" means unset (NULL).
  * Repetition: a later line replaces the whole value of an earlier one, lists
  * included (as Redis's "bind"; there is no append-style directive like

@@ -96,12 +96,15 @@ main_signal_cb(evutil_socket_t sig, short what, void *arg)
             log_notice("SIGHUP: no config file to reload");
             return;
         }
-        if (cfg_reload(&px->cfg, px->config_path, err, sizeof(err)) != 0) {
+        int rc = cfg_reload(&px->cfg, px->config_path, err, sizeof(err));
+        if (rc == CFG_ERR) {
             log_warn("SIGHUP: reload failed, configuration unchanged: %s", err);
             return;
         }
         log_current_level = (enum log_level)px->cfg.loglevel;
         log_notice("SIGHUP: reloaded %s", px->config_path);
+        if (rc == CFG_RELOAD_PARTIAL)
+            log_warn("SIGHUP: %s", err);
         return;
     }
     main_begin_shutdown(px, sig == SIGTERM ? "SIGTERM" : "SIGINT");

@@ -1088,9 +1088,10 @@ test_help(void **state)
         if (strstr(text, line) == NULL)
             fail_msg("--help lacks '%s'", p.name[i]);
     }
-    assert_non_null(strstr(text, "  port <integer>  (default 6380)\n"));
     assert_non_null(
-        strstr(text, "  maxclients <integer>  (default 10000, runtime)\n"));
+        strstr(text, "  port <integer 0..65535>  (default 6380)\n"));
+    assert_non_null(strstr(
+        text, "  maxclients <integer 1..1000000>  (default 10000, runtime)\n"));
     assert_non_null(
         strstr(text, "  requirepass <string>  (default \"\", runtime)\n"));
     free(text);
