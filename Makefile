@@ -5,7 +5,7 @@ CC       ?= cc
 SHELL    := /bin/bash
 PKGS     := libevent hiredis libxxhash cmocka
 DEB_PKGS := libevent-dev libhiredis-dev libxxhash-dev libcmocka-dev \
-            redis-server redis-tools pkg-config
+            redis-server redis-tools pkg-config valgrind python3
 
 # Build variant: "release" (default) or "asan" (ASan + UBSan).
 VARIANT  ?= release
@@ -51,7 +51,7 @@ INTEG_TESTS := $(patsubst tests/integration/%.c,%,$(filter-out tests/integration
 
 obj = $(patsubst %.c,$(BUILD)/%.o,$(1))
 
-.PHONY: all test unit integration asan fuzz bench run deps format lint clean
+.PHONY: all test unit integration valgrind asan fuzz bench run deps deps-check format lint clean
 
 all: deps-check $(BIN)
 
@@ -59,7 +59,8 @@ all: deps-check $(BIN)
 # Quick no-op when everything is present; installs (as root) otherwise.
 deps-check:
 	@pkg-config --exists $(PKGS) && command -v redis-server >/dev/null && \
-	  command -v redis-benchmark >/dev/null || $(MAKE) --no-print-directory deps
+	  command -v redis-benchmark >/dev/null && command -v valgrind >/dev/null && \
+	  command -v python3 >/dev/null || $(MAKE) --no-print-directory deps
 
 deps:
 	@missing=""; for p in $(DEB_PKGS); do \
@@ -104,7 +105,16 @@ integration: deps-check $(BIN) $(INTEG_BINS)
 	@set -e; for t in $(INTEG_BINS); do echo "== $$t"; \
 	  BULWARK_BIN=$(CURDIR)/$(BIN) ./$$t; done
 
-test: unit integration
+# Valgrind run of the release daemon: no leaks, no memory errors, exit 0 on
+# SIGTERM after traffic (the ASan variant skips it: the two do not mix).
+valgrind: deps-check $(BIN)
+ifeq ($(VARIANT),asan)
+	@echo "valgrind: skipped in the asan variant"
+else
+	@bash tests/valgrind.sh ./$(BIN)
+endif
+
+test: unit integration valgrind
 
 asan:
 	$(MAKE) --no-print-directory VARIANT=asan test
@@ -129,7 +139,7 @@ run: all
 	  --daemonize no --logfile $$dir/redis.log & rpid=$$!; \
 	trap 'kill $$rpid 2>/dev/null; wait $$rpid 2>/dev/null; rm -rf $$dir' EXIT INT TERM; \
 	for i in $$(seq 100); do redis-cli -p $$rport ping >/dev/null 2>&1 && break; sleep 0.05; done; \
-	./$(BIN) $(RUN_CONF) --upstream 127.0.0.1:$$rport || true
+	rc=0; ./$(BIN) $(RUN_CONF) --upstream 127.0.0.1:$$rport || rc=$$?; exit $$rc
 
 # ---- bench, fuzz, style --------------------------------------------------
 bench: all

@@ -759,7 +759,7 @@ struct local_refusal {
     const char *reason; /* completes "ERR <NAME> is not supported by bulwark…" */
 };
 
-#define LOCAL_PINNED "yet: it needs a dedicated upstream connection"
+#define LOCAL_PINNED " yet: it needs a dedicated upstream connection"
 #define LOCAL_NOPROXY ": it cannot work through a proxy"
 
 static const struct local_refusal local_refusals[] = {
@@ -828,7 +828,7 @@ local_dispatch(struct client *c, const struct cmd_info *ci, const struct resp_re
         for (const char *p = r->name; *p != '\0' && n + 1 < sizeof(upper); p++)
             upper[n++] = *p == '|' ? ' ' : (char)toupper((unsigned char)*p);
         upper[n] = '\0';
-        client_reply_error(c, "ERR %s is not supported by bulwark %s", upper, r->reason);
+        client_reply_error(c, "ERR %s is not supported by bulwark%s", upper, r->reason);
         return true;
     }
     return false;

@@ -40,8 +40,7 @@ main_usage(FILE *out)
             "       bulwark --version | --help\n\n"
             "Examples:\n"
             "       bulwark config/bulwark.conf\n"
-            "       bulwark config/bulwark.conf --port 7000 --upstream 127.0.0.1:6379\n\n"
-            "Directives (file, command line and CONFIG GET/SET use the same names):\n");
+            "       bulwark config/bulwark.conf --port 7000 --upstream 127.0.0.1:6379\n\n");
     cfg_print_help(out);
 }
 

@@ -234,6 +234,7 @@ upstream_event_cb(struct bufferevent *bev, short what, void *arg)
             u->reconnects++;
         u->state = UPSTREAM_UP;
         u->warned_down = false;
+        snprintf(u->last_error, sizeof(u->last_error), "none");
         u->backoff_ms = UPSTREAM_BACKOFF_MIN_MS;
         log_notice("upstream %s connection %d up", u->pool->addr, u->index);
         return;

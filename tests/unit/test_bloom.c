@@ -127,6 +127,12 @@ check_rate(double p)
                   rate, (unsigned long long)fp, MILLION,
                   bloom_estimated_fpr(b));
     assert_true(rate <= 1.25 * p);
+    /* The scalar and the SIMD lookup (where the CPU has one) agree. */
+    bool simd = bloom_set_simd(b, !bloom_set_simd(b, true));
+    assert_int_equal(count_found(b, "absent:", MILLION), fp);
+    assert_int_equal(count_missing(b, "key:", MILLION), 0);
+    print_message("p=%g: same answers with %s lookups\n", p,
+                  simd ? "AVX2" : "scalar");
     /* The fill-based estimate agrees with what was measured. */
     assert_true(fabs(bloom_estimated_fpr(b) - p) < 0.15 * p);
     /* Nearly every key was new; false positives at add time are not. */
