@@ -62,6 +62,8 @@ enum cfg_type {
 
 /* Directive may be changed while running (CONFIG SET, SIGHUP reload). */
 #define CFG_F_RUNTIME 0x1u
+/* LIST whose repeated lines (file, command line) add to it; CONFIG SET replaces. */
+#define CFG_F_APPEND 0x2u
 
 /* One row of the table: everything bulwark knows about a directive. */
 struct cfg_directive {
@@ -80,6 +82,7 @@ struct cfg_directive {
 
 #define CFG_OFF(m) offsetof(struct cfg, m)
 #define CFG_RT CFG_F_RUNTIME
+#define CFG_APPEND CFG_F_APPEND
 /* Row constructors: adding a directive is one line (and a struct member). */
 /* clang-format off */
 #define CFG_BOOL(n, m, def, fl, help) \
@@ -164,6 +167,19 @@ static const struct cfg_directive cfg_table[] = {
     CFG_BOOL("daemonize", daemonize, "no", 0,
              "fork into the background (yes|no)"),
     CFG_STRING("pidfile", pidfile, 0, "file to write the pid to; \"\" = none"),
+    CFG_INT("ttl-jitter-percent", ttl_jitter_percent, "10", 0, 1000, CFG_RT,
+            "extra TTL on cache writes, drawn from [0, ttl x percent/100]; 0 = off"),
+    CFG_MSEC("ttl-jitter-max", ttl_jitter_max_ms, "3600000", 1, INT64_MAX / 2, CFG_RT,
+             "cap of the extra TTL, ms"),
+    CFG_MSEC("ttl-jitter-min-ttl", ttl_jitter_min_ttl_ms, "0", 0, INT64_MAX / 2, CFG_RT,
+             "TTLs below this (ms) are left exact"),
+    CFG_BOOL("ttl-jitter-expire", ttl_jitter_expire, "no", CFG_RT,
+             "also jitter EXPIRE/PEXPIRE and GETEX EX/PX (counters, rate limits: off)"),
+    CFG_BOOL("ttl-jitter-absolute", ttl_jitter_absolute, "no", CFG_RT,
+             "also jitter absolute expiries (EXAT/PXAT; EXPIREAT/PEXPIREAT need ttl-jitter-expire too)"),
+    CFG_LIST("ttl-jitter-exclude", ttl_jitter_exclude, ttl_jitter_exclude_count, "",
+             CFG_RT | CFG_APPEND,
+             "key globs never jittered; repeated lines add globs"),
     CFG_SEC("shutdown-timeout", shutdown_timeout_ms, "10", 0, INT_MAX, 0,
             "on SIGTERM, wait this long for replies in flight; bare number = "
             "seconds"),
@@ -458,7 +474,20 @@ cfg_value_set(struct cfg *c, const struct cfg_directive *d, int argc,
         char **v;
         size_t n;
         cfg_parse_list(argc, argv, &v, &n);
-        cfg_value_free(c, d);
+        if ((d->flags & CFG_F_APPEND) && *CFG_AT(c, d->off2, size_t) > 0) {
+            char **old = *CFG_AT(c, d->off, char **);
+            size_t m = *CFG_AT(c, d->off2, size_t);
+            old = realloc(old, sizeof(char *) * (m + n + 1));
+            if (old == NULL)
+                abort();
+            memcpy(old + m, v, sizeof(char *) * n);
+            old[m + n] = NULL;
+            free(v);
+            v = old;
+            n += m;
+        } else {
+            cfg_value_free(c, d);
+        }
         *CFG_AT(c, d->off, char **) = v;
         *CFG_AT(c, d->off2, size_t) = n;
     } else if (d->type == CFG_T_STRING) {
@@ -1060,7 +1089,18 @@ cfg_set(struct cfg *c, const char *name, const char *value, char *err,
         snprintf(err, errlen, "can't set immutable config");
         return CFG_ERR;
     }
-    e = cfg_value_set(c, d, 1, &value);
+    if (d->flags & CFG_F_APPEND) { /* CONFIG SET replaces the whole list */
+        struct cfg tmp;
+        memset(&tmp, 0, sizeof(tmp));
+        e = cfg_value_set(&tmp, d, 1, &value);
+        if (e == CFG_V_OK) {
+            cfg_value_free(c, d);
+            *CFG_AT(c, d->off, char **) = *CFG_AT(&tmp, d->off, char **);
+            *CFG_AT(c, d->off2, size_t) = *CFG_AT(&tmp, d->off2, size_t);
+        }
+    } else {
+        e = cfg_value_set(c, d, 1, &value);
+    }
     if (e != CFG_V_OK) {
         cfg_reason(d, e, true, 1, &value, err, errlen);
         return CFG_ERR;

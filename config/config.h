@@ -75,6 +75,13 @@ struct cfg {
     bool daemonize; /* "daemonize" yes|no, default no */
     char *pidfile;  /* "pidfile" path, owned; NULL = none */
     /* "shutdown-timeout" ms (a bare number is seconds), default 10 s */
+    int ttl_jitter_percent;      /* "ttl-jitter-percent" 0..1000, default 10; 0 = off; runtime */
+    uint64_t ttl_jitter_max_ms;  /* "ttl-jitter-max" ms, cap of the extra TTL, default 1 h; runtime */
+    uint64_t ttl_jitter_min_ttl_ms; /* "ttl-jitter-min-ttl" ms: shorter TTLs stay exact, default 0; runtime */
+    bool ttl_jitter_expire;      /* "ttl-jitter-expire" yes: EXPIRE/PEXPIRE/GETEX too; default no; runtime */
+    bool ttl_jitter_absolute;    /* "ttl-jitter-absolute" yes: EXAT/PXAT/…AT too; default no; runtime */
+    char **ttl_jitter_exclude;   /* "ttl-jitter-exclude" key globs never jittered, owned; repeatable; runtime */
+    size_t ttl_jitter_exclude_count; /* entries in ttl_jitter_exclude */
     uint64_t shutdown_timeout_ms;
 
     /* owned copies of the words given to cfg_apply_args(), for cfg_reload() */

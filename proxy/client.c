@@ -361,10 +361,8 @@ client_handle(struct client *c, const struct resp_request *req)
                            (int)BW_MIN(req->argv[0].len, 128), req->argv[0].ptr);
         return;
     }
-    if (ci->policy != LOCAL_FORWARD && local_dispatch(c, ci, req)) {
-        px->stats.local_replies++;
+    if (ci->policy != LOCAL_FORWARD && local_dispatch(c, ci, req))
         return;
-    }
     client_forward_request(c, req, NULL, NULL);
 }
 

@@ -314,8 +314,8 @@ static bool
 jitter_plan_cmd(const struct jitter_opts *o, const struct jitter_cmd *c,
                 int argc, const struct jitter_arg *argv, struct jitter_plan *p)
 {
-    if (argc < c->argc_min || (c->needs_expire && !o->expire) ||
-        (c->absolute && !o->absolute))
+    /* EXPIREAT/PEXPIREAT: ttl-jitter-absolute alone opts in (the rule). */
+    if (argc < c->argc_min || (c->absolute ? !o->absolute : (c->needs_expire && !o->expire)))
         return false;
     if (c->needs_expire ? !jitter_parse_expire_opts(argc, argv)
                         : argc > c->argc_max)

@@ -13,6 +13,7 @@
 #include "config/config.h"
 #include "proxy/client.h"
 #include "proxy/command.h"
+#include "proxy/jitter.h"
 #include "proxy/log.h"
 #include "proxy/proxy.h"
 #include "proxy/reply.h"
@@ -262,6 +263,50 @@ local_xread(struct client *c, const struct resp_request *req)
     return false;
 }
 
+/* ---- TTL jitter -------------------------------------------------------------- */
+
+#define LOCAL_JITTER_MAX_ARGS 16 /* SET with every option has fewer */
+
+/*
+ * Cache writes with an expiry: forward them with a lengthened TTL when
+ * jitter.c says so (rules in proxy/jitter.h), else as they came.
+ */
+static bool
+local_jitter(struct client *c, const struct resp_request *req)
+{
+    struct proxy *px = client_proxy(c);
+    const struct cfg *cfg = &px->cfg;
+    struct jitter_arg args[LOCAL_JITTER_MAX_ARGS];
+    struct jitter_result res;
+
+    if (cfg->ttl_jitter_percent == 0 || req->argc > LOCAL_JITTER_MAX_ARGS)
+        return false;
+    struct jitter_opts o = {
+        .percent = (unsigned)cfg->ttl_jitter_percent,
+        .max_ms = cfg->ttl_jitter_max_ms,
+        .min_ttl_ms = cfg->ttl_jitter_min_ttl_ms,
+        .expire = cfg->ttl_jitter_expire,
+        .absolute = cfg->ttl_jitter_absolute,
+        .keep_unit = false,
+        .exclude = (const char *const *)cfg->ttl_jitter_exclude,
+        .exclude_count = cfg->ttl_jitter_exclude_count,
+    };
+    for (int i = 0; i < req->argc; i++) {
+        args[i].ptr = req->argv[i].ptr;
+        args[i].len = req->argv[i].len;
+    }
+    if (!jitter_rewrite(&o, &px->jitter_rng, bw_wall_ms(), req->argc, args, &res))
+        return false;
+    size_t n = jitter_encode(req->argc, args, &res, NULL, 0);
+    char *buf = bw_malloc(n);
+    BW_ASSERT(jitter_encode(req->argc, args, &res, buf, n) == n);
+    client_forward(c, buf, n, NULL, NULL);
+    bw_free(buf);
+    px->stats.ttl_jittered_writes++;
+    px->stats.ttl_jitter_added_ms += res.added_ms;
+    return true;
+}
+
 /* ---- CLIENT ----------------------------------------------------------------- */
 
 static bool
@@ -379,7 +424,9 @@ local_info_proxy(struct proxy *px, struct evbuffer *out)
                         "local_replies:%llu\r\n"
                         "forwarded_requests:%llu\r\n"
                         "upstream_error_replies:%llu\r\n"
-                        "protocol_errors:%llu\r\n",
+                        "protocol_errors:%llu\r\n"
+                        "ttl_jittered_writes:%llu\r\n"
+                        "ttl_jitter_added_ms_total:%llu\r\n",
                         BULWARK_VERSION, (int)getpid(), px->cfg.port,
                         (unsigned long long)up_s, (unsigned long long)(up_s / 86400),
                         (unsigned long long)s->connected_clients, px->cfg.maxclients,
@@ -389,10 +436,12 @@ local_info_proxy(struct proxy *px, struct evbuffer *out)
                         (unsigned long long)stats_ops_per_sec(s),
                         (unsigned long long)s->net_input_bytes,
                         (unsigned long long)s->net_output_bytes,
-                        (unsigned long long)s->local_replies,
+                        (unsigned long long)(s->total_commands - s->forwarded),
                         (unsigned long long)s->forwarded,
                         (unsigned long long)s->upstream_errors,
-                        (unsigned long long)s->protocol_errors);
+                        (unsigned long long)s->protocol_errors,
+                        (unsigned long long)s->ttl_jittered_writes,
+                        (unsigned long long)s->ttl_jitter_added_ms);
 }
 
 /* Append bulwark's wanted sections to text, Redis's blank line between sections. */
@@ -741,6 +790,14 @@ static const struct local_handler local_handlers[] = {
     {"xread", local_xread},
     {"xreadgroup", local_xread},
     {"info", local_info},
+    {"set", local_jitter},
+    {"setex", local_jitter},
+    {"psetex", local_jitter},
+    {"expire", local_jitter},
+    {"pexpire", local_jitter},
+    {"expireat", local_jitter},
+    {"pexpireat", local_jitter},
+    {"getex", local_jitter},
     {"client|setname", local_client_setname},
     {"client|getname", local_client_getname},
     {"client|id", local_client_id},

@@ -285,6 +285,7 @@ main(int argc, char **argv)
     px.next_client_id = 1;
     snprintf(px.upstream_version, sizeof(px.upstream_version), "7.0.0");
     stats_init(&px.stats);
+    jitter_rng_seed(&px.jitter_rng, 0);
     client_set_command_table(&px, cmd_table_builtin(), false);
     px.reap_ev = event_new(px.base, -1, 0, main_reap_cb, &px);
     px.cron_ev = event_new(px.base, -1, EV_PERSIST, main_cron_cb, &px);

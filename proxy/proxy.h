@@ -11,6 +11,7 @@
 #include <sys/queue.h>
 
 #include "config/config.h"
+#include "proxy/jitter.h"
 #include "proxy/stats.h"
 
 struct event_base;
@@ -39,6 +40,7 @@ struct proxy {
     uint64_t next_client_id;       /* id of the next accepted client, from 1 */
     bool shutting_down;            /* SIGTERM/SIGINT seen: accept nothing new */
     struct stats stats;            /* counters for INFO proxy */
+    struct jitter_rng jitter_rng;  /* TTL jitter draws of this worker */
 };
 
 #endif

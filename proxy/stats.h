@@ -20,10 +20,11 @@ struct stats {
     uint64_t total_commands;           /* requests parsed and handled */
     uint64_t net_input_bytes;          /* bytes read from clients */
     uint64_t net_output_bytes;         /* bytes queued to clients */
-    uint64_t local_replies;            /* requests answered by bulwark itself */
     uint64_t forwarded;                /* requests sent upstream */
     uint64_t upstream_errors;          /* requests answered -ERR because the upstream failed */
     uint64_t protocol_errors;          /* clients closed for a protocol error */
+    uint64_t ttl_jittered_writes;      /* writes whose TTL was lengthened */
+    uint64_t ttl_jitter_added_ms;      /* sum of the TTL added, ms */
     uint64_t ops_samples[STATS_OPS_SAMPLES]; /* ops/sec samples, ring */
     int ops_idx;                       /* next sample slot */
     uint64_t ops_last_ms;              /* time of the last sample, ms */

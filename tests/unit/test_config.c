@@ -881,7 +881,7 @@ test_get(void **state)
     assert_int_equal(cfg_get(&c, "port*x", collect, &p), 0);
     assert_int_equal(cfg_get(&c, "", collect, &p), 0);
     p.n = 0;
-    assert_int_equal(cfg_get(&c, "*", collect, &p), 26);
+    assert_int_equal(cfg_get(&c, "*", collect, &p), 32);
     assert_string_equal(get1(&c, "bind"), "127.0.0.1 -::1");
     assert_string_equal(get1(&c, "unixsocketperm"), "700");
     assert_string_equal(get1(&c, "unixsocket"), "/tmp/b.sock");
@@ -1098,6 +1098,34 @@ test_help(void **state)
     cfg_deinit(&c);
 }
 
+/* ttl-jitter-exclude: repeated lines add globs; CONFIG SET replaces them. */
+static void
+test_append_list(void **state)
+{
+    struct cfg c;
+    char err[256];
+    (void)state;
+    cfg_init(&c);
+    assert_int_equal(cfg_load_string(&c,
+                                     "ttl-jitter-exclude lock:*\n"
+                                     "ttl-jitter-exclude \"rate:*\" tmp:?\n",
+                                     "t.conf", err, sizeof(err)),
+                     0);
+    assert_int_equal(c.ttl_jitter_exclude_count, 3);
+    assert_string_equal(c.ttl_jitter_exclude[0], "lock:*");
+    assert_string_equal(c.ttl_jitter_exclude[2], "tmp:?");
+    assert_int_equal(cfg_set(&c, "ttl-jitter-exclude", "only:*", err, sizeof(err)), 0);
+    assert_int_equal(c.ttl_jitter_exclude_count, 1);
+    assert_string_equal(c.ttl_jitter_exclude[0], "only:*");
+    /* bind keeps Redis's rule: the last line wins. */
+    assert_int_equal(cfg_load_string(&c, "bind 1.2.3.4\nbind 5.6.7.8\n", "t.conf", err,
+                                     sizeof(err)),
+                     0);
+    assert_int_equal(c.bind_count, 1);
+    assert_string_equal(c.bind[0], "5.6.7.8");
+    cfg_deinit(&c);
+}
+
 int
 main(void)
 {
@@ -1118,6 +1146,7 @@ main(void)
         cmocka_unit_test(test_args_include),
         cmocka_unit_test(test_set),
         cmocka_unit_test(test_get),
+        cmocka_unit_test(test_append_list),
         cmocka_unit_test(test_glob_vectors),
         cmocka_unit_test(test_glob_misc),
         cmocka_unit_test(test_reload),

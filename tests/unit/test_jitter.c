@@ -667,8 +667,8 @@ test_absolute_opt_in(void **state)
     o.absolute = true;
     t_jittered(&o, T_ARGS("SET", "k", "v", "EXAT", "1700001000"), &exat);
     t_jittered(&o, T_ARGS("SET", "k", "v", "pxat", "1700001000000"), &pxat);
-    /* EXPIREAT is also a rate-limit window: needs expire as well */
-    t_untouched(&o, T_ARGS("EXPIREAT", "k", "1700001000"));
+    /* EXPIREAT/PEXPIREAT: ttl-jitter-absolute alone opts in; GETEX needs expire */
+    t_jittered(&o, T_ARGS("EXPIREAT", "k", "1700001000", "GT"), &expat);
     t_untouched(&o, T_ARGS("GETEX", "k", "EXAT", "1700001000"));
     /* not in the future: left alone (Redis deletes / expires at once) */
     t_untouched(&o, T_ARGS("SET", "k", "v", "EXAT", "1700000000"));
