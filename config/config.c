@@ -57,7 +57,8 @@ enum cfg_type {
     CFG_T_ENUM,     /* int: index into names */
     CFG_T_STRING,   /* char * owned; "" = NULL */
     CFG_T_LIST,     /* char ** owned + size_t count at off2 */
-    CFG_T_HOSTPORT  /* char * host owned + int port at off2 */
+    CFG_T_HOSTPORT, /* char * host owned + int port at off2 */
+    CFG_T_RATIO     /* double; [min, max] in millionths */
 };
 
 /* Directive may be changed while running (CONFIG SET, SIGHUP reload). */
@@ -103,6 +104,8 @@ struct cfg_directive {
     {n, CFG_T_STRING, CFG_OFF(m), 0, NULL, 0, 0, 0, NULL, fl, help}
 #define CFG_LIST(n, m, cnt, def, fl, help) \
     {n, CFG_T_LIST, CFG_OFF(m), CFG_OFF(cnt), def, 0, 0, 0, NULL, fl, help}
+#define CFG_RATIO(n, m, def, lo, hi, fl, help) \
+    {n, CFG_T_RATIO, CFG_OFF(m), 0, def, lo, hi, 0, NULL, fl, help}
 #define CFG_HOSTPORT(n, h, p, def, fl, help) \
     {n, CFG_T_HOSTPORT, CFG_OFF(h), CFG_OFF(p), def, 1, 65535, 0, NULL, fl, \
      help}
@@ -180,6 +183,20 @@ static const struct cfg_directive cfg_table[] = {
     CFG_LIST("ttl-jitter-exclude", ttl_jitter_exclude, ttl_jitter_exclude_count, "",
              CFG_RT | CFG_APPEND,
              "key globs never jittered; repeated lines add globs"),
+    CFG_BOOL("bloom", bloom, "yes", 0,
+             "Bloom filter gate: reads of keys that cannot exist are answered locally"),
+    CFG_RATIO("bloom-error-rate", bloom_error_rate, "0.01", 1, 500000, 0,
+              "target false positive rate of the filter, 0.000001..0.5"),
+    CFG_INT("bloom-capacity", bloom_capacity, "1000000", 1000, INT_MAX, 0,
+            "keys the first sub-filter holds at the error rate; it grows beyond"),
+    CFG_INT("bloom-scan-count", bloom_scan_count, "1000", 1, 100000, CFG_RT,
+            "COUNT of each SCAN call that fills the filter"),
+    CFG_MSEC("bloom-scan-interval", bloom_scan_interval_ms, "1", 0, 10000, CFG_RT,
+             "pause between two SCAN calls, ms (paces the scan for Redis latency)"),
+    CFG_RATIO("bloom-rebuild-ratio", bloom_rebuild_ratio, "0.5", 10000, 100000000, CFG_RT,
+              "rebuild when keys added exceed DBSIZE by this ratio (stale filter)"),
+    CFG_BOOL("bloom-trust-writes", bloom_trust_writes, "no", CFG_RT,
+             "close the gate without CLIENT TRACKING: all writes go through bulwark"),
     CFG_SEC("shutdown-timeout", shutdown_timeout_ms, "10", 0, INT_MAX, 0,
             "on SIGTERM, wait this long for replies in flight; bare number = "
             "seconds"),
@@ -226,7 +243,8 @@ enum cfg_verr {
     CFG_V_DURATION, /* not a duration */
     CFG_V_UNIT,     /* duration not a whole number of the bare unit */
     CFG_V_ENUM,     /* not one of the names */
-    CFG_V_HOSTPORT  /* not host:port */
+    CFG_V_HOSTPORT, /* not host:port */
+    CFG_V_RATIO     /* not a decimal number */
 };
 
 /* Redis util.c string2ll: optional '-', digits, no '+', no leading zeros. */
@@ -494,6 +512,15 @@ cfg_value_set(struct cfg *c, const struct cfg_directive *d, int argc,
         cfg_value_free(c, d);
         if (argv[0][0] != '\0')
             *CFG_AT(c, d->off, char *) = cfg_xstrdup(argv[0]);
+    } else if (d->type == CFG_T_RATIO) {
+        char *end;
+        errno = 0;
+        double x = strtod(argv[0], &end);
+        if (errno != 0 || end == argv[0] || *end != '\0' || x != x)
+            return CFG_V_RATIO;
+        if (x * 1e6 < (double)d->min || x * 1e6 > (double)d->max)
+            return CFG_V_RANGE;
+        *CFG_AT(c, d->off, double) = x;
     } else if (d->type == CFG_T_HOSTPORT) {
         e = cfg_parse_hostport(argv[0], &host, &port);
         if (e != CFG_V_OK)
@@ -540,6 +567,9 @@ cfg_value_format(const struct cfg *c, const struct cfg_directive *d)
         return cfg_xstrdup(buf);
     case CFG_T_ENUM:
         return cfg_xstrdup(d->names[*CFG_CAT(c, d->off, int)]);
+    case CFG_T_RATIO:
+        snprintf(buf, sizeof(buf), "%g", *CFG_CAT(c, d->off, double));
+        return cfg_xstrdup(buf);
     case CFG_T_STRING:
         s = *CFG_CAT(c, d->off, char *);
         return cfg_xstrdup(s != NULL ? s : "");
@@ -592,6 +622,7 @@ static const char *const cfg_redis_text[] = {
                        "optional unit ms or s)",
     [CFG_V_UNIT] = "argument must be a whole number of seconds",
     [CFG_V_HOSTPORT] = "argument must be host:port or [ipv6]:port",
+    [CFG_V_RATIO] = "argument must be a decimal number",
 };
 static const char *const cfg_file_rule[] = {
     [CFG_V_INT] = "an integer",
@@ -601,6 +632,7 @@ static const char *const cfg_file_rule[] = {
     [CFG_V_DURATION] = "a duration: digits with an optional unit ms or s",
     [CFG_V_UNIT] = "a whole number of seconds",
     [CFG_V_HOSTPORT] = "host:port or [ipv6]:port with port 1..65535",
+    [CFG_V_RATIO] = "a decimal number like 0.01",
 };
 
 /*
@@ -621,6 +653,10 @@ cfg_reason(const struct cfg_directive *d, enum cfg_verr e, bool redis, int argc,
 
     snprintf(lo, sizeof(lo), d->type == CFG_T_OCTAL ? "%llo" : "%lld", d->min);
     snprintf(hi, sizeof(hi), d->type == CFG_T_OCTAL ? "%llo" : "%lld", d->max);
+    if (d->type == CFG_T_RATIO) {
+        snprintf(lo, sizeof(lo), "%g", (double)d->min / 1e6);
+        snprintf(hi, sizeof(hi), "%g", (double)d->max / 1e6);
+    }
     if (d->type == CFG_T_ENUM)
         cfg_enum_list(d, names, sizeof(names));
     if (e == CFG_V_RANGE && redis)
@@ -1278,7 +1314,7 @@ cfg_syntax(const struct cfg_directive *d, char *out, size_t outlen)
         [CFG_T_BOOL] = "yes|no",       [CFG_T_INT] = "integer",
         [CFG_T_OCTAL] = "octal",       [CFG_T_SIZE] = "bytes",
         [CFG_T_DURATION] = "",         [CFG_T_ENUM] = "name",
-        [CFG_T_STRING] = "string",     [CFG_T_LIST] = "word ...",
+        [CFG_T_STRING] = "string",     [CFG_T_LIST] = "word ...", [CFG_T_RATIO] = "number",
         [CFG_T_HOSTPORT] = "host:port"};
 
     if (d->type == CFG_T_INT)

@@ -82,6 +82,13 @@ struct cfg {
     bool ttl_jitter_absolute;    /* "ttl-jitter-absolute" yes: EXAT/PXAT/…AT too; default no; runtime */
     char **ttl_jitter_exclude;   /* "ttl-jitter-exclude" key globs never jittered, owned; repeatable; runtime */
     size_t ttl_jitter_exclude_count; /* entries in ttl_jitter_exclude */
+    bool bloom;                  /* "bloom" yes: the Bloom filter gate is on; default yes */
+    double bloom_error_rate;     /* "bloom-error-rate" false positive rate, default 0.01 */
+    int bloom_capacity;          /* "bloom-capacity" keys of the first sub-filter, default 1000000 */
+    int bloom_scan_count;        /* "bloom-scan-count" SCAN COUNT, default 1000; runtime */
+    uint64_t bloom_scan_interval_ms; /* "bloom-scan-interval" ms between SCAN calls, default 1; runtime */
+    double bloom_rebuild_ratio;  /* "bloom-rebuild-ratio" keys added / DBSIZE - 1 that triggers a rebuild, default 0.5; runtime */
+    bool bloom_trust_writes;     /* "bloom-trust-writes" gate without tracking; default no; runtime */
     uint64_t shutdown_timeout_ms;
 
     /* owned copies of the words given to cfg_apply_args(), for cfg_reload() */
