@@ -28,22 +28,22 @@
 
 /* One benchmarked configuration. */
 struct bench_case {
-    const char *name;  /* row label */
-    bool scaling;      /* bloom_new() scaling flag */
-    uint64_t divisor;  /* initial capacity = keys / divisor */
+    const char *name; /* row label */
+    bool scaling;     /* bloom_new() scaling flag */
+    uint64_t divisor; /* initial capacity = keys / divisor */
 };
 
 /* Best figures of one configuration over BENCH_REPS runs. */
 struct bench_result {
-    double add_ns;      /* ns per bloom_add(), new keys */
-    double hit_ns[2];   /* ns per bloom_maybe_contains(), present keys;
-                           [0] scalar, [1] AVX2 (bloom_set_simd()) */
-    double miss_ns[2];  /* the same for absent keys */
-    bool simd;          /* the AVX2 path exists on this CPU */
-    double fpr;         /* measured false positive rate on absent keys */
-    double bits_key;    /* bit-array bits per inserted key */
-    double bits_cap;    /* bit-array bits per key of capacity */
-    uint32_t filters;   /* sub-filters at the end */
+    double add_ns;     /* ns per bloom_add(), new keys */
+    double hit_ns[2];  /* ns per bloom_maybe_contains(), present keys;
+                          [0] scalar, [1] AVX2 (bloom_set_simd()) */
+    double miss_ns[2]; /* the same for absent keys */
+    bool simd;         /* the AVX2 path exists on this CPU */
+    double fpr;        /* measured false positive rate on absent keys */
+    double bits_key;   /* bit-array bits per inserted key */
+    double bits_cap;   /* bit-array bits per key of capacity */
+    uint32_t filters;  /* sub-filters at the end */
 };
 
 static uint64_t
@@ -76,8 +76,8 @@ bench_lookup(const struct bloom *b, const char *keys, uint64_t n,
 {
     uint64_t hits = 0, t0 = bench_now_ns();
     for (uint64_t i = 0; i < n; i++)
-        hits += bloom_maybe_contains(b, keys + i * BENCH_KEY_LEN,
-                                     BENCH_KEY_LEN);
+        hits +=
+            bloom_maybe_contains(b, keys + i * BENCH_KEY_LEN, BENCH_KEY_LEN);
     uint64_t t1 = bench_now_ns();
     *found = hits;
     return (double)(t1 - t0) / (double)n;
@@ -91,15 +91,15 @@ bench_min(double *best, double v)
 }
 
 static int
-bench_run(const struct bench_case *c, const char *present,
-          const char *absent, uint64_t n, double p, struct bench_result *r)
+bench_run(const struct bench_case *c, const char *present, const char *absent,
+          uint64_t n, double p, struct bench_result *r)
 {
     char err[256];
 
     memset(r, 0, sizeof(*r));
     for (int rep = 0; rep < BENCH_REPS; rep++) {
-        struct bloom *b = bloom_new(n / c->divisor, p, c->scaling, err,
-                                    sizeof(err));
+        struct bloom *b =
+            bloom_new(n / c->divisor, p, c->scaling, err, sizeof(err));
         if (b == NULL) {
             fprintf(stderr, "bloom_bench: %s\n", err);
             return -1;

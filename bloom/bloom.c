@@ -13,7 +13,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/mman.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -41,13 +40,6 @@
 
 /* Alignment of a bit array: a cache line, so no block straddles two. */
 #define BLOOM_ALIGN 64u
-
-/*
- * Arrays of at least this many bytes are aligned to it and advised to use
- * transparent huge pages: a lookup touches a random block, and with 4 KiB
- * pages nearly every lookup of a 10 MB filter misses the TLB.
- */
-#define BLOOM_HUGE_PAGE ((size_t)2 << 20)
 
 /* Tightening ratio r of a scaling filter (RedisBloom's default). */
 #define BLOOM_TIGHTEN 0.5
@@ -138,16 +130,11 @@ static _Atomic uint64_t *
 bloom_alloc_lanes(uint64_t nblocks)
 {
     size_t size = (size_t)nblocks * BLOOM_BLOCK_BYTES;
-    size_t align = size >= BLOOM_HUGE_PAGE ? BLOOM_HUGE_PAGE : BLOOM_ALIGN;
-    size_t rounded = (size + align - 1) / align * align;
-    void *p = aligned_alloc(align, rounded);
+    size_t rounded = (size + BLOOM_ALIGN - 1) / BLOOM_ALIGN * BLOOM_ALIGN;
+    void *p = aligned_alloc(BLOOM_ALIGN, rounded);
 
     if (p == NULL)
         bloom_oom(rounded);
-#ifdef MADV_HUGEPAGE
-    if (align == BLOOM_HUGE_PAGE)
-        (void)madvise(p, rounded, MADV_HUGEPAGE); /* a hint: errors ignored */
-#endif
     memset(p, 0, rounded);
     return p;
 }
@@ -300,7 +287,8 @@ __attribute__((target("avx2"))) static bool
 bloom_contains_avx2(const struct bloom *b, uint64_t h)
 {
     uint32_t n = atomic_load_explicit(&b->nfilters, memory_order_acquire);
-    __m256i salt = _mm256_loadu_si256((const __m256i *)(const void *)bloom_salt);
+    __m256i salt =
+        _mm256_loadu_si256((const __m256i *)(const void *)bloom_salt);
     __m256i key = _mm256_set1_epi32((int)(uint32_t)h);
     __m256i shift = _mm256_srli_epi32(_mm256_mullo_epi32(key, salt), 27);
     __m256i mask = _mm256_sllv_epi32(_mm256_set1_epi32(1), shift);
@@ -656,19 +644,19 @@ bloom_bits_dbl(uint64_t v)
 
 /* A file being written or read, with the running checksum of its bytes. */
 struct bloom_io {
-    FILE *fp;            /* owned by the caller of bloom_save/bloom_load */
-    XXH3_state_t *hash;  /* owned; XXH3_64bits of every byte so far */
-    const char *path;    /* borrowed; for error messages */
-    char *err;           /* borrowed; caller's error buffer */
-    size_t errlen;       /* bytes of err */
+    FILE *fp;           /* owned by the caller of bloom_save/bloom_load */
+    XXH3_state_t *hash; /* owned; XXH3_64bits of every byte so far */
+    const char *path;   /* borrowed; for error messages */
+    char *err;          /* borrowed; caller's error buffer */
+    size_t errlen;      /* bytes of err */
 };
 
 static int
 bloom_io_write(struct bloom_io *io, const void *buf, size_t len)
 {
     if (fwrite(buf, 1, len, io->fp) != len) {
-        bloom_seterr(io->err, io->errlen, "bloom save %s: write: %s",
-                     io->path, strerror(errno));
+        bloom_seterr(io->err, io->errlen, "bloom save %s: write: %s", io->path,
+                     strerror(errno));
         return BLOOM_ERR;
     }
     XXH3_64bits_update(io->hash, buf, len);
@@ -719,9 +707,9 @@ bloom_write_all(const struct bloom *b, struct bloom_io *io)
         for (uint64_t off = 0; off < total && rc == BLOOM_OK;) {
             size_t k = 0;
             for (; k < BLOOM_IO_LANES && off < total; k++, off++)
-                bloom_put64(buf + 8 * k, atomic_load_explicit(
-                                             &s->lanes[off],
-                                             memory_order_relaxed));
+                bloom_put64(
+                    buf + 8 * k,
+                    atomic_load_explicit(&s->lanes[off], memory_order_relaxed));
             rc = bloom_io_write(io, buf, 8 * k);
         }
     }
@@ -739,13 +727,13 @@ bloom_io_close(struct bloom_io *io)
     int rc = BLOOM_OK;
 
     if (fflush(io->fp) != 0 || fsync(fileno(io->fp)) != 0) {
-        bloom_seterr(io->err, io->errlen, "bloom save %s: flush: %s",
-                     io->path, strerror(errno));
+        bloom_seterr(io->err, io->errlen, "bloom save %s: flush: %s", io->path,
+                     strerror(errno));
         rc = BLOOM_ERR;
     }
     if (fclose(io->fp) != 0 && rc == BLOOM_OK) {
-        bloom_seterr(io->err, io->errlen, "bloom save %s: close: %s",
-                     io->path, strerror(errno));
+        bloom_seterr(io->err, io->errlen, "bloom save %s: close: %s", io->path,
+                     strerror(errno));
         rc = BLOOM_ERR;
     }
     io->fp = NULL;
@@ -806,10 +794,10 @@ struct bloom_hdr {
     uint32_t n;        /* sub-filters, 1..BLOOM_MAX_FILTERS */
     uint64_t payload;  /* bytes of all bit arrays */
     struct {
-        uint64_t nblocks;  /* 1..BLOOM_MAX_BLOCKS */
-        uint64_t capacity; /* >= 1 */
-        double fp_rate;    /* (0, BLOOM_MAX_FP_RATE] */
-        uint64_t count;    /* keys counted */
+        uint64_t nblocks;      /* 1..BLOOM_MAX_BLOCKS */
+        uint64_t capacity;     /* >= 1 */
+        double fp_rate;        /* (0, BLOOM_MAX_FP_RATE] */
+        uint64_t count;        /* keys counted */
     } subs[BLOOM_MAX_FILTERS]; /* [0, n) valid */
 };
 
@@ -891,9 +879,9 @@ bloom_read_header(struct bloom_io *io, struct bloom_hdr *h)
         return BLOOM_ERR;
     }
     h->n = bloom_get32(hdr + 40);
-    size_t hlen = BLOOM_HDR_BYTES +
-                  (size_t)(h->n <= BLOOM_MAX_FILTERS ? h->n : 0) *
-                      BLOOM_ENTRY_BYTES;
+    size_t hlen =
+        BLOOM_HDR_BYTES +
+        (size_t)(h->n <= BLOOM_MAX_FILTERS ? h->n : 0) * BLOOM_ENTRY_BYTES;
     if (bloom_io_read(io, hdr + BLOOM_HDR_BYTES, hlen - BLOOM_HDR_BYTES) !=
             BLOOM_OK ||
         bloom_io_read(io, sum, sizeof(sum)) != BLOOM_OK)

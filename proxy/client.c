@@ -14,6 +14,7 @@
 #include <event2/event.h>
 
 #include "proxy/command.h"
+#include "proxy/gate.h"
 #include "proxy/local.h"
 #include "proxy/log.h"
 #include "proxy/proxy.h"
@@ -361,6 +362,10 @@ client_handle(struct client *c, const struct resp_request *req)
                            (int)BW_MIN(req->argv[0].len, 128), req->argv[0].ptr);
         return;
     }
+    if (ci->flags & CMD_WRITE)
+        gate_note_write(px, ci, req);
+    if (ci->gate != NULL && gate_read(c, ci, req))
+        return;
     if (ci->policy != LOCAL_FORWARD && local_dispatch(c, ci, req))
         return;
     client_forward_request(c, req, NULL, NULL);
@@ -678,6 +683,7 @@ void
 client_set_command_table(struct proxy *px, struct cmd_table *t, bool learned)
 {
     local_apply_policies(px, t);
+    gate_apply(t);
     cmd_table_free(px->cmds);
     px->cmds = t;
     px->cmds_learned = learned;

@@ -257,6 +257,7 @@ cmd_info_fill(struct cmd_info *c, const struct cmd_info *parent,
     c->parent = parent;
     c->policy = 0;
     c->extra = NULL;
+    c->gate = NULL;
 }
 
 /* Add or reset the entry name in t; parent is NULL for a command. */

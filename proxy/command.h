@@ -113,8 +113,10 @@ struct cmd_info {
     struct cmd_table *subcommands; /* owned, NULL when not a container */
     const struct cmd_info *parent; /* borrowed, the container; NULL if none */
     int policy;        /* bulwark's use, set by the daemon; 0 by default */
-    const void *extra; /* borrowed, bulwark's per-command data (e.g. the
-                        * absent reply); NULL by default */
+    const void *extra; /* borrowed, bulwark's per-command data for the
+                        * policy (local handler, refusal); NULL by default */
+    const void *gate;  /* borrowed, the Bloom gate's rule for this read (its
+                        * absent reply, gate.c); NULL when not gated */
 };
 
 struct cmd_table;

@@ -20,6 +20,7 @@
 #include "proxy/resp.h"
 #include "proxy/upstream.h"
 #include "proxy/util.h"
+#include "proxy/watch.h"
 
 #define BULWARK_VERSION "0.1.0"
 
@@ -376,6 +377,7 @@ local_client_list(struct client *c, const struct resp_request *req)
 struct local_info_want {
     bool proxy;    /* "# Proxy" */
     bool upstream; /* "# Upstream" */
+    bool bloom;    /* "# Bloom" */
     bool redis;    /* anything the upstream must answer */
 };
 
@@ -384,7 +386,7 @@ local_info_parse(const struct resp_request *req, struct local_info_want *w)
 {
     memset(w, 0, sizeof(*w));
     if (req->argc == 1) {
-        w->proxy = w->upstream = w->redis = true;
+        w->proxy = w->upstream = w->bloom = w->redis = true;
         return;
     }
     for (int i = 1; i < req->argc; i++) {
@@ -393,9 +395,11 @@ local_info_parse(const struct resp_request *req, struct local_info_want *w)
             w->proxy = true;
         } else if (arg_is(a, "upstream")) {
             w->upstream = true;
+        } else if (arg_is(a, "bloom")) {
+            w->bloom = true;
         } else {
             if (arg_is(a, "default") || arg_is(a, "all") || arg_is(a, "everything"))
-                w->proxy = w->upstream = true;
+                w->proxy = w->upstream = w->bloom = true;
             w->redis = true;
         }
     }
@@ -457,6 +461,11 @@ local_info_own(struct proxy *px, const struct local_info_want *w, struct evbuffe
         if (evbuffer_get_length(text) > 0)
             evbuffer_add(text, "\r\n", 2);
         upstream_pool_info(px->pool, text);
+    }
+    if (w->bloom) {
+        if (evbuffer_get_length(text) > 0)
+            evbuffer_add(text, "\r\n", 2);
+        watch_info(px->watch, text);
     }
 }
 

@@ -23,6 +23,7 @@
 #include "proxy/proxy.h"
 #include "proxy/upstream.h"
 #include "proxy/util.h"
+#include "proxy/watch.h"
 
 #define MAIN_CRON_MS 100
 
@@ -118,6 +119,7 @@ main_cron_cb(evutil_socket_t fd, short what, void *arg)
     (void)what;
     stats_sample(&px->stats, now);
     upstream_pool_cron(px->pool, now);
+    watch_cron(px->watch, now);
     if (++main_cron_ticks % (1000 / MAIN_CRON_MS) == 0)
         client_cron(px, now);
     if (px->shutting_down) {
@@ -235,6 +237,7 @@ main_cleanup(struct proxy *px)
     listener_free(px->listener);
     client_free_all(px);
     upstream_pool_free(px->pool);
+    watch_free(px->watch);
     event_free(main_sig_term);
     event_free(main_sig_int);
     event_free(main_sig_hup);
@@ -296,6 +299,7 @@ main(int argc, char **argv)
     main_add_signal(&px, &main_sig_hup, SIGHUP);
 
     px.pool = upstream_pool_new(&px, main_on_commands);
+    px.watch = watch_new(&px);
     px.listener = listener_new(&px, err, sizeof(err));
     if (px.listener == NULL) {
         log_warn("%s", err);

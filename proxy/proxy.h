@@ -19,6 +19,7 @@ struct event;
 struct cmd_table;
 struct upstream_pool;
 struct listener;
+struct watch;
 struct client;
 
 TAILQ_HEAD(client_list, client);
@@ -32,6 +33,7 @@ struct proxy {
     bool cmds_learned;             /* true once cmds came from the upstream's COMMAND */
     char upstream_version[32];     /* redis_version of the upstream, "7.0.0" until known */
     struct upstream_pool *pool;    /* multiplexed upstream connections (owned) */
+    struct watch *watch;           /* keyspace watch and Bloom filter (owned) */
     struct listener *listener;     /* listening sockets (owned), NULL once closed */
     struct client_list clients;    /* every live client (each owned by this list) */
     struct client_list reaped;     /* clients closed, freed by reap_ev (owned) */

@@ -201,8 +201,11 @@ redisContext *harness_redis_connect(const struct harness_server *s);
 
 /* ---- byte buffers and RESP encoding ------------------------------------ */
 
+/* Append p[0..n) to b, growing it (aborts on out of memory). */
 void harness_buf_append(struct harness_buf *b, const void *p, size_t n);
+/* Append the NUL-terminated s to b. */
 void harness_buf_puts(struct harness_buf *b, const char *s);
+/* Append printf-formatted text to b. */
 void harness_buf_printf(struct harness_buf *b, const char *fmt, ...)
     __attribute__((format(printf, 2, 3)));
 /* Empty b, keeping its memory. */

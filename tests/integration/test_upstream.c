@@ -44,7 +44,7 @@ get_fails_naming_upstream(const struct harness_server *b, int upstream_port, uin
     snprintf(want, sizeof(want), "upstream 127.0.0.1:%d", upstream_port);
     redisContext *c = harness_redis_connect(b);
     uint64_t t0 = bw_now_ms();
-    redisReply *r = redisCommand(c, "GET somekey");
+    redisReply *r = redisCommand(c, "GET probe"); /* exists: never answered by the Bloom gate */
     *ms = bw_now_ms() - t0;
     bool ok = r != NULL && r->type == REDIS_REPLY_ERROR && strstr(r->str, want) != NULL;
     if (!ok)

@@ -368,6 +368,32 @@ test_save_load_round_trip(void **state)
     bloom_free(c);
 }
 
+/* A saturated non-scaling filter stays one saturated sub-filter. */
+static void
+test_save_load_nonscaling(void **state)
+{
+    char path[512], err[256];
+    struct bloom *b = bloom_new(5000, 0.001, false, NULL, 0);
+
+    snprintf(path, sizeof(path), "%s/flat.bloom", (char *)*state);
+    add_keys(b, "key:", 0, 8000);
+    assert_true(bloom_saturated(b));
+    assert_int_equal(bloom_save(b, path, err, sizeof(err)), BLOOM_OK);
+    struct bloom *c = bloom_load(path, err, sizeof(err));
+    assert_non_null(c);
+    assert_true(bloom_saturated(c));
+    assert_int_equal(bloom_filters(c), 1);
+    assert_int_equal(bloom_capacity(c), 5000);
+    assert_int_equal(bloom_count(c), bloom_count(b));
+    assert_int_equal(count_missing(c, "key:", 8000), 0);
+    assert_int_equal(count_found(c, "other:", 100000),
+                     count_found(b, "other:", 100000));
+    add_keys(c, "more:", 0, 5000);
+    assert_int_equal(bloom_filters(c), 1);
+    bloom_free(b);
+    bloom_free(c);
+}
+
 /* Save a small filter to path and read the file back into *data. */
 static size_t
 save_small(const char *path, unsigned char **data)
@@ -533,10 +559,10 @@ test_concurrent_adds(void **state)
 
 /* One of two writers of test_concurrent_same_words. */
 struct racer {
-    struct bloom *b;              /* borrowed; shared small filter */
-    pthread_barrier_t *barrier;   /* borrowed; main and both racers */
-    unsigned id;                  /* 0 or 1, part of its keys */
-    uint64_t hashes[RACE_KEYS];   /* this round's key hashes */
+    struct bloom *b;            /* borrowed; shared small filter */
+    pthread_barrier_t *barrier; /* borrowed; main and both racers */
+    unsigned id;                /* 0 or 1, part of its keys */
+    uint64_t hashes[RACE_KEYS]; /* this round's key hashes */
 };
 
 static void *
@@ -613,8 +639,10 @@ main(void)
         cmocka_unit_test(test_clear_forgets_everything),
         cmocka_unit_test_setup_teardown(test_save_load_round_trip, dir_setup,
                                         dir_teardown),
-        cmocka_unit_test_setup_teardown(test_load_refuses_bad_files,
-                                        dir_setup, dir_teardown),
+        cmocka_unit_test_setup_teardown(test_save_load_nonscaling, dir_setup,
+                                        dir_teardown),
+        cmocka_unit_test_setup_teardown(test_load_refuses_bad_files, dir_setup,
+                                        dir_teardown),
         cmocka_unit_test_setup_teardown(test_save_error_leaves_nothing,
                                         dir_setup, dir_teardown),
         cmocka_unit_test(test_concurrent_adds),

@@ -1,0 +1,292 @@
+/* gate: Bloom-gated reads with Redis's absent replies, and write keys. */
+#include "proxy/gate.h"
+
+#include <string.h>
+
+#include <event2/buffer.h>
+
+#include "proxy/client.h"
+#include "proxy/command.h"
+#include "proxy/proxy.h"
+#include "proxy/reply.h"
+#include "proxy/resp.h"
+#include "proxy/util.h"
+#include "proxy/watch.h"
+
+/* What Redis 7.0 answers for a read of a missing key. */
+enum gate_kind {
+    GATE_NIL_BULK,    /* $-1 */
+    GATE_EMPTY_BULK,  /* $0 (GETRANGE) */
+    GATE_ZERO,        /* :0 */
+    GATE_MINUS2,      /* :-2 (TTL, PTTL) */
+    GATE_NONE,        /* +none (TYPE) */
+    GATE_EMPTY_ARRAY, /* *0 */
+    GATE_NILS,        /* HMGET: one $-1 per field */
+    GATE_MGET,        /* per key: absent ones answered, the rest fetched */
+    GATE_EXISTS       /* count of the maybe-present keys, asked upstream */
+};
+
+/* One gated read: cmd_info.gate points at it. */
+struct gate_rule {
+    const char *name;    /* command, lowercase */
+    enum gate_kind kind; /* the absent reply */
+    int argc;            /* exact argc for a local answer; 0: any */
+    unsigned int_args;   /* bit i: argv[i] must be an integer (Redis checks
+                            it before looking the key up) */
+};
+
+static const char *const gate_replies[] = {
+    [GATE_NIL_BULK] = "$-1\r\n", [GATE_EMPTY_BULK] = "$0\r\n\r\n", [GATE_ZERO] = ":0\r\n",
+    [GATE_MINUS2] = ":-2\r\n",   [GATE_NONE] = "+none\r\n",       [GATE_EMPTY_ARRAY] = "*0\r\n",
+};
+
+/* Source: Redis 7.0 t_string.c, t_hash.c, t_list.c, t_set.c, t_zset.c, db.c,
+ * expire.c: the reply of each command when lookupKeyRead() finds nothing. */
+static const struct gate_rule gate_rules[] = {
+    {"get", GATE_NIL_BULK, 2, 0},
+    {"getrange", GATE_EMPTY_BULK, 4, (1u << 2) | (1u << 3)},
+    {"strlen", GATE_ZERO, 2, 0},
+    {"mget", GATE_MGET, 0, 0},
+    {"exists", GATE_EXISTS, 0, 0},
+    {"type", GATE_NONE, 2, 0},
+    {"ttl", GATE_MINUS2, 2, 0},
+    {"pttl", GATE_MINUS2, 2, 0},
+    {"hget", GATE_NIL_BULK, 3, 0},
+    {"hmget", GATE_NILS, 0, 0},
+    {"hgetall", GATE_EMPTY_ARRAY, 2, 0},
+    {"hexists", GATE_ZERO, 3, 0},
+    {"hlen", GATE_ZERO, 2, 0},
+    {"hstrlen", GATE_ZERO, 3, 0},
+    {"hkeys", GATE_EMPTY_ARRAY, 2, 0},
+    {"hvals", GATE_EMPTY_ARRAY, 2, 0},
+    {"lrange", GATE_EMPTY_ARRAY, 4, (1u << 2) | (1u << 3)},
+    {"llen", GATE_ZERO, 2, 0},
+    {"lindex", GATE_NIL_BULK, 3, 1u << 2},
+    {"smembers", GATE_EMPTY_ARRAY, 2, 0},
+    {"sismember", GATE_ZERO, 3, 0},
+    {"scard", GATE_ZERO, 2, 0},
+    {"zscore", GATE_NIL_BULK, 3, 0},
+    {"zrange", GATE_EMPTY_ARRAY, 4, (1u << 2) | (1u << 3)},
+    {"zcard", GATE_ZERO, 2, 0},
+};
+
+void
+gate_apply(struct cmd_table *t)
+{
+    for (size_t i = 0; i < BW_ARRAY_LEN(gate_rules); i++) {
+        struct cmd_info *ci = cmd_lookup_mut(t, gate_rules[i].name, strlen(gate_rules[i].name));
+        if (ci != NULL)
+            ci->gate = &gate_rules[i];
+    }
+}
+
+/*
+ * A canonical integer as Redis's string2ll accepts it: optional '-', then
+ * "0" or a digit 1-9 and up to 17 more digits. Anything else (which Redis
+ * might still accept, or reject with an error) is left to Redis.
+ */
+static bool
+gate_is_int(const struct resp_arg *a)
+{
+    size_t i = a->len > 0 && a->ptr[0] == '-' ? 1 : 0;
+    if (a->len <= i || a->len - i > 18)
+        return false;
+    if (a->ptr[i] == '0')
+        return a->len - i == 1 && i == 0;
+    for (; i < a->len; i++)
+        if (a->ptr[i] < '0' || a->ptr[i] > '9')
+            return false;
+    return true;
+}
+
+static bool
+gate_args_ok(const struct gate_rule *r, const struct resp_request *req)
+{
+    if (r->argc != 0 && req->argc != r->argc)
+        return false;
+    for (int i = 0; i < req->argc && i < 32; i++)
+        if ((r->int_args & (1u << i)) && !gate_is_int(&req->argv[i]))
+            return false;
+    return true;
+}
+
+/* Passed read: count the replies that come back as absent anyway. */
+static void
+gate_passed_filter(struct client *c, struct evbuffer *reply, size_t len, const char *err,
+                   struct evbuffer *out, void *data)
+{
+    const struct gate_rule *r = data;
+    if (c == NULL)
+        return;
+    if (reply == NULL) {
+        evbuffer_add(out, err, strlen(err));
+        return;
+    }
+    const char *absent = gate_replies[r->kind];
+    size_t alen = strlen(absent);
+    if (len == alen && memcmp(evbuffer_pullup(reply, (ev_ssize_t)len), absent, alen) == 0)
+        watch_counters(client_proxy(c)->watch)->passed_nil++;
+    evbuffer_remove_buffer(reply, out, len);
+}
+
+/* MGET with some keys answered locally: which positions were fetched. */
+struct gate_mget {
+    int nkeys;       /* keys in the client's MGET */
+    bool present[];  /* nkeys flags: true = fetched from upstream */
+};
+
+/* Rebuild the client's MGET reply: fetched values in place, nil elsewhere. */
+static void
+gate_mget_filter(struct client *c, struct evbuffer *reply, size_t len, const char *err,
+                 struct evbuffer *out, void *data)
+{
+    struct gate_mget *m = data;
+    if (c == NULL) {
+        bw_free(m);
+        return;
+    }
+    struct reply_node *n = NULL;
+    if (reply != NULL)
+        n = reply_parse((const char *)evbuffer_pullup(reply, (ev_ssize_t)len), len);
+    if (n == NULL || n->type != '*' || n->nil) {
+        if (reply != NULL)
+            evbuffer_remove_buffer(reply, out, len); /* Redis's error as it is */
+        else
+            evbuffer_add(out, err, strlen(err));
+        reply_node_free(n);
+        bw_free(m);
+        return;
+    }
+    evbuffer_add_printf(out, "*%d\r\n", m->nkeys);
+    int64_t j = 0;
+    for (int i = 0; i < m->nkeys; i++) {
+        const struct reply_node *e = m->present[i] && j < n->integer ? &n->elems[j++] : NULL;
+        if (e == NULL || e->nil || e->type != '$') {
+            evbuffer_add(out, "$-1\r\n", 5);
+        } else {
+            evbuffer_add_printf(out, "$%zu\r\n", e->len);
+            evbuffer_add(out, e->str, e->len);
+            evbuffer_add(out, "\r\n", 2);
+        }
+    }
+    reply_node_free(n);
+    bw_free(m);
+}
+
+/* Encode argv[0] and the keys flagged in keep (argv[1..]) as a multibulk. */
+static void
+gate_encode_subset(const struct resp_request *req, const bool *keep, int nkeep, struct evbuffer *out)
+{
+    evbuffer_add_printf(out, "*%d\r\n$%zu\r\n", nkeep + 1, req->argv[0].len);
+    evbuffer_add(out, req->argv[0].ptr, req->argv[0].len);
+    evbuffer_add(out, "\r\n", 2);
+    for (int i = 1; i < req->argc; i++) {
+        if (!keep[i - 1])
+            continue;
+        evbuffer_add_printf(out, "$%zu\r\n", req->argv[i].len);
+        evbuffer_add(out, req->argv[i].ptr, req->argv[i].len);
+        evbuffer_add(out, "\r\n", 2);
+    }
+}
+
+/* MGET / EXISTS: ask upstream only for the keys that may exist. */
+static bool
+gate_multi_key(struct client *c, const struct gate_rule *r, const struct resp_request *req)
+{
+    struct watch *w = client_proxy(c)->watch;
+    struct watch_counters *k = watch_counters(w);
+    int nkeys = req->argc - 1, nmaybe = 0;
+    struct gate_mget *m = bw_malloc(sizeof(*m) + (size_t)nkeys * sizeof(bool));
+    m->nkeys = nkeys;
+    for (int i = 0; i < nkeys; i++) {
+        m->present[i] = watch_maybe_contains(w, req->argv[i + 1].ptr, req->argv[i + 1].len);
+        nmaybe += m->present[i];
+    }
+    k->gated_reads += (uint64_t)(nkeys - nmaybe);
+    k->passed_reads += (uint64_t)nmaybe;
+    if (nmaybe == nkeys) { /* nothing to answer locally */
+        bw_free(m);
+        return false;
+    }
+    if (nmaybe == 0) {
+        struct evbuffer *out = client_reply_target(c);
+        if (r->kind == GATE_EXISTS) {
+            evbuffer_add(out, ":0\r\n", 4);
+        } else {
+            evbuffer_add_printf(out, "*%d\r\n", nkeys);
+            for (int i = 0; i < nkeys; i++)
+                evbuffer_add(out, "$-1\r\n", 5);
+        }
+        bw_free(m);
+        return true;
+    }
+    struct evbuffer *cmd = evbuffer_new();
+    gate_encode_subset(req, m->present, nmaybe, cmd);
+    size_t len = evbuffer_get_length(cmd);
+    const char *bytes = (const char *)evbuffer_pullup(cmd, -1);
+    if (r->kind == GATE_EXISTS) { /* absent keys add 0 to the count */
+        client_forward(c, bytes, len, NULL, NULL);
+        bw_free(m);
+    } else {
+        client_forward(c, bytes, len, gate_mget_filter, m);
+    }
+    evbuffer_free(cmd);
+    return true;
+}
+
+bool
+gate_read(struct client *c, const struct cmd_info *ci, const struct resp_request *req)
+{
+    const struct gate_rule *r = ci->gate;
+    struct watch *w = client_proxy(c)->watch;
+    if (!watch_gate_closed(w) || !gate_args_ok(r, req))
+        return false;
+    if (r->kind == GATE_MGET || r->kind == GATE_EXISTS)
+        return gate_multi_key(c, r, req);
+    struct watch_counters *k = watch_counters(w);
+    if (watch_maybe_contains(w, req->argv[1].ptr, req->argv[1].len)) {
+        k->passed_reads++;
+        if (r->kind == GATE_NILS)
+            return false;
+        client_forward_request(c, req, gate_passed_filter, (void *)r);
+        return true;
+    }
+    k->gated_reads++;
+    struct evbuffer *out = client_reply_target(c);
+    if (r->kind == GATE_NILS) {
+        evbuffer_add_printf(out, "*%d\r\n", req->argc - 2);
+        for (int i = 2; i < req->argc; i++)
+            evbuffer_add(out, "$-1\r\n", 5);
+    } else {
+        evbuffer_add(out, gate_replies[r->kind], strlen(gate_replies[r->kind]));
+    }
+    return true;
+}
+
+#define GATE_STACK_ARGS 64 /* argv arrays on the stack up to this many */
+
+void
+gate_note_write(struct proxy *px, const struct cmd_info *ci, const struct resp_request *req)
+{
+    const char *sargv[GATE_STACK_ARGS];
+    size_t slen[GATE_STACK_ARGS];
+    int sidx[GATE_STACK_ARGS];
+    if (!px->cfg.bloom)
+        return;
+    bool heap = req->argc > GATE_STACK_ARGS;
+    const char **argv = heap ? bw_malloc(sizeof(char *) * (size_t)req->argc) : sargv;
+    size_t *lens = heap ? bw_malloc(sizeof(size_t) * (size_t)req->argc) : slen;
+    int *idx = heap ? bw_malloc(sizeof(int) * (size_t)req->argc) : sidx;
+    for (int i = 0; i < req->argc; i++) {
+        argv[i] = req->argv[i].ptr;
+        lens[i] = req->argv[i].len;
+    }
+    int n = cmd_get_keys(ci, req->argc, argv, lens, idx, req->argc);
+    for (int i = 0; i < n && i < req->argc; i++)
+        watch_add_key(px->watch, argv[idx[i]], lens[idx[i]]);
+    if (heap) {
+        bw_free(argv);
+        bw_free(lens);
+        bw_free(idx);
+    }
+}

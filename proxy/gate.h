@@ -1,0 +1,33 @@
+/*
+ * gate: the Bloom filter gate's request side. Reads whose keys are all
+ * definitely absent (per watch.c's filter) are answered locally with Redis's
+ * own reply for a missing key; the keys of every write are added to the
+ * filter when the write is forwarded, so read-your-writes through bulwark is
+ * exact.
+ */
+#ifndef BW_GATE_H
+#define BW_GATE_H
+
+#include <stdbool.h>
+
+struct client;
+struct cmd_info;
+struct cmd_table;
+struct proxy;
+struct resp_request;
+
+/* Attach the gate's rule (cmd_info.gate) to each gated read of t. */
+void gate_apply(struct cmd_table *t);
+
+/*
+ * A gated read (ci->gate set; arity and AUTH checked). Returns true when the
+ * client got its reply or the request was forwarded here (MGET/EXISTS with
+ * only their maybe-present keys, or any read with the passed-nil count);
+ * false to forward it as it came (gate open, arguments Redis would reject).
+ */
+bool gate_read(struct client *c, const struct cmd_info *ci, const struct resp_request *req);
+
+/* A write (ci has CMD_WRITE): add its keys (cmd_get_keys()) to the filter. */
+void gate_note_write(struct proxy *px, const struct cmd_info *ci, const struct resp_request *req);
+
+#endif

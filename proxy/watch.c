@@ -1,0 +1,544 @@
+/*
+ * watch: keyspace watch (client tracking, BCAST, redirected to a subscriber)
+ * and paced SCAN that keep the Bloom filter a superset of the upstream's keys.
+ * hiredis async on libevent: these replies are shallow (depth <= 3).
+ */
+#include "proxy/watch.h"
+
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+
+#include <event2/buffer.h>
+#include <event2/event.h>
+#include <hiredis/adapters/libevent.h>
+#include <hiredis/async.h>
+#include <hiredis/hiredis.h>
+
+#include "bloom/bloom.h"
+#include "proxy/log.h"
+#include "proxy/proxy.h"
+#include "proxy/util.h"
+
+#define WATCH_BACKOFF_MIN_MS 100
+#define WATCH_BACKOFF_MAX_MS 2000
+#define WATCH_STALE_CHECK_MS 10000 /* DBSIZE staleness check period */
+#define WATCH_CHANNEL "__redis__:invalidate"
+
+struct watch {
+    struct proxy *px;               /* borrowed */
+    enum watch_state state;         /* see watch.h */
+    redisAsyncContext *sub;         /* subscriber (hiredis owns; we clear on disconnect) */
+    redisAsyncContext *trk;         /* tracking + SCAN + DBSIZE connection */
+    long long sub_id;               /* CLIENT ID of sub */
+    uint64_t gen;                   /* connection generation: stale callbacks are ignored */
+    struct bloom *filter;           /* filter in force (owned), NULL until the first SCAN ends */
+    struct bloom *building;         /* filter being scanned (owned), or NULL */
+    char cursor[32];                /* SCAN cursor of the build */
+    uint64_t scan_keys;             /* keys seen by the current SCAN */
+    uint64_t build_started_ms;      /* monotonic start of the current build */
+    bool tracking_refused;          /* CLIENT TRACKING was refused upstream */
+    struct event *retry_ev;         /* reconnect timer (owned) */
+    struct event *scan_ev;          /* pause between SCAN calls (owned) */
+    struct event *reset_ev;         /* zero-timeout teardown after a loss (owned) */
+    uint64_t backoff_ms;            /* next reconnect delay */
+    uint64_t last_stale_check_ms;   /* last DBSIZE check */
+    uint64_t rebuilds;              /* completed builds */
+    uint64_t last_rebuild_ms;       /* duration of the last build, ms */
+    uint64_t invalidations;         /* keys named on the watch */
+    struct watch_counters counters; /* gate counters */
+    char last_error[128];           /* why the watch was last lost */
+};
+
+static void watch_connect(struct watch *w);
+static void watch_scan_next(struct watch *w);
+
+const char *
+watch_state_name(enum watch_state s)
+{
+    static const char *const names[] = {"off", "warming", "active", "rebuilding", "open"};
+    return names[s];
+}
+
+/* privdata of every command: the generation it belongs to. */
+static void *
+watch_gen_tag(const struct watch *w)
+{
+    return (void *)(uintptr_t)w->gen;
+}
+
+static bool
+watch_current(const struct watch *w, void *tag)
+{
+    return (uintptr_t)tag == (uintptr_t)w->gen;
+}
+
+static struct bloom *
+watch_new_filter(const struct watch *w)
+{
+    char err[256];
+    const struct cfg *cfg = &w->px->cfg;
+    struct bloom *b = bloom_new((uint64_t)cfg->bloom_capacity, cfg->bloom_error_rate, true, err,
+                                sizeof(err));
+    if (b == NULL) {
+        log_warn("bloom: cannot create the filter: %s", err);
+        abort();
+    }
+    return b;
+}
+
+/* ---- loss and reconnect --------------------------------------------------- */
+
+static void
+watch_reset_cb(evutil_socket_t fd, short what, void *arg)
+{
+    struct watch *w = arg;
+    (void)fd;
+    (void)what;
+    w->gen++; /* everything still pending on the old connections is stale */
+    if (w->sub != NULL) {
+        redisAsyncContext *ac = w->sub;
+        w->sub = NULL;
+        redisAsyncFree(ac);
+    }
+    if (w->trk != NULL) {
+        redisAsyncContext *ac = w->trk;
+        w->trk = NULL;
+        redisAsyncFree(ac);
+    }
+    evtimer_del(w->scan_ev);
+    bloom_free(w->building);
+    w->building = NULL;
+    if (w->px->shutting_down)
+        return;
+    struct timeval tv = {(time_t)(w->backoff_ms / 1000), (suseconds_t)(w->backoff_ms % 1000) * 1000};
+    evtimer_add(w->retry_ev, &tv);
+    w->backoff_ms = BW_MIN(w->backoff_ms * 2, WATCH_BACKOFF_MAX_MS);
+}
+
+/*
+ * The watch may have missed something: open the gate, tear both connections
+ * down (outside hiredis callbacks) and reconnect with backoff.
+ */
+static void
+watch_lost(struct watch *w, const char *why)
+{
+    if (w->state != WATCH_OPEN || strcmp(w->last_error, why) != 0)
+        log_warn("bloom: keyspace watch lost (%s): gate open until a full rebuild", why);
+    snprintf(w->last_error, sizeof(w->last_error), "%s", why);
+    w->state = WATCH_OPEN;
+    event_active(w->reset_ev, EV_TIMEOUT, 0);
+}
+
+static void
+watch_retry_cb(evutil_socket_t fd, short what, void *arg)
+{
+    (void)fd;
+    (void)what;
+    watch_connect(arg);
+}
+
+static void
+watch_connect_cb(const redisAsyncContext *ac, int status)
+{
+    struct watch *w = ac->data;
+    if (status == REDIS_OK)
+        return;
+    if (ac == w->sub)
+        w->sub = NULL;
+    else if (ac == w->trk)
+        w->trk = NULL;
+    else
+        return;
+    watch_lost(w, ac->errstr[0] ? ac->errstr : "connect failed");
+}
+
+static void
+watch_disconnect_cb(const redisAsyncContext *ac, int status)
+{
+    struct watch *w = ac->data;
+    (void)status;
+    if (ac == w->sub)
+        w->sub = NULL;
+    else if (ac == w->trk)
+        w->trk = NULL;
+    else
+        return; /* freed by us in watch_reset_cb */
+    watch_lost(w, ac->errstr[0] ? ac->errstr : "connection closed");
+}
+
+/* ---- SCAN ----------------------------------------------------------------- */
+
+/* The SCAN of a build reached cursor 0: the new filter replaces the old. */
+static void
+watch_build_done(struct watch *w)
+{
+    bloom_free(w->filter);
+    w->filter = w->building;
+    w->building = NULL;
+    w->rebuilds++;
+    w->last_rebuild_ms = bw_now_ms() - w->build_started_ms;
+    w->last_stale_check_ms = bw_now_ms();
+    if (w->tracking_refused && !w->px->cfg.bloom_trust_writes) {
+        w->state = WATCH_OPEN;
+        return;
+    }
+    w->state = WATCH_ACTIVE;
+    log_notice("bloom: filter built from SCAN of %" PRIu64 " keys in %" PRIu64 " ms; gate closed",
+               w->scan_keys, w->last_rebuild_ms);
+}
+
+static void
+watch_scan_cb(redisAsyncContext *ac, void *r, void *tag)
+{
+    struct watch *w = ac->data;
+    redisReply *reply = r;
+    if (!watch_current(w, tag) || reply == NULL || w->building == NULL)
+        return;
+    if (reply->type != REDIS_REPLY_ARRAY || reply->elements != 2 ||
+        reply->element[0]->type != REDIS_REPLY_STRING ||
+        reply->element[1]->type != REDIS_REPLY_ARRAY) {
+        watch_lost(w, reply->type == REDIS_REPLY_ERROR ? reply->str : "bad SCAN reply");
+        return;
+    }
+    redisReply *keys = reply->element[1];
+    for (size_t i = 0; i < keys->elements; i++)
+        if (keys->element[i]->type == REDIS_REPLY_STRING)
+            bloom_add(w->building, keys->element[i]->str, keys->element[i]->len);
+    w->scan_keys += keys->elements;
+    snprintf(w->cursor, sizeof(w->cursor), "%.*s", (int)BW_MIN(reply->element[0]->len, 31),
+             reply->element[0]->str);
+    if (strcmp(w->cursor, "0") == 0) {
+        watch_build_done(w);
+        return;
+    }
+    uint64_t pause = w->px->cfg.bloom_scan_interval_ms;
+    struct timeval tv = {(time_t)(pause / 1000), (suseconds_t)(pause % 1000) * 1000};
+    evtimer_add(w->scan_ev, &tv);
+}
+
+static void
+watch_scan_next(struct watch *w)
+{
+    if (w->trk == NULL || w->building == NULL)
+        return;
+    redisAsyncCommand(w->trk, watch_scan_cb, watch_gen_tag(w), "SCAN %s COUNT %d", w->cursor,
+                      w->px->cfg.bloom_scan_count);
+}
+
+static void
+watch_scan_timer_cb(evutil_socket_t fd, short what, void *arg)
+{
+    (void)fd;
+    (void)what;
+    watch_scan_next(arg);
+}
+
+/* Start filling a new filter from SCAN 0. */
+static void
+watch_build_start(struct watch *w, enum watch_state state)
+{
+    bloom_free(w->building);
+    w->building = watch_new_filter(w);
+    snprintf(w->cursor, sizeof(w->cursor), "0");
+    w->scan_keys = 0;
+    w->build_started_ms = bw_now_ms();
+    w->state = state;
+    watch_scan_next(w);
+}
+
+/* ---- the watch ------------------------------------------------------------ */
+
+static void
+watch_add_both(struct watch *w, const char *key, size_t len)
+{
+    uint64_t h = bloom_hash(key, len);
+    if (w->filter != NULL)
+        bloom_add_hash(w->filter, h);
+    if (w->building != NULL)
+        bloom_add_hash(w->building, h);
+}
+
+/* An invalidation message: the keys modified, or nil for FLUSHALL/FLUSHDB. */
+static void
+watch_invalidate(struct watch *w, const redisReply *payload)
+{
+    if (payload->type == REDIS_REPLY_ARRAY) {
+        for (size_t i = 0; i < payload->elements; i++) {
+            const redisReply *k = payload->element[i];
+            if (k->type == REDIS_REPLY_STRING) {
+                watch_add_both(w, k->str, k->len);
+                w->invalidations++;
+            }
+        }
+    } else if (payload->type == REDIS_REPLY_STRING) {
+        watch_add_both(w, payload->str, payload->len);
+        w->invalidations++;
+    } else if (payload->type == REDIS_REPLY_NIL && w->state == WATCH_ACTIVE) {
+        /* A flush: the filter is still a superset (nothing was missed), only
+         * stale. Keep gating on it while a fresh one is scanned. */
+        log_verbose("bloom: upstream flushed; rebuilding the filter");
+        watch_build_start(w, WATCH_REBUILDING);
+    }
+}
+
+static void
+watch_tracking_cb(redisAsyncContext *ac, void *r, void *tag)
+{
+    struct watch *w = ac->data;
+    redisReply *reply = r;
+    if (!watch_current(w, tag) || reply == NULL)
+        return;
+    w->backoff_ms = WATCH_BACKOFF_MIN_MS;
+    if (reply->type == REDIS_REPLY_ERROR) {
+        w->tracking_refused = true;
+        log_warn("bloom: CLIENT TRACKING refused upstream (%s): %s", reply->str,
+                 w->px->cfg.bloom_trust_writes ? "trusting writes through bulwark (bloom-trust-writes)"
+                                               : "gate stays open");
+        if (!w->px->cfg.bloom_trust_writes) {
+            w->state = WATCH_OPEN;
+            return;
+        }
+    } else {
+        w->tracking_refused = false;
+    }
+    watch_build_start(w, WATCH_WARMING);
+}
+
+static void
+watch_log_error_cb(redisAsyncContext *ac, void *r, void *tag)
+{
+    struct watch *w = ac->data;
+    redisReply *reply = r;
+    if (watch_current(w, tag) && reply != NULL && reply->type == REDIS_REPLY_ERROR)
+        log_warn("bloom: watch connection: %s", reply->str);
+}
+
+/* Queue AUTH (and SELECT) and a name on a new watch connection. */
+static void
+watch_handshake(struct watch *w, redisAsyncContext *ac, bool select)
+{
+    const struct cfg *cfg = &w->px->cfg;
+    if (cfg->upstream_password != NULL && cfg->upstream_user != NULL)
+        redisAsyncCommand(ac, watch_log_error_cb, watch_gen_tag(w), "AUTH %s %s",
+                          cfg->upstream_user, cfg->upstream_password);
+    else if (cfg->upstream_password != NULL)
+        redisAsyncCommand(ac, watch_log_error_cb, watch_gen_tag(w), "AUTH %s",
+                          cfg->upstream_password);
+    if (select && cfg->upstream_db != 0)
+        redisAsyncCommand(ac, watch_log_error_cb, watch_gen_tag(w), "SELECT %d", cfg->upstream_db);
+    redisAsyncCommand(ac, watch_log_error_cb, watch_gen_tag(w), "CLIENT SETNAME bulwark-watch");
+}
+
+static redisAsyncContext *
+watch_open(struct watch *w)
+{
+    const struct cfg *cfg = &w->px->cfg;
+    redisAsyncContext *ac = redisAsyncConnect(cfg->upstream_host, cfg->upstream_port);
+    if (ac == NULL || ac->err) {
+        snprintf(w->last_error, sizeof(w->last_error), "%s",
+                 ac != NULL ? ac->errstr : "out of memory");
+        if (ac != NULL)
+            redisAsyncFree(ac);
+        return NULL;
+    }
+    ac->data = w;
+    redisLibeventAttach(ac, w->px->base);
+    redisAsyncSetConnectCallback(ac, watch_connect_cb);
+    redisAsyncSetDisconnectCallback(ac, watch_disconnect_cb);
+    return ac;
+}
+
+/* sub is subscribed: enable tracking, redirected to it, on a second connection. */
+static void
+watch_open_tracking(struct watch *w)
+{
+    w->trk = watch_open(w);
+    if (w->trk == NULL) {
+        watch_lost(w, w->last_error);
+        return;
+    }
+    watch_handshake(w, w->trk, true);
+    redisAsyncCommand(w->trk, watch_tracking_cb, watch_gen_tag(w),
+                      "CLIENT TRACKING on REDIRECT %lld BCAST", w->sub_id);
+}
+
+static void
+watch_message_cb(redisAsyncContext *ac, void *r, void *tag)
+{
+    struct watch *w = ac->data;
+    redisReply *reply = r;
+    if (!watch_current(w, tag) || reply == NULL || reply->type != REDIS_REPLY_ARRAY ||
+        reply->elements < 3 || reply->element[0]->type != REDIS_REPLY_STRING)
+        return;
+    const char *kind = reply->element[0]->str;
+    if (strcasecmp(kind, "subscribe") == 0 && w->trk == NULL)
+        watch_open_tracking(w);
+    else if (strcasecmp(kind, "message") == 0)
+        watch_invalidate(w, reply->element[2]);
+}
+
+static void
+watch_id_cb(redisAsyncContext *ac, void *r, void *tag)
+{
+    struct watch *w = ac->data;
+    redisReply *reply = r;
+    if (!watch_current(w, tag) || reply == NULL)
+        return;
+    if (reply->type != REDIS_REPLY_INTEGER) {
+        watch_lost(w, reply->type == REDIS_REPLY_ERROR ? reply->str : "bad CLIENT ID reply");
+        return;
+    }
+    w->sub_id = reply->integer;
+    redisAsyncCommand(w->sub, watch_message_cb, watch_gen_tag(w), "SUBSCRIBE " WATCH_CHANNEL);
+}
+
+static void
+watch_connect(struct watch *w)
+{
+    if (w->px->shutting_down || w->sub != NULL)
+        return;
+    w->gen++;
+    w->sub = watch_open(w);
+    if (w->sub == NULL) {
+        watch_lost(w, w->last_error);
+        return;
+    }
+    watch_handshake(w, w->sub, false);
+    redisAsyncCommand(w->sub, watch_id_cb, watch_gen_tag(w), "CLIENT ID");
+}
+
+/* ---- public --------------------------------------------------------------- */
+
+struct watch *
+watch_new(struct proxy *px)
+{
+    struct watch *w = bw_calloc(1, sizeof(*w));
+    w->px = px;
+    w->backoff_ms = WATCH_BACKOFF_MIN_MS;
+    w->retry_ev = evtimer_new(px->base, watch_retry_cb, w);
+    w->scan_ev = evtimer_new(px->base, watch_scan_timer_cb, w);
+    w->reset_ev = event_new(px->base, -1, 0, watch_reset_cb, w);
+    BW_ASSERT(w->retry_ev != NULL && w->scan_ev != NULL && w->reset_ev != NULL);
+    snprintf(w->last_error, sizeof(w->last_error), "none");
+    if (!px->cfg.bloom) {
+        w->state = WATCH_OFF;
+        return w;
+    }
+    w->state = WATCH_WARMING;
+    watch_connect(w);
+    return w;
+}
+
+void
+watch_free(struct watch *w)
+{
+    if (w == NULL)
+        return;
+    w->gen++;
+    if (w->sub != NULL) {
+        redisAsyncContext *ac = w->sub;
+        w->sub = NULL;
+        redisAsyncFree(ac);
+    }
+    if (w->trk != NULL) {
+        redisAsyncContext *ac = w->trk;
+        w->trk = NULL;
+        redisAsyncFree(ac);
+    }
+    event_free(w->retry_ev);
+    event_free(w->scan_ev);
+    event_free(w->reset_ev);
+    bloom_free(w->filter);
+    bloom_free(w->building);
+    bw_free(w);
+}
+
+bool
+watch_gate_closed(const struct watch *w)
+{
+    return (w->state == WATCH_ACTIVE || w->state == WATCH_REBUILDING) && w->filter != NULL;
+}
+
+bool
+watch_maybe_contains(const struct watch *w, const char *key, size_t len)
+{
+    return w->filter == NULL || bloom_maybe_contains(w->filter, key, len);
+}
+
+void
+watch_add_key(struct watch *w, const char *key, size_t len)
+{
+    if (w->state != WATCH_OFF)
+        watch_add_both(w, key, len);
+}
+
+struct watch_counters *
+watch_counters(struct watch *w)
+{
+    return &w->counters;
+}
+
+static void
+watch_dbsize_cb(redisAsyncContext *ac, void *r, void *tag)
+{
+    struct watch *w = ac->data;
+    redisReply *reply = r;
+    if (!watch_current(w, tag) || reply == NULL || reply->type != REDIS_REPLY_INTEGER ||
+        w->state != WATCH_ACTIVE || w->filter == NULL)
+        return;
+    double limit = (double)reply->integer * (1.0 + w->px->cfg.bloom_rebuild_ratio) + 1000.0;
+    if ((double)bloom_count(w->filter) > limit) {
+        log_verbose("bloom: %" PRIu64 " keys added for DBSIZE %lld: rebuilding the stale filter",
+                    bloom_count(w->filter), reply->integer);
+        watch_build_start(w, WATCH_REBUILDING);
+    }
+}
+
+void
+watch_cron(struct watch *w, uint64_t now_ms)
+{
+    if (w->state != WATCH_ACTIVE || w->trk == NULL ||
+        now_ms - w->last_stale_check_ms < WATCH_STALE_CHECK_MS)
+        return;
+    w->last_stale_check_ms = now_ms;
+    redisAsyncCommand(w->trk, watch_dbsize_cb, watch_gen_tag(w), "DBSIZE");
+}
+
+void
+watch_info(const struct watch *w, struct evbuffer *out)
+{
+    const struct bloom *b = w->filter != NULL ? w->filter : w->building;
+    evbuffer_add_printf(out,
+                        "# Bloom\r\n"
+                        "bloom_state:%s\r\n"
+                        "bloom_keys_added:%" PRIu64 "\r\n"
+                        "bloom_capacity:%" PRIu64 "\r\n"
+                        "bloom_memory_bytes:%zu\r\n"
+                        "bloom_bits_per_key:%.2f\r\n"
+                        "bloom_estimated_fpr:%.6f\r\n"
+                        "bloom_gated_reads:%" PRIu64 "\r\n"
+                        "bloom_passed_reads:%" PRIu64 "\r\n"
+                        "bloom_passed_nil:%" PRIu64 "\r\n"
+                        "bloom_rebuilds:%" PRIu64 "\r\n"
+                        "bloom_last_rebuild_ms:%" PRIu64 "\r\n"
+                        "bloom_scan_keys:%" PRIu64 "\r\n"
+                        "bloom_invalidations:%" PRIu64 "\r\n"
+                        "bloom_tracking:%s\r\n"
+                        "bloom_watch_last_error:%s\r\n",
+                        watch_state_name(w->state), b != NULL ? bloom_count(b) : 0,
+                        b != NULL ? bloom_capacity(b) : 0,
+                        (w->filter != NULL ? bloom_memory_bytes(w->filter) : 0) +
+                            (w->building != NULL ? bloom_memory_bytes(w->building) : 0),
+                        b != NULL ? bloom_bits_per_key(b) : 0.0,
+                        b != NULL ? bloom_estimated_fpr(b) : 0.0, w->counters.gated_reads,
+                        w->counters.passed_reads, w->counters.passed_nil, w->rebuilds,
+                        w->last_rebuild_ms, w->scan_keys, w->invalidations,
+                        w->state == WATCH_OFF ? "off"
+                        : w->tracking_refused ? "refused"
+                        : w->trk != NULL      ? "on"
+                                              : "down",
+                        w->last_error);
+}

@@ -1,0 +1,78 @@
+/*
+ * watch: the keyspace watch and SCAN that keep the Bloom filter a superset of
+ * the upstream's keys, and the gate's state.
+ *
+ * Two hiredis async connections to the upstream: "sub" runs CLIENT ID and
+ * SUBSCRIBE __redis__:invalidate; once subscribed, "trk" runs CLIENT TRACKING
+ * on REDIRECT <sub id> BCAST, so Redis (>= 6) names on that channel every key
+ * modified by anyone (set, renamed, copied, restored, written by a script,
+ * expired, deleted), and each named key is added. Then trk SCANs the whole
+ * keyspace (bloom-scan-count per call, bloom-scan-interval apart) into a new
+ * filter; while it runs, every add goes to both filters; when it ends the new
+ * filter replaces the old.
+ *
+ *   OFF        bloom no
+ *   WARMING    watch up, first SCAN running: gate open (reads forwarded)
+ *   ACTIVE     filter complete: gate closed (absent reads answered locally)
+ *   REBUILDING filter complete but stale (DBSIZE check, FLUSHALL): gate
+ *              closed on the old filter while a new one is scanned
+ *   OPEN       watch lost or CLIENT TRACKING refused: gate open; a full
+ *              rebuild starts when the watch is back
+ *
+ * Watch first, then SCAN: a key created after the SCAN passed its slot is
+ * named by the watch, so no key is missed.
+ */
+#ifndef BW_WATCH_H
+#define BW_WATCH_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+struct evbuffer;
+struct proxy;
+struct watch;
+
+enum watch_state { WATCH_OFF = 0, WATCH_WARMING, WATCH_ACTIVE, WATCH_REBUILDING, WATCH_OPEN };
+
+/* Counters of the gate, for INFO bloom (gate.c updates them). */
+struct watch_counters {
+    uint64_t gated_reads;  /* reads answered locally as absent */
+    uint64_t passed_reads; /* gated-kind reads forwarded (key maybe present) */
+    uint64_t passed_nil;   /* of those, the ones Redis answered as absent */
+};
+
+/*
+ * Create the watch for px (borrowed for its lifetime) and start connecting
+ * when px->cfg.bloom is on. Returns the watch (watch_free()).
+ */
+struct watch *watch_new(struct proxy *px);
+
+/* Close the connections and free the filters. NULL is a no-op. */
+void watch_free(struct watch *w);
+
+/* True when reads may be answered locally from the filter. */
+bool watch_gate_closed(const struct watch *w);
+
+/*
+ * False only when key (len bytes) is definitely absent upstream. Lock-free;
+ * meaningful when watch_gate_closed().
+ */
+bool watch_maybe_contains(const struct watch *w, const char *key, size_t len);
+
+/* Add a key written through bulwark (to both filters while rebuilding). */
+void watch_add_key(struct watch *w, const char *key, size_t len);
+
+/* The gate's counters (owned by w). */
+struct watch_counters *watch_counters(struct watch *w);
+
+/* Staleness check and reconnects; called by the proxy's cron (100 ms). */
+void watch_cron(struct watch *w, uint64_t now_ms);
+
+/* Append the "# Bloom" INFO section (Redis INFO format) to out. */
+void watch_info(const struct watch *w, struct evbuffer *out);
+
+/* Name of a state for INFO: off, warming, active, rebuilding, open. */
+const char *watch_state_name(enum watch_state s);
+
+#endif
