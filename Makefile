@@ -32,7 +32,7 @@ LDFLAGS := $(SANFLAGS)
 # The daemon's modules, in dependency order (main last).
 DAEMON_SRCS := proxy/util.c proxy/log.c config/config.c \
                proxy/resp.c proxy/reply.c proxy/command.c proxy/stats.c proxy/jitter.c \
-               bloom/bloom.c proxy/watch.c proxy/gate.c \
+               bloom/bloom.c proxy/watch.c proxy/gate.c proxy/batch.c \
                proxy/upstream.c proxy/client.c proxy/local.c proxy/listener.c \
                proxy/main.c
 
@@ -143,7 +143,11 @@ run: all
 	rc=0; ./$(BIN) $(RUN_CONF) --upstream 127.0.0.1:$$rport || rc=$$?; exit $$rc
 
 # ---- bench, fuzz, style --------------------------------------------------
-bench: all
+# bench/loadgen: the cache-workload load generator (libevent + hiredis async).
+bench/loadgen: $(call obj,bench/loadgen.c)
+	$(CC) $(LDFLAGS) -o $@ $^ $(shell pkg-config --libs libevent hiredis) -lm
+
+bench: all bench/loadgen
 	@bash bench/run.sh
 
 fuzz:

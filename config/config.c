@@ -115,6 +115,9 @@ struct cfg_directive {
 static const char *const cfg_loglevel_names[] = {"debug", "verbose", "notice",
                                                  "warning", NULL};
 
+/* batch-mode names; the index is enum batch_mode in proxy/batch.h. */
+static const char *const cfg_batch_mode_names[] = {"pipeline", "mget", NULL};
+
 static const struct cfg_directive cfg_table[] = {
     CFG_LIST("bind", bind, bind_count, "127.0.0.1", 0,
              "addresses to listen on for TCP; \"\" = none"),
@@ -183,6 +186,12 @@ static const struct cfg_directive cfg_table[] = {
     CFG_LIST("ttl-jitter-exclude", ttl_jitter_exclude, ttl_jitter_exclude_count, "",
              CFG_RT | CFG_APPEND,
              "key globs never jittered; repeated lines add globs"),
+    CFG_INT("batch-max-keys", batch_max_keys, "128", 0, 100000, CFG_RT,
+            "GETs of one event-loop turn are coalesced into one upstream batch of at most this many keys; 0 = off"),
+    CFG_INT("batch-window", batch_window_us, "0", 0, 1000000, CFG_RT,
+            "microseconds a batch waits for more GETs after the first; 0 = send at the end of the turn"),
+    CFG_ENUM("batch-mode", batch_mode, cfg_batch_mode_names, "pipeline", CFG_RT,
+             "pipeline: back-to-back GETs; mget: one MGET per batch, nils re-checked with GET"),
     CFG_BOOL("bloom", bloom, "yes", 0,
              "Bloom filter gate: reads of keys that cannot exist are answered locally"),
     CFG_RATIO("bloom-error-rate", bloom_error_rate, "0.01", 1, 500000, 0,

@@ -13,6 +13,7 @@
 #include <event2/bufferevent.h>
 #include <event2/event.h>
 
+#include "proxy/batch.h"
 #include "proxy/command.h"
 #include "proxy/gate.h"
 #include "proxy/local.h"
@@ -27,6 +28,7 @@ struct client_slot {
     TAILQ_ENTRY(client_slot) link; /* in client.slots, request order */
     struct client *c;              /* owner; NULL once orphaned (client closed) */
     bool ready;                    /* reply complete (in buf) */
+    bool batched;                  /* a batched GET: counted in client.batch_inflight */
     struct evbuffer *buf;          /* the reply while it waits (owned), or NULL */
     client_filter_fn *filter;      /* rewrites the upstream reply, or NULL */
     void *filter_data;             /* filter's data (owned by the filter call) */
@@ -53,6 +55,10 @@ struct client {
     struct client_slot_list slots; /* replies pending, request order (owned) */
     uint64_t nslots;               /* entries in slots */
     struct upstream_conn *up;      /* upstream connection of this client (borrowed) */
+    struct batch *batch;           /* GET batcher of that connection (borrowed) */
+    uint64_t batch_epoch;          /* batcher epoch of the last batched GET */
+    uint64_t batch_inflight;       /* batched GETs not answered yet */
+    bool batch_wait;               /* mget mode: input held until batch_inflight is 0 */
     bool authenticated;            /* AUTH passed (or no requirepass) */
     bool paused;                   /* reading stopped by back-pressure */
     bool in_process;               /* inside client_process_input() */
@@ -204,6 +210,54 @@ client_close_after_reply(struct client *c)
     client_flush(c);
 }
 
+struct client_slot *
+client_slot_new_batched(struct client *c, uint64_t epoch)
+{
+    struct client_slot *s = client_slot_new(c);
+    s->batched = true;
+    c->batch_epoch = epoch;
+    c->batch_inflight++;
+    c->px->stats.forwarded++;
+    return s;
+}
+
+void
+client_slot_finish(struct client_slot *s, const char *data, size_t len)
+{
+    struct client *c = s->c;
+    if (c == NULL) {
+        client_slot_free(s);
+        return;
+    }
+    if (s->batched)
+        c->batch_inflight--;
+    if (TAILQ_FIRST(&c->slots) == s) {
+        evbuffer_add(bufferevent_get_output(c->bev), data, len);
+    } else {
+        s->buf = evbuffer_new();
+        evbuffer_add(s->buf, data, len);
+    }
+    s->ready = true;
+    client_flush(c);
+    if (c->batch_wait && c->batch_inflight == 0 && c->state == CLIENT_ACTIVE) {
+        c->batch_wait = false;
+        if (!c->in_process && !c->paused)
+            client_process_input(c);
+    }
+}
+
+uint64_t
+client_batch_epoch(const struct client *c)
+{
+    return c->batch_epoch;
+}
+
+uint64_t
+client_batch_inflight(const struct client *c)
+{
+    return c->batch_inflight;
+}
+
 /* ---- forwarding ----------------------------------------------------------- */
 
 /* Upstream reply (or failure) for the slot in privdata. */
@@ -238,6 +292,8 @@ client_forward(struct client *c, const char *cmd, size_t len, client_filter_fn *
                void *data)
 {
     const char *err;
+    if (c->batch != NULL)
+        batch_before_forward(c->batch, c);
     struct client_slot *s = client_slot_new(c);
     s->filter = filter;
     s->filter_data = data;
@@ -366,6 +422,10 @@ client_handle(struct client *c, const struct resp_request *req)
         gate_note_write(px, ci, req);
     if (ci->gate != NULL && gate_read(c, ci, req))
         return;
+    if (ci == px->cmd_get && c->batch != NULL && px->cfg.batch_max_keys > 0) {
+        batch_get(c->batch, c, req->argv[1].ptr, req->argv[1].len);
+        return;
+    }
     if (ci->policy != LOCAL_FORWARD && local_dispatch(c, ci, req))
         return;
     client_forward_request(c, req, NULL, NULL);
@@ -385,6 +445,13 @@ client_protocol_error(struct client *c)
     c->px->stats.protocol_errors++;
     client_reply_raw(c, err, strlen(err));
     client_close_after_reply(c);
+}
+
+/* True for "GET key", the one request batched GETs may run ahead of. */
+static bool
+client_is_plain_get(const struct resp_request *req)
+{
+    return req->argc == 2 && req->argv[0].len == 3 && strncasecmp(req->argv[0].ptr, "get", 3) == 0;
 }
 
 /* True when the client must not be read further for now. */
@@ -421,12 +488,23 @@ client_process_input(struct client *c)
             resp_parser_set_limits(c->parser, cfg->proto_max_bulk_len);
             resp_parser_set_authenticated(c->parser, c->authenticated);
             rc = resp_parse(c->parser, buf + off, avail - off, &used, &req);
+            if (rc == RESP_OK && c->batch != NULL && batch_client_busy(c->batch, c) &&
+                !client_is_plain_get(&req)) {
+                /* mget mode: this request waits until the client's batched
+                 * GETs are answered; it stays in the input, parsed again. */
+                resp_parser_reset(c->parser);
+                c->batch_wait = true;
+                c->need = 0;
+                break;
+            }
             off += used;
             if (rc != RESP_OK)
                 break;
             client_handle(c, &req);
         }
         evbuffer_drain(in, off);
+        if (c->batch_wait)
+            break;
         if (rc == RESP_ERR) {
             client_protocol_error(c);
             break;
@@ -521,6 +599,7 @@ client_accept(struct proxy *px, evutil_socket_t fd, const char *addr, const char
     c->parser = resp_parser_new();
     TAILQ_INIT(&c->slots);
     c->up = upstream_pick(px->pool, c->id);
+    c->batch = px->batches != NULL ? px->batches[c->id % (uint64_t)px->nbatches] : NULL;
     evutil_make_socket_nonblocking(fd);
     c->bev = bufferevent_socket_new(px->base, fd, BEV_OPT_CLOSE_ON_FREE);
     BW_ASSERT(c->bev != NULL);
@@ -684,6 +763,7 @@ client_set_command_table(struct proxy *px, struct cmd_table *t, bool learned)
 {
     local_apply_policies(px, t);
     gate_apply(t);
+    px->cmd_get = cmd_lookup(t, "get", 3);
     cmd_table_free(px->cmds);
     px->cmds = t;
     px->cmds_learned = learned;

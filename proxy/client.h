@@ -116,6 +116,26 @@ void client_format_info(const struct client *c, struct evbuffer *out);
 /* CLIENT LIST: client_format_info() of every live client, appended to out. */
 void client_format_all(struct proxy *px, struct evbuffer *out);
 
+/* ---- for batch.c ---------------------------------------------------------- */
+
+struct client_slot;
+
+/*
+ * A reply slot for a batched GET: pending, in request order. Records epoch
+ * (the batcher's flush count) and counts the GET as in flight for c.
+ */
+struct client_slot *client_slot_new_batched(struct client *c, uint64_t epoch);
+
+/*
+ * Complete a slot with a copy of the reply (len bytes at data) and flush
+ * what is ready; frees the slot when its client is gone.
+ */
+void client_slot_finish(struct client_slot *s, const char *data, size_t len);
+
+/* The batcher epoch of c's last batched GET; c's batched GETs in flight. */
+uint64_t client_batch_epoch(const struct client *c);
+uint64_t client_batch_inflight(const struct client *c);
+
 /* Install a command table (ownership passes); policies are applied to it. */
 void client_set_command_table(struct proxy *px, struct cmd_table *t, bool learned);
 

@@ -430,7 +430,12 @@ local_info_proxy(struct proxy *px, struct evbuffer *out)
                         "upstream_error_replies:%llu\r\n"
                         "protocol_errors:%llu\r\n"
                         "ttl_jittered_writes:%llu\r\n"
-                        "ttl_jitter_added_ms_total:%llu\r\n",
+                        "ttl_jitter_added_ms_total:%llu\r\n"
+                        "batch_batches:%llu\r\n"
+                        "batch_keys:%llu\r\n"
+                        "batch_max_keys_seen:%llu\r\n"
+                        "batch_dedup_saved:%llu\r\n"
+                        "batch_rechecks:%llu\r\n",
                         BULWARK_VERSION, (int)getpid(), px->cfg.port,
                         (unsigned long long)up_s, (unsigned long long)(up_s / 86400),
                         (unsigned long long)s->connected_clients, px->cfg.maxclients,
@@ -445,7 +450,11 @@ local_info_proxy(struct proxy *px, struct evbuffer *out)
                         (unsigned long long)s->upstream_errors,
                         (unsigned long long)s->protocol_errors,
                         (unsigned long long)s->ttl_jittered_writes,
-                        (unsigned long long)s->ttl_jitter_added_ms);
+                        (unsigned long long)s->ttl_jitter_added_ms,
+                        (unsigned long long)s->batch_batches, (unsigned long long)s->batch_keys,
+                        (unsigned long long)s->batch_max_keys_seen,
+                        (unsigned long long)s->batch_dedup_saved,
+                        (unsigned long long)s->batch_rechecks);
 }
 
 /* Append bulwark's wanted sections to text, Redis's blank line between sections. */

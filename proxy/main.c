@@ -16,6 +16,7 @@
 #include <event2/event.h>
 
 #include "config/config.h"
+#include "proxy/batch.h"
 #include "proxy/client.h"
 #include "proxy/command.h"
 #include "proxy/listener.h"
@@ -236,6 +237,9 @@ main_cleanup(struct proxy *px)
 {
     listener_free(px->listener);
     client_free_all(px);
+    for (int i = 0; i < px->nbatches; i++)
+        batch_free(px->batches[i]);
+    bw_free(px->batches);
     upstream_pool_free(px->pool);
     watch_free(px->watch);
     event_free(main_sig_term);
@@ -300,6 +304,10 @@ main(int argc, char **argv)
 
     px.pool = upstream_pool_new(&px, main_on_commands);
     px.watch = watch_new(&px);
+    px.nbatches = BW_MAX(px.cfg.upstream_connections, 1);
+    px.batches = bw_calloc((size_t)px.nbatches, sizeof(*px.batches));
+    for (int i = 0; i < px.nbatches; i++)
+        px.batches[i] = batch_new(&px, upstream_pick(px.pool, (uint64_t)i));
     px.listener = listener_new(&px, err, sizeof(err));
     if (px.listener == NULL) {
         log_warn("%s", err);

@@ -20,6 +20,8 @@ struct cmd_table;
 struct upstream_pool;
 struct listener;
 struct watch;
+struct batch;
+struct cmd_info;
 struct client;
 
 TAILQ_HEAD(client_list, client);
@@ -34,6 +36,9 @@ struct proxy {
     char upstream_version[32];     /* redis_version of the upstream, "7.0.0" until known */
     struct upstream_pool *pool;    /* multiplexed upstream connections (owned) */
     struct watch *watch;           /* keyspace watch and Bloom filter (owned) */
+    struct batch **batches;        /* GET batcher per upstream connection (owned) */
+    int nbatches;                  /* entries in batches (= upstream-connections) */
+    const struct cmd_info *cmd_get; /* GET's entry in cmds (borrowed), for batching */
     struct listener *listener;     /* listening sockets (owned), NULL once closed */
     struct client_list clients;    /* every live client (each owned by this list) */
     struct client_list reaped;     /* clients closed, freed by reap_ev (owned) */

@@ -25,6 +25,11 @@ struct stats {
     uint64_t protocol_errors;          /* clients closed for a protocol error */
     uint64_t ttl_jittered_writes;      /* writes whose TTL was lengthened */
     uint64_t ttl_jitter_added_ms;      /* sum of the TTL added, ms */
+    uint64_t batch_batches;            /* GET batches sent upstream */
+    uint64_t batch_keys;               /* distinct keys in those batches */
+    uint64_t batch_max_keys_seen;      /* most keys in one batch */
+    uint64_t batch_dedup_saved;        /* GETs that joined a key already waiting */
+    uint64_t batch_rechecks;           /* mget-mode nils re-checked with GET */
     uint64_t ops_samples[STATS_OPS_SAMPLES]; /* ops/sec samples, ring */
     int ops_idx;                       /* next sample slot */
     uint64_t ops_last_ms;              /* time of the last sample, ms */

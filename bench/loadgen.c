@@ -1,0 +1,1174 @@
+/*
+ * loadgen: cache-workload load generator for bulwark, Redis and twemproxy
+ * (libevent + hiredis async). Plain GET/SET mixes, cache-aside with a
+ * simulated database, and the TTL avalanche scenario; prints throughput,
+ * latency percentiles, upstream commands per request and database loads.
+ *
+ * Model: N connections, each keeping up to P commands in flight (a window,
+ * refilled as replies arrive). One slot per in-flight request; in
+ * cache-aside mode a slot that reads nil holds a libevent timer for the
+ * simulated database load, then SETs the key with EX ttl. The last output
+ * line ("RESULT k=v ...") is for scripts (bench/run.sh).
+ */
+#include <errno.h>
+#include <getopt.h>
+#include <math.h>
+#include <signal.h>
+#include <stdbool.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <event2/event.h>
+#include <hiredis/adapters/libevent.h>
+#include <hiredis/async.h>
+#include <hiredis/hiredis.h>
+
+/* Log-linear histogram: 2^LG_SUB_BITS sub-buckets per power of two, so a
+ * recorded value is known within 1/128 (under 0.8%), as in HdrHistogram. */
+#define LG_SUB_BITS 7
+#define LG_SUB (1u << LG_SUB_BITS)
+#define LG_HIST_BUCKETS (2 * LG_SUB + (64 - LG_SUB_BITS - 1) * LG_SUB)
+
+/* Timeline resolution, ns (100 ms), and the most buckets kept (1 hour). */
+#define LG_TICK_NS UINT64_C(100000000)
+#define LG_TICKS_MAX 36000u
+
+/* Depth per connection while prefilling, whatever the run's pipeline. */
+#define LG_PREFILL_DEPTH 32u
+
+/* Seconds allowed to connect, and to drain in-flight requests at the end. */
+#define LG_CONNECT_S 10
+#define LG_DRAIN_S 5
+
+/* Longest key prefix, bytes. */
+#define LG_PREFIX_MAX 64u
+
+#define LG_NS_PER_S 1000000000.0
+
+/* What the run does with a request. */
+enum lg_mode {
+    LG_PLAIN,       /* GET or SET per the write ratio, no database */
+    LG_CACHE_ASIDE, /* GET; on nil a database load, then SET EX ttl */
+    LG_AVALANCHE,   /* cache-aside after writing all keys with one EX */
+};
+
+/* How keys are drawn from [0, keys). */
+enum lg_dist {
+    LG_UNIFORM,    /* every key equally likely */
+    LG_ZIPF,       /* rank r with probability ~ 1 / (r + 1)^s */
+    LG_SEQUENTIAL, /* 0, 1, 2, ... wrapping, shared by all connections */
+};
+
+/* Options, from the command line; read only after parsing. */
+struct lg_opts {
+    const char *host;       /* target host (bulwark, Redis or twemproxy) */
+    int port;               /* target TCP port */
+    const char *redis_host; /* Redis whose INFO commandstats is diffed, or NULL */
+    int redis_port;         /* its port */
+    unsigned conns;         /* connections, 1..10000 */
+    unsigned pipeline;      /* commands in flight per connection, 1..1024 */
+    double duration_s;      /* run length, s; 0 = run until requests */
+    uint64_t requests;      /* commands to send; 0 = until duration_s */
+    uint32_t keys;          /* key space [0, keys) */
+    enum lg_dist dist;      /* key distribution */
+    double zipf_s;          /* zipf exponent, > 0 */
+    double absent;          /* fraction of GETs for keys that never exist */
+    size_t value_size;      /* SET value, bytes */
+    double write_ratio;     /* fraction of requests that are SETs */
+    unsigned ttl_s;         /* EX on writes and cache fills; 0 = none */
+    enum lg_mode mode;      /* what a request does */
+    unsigned db_latency_ms; /* simulated database load, ms */
+    bool prefill;           /* SET every key before the run */
+    bool window;            /* refill each slot as its reply comes (keep P in
+                               flight) instead of redis-benchmark's batches:
+                               send P, wait for all P, send the next P */
+    bool timeline;          /* print per-second rows after the summary */
+    const char *prefix;     /* key prefix; keys are prefix + 12 digits */
+    uint64_t seed;          /* RNG seed; 0 = from the clock */
+};
+
+/* Where a request slot stands. */
+enum lg_state {
+    LG_IDLE,     /* nothing in flight */
+    LG_PREFILL,  /* SET of the prefill phase in flight */
+    LG_GET,      /* GET in flight */
+    LG_SET,      /* SET (write of the mix) in flight */
+    LG_DB_LOAD,  /* simulated database load: db_timer pending */
+    LG_FILL_SET, /* cache-aside SET after a database load in flight */
+};
+
+/* Phases of the whole run, in order. */
+enum lg_phase {
+    LG_CONNECTING, /* waiting for every connection */
+    LG_PREFILLING, /* writing the key space */
+    LG_RUNNING,    /* measured: sending requests */
+    LG_DRAINING,   /* duration over: waiting for replies, sending nothing */
+    LG_DONE,       /* loop left; replies (NULL on free) are ignored */
+};
+
+struct lg;
+struct lg_conn;
+
+/* One request in flight on a connection. */
+struct lg_slot {
+    struct lg_conn *conn;   /* borrowed: the connection owning the slot */
+    struct event *db_timer; /* owned: the simulated database load */
+    uint64_t sent_ns;       /* monotonic ns when the command was queued */
+    uint32_t key;           /* key index of the request */
+    enum lg_state state;    /* what is in flight */
+    bool absent;            /* key is one that exists nowhere */
+};
+
+/* One connection to the target. */
+struct lg_conn {
+    struct lg *lg;          /* borrowed: the run */
+    redisAsyncContext *ac;  /* hiredis owns it once connected; NULL when gone */
+    struct lg_slot *slots;  /* owned: nslots slots */
+    unsigned nslots;        /* max(pipeline, LG_PREFILL_DEPTH) */
+    unsigned active;        /* slots not LG_IDLE */
+};
+
+/* Latency histogram, ns. */
+struct lg_hist {
+    uint64_t counts[LG_HIST_BUCKETS]; /* values per log-linear bucket */
+    uint64_t total;                   /* values recorded */
+    uint64_t max;                     /* largest value recorded, ns */
+};
+
+/* Counts per LG_TICK_NS of the run. */
+struct lg_tick {
+    uint64_t done;     /* commands completed */
+    uint64_t nil;      /* GETs answered nil */
+    uint64_t db_loads; /* database loads started */
+};
+
+/* The whole run. */
+struct lg {
+    struct lg_opts o;          /* options */
+    struct event_base *base;   /* owned: the event loop */
+    struct lg_conn *conns;     /* owned: o.conns connections */
+    enum lg_phase phase;       /* where the run stands */
+    bool failed;               /* a connection failed: exit 1 */
+    unsigned up;               /* connections established */
+    uint64_t busy;             /* slots not LG_IDLE */
+    uint32_t prefill_next;     /* next key to prefill */
+    uint32_t prefill_done;     /* prefill SETs answered */
+    uint64_t prefill_ns;       /* prefill start, monotonic ns */
+    uint64_t start_ns;         /* run start, monotonic ns */
+    uint64_t deadline_ns;      /* run end (duration mode), monotonic ns */
+    uint64_t end_ns;           /* when the last counted reply came */
+    uint64_t issued;           /* run commands sent */
+    uint64_t done;             /* run commands answered */
+    uint64_t done_window;      /* of which before the deadline */
+    uint64_t gets, sets;       /* answered GETs, SETs (mix and fills) */
+    uint64_t nils;             /* GETs answered nil */
+    uint64_t errors;           /* error replies and lost requests */
+    uint64_t db_loads;         /* simulated database loads */
+    uint64_t seq;              /* next key of the sequential distribution */
+    uint64_t rng[4];           /* xoshiro256** state */
+    double *zipf_cdf;          /* owned: o.keys cumulative probabilities */
+    struct lg_hist hist;       /* latency of run commands */
+    struct lg_tick *ticks;     /* owned: LG_TICKS_MAX ticks */
+    char *cmd;                 /* owned: scratch for one encoded command */
+    char *value;               /* owned: o.value_size bytes of 'x' */
+    struct event *stop_timer;  /* owned: deadline, then drain limit */
+    struct event *conn_timer;  /* owned: connect limit */
+};
+
+static void lg_issue(struct lg_slot *s);
+static void lg_start_run(struct lg *lg);
+
+/* ---- small helpers ---------------------------------------------------- */
+
+static uint64_t
+now_ns(void)
+{
+    struct timespec ts;
+
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (uint64_t)ts.tv_sec * UINT64_C(1000000000) + (uint64_t)ts.tv_nsec;
+}
+
+static void *
+xcalloc(size_t n, size_t size)
+{
+    void *p = calloc(n, size);
+
+    if (p == NULL) {
+        fprintf(stderr, "loadgen: out of memory (%zu x %zu bytes)\n", n, size);
+        exit(1);
+    }
+    return p;
+}
+
+static uint64_t
+rotl(uint64_t x, int k)
+{
+    return (x << k) | (x >> (64 - k));
+}
+
+/* xoshiro256** (Blackman & Vigna 2018), seeded through splitmix64. */
+static uint64_t
+rng_next(uint64_t *s)
+{
+    uint64_t result = rotl(s[1] * 5, 7) * 9, t = s[1] << 17;
+
+    s[2] ^= s[0];
+    s[3] ^= s[1];
+    s[1] ^= s[2];
+    s[0] ^= s[3];
+    s[2] ^= t;
+    s[3] = rotl(s[3], 45);
+    return result;
+}
+
+static void
+rng_seed(uint64_t *s, uint64_t seed)
+{
+    for (int i = 0; i < 4; i++) {
+        uint64_t z = (seed += UINT64_C(0x9e3779b97f4a7c15));
+        z = (z ^ (z >> 30)) * UINT64_C(0xbf58476d1ce4e5b9);
+        z = (z ^ (z >> 27)) * UINT64_C(0x94d049bb133111eb);
+        s[i] = z ^ (z >> 31);
+    }
+}
+
+/* Uniform double in [0, 1). */
+static double
+rng_double(uint64_t *s)
+{
+    return (double)(rng_next(s) >> 11) * 0x1.0p-53;
+}
+
+/* Uniform integer in [0, n), n < 2^32 (Lemire's multiply, no rejection:
+ * the bias is below 2^-32 for our key spaces). */
+static uint32_t
+rng_below(uint64_t *s, uint32_t n)
+{
+    return (uint32_t)(((rng_next(s) >> 32) * (uint64_t)n) >> 32);
+}
+
+/* ---- histogram ---------------------------------------------------------- */
+
+static unsigned
+hist_index(uint64_t v)
+{
+    if (v < 2 * LG_SUB) {
+        return (unsigned)v;
+    }
+    unsigned msb = 63u - (unsigned)__builtin_clzll(v);
+    unsigned shift = msb - LG_SUB_BITS;
+    return 2 * LG_SUB + (shift - 1) * LG_SUB + (unsigned)((v >> shift) - LG_SUB);
+}
+
+/* Middle of bucket i: the value reported for every value counted in it. */
+static uint64_t
+hist_value(unsigned i)
+{
+    if (i < 2 * LG_SUB) {
+        return i;
+    }
+    unsigned shift = (i - 2 * LG_SUB) / LG_SUB + 1;
+    uint64_t low = (uint64_t)(LG_SUB + (i - 2 * LG_SUB) % LG_SUB) << shift;
+    return low + ((UINT64_C(1) << shift) >> 1);
+}
+
+static void
+hist_add(struct lg_hist *h, uint64_t v)
+{
+    h->counts[hist_index(v)]++;
+    h->total++;
+    if (v > h->max) {
+        h->max = v;
+    }
+}
+
+/* Smallest recorded value (bucket middle) with at least q of all values at
+ * or below it; q in (0, 1]. 0 when nothing was recorded. */
+static uint64_t
+hist_quantile(const struct lg_hist *h, double q)
+{
+    uint64_t rank = (uint64_t)ceil(q * (double)h->total), seen = 0;
+
+    if (h->total == 0) {
+        return 0;
+    }
+    if (rank < 1) {
+        rank = 1;
+    }
+    for (unsigned i = 0; i < LG_HIST_BUCKETS; i++) {
+        seen += h->counts[i];
+        if (seen >= rank) {
+            uint64_t v = hist_value(i);
+            return v < h->max ? v : h->max;
+        }
+    }
+    return h->max;
+}
+
+/* ---- keys and commands ------------------------------------------------ */
+
+/* Cumulative zipf probabilities of ranks 0..keys-1; the caller owns them. */
+static double *
+zipf_build(uint32_t keys, double s)
+{
+    double *cdf = xcalloc(keys, sizeof(*cdf)), sum = 0.0;
+
+    for (uint32_t i = 0; i < keys; i++) {
+        sum += 1.0 / pow((double)i + 1.0, s);
+        cdf[i] = sum;
+    }
+    for (uint32_t i = 0; i < keys; i++) {
+        cdf[i] /= sum;
+    }
+    return cdf;
+}
+
+static uint32_t
+key_draw(struct lg *lg)
+{
+    switch (lg->o.dist) {
+    case LG_SEQUENTIAL:
+        return (uint32_t)(lg->seq++ % lg->o.keys);
+    case LG_ZIPF: {
+        double u = rng_double(lg->rng);
+        uint32_t lo = 0, hi = lg->o.keys - 1;
+        while (lo < hi) { /* first rank whose cdf >= u */
+            uint32_t mid = lo + (hi - lo) / 2;
+            if (lg->zipf_cdf[mid] < u) {
+                lo = mid + 1;
+            } else {
+                hi = mid;
+            }
+        }
+        return lo;
+    }
+    case LG_UNIFORM:
+    default:
+        return rng_below(lg->rng, lg->o.keys);
+    }
+}
+
+/* Append "$len\r\nbytes\r\n" at p; returns the bytes written. */
+static size_t
+put_bulk(char *p, const char *s, size_t len)
+{
+    int n = sprintf(p, "$%zu\r\n", len);
+
+    memcpy(p + n, s, len);
+    memcpy(p + n + len, "\r\n", 2);
+    return (size_t)n + len + 2;
+}
+
+/* Key text of index k (prefix + 12 digits, as redis-benchmark -r writes
+ * key:__rand_int__) or, when absent, a random key that nothing writes. */
+static size_t
+key_text(struct lg *lg, char *out, uint32_t k, bool absent)
+{
+    size_t plen = strlen(lg->o.prefix);
+
+    memcpy(out, lg->o.prefix, plen);
+    if (absent) {
+        return plen + (size_t)sprintf(out + plen, "absent:%016llx",
+                                      (unsigned long long)rng_next(lg->rng));
+    }
+    for (int i = 11; i >= 0; i--) {
+        out[plen + (size_t)i] = (char)('0' + k % 10);
+        k /= 10;
+    }
+    return plen + 12;
+}
+
+/* Encode GET key into lg->cmd; returns its length. */
+static size_t
+cmd_get(struct lg *lg, uint32_t k, bool absent)
+{
+    char key[LG_PREFIX_MAX + 32];
+    size_t klen = key_text(lg, key, k, absent), n;
+
+    n = (size_t)sprintf(lg->cmd, "*2\r\n$3\r\nGET\r\n");
+    return n + put_bulk(lg->cmd + n, key, klen);
+}
+
+/* Encode SET key value [EX ttl_s] into lg->cmd; returns its length. */
+static size_t
+cmd_set(struct lg *lg, uint32_t k, unsigned ttl_s)
+{
+    char key[LG_PREFIX_MAX + 32], ttl[16];
+    size_t klen = key_text(lg, key, k, false), n;
+
+    n = (size_t)sprintf(lg->cmd, "*%d\r\n$3\r\nSET\r\n", ttl_s ? 5 : 3);
+    n += put_bulk(lg->cmd + n, key, klen);
+    n += put_bulk(lg->cmd + n, lg->value, lg->o.value_size);
+    if (ttl_s) {
+        int tlen = sprintf(ttl, "%u", ttl_s);
+        n += put_bulk(lg->cmd + n, "EX", 2);
+        n += put_bulk(lg->cmd + n, ttl, (size_t)tlen);
+    }
+    return n;
+}
+
+/* ---- request slots ------------------------------------------------------ */
+
+static void
+slot_set_state(struct lg_slot *s, enum lg_state st)
+{
+    struct lg *lg = s->conn->lg;
+
+    if (s->state == LG_IDLE && st != LG_IDLE) {
+        lg->busy++;
+        s->conn->active++;
+    } else if (s->state != LG_IDLE && st == LG_IDLE) {
+        lg->busy--;
+        s->conn->active--;
+    }
+    s->state = st;
+}
+
+/* Leave the event loop when nothing more can happen. */
+static void
+lg_check_done(struct lg *lg)
+{
+    /* Running with nothing in flight: the request count is reached, or
+     * every connection is gone. */
+    if (lg->busy == 0 && (lg->phase == LG_RUNNING || lg->phase == LG_DRAINING)) {
+        lg->phase = LG_DONE;
+        event_base_loopbreak(lg->base);
+    }
+}
+
+static void reply_cb(redisAsyncContext *ac, void *r, void *privdata);
+
+/* Send lg->cmd (len bytes) for slot s, now in state st. */
+static void
+slot_send(struct lg_slot *s, size_t len, enum lg_state st)
+{
+    struct lg *lg = s->conn->lg;
+
+    if (s->conn->ac == NULL) {
+        slot_set_state(s, LG_IDLE);
+        return;
+    }
+    slot_set_state(s, st);
+    s->sent_ns = now_ns();
+    if (redisAsyncFormattedCommand(s->conn->ac, reply_cb, s, lg->cmd, len) != REDIS_OK) {
+        lg->errors++;
+        slot_set_state(s, LG_IDLE);
+    }
+}
+
+static struct lg_tick *
+tick_at(struct lg *lg, uint64_t t_ns)
+{
+    static struct lg_tick sink; /* counts beyond the timeline go here */
+    uint64_t i = t_ns > lg->start_ns ? (t_ns - lg->start_ns) / LG_TICK_NS : 0;
+
+    return i < LG_TICKS_MAX ? &lg->ticks[i] : &sink;
+}
+
+/* Next request of the run on slot s, or idle when the run is over. */
+static void
+slot_issue(struct lg_slot *s)
+{
+    struct lg *lg = s->conn->lg;
+    bool write;
+
+    if (lg->phase != LG_RUNNING || (lg->o.requests && lg->issued >= lg->o.requests)) {
+        slot_set_state(s, LG_IDLE);
+        return;
+    }
+    lg->issued++;
+    write = lg->o.write_ratio > 0 && rng_double(lg->rng) < lg->o.write_ratio;
+    s->absent = !write && lg->o.absent > 0 && rng_double(lg->rng) < lg->o.absent;
+    s->key = s->absent ? 0 : key_draw(lg);
+    if (write) {
+        slot_send(s, cmd_set(lg, s->key, lg->o.ttl_s), LG_SET);
+    } else {
+        slot_send(s, cmd_get(lg, s->key, s->absent), LG_GET);
+    }
+}
+
+/* Slot s finished its request: in window mode send its next one at once;
+ * in batch mode (redis-benchmark's -P) wait until the connection's whole
+ * batch is done, then send the next batch of o.pipeline requests. */
+static void
+lg_issue(struct lg_slot *s)
+{
+    struct lg_conn *c = s->conn;
+
+    if (c->lg->o.window || c->lg->phase != LG_RUNNING) {
+        slot_issue(s);
+        return;
+    }
+    slot_set_state(s, LG_IDLE);
+    if (c->active == 0) {
+        for (unsigned j = 0; j < c->lg->o.pipeline; j++) {
+            slot_issue(&c->slots[j]);
+        }
+    }
+}
+
+/* Start the simulated database load of slot s's key (a cache miss). */
+static void
+slot_db_load(struct lg_slot *s)
+{
+    struct lg *lg = s->conn->lg;
+    struct timeval tv = {lg->o.db_latency_ms / 1000,
+                         (long)(lg->o.db_latency_ms % 1000) * 1000};
+
+    lg->db_loads++;
+    tick_at(lg, now_ns())->db_loads++;
+    slot_set_state(s, LG_DB_LOAD);
+    if (event_add(s->db_timer, &tv) != 0) {
+        fprintf(stderr, "loadgen: event_add failed\n");
+        exit(1);
+    }
+}
+
+/* The database answered: fill the cache (keys the database has) and go on. */
+static void
+db_timer_cb(evutil_socket_t fd, short what, void *arg)
+{
+    struct lg_slot *s = arg;
+    struct lg *lg = s->conn->lg;
+
+    (void)fd;
+    (void)what;
+    if (lg->phase == LG_RUNNING && !s->absent) {
+        slot_send(s, cmd_set(lg, s->key, lg->o.ttl_s), LG_FILL_SET);
+    } else {
+        lg_issue(s);
+    }
+    lg_check_done(lg);
+}
+
+/* A prefill SET was answered: send the next key, or start the run. */
+static void
+prefill_reply(struct lg_slot *s, const redisReply *reply)
+{
+    struct lg *lg = s->conn->lg;
+
+    if (reply->type == REDIS_REPLY_ERROR) {
+        if (lg->errors++ == 0) {
+            fprintf(stderr, "loadgen: prefill error: %s\n", reply->str);
+        }
+    }
+    lg->prefill_done++;
+    if (lg->prefill_next < lg->o.keys) {
+        s->key = lg->prefill_next++;
+        slot_send(s, cmd_set(lg, s->key, lg->o.ttl_s), LG_PREFILL);
+    } else {
+        slot_set_state(s, LG_IDLE);
+    }
+    if (lg->prefill_done == lg->o.keys) {
+        printf("prefill: %u keys%s in %.0f ms\n", lg->o.keys,
+               lg->o.ttl_s ? " with the same EX" : "",
+               (double)(now_ns() - lg->prefill_ns) / 1e6);
+        lg_start_run(lg);
+    }
+}
+
+/* Count one answered run command of slot s. */
+static void
+run_account(struct lg *lg, struct lg_slot *s, const redisReply *reply)
+{
+    uint64_t t = now_ns();
+
+    hist_add(&lg->hist, t - s->sent_ns);
+    lg->done++;
+    if (lg->o.requests != 0 || t <= lg->deadline_ns) {
+        lg->done_window++;
+        lg->end_ns = t;
+    }
+    tick_at(lg, t)->done++;
+    if (s->state == LG_GET) {
+        lg->gets++;
+    } else {
+        lg->sets++;
+    }
+    if (reply->type == REDIS_REPLY_ERROR && lg->errors++ == 0) {
+        fprintf(stderr, "loadgen: error reply: %s\n", reply->str);
+    }
+    if (s->state == LG_GET && reply->type == REDIS_REPLY_NIL) {
+        lg->nils++;
+        tick_at(lg, t)->nil++;
+    }
+}
+
+static void
+reply_cb(redisAsyncContext *ac, void *r, void *privdata)
+{
+    struct lg_slot *s = privdata;
+    struct lg *lg = s->conn->lg;
+    const redisReply *reply = r;
+
+    (void)ac;
+    if (lg->phase == LG_DONE) {
+        return;
+    }
+    if (reply == NULL) { /* connection lost or freed */
+        lg->errors++;
+        slot_set_state(s, LG_IDLE);
+        lg_check_done(lg);
+        return;
+    }
+    if (s->state == LG_PREFILL) {
+        prefill_reply(s, reply);
+        return;
+    }
+    run_account(lg, s, reply);
+    if (s->state == LG_GET && reply->type == REDIS_REPLY_NIL &&
+        lg->o.mode != LG_PLAIN && lg->phase == LG_RUNNING) {
+        slot_db_load(s);
+    } else {
+        lg_issue(s);
+    }
+    lg_check_done(lg);
+}
+
+/* ---- phases ------------------------------------------------------------- */
+
+/* Sum of calls= over INFO commandstats of the Redis in o.redis_*, or -1. */
+static int64_t
+commandstats_calls(const struct lg_opts *o)
+{
+    struct timeval tv = {5, 0};
+    redisContext *c = redisConnectWithTimeout(o->redis_host, o->redis_port, tv);
+    redisReply *r;
+    int64_t sum = 0;
+
+    if (c == NULL || c->err) {
+        fprintf(stderr, "loadgen: --redis %s:%d: %s\n", o->redis_host, o->redis_port,
+                c ? c->errstr : "out of memory");
+        redisFree(c);
+        return -1;
+    }
+    r = redisCommand(c, "INFO commandstats");
+    if (r == NULL || r->type != REDIS_REPLY_STRING) {
+        fprintf(stderr, "loadgen: INFO commandstats failed\n");
+        sum = -1;
+    } else {
+        for (const char *p = strstr(r->str, "calls="); p; p = strstr(p + 6, "calls=")) {
+            if (p[-1] == ':') { /* not rejected_calls= / failed_calls= */
+                sum += strtoll(p + 6, NULL, 10);
+            }
+        }
+    }
+    if (r) {
+        freeReplyObject(r);
+    }
+    redisFree(c);
+    return sum;
+}
+
+/* Deadline, then drain limit. */
+static void
+stop_timer_cb(evutil_socket_t fd, short what, void *arg)
+{
+    struct lg *lg = arg;
+    struct timeval drain = {LG_DRAIN_S, 0};
+
+    (void)fd;
+    (void)what;
+    if (lg->phase == LG_RUNNING) {
+        lg->phase = LG_DRAINING;
+        event_add(lg->stop_timer, &drain);
+        lg_check_done(lg);
+        return;
+    }
+    fprintf(stderr, "loadgen: %llu requests still in flight after %d s; giving up on them\n",
+            (unsigned long long)lg->busy, LG_DRAIN_S);
+    lg->phase = LG_DONE;
+    event_base_loopbreak(lg->base);
+}
+
+static int64_t upstream_before = -1;
+
+static void
+lg_start_run(struct lg *lg)
+{
+    if (lg->o.redis_host) {
+        upstream_before = commandstats_calls(&lg->o);
+    }
+    lg->phase = LG_RUNNING;
+    lg->start_ns = now_ns();
+    lg->deadline_ns = UINT64_MAX;
+    if (lg->o.duration_s > 0) {
+        struct timeval tv = {(time_t)lg->o.duration_s,
+                             (suseconds_t)(fmod(lg->o.duration_s, 1.0) * 1e6)};
+        lg->deadline_ns = lg->start_ns + (uint64_t)(lg->o.duration_s * LG_NS_PER_S);
+        event_add(lg->stop_timer, &tv);
+    }
+    for (unsigned i = 0; i < lg->o.conns; i++) {
+        for (unsigned j = 0; j < lg->o.pipeline; j++) {
+            struct lg_slot *s = &lg->conns[i].slots[j];
+            if (s->state == LG_IDLE) {
+                slot_issue(s);
+            }
+        }
+    }
+    lg_check_done(lg);
+}
+
+static void
+lg_start(struct lg *lg)
+{
+    event_del(lg->conn_timer);
+    if (!lg->o.prefill || lg->o.keys == 0) {
+        lg_start_run(lg);
+        return;
+    }
+    lg->phase = LG_PREFILLING;
+    lg->prefill_ns = now_ns();
+    for (unsigned j = 0; j < lg->conns[0].nslots; j++) {
+        for (unsigned i = 0; i < lg->o.conns && lg->prefill_next < lg->o.keys; i++) {
+            struct lg_slot *s = &lg->conns[i].slots[j];
+            s->key = lg->prefill_next++;
+            slot_send(s, cmd_set(lg, s->key, lg->o.ttl_s), LG_PREFILL);
+        }
+    }
+}
+
+static void
+connect_cb(const redisAsyncContext *ac, int status)
+{
+    struct lg_conn *c = ac->data;
+    struct lg *lg = c->lg;
+
+    if (status != REDIS_OK) {
+        fprintf(stderr, "loadgen: connect %s:%d: %s\n", lg->o.host, lg->o.port, ac->errstr);
+        c->ac = NULL; /* hiredis frees the context */
+        lg->failed = true;
+        event_base_loopbreak(lg->base);
+        return;
+    }
+    if (++lg->up == lg->o.conns) {
+        lg_start(lg);
+    }
+}
+
+static void
+disconnect_cb(const redisAsyncContext *ac, int status)
+{
+    struct lg_conn *c = ac->data;
+
+    c->ac = NULL; /* hiredis frees the context */
+    if (status != REDIS_OK && c->lg->phase != LG_DONE) {
+        fprintf(stderr, "loadgen: connection lost: %s\n", ac->errstr);
+        c->lg->errors++;
+        if (c->lg->phase != LG_RUNNING && c->lg->phase != LG_DRAINING) {
+            c->lg->failed = true;
+            event_base_loopbreak(c->lg->base);
+        }
+        lg_check_done(c->lg);
+    }
+}
+
+static void
+conn_timer_cb(evutil_socket_t fd, short what, void *arg)
+{
+    struct lg *lg = arg;
+
+    (void)fd;
+    (void)what;
+    fprintf(stderr, "loadgen: only %u of %u connections up after %d s\n", lg->up,
+            lg->o.conns, LG_CONNECT_S);
+    lg->failed = true;
+    event_base_loopbreak(lg->base);
+}
+
+/* Allocate the run and open its connections (answers arrive in the loop). */
+static int
+lg_init(struct lg *lg)
+{
+    struct timeval tv = {LG_CONNECT_S, 0};
+    unsigned nslots = lg->o.pipeline > LG_PREFILL_DEPTH ? lg->o.pipeline : LG_PREFILL_DEPTH;
+
+    lg->base = event_base_new();
+    if (lg->base == NULL) {
+        fprintf(stderr, "loadgen: event_base_new failed\n");
+        return -1;
+    }
+    rng_seed(lg->rng, lg->o.seed ? lg->o.seed : now_ns() ^ (uint64_t)getpid() << 32);
+    if (lg->o.dist == LG_ZIPF) {
+        lg->zipf_cdf = zipf_build(lg->o.keys, lg->o.zipf_s);
+    }
+    lg->ticks = xcalloc(LG_TICKS_MAX, sizeof(*lg->ticks));
+    lg->cmd = xcalloc(1, lg->o.value_size + 256);
+    lg->value = xcalloc(1, lg->o.value_size + 1);
+    memset(lg->value, 'x', lg->o.value_size);
+    lg->stop_timer = evtimer_new(lg->base, stop_timer_cb, lg);
+    lg->conn_timer = evtimer_new(lg->base, conn_timer_cb, lg);
+    if (lg->stop_timer == NULL || lg->conn_timer == NULL || event_add(lg->conn_timer, &tv)) {
+        fprintf(stderr, "loadgen: cannot create timers\n");
+        return -1;
+    }
+    lg->conns = xcalloc(lg->o.conns, sizeof(*lg->conns));
+    for (unsigned i = 0; i < lg->o.conns; i++) {
+        struct lg_conn *c = &lg->conns[i];
+        c->lg = lg;
+        c->nslots = nslots;
+        c->slots = xcalloc(nslots, sizeof(*c->slots));
+        for (unsigned j = 0; j < nslots; j++) {
+            c->slots[j].conn = c;
+            c->slots[j].db_timer = evtimer_new(lg->base, db_timer_cb, &c->slots[j]);
+            if (c->slots[j].db_timer == NULL) {
+                fprintf(stderr, "loadgen: evtimer_new failed\n");
+                return -1;
+            }
+        }
+        c->ac = redisAsyncConnect(lg->o.host, lg->o.port);
+        if (c->ac == NULL || c->ac->err) {
+            fprintf(stderr, "loadgen: connect %s:%d: %s\n", lg->o.host, lg->o.port,
+                    c->ac ? c->ac->errstr : "out of memory");
+            if (c->ac) {
+                redisAsyncFree(c->ac);
+                c->ac = NULL;
+            }
+            return -1;
+        }
+        c->ac->data = c;
+        redisLibeventAttach(c->ac, lg->base);
+        redisAsyncSetConnectCallback(c->ac, connect_cb);
+        redisAsyncSetDisconnectCallback(c->ac, disconnect_cb);
+    }
+    return 0;
+}
+
+/* Free everything; pending callbacks see LG_DONE and do nothing. */
+static void
+lg_deinit(struct lg *lg)
+{
+    lg->phase = LG_DONE;
+    for (unsigned i = 0; lg->conns && i < lg->o.conns; i++) {
+        if (lg->conns[i].ac) {
+            redisAsyncFree(lg->conns[i].ac);
+        }
+    }
+    for (unsigned i = 0; lg->conns && i < lg->o.conns; i++) {
+        for (unsigned j = 0; lg->conns[i].slots && j < lg->conns[i].nslots; j++) {
+            if (lg->conns[i].slots[j].db_timer) {
+                event_free(lg->conns[i].slots[j].db_timer);
+            }
+        }
+        free(lg->conns[i].slots);
+    }
+    free(lg->conns);
+    if (lg->stop_timer) {
+        event_free(lg->stop_timer);
+    }
+    if (lg->conn_timer) {
+        event_free(lg->conn_timer);
+    }
+    if (lg->base) {
+        event_base_free(lg->base);
+    }
+    free(lg->zipf_cdf);
+    free(lg->ticks);
+    free(lg->cmd);
+    free(lg->value);
+}
+
+/* ---- report ------------------------------------------------------------- */
+
+/* Ticks covered by the run (the drain included). */
+static unsigned
+report_ticks(const struct lg *lg)
+{
+    uint64_t n = (lg->end_ns > lg->start_ns ? lg->end_ns - lg->start_ns : 0) / LG_TICK_NS + 1;
+
+    if (lg->o.duration_s > 0) {
+        n = (uint64_t)ceil(lg->o.duration_s * 10.0);
+    }
+    return n < LG_TICKS_MAX ? (unsigned)n : LG_TICKS_MAX;
+}
+
+/* Largest number of database loads started within any 1 s window (ten
+ * consecutive 100 ms ticks), so a burst straddling a second is not halved. */
+static uint64_t
+peak_db_loads(const struct lg *lg, unsigned nticks)
+{
+    uint64_t best = 0, sum = 0;
+
+    for (unsigned i = 0; i < nticks; i++) {
+        sum += lg->ticks[i].db_loads;
+        if (i >= 10) {
+            sum -= lg->ticks[i - 10].db_loads;
+        }
+        if (sum > best) {
+            best = sum;
+        }
+    }
+    return best;
+}
+
+static void
+report_timeline(const struct lg *lg, unsigned nticks)
+{
+    printf("timeline: second, commands/s, nil/s, database loads/s\n");
+    for (unsigned i = 0; i < nticks; i += 10) {
+        uint64_t done = 0, nil = 0, loads = 0;
+        for (unsigned j = i; j < i + 10 && j < nticks; j++) {
+            done += lg->ticks[j].done;
+            nil += lg->ticks[j].nil;
+            loads += lg->ticks[j].db_loads;
+        }
+        printf("  %3u  %9llu  %8llu  %8llu\n", i / 10, (unsigned long long)done,
+               (unsigned long long)nil, (unsigned long long)loads);
+    }
+}
+
+static void
+lg_report(const struct lg *lg, int64_t upstream_after)
+{
+    double secs = lg->o.requests ? (double)(lg->end_ns - lg->start_ns) / LG_NS_PER_S
+                                 : lg->o.duration_s;
+    double rps = secs > 0 ? (double)lg->done_window / secs : 0.0;
+    double p50 = (double)hist_quantile(&lg->hist, 0.50) / 1e3;
+    double p99 = (double)hist_quantile(&lg->hist, 0.99) / 1e3;
+    double p999 = (double)hist_quantile(&lg->hist, 0.999) / 1e3;
+    unsigned nticks = report_ticks(lg);
+    uint64_t peak = peak_db_loads(lg, nticks);
+    char per_req[32] = "-";
+    int64_t up = -1;
+
+    if (upstream_before >= 0 && upstream_after >= 0) {
+        up = upstream_after - upstream_before - 1; /* our first INFO */
+        if (lg->done > 0) {
+            snprintf(per_req, sizeof(per_req), "%.3f", (double)up / (double)lg->done);
+        }
+    }
+    printf("run: %.2f s, %llu commands (GET %llu, SET %llu), nil %llu, errors %llu\n",
+           secs, (unsigned long long)lg->done, (unsigned long long)lg->gets,
+           (unsigned long long)lg->sets, (unsigned long long)lg->nils,
+           (unsigned long long)lg->errors);
+    printf("throughput: %.0f commands/s\n", rps);
+    printf("latency us: p50 %.1f  p99 %.1f  p99.9 %.1f  max %.1f\n", p50, p99, p999,
+           (double)lg->hist.max / 1e3);
+    if (up >= 0) {
+        printf("upstream: %lld commands at %s:%d, %s per client command\n", (long long)up,
+               lg->o.redis_host, lg->o.redis_port, per_req);
+    }
+    printf("database: %llu loads, %.0f/s, peak %llu/s (any 1 s window)\n",
+           (unsigned long long)lg->db_loads, secs > 0 ? (double)lg->db_loads / secs : 0.0,
+           (unsigned long long)peak);
+    if (lg->o.timeline) {
+        report_timeline(lg, nticks);
+    }
+    printf("TIMELINE db_loads_per_s=");
+    for (unsigned i = 0; i < nticks; i += 10) {
+        uint64_t loads = 0;
+        for (unsigned j = i; j < i + 10 && j < nticks; j++) {
+            loads += lg->ticks[j].db_loads;
+        }
+        printf("%s%llu", i ? "," : "", (unsigned long long)loads);
+    }
+    printf("\nRESULT rps=%.0f p50_us=%.1f p99_us=%.1f p999_us=%.1f upstream_per_req=%s "
+           "db_loads=%llu peak_db_loads_per_s=%llu nil=%llu errors=%llu\n",
+           rps, p50, p99, p999, per_req, (unsigned long long)lg->db_loads,
+           (unsigned long long)peak, (unsigned long long)lg->nils,
+           (unsigned long long)lg->errors);
+}
+
+/* ---- options ------------------------------------------------------------ */
+
+static void
+usage(FILE *f)
+{
+    fprintf(f,
+        "Usage: loadgen [options]\n"
+        "  -h, --host HOST         target host (default 127.0.0.1)\n"
+        "  -p, --port PORT         target port (default 6380)\n"
+        "      --redis HOST:PORT   Redis whose INFO commandstats counts upstream commands\n"
+        "  -c, --conns N           connections (default 50)\n"
+        "  -P, --pipeline N        commands in flight per connection (default 1)\n"
+        "  -d, --duration S        run for S seconds (default 5)\n"
+        "  -n, --requests N        or send N commands (overrides --duration)\n"
+        "  -k, --keys N            key space size (default 100000)\n"
+        "      --dist D            uniform | zipf:S | sequential (default uniform)\n"
+        "      --absent F          fraction of GETs for keys that never exist (0..1)\n"
+        "      --value-size B      SET value bytes (default 100)\n"
+        "      --write-ratio F     fraction of requests that are SETs (0..1)\n"
+        "      --ttl S             EX seconds on SETs and cache fills (default none)\n"
+        "      --mode M            plain | cache-aside | avalanche (default plain)\n"
+        "      --db-latency MS     simulated database load, ms (default 5)\n"
+        "      --prefill           SET every key (with --ttl) before the run\n"
+        "      --window            keep P in flight per connection, refilled reply by\n"
+        "                          reply (default: batches of P, as redis-benchmark -P)\n"
+        "      --prefix P          key prefix (default \"key:\"); keys are P + 12 digits\n"
+        "      --timeline          print commands, nils and database loads per second\n"
+        "      --seed N            random seed (default: from the clock)\n"
+        "avalanche = cache-aside + --prefill + --timeline, --ttl 20 unless given:\n"
+        "the keys are written with one EX as fast as possible, then read across\n"
+        "their expiry; every miss is a database load and a SET EX ttl.\n");
+}
+
+static double
+opt_num(const char *name, const char *v, double min, double max)
+{
+    char *end;
+    double d;
+
+    errno = 0;
+    d = strtod(v, &end);
+    if (errno || end == v || *end || !(d >= min && d <= max)) {
+        fprintf(stderr, "loadgen: --%s wants a number in [%g, %g], got \"%s\"\n", name, min,
+                max, v);
+        exit(2);
+    }
+    return d;
+}
+
+static void
+opt_hostport(const char *v, const char **host, int *port)
+{
+    const char *colon = strrchr(v, ':');
+    char *h;
+
+    if (colon == NULL || colon == v) {
+        fprintf(stderr, "loadgen: --redis wants host:port, got \"%s\"\n", v);
+        exit(2);
+    }
+    *port = (int)opt_num("redis port", colon + 1, 1, 65535);
+    h = xcalloc(1, (size_t)(colon - v) + 1);
+    memcpy(h, v, (size_t)(colon - v));
+    *host = h; /* lives until exit */
+}
+
+static void
+opt_dist(struct lg_opts *o, const char *v)
+{
+    if (strcmp(v, "uniform") == 0) {
+        o->dist = LG_UNIFORM;
+    } else if (strcmp(v, "sequential") == 0 || strcmp(v, "seq") == 0) {
+        o->dist = LG_SEQUENTIAL;
+    } else if (strncmp(v, "zipf:", 5) == 0) {
+        o->dist = LG_ZIPF;
+        o->zipf_s = opt_num("dist zipf", v + 5, 0.01, 10);
+    } else if (strcmp(v, "zipf") == 0) {
+        o->dist = LG_ZIPF;
+        o->zipf_s = 0.99;
+    } else {
+        fprintf(stderr, "loadgen: --dist wants uniform, zipf:S or sequential\n");
+        exit(2);
+    }
+}
+
+static void
+opt_mode(struct lg_opts *o, const char *v)
+{
+    if (strcmp(v, "plain") == 0) {
+        o->mode = LG_PLAIN;
+    } else if (strcmp(v, "cache-aside") == 0) {
+        o->mode = LG_CACHE_ASIDE;
+    } else if (strcmp(v, "avalanche") == 0) {
+        o->mode = LG_AVALANCHE;
+    } else {
+        fprintf(stderr, "loadgen: --mode wants plain, cache-aside or avalanche\n");
+        exit(2);
+    }
+}
+
+static const struct option long_opts[] = {
+    {"host", required_argument, NULL, 'h'},   {"port", required_argument, NULL, 'p'},
+    {"conns", required_argument, NULL, 'c'},  {"pipeline", required_argument, NULL, 'P'},
+    {"duration", required_argument, NULL, 'd'}, {"requests", required_argument, NULL, 'n'},
+    {"keys", required_argument, NULL, 'k'},   {"redis", required_argument, NULL, 'R'},
+    {"dist", required_argument, NULL, 'D'},   {"absent", required_argument, NULL, 'A'},
+    {"value-size", required_argument, NULL, 'V'}, {"write-ratio", required_argument, NULL, 'W'},
+    {"ttl", required_argument, NULL, 'T'},    {"mode", required_argument, NULL, 'M'},
+    {"db-latency", required_argument, NULL, 'L'}, {"prefill", no_argument, NULL, 'F'},
+    {"prefix", required_argument, NULL, 'X'}, {"timeline", no_argument, NULL, 't'},
+    {"seed", required_argument, NULL, 'S'},   {"help", no_argument, NULL, 'H'},
+    {"window", no_argument, NULL, 'w'},
+    {NULL, 0, NULL, 0},
+};
+
+static void
+opts_parse(struct lg_opts *o, int argc, char **argv)
+{
+    int ch;
+    bool ttl_given = false;
+
+    *o = (struct lg_opts){.host = "127.0.0.1", .port = 6380, .conns = 50, .pipeline = 1,
+                          .duration_s = 5, .keys = 100000, .value_size = 100,
+                          .db_latency_ms = 5, .prefix = "key:", .zipf_s = 0.99};
+    while ((ch = getopt_long(argc, argv, "h:p:c:P:d:n:k:", long_opts, NULL)) != -1) {
+        switch (ch) {
+        case 'h': o->host = optarg; break;
+        case 'p': o->port = (int)opt_num("port", optarg, 1, 65535); break;
+        case 'c': o->conns = (unsigned)opt_num("conns", optarg, 1, 10000); break;
+        case 'P': o->pipeline = (unsigned)opt_num("pipeline", optarg, 1, 1024); break;
+        case 'd': o->duration_s = opt_num("duration", optarg, 0.1, 3600); break;
+        case 'n': o->requests = (uint64_t)opt_num("requests", optarg, 1, 1e15); break;
+        case 'k': o->keys = (uint32_t)opt_num("keys", optarg, 1, 1e8); break;
+        case 'R': opt_hostport(optarg, &o->redis_host, &o->redis_port); break;
+        case 'D': opt_dist(o, optarg); break;
+        case 'A': o->absent = opt_num("absent", optarg, 0, 1); break;
+        case 'V': o->value_size = (size_t)opt_num("value-size", optarg, 0, 1 << 24); break;
+        case 'W': o->write_ratio = opt_num("write-ratio", optarg, 0, 1); break;
+        case 'T': o->ttl_s = (unsigned)opt_num("ttl", optarg, 0, 1e8); ttl_given = true; break;
+        case 'M': opt_mode(o, optarg); break;
+        case 'L': o->db_latency_ms = (unsigned)opt_num("db-latency", optarg, 0, 60000); break;
+        case 'F': o->prefill = true; break;
+        case 'X': o->prefix = optarg; break;
+        case 't': o->timeline = true; break;
+        case 'w': o->window = true; break;
+        case 'S': o->seed = (uint64_t)opt_num("seed", optarg, 0, 1e18); break;
+        case 'H': usage(stdout); exit(0);
+        default: usage(stderr); exit(2);
+        }
+    }
+    if (optind < argc || strlen(o->prefix) > LG_PREFIX_MAX) {
+        usage(stderr);
+        exit(2);
+    }
+    if (o->requests) {
+        o->duration_s = 0;
+    }
+    if (o->mode == LG_AVALANCHE) {
+        o->prefill = o->timeline = true;
+        o->ttl_s = ttl_given ? o->ttl_s : 20;
+    }
+}
+
+int
+main(int argc, char **argv)
+{
+    static struct lg lg; /* large (histogram): static storage */
+    static const char *modes[] = {"plain", "cache-aside", "avalanche"};
+    static const char *dists[] = {"uniform", "zipf", "sequential"};
+    int64_t upstream_after = -1;
+    int rc = 0;
+
+    signal(SIGPIPE, SIG_IGN);
+    opts_parse(&lg.o, argc, argv);
+    printf("loadgen: %s:%d conns %u pipeline %u mode %s dist %s", lg.o.host, lg.o.port,
+           lg.o.conns, lg.o.pipeline, modes[lg.o.mode], dists[lg.o.dist]);
+    if (lg.o.dist == LG_ZIPF) {
+        printf(":%g", lg.o.zipf_s);
+    }
+    printf(" keys %u absent %.2f writes %.2f value %zu B ttl %u s db-latency %u ms\n",
+           lg.o.keys, lg.o.absent, lg.o.write_ratio, lg.o.value_size, lg.o.ttl_s,
+           lg.o.db_latency_ms);
+    fflush(stdout);
+    if (lg_init(&lg) != 0) {
+        lg_deinit(&lg);
+        return 1;
+    }
+    event_base_dispatch(lg.base);
+    if (lg.failed) {
+        rc = 1;
+    } else {
+        if (lg.o.redis_host) {
+            upstream_after = commandstats_calls(&lg.o);
+        }
+        lg_report(&lg, upstream_after);
+    }
+    lg_deinit(&lg);
+    return rc;
+}

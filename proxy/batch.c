@@ -1,0 +1,308 @@
+/* batch: per-turn GET coalescing with single flight (see batch.h). */
+#include "proxy/batch.h"
+
+#include <string.h>
+
+#include <event2/buffer.h>
+#include <event2/event.h>
+#include <xxhash.h>
+
+#include "proxy/client.h"
+#include "proxy/proxy.h"
+#include "proxy/reply.h"
+#include "proxy/upstream.h"
+#include "proxy/util.h"
+#include "proxy/watch.h"
+
+#define BATCH_BUCKETS_MIN 64 /* dedup hash buckets, at least */
+
+/* One distinct key of a batch and the GETs waiting for it. */
+struct batch_entry {
+    struct batch *b;                 /* owning batcher (borrowed) */
+    struct batch_entry *next;        /* dedup bucket chain (pending only) */
+    char *key;                       /* owned copy */
+    size_t len;                      /* bytes in key */
+    uint64_t hash;                   /* XXH3 of key */
+    struct client_slot **waiters;    /* reply slots (each owned by its client) */
+    size_t nwaiters;                 /* entries in waiters */
+    size_t cap;                      /* allocated waiters */
+};
+
+/* The keys of one MGET sent in mget mode. */
+struct batch_group {
+    struct batch *b;                 /* borrowed */
+    size_t n;                        /* entries */
+    struct batch_entry *entries[];   /* owned until answered */
+};
+
+struct batch {
+    struct proxy *px;                /* borrowed */
+    struct upstream_conn *up;        /* borrowed */
+    struct batch_entry **pending;    /* keys waiting for the flush (owned) */
+    size_t npending;                 /* entries in pending */
+    size_t cap;                      /* allocated pending */
+    struct batch_entry **buckets;    /* dedup index of pending (chains borrowed) */
+    size_t nbuckets;                 /* power of two */
+    struct event *flush_ev;          /* end-of-turn / batch-window flush (owned) */
+    bool scheduled;                  /* flush_ev is pending or active */
+    uint64_t epoch;                  /* flushes so far: keys a client added in this epoch wait */
+};
+
+static void batch_flush(struct batch *b);
+
+static void
+batch_flush_cb(evutil_socket_t fd, short what, void *arg)
+{
+    struct batch *b = arg;
+    (void)fd;
+    (void)what;
+    b->scheduled = false;
+    batch_flush(b);
+}
+
+struct batch *
+batch_new(struct proxy *px, struct upstream_conn *up)
+{
+    struct batch *b = bw_calloc(1, sizeof(*b));
+    b->px = px;
+    b->up = up;
+    b->flush_ev = event_new(px->base, -1, 0, batch_flush_cb, b);
+    BW_ASSERT(b->flush_ev != NULL);
+    b->nbuckets = BATCH_BUCKETS_MIN;
+    b->buckets = bw_calloc(b->nbuckets, sizeof(*b->buckets));
+    return b;
+}
+
+void
+batch_free(struct batch *b)
+{
+    if (b == NULL)
+        return;
+    batch_flush(b);
+    event_free(b->flush_ev);
+    bw_free(b->pending);
+    bw_free(b->buckets);
+    bw_free(b);
+}
+
+static void
+batch_entry_free(struct batch_entry *e)
+{
+    bw_free(e->key);
+    bw_free(e->waiters);
+    bw_free(e);
+}
+
+/* Give every waiter of e a copy of the reply (len bytes at data), free e. */
+static void
+batch_entry_answer(struct batch_entry *e, const char *data, size_t len)
+{
+    for (size_t i = 0; i < e->nwaiters; i++)
+        client_slot_finish(e->waiters[i], data, len);
+    batch_entry_free(e);
+}
+
+/* A lone GET's reply (pipeline mode, or an mget-mode re-check). */
+static void
+batch_get_cb(void *privdata, struct evbuffer *reply, size_t len, const char *err)
+{
+    struct batch_entry *e = privdata;
+    if (reply == NULL) {
+        batch_entry_answer(e, err, strlen(err));
+        return;
+    }
+    const char *data = (const char *)evbuffer_pullup(reply, (ev_ssize_t)len);
+    struct watch *w = e->b->px->watch;
+    if (len == 5 && memcmp(data, "$-1\r\n", 5) == 0 && watch_gate_closed(w))
+        watch_counters(w)->passed_nil++;
+    batch_entry_answer(e, data, len);
+}
+
+/* Append "GET key" (RESP) to out. */
+static void
+batch_encode_get(struct evbuffer *out, const struct batch_entry *e)
+{
+    evbuffer_add_printf(out, "*2\r\n$3\r\nGET\r\n$%zu\r\n", e->len);
+    evbuffer_add(out, e->key, e->len);
+    evbuffer_add(out, "\r\n", 2);
+}
+
+static void
+batch_send_get(struct batch *b, struct batch_entry *e)
+{
+    struct evbuffer *cmd = evbuffer_new();
+    const char *err;
+    batch_encode_get(cmd, e);
+    size_t n = evbuffer_get_length(cmd);
+    if (upstream_send(b->up, (const char *)evbuffer_pullup(cmd, -1), n, batch_get_cb, e, &err) !=
+        BW_OK)
+        batch_get_cb(e, NULL, 0, err);
+    evbuffer_free(cmd);
+}
+
+/* mget mode: values answered, nils re-checked with a lone GET. */
+static void
+batch_mget_cb(void *privdata, struct evbuffer *reply, size_t len, const char *err)
+{
+    struct batch_group *g = privdata;
+    struct reply_node *n = NULL;
+    const char *data = NULL;
+    if (reply != NULL) {
+        data = (const char *)evbuffer_pullup(reply, (ev_ssize_t)len);
+        n = reply_parse(data, len);
+    }
+    bool array = n != NULL && n->type == '*' && !n->nil && (size_t)n->integer == g->n;
+    for (size_t i = 0; i < g->n; i++) {
+        struct batch_entry *e = g->entries[i];
+        if (!array) { /* upstream error or failure: what a lone GET would get */
+            batch_entry_answer(e, reply != NULL ? data : err, reply != NULL ? len : strlen(err));
+            continue;
+        }
+        const struct reply_node *v = &n->elems[i];
+        if (v->type == '$' && !v->nil) {
+            /* The element's bytes are exactly a lone GET's bulk reply. */
+            const char *start = v->str - 1;
+            while (*start != '$')
+                start--;
+            batch_entry_answer(e, start, (size_t)(v->str + v->len + 2 - start));
+        } else {
+            g->b->px->stats.batch_rechecks++;
+            batch_send_get(g->b, e); /* nil or WRONGTYPE: ask as a lone GET */
+        }
+    }
+    reply_node_free(n);
+    bw_free(g);
+}
+
+static void
+batch_send_mget(struct batch *b)
+{
+    struct batch_group *g = bw_malloc(sizeof(*g) + b->npending * sizeof(g->entries[0]));
+    struct evbuffer *cmd = evbuffer_new();
+    const char *err;
+    g->b = b;
+    g->n = b->npending;
+    evbuffer_add_printf(cmd, "*%zu\r\n$4\r\nMGET\r\n", b->npending + 1);
+    for (size_t i = 0; i < b->npending; i++) {
+        g->entries[i] = b->pending[i];
+        evbuffer_add_printf(cmd, "$%zu\r\n", b->pending[i]->len);
+        evbuffer_add(cmd, b->pending[i]->key, b->pending[i]->len);
+        evbuffer_add(cmd, "\r\n", 2);
+    }
+    size_t n = evbuffer_get_length(cmd);
+    if (upstream_send(b->up, (const char *)evbuffer_pullup(cmd, -1), n, batch_mget_cb, g, &err) !=
+        BW_OK)
+        batch_mget_cb(g, NULL, 0, err);
+    evbuffer_free(cmd);
+}
+
+/* Send every pending key upstream, one batch. */
+static void
+batch_flush(struct batch *b)
+{
+    struct stats *st = &b->px->stats;
+    if (b->scheduled) {
+        event_del(b->flush_ev);
+        b->scheduled = false;
+    }
+    if (b->npending == 0)
+        return;
+    b->epoch++;
+    st->batch_batches++;
+    st->batch_keys += b->npending;
+    st->batch_max_keys_seen = BW_MAX(st->batch_max_keys_seen, (uint64_t)b->npending);
+    memset(b->buckets, 0, b->nbuckets * sizeof(*b->buckets));
+    if (b->px->cfg.batch_mode == BATCH_MGET && b->npending > 1) {
+        batch_send_mget(b);
+    } else {
+        for (size_t i = 0; i < b->npending; i++)
+            batch_send_get(b, b->pending[i]);
+    }
+    b->npending = 0;
+}
+
+/* The pending entry of key, or NULL. */
+static struct batch_entry *
+batch_find(const struct batch *b, const char *key, size_t len, uint64_t h)
+{
+    for (struct batch_entry *e = b->buckets[h & (b->nbuckets - 1)]; e != NULL; e = e->next)
+        if (e->hash == h && e->len == len && memcmp(e->key, key, len) == 0)
+            return e;
+    return NULL;
+}
+
+static struct batch_entry *
+batch_add_entry(struct batch *b, const char *key, size_t len, uint64_t h)
+{
+    struct batch_entry *e = bw_calloc(1, sizeof(*e));
+    e->b = b;
+    e->key = bw_strndup(key, len);
+    e->len = len;
+    e->hash = h;
+    if (b->npending == b->cap) {
+        b->cap = b->cap ? b->cap * 2 : 64;
+        b->pending = bw_realloc(b->pending, b->cap * sizeof(*b->pending));
+    }
+    b->pending[b->npending++] = e;
+    if (b->npending * 2 > b->nbuckets) { /* grow and re-index the chains */
+        b->nbuckets *= 2;
+        b->buckets = bw_realloc(b->buckets, b->nbuckets * sizeof(*b->buckets));
+        memset(b->buckets, 0, b->nbuckets * sizeof(*b->buckets));
+        for (size_t i = 0; i + 1 < b->npending; i++) {
+            struct batch_entry *o = b->pending[i];
+            o->next = b->buckets[o->hash & (b->nbuckets - 1)];
+            b->buckets[o->hash & (b->nbuckets - 1)] = o;
+        }
+    }
+    e->next = b->buckets[h & (b->nbuckets - 1)];
+    b->buckets[h & (b->nbuckets - 1)] = e;
+    return e;
+}
+
+static void
+batch_schedule(struct batch *b)
+{
+    int window_us = b->px->cfg.batch_window_us;
+    if (b->scheduled)
+        return;
+    b->scheduled = true;
+    if (window_us <= 0) {
+        event_active(b->flush_ev, EV_TIMEOUT, 0); /* after this turn's other events */
+    } else {
+        struct timeval tv = {window_us / 1000000, window_us % 1000000};
+        evtimer_add(b->flush_ev, &tv);
+    }
+}
+
+void
+batch_get(struct batch *b, struct client *c, const char *key, size_t len)
+{
+    uint64_t h = XXH3_64bits(key, len);
+    struct batch_entry *e = batch_find(b, key, len, h);
+    if (e != NULL)
+        b->px->stats.batch_dedup_saved++;
+    else
+        e = batch_add_entry(b, key, len, h);
+    if (e->nwaiters == e->cap) {
+        e->cap = e->cap ? e->cap * 2 : 4;
+        e->waiters = bw_realloc(e->waiters, e->cap * sizeof(*e->waiters));
+    }
+    e->waiters[e->nwaiters++] = client_slot_new_batched(c, b->epoch);
+    if (b->npending >= (size_t)BW_MAX(b->px->cfg.batch_max_keys, 1))
+        batch_flush(b);
+    else
+        batch_schedule(b);
+}
+
+void
+batch_before_forward(struct batch *b, struct client *c)
+{
+    if (b->npending > 0 && client_batch_epoch(c) == b->epoch && client_batch_inflight(c) > 0)
+        batch_flush(b);
+}
+
+bool
+batch_client_busy(const struct batch *b, const struct client *c)
+{
+    return b->px->cfg.batch_mode == BATCH_MGET && client_batch_inflight(c) > 0;
+}

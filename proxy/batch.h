@@ -1,0 +1,58 @@
+/*
+ * batch: GET coalescing. Every GET that reaches the upstream side during one
+ * event-loop turn, from any client, joins the batch of its upstream
+ * connection; identical keys share one entry (single flight); when the turn
+ * ends (or batch-max-keys keys wait, or batch-window µs passed) the batch
+ * goes upstream as back-to-back GETs (batch-mode pipeline) or one MGET
+ * (batch-mode mget, whose nils are re-checked with a lone GET so that
+ * WRONGTYPE and absent keys come out exactly as a lone GET's).
+ *
+ * Ordering: a client's replies stay in request order through its reply slots.
+ * Its writes must not overtake its own batched GETs: in pipeline mode a
+ * client that forwards anything else first flushes the batch it has keys in
+ * (same connection, so Redis sees them in order); in mget mode, where a
+ * re-check may come later, the client is not read further until its batched
+ * GETs are answered (client.c asks batch_client_busy()).
+ */
+#ifndef BW_BATCH_H
+#define BW_BATCH_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+struct evbuffer;
+struct client;
+struct proxy;
+struct batch;
+struct upstream_conn;
+
+/* Modes of batch-mode. */
+enum batch_mode { BATCH_PIPELINE = 0, BATCH_MGET = 1 };
+
+/*
+ * A batcher for one upstream connection (borrowed); counts into px->stats
+ * (batch_batches, batch_keys, batch_max_keys_seen, batch_dedup_saved,
+ * batch_rechecks).
+ */
+struct batch *batch_new(struct proxy *px, struct upstream_conn *up);
+
+/* Send what waits, then free. Waiting GETs get their replies later. NULL ok. */
+void batch_free(struct batch *b);
+
+/*
+ * Queue a GET of key (len bytes, copied) for client c: c gets a reply slot
+ * now and the reply when the batch is answered.
+ */
+void batch_get(struct batch *b, struct client *c, const char *key, size_t len);
+
+/*
+ * Before c forwards anything but a batched GET: in pipeline mode, send the
+ * batch if c has keys waiting in it.
+ */
+void batch_before_forward(struct batch *b, struct client *c);
+
+/* mget mode: true while c has batched GETs not yet answered. */
+bool batch_client_busy(const struct batch *b, const struct client *c);
+
+#endif
