@@ -1,47 +1,76 @@
 #!/usr/bin/env bash
-# bench/run.sh: redis-benchmark through bulwark vs Redis directly (and
-# twemproxy/nutcracker when installed), interleaved round by round, in one go.
-# Prints a markdown table of median requests/s and each ratio to Redis direct.
+# bench/run.sh: bulwark vs Redis directly (and twemproxy/nutcracker when
+# installed) in one run: redis-benchmark and bench/loadgen workloads, the
+# targets interleaved round by round; prints one markdown table of medians
+# with each ratio to Redis direct. Starts its own redis-server, bulwark and
+# nutcracker on free loopback ports and stops them (by pid) on exit.
 #
-# Usage: bench/run.sh [rounds] ; env: N (requests per run, default 200000),
-#        CLIENTS (default 50), TESTS (default get,set), PIPES (default "1 16").
+# Usage: bench/run.sh [rounds]            (make bench runs it with 3 rounds)
+# Environment (defaults sized for < 15 minutes on 2 cores):
+#   RB_N1=100000 RB_N16=400000  redis-benchmark requests per test at -P 1 / -P 16
+#   RB_CLIENTS="50 500" RB_PIPES="1 16" RB_TESTS=get,set,mget,incr
+#   LG_SECS=4       seconds per loadgen workload (50 connections)
+#   KEYS=100000 VALUE=100       key space (prefilled) and value bytes
+#   AV_KEYS=5000 AV_TTL=20 AV_SECS=24 AV_DB_MS=5   avalanche scenario
+#   BULWARK_BIN=./bulwark LOADGEN_BIN=bench/loadgen
 set -euo pipefail
 cd "$(dirname "$0")/.."
 ROUNDS=${1:-3}
-N=${N:-200000}
-CLIENTS=${CLIENTS:-50}
-TESTS=${TESTS:-get,set}
-PIPES=${PIPES:-1 16}
+RB_N1=${RB_N1:-100000}
+RB_N16=${RB_N16:-400000}
+RB_CLIENTS=${RB_CLIENTS:-50 500}
+RB_PIPES=${RB_PIPES:-1 16}
+RB_TESTS=${RB_TESTS:-get,set,mget,incr}
+LG_SECS=${LG_SECS:-4}
+KEYS=${KEYS:-100000}
+VALUE=${VALUE:-100}
+AV_KEYS=${AV_KEYS:-5000}
+AV_TTL=${AV_TTL:-20}
+AV_SECS=${AV_SECS:-24}
+AV_DB_MS=${AV_DB_MS:-5}
 BIN=${BULWARK_BIN:-./bulwark}
+LG=${LOADGEN_BIN:-bench/loadgen}
+RUN_TIMEOUT=120 # seconds any single benchmark command may take
+
+for f in "$BIN" "$LG"; do
+    [[ -x $f ]] || { echo "run.sh: $f not built (make all bench/loadgen)" >&2; exit 1; }
+done
+if ! command -v redis-server >/dev/null || ! command -v redis-benchmark >/dev/null; then
+    echo "run.sh: redis-server and redis-benchmark are needed (make deps)" >&2; exit 1
+fi
 
 dir=$(mktemp -d /tmp/bulwark-bench.XXXXXX)
 pids=()
 cleanup() {
+    local p
     for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done
-    wait 2>/dev/null || true
+    for p in "${pids[@]}"; do wait "$p" 2>/dev/null || true; done
     rm -rf "$dir"
 }
 trap cleanup EXIT
+trap 'exit 130' INT TERM
 
 free_port() {
     local p
     for p in $(shuf -i 20000-60000 -n 100); do
-        (exec 3<>/dev/tcp/127.0.0.1/$p) 2>/dev/null || { echo "$p"; return; }
+        (exec 3<>/dev/tcp/127.0.0.1/"$p") 2>/dev/null || { echo "$p"; return; }
     done
     return 1
 }
 wait_port() {
+    local _
     for _ in $(seq 200); do redis-cli -p "$1" ping >/dev/null 2>&1 && return 0; sleep 0.05; done
-    echo "port $1 did not answer" >&2; return 1
+    echo "run.sh: port $1 did not answer" >&2; return 1
 }
 
+# ---- start the targets ---------------------------------------------------
 rport=$(free_port)
 redis-server --port "$rport" --bind 127.0.0.1 --save '' --appendonly no --dir "$dir" \
     --daemonize no --logfile "$dir/redis.log" & pids+=($!)
 wait_port "$rport"
 bport=$(free_port)
 "$BIN" --port "$bport" --upstream "127.0.0.1:$rport" --loglevel warning \
-    --logfile "$dir/bulwark.log" & pids+=($!)
+    --logfile "$dir/bulwark.log" --ttl-jitter-percent 10 & pids+=($!)
 wait_port "$bport"
 targets=("redis:$rport" "bulwark:$bport")
 if command -v nutcracker >/dev/null; then
@@ -54,35 +83,183 @@ bench:
    - 127.0.0.1:$rport:1
 YML
     nutcracker -c "$dir/nutcracker.yml" -o "$dir/nutcracker.log" & pids+=($!)
-    sleep 0.5
-    wait_port "$tport" && targets+=("twemproxy:$tport")
+    for _ in $(seq 100); do redis-cli -p "$tport" get probe >/dev/null 2>&1 && break; sleep 0.05; done
+    targets+=("twemproxy:$tport")
 fi
+names=()
+for t in "${targets[@]}"; do names+=("${t%%:*}"); done
 
-declare -A results
+started=$(date +%s)
+echo "bench: $(date -u '+%Y-%m-%d %H:%M UTC'), $(nproc) cores, $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | sed 's/^ //'), load $(cut -d' ' -f1-3 /proc/loadavg)" >&2
+echo "bench: redis :$rport, bulwark :$bport${tport:+, twemproxy :$tport}; $ROUNDS rounds" >&2
+
+# The key space every workload reads, written once through bulwark (which
+# learns the keys); redis-benchmark -r $KEYS uses the same names.
+timeout "$RUN_TIMEOUT" "$LG" -p "$bport" --prefill -n 1 -k "$KEYS" --value-size "$VALUE" \
+    -c 50 > "$dir/prefill.out" || { cat "$dir/prefill.out" >&2; exit 1; }
+
+declare -A res # "row|target|metric" -> space-separated values, one per round
+declare -A timeline # "avalanche label|target" -> last round's DB loads per second
+add() { res["$1"]+="$2 "; }
+
+# redis-benchmark: one invocation per (target, clients, pipeline). It has no
+# MGET test (its -t list stops at MSET), so "mget" runs as the command
+# MGET of 10 random keys of the key space (as its MSET test writes 10).
+mget_cmd=(MGET); for _ in $(seq 10); do mget_cmd+=("key:__rand_int__"); done
+rb_tests=$(echo ",$RB_TESTS," | sed 's/,mget,/,/; s/^,//; s/,$//')
+rb_parse() { # name clients pipe < csv
+    local test rps _
+    while IFS=, read -r test rps _; do
+        test=${test//\"/}; rps=${rps//\"/}
+        [[ $test == test || -z $rps ]] && continue
+        test=${test%% *} # "MGET key:..." and "MSET (10 keys)": first word
+        add "rb $test|$2|$3|$1|req/s" "$rps"
+    done
+}
+run_rb() { # name port clients pipe
+    local n=$RB_N1
+    [[ $4 == 1 ]] || n=$RB_N16
+    local args=(-p "$2" -n "$n" -c "$3" -P "$4" -r "$KEYS" -d "$VALUE" --csv -q)
+    if [[ -n $rb_tests ]]; then
+        rb_parse "$1" "$3" "$4" < <(timeout "$RUN_TIMEOUT" redis-benchmark "${args[@]}" \
+            -t "$rb_tests" 2>/dev/null || true)
+    fi
+    if [[ ,$RB_TESTS, == *,mget,* ]]; then
+        rb_parse "$1" "$3" "$4" < <(timeout "$RUN_TIMEOUT" redis-benchmark "${args[@]}" \
+            "${mget_cmd[@]}" 2>/dev/null || true)
+    fi
+}
+
+# loadgen: parse its RESULT line into the metrics of one row.
+run_lg() { # row name port clients pipe args...
+    local row=$1 name=$2 port=$3 c=$4 p=$5 line kv
+    shift 5
+    line=$(timeout "$RUN_TIMEOUT" "$LG" -p "$port" --redis "127.0.0.1:$rport" -c "$c" -P "$p" \
+               "$@" 2>>"$dir/loadgen.err" | tee -a "$dir/loadgen.out" | grep '^RESULT' || true)
+    [[ -n $line ]] || { echo "run.sh: loadgen $row on $name failed" >&2; return 0; }
+    for kv in ${line#RESULT }; do
+        case ${kv%%=*} in
+        rps) add "lg $row|$c|$p|$name|req/s" "${kv#*=}" ;;
+        p50_us) add "lg $row|$c|$p|$name|p50 µs" "${kv#*=}" ;;
+        p99_us) add "lg $row|$c|$p|$name|p99 µs" "${kv#*=}" ;;
+        p999_us) add "lg $row|$c|$p|$name|p99.9 µs" "${kv#*=}" ;;
+        upstream_per_req) add "lg $row|$c|$p|$name|upstream cmds/req" "${kv#*=}" ;;
+        peak_db_loads_per_s) add "lg $row|$c|$p|$name|peak DB loads/s" "${kv#*=}" ;;
+        db_loads) add "lg $row|$c|$p|$name|DB loads" "${kv#*=}" ;;
+        esac
+    done
+}
+
+set_jitter() {
+    local r
+    r=$(redis-cli -p "$bport" config set ttl-jitter-percent "$1" 2>&1)
+    [[ $r == OK ]] || { echo "run.sh: CONFIG SET ttl-jitter-percent $1: $r" >&2; exit 1; }
+}
+
+# Avalanche: AV_KEYS keys written with the same EX AV_TTL, then read (cache-
+# aside, AV_DB_MS database loads) for AV_SECS seconds across their expiry.
+run_av() { # round label name port
+    local out
+    run_lg "avalanche $2" "$3" "$4" 50 4 --mode avalanche -k "$AV_KEYS" --ttl "$AV_TTL" \
+        -d "$AV_SECS" --db-latency "$AV_DB_MS" --value-size "$VALUE" --prefix "av$1-$3-${2//[^0-9]/}:"
+    out=$(tail -n 2 "$dir/loadgen.out" | sed -n 's/^TIMELINE db_loads_per_s=//p')
+    timeline["$2|$3"]=$out
+}
+
+lg_rows=("uniform|50|1|--dist uniform" "uniform|50|16|--dist uniform"
+         "zipf 0.99|50|1|--dist zipf:0.99" "90% absent|50|1|--dist uniform --absent 0.9")
+
 for round in $(seq "$ROUNDS"); do
-    for p in $PIPES; do
-        for t in "${targets[@]}"; do
-            name=${t%%:*}; port=${t##*:}
-            while IFS=, read -r test rps _; do
-                test=${test//\"/}; rps=${rps//\"/}
-                [[ $test == test ]] && continue
-                results["$test|$p|$name"]+="$rps "
-            done < <(redis-benchmark -p "$port" -t "$TESTS" -n "$N" -c "$CLIENTS" -P "$p" --csv -q 2>/dev/null)
+    echo "bench: round $round/$ROUNDS ($(( $(date +%s) - started )) s)" >&2
+    for c in $RB_CLIENTS; do
+        for p in $RB_PIPES; do
+            for t in "${targets[@]}"; do run_rb "${t%%:*}" "${t##*:}" "$c" "$p"; done
         done
     done
-done
-
-median() { tr ' ' '\n' | grep -v '^$' | sort -g | awk '{a[NR]=$1} END {print (NR%2 ? a[(NR+1)/2] : (a[NR/2]+a[NR/2+1])/2)}'; }
-
-echo "| test | pipeline | target | median req/s | ratio to redis |"
-echo "| --- | --- | --- | ---: | ---: |"
-for key in $(printf '%s\n' "${!results[@]}" | sort); do
-    IFS='|' read -r test p name <<< "$key"
-    [[ $name == redis ]] || continue
-    base=$(echo "${results[$key]}" | median)
-    for t in "${targets[@]}"; do
-        n=${t%%:*}
-        m=$(echo "${results[$test|$p|$n]}" | median)
-        printf '| %s | %s | %s | %.0f | %.2f |\n' "$test" "$p" "$n" "$m" "$(awk -v a="$m" -v b="$base" 'BEGIN{print (b>0 ? a/b : 0)}')"
+    for spec in "${lg_rows[@]}"; do
+        IFS='|' read -r row c p args <<< "$spec"
+        for t in "${targets[@]}"; do
+            # shellcheck disable=SC2086 # args is a list of options
+            run_lg "$row" "${t%%:*}" "${t##*:}" "$c" "$p" -d "$LG_SECS" -k "$KEYS" \
+                --value-size "$VALUE" $args
+        done
     done
+    # Jitter is bulwark's: Redis direct is the baseline of both rows.
+    run_av "$round" "jitter 0" redis "$rport"
+    set_jitter 0
+    run_av "$round" "jitter 0" bulwark "$bport"
+    set_jitter 10
+    run_av "$round" "jitter 10%" bulwark "$bport"
+    res["lg avalanche jitter 10%|50|4|redis|peak DB loads/s"]=${res["lg avalanche jitter 0|50|4|redis|peak DB loads/s"]-}
+    res["lg avalanche jitter 10%|50|4|redis|DB loads"]=${res["lg avalanche jitter 0|50|4|redis|DB loads"]-}
 done
+
+# ---- the table -----------------------------------------------------------
+median() {
+    tr ' ' '\n' | awk '/^[0-9.]+$/' | sort -g |
+        awk '{a[NR]=$1} END {if (NR) print (NR%2 ? a[(NR+1)/2] : (a[NR/2]+a[NR/2+1])/2)}'
+}
+fmt() { # value metric
+    [[ -n $1 ]] || { echo "—"; return; }
+    case $2 in
+    "upstream cmds/req") printf '%.3f' "$1" ;;
+    *µs) printf '%.0f' "$1" ;;
+    *) printf '%.0f' "$1" ;;
+    esac
+}
+ratio() { awk -v a="$1" -v b="$2" 'BEGIN { if (a != "" && b > 0) printf "%.2f", a / b; else printf "—" }'; }
+
+header="| workload | conns | pipeline | metric |"
+rule="| --- | ---: | ---: | --- |"
+for n in "${names[@]}"; do
+    header+=" $n |"; rule+=" ---: |"
+    [[ $n == redis ]] || { header+=" $n/redis |"; rule+=" ---: |"; }
+done
+echo
+echo "$header"
+echo "$rule"
+rows=()
+for c in $RB_CLIENTS; do for p in $RB_PIPES; do for t in ${RB_TESTS//,/ }; do
+    rows+=("rb ${t^^}|$c|$p|req/s")
+done; done; done
+for spec in "${lg_rows[@]}"; do
+    IFS='|' read -r row c p _ <<< "$spec"
+    for m in "req/s" "p50 µs" "p99 µs" "p99.9 µs" "upstream cmds/req"; do rows+=("lg $row|$c|$p|$m"); done
+done
+for row in "avalanche jitter 0" "avalanche jitter 10%"; do
+    rows+=("lg $row|50|4|peak DB loads/s" "lg $row|50|4|DB loads")
+done
+declare -A med
+for r in "${rows[@]}"; do
+    IFS='|' read -r row c p m <<< "$r"
+    base=$(echo "${res["$row|$c|$p|redis|$m"]-}" | median)
+    label=${row/#rb /redis-benchmark }
+    label=${label/#lg /loadgen }
+    line="| $label | $c | $p | $m |"
+    for n in "${names[@]}"; do
+        v=$(echo "${res["$row|$c|$p|$n|$m"]-}" | median)
+        med["$row|$c|$p|$n|$m"]=$v
+        if [[ $row == "lg avalanche"* && $n == twemproxy ]]; then v=""; fi
+        line+=" $(fmt "$v" "$m") |"
+        [[ $n == redis ]] || line+=" $(ratio "$v" "$base") |"
+    done
+    echo "$line"
+done
+
+# ---- agreement and avalanche timelines -----------------------------------
+echo
+echo "loadgen vs redis-benchmark, GET on Redis direct (medians):"
+for p in 1 16; do
+    a=${med["lg uniform|50|$p|redis|req/s"]-}
+    b=${med["rb GET|50|$p|redis|req/s"]-}
+    [[ -n $a && -n $b ]] || continue
+    printf '  -c 50 -P %-2s loadgen %.0f req/s, redis-benchmark %.0f req/s, loadgen/redis-benchmark %s\n' \
+        "$p" "$a" "$b" "$(ratio "$a" "$b")"
+done
+echo
+echo "avalanche, last round: database loads per second (keys expire at about ${AV_TTL} s):"
+for k in "jitter 0|redis" "jitter 0|bulwark" "jitter 10%|bulwark"; do
+    echo "  ${k#*|} ${k%|*}: ${timeline[$k]-}"
+done
+echo
+echo "bench: done in $(( $(date +%s) - started )) s" >&2

@@ -83,8 +83,8 @@ struct cfg {
     char **ttl_jitter_exclude;   /* "ttl-jitter-exclude" key globs never jittered, owned; repeatable; runtime */
     size_t ttl_jitter_exclude_count; /* entries in ttl_jitter_exclude */
     int batch_max_keys;          /* "batch-max-keys" keys per GET batch, default 128; 0 = no batching; runtime */
-    int batch_window_us;         /* "batch-window" µs a batch waits for more GETs, default 0; runtime */
-    int batch_mode;              /* "batch-mode" 0 pipeline (default), 1 mget; runtime */
+    int batch_window_us;         /* "batch-window" µs a batch waits for more GETs under concurrency, default 100; runtime */
+    int batch_mode;              /* "batch-mode" 0 pipeline, 1 mget (default); runtime */
     bool bloom;                  /* "bloom" yes: the Bloom filter gate is on; default yes */
     double bloom_error_rate;     /* "bloom-error-rate" false positive rate, default 0.01 */
     int bloom_capacity;          /* "bloom-capacity" keys of the first sub-filter, default 1000000 */

@@ -46,6 +46,7 @@ struct batch {
     struct event *flush_ev;          /* end-of-turn / batch-window flush (owned) */
     bool scheduled;                  /* flush_ev is pending or active */
     uint64_t epoch;                  /* flushes so far: keys a client added in this epoch wait */
+    size_t last_batch_keys;          /* keys in the last batch sent */
 };
 
 static void batch_flush(struct batch *b);
@@ -208,6 +209,7 @@ batch_flush(struct batch *b)
     if (b->npending == 0)
         return;
     b->epoch++;
+    b->last_batch_keys = b->npending;
     st->batch_batches++;
     st->batch_keys += b->npending;
     st->batch_max_keys_seen = BW_MAX(st->batch_max_keys_seen, (uint64_t)b->npending);
@@ -266,7 +268,9 @@ batch_schedule(struct batch *b)
     if (b->scheduled)
         return;
     b->scheduled = true;
-    if (window_us <= 0) {
+    /* The window only applies under concurrency (the last batch coalesced
+     * more than one key): a lone client never waits for company. */
+    if (window_us <= 0 || b->last_batch_keys <= 1) {
         event_active(b->flush_ev, EV_TIMEOUT, 0); /* after this turn's other events */
     } else {
         struct timeval tv = {window_us / 1000000, window_us % 1000000};
