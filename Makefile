@@ -38,13 +38,16 @@ DAEMON_SRCS := proxy/util.c proxy/log.c config/config.c \
 
 # One cmocka binary per module, linked only with that module's objects (and
 # util), so the link line enforces the dependency rules of STYLE.md.
-UNIT_TESTS := resp reply config command bloom jitter
+UNIT_TESTS := resp reply config command bloom jitter batch
 UNIT_reply   := proxy/reply.c proxy/util.c
 UNIT_resp    := proxy/resp.c proxy/util.c
 UNIT_config  := config/config.c
 UNIT_command := proxy/command.c proxy/util.c
 UNIT_bloom   := bloom/bloom.c
 UNIT_jitter  := proxy/jitter.c proxy/util.c config/config.c
+# batch: client.c, upstream.c and watch.c are fakes inside the test.
+UNIT_batch   := proxy/batch.c proxy/reply.c proxy/util.c
+UNIT_LIBS_batch = $(shell pkg-config --libs libevent)
 
 # Integration tests: cmocka + sync hiredis against a real redis-server and the
 # built daemon, both on free loopback ports (tests/integration/harness.c).
@@ -84,7 +87,7 @@ $(BIN): $(call obj,$(DAEMON_SRCS))
 # ---- unit tests ----------------------------------------------------------
 define unit_rule
 $(BUILD)/tests/unit/test_$(1): $(call obj,tests/unit/test_$(1).c $(UNIT_$(1)))
-	$$(CC) $$(LDFLAGS) -o $$@ $$^ $$(CMOCKA_LIBS) $$(shell pkg-config --libs libxxhash) -lm
+	$$(CC) $$(LDFLAGS) -o $$@ $$^ $$(CMOCKA_LIBS) $$(UNIT_LIBS_$(1)) $$(shell pkg-config --libs libxxhash) -lm -pthread
 endef
 $(foreach t,$(UNIT_TESTS),$(eval $(call unit_rule,$(t))))
 

@@ -18,7 +18,8 @@
 
 /* One distinct key of a batch and the GETs waiting for it. */
 struct batch_entry {
-    struct batch *b;                 /* owning batcher (borrowed) */
+    struct proxy *px;                /* borrowed; outlives the batcher */
+    struct upstream_conn *up;        /* connection the key is read on (borrowed) */
     struct batch_entry *next;        /* dedup bucket chain (pending only) */
     char *key;                       /* owned copy */
     size_t len;                      /* bytes in key */
@@ -30,7 +31,6 @@ struct batch_entry {
 
 /* The keys of one MGET sent in mget mode. */
 struct batch_group {
-    struct batch *b;                 /* borrowed */
     size_t n;                        /* entries */
     struct batch_entry *entries[];   /* owned until answered */
 };
@@ -113,7 +113,7 @@ batch_get_cb(void *privdata, struct evbuffer *reply, size_t len, const char *err
         return;
     }
     const char *data = (const char *)evbuffer_pullup(reply, (ev_ssize_t)len);
-    struct watch *w = e->b->px->watch;
+    struct watch *w = e->px->watch;
     if (len == 5 && memcmp(data, "$-1\r\n", 5) == 0 && watch_gate_closed(w))
         watch_counters(w)->passed_nil++;
     batch_entry_answer(e, data, len);
@@ -129,13 +129,13 @@ batch_encode_get(struct evbuffer *out, const struct batch_entry *e)
 }
 
 static void
-batch_send_get(struct batch *b, struct batch_entry *e)
+batch_send_get(struct batch_entry *e)
 {
     struct evbuffer *cmd = evbuffer_new();
     const char *err;
     batch_encode_get(cmd, e);
     size_t n = evbuffer_get_length(cmd);
-    if (upstream_send(b->up, (const char *)evbuffer_pullup(cmd, -1), n, batch_get_cb, e, &err) !=
+    if (upstream_send(e->up, (const char *)evbuffer_pullup(cmd, -1), n, batch_get_cb, e, &err) !=
         BW_OK)
         batch_get_cb(e, NULL, 0, err);
     evbuffer_free(cmd);
@@ -167,8 +167,8 @@ batch_mget_cb(void *privdata, struct evbuffer *reply, size_t len, const char *er
                 start--;
             batch_entry_answer(e, start, (size_t)(v->str + v->len + 2 - start));
         } else {
-            g->b->px->stats.batch_rechecks++;
-            batch_send_get(g->b, e); /* nil or WRONGTYPE: ask as a lone GET */
+            e->px->stats.batch_rechecks++;
+            batch_send_get(e); /* nil or WRONGTYPE: ask as a lone GET */
         }
     }
     reply_node_free(n);
@@ -181,7 +181,6 @@ batch_send_mget(struct batch *b)
     struct batch_group *g = bw_malloc(sizeof(*g) + b->npending * sizeof(g->entries[0]));
     struct evbuffer *cmd = evbuffer_new();
     const char *err;
-    g->b = b;
     g->n = b->npending;
     evbuffer_add_printf(cmd, "*%zu\r\n$4\r\nMGET\r\n", b->npending + 1);
     for (size_t i = 0; i < b->npending; i++) {
@@ -218,7 +217,7 @@ batch_flush(struct batch *b)
         batch_send_mget(b);
     } else {
         for (size_t i = 0; i < b->npending; i++)
-            batch_send_get(b, b->pending[i]);
+            batch_send_get(b->pending[i]);
     }
     b->npending = 0;
 }
@@ -237,7 +236,8 @@ static struct batch_entry *
 batch_add_entry(struct batch *b, const char *key, size_t len, uint64_t h)
 {
     struct batch_entry *e = bw_calloc(1, sizeof(*e));
-    e->b = b;
+    e->px = b->px;
+    e->up = b->up;
     e->key = bw_strndup(key, len);
     e->len = len;
     e->hash = h;
