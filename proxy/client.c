@@ -17,6 +17,7 @@
 #include "proxy/command.h"
 #include "proxy/gate.h"
 #include "proxy/local.h"
+#include "proxy/pinned.h"
 #include "proxy/log.h"
 #include "proxy/proxy.h"
 #include "proxy/resp.h"
@@ -59,6 +60,8 @@ struct client {
     uint64_t batch_epoch;          /* batcher epoch of the last batched GET */
     uint64_t batch_inflight;       /* batched GETs not answered yet */
     bool batch_wait;               /* mget mode: input held until batch_inflight is 0 */
+    struct pinned *pin;            /* dedicated-connection session (owned), or NULL */
+    struct client_slot *pin_slot;  /* the slot the pinned replies go to (in slots) */
     bool authenticated;            /* AUTH passed (or no requirepass) */
     bool paused;                   /* reading stopped by back-pressure */
     bool in_process;               /* inside client_process_input() */
@@ -73,6 +76,9 @@ struct client {
 };
 
 static void client_process_input(struct client *c);
+static void client_encode_request(const struct resp_request *req, struct evbuffer *out);
+static void client_pinned_request(struct client *c, const struct cmd_info *ci,
+                                  const struct resp_request *req);
 
 /* ---- reply slots ---------------------------------------------------------- */
 
@@ -302,6 +308,18 @@ client_forward(struct client *c, const char *cmd, size_t len, client_filter_fn *
         client_upstream_cb(s, NULL, 0, err);
 }
 
+/* An inline request as RESP multibulk, appended to out. */
+static void
+client_encode_request(const struct resp_request *req, struct evbuffer *out)
+{
+    evbuffer_add_printf(out, "*%d\r\n", req->argc);
+    for (int i = 0; i < req->argc; i++) {
+        evbuffer_add_printf(out, "$%zu\r\n", req->argv[i].len);
+        evbuffer_add(out, req->argv[i].ptr, req->argv[i].len);
+        evbuffer_add(out, "\r\n", 2);
+    }
+}
+
 void
 client_forward_request(struct client *c, const struct resp_request *req,
                        client_filter_fn *filter, void *data)
@@ -311,12 +329,7 @@ client_forward_request(struct client *c, const struct resp_request *req,
         return;
     }
     struct evbuffer *tmp = evbuffer_new();
-    evbuffer_add_printf(tmp, "*%d\r\n", req->argc);
-    for (int i = 0; i < req->argc; i++) {
-        evbuffer_add_printf(tmp, "$%zu\r\n", req->argv[i].len);
-        evbuffer_add(tmp, req->argv[i].ptr, req->argv[i].len);
-        evbuffer_add(tmp, "\r\n", 2);
-    }
+    client_encode_request(req, tmp);
     size_t len = evbuffer_get_length(tmp);
     client_forward(c, (const char *)evbuffer_pullup(tmp, -1), len, filter, data);
     evbuffer_free(tmp);
@@ -418,6 +431,10 @@ client_handle(struct client *c, const struct resp_request *req)
                            (int)BW_MIN(req->argv[0].len, 128), req->argv[0].ptr);
         return;
     }
+    if (c->pin != NULL || pinned_needed(req)) {
+        client_pinned_request(c, ci, req);
+        return;
+    }
     if (ci->flags & CMD_WRITE)
         gate_note_write(px, ci, req);
     if (ci->gate != NULL && gate_read(c, ci, req))
@@ -429,6 +446,95 @@ client_handle(struct client *c, const struct resp_request *req)
     if (ci->policy != LOCAL_FORWARD && local_dispatch(c, ci, req))
         return;
     client_forward_request(c, req, NULL, NULL);
+}
+
+/*
+ * A request of a pinned client, or one that starts a pinned state: it goes
+ * to the client's dedicated connection as it came (keys of writes still
+ * feed the Bloom filter, cache writes still get TTL jitter).
+ */
+static void
+client_pinned_request(struct client *c, const struct cmd_info *ci, const struct resp_request *req)
+{
+    char err[256];
+    if (c->pin == NULL) {
+        c->pin = pinned_start(c, err, sizeof(err));
+        if (c->pin == NULL) {
+            client_reply_error(c, "%s", err);
+            return;
+        }
+        c->pin_slot = client_slot_new(c);
+        if (c->batch != NULL)
+            batch_before_forward(c->batch, c);
+    }
+    if (ci->flags & CMD_WRITE)
+        gate_note_write(c->px, ci, req);
+    char *rewritten = NULL;
+    size_t len = 0;
+    if (local_jitter_encode(c, ci, req, &rewritten, &len)) {
+        pinned_forward(c->pin, req, rewritten, len);
+        bw_free(rewritten);
+    } else if (req->raw != NULL) {
+        pinned_forward(c->pin, req, req->raw, req->raw_len);
+    } else {
+        struct evbuffer *tmp = evbuffer_new();
+        client_encode_request(req, tmp);
+        len = evbuffer_get_length(tmp);
+        pinned_forward(c->pin, req, (const char *)evbuffer_pullup(tmp, -1), len);
+        evbuffer_free(tmp);
+    }
+}
+
+bool
+client_pinned_deliver(struct client *c, struct evbuffer *reply, size_t len)
+{
+    struct client_slot *s = c->pin_slot;
+    struct evbuffer *out = bufferevent_get_output(c->bev);
+    if (TAILQ_FIRST(&c->slots) == s) {
+        evbuffer_remove_buffer(reply, out, len);
+    } else {
+        if (s->buf == NULL)
+            s->buf = evbuffer_new();
+        evbuffer_remove_buffer(reply, s->buf, len);
+        out = s->buf;
+    }
+    if (evbuffer_get_length(out) > CLIENT_PINNED_OUTPUT_LIMIT) {
+        log_warn("closing client id=%llu addr=%s: output of its dedicated connection passed %u "
+                 "bytes (client-output-buffer-limit pubsub)",
+                 (unsigned long long)c->id, c->addr, CLIENT_PINNED_OUTPUT_LIMIT);
+        client_close(c);
+        return false;
+    }
+    return true;
+}
+
+void
+client_unpin(struct client *c)
+{
+    struct pinned *p = c->pin;
+    c->pin = NULL;
+    c->pin_slot->ready = true;
+    c->pin_slot = NULL;
+    pinned_free_clean(p);
+    client_flush(c);
+    if (c->state == CLIENT_ACTIVE && !c->in_process && !c->paused)
+        client_process_input(c);
+}
+
+void
+client_pinned_lost(struct client *c, const char *reason)
+{
+    log_verbose("client id=%llu addr=%s: dedicated upstream connection lost: %s",
+                (unsigned long long)c->id, c->addr, reason);
+    pinned_free(c->pin);
+    c->pin = NULL;
+    c->pin_slot->ready = true;
+    c->pin_slot = NULL;
+    if (c->state == CLIENT_ACTIVE) {
+        c->state = CLIENT_DRAINING;
+        bufferevent_disable(c->bev, EV_READ);
+    }
+    client_flush(c);
 }
 
 /* Send the parser's protocol error after earlier replies, then close. */
@@ -624,6 +730,12 @@ client_close(struct client *c)
     c->state = CLIENT_CLOSED;
     bufferevent_disable(c->bev, EV_READ | EV_WRITE);
     bufferevent_setcb(c->bev, NULL, NULL, NULL, NULL);
+    if (c->pin != NULL) { /* closes the connection: a blocked command gets nothing */
+        pinned_free(c->pin);
+        c->pin = NULL;
+        c->pin_slot->ready = true; /* freed below, nothing refers to it */
+        c->pin_slot = NULL;
+    }
     while ((s = TAILQ_FIRST(&c->slots)) != NULL) {
         TAILQ_REMOVE(&c->slots, s, link);
         if (s->ready) {

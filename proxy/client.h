@@ -136,6 +136,25 @@ void client_slot_finish(struct client_slot *s, const char *data, size_t len);
 uint64_t client_batch_epoch(const struct client *c);
 uint64_t client_batch_inflight(const struct client *c);
 
+/* ---- for pinned.c --------------------------------------------------------- */
+
+/* Output above which a pinned (subscribed, monitoring) client is closed, bytes:
+ * Redis's default client-output-buffer-limit for pubsub clients (hard limit). */
+#define CLIENT_PINNED_OUTPUT_LIMIT (32u * 1024 * 1024)
+
+/*
+ * A reply (len bytes at the head of reply) from c's dedicated connection:
+ * moved into c's pinned slot. Returns false when c was closed because its
+ * output passed CLIENT_PINNED_OUTPUT_LIMIT (its pinned session is freed).
+ */
+bool client_pinned_deliver(struct client *c, struct evbuffer *reply, size_t len);
+
+/* Every pinned reply is delivered and the state is clean: back to shared. */
+void client_unpin(struct client *c);
+
+/* The dedicated connection is gone: flush what c has, then close it. */
+void client_pinned_lost(struct client *c, const char *reason);
+
 /* Install a command table (ownership passes); policies are applied to it. */
 void client_set_command_table(struct proxy *px, struct cmd_table *t, bool learned);
 

@@ -247,40 +247,24 @@ local_unwatch(struct client *c, const struct resp_request *req)
     return true;
 }
 
-/* XREAD/XREADGROUP are forwarded unless they would block (BLOCK before STREAMS). */
-static bool
-local_xread(struct client *c, const struct resp_request *req)
-{
-    for (int i = 1; i < req->argc; i++) {
-        if (arg_is(&req->argv[i], "STREAMS"))
-            break;
-        if (arg_is(&req->argv[i], "BLOCK")) {
-            client_reply_error(c, "ERR %.*s with BLOCK is not supported by bulwark yet: it "
-                                  "needs a dedicated upstream connection",
-                               (int)BW_MIN(req->argv[0].len, 32), req->argv[0].ptr);
-            return true;
-        }
-    }
-    return false;
-}
-
 /* ---- TTL jitter -------------------------------------------------------------- */
 
 #define LOCAL_JITTER_MAX_ARGS 16 /* SET with every option has fewer */
 
-/*
- * Cache writes with an expiry: forward them with a lengthened TTL when
- * jitter.c says so (rules in proxy/jitter.h), else as they came.
- */
-static bool
-local_jitter(struct client *c, const struct resp_request *req)
+static bool local_jitter(struct client *c, const struct resp_request *req);
+
+bool
+local_jitter_encode(struct client *c, const struct cmd_info *ci, const struct resp_request *req,
+                    char **out, size_t *outlen)
 {
     struct proxy *px = client_proxy(c);
     const struct cfg *cfg = &px->cfg;
     struct jitter_arg args[LOCAL_JITTER_MAX_ARGS];
     struct jitter_result res;
 
-    if (cfg->ttl_jitter_percent == 0 || req->argc > LOCAL_JITTER_MAX_ARGS)
+    if (ci == NULL || ci->policy != LOCAL_HANDLER ||
+        ((const struct local_handler *)ci->extra)->fn != local_jitter ||
+        cfg->ttl_jitter_percent == 0 || req->argc > LOCAL_JITTER_MAX_ARGS)
         return false;
     struct jitter_opts o = {
         .percent = (unsigned)cfg->ttl_jitter_percent,
@@ -299,12 +283,29 @@ local_jitter(struct client *c, const struct resp_request *req)
     if (!jitter_rewrite(&o, &px->jitter_rng, bw_wall_ms(), req->argc, args, &res))
         return false;
     size_t n = jitter_encode(req->argc, args, &res, NULL, 0);
-    char *buf = bw_malloc(n);
-    BW_ASSERT(jitter_encode(req->argc, args, &res, buf, n) == n);
-    client_forward(c, buf, n, NULL, NULL);
-    bw_free(buf);
+    *out = bw_malloc(n);
+    BW_ASSERT(jitter_encode(req->argc, args, &res, *out, n) == n);
+    *outlen = n;
     px->stats.ttl_jittered_writes++;
     px->stats.ttl_jitter_added_ms += res.added_ms;
+    return true;
+}
+
+/*
+ * Cache writes with an expiry: forward them with a lengthened TTL when
+ * jitter.c says so (rules in proxy/jitter.h), else as they came.
+ */
+static bool
+local_jitter(struct client *c, const struct resp_request *req)
+{
+    char *buf;
+    size_t n;
+    struct proxy *px = client_proxy(c);
+    const struct cmd_info *ci = cmd_lookup(px->cmds, req->argv[0].ptr, req->argv[0].len);
+    if (!local_jitter_encode(c, ci, req, &buf, &n))
+        return false;
+    client_forward(c, buf, n, NULL, NULL);
+    bw_free(buf);
     return true;
 }
 
@@ -410,6 +411,8 @@ local_info_proxy(struct proxy *px, struct evbuffer *out)
 {
     const struct stats *s = &px->stats;
     uint64_t up_s = (bw_now_ms() - s->start_ms) / 1000;
+    uint64_t pin_now, pin_peak, pin_refused;
+    upstream_pool_pinned_stats(px->pool, &pin_now, &pin_peak, &pin_refused);
     evbuffer_add_printf(out,
                         "# Proxy\r\n"
                         "bulwark_version:%s\r\n"
@@ -435,7 +438,10 @@ local_info_proxy(struct proxy *px, struct evbuffer *out)
                         "batch_keys:%llu\r\n"
                         "batch_max_keys_seen:%llu\r\n"
                         "batch_dedup_saved:%llu\r\n"
-                        "batch_rechecks:%llu\r\n",
+                        "batch_rechecks:%llu\r\n"
+                        "pinned_connections:%llu\r\n"
+                        "pinned_peak:%llu\r\n"
+                        "pinned_refused:%llu\r\n",
                         BULWARK_VERSION, (int)getpid(), px->cfg.port,
                         (unsigned long long)up_s, (unsigned long long)(up_s / 86400),
                         (unsigned long long)s->connected_clients, px->cfg.maxclients,
@@ -454,7 +460,8 @@ local_info_proxy(struct proxy *px, struct evbuffer *out)
                         (unsigned long long)s->batch_batches, (unsigned long long)s->batch_keys,
                         (unsigned long long)s->batch_max_keys_seen,
                         (unsigned long long)s->batch_dedup_saved,
-                        (unsigned long long)s->batch_rechecks);
+                        (unsigned long long)s->batch_rechecks, (unsigned long long)pin_now,
+                        (unsigned long long)pin_peak, (unsigned long long)pin_refused);
 }
 
 /* Append bulwark's wanted sections to text, Redis's blank line between sections. */
@@ -805,8 +812,6 @@ static const struct local_handler local_handlers[] = {
     {"exec", local_exec},
     {"discard", local_exec},
     {"unwatch", local_unwatch},
-    {"xread", local_xread},
-    {"xreadgroup", local_xread},
     {"info", local_info},
     {"set", local_jitter},
     {"setex", local_jitter},
@@ -834,26 +839,15 @@ struct local_refusal {
     const char *reason; /* completes "ERR <NAME> is not supported by bulwark…" */
 };
 
-#define LOCAL_PINNED " yet: it needs a dedicated upstream connection"
 #define LOCAL_NOPROXY ": it cannot work through a proxy"
 
 static const struct local_refusal local_refusals[] = {
-    {"multi", LOCAL_PINNED},       {"watch", LOCAL_PINNED},
-    {"subscribe", LOCAL_PINNED},   {"psubscribe", LOCAL_PINNED},
-    {"ssubscribe", LOCAL_PINNED},  {"unsubscribe", LOCAL_PINNED},
-    {"punsubscribe", LOCAL_PINNED}, {"sunsubscribe", LOCAL_PINNED},
-    {"monitor", LOCAL_PINNED},     {"blpop", LOCAL_PINNED},
-    {"brpop", LOCAL_PINNED},       {"blmove", LOCAL_PINNED},
-    {"brpoplpush", LOCAL_PINNED},  {"blmpop", LOCAL_PINNED},
-    {"bzpopmin", LOCAL_PINNED},    {"bzpopmax", LOCAL_PINNED},
-    {"bzmpop", LOCAL_PINNED},      {"wait", LOCAL_PINNED},
-    {"client|reply", LOCAL_PINNED}, {"client|tracking", LOCAL_NOPROXY},
-    {"client|caching", LOCAL_NOPROXY}, {"client|getredir", LOCAL_NOPROXY},
-    {"client|trackinginfo", LOCAL_NOPROXY}, {"client|kill", LOCAL_NOPROXY},
-    {"client|unblock", LOCAL_NOPROXY}, {"client|no-evict", LOCAL_NOPROXY},
-    {"client|no-touch", LOCAL_NOPROXY}, {"sync", LOCAL_NOPROXY},
-    {"psync", LOCAL_NOPROXY},      {"replicaof", LOCAL_NOPROXY},
-    {"slaveof", LOCAL_NOPROXY},
+    {"client|tracking", LOCAL_NOPROXY}, {"client|caching", LOCAL_NOPROXY},
+    {"client|getredir", LOCAL_NOPROXY}, {"client|trackinginfo", LOCAL_NOPROXY},
+    {"client|kill", LOCAL_NOPROXY},     {"client|unblock", LOCAL_NOPROXY},
+    {"client|no-evict", LOCAL_NOPROXY}, {"client|no-touch", LOCAL_NOPROXY},
+    {"sync", LOCAL_NOPROXY},            {"psync", LOCAL_NOPROXY},
+    {"replicaof", LOCAL_NOPROXY},       {"slaveof", LOCAL_NOPROXY},
 };
 
 /* Find "name" or "container|sub" in t for update; NULL when absent. */

@@ -7,6 +7,7 @@
 #define BW_LOCAL_H
 
 #include <stdbool.h>
+#include <stddef.h>
 
 struct client;
 struct cmd_info;
@@ -30,5 +31,14 @@ void local_apply_policies(struct proxy *px, struct cmd_table *t);
  * was queued), false when the request is to be forwarded as it came.
  */
 bool local_dispatch(struct client *c, const struct cmd_info *ci, const struct resp_request *req);
+
+/*
+ * TTL jitter for a forwarded request: when ci/req is a cache write whose TTL
+ * jitter lengthens (rules in proxy/jitter.h), *out gets the rewritten request
+ * (RESP, *outlen bytes; caller frees with bw_free) and true is returned, with
+ * the INFO counters updated; false leaves the request as it came.
+ */
+bool local_jitter_encode(struct client *c, const struct cmd_info *ci,
+                         const struct resp_request *req, char **out, size_t *outlen);
 
 #endif

@@ -66,7 +66,16 @@ struct upstream_conn {
     uint64_t timeouts;                   /* requests failed by upstream-timeout */
     uint64_t replies;                    /* replies relayed */
     uint64_t rtt_ewma_us;                /* round trip, EWMA with alpha 1/8, µs */
+    bool pinned;                         /* a dedicated connection (pool->idle or an owner) */
+    bool dead;                           /* pinned and failed: freed by a zero-timeout event */
+    bool in_idle;                        /* pinned and listed in pool->idle */
+    void *owner;                         /* pinned: the session its raw replies go to (borrowed) */
+    upstream_raw_fn *raw_fn;             /* pinned: receives every reply not owed internally */
+    upstream_down_fn *down_fn;           /* pinned: told when the connection fails */
+    TAILQ_ENTRY(upstream_conn) idle_link; /* in pool->idle while idle */
 };
+
+TAILQ_HEAD(upstream_conn_list, upstream_conn);
 
 /* All connections of a worker. */
 struct upstream_pool {
@@ -75,9 +84,16 @@ struct upstream_pool {
     struct upstream_conn *conns;         /* owned array of nconns */
     char addr[300];                      /* "host:port" for messages */
     upstream_commands_fn *on_commands;   /* receives the learned command table */
+    struct upstream_conn_list idle;      /* pinned connections waiting for an owner (owned) */
+    int nidle;                           /* entries in idle */
+    int npinned;                         /* pinned connections existing (idle or owned) */
+    uint64_t pinned_peak;                /* most pinned connections at once */
+    uint64_t pinned_refused;             /* acquisitions refused at upstream-pinned-max */
 };
 
 static void upstream_connect(struct upstream_conn *u);
+static void upstream_pinned_drop(struct upstream_conn *u, const char *reason);
+static void upstream_handshake(struct upstream_conn *u);
 
 /* ---- failure and reconnect ---------------------------------------------- */
 
@@ -125,13 +141,19 @@ upstream_fail(struct upstream_conn *u, const char *reason, const char *err_reply
             bufferevent_free(u->bev);
         u->bev = NULL;
     }
-    if (was_up || !u->warned_down)
+    if (u->pinned)
+        log_verbose("upstream %s pinned connection closed: %s", u->pool->addr, reason);
+    else if (was_up || !u->warned_down)
         log_warn("upstream %s connection %d %s: %s", u->pool->addr, u->index,
                  was_up ? "lost" : "down", reason);
     else
         log_verbose("upstream %s connection %d failed: %s", u->pool->addr, u->index, reason);
     u->warned_down = true;
     upstream_fail_pending(u, err_reply != NULL ? err_reply : u->down_reply);
+    if (u->pinned) {
+        upstream_pinned_drop(u, reason);
+        return;
+    }
     if (!px->shutting_down) {
         struct timeval tv = {(time_t)(u->backoff_ms / 1000),
                              (suseconds_t)(u->backoff_ms % 1000) * 1000};
@@ -210,14 +232,24 @@ upstream_read_cb(struct bufferevent *bev, void *arg)
         int rc = upstream_scan(u, in);
         if (rc == 0)
             return;
-        if (rc < 0 || STAILQ_EMPTY(&u->pending)) {
+        bool raw = STAILQ_EMPTY(&u->pending) && u->pinned && u->owner != NULL;
+        if (rc < 0 || (STAILQ_EMPTY(&u->pending) && !raw)) {
             upstream_fail(u, rc < 0 ? "protocol error in reply" : "unexpected reply", NULL);
             return;
         }
         size_t len = (size_t)u->scan.consumed;
         reply_scan_reset(&u->scan);
         u->scanned = 0;
-        upstream_dispatch(u, in, len);
+        if (!raw) {
+            upstream_dispatch(u, in, len);
+            continue;
+        }
+        size_t before = evbuffer_get_length(in);
+        u->replies++;
+        u->raw_fn(u->owner, in, len);
+        size_t taken = before - evbuffer_get_length(in);
+        if (u->bev == bev && taken < len)
+            evbuffer_drain(in, len - taken);
     }
 }
 
@@ -382,6 +414,8 @@ upstream_handshake(struct upstream_conn *u)
         const char *argv[] = {"SELECT", db};
         upstream_queue_internal(u, 2, argv, upstream_handshake_cb);
     }
+    if (u->pinned)
+        return; /* INFO and COMMAND: the shared connections' business */
     const char *info[] = {"INFO", "server"};
     upstream_queue_internal(u, 2, info, upstream_info_cb);
     if (u->index == 0 && !u->pool->px->cmds_learned) {
@@ -473,6 +507,7 @@ upstream_pool_new(struct proxy *px, upstream_commands_fn *on_commands)
     pool->on_commands = on_commands;
     pool->nconns = BW_MAX(px->cfg.upstream_connections, 1);
     pool->conns = bw_calloc((size_t)pool->nconns, sizeof(*pool->conns));
+    TAILQ_INIT(&pool->idle);
     if (strchr(px->cfg.upstream_host, ':') != NULL)
         snprintf(pool->addr, sizeof(pool->addr), "[%s]:%d", px->cfg.upstream_host,
                  px->cfg.upstream_port);
@@ -500,6 +535,17 @@ upstream_pool_free(struct upstream_pool *pool)
 {
     if (pool == NULL)
         return;
+    while (!TAILQ_EMPTY(&pool->idle)) {
+        struct upstream_conn *u = TAILQ_FIRST(&pool->idle);
+        TAILQ_REMOVE(&pool->idle, u, idle_link);
+        if (u->bev != NULL)
+            bufferevent_free(u->bev);
+        u->bev = NULL;
+        u->state = UPSTREAM_DOWN;
+        upstream_fail_pending(u, "-ERR bulwark is shutting down\r\n");
+        event_free(u->retry_ev);
+        bw_free(u);
+    }
     for (int i = 0; i < pool->nconns; i++) {
         struct upstream_conn *u = &pool->conns[i];
         char err[512];
@@ -613,4 +659,141 @@ upstream_pool_cron(struct upstream_pool *pool, uint64_t now_ms)
             upstream_fail(u, reason, err);
         }
     }
+}
+
+/* ---- pinned connections --------------------------------------------------- */
+
+static void
+upstream_pinned_free_cb(evutil_socket_t fd, short what, void *arg)
+{
+    struct upstream_conn *u = arg;
+    (void)fd;
+    (void)what;
+    event_free(u->retry_ev);
+    bw_free(u);
+}
+
+/*
+ * A pinned connection is finished (failed or not reusable): tell its owner,
+ * leave the idle list, free it from a zero-timeout event (we may be inside
+ * its read callback).
+ */
+static void
+upstream_pinned_drop(struct upstream_conn *u, const char *reason)
+{
+    struct upstream_pool *pool = u->pool;
+    if (u->dead)
+        return;
+    u->dead = true;
+    if (u->bev != NULL) {
+        struct timeval zero = {0, 0};
+        bufferevent_setcb(u->bev, NULL, NULL, NULL, NULL);
+        bufferevent_disable(u->bev, EV_READ | EV_WRITE);
+        if (event_base_once(pool->px->base, -1, EV_TIMEOUT, upstream_free_bev_cb, u->bev, &zero) != 0)
+            bufferevent_free(u->bev);
+        u->bev = NULL;
+    }
+    u->state = UPSTREAM_DOWN;
+    if (u->in_idle) {
+        TAILQ_REMOVE(&pool->idle, u, idle_link);
+        u->in_idle = false;
+        pool->nidle--;
+    }
+    pool->npinned--;
+    void *owner = u->owner;
+    u->owner = NULL;
+    if (owner != NULL && u->down_fn != NULL)
+        u->down_fn(owner, reason);
+    struct timeval zero = {0, 0};
+    if (event_base_once(pool->px->base, -1, EV_TIMEOUT, upstream_pinned_free_cb, u, &zero) != 0)
+        upstream_pinned_free_cb(-1, 0, u);
+}
+
+struct upstream_conn *
+upstream_pinned_acquire(struct upstream_pool *pool, void *owner, upstream_raw_fn *raw_fn,
+                        upstream_down_fn *down_fn)
+{
+    struct proxy *px = pool->px;
+    struct upstream_conn *u = TAILQ_FIRST(&pool->idle);
+    if (u != NULL) {
+        TAILQ_REMOVE(&pool->idle, u, idle_link);
+        u->in_idle = false;
+        pool->nidle--;
+    } else if (pool->npinned >= px->cfg.upstream_pinned_max) {
+        pool->pinned_refused++;
+        return NULL;
+    } else {
+        u = bw_calloc(1, sizeof(*u));
+        u->pool = pool;
+        u->index = -1;
+        u->pinned = true;
+        STAILQ_INIT(&u->pending);
+        u->backoff_ms = UPSTREAM_BACKOFF_MIN_MS;
+        u->retry_ev = evtimer_new(px->base, upstream_retry_cb, u);
+        BW_ASSERT(u->retry_ev != NULL);
+        pool->npinned++;
+        pool->pinned_peak = BW_MAX(pool->pinned_peak, (uint64_t)pool->npinned);
+        upstream_connect(u);
+        if (u->dead) /* could not even start connecting: already dropped */
+            return NULL;
+    }
+    u->owner = owner;
+    u->raw_fn = raw_fn;
+    u->down_fn = down_fn;
+    return u;
+}
+
+int
+upstream_pinned_send(struct upstream_conn *u, const char *cmd, size_t len)
+{
+    if (u->dead || u->bev == NULL)
+        return BW_ERR;
+    if (bufferevent_write(u->bev, cmd, len) != 0)
+        return BW_ERR;
+    return BW_OK;
+}
+
+/* RESET answered: the connection is clean; close it if it is not. */
+static void
+upstream_reset_cb(void *privdata, struct evbuffer *reply, size_t len, const char *err)
+{
+    struct upstream_conn *u = privdata;
+    (void)err;
+    if (reply == NULL)
+        return; /* the connection failed and is being dropped */
+    if (len != 8 || memcmp(evbuffer_pullup(reply, 8), "+RESET\r\n", 8) != 0) {
+        log_warn("upstream %s: RESET of a pinned connection failed; closing it", u->pool->addr);
+        upstream_pinned_drop(u, "RESET failed");
+    }
+}
+
+void
+upstream_pinned_release(struct upstream_conn *u, bool reusable)
+{
+    struct upstream_pool *pool = u->pool;
+    u->owner = NULL;
+    if (u->dead)
+        return;
+    if (!reusable || u->state != UPSTREAM_UP || pool->nidle >= pool->px->cfg.upstream_pinned_idle ||
+        pool->px->shutting_down) {
+        upstream_pinned_drop(u, "released");
+        return;
+    }
+    /* RESET (Redis >= 6.2) clears MULTI, WATCH, subscriptions, CLIENT REPLY,
+     * tracking and the db; AUTH and SELECT put the connection back as new. */
+    const char *reset[] = {"RESET"};
+    upstream_queue_internal(u, 1, reset, upstream_reset_cb);
+    upstream_handshake(u);
+    TAILQ_INSERT_TAIL(&pool->idle, u, idle_link);
+    u->in_idle = true;
+    pool->nidle++;
+}
+
+void
+upstream_pool_pinned_stats(const struct upstream_pool *pool, uint64_t *now, uint64_t *peak,
+                           uint64_t *refused)
+{
+    *now = (uint64_t)pool->npinned;
+    *peak = pool->pinned_peak;
+    *refused = pool->pinned_refused;
 }

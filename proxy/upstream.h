@@ -41,6 +41,9 @@ struct cmd_table;
 typedef void upstream_reply_fn(void *privdata, struct evbuffer *reply, size_t len,
                                const char *err);
 
+typedef void upstream_raw_fn(void *owner, struct evbuffer *reply, size_t len);
+typedef void upstream_down_fn(void *owner, const char *reason);
+
 /*
  * Called when the upstream's COMMAND reply has been read into a new table;
  * the callee takes ownership of t.
@@ -83,6 +86,40 @@ void upstream_pool_info(const struct upstream_pool *pool, struct evbuffer *out);
 
 /* CONFIG RESETSTAT: zero the upstream counters. */
 void upstream_pool_reset_stats(struct upstream_pool *pool);
+
+/* ---- pinned connections (MULTI, blocking commands, pub/sub …) ---------- */
+
+/*
+ * A pinned connection relays raw replies to its owner (upstream_raw_fn,
+ * declared above): every complete reply not owed to one of bulwark's own
+ * requests (AUTH, SELECT, RESET) is handed over as for upstream_reply_fn
+ * (reply: the input buffer, len bytes). upstream_down_fn tells the owner the
+ * connection failed or closed; the owner must forget it.
+ */
+
+/*
+ * A dedicated connection for owner: an idle one (cleaned by RESET) or a new
+ * one (AUTH and SELECT queued first), or NULL when upstream-pinned-max are
+ * in use (counted in pinned_refused) or it cannot even start connecting.
+ * No upstream-timeout applies to it (blocking commands wait as they say).
+ */
+struct upstream_conn *upstream_pinned_acquire(struct upstream_pool *pool, void *owner,
+                                              upstream_raw_fn *raw_fn, upstream_down_fn *down_fn);
+
+/* Write len bytes of the owner's requests as they are. BW_ERR if it is dead. */
+int upstream_pinned_send(struct upstream_conn *u, const char *cmd, size_t len);
+
+/*
+ * The owner is done with u. reusable: every reply was delivered and no state
+ * is left that RESET cannot clear: RESET, AUTH, SELECT are queued and u waits
+ * in the idle pool (up to upstream-pinned-idle); otherwise u is closed, which
+ * makes Redis drop a blocked command instead of handing it an element.
+ */
+void upstream_pinned_release(struct upstream_conn *u, bool reusable);
+
+/* pinned_connections (now), pinned_peak, pinned_refused for INFO proxy. */
+void upstream_pool_pinned_stats(const struct upstream_pool *pool, uint64_t *now, uint64_t *peak,
+                                uint64_t *refused);
 
 /* Periodic deadline check (called by the proxy's 100 ms cron). */
 void upstream_pool_cron(struct upstream_pool *pool, uint64_t now_ms);

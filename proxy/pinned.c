@@ -1,0 +1,227 @@
+/* pinned: a client's session on a dedicated upstream connection (see pinned.h). */
+#include "proxy/pinned.h"
+
+#include <stdint.h>
+#include <stdio.h>
+#include <string.h>
+#include <strings.h>
+
+#include <event2/buffer.h>
+
+#include "proxy/client.h"
+#include "proxy/proxy.h"
+#include "proxy/reply.h"
+#include "proxy/resp.h"
+#include "proxy/upstream.h"
+#include "proxy/util.h"
+
+struct pinned {
+    struct client *c;          /* owner (borrowed; it frees us) */
+    struct upstream_conn *up;  /* the dedicated connection (borrowed from the pool) */
+    bool multi;                /* MULTI sent, EXEC/DISCARD not yet */
+    bool watching;             /* WATCH sent outside MULTI, no EXEC/DISCARD/UNWATCH yet */
+    bool sticky;               /* MONITOR or CLIENT REPLY: pinned until disconnect */
+    int64_t subs;              /* channels + patterns subscribed, from the replies */
+    int64_t ssubs;             /* shard channels subscribed, from the replies */
+    bool marker_out;           /* an unpin marker PING is in flight */
+    char marker[48];           /* its argument, "bulwark-unpin-<n>" */
+    uint64_t sent_after;       /* client requests sent after the marker */
+    uint64_t seq;              /* markers sent */
+};
+
+static bool
+arg_is(const struct resp_arg *a, const char *s)
+{
+    size_t n = strlen(s);
+    return a->len == n && strncasecmp(a->ptr, s, n) == 0;
+}
+
+/* Blocking when it waits: XREAD/XREADGROUP only with BLOCK before STREAMS. */
+static bool
+pinned_xread_blocks(const struct resp_request *req)
+{
+    for (int i = 1; i < req->argc; i++) {
+        if (arg_is(&req->argv[i], "STREAMS"))
+            return false;
+        if (arg_is(&req->argv[i], "BLOCK"))
+            return true;
+    }
+    return false;
+}
+
+bool
+pinned_needed(const struct resp_request *req)
+{
+    static const char *const names[] = {
+        "multi", "watch", "subscribe", "psubscribe", "ssubscribe", "unsubscribe",
+        "punsubscribe", "sunsubscribe", "monitor", "blpop", "brpop", "blmove", "brpoplpush",
+        "blmpop", "bzpopmin", "bzpopmax", "bzmpop", "wait",
+    };
+    const struct resp_arg *a = &req->argv[0];
+    for (size_t i = 0; i < BW_ARRAY_LEN(names); i++)
+        if (arg_is(a, names[i]))
+            return true;
+    if (arg_is(a, "xread") || arg_is(a, "xreadgroup"))
+        return pinned_xread_blocks(req);
+    return arg_is(a, "client") && req->argc >= 2 && arg_is(&req->argv[1], "reply");
+}
+
+static bool
+pinned_clean(const struct pinned *p)
+{
+    return !p->multi && !p->watching && !p->sticky && p->subs == 0 && p->ssubs == 0;
+}
+
+/* Send the unpin marker when the state looks clean and none is in flight. */
+static void
+pinned_maybe_marker(struct pinned *p)
+{
+    char cmd[96];
+    if (!pinned_clean(p) || p->marker_out || p->up == NULL)
+        return;
+    snprintf(p->marker, sizeof(p->marker), "bulwark-unpin-%llu", (unsigned long long)++p->seq);
+    int n = snprintf(cmd, sizeof(cmd), "*2\r\n$4\r\nPING\r\n$%zu\r\n%s\r\n", strlen(p->marker),
+                     p->marker);
+    if (upstream_pinned_send(p->up, cmd, (size_t)n) != BW_OK)
+        return;
+    p->marker_out = true;
+    p->sent_after = 0;
+}
+
+/* True when the reply (len bytes at r) answers our marker PING. */
+static bool
+pinned_is_marker(const struct pinned *p, const char *r, size_t len)
+{
+    char want[128];
+    size_t ml = strlen(p->marker);
+    int n = snprintf(want, sizeof(want), "$%zu\r\n%s\r\n", ml, p->marker);
+    if ((size_t)n == len && memcmp(r, want, len) == 0)
+        return true;
+    n = snprintf(want, sizeof(want), "*2\r\n$4\r\npong\r\n$%zu\r\n%s\r\n", ml, p->marker);
+    return (size_t)n == len && memcmp(r, want, len) == 0;
+}
+
+/* Follow subscription counts in (P|S)(UN)SUBSCRIBE confirmations. */
+static void
+pinned_track_reply(struct pinned *p, const char *r, size_t len)
+{
+    if (len == 8 && memcmp(r, "+RESET\r\n", 8) == 0) {
+        p->subs = p->ssubs = 0;
+        return;
+    }
+    if (len < 4 || r[0] != '*' || r[1] != '3')
+        return;
+    struct reply_node *n = reply_parse(r, len);
+    if (n != NULL && n->type == '*' && n->integer == 3 && n->elems[0].type == '$' &&
+        n->elems[2].type == ':') {
+        const struct reply_node *kind = &n->elems[0];
+        if (reply_node_is(kind, "subscribe") || reply_node_is(kind, "psubscribe") ||
+            reply_node_is(kind, "unsubscribe") || reply_node_is(kind, "punsubscribe"))
+            p->subs = n->elems[2].integer;
+        else if (reply_node_is(kind, "ssubscribe") || reply_node_is(kind, "sunsubscribe"))
+            p->ssubs = n->elems[2].integer;
+    }
+    reply_node_free(n);
+}
+
+/* A reply from the dedicated connection. */
+static void
+pinned_raw_cb(void *owner, struct evbuffer *reply, size_t len)
+{
+    struct pinned *p = owner;
+    const char *r = (const char *)evbuffer_pullup(reply, (ev_ssize_t)len);
+    if (p->marker_out && pinned_is_marker(p, r, len)) {
+        p->marker_out = false;
+        if (p->sent_after == 0 && pinned_clean(p)) {
+            client_unpin(p->c); /* frees p: touch nothing after */
+            return;
+        }
+        pinned_maybe_marker(p);
+        return;
+    }
+    pinned_track_reply(p, r, len);
+    if (!client_pinned_deliver(p->c, reply, len))
+        return; /* the client was closed (output limit): p is gone */
+    pinned_maybe_marker(p);
+}
+
+/* The dedicated connection failed: the client loses its session, as with Redis. */
+static void
+pinned_down_cb(void *owner, const char *reason)
+{
+    struct pinned *p = owner;
+    p->up = NULL;
+    client_pinned_lost(p->c, reason);
+}
+
+struct pinned *
+pinned_start(struct client *c, char *err, size_t errlen)
+{
+    struct proxy *px = client_proxy(c);
+    struct pinned *p = bw_calloc(1, sizeof(*p));
+    p->c = c;
+    p->up = upstream_pinned_acquire(px->pool, p, pinned_raw_cb, pinned_down_cb);
+    if (p->up == NULL) {
+        snprintf(err, errlen,
+                 "ERR bulwark: no dedicated upstream connection available for this command "
+                 "(upstream-pinned-max %d reached)",
+                 px->cfg.upstream_pinned_max);
+        bw_free(p);
+        return NULL;
+    }
+    return p;
+}
+
+/* Request-side state changes of one request. */
+static void
+pinned_track_request(struct pinned *p, const struct resp_request *req)
+{
+    const struct resp_arg *a = &req->argv[0];
+    if (arg_is(a, "multi")) {
+        p->multi = true;
+    } else if (arg_is(a, "exec") || arg_is(a, "discard")) {
+        p->multi = p->watching = false;
+    } else if (arg_is(a, "watch")) {
+        p->watching = p->watching || !p->multi;
+    } else if (arg_is(a, "unwatch")) {
+        if (!p->multi)
+            p->watching = false;
+    } else if (arg_is(a, "monitor") || (arg_is(a, "client") && req->argc >= 2 &&
+                                         arg_is(&req->argv[1], "reply"))) {
+        p->sticky = true;
+    } else if (arg_is(a, "reset")) {
+        p->multi = p->watching = p->sticky = false;
+    }
+}
+
+void
+pinned_forward(struct pinned *p, const struct resp_request *req, const char *cmd, size_t len)
+{
+    if (p->up == NULL || upstream_pinned_send(p->up, cmd, len) != BW_OK) {
+        client_pinned_lost(p->c, "dedicated upstream connection lost");
+        return;
+    }
+    if (p->marker_out)
+        p->sent_after++;
+    pinned_track_request(p, req);
+    pinned_maybe_marker(p);
+}
+
+void
+pinned_free(struct pinned *p)
+{
+    if (p == NULL)
+        return;
+    if (p->up != NULL)
+        upstream_pinned_release(p->up, false);
+    bw_free(p);
+}
+
+/* Hand the connection back for reuse (the unpin marker came back clean). */
+void
+pinned_free_clean(struct pinned *p)
+{
+    if (p->up != NULL)
+        upstream_pinned_release(p->up, true);
+    bw_free(p);
+}

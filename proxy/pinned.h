@@ -1,0 +1,51 @@
+/*
+ * pinned: a client's session on a dedicated upstream connection, for the
+ * commands that cannot share the multiplexed one: MULTI/EXEC, WATCH,
+ * blocking commands, WAIT, the SUBSCRIBE family, MONITOR, CLIENT REPLY.
+ *
+ * While pinned, every request of the client goes to that connection as it
+ * came (QUIT aside) and every reply comes back as raw bytes, in order, into
+ * the client's pinned reply slot. The state is tracked from the requests
+ * (MULTI .. EXEC/DISCARD, WATCH .. UNWATCH, MONITOR, CLIENT REPLY, RESET) and
+ * from the replies (subscription counts). When it looks clean, a marker
+ * "PING bulwark-unpin-<n>" is sent; its reply ("$…" or ["pong", …] when
+ * subscribed) proves every earlier reply was delivered: if nothing else was
+ * sent meanwhile and the state is still clean, the client is unpinned and
+ * the connection goes back to the pool (RESET first).
+ */
+#ifndef BW_PINNED_H
+#define BW_PINNED_H
+
+#include <stdbool.h>
+#include <stddef.h>
+
+struct client;
+struct pinned;
+struct resp_request;
+
+/* True when req starts a state that needs a dedicated connection. */
+bool pinned_needed(const struct resp_request *req);
+
+/*
+ * Open a pinned session for c. Returns it (the client owns it), or NULL when
+ * no connection is available (upstream-pinned-max reached: the reason is in
+ * err) — the client then gets that error and stays on the shared connection.
+ */
+struct pinned *pinned_start(struct client *c, char *err, size_t errlen);
+
+/*
+ * Send one request of the client (cmd: len bytes of RESP, copied) and track
+ * the state it starts or ends (req: the parsed request, for its name).
+ */
+void pinned_forward(struct pinned *p, const struct resp_request *req, const char *cmd, size_t len);
+
+/*
+ * The client is going away (or QUIT): release the connection — back to the
+ * pool when clean and idle, else closed — and free p.
+ */
+void pinned_free(struct pinned *p);
+
+/* The unpin marker came back clean: return the connection to the pool, free p. */
+void pinned_free_clean(struct pinned *p);
+
+#endif
