@@ -38,13 +38,14 @@ DAEMON_SRCS := proxy/util.c proxy/log.c config/config.c \
 
 # One cmocka binary per module, linked only with that module's objects (and
 # util), so the link line enforces the dependency rules of STYLE.md.
-UNIT_TESTS := resp reply config command bloom jitter batch
+UNIT_TESTS := resp reply config command bloom jitter batch hotcache
 UNIT_reply   := proxy/reply.c proxy/util.c
 UNIT_resp    := proxy/resp.c proxy/util.c
 UNIT_config  := config/config.c
 UNIT_command := proxy/command.c proxy/util.c
 UNIT_bloom   := bloom/bloom.c
 UNIT_jitter  := proxy/jitter.c proxy/util.c config/config.c
+UNIT_hotcache := proxy/hotcache.c proxy/util.c
 # batch: client.c, upstream.c and watch.c are fakes inside the test.
 UNIT_batch   := proxy/batch.c proxy/reply.c proxy/util.c
 UNIT_LIBS_batch = $(shell pkg-config --libs libevent)
@@ -99,7 +100,7 @@ unit: deps-check $(UNIT_BINS)
 # ---- integration tests ---------------------------------------------------
 define integ_rule
 $(BUILD)/tests/integration/$(1): $(call obj,tests/integration/$(1).c tests/integration/harness.c proxy/util.c)
-	$$(CC) $$(LDFLAGS) -o $$@ $$^ $$(CMOCKA_LIBS) $$(PKG_LIBS) -lm
+	$$(CC) $$(LDFLAGS) -o $$@ $$^ $$(CMOCKA_LIBS) $$(PKG_LIBS) -lm -pthread
 endef
 $(foreach t,$(INTEG_TESTS),$(eval $(call integ_rule,$(t))))
 

@@ -79,6 +79,7 @@ static void client_process_input(struct client *c);
 static void client_encode_request(const struct resp_request *req, struct evbuffer *out);
 static void client_pinned_request(struct client *c, const struct cmd_info *ci,
                                   const struct resp_request *req);
+static void client_pinned_refuse(struct client *c, const struct resp_request *req);
 
 /* ---- reply slots ---------------------------------------------------------- */
 
@@ -409,6 +410,14 @@ client_handle(struct client *c, const struct resp_request *req)
     c->commands++;
     snprintf(c->last_cmd, sizeof(c->last_cmd), "%.*s", (int)BW_MIN(req->argv[0].len, 31),
              req->argv[0].ptr);
+    if (c->pin != NULL) { /* Redis judges everything, unknown commands included */
+        if (client_is_denied(px, req->argv[0].ptr, req->argv[0].len)) {
+            client_pinned_refuse(c, req);
+            return;
+        }
+        client_pinned_request(c, cmd_lookup(px->cmds, req->argv[0].ptr, req->argv[0].len), req);
+        return;
+    }
     const struct cmd_info *ci = client_lookup(c, req, &forward_unknown);
     if (ci == NULL) {
         if (forward_unknown)
@@ -467,8 +476,15 @@ client_pinned_request(struct client *c, const struct cmd_info *ci, const struct 
         if (c->batch != NULL)
             batch_before_forward(c->batch, c);
     }
-    if (ci->flags & CMD_WRITE)
+    if (ci != NULL && ci->subcommands != NULL && req->argc >= 2)
+        ci = cmd_lookup(ci->subcommands, req->argv[1].ptr, req->argv[1].len);
+    if (ci != NULL && (ci->flags & CMD_WRITE))
         gate_note_write(c->px, ci, req);
+    if (req->argv[0].len == 5 && strncasecmp(req->argv[0].ptr, "reset", 5) == 0) {
+        const char *pass = c->px->cfg.requirepass; /* RESET's effect on bulwark's side */
+        client_set_name(c, NULL, 0);
+        c->authenticated = pass == NULL || pass[0] == '\0';
+    }
     char *rewritten = NULL;
     size_t len = 0;
     if (local_jitter_encode(c, ci, req, &rewritten, &len)) {
@@ -483,6 +499,24 @@ client_pinned_request(struct client *c, const struct cmd_info *ci, const struct 
         pinned_forward(c->pin, req, (const char *)evbuffer_pullup(tmp, -1), len);
         evbuffer_free(tmp);
     }
+}
+
+/*
+ * A denied command (deny-commands) while pinned. Its error cannot be slotted
+ * between replies still due on the dedicated connection, so the session
+ * ends: what arrived is delivered, then the error, then the connection is
+ * closed (the dedicated connection too), as for a protocol error.
+ */
+static void
+client_pinned_refuse(struct client *c, const struct resp_request *req)
+{
+    pinned_free(c->pin);
+    c->pin = NULL;
+    c->pin_slot->ready = true;
+    c->pin_slot = NULL;
+    client_reply_error(c, "ERR command '%.*s' is disabled in bulwark (deny-commands)",
+                       (int)BW_MIN(req->argv[0].len, 128), req->argv[0].ptr);
+    client_close_after_reply(c);
 }
 
 bool
@@ -655,7 +689,8 @@ client_event_cb(struct bufferevent *bev, short what, void *arg)
 {
     struct client *c = arg;
     (void)bev;
-    if ((what & BEV_EVENT_EOF) && !(what & BEV_EVENT_ERROR) && c->state != CLIENT_CLOSED) {
+    if ((what & BEV_EVENT_EOF) && !(what & BEV_EVENT_ERROR) && c->state != CLIENT_CLOSED &&
+        c->pin == NULL) {
         /* Half-closed: answer what was asked (the replies still in flight),
          * then close, as Redis answers a pipeline followed by EOF. */
         log_verbose("client id=%llu addr=%s closed its side", (unsigned long long)c->id,

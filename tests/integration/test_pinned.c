@@ -1,0 +1,246 @@
+/*
+ * test_pinned: stateful commands through bulwark on dedicated upstream
+ * connections — transactions and their errors byte for byte as Redis,
+ * WATCH optimistic locking under contention, blocking pops (each element to
+ * exactly one waiter, none to a client that left), pub/sub, and the
+ * upstream-pinned-max limit.
+ */
+#include <pthread.h>
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include <cmocka.h>
+
+#include "proxy/util.h"
+#include "tests/integration/harness.h"
+
+static struct {
+    struct harness_server *upstream;
+    struct harness_server *bulwark;
+    struct harness_server *ref;
+} env;
+
+static int
+group_setup(void **state)
+{
+    (void)state;
+    env.upstream = harness_redis_start(NULL);
+    env.bulwark = harness_bulwark_start(env.upstream->port, NULL);
+    env.ref = harness_reference_start(NULL);
+    return 0;
+}
+
+static int
+group_teardown(void **state)
+{
+    (void)state;
+    harness_bulwark_stop(env.bulwark);
+    harness_redis_stop(env.upstream);
+    harness_redis_stop(env.ref);
+    return 0;
+}
+
+static void
+send_lines(struct harness_buf *b, const char *const *lines, size_t n)
+{
+    for (size_t i = 0; i < n; i++)
+        harness_buf_command(b, lines[i]);
+}
+
+static void
+test_transactions_equal_redis(void **state)
+{
+    (void)state;
+    static const char *const lines[] = {
+        "FLUSHALL", "MULTI", "SET t 1", "INCR t", "GET t", "LPUSH t x", "EXEC", "GET t",
+        "MULTI", "SET t 5", "DISCARD", "GET t", "EXEC", "DISCARD", "MULTI", "MULTI",
+        "DISCARD", "MULTI", "SET t 9", "NOSUCHCOMMAND x", "EXEC", "GET t", "MULTI", "GET",
+        "EXEC", "MULTI", "WATCH t", "DISCARD", "WATCH t", "UNWATCH", "WATCH t", "MULTI",
+        "INCR t", "EXEC", "GET t", "PING", "ECHO after",
+    };
+    struct harness_buf req = {0};
+    send_lines(&req, lines, BW_ARRAY_LEN(lines));
+    assert_true(harness_same(env.ref, env.bulwark, req.data, BW_ARRAY_LEN(lines)));
+    harness_buf_free(&req);
+}
+
+/* WATCH/MULTI/EXEC retry loops of several clients on one counter. */
+struct incr_job {
+    const struct harness_server *server; /* bulwark */
+    int increments;                      /* successful increments to do */
+    int retries;                         /* EXECs that came back nil */
+};
+
+static void *
+watch_incr_worker(void *arg)
+{
+    struct incr_job *job = arg;
+    redisContext *c = redisConnect(job->server->host, job->server->port);
+    for (int done = 0; done < job->increments;) {
+        freeReplyObject(redisCommand(c, "WATCH counter"));
+        redisReply *v = redisCommand(c, "GET counter");
+        long long n = v->type == REDIS_REPLY_STRING ? atoll(v->str) : 0;
+        freeReplyObject(v);
+        freeReplyObject(redisCommand(c, "MULTI"));
+        freeReplyObject(redisCommand(c, "SET counter %lld", n + 1));
+        redisReply *r = redisCommand(c, "EXEC");
+        if (r->type == REDIS_REPLY_ARRAY)
+            done++;
+        else
+            job->retries++;
+        freeReplyObject(r);
+    }
+    redisFree(c);
+    return NULL;
+}
+
+static void
+test_watch_optimistic_locking(void **state)
+{
+    enum { CLIENTS = 10, EACH = 200 };
+    pthread_t t[CLIENTS];
+    struct incr_job jobs[CLIENTS];
+    (void)state;
+    redisContext *c = harness_redis_connect(env.bulwark);
+    freeReplyObject(redisCommand(c, "DEL counter"));
+    for (int i = 0; i < CLIENTS; i++) {
+        jobs[i] = (struct incr_job){env.bulwark, EACH, 0};
+        assert_int_equal(pthread_create(&t[i], NULL, watch_incr_worker, &jobs[i]), 0);
+    }
+    int retries = 0;
+    for (int i = 0; i < CLIENTS; i++) {
+        pthread_join(t[i], NULL);
+        retries += jobs[i].retries;
+    }
+    redisReply *r = redisCommand(c, "GET counter");
+    fprintf(stderr, "counter %s after %d increments, %d EXEC retries\n", r->str, CLIENTS * EACH,
+            retries);
+    assert_int_equal(atoi(r->str), CLIENTS * EACH);
+    freeReplyObject(r);
+    redisFree(c);
+}
+
+static void
+test_blocked_clients_get_one_element_each(void **state)
+{
+    enum { N = 50 };
+    struct harness_conn *w[N];
+    (void)state;
+    for (int i = 0; i < N; i++) {
+        char cmd[64];
+        w[i] = harness_conn_open(env.bulwark);
+        snprintf(cmd, sizeof(cmd), "BLPOP queue:%d 10\r\n", i);
+        harness_conn_send_str(w[i], cmd);
+    }
+    /* a client that leaves while blocked must not consume an element */
+    struct harness_conn *gone = harness_conn_open(env.bulwark);
+    harness_conn_send_str(gone, "BLPOP queue:gone 10\r\n");
+    usleep(200 * 1000);
+    harness_conn_close(gone);
+    usleep(200 * 1000);
+    redisContext *d = harness_redis_connect(env.upstream);
+    for (int i = 0; i < N; i++)
+        freeReplyObject(redisCommand(d, "RPUSH queue:%d item%d", i, i));
+    freeReplyObject(redisCommand(d, "RPUSH queue:gone lost"));
+    for (int i = 0; i < N; i++) {
+        struct harness_buf got = {0};
+        char want[128];
+        assert_int_equal(harness_conn_read_reply(w[i], 5000, &got), HARNESS_READ_REPLY);
+        snprintf(want, sizeof(want), "*2\r\n$%d\r\nqueue:%d\r\n$%d\r\nitem%d\r\n", i < 10 ? 7 : 8,
+                 i, i < 10 ? 5 : 6, i);
+        assert_string_equal(got.data, want);
+        harness_buf_free(&got);
+        /* unpinned afterwards: an ordinary GET works on the same connection */
+        assert_true(harness_conn_roundtrip(w[i], "GET nokey\r\n", "$-1\r\n"));
+        harness_conn_close(w[i]);
+    }
+    redisReply *r = redisCommand(d, "LLEN queue:gone");
+    assert_int_equal(r->integer, 1);
+    freeReplyObject(r);
+    redisFree(d);
+}
+
+static void
+test_pubsub_through_bulwark(void **state)
+{
+    (void)state;
+    struct harness_conn *sub = harness_conn_open(env.bulwark);
+    harness_conn_send_str(sub, "SUBSCRIBE news\r\n");
+    struct harness_buf got = {0};
+    assert_int_equal(harness_conn_read_reply(sub, 5000, &got), HARNESS_READ_REPLY);
+    assert_string_equal(got.data, "*3\r\n$9\r\nsubscribe\r\n$4\r\nnews\r\n:1\r\n");
+    harness_buf_reset(&got);
+    redisContext *p = harness_redis_connect(env.bulwark);
+    redisReply *r = redisCommand(p, "PUBLISH news hello");
+    assert_int_equal(r->integer, 1);
+    freeReplyObject(r);
+    redisFree(p);
+    assert_int_equal(harness_conn_read_reply(sub, 5000, &got), HARNESS_READ_REPLY);
+    assert_string_equal(got.data, "*3\r\n$7\r\nmessage\r\n$4\r\nnews\r\n$5\r\nhello\r\n");
+    harness_buf_free(&got);
+    assert_true(harness_conn_roundtrip(
+        sub, "GET x\r\n",
+        "-ERR Can't execute 'get': only (P|S)SUBSCRIBE / (P|S)UNSUBSCRIBE / PING / QUIT / RESET "
+        "are allowed in this context\r\n"));
+    assert_true(harness_conn_roundtrip(sub, "UNSUBSCRIBE\r\n",
+                                       "*3\r\n$11\r\nunsubscribe\r\n$4\r\nnews\r\n:0\r\n"));
+    assert_true(harness_conn_roundtrip(sub, "SET after 1\r\n", "+OK\r\n"));
+    harness_conn_close(sub);
+}
+
+static void
+test_pool_limit(void **state)
+{
+    enum { LIMIT = 10 };
+    struct harness_conn *c[LIMIT + 1];
+    (void)state;
+    struct harness_server *b =
+        harness_bulwark_start(env.upstream->port, HARNESS_ARGS("--upstream-pinned-max", "10"));
+    for (int i = 0; i < LIMIT; i++) {
+        c[i] = harness_conn_open(b);
+        assert_true(harness_conn_roundtrip(c[i], "MULTI\r\n", "+OK\r\n"));
+    }
+    c[LIMIT] = harness_conn_open(b);
+    struct harness_buf got = {0};
+    harness_conn_send_str(c[LIMIT], "MULTI\r\n");
+    assert_int_equal(harness_conn_read_reply(c[LIMIT], 5000, &got), HARNESS_READ_REPLY);
+    assert_non_null(strstr(got.data, "upstream-pinned-max 10"));
+    harness_buf_free(&got);
+    assert_true(harness_conn_roundtrip(c[LIMIT], "PING\r\n", "+PONG\r\n")); /* still served */
+    for (int i = 0; i < LIMIT; i++) {
+        assert_true(harness_conn_roundtrip(c[i], "INCR limit\r\n", "+QUEUED\r\n"));
+        struct harness_buf r = {0};
+        harness_conn_send_str(c[i], "EXEC\r\n");
+        assert_int_equal(harness_conn_read_reply(c[i], 5000, &r), HARNESS_READ_REPLY);
+        assert_int_equal(r.data[0], '*');
+        harness_buf_free(&r);
+        harness_conn_close(c[i]);
+    }
+    harness_conn_close(c[LIMIT]);
+    redisContext *d = harness_redis_connect(env.upstream);
+    redisReply *r = redisCommand(d, "GET limit");
+    assert_string_equal(r->str, "10");
+    freeReplyObject(r);
+    redisFree(d);
+    harness_bulwark_stop(b);
+}
+
+int
+main(void)
+{
+    harness_init(0);
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_transactions_equal_redis),
+        cmocka_unit_test(test_watch_optimistic_locking),
+        cmocka_unit_test(test_blocked_clients_get_one_element_each),
+        cmocka_unit_test(test_pubsub_through_bulwark),
+        cmocka_unit_test(test_pool_limit),
+    };
+    return harness_finish(cmocka_run_group_tests(tests, group_setup, group_teardown));
+}
