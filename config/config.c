@@ -1157,6 +1157,25 @@ cfg_set(struct cfg *c, const char *name, const char *value, char *err,
     return CFG_OK;
 }
 
+bool
+cfg_is_same(const struct cfg *c, const char *name, const char *value)
+{
+    const struct cfg_directive *d = cfg_lookup(name);
+    struct cfg tmp;
+    bool same = false;
+    if (d == NULL)
+        return false;
+    cfg_init(&tmp);
+    if (cfg_value_set(&tmp, d, 1, &value) == CFG_V_OK) {
+        char *was = cfg_value_format(c, d), *now = cfg_value_format(&tmp, d);
+        same = strcmp(was, now) == 0;
+        free(was);
+        free(now);
+    }
+    cfg_deinit(&tmp);
+    return same;
+}
+
 size_t
 cfg_get(const struct cfg *c, const char *pattern, cfg_emit_fn *emit, void *ud)
 {

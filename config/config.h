@@ -197,6 +197,13 @@ int cfg_set(struct cfg *c, const char *name, const char *value, char *err,
             size_t errlen);
 
 /* Receives one CONFIG GET pair; both strings are valid during the call only. */
+/*
+ * True when value, parsed as directive name's type, equals its current value
+ * in c (so CONFIG SET of an immutable directive to what it already is can be
+ * accepted as Redis 7 does). False for unknown names or bad values.
+ */
+bool cfg_is_same(const struct cfg *c, const char *name, const char *value);
+
 typedef void cfg_emit_fn(void *ud, const char *name, const char *value);
 
 /*

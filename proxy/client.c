@@ -79,7 +79,9 @@ static void client_process_input(struct client *c);
 static void client_encode_request(const struct resp_request *req, struct evbuffer *out);
 static void client_pinned_request(struct client *c, const struct cmd_info *ci,
                                   const struct resp_request *req);
-static void client_pinned_refuse(struct client *c, const struct resp_request *req);
+static void client_pinned_refuse(struct client *c, const struct resp_request *req,
+                                 const char *why);
+static bool client_may_pin(const struct client *c, const struct resp_request *req);
 
 /* ---- reply slots ---------------------------------------------------------- */
 
@@ -411,14 +413,21 @@ client_handle(struct client *c, const struct resp_request *req)
     snprintf(c->last_cmd, sizeof(c->last_cmd), "%.*s", (int)BW_MIN(req->argv[0].len, 31),
              req->argv[0].ptr);
     if (c->pin != NULL) { /* Redis judges everything, unknown commands included */
+        const struct cmd_info *pci = cmd_lookup(px->cmds, req->argv[0].ptr, req->argv[0].len);
         if (client_is_denied(px, req->argv[0].ptr, req->argv[0].len)) {
-            client_pinned_refuse(c, req);
+            client_pinned_refuse(c, req, "command is disabled in bulwark (deny-commands)");
+            return;
+        }
+        if (!c->authenticated && (pci == NULL || !(pci->flags & CMD_NO_AUTH))) {
+            client_pinned_refuse(c, req, "NOAUTH Authentication required.");
             return;
         }
         client_pinned_request(c, cmd_lookup(px->cmds, req->argv[0].ptr, req->argv[0].len), req);
         return;
     }
     const struct cmd_info *ci = client_lookup(c, req, &forward_unknown);
+    if (ci != NULL)
+        snprintf(c->last_cmd, sizeof(c->last_cmd), "%s", ci->fullname);
     if (ci == NULL) {
         if (forward_unknown)
             client_forward_request(c, req, NULL, NULL);
@@ -440,7 +449,7 @@ client_handle(struct client *c, const struct resp_request *req)
                            (int)BW_MIN(req->argv[0].len, 128), req->argv[0].ptr);
         return;
     }
-    if (c->pin != NULL || pinned_needed(req)) {
+    if (c->pin != NULL || (pinned_needed(req) && client_may_pin(c, req))) {
         client_pinned_request(c, ci, req);
         return;
     }
@@ -508,14 +517,17 @@ client_pinned_request(struct client *c, const struct cmd_info *ci, const struct 
  * closed (the dedicated connection too), as for a protocol error.
  */
 static void
-client_pinned_refuse(struct client *c, const struct resp_request *req)
+client_pinned_refuse(struct client *c, const struct resp_request *req, const char *why)
 {
     pinned_free(c->pin);
     c->pin = NULL;
     c->pin_slot->ready = true;
     c->pin_slot = NULL;
-    client_reply_error(c, "ERR command '%.*s' is disabled in bulwark (deny-commands)",
-                       (int)BW_MIN(req->argv[0].len, 128), req->argv[0].ptr);
+    if (strncmp(why, "NOAUTH", 6) == 0)
+        client_reply_error(c, "%s", why);
+    else
+        client_reply_error(c, "ERR command '%.*s' is disabled in bulwark (deny-commands)",
+                           (int)BW_MIN(req->argv[0].len, 128), req->argv[0].ptr);
     client_close_after_reply(c);
 }
 
@@ -585,6 +597,19 @@ client_protocol_error(struct client *c)
     c->px->stats.protocol_errors++;
     client_reply_raw(c, err, strlen(err));
     client_close_after_reply(c);
+}
+
+/*
+ * AUTH of an ACL user moves the client to a connection of its own, but only
+ * when bulwark has no requirepass: else bulwark's own AUTH rules apply.
+ */
+static bool
+client_may_pin(const struct client *c, const struct resp_request *req)
+{
+    const char *pass = c->px->cfg.requirepass;
+    if (req->argv[0].len == 4 && strncasecmp(req->argv[0].ptr, "auth", 4) == 0)
+        return pass == NULL || pass[0] == '\0';
+    return true;
 }
 
 /* True for "GET key", the one request batched GETs may run ahead of. */
@@ -903,6 +928,15 @@ client_format_all(struct proxy *px, struct evbuffer *out)
     struct client *c;
     TAILQ_FOREACH(c, &px->clients, link)
         client_format_info(c, out);
+}
+
+void
+client_format_id(struct proxy *px, uint64_t id, struct evbuffer *out)
+{
+    struct client *c;
+    TAILQ_FOREACH(c, &px->clients, link)
+        if (c->id == id)
+            client_format_info(c, out);
 }
 
 void

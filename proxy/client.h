@@ -115,6 +115,8 @@ void client_set_name(struct client *c, const char *name, size_t len); /* len 0 c
 void client_format_info(const struct client *c, struct evbuffer *out);
 /* CLIENT LIST: client_format_info() of every live client, appended to out. */
 void client_format_all(struct proxy *px, struct evbuffer *out);
+/* CLIENT LIST ID: the line of the client with this id, if it is live. */
+void client_format_id(struct proxy *px, uint64_t id, struct evbuffer *out);
 
 /* ---- for batch.c ---------------------------------------------------------- */
 

@@ -80,27 +80,27 @@ struct hot_top_item {
 
 /* The tracker and cache (opaque to callers). */
 struct hot {
-    struct hot_opts o;                           /* copied options */
-    uint32_t cms[HOT_CMS_DEPTH][HOT_CMS_WIDTH];  /* sketch counters, aged */
-    uint64_t cms_total;                          /* aged sum of all reads */
-    uint64_t decay_at_ms;                        /* start of this period */
-    bool clock_started;                          /* decay_at_ms is set */
-    struct hot_top_item *top;                    /* owned: top_keys items */
-    size_t ntop;                                 /* items used */
-    struct hot_index cache;                      /* struct hot_entry nodes */
-    uint64_t cache_bytes;                        /* bytes charged to entries */
-    struct hot_index leases;                     /* struct hot_lease nodes */
-    uint64_t *gen_slots;                         /* owned: HOT_GEN_SLOTS seq
-                                                    values of the last
-                                                    invalidation per slot */
-    uint64_t seq;                                /* invalidation sequence,
-                                                    >= 1, only grows */
-    uint64_t flush_seq;                          /* seq of the last flush */
-    uint64_t rng;                                /* xorshift64* state, != 0 */
-    struct hot_stats st;                         /* counters */
+    struct hot_opts o;                          /* copied options */
+    uint32_t cms[HOT_CMS_DEPTH][HOT_CMS_WIDTH]; /* sketch counters, aged */
+    uint64_t cms_total;                         /* aged sum of all reads */
+    uint64_t decay_at_ms;                       /* start of this period */
+    bool clock_started;                         /* decay_at_ms is set */
+    struct hot_top_item *top;                   /* owned: top_keys items */
+    size_t ntop;                                /* items used */
+    struct hot_index cache;                     /* struct hot_entry nodes */
+    uint64_t cache_bytes;                       /* bytes charged to entries */
+    struct hot_index leases;                    /* struct hot_lease nodes */
+    uint64_t *gen_slots;                        /* owned: HOT_GEN_SLOTS seq
+                                                   values of the last
+                                                   invalidation per slot */
+    uint64_t seq;                               /* invalidation sequence,
+                                                   >= 1, only grows */
+    uint64_t flush_seq;                         /* seq of the last flush */
+    uint64_t rng;                               /* xorshift64* state, != 0 */
+    struct hot_stats st;                        /* counters */
 };
 
-/* ---- hashing and the index ------------------------------------------------ */
+/* ---- hashing and the index -------------------------------------------- */
 
 static struct hot_hash
 hot_hash_key(const struct hot *h, const char *key, size_t len)
@@ -200,7 +200,7 @@ hot_rand(struct hot *h)
     return h->rng * UINT64_C(2685821657736338717);
 }
 
-/* ---- the sketch --------------------------------------------------------- */
+/* ---- the sketch ------------------------------------------------------- */
 
 static uint32_t
 hot_cms_col(struct hot_hash hh, int row)
@@ -289,7 +289,7 @@ hot_count_is_hot(const struct hot *h, uint32_t count, uint64_t now_ms)
            (double)h->o.threshold_rps * (double)hot_window_ms(h, now_ms);
 }
 
-/* ---- the top list --------------------------------------------------------- */
+/* ---- the top list ----------------------------------------------------- */
 
 /* Recount the tracked keys after a halving; forget those at zero. */
 static void
@@ -359,7 +359,7 @@ hot_top_cmp(const void *a, const void *b)
     return x->klen < y->klen ? -1 : x->klen > y->klen;
 }
 
-/* ---- options, lifecycle --------------------------------------------------- */
+/* ---- options, lifecycle ----------------------------------------------- */
 
 void
 hot_opts_init(struct hot_opts *o)
@@ -448,7 +448,7 @@ hot_free(struct hot *h, hot_waiter_fn *cb, void *ctx)
     bw_free(h);
 }
 
-/* ---- detection ------------------------------------------------------------ */
+/* ---- detection -------------------------------------------------------- */
 
 bool
 hot_note_read(struct hot *h, const char *key, size_t len, uint64_t now_ms,
@@ -508,7 +508,7 @@ hot_top(struct hot *h, size_t n, uint64_t now_ms, hot_top_fn *cb, void *ctx)
     return n;
 }
 
-/* ---- the cache ------------------------------------------------------------ */
+/* ---- the cache -------------------------------------------------------- */
 
 static size_t
 hot_entry_cost(size_t klen, size_t vlen)
@@ -685,7 +685,7 @@ hot_flush(struct hot *h)
     }
 }
 
-/* ---- leases --------------------------------------------------------------- */
+/* ---- leases ----------------------------------------------------------- */
 
 /* Give l's waiters to cb (l already out of the index), then free l. */
 static void
@@ -754,8 +754,8 @@ hot_lease_hold(struct hot *h, const char *key, size_t len, uint64_t now_ms,
 }
 
 size_t
-hot_lease_release(struct hot *h, const char *key, size_t len,
-                  const char *value, size_t vlen, hot_waiter_fn *cb, void *ctx)
+hot_lease_release(struct hot *h, const char *key, size_t len, const char *value,
+                  size_t vlen, hot_waiter_fn *cb, void *ctx)
 {
     struct hot_lease *l;
     size_t n;
@@ -830,7 +830,8 @@ hot_lease_next_deadline(const struct hot *h)
     size_t i;
 
     for (i = 0; i < h->leases.count; i++) {
-        const struct hot_lease *l = (const struct hot_lease *)h->leases.dense[i];
+        const struct hot_lease *l =
+            (const struct hot_lease *)h->leases.dense[i];
 
         t = BW_MIN(t, l->expires_at_ms);
     }

@@ -62,16 +62,16 @@ struct hot_opts {
                                also bounds active leases */
     size_t max_bytes;       /* cached bytes at most, counting key, value and
                                struct overhead (hotkey-maxmemory), >= 1 */
-    uint64_t ttl_ms;        /* longest life of an entry, ms (hotkey-ttl), >= 1 */
-    double refresh_ratio;   /* refresh-ahead once an entry is older than this
-                               fraction of its life, [0, 1]; 1: never
-                               (hotkey-refresh-ratio) */
-    uint64_t lease_ms;      /* default lease length, ms (hotkey-lease);
-                               0 disables leases */
-    uint64_t decay_ms;      /* sketch counters halve every decay_ms, >= 1 */
-    size_t top_keys;        /* keys tracked for hot_top(), >= 1 */
-    uint64_t seed;          /* hash and sampling seed; any value, fixed
-                               seeds give reproducible behaviour */
+    uint64_t ttl_ms;      /* longest life of an entry, ms (hotkey-ttl), >= 1 */
+    double refresh_ratio; /* refresh-ahead once an entry is older than this
+                             fraction of its life, [0, 1]; 1: never
+                             (hotkey-refresh-ratio) */
+    uint64_t lease_ms;    /* default lease length, ms (hotkey-lease);
+                             0 disables leases */
+    uint64_t decay_ms;    /* sketch counters halve every decay_ms, >= 1 */
+    size_t top_keys;      /* keys tracked for hot_top(), >= 1 */
+    uint64_t seed;        /* hash and sampling seed; any value, fixed
+                             seeds give reproducible behaviour */
 };
 
 /*
@@ -109,11 +109,11 @@ struct hot_hit {
 
 /* Result of hot_store(). */
 enum hot_store_result {
-    HOT_STORED = 0,    /* stored (replacing any older entry of the key) */
-    HOT_STALE = 1,     /* discarded: the key was invalidated or the cache
-                          flushed after the token was taken */
-    HOT_NO_TTL = 2,    /* discarded: pttl_ms is -2 (key gone), 0 or invalid */
-    HOT_TOO_BIG = 3,   /* discarded: the entry alone exceeds max_bytes */
+    HOT_STORED = 0,  /* stored (replacing any older entry of the key) */
+    HOT_STALE = 1,   /* discarded: the key was invalidated or the cache
+                        flushed after the token was taken */
+    HOT_NO_TTL = 2,  /* discarded: pttl_ms is -2 (key gone), 0 or invalid */
+    HOT_TOO_BIG = 3, /* discarded: the entry alone exceeds max_bytes */
 };
 
 struct hot;
@@ -218,7 +218,8 @@ uint64_t hot_fetch_begin(struct hot *h, const char *key, size_t len);
 /*
  * Store value (vlen bytes, copied: the reply bytes to answer later GETs
  * with, e.g. "$3\r\nfoo\r\n") for key (len bytes, copied), fetched under
- * token, at now_ms. pttl_ms is the key's PTTL read in the same pipeline:
+ * token (from hot_fetch_begin() on this h; anything else aborts), at now_ms.
+ * pttl_ms is the key's PTTL read in the same pipeline:
  * >= 1 remaining ms, -1 no expiry; -2 (no key), 0 and other values are not
  * stored. The entry lives until min(now_ms + ttl_ms, now_ms + pttl_ms).
  * Not stored if hot_invalidate() of the key (or of a key sharing its
@@ -267,8 +268,8 @@ bool hot_lease_begin(struct hot *h, const char *key, size_t len,
  * through hot_lease_release(), hot_lease_expire() or hot_free(), unless
  * hot_lease_cancel() takes it out first.
  */
-bool hot_lease_hold(struct hot *h, const char *key, size_t len,
-                    uint64_t now_ms, void *waiter);
+bool hot_lease_hold(struct hot *h, const char *key, size_t len, uint64_t now_ms,
+                    void *waiter);
 
 /*
  * End key's lease: each held waiter, in hold order, goes to
@@ -292,8 +293,7 @@ size_t hot_lease_expire(struct hot *h, uint64_t now_ms, hot_waiter_fn *cb,
  * Take waiter out of key's lease without a callback (its client closed).
  * Returns true if it was held there.
  */
-bool hot_lease_cancel(struct hot *h, const char *key, size_t len,
-                      void *waiter);
+bool hot_lease_cancel(struct hot *h, const char *key, size_t len, void *waiter);
 
 /* Earliest lease expiry in ms, or UINT64_MAX when no lease exists. */
 uint64_t hot_lease_next_deadline(const struct hot *h);

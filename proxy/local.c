@@ -361,14 +361,44 @@ local_client_info(struct client *c, const struct resp_request *req)
     return true;
 }
 
+/*
+ * CLIENT LIST [TYPE normal|master|replica|pubsub] [ID id ...], as Redis 7.0:
+ * bulwark's clients are all "normal" ones.
+ */
 static bool
 local_client_list(struct client *c, const struct resp_request *req)
 {
-    if (req->argc > 2) {
-        client_reply_error(c, "ERR CLIENT LIST filters are not supported by bulwark");
+    struct evbuffer *lines = evbuffer_new();
+    if (req->argc == 2) {
+        client_format_all(client_proxy(c), lines);
+    } else if (req->argc == 4 && arg_is(&req->argv[2], "type")) {
+        const struct resp_arg *t = &req->argv[3];
+        if (!arg_is(t, "normal") && !arg_is(t, "master") && !arg_is(t, "replica") &&
+            !arg_is(t, "slave") && !arg_is(t, "pubsub")) {
+            client_reply_error(c, "ERR Unknown client type '%.*s'", (int)BW_MIN(t->len, 128), t->ptr);
+            evbuffer_free(lines);
+            return true;
+        }
+        if (arg_is(t, "normal"))
+            client_format_all(client_proxy(c), lines);
+    } else if (req->argc > 3 && arg_is(&req->argv[2], "id")) {
+        for (int i = 3; i < req->argc; i++) {
+            long long id;
+            if (!arg_ll(&req->argv[i], &id) || id <= 0) {
+                client_reply_error(c, "ERR Invalid client ID");
+                evbuffer_free(lines);
+                return true;
+            }
+            client_format_id(client_proxy(c), (uint64_t)id, lines);
+        }
+    } else {
+        client_reply_error(c, "ERR syntax error");
+        evbuffer_free(lines);
         return true;
     }
-    local_client_lines(c, NULL);
+    size_t n = evbuffer_get_length(lines);
+    client_reply_bulk(c, (const char *)evbuffer_pullup(lines, -1), n);
+    evbuffer_free(lines);
     return true;
 }
 
@@ -678,7 +708,8 @@ local_config_apply(struct proxy *px, const struct local_config_set *s)
 {
     char err[256];
     for (int i = 0; i < s->n; i++)
-        if (cfg_set(&px->cfg, s->names[i], s->values[i], err, sizeof(err)) != 0)
+        if (!cfg_is_same(&px->cfg, s->names[i], s->values[i]) &&
+            cfg_set(&px->cfg, s->names[i], s->values[i], err, sizeof(err)) != 0)
             log_warn("CONFIG SET %s failed after validation: %s", s->names[i], err);
     log_current_level = (enum log_level)px->cfg.loglevel;
 }
@@ -727,7 +758,8 @@ local_config_split(struct client *c, const struct resp_request *req, struct loca
         for (int j = 0; j < own->n; j++)
             if (strcasecmp(own->names[j], name) == 0)
                 ok = false, snprintf(err, sizeof(err), "duplicate parameter");
-        if (ok && cfg_set(&scratch, name, value, err, sizeof(err)) != 0)
+        if (ok && cfg_set(&scratch, name, value, err, sizeof(err)) != 0 &&
+            !cfg_is_same(&client_proxy(c)->cfg, name, value))
             ok = false;
         if (!ok)
             client_reply_error(c, "ERR CONFIG SET failed (possibly related to argument '%s') - %s",
@@ -763,8 +795,10 @@ local_config_set(struct client *c, const struct resp_request *req)
         client_reply_error(c, "ERR CONFIG SET of Redis parameters is disabled in bulwark "
                               "(deny-commands CONFIG)");
     } else {
-        struct evbuffer *cmd = evbuffer_new();
-        evbuffer_add_printf(cmd, "*%d\r\n$6\r\nCONFIG\r\n$3\r\nSET\r\n", nfwd + 2);
+        struct evbuffer *cmd = evbuffer_new(); /* the client's own words, its case kept */
+        evbuffer_add_printf(cmd, "*%d\r\n", nfwd + 2);
+        local_add_bulk(cmd, req->argv[0].ptr, req->argv[0].len);
+        local_add_bulk(cmd, req->argv[1].ptr, req->argv[1].len);
         evbuffer_add_buffer(cmd, fwd);
         size_t n = evbuffer_get_length(cmd);
         client_forward(c, (const char *)evbuffer_pullup(cmd, -1), n, local_config_set_filter, own);

@@ -63,7 +63,18 @@ pinned_needed(const struct resp_request *req)
             return true;
     if (arg_is(a, "xread") || arg_is(a, "xreadgroup"))
         return pinned_xread_blocks(req);
-    return arg_is(a, "client") && req->argc >= 2 && arg_is(&req->argv[1], "reply");
+    /* ACL users other than default: the session is theirs (client.c only
+     * lets this through when bulwark has no requirepass of its own). */
+    if (arg_is(a, "auth") && req->argc == 3 && !arg_is(&req->argv[1], "default"))
+        return true;
+    if (req->argc < 2)
+        return false;
+    /* Requests that must not queue behind a stuck shared connection: they
+     * unstick it (a busy script, a paused server). */
+    if ((arg_is(a, "script") || arg_is(a, "function")) && arg_is(&req->argv[1], "kill"))
+        return true;
+    return arg_is(a, "client") &&
+           (arg_is(&req->argv[1], "reply") || arg_is(&req->argv[1], "unpause"));
 }
 
 static bool
@@ -189,6 +200,8 @@ pinned_track_request(struct pinned *p, const struct resp_request *req)
     } else if (arg_is(a, "monitor") || (arg_is(a, "client") && req->argc >= 2 &&
                                          arg_is(&req->argv[1], "reply"))) {
         p->sticky = true;
+    } else if (arg_is(a, "auth")) {
+        p->sticky = true; /* the connection carries the client's ACL user now */
     } else if (arg_is(a, "reset")) {
         p->multi = p->watching = p->sticky = false;
     }
