@@ -33,6 +33,7 @@ LDFLAGS := $(SANFLAGS)
 DAEMON_SRCS := proxy/util.c proxy/log.c config/config.c \
                proxy/resp.c proxy/reply.c proxy/command.c proxy/stats.c proxy/jitter.c \
                bloom/bloom.c proxy/watch.c proxy/gate.c proxy/batch.c proxy/pinned.c \
+               proxy/hotcache.c proxy/hotkey.c \
                proxy/upstream.c proxy/client.c proxy/local.c proxy/listener.c \
                proxy/main.c
 

@@ -87,6 +87,13 @@ struct cfg {
     int batch_max_keys;          /* "batch-max-keys" keys per GET batch, default 128; 0 = no batching; runtime */
     int batch_window_us;         /* "batch-window" µs a batch waits for more GETs under concurrency, default 100; runtime */
     int batch_mode;              /* "batch-mode" 0 pipeline, 1 mget (default); runtime */
+    bool hotkey;                 /* "hotkey" yes: hot-key cache and leases; default yes */
+    int hotkey_threshold;        /* "hotkey-threshold" reads/s from which a key is hot, default 100 */
+    int hotkey_max_keys;         /* "hotkey-max-keys" cached keys at most, default 10000 */
+    uint64_t hotkey_maxmemory;   /* "hotkey-maxmemory" cached bytes at most, default 64mb */
+    uint64_t hotkey_ttl_ms;      /* "hotkey-ttl" longest life of a cached value, ms, default 1000 */
+    double hotkey_refresh_ratio; /* "hotkey-refresh-ratio" refresh-ahead point, default 0.8 */
+    uint64_t hotkey_lease_ms;    /* "hotkey-lease" ms GETs of a missing hot key are held, default 200 */
     bool bloom;                  /* "bloom" yes: the Bloom filter gate is on; default yes */
     double bloom_error_rate;     /* "bloom-error-rate" false positive rate, default 0.01 */
     int bloom_capacity;          /* "bloom-capacity" keys of the first sub-filter, default 1000000 */

@@ -281,6 +281,16 @@ batch_schedule(struct batch *b)
 void
 batch_get(struct batch *b, struct client *c, const char *key, size_t len)
 {
+    batch_get_slot(b, client_slot_new_batched(c, b->epoch), key, len);
+}
+
+void
+batch_get_slot(struct batch *b, struct client_slot *slot, const char *key, size_t len)
+{
+    if (b == NULL) {
+        client_slot_finish(slot, "", 0);
+        return;
+    }
     uint64_t h = XXH3_64bits(key, len);
     struct batch_entry *e = batch_find(b, key, len, h);
     if (e != NULL)
@@ -291,7 +301,7 @@ batch_get(struct batch *b, struct client *c, const char *key, size_t len)
         e->cap = e->cap ? e->cap * 2 : 4;
         e->waiters = bw_realloc(e->waiters, e->cap * sizeof(*e->waiters));
     }
-    e->waiters[e->nwaiters++] = client_slot_new_batched(c, b->epoch);
+    e->waiters[e->nwaiters++] = slot;
     if (b->npending >= (size_t)BW_MAX(b->px->cfg.batch_max_keys, 1))
         batch_flush(b);
     else

@@ -26,6 +26,7 @@ struct client;
 struct proxy;
 struct batch;
 struct upstream_conn;
+struct client_slot;
 
 /* Modes of batch-mode. */
 enum batch_mode { BATCH_PIPELINE = 0, BATCH_MGET = 1 };
@@ -45,6 +46,13 @@ void batch_free(struct batch *b);
  * now and the reply when the batch is answered.
  */
 void batch_get(struct batch *b, struct client *c, const char *key, size_t len);
+
+/*
+ * Queue a GET of key (len bytes, copied) for an existing reply slot (one
+ * from client_slot_new_batched(), e.g. a GET a lease held). b may be NULL
+ * only for an orphaned slot, which is then just released.
+ */
+void batch_get_slot(struct batch *b, struct client_slot *slot, const char *key, size_t len);
 
 /*
  * Before c forwards anything but a batched GET: in pipeline mode, send the

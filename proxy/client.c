@@ -16,6 +16,7 @@
 #include "proxy/batch.h"
 #include "proxy/command.h"
 #include "proxy/gate.h"
+#include "proxy/hotkey.h"
 #include "proxy/local.h"
 #include "proxy/pinned.h"
 #include "proxy/log.h"
@@ -30,6 +31,7 @@ struct client_slot {
     struct client *c;              /* owner; NULL once orphaned (client closed) */
     bool ready;                    /* reply complete (in buf) */
     bool batched;                  /* a batched GET: counted in client.batch_inflight */
+    bool held;                     /* a GET held by a hot-key lease: counted in client.held */
     struct evbuffer *buf;          /* the reply while it waits (owned), or NULL */
     client_filter_fn *filter;      /* rewrites the upstream reply, or NULL */
     void *filter_data;             /* filter's data (owned by the filter call) */
@@ -59,7 +61,8 @@ struct client {
     struct batch *batch;           /* GET batcher of that connection (borrowed) */
     uint64_t batch_epoch;          /* batcher epoch of the last batched GET */
     uint64_t batch_inflight;       /* batched GETs not answered yet */
-    bool batch_wait;               /* mget mode: input held until batch_inflight is 0 */
+    bool batch_wait;               /* input held until the batched/held GETs are answered */
+    uint64_t held;                 /* GETs held by hot-key leases, not answered yet */
     struct pinned *pin;            /* dedicated-connection session (owned), or NULL */
     struct client_slot *pin_slot;  /* the slot the pinned replies go to (in slots) */
     bool authenticated;            /* AUTH passed (or no requirepass) */
@@ -240,6 +243,8 @@ client_slot_finish(struct client_slot *s, const char *data, size_t len)
     }
     if (s->batched)
         c->batch_inflight--;
+    if (s->held)
+        c->held--;
     if (TAILQ_FIRST(&c->slots) == s) {
         evbuffer_add(bufferevent_get_output(c->bev), data, len);
     } else {
@@ -248,11 +253,30 @@ client_slot_finish(struct client_slot *s, const char *data, size_t len)
     }
     s->ready = true;
     client_flush(c);
-    if (c->batch_wait && c->batch_inflight == 0 && c->state == CLIENT_ACTIVE) {
+    if (c->batch_wait && c->batch_inflight == 0 && c->held == 0 && c->state == CLIENT_ACTIVE) {
         c->batch_wait = false;
         if (!c->in_process && !c->paused)
             client_process_input(c);
     }
+}
+
+struct upstream_conn *
+client_upstream(const struct client *c)
+{
+    return c->up;
+}
+
+struct batch *
+client_batch(const struct client *c)
+{
+    return c->batch;
+}
+
+void
+client_slot_mark_held(struct client_slot *s)
+{
+    s->held = true;
+    s->c->held++;
 }
 
 uint64_t
@@ -412,6 +436,13 @@ client_handle(struct client *c, const struct resp_request *req)
     c->commands++;
     snprintf(c->last_cmd, sizeof(c->last_cmd), "%.*s", (int)BW_MIN(req->argv[0].len, 31),
              req->argv[0].ptr);
+    if (c->pin == NULL && req->argv[0].len == 7 && strncasecmp(req->argv[0].ptr, "bulwark", 7) == 0) {
+        if (!c->authenticated)
+            client_reply_error(c, "NOAUTH Authentication required.");
+        else
+            local_bulwark(c, req);
+        return;
+    }
     if (c->pin != NULL) { /* Redis judges everything, unknown commands included */
         const struct cmd_info *pci = cmd_lookup(px->cmds, req->argv[0].ptr, req->argv[0].len);
         if (client_is_denied(px, req->argv[0].ptr, req->argv[0].len)) {
@@ -455,7 +486,11 @@ client_handle(struct client *c, const struct resp_request *req)
     }
     if (ci->flags & CMD_WRITE)
         gate_note_write(px, ci, req);
+    if (ci == px->cmd_set)
+        hotkey_on_set(px->hotkey, req);
     if (ci->gate != NULL && gate_read(c, ci, req))
+        return;
+    if (ci == px->cmd_get && hotkey_get(px->hotkey, c, req->argv[1].ptr, req->argv[1].len))
         return;
     if (ci == px->cmd_get && c->batch != NULL && px->cfg.batch_max_keys > 0) {
         batch_get(c->batch, c, req->argv[1].ptr, req->argv[1].len);
@@ -653,7 +688,8 @@ client_process_input(struct client *c)
             resp_parser_set_limits(c->parser, cfg->proto_max_bulk_len);
             resp_parser_set_authenticated(c->parser, c->authenticated);
             rc = resp_parse(c->parser, buf + off, avail - off, &used, &req);
-            if (rc == RESP_OK && c->batch != NULL && batch_client_busy(c->batch, c) &&
+            if (rc == RESP_OK &&
+                (c->held > 0 || (c->batch != NULL && batch_client_busy(c->batch, c))) &&
                 !client_is_plain_get(&req)) {
                 /* mget mode: this request waits until the client's batched
                  * GETs are answered; it stays in the input, parsed again. */
@@ -945,6 +981,7 @@ client_set_command_table(struct proxy *px, struct cmd_table *t, bool learned)
     local_apply_policies(px, t);
     gate_apply(t);
     px->cmd_get = cmd_lookup(t, "get", 3);
+    px->cmd_set = cmd_lookup(t, "set", 3);
     cmd_table_free(px->cmds);
     px->cmds = t;
     px->cmds_learned = learned;

@@ -134,6 +134,16 @@ struct client_slot *client_slot_new_batched(struct client *c, uint64_t epoch);
  */
 void client_slot_finish(struct client_slot *s, const char *data, size_t len);
 
+/*
+ * The slot's GET is held by a hot-key lease: until it is answered, the
+ * client's later requests other than GETs wait (they must not overtake it).
+ */
+void client_slot_mark_held(struct client_slot *s);
+
+/* c's upstream connection and GET batcher (borrowed). */
+struct upstream_conn *client_upstream(const struct client *c);
+struct batch *client_batch(const struct client *c);
+
 /* The batcher epoch of c's last batched GET; c's batched GETs in flight. */
 uint64_t client_batch_epoch(const struct client *c);
 uint64_t client_batch_inflight(const struct client *c);

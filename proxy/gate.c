@@ -7,6 +7,7 @@
 
 #include "proxy/client.h"
 #include "proxy/command.h"
+#include "proxy/hotkey.h"
 #include "proxy/proxy.h"
 #include "proxy/reply.h"
 #include "proxy/resp.h"
@@ -272,7 +273,7 @@ gate_note_write(struct proxy *px, const struct cmd_info *ci, const struct resp_r
     const char *sargv[GATE_STACK_ARGS];
     size_t slen[GATE_STACK_ARGS];
     int sidx[GATE_STACK_ARGS];
-    if (!px->cfg.bloom)
+    if (!px->cfg.bloom && px->hotkey == NULL)
         return;
     bool heap = req->argc > GATE_STACK_ARGS;
     const char **argv = heap ? bw_malloc(sizeof(char *) * (size_t)req->argc) : sargv;
@@ -283,8 +284,10 @@ gate_note_write(struct proxy *px, const struct cmd_info *ci, const struct resp_r
         lens[i] = req->argv[i].len;
     }
     int n = cmd_get_keys(ci, req->argc, argv, lens, idx, req->argc);
-    for (int i = 0; i < n && i < req->argc; i++)
+    for (int i = 0; i < n && i < req->argc; i++) {
         watch_add_key(px->watch, argv[idx[i]], lens[idx[i]]);
+        hotkey_invalidate(px->hotkey, argv[idx[i]], lens[idx[i]]);
+    }
     if (heap) {
         bw_free(argv);
         bw_free(lens);

@@ -13,6 +13,7 @@
 #include "config/config.h"
 #include "proxy/client.h"
 #include "proxy/command.h"
+#include "proxy/hotkey.h"
 #include "proxy/jitter.h"
 #include "proxy/log.h"
 #include "proxy/proxy.h"
@@ -409,6 +410,7 @@ struct local_info_want {
     bool proxy;    /* "# Proxy" */
     bool upstream; /* "# Upstream" */
     bool bloom;    /* "# Bloom" */
+    bool hotkeys;  /* "# Hotkeys" */
     bool redis;    /* anything the upstream must answer */
 };
 
@@ -417,7 +419,7 @@ local_info_parse(const struct resp_request *req, struct local_info_want *w)
 {
     memset(w, 0, sizeof(*w));
     if (req->argc == 1) {
-        w->proxy = w->upstream = w->bloom = w->redis = true;
+        w->proxy = w->upstream = w->bloom = w->hotkeys = w->redis = true;
         return;
     }
     for (int i = 1; i < req->argc; i++) {
@@ -428,9 +430,11 @@ local_info_parse(const struct resp_request *req, struct local_info_want *w)
             w->upstream = true;
         } else if (arg_is(a, "bloom")) {
             w->bloom = true;
+        } else if (arg_is(a, "hotkeys")) {
+            w->hotkeys = true;
         } else {
             if (arg_is(a, "default") || arg_is(a, "all") || arg_is(a, "everything"))
-                w->proxy = w->upstream = w->bloom = true;
+                w->proxy = w->upstream = w->bloom = w->hotkeys = true;
             w->redis = true;
         }
     }
@@ -512,6 +516,11 @@ local_info_own(struct proxy *px, const struct local_info_want *w, struct evbuffe
         if (evbuffer_get_length(text) > 0)
             evbuffer_add(text, "\r\n", 2);
         watch_info(px->watch, text);
+    }
+    if (w->hotkeys) {
+        if (evbuffer_get_length(text) > 0)
+            evbuffer_add(text, "\r\n", 2);
+        hotkey_info(px->hotkey, text);
     }
 }
 
@@ -831,6 +840,35 @@ local_config_other(struct client *c, const struct resp_request *req)
     client_reply_error(c, "ERR CONFIG %.*s of Redis is disabled in bulwark (deny-commands CONFIG)",
                        (int)BW_MIN(req->argv[1].len, 32), req->argv[1].ptr);
     return true;
+}
+
+/* ---- BULWARK ------------------------------------------------------------------ */
+
+void
+local_bulwark(struct client *c, const struct resp_request *req)
+{
+    long long n = 10;
+    if (req->argc >= 2 && arg_is(&req->argv[1], "hotkeys") && req->argc <= 3) {
+        if (req->argc == 3 && (!arg_ll(&req->argv[2], &n) || n < 0)) {
+            client_reply_error(c, "ERR value is not an integer or out of range");
+            return;
+        }
+        hotkey_top_reply(client_proxy(c)->hotkey, (size_t)n, client_reply_target(c));
+        return;
+    }
+    if (req->argc == 2 && arg_is(&req->argv[1], "help")) {
+        static const char help[] =
+            "*3\r\n+BULWARK <subcommand>. Subcommands are:\r\n"
+            "+HOTKEYS [<count>]: the hottest keys with their estimated reads per second.\r\n"
+            "+HELP: this text.\r\n";
+        client_reply_raw(c, help, sizeof(help) - 1);
+        return;
+    }
+    if (req->argc < 2)
+        client_reply_error(c, "ERR wrong number of arguments for 'bulwark' command");
+    else
+        client_reply_error(c, "ERR unknown subcommand '%.*s'. Try BULWARK HELP.",
+                           (int)BW_MIN(req->argv[1].len, 128), req->argv[1].ptr);
 }
 
 /* ---- policy tables ---------------------------------------------------------- */

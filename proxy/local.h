@@ -32,6 +32,9 @@ void local_apply_policies(struct proxy *px, struct cmd_table *t);
  */
 bool local_dispatch(struct client *c, const struct cmd_info *ci, const struct resp_request *req);
 
+/* BULWARK HOTKEYS [N] | HELP: bulwark's own command (not Redis's). */
+void local_bulwark(struct client *c, const struct resp_request *req);
+
 /*
  * TTL jitter for a forwarded request: when ci/req is a cache write whose TTL
  * jitter lengthens (rules in proxy/jitter.h), *out gets the rewritten request

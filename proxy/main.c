@@ -19,6 +19,7 @@
 #include "proxy/batch.h"
 #include "proxy/client.h"
 #include "proxy/command.h"
+#include "proxy/hotkey.h"
 #include "proxy/listener.h"
 #include "proxy/log.h"
 #include "proxy/proxy.h"
@@ -121,6 +122,7 @@ main_cron_cb(evutil_socket_t fd, short what, void *arg)
     stats_sample(&px->stats, now);
     upstream_pool_cron(px->pool, now);
     watch_cron(px->watch, now);
+    hotkey_cron(px->hotkey, now);
     if (++main_cron_ticks % (1000 / MAIN_CRON_MS) == 0)
         client_cron(px, now);
     if (px->shutting_down) {
@@ -237,9 +239,12 @@ main_cleanup(struct proxy *px)
 {
     listener_free(px->listener);
     client_free_all(px);
+    hotkey_free(px->hotkey); /* held GETs go to the batchers, sent below */
+    px->hotkey = NULL;
     for (int i = 0; i < px->nbatches; i++)
         batch_free(px->batches[i]);
     bw_free(px->batches);
+    px->nbatches = 0;
     upstream_pool_free(px->pool);
     watch_free(px->watch);
     event_free(main_sig_term);
@@ -304,6 +309,7 @@ main(int argc, char **argv)
 
     px.pool = upstream_pool_new(&px, main_on_commands);
     px.watch = watch_new(&px);
+    px.hotkey = hotkey_new(&px);
     px.nbatches = BW_MAX(px.cfg.upstream_connections, 1);
     px.batches = bw_calloc((size_t)px.nbatches, sizeof(*px.batches));
     for (int i = 0; i < px.nbatches; i++)

@@ -22,6 +22,7 @@ struct listener;
 struct watch;
 struct batch;
 struct cmd_info;
+struct hotkey;
 struct client;
 
 TAILQ_HEAD(client_list, client);
@@ -39,6 +40,8 @@ struct proxy {
     struct batch **batches;        /* GET batcher per upstream connection (owned) */
     int nbatches;                  /* entries in batches (= upstream-connections) */
     const struct cmd_info *cmd_get; /* GET's entry in cmds (borrowed), for batching */
+    const struct cmd_info *cmd_set; /* SET's entry in cmds (borrowed), for leases */
+    struct hotkey *hotkey;         /* hot-key cache and leases (owned), NULL when off */
     struct listener *listener;     /* listening sockets (owned), NULL once closed */
     struct client_list clients;    /* every live client (each owned by this list) */
     struct client_list reaped;     /* clients closed, freed by reap_ev (owned) */

@@ -18,6 +18,7 @@
 #include <hiredis/hiredis.h>
 
 #include "bloom/bloom.h"
+#include "proxy/hotkey.h"
 #include "proxy/log.h"
 #include "proxy/proxy.h"
 #include "proxy/util.h"
@@ -50,6 +51,7 @@ struct watch {
     uint64_t invalidations;         /* keys named on the watch */
     struct watch_counters counters; /* gate counters */
     char last_error[128];           /* why the watch was last lost */
+    bool tracking_on;               /* CLIENT TRACKING accepted on the current trk */
 };
 
 static void watch_connect(struct watch *w);
@@ -129,6 +131,8 @@ watch_lost(struct watch *w, const char *why)
         log_warn("bloom: keyspace watch lost (%s): gate open until a full rebuild", why);
     snprintf(w->last_error, sizeof(w->last_error), "%s", why);
     w->state = WATCH_OPEN;
+    w->tracking_on = false;
+    hotkey_flush(w->px->hotkey); /* coherence lost with the watch */
     event_active(w->reset_ev, EV_TIMEOUT, 0);
 }
 
@@ -270,13 +274,18 @@ watch_invalidate(struct watch *w, const redisReply *payload)
             const redisReply *k = payload->element[i];
             if (k->type == REDIS_REPLY_STRING) {
                 watch_add_both(w, k->str, k->len);
+                hotkey_invalidate(w->px->hotkey, k->str, k->len);
                 w->invalidations++;
             }
         }
     } else if (payload->type == REDIS_REPLY_STRING) {
         watch_add_both(w, payload->str, payload->len);
+        hotkey_invalidate(w->px->hotkey, payload->str, payload->len);
         w->invalidations++;
-    } else if (payload->type == REDIS_REPLY_NIL && w->state == WATCH_ACTIVE) {
+    } else if (payload->type == REDIS_REPLY_NIL) {
+        hotkey_flush(w->px->hotkey);
+    }
+    if (payload->type == REDIS_REPLY_NIL && w->state == WATCH_ACTIVE) {
         /* A flush: the filter is still a superset (nothing was missed), only
          * stale. Keep gating on it while a fresh one is scanned. */
         log_verbose("bloom: upstream flushed; rebuilding the filter");
@@ -303,6 +312,7 @@ watch_tracking_cb(redisAsyncContext *ac, void *r, void *tag)
         }
     } else {
         w->tracking_refused = false;
+        w->tracking_on = true;
     }
     watch_build_start(w, WATCH_WARMING);
 }
@@ -454,6 +464,12 @@ watch_free(struct watch *w)
     bloom_free(w->filter);
     bloom_free(w->building);
     bw_free(w);
+}
+
+bool
+watch_tracking_on(const struct watch *w)
+{
+    return w->tracking_on && w->trk != NULL && w->sub != NULL;
 }
 
 bool

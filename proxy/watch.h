@@ -72,6 +72,9 @@ void watch_cron(struct watch *w, uint64_t now_ms);
 /* Append the "# Bloom" INFO section (Redis INFO format) to out. */
 void watch_info(const struct watch *w, struct evbuffer *out);
 
+/* True while client tracking feeds the watch (the hot-key cache needs it). */
+bool watch_tracking_on(const struct watch *w);
+
 /* Name of a state for INFO: off, warming, active, rebuilding, open. */
 const char *watch_state_name(enum watch_state s);
 

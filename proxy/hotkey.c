@@ -1,0 +1,330 @@
+/* hotkey: hot-key cache, refresh-ahead and leases on the GET path. */
+#include "proxy/hotkey.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <event2/buffer.h>
+#include <xxhash.h>
+
+#include "proxy/batch.h"
+#include "proxy/client.h"
+#include "proxy/hotcache.h"
+#include "proxy/log.h"
+#include "proxy/proxy.h"
+#include "proxy/reply.h"
+#include "proxy/resp.h"
+#include "proxy/upstream.h"
+#include "proxy/util.h"
+#include "proxy/watch.h"
+
+#define HOTKEY_FILL_SLOTS 4096 /* in-flight fill index (hash slots) */
+
+struct hotkey {
+    struct proxy *px; /* borrowed */
+    struct hot *hot;  /* sketch, cache and leases (owned) */
+    /* A fill of a key hashing to slot i is in flight: one fill per key at a
+     * time (single flight); a collision only delays another key's fill. */
+    bool filling[HOTKEY_FILL_SLOTS];
+};
+
+/* One upstream fill of a hot key: GET and PTTL pipelined. */
+struct hotkey_fill {
+    struct hotkey *hk;          /* borrowed (outlives fills: freed after the pool) */
+    struct client_slot *slot;   /* the client's GET, or NULL for a refresh */
+    char *key;                  /* owned copy */
+    size_t len;                 /* bytes in key */
+    uint64_t token;             /* hot_fetch_begin() generation */
+    char *value;                /* GET reply bytes (owned) once arrived */
+    size_t vlen;                /* bytes in value */
+    bool lease;                 /* the GET came back nil: a lease was started */
+    size_t fill_slot;           /* index in hotkey.filling */
+    int pending;                /* replies still due (2, then 1, then 0) */
+};
+
+/* A GET held by a lease. */
+struct hotkey_waiter {
+    struct client_slot *slot;   /* the client's reply slot */
+    struct batch *batch;        /* where to send it if the lease ends without a value */
+    char *key;                  /* owned copy */
+    size_t len;                 /* bytes in key */
+};
+
+struct hotkey *
+hotkey_new(struct proxy *px)
+{
+    const struct cfg *cfg = &px->cfg;
+    struct hot_opts o;
+    char err[256];
+    if (!cfg->hotkey)
+        return NULL;
+    hot_opts_init(&o);
+    o.threshold_rps = (uint64_t)cfg->hotkey_threshold;
+    o.max_keys = (size_t)cfg->hotkey_max_keys;
+    o.max_bytes = (size_t)cfg->hotkey_maxmemory;
+    o.ttl_ms = cfg->hotkey_ttl_ms;
+    o.refresh_ratio = cfg->hotkey_refresh_ratio;
+    o.lease_ms = cfg->hotkey_lease_ms;
+    o.seed = bw_now_us();
+    struct hotkey *hk = bw_calloc(1, sizeof(*hk));
+    hk->px = px;
+    hk->hot = hot_new(&o, err, sizeof(err));
+    if (hk->hot == NULL) {
+        log_warn("hotkey: %s", err);
+        exit(1);
+    }
+    return hk;
+}
+
+static void
+hotkey_waiter_free(struct hotkey_waiter *w)
+{
+    bw_free(w->key);
+    bw_free(w);
+}
+
+/* A lease ended: answer the held GET with value, or send it upstream. */
+static void
+hotkey_wake(void *ctx, void *waiter, const char *value, size_t vlen)
+{
+    struct hotkey_waiter *w = waiter;
+    (void)ctx;
+    if (value != NULL)
+        client_slot_finish(w->slot, value, vlen);
+    else
+        batch_get_slot(w->batch, w->slot, w->key, w->len);
+    hotkey_waiter_free(w);
+}
+
+void
+hotkey_free(struct hotkey *hk)
+{
+    if (hk == NULL)
+        return;
+    hot_free(hk->hot, hotkey_wake, hk);
+    bw_free(hk);
+}
+
+/* Served only while the keyspace watch can tell us about changes. */
+static bool
+hotkey_coherent(const struct hotkey *hk)
+{
+    return watch_tracking_on(hk->px->watch);
+}
+
+static void
+hotkey_fill_done(struct hotkey_fill *f, int64_t pttl)
+{
+    struct hotkey *hk = f->hk;
+    if (f->value != NULL && !f->lease && f->value[0] == '$' && f->vlen > 5)
+        (void)hot_store(hk->hot, f->key, f->len, f->token, f->value, f->vlen, pttl, bw_now_ms());
+    hk->filling[f->fill_slot] = false;
+    bw_free(f->key);
+    bw_free(f->value);
+    bw_free(f);
+}
+
+static void
+hotkey_get_cb(void *privdata, struct evbuffer *reply, size_t len, const char *err)
+{
+    struct hotkey_fill *f = privdata;
+    const char *data = reply != NULL ? (const char *)evbuffer_pullup(reply, (ev_ssize_t)len) : err;
+    size_t n = reply != NULL ? len : strlen(err);
+    if (f->slot != NULL)
+        client_slot_finish(f->slot, data, n);
+    if (reply != NULL) {
+        f->value = bw_strndup(data, n);
+        f->vlen = n;
+        /* A hot key read as absent (expired, deleted): this client refills
+         * it; the next GETs wait for its SET for up to hotkey-lease. */
+        if (n == 5 && memcmp(data, "$-1\r\n", 5) == 0)
+            f->lease = hot_lease_begin(f->hk->hot, f->key, f->len, bw_now_ms(), 0);
+    }
+    if (--f->pending == 0)
+        hotkey_fill_done(f, -2);
+}
+
+static void
+hotkey_pttl_cb(void *privdata, struct evbuffer *reply, size_t len, const char *err)
+{
+    struct hotkey_fill *f = privdata;
+    int64_t pttl = -2;
+    (void)err;
+    if (reply != NULL) {
+        struct reply_node *n = reply_parse((const char *)evbuffer_pullup(reply, (ev_ssize_t)len), len);
+        if (n != NULL && n->type == ':')
+            pttl = n->integer;
+        reply_node_free(n);
+    }
+    f->pending--;
+    hotkey_fill_done(f, pttl);
+}
+
+/* GET key and PTTL key back to back on up; the GET answers slot (or nobody). */
+static void
+hotkey_fetch(struct hotkey *hk, struct upstream_conn *up, struct client_slot *slot,
+             const char *key, size_t len)
+{
+    size_t fs = (size_t)(XXH3_64bits(key, len) % HOTKEY_FILL_SLOTS);
+    if (hk->filling[fs])
+        return; /* one fill per key at a time */
+    hk->filling[fs] = true;
+    struct hotkey_fill *f = bw_calloc(1, sizeof(*f));
+    struct evbuffer *cmd = evbuffer_new();
+    const char *err;
+    f->fill_slot = fs;
+    f->hk = hk;
+    f->slot = slot;
+    f->key = bw_strndup(key, len);
+    f->len = len;
+    f->token = hot_fetch_begin(hk->hot, key, len);
+    f->pending = 2;
+    evbuffer_add_printf(cmd, "*2\r\n$3\r\nGET\r\n$%zu\r\n", len);
+    evbuffer_add(cmd, key, len);
+    evbuffer_add(cmd, "\r\n", 2);
+    size_t getlen = evbuffer_get_length(cmd);
+    evbuffer_add_printf(cmd, "*2\r\n$4\r\nPTTL\r\n$%zu\r\n", len);
+    evbuffer_add(cmd, key, len);
+    evbuffer_add(cmd, "\r\n", 2);
+    const char *bytes = (const char *)evbuffer_pullup(cmd, -1);
+    size_t total = evbuffer_get_length(cmd);
+    if (upstream_send(up, bytes, getlen, hotkey_get_cb, f, &err) != BW_OK) {
+        hotkey_get_cb(f, NULL, 0, err);
+        hotkey_pttl_cb(f, NULL, 0, err);
+    } else if (upstream_send(up, bytes + getlen, total - getlen, hotkey_pttl_cb, f, &err) != BW_OK) {
+        hotkey_pttl_cb(f, NULL, 0, err);
+    }
+    evbuffer_free(cmd);
+}
+
+bool
+hotkey_get(struct hotkey *hk, struct client *c, const char *key, size_t len)
+{
+    struct hot_hit hit;
+    double rate;
+    uint64_t now = bw_now_ms();
+    if (hk == NULL || !hotkey_coherent(hk) || !hot_note_read(hk->hot, key, len, now, &rate))
+        return false;
+    if (hot_lookup(hk->hot, key, len, now, &hit)) {
+        client_reply_raw(c, hit.value, hit.vlen);
+        if (hit.refresh) /* refresh-ahead: one background fetch, readers keep the value */
+            hotkey_fetch(hk, client_upstream(c), NULL, key, len);
+        return true;
+    }
+    struct client_slot *slot = client_slot_new_batched(c, client_batch_epoch(c));
+    struct hotkey_waiter *w = bw_calloc(1, sizeof(*w));
+    w->slot = slot;
+    w->batch = client_batch(c);
+    w->key = bw_strndup(key, len);
+    w->len = len;
+    if (hot_lease_hold(hk->hot, key, len, now, w)) {
+        client_slot_mark_held(slot);
+        return true; /* a lease is out: wait for its SET (or its timeout) */
+    }
+    hotkey_waiter_free(w);
+    /* A miss: the client's GET is batched as usual (single flight with
+     * the other GETs of this turn), and one background fill per key reads
+     * the value with its PTTL for the cache (a nil starts the lease). */
+    hotkey_fetch(hk, client_upstream(c), NULL, key, len);
+    batch_get_slot(client_batch(c), slot, key, len);
+    return true;
+}
+
+void
+hotkey_invalidate(struct hotkey *hk, const char *key, size_t len)
+{
+    if (hk != NULL)
+        hot_invalidate(hk->hot, key, len);
+}
+
+void
+hotkey_on_set(struct hotkey *hk, const struct resp_request *req)
+{
+    if (hk == NULL || req->argc < 3)
+        return;
+    const struct resp_arg *key = &req->argv[1], *val = &req->argv[2];
+    if (req->argc != 3) { /* options may keep the SET from happening */
+        hot_lease_release(hk->hot, key->ptr, key->len, NULL, 0, hotkey_wake, hk);
+        return;
+    }
+    struct evbuffer *enc = evbuffer_new();
+    evbuffer_add_printf(enc, "$%zu\r\n", val->len);
+    evbuffer_add(enc, val->ptr, val->len);
+    evbuffer_add(enc, "\r\n", 2);
+    size_t n = evbuffer_get_length(enc);
+    hot_lease_release(hk->hot, key->ptr, key->len, (const char *)evbuffer_pullup(enc, -1), n,
+                      hotkey_wake, hk);
+    evbuffer_free(enc);
+}
+
+void
+hotkey_flush(struct hotkey *hk)
+{
+    if (hk != NULL)
+        hot_flush(hk->hot);
+}
+
+void
+hotkey_cron(struct hotkey *hk, uint64_t now_ms)
+{
+    if (hk != NULL && hot_lease_next_deadline(hk->hot) <= now_ms)
+        hot_lease_expire(hk->hot, now_ms, hotkey_wake, hk);
+}
+
+void
+hotkey_info(struct hotkey *hk, struct evbuffer *out)
+{
+    struct hot_stats s;
+    memset(&s, 0, sizeof(s));
+    if (hk != NULL)
+        hot_stats_get(hk->hot, &s);
+    evbuffer_add_printf(out,
+                        "# Hotkeys\r\n"
+                        "hotkey_enabled:%d\r\n"
+                        "hotkey_cached_keys:%llu\r\n"
+                        "hotkey_cache_bytes:%llu\r\n"
+                        "hotkey_hits:%llu\r\n"
+                        "hotkey_misses:%llu\r\n"
+                        "hotkey_refreshes:%llu\r\n"
+                        "hotkey_invalidations:%llu\r\n"
+                        "hotkey_lease_holds:%llu\r\n"
+                        "hotkey_lease_wakeups:%llu\r\n"
+                        "hotkey_lease_timeouts:%llu\r\n",
+                        hk != NULL && hotkey_coherent(hk), (unsigned long long)s.hotkey_cached_keys,
+                        (unsigned long long)s.hotkey_cache_bytes, (unsigned long long)s.hotkey_hits,
+                        (unsigned long long)s.hotkey_misses, (unsigned long long)s.hotkey_refreshes,
+                        (unsigned long long)s.hotkey_invalidations,
+                        (unsigned long long)s.hotkey_lease_holds,
+                        (unsigned long long)s.hotkey_lease_wakeups,
+                        (unsigned long long)s.hotkey_lease_timeouts);
+}
+
+/* hot_top() rows, encoded as they come; counted for the array header. */
+struct hotkey_top {
+    struct evbuffer *items; /* owned */
+    size_t n;               /* rows */
+};
+
+static void
+hotkey_top_row(void *ctx, const char *key, size_t len, double rate)
+{
+    struct hotkey_top *t = ctx;
+    char r[64];
+    int rl = snprintf(r, sizeof(r), "%.1f", rate);
+    evbuffer_add_printf(t->items, "$%zu\r\n", len);
+    evbuffer_add(t->items, key, len);
+    evbuffer_add_printf(t->items, "\r\n$%d\r\n%s\r\n", rl, r);
+    t->n++;
+}
+
+void
+hotkey_top_reply(struct hotkey *hk, size_t n, struct evbuffer *out)
+{
+    struct hotkey_top t = {evbuffer_new(), 0};
+    if (hk != NULL)
+        hot_top(hk->hot, n, bw_now_ms(), hotkey_top_row, &t);
+    evbuffer_add_printf(out, "*%zu\r\n", t.n * 2);
+    evbuffer_add_buffer(out, t.items);
+    evbuffer_free(t.items);
+}

@@ -1,0 +1,58 @@
+/*
+ * hotkey: hot keys on the GET path — detection (count-min sketch, hotcache.c),
+ * a coherent local cache refreshed ahead of expiry, and leases that hold
+ * duplicate misses of a hot key while one client refills it. This is the
+ * glue between the pure hotcache.c and the request path (client, batch,
+ * upstream) and the keyspace watch (coherence).
+ *
+ * Coherence: values are served only while the keyspace watch has client
+ * tracking on; a write through bulwark invalidates at once, a key named on
+ * the watch invalidates, a flush or a lost watch empties the cache, and a
+ * fetch in flight across an invalidation is not stored (generation check).
+ * Staleness is bounded by the invalidation latency, and by hotkey-ttl.
+ */
+#ifndef BW_HOTKEY_H
+#define BW_HOTKEY_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+struct evbuffer;
+struct client;
+struct proxy;
+struct hotkey;
+struct resp_request;
+
+/* From px->cfg (hotkey-*); NULL when `hotkey no`. Exits on bad options. */
+struct hotkey *hotkey_new(struct proxy *px);
+
+/* Free; held GETs are answered by forwarding them. NULL ok. */
+void hotkey_free(struct hotkey *hk);
+
+/*
+ * A GET of key by c that passed the Bloom gate. Returns true when handled
+ * here (a cache hit answered, a held GET, or a miss of a hot key fetched
+ * with its PTTL); false: not hot, the caller batches it as usual.
+ */
+bool hotkey_get(struct hotkey *hk, struct client *c, const char *key, size_t len);
+
+/* A key written through bulwark (or named on the keyspace watch). */
+void hotkey_invalidate(struct hotkey *hk, const char *key, size_t len);
+
+/* SET key value through bulwark: held GETs of key get value. */
+void hotkey_on_set(struct hotkey *hk, const struct resp_request *req);
+
+/* FLUSHALL seen or the watch lost: drop every entry. */
+void hotkey_flush(struct hotkey *hk);
+
+/* Lease timeouts; called by the proxy's cron. */
+void hotkey_cron(struct hotkey *hk, uint64_t now_ms);
+
+/* The "# Hotkeys" INFO section. */
+void hotkey_info(struct hotkey *hk, struct evbuffer *out);
+
+/* BULWARK HOTKEYS [N]: flat array of key, estimated reads/s (as a string). */
+void hotkey_top_reply(struct hotkey *hk, size_t n, struct evbuffer *out);
+
+#endif
