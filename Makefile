@@ -30,7 +30,7 @@ CFLAGS  := -std=c11 -D_GNU_SOURCE $(OPTFLAGS) -Wall -Wextra -Werror \
 LDFLAGS := $(SANFLAGS)
 
 # The daemon's modules, in dependency order (main last).
-DAEMON_SRCS := proxy/util.c proxy/log.c config/config.c \
+DAEMON_SRCS := proxy/util.c proxy/log.c config/config.c config/syntax.c \
                proxy/resp.c proxy/reply.c proxy/command.c proxy/stats.c proxy/jitter.c \
                bloom/bloom.c proxy/watch.c proxy/gate.c proxy/batch.c proxy/pinned.c \
                proxy/hotcache.c proxy/hotkey.c \
@@ -42,10 +42,10 @@ DAEMON_SRCS := proxy/util.c proxy/log.c config/config.c \
 UNIT_TESTS := resp reply config command bloom jitter batch hotcache
 UNIT_reply   := proxy/reply.c proxy/util.c
 UNIT_resp    := proxy/resp.c proxy/util.c
-UNIT_config  := config/config.c
+UNIT_config  := config/config.c config/syntax.c
 UNIT_command := proxy/command.c proxy/util.c
 UNIT_bloom   := bloom/bloom.c
-UNIT_jitter  := proxy/jitter.c proxy/util.c config/config.c
+UNIT_jitter  := proxy/jitter.c proxy/util.c config/config.c config/syntax.c
 UNIT_hotcache := proxy/hotcache.c proxy/util.c
 # batch: client.c, upstream.c and watch.c are fakes inside the test.
 UNIT_batch   := proxy/batch.c proxy/reply.c proxy/util.c

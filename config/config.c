@@ -4,6 +4,7 @@
  * CONFIG GET/SET, SIGHUP reload and --help. Pure: libc only.
  */
 #include "config/config.h"
+#include "config/syntax.h"
 
 #include <ctype.h>
 #include <errno.h>
@@ -13,36 +14,6 @@
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
-
-/* ---- allocation: out of memory is a bug (STYLE.md), so abort ---------- */
-
-static void *
-cfg_xrealloc(void *ptr, size_t size)
-{
-    void *p = realloc(ptr, size == 0 ? 1 : size);
-
-    if (p == NULL) {
-        fprintf(stderr, "config: out of memory allocating %zu bytes\n", size);
-        abort();
-    }
-    return p;
-}
-
-static char *
-cfg_xstrndup(const char *s, size_t n)
-{
-    char *p = cfg_xrealloc(NULL, n + 1);
-
-    memcpy(p, s, n);
-    p[n] = '\0';
-    return p;
-}
-
-static char *
-cfg_xstrdup(const char *s)
-{
-    return cfg_xstrndup(s, strlen(s));
-}
 
 /* ---- the directive table ---------------------------------------------- */
 
@@ -111,123 +82,8 @@ struct cfg_directive {
      help}
 /* clang-format on */
 
-/* loglevel names; the index is enum log_level in proxy/log.h. */
-static const char *const cfg_loglevel_names[] = {"debug", "verbose", "notice",
-                                                 "warning", NULL};
-
-/* batch-mode names; the index is enum batch_mode in proxy/batch.h. */
-static const char *const cfg_batch_mode_names[] = {"pipeline", "mget", NULL};
-
-static const struct cfg_directive cfg_table[] = {
-    CFG_LIST("bind", bind, bind_count, "127.0.0.1", 0,
-             "addresses to listen on for TCP; \"\" = none"),
-    CFG_INT("port", port, "6380", 0, 65535, 0,
-            "TCP port to listen on; 0 = no TCP listener"),
-    CFG_STRING("unixsocket", unixsocket, 0,
-               "path of a unix socket to listen on; \"\" = none"),
-    CFG_OCTAL("unixsocketperm", unixsocketperm, "0", 0, 0777, 0,
-              "octal permissions of the unix socket; 0 = leave to the umask"),
-    CFG_INT("maxclients", maxclients, "10000", 1, 1000000, CFG_RT,
-            "most clients connected at once; more are refused"),
-    CFG_INT("timeout", timeout, "0", 0, INT_MAX, CFG_RT,
-            "close a client idle this many seconds; 0 = never"),
-    CFG_INT("tcp-keepalive", tcp_keepalive, "300", 0, INT_MAX, CFG_RT,
-            "TCP keepalive period of client sockets in seconds; 0 = off"),
-    CFG_INT("tcp-backlog", tcp_backlog, "511", 0, INT_MAX, 0,
-            "listen(2) backlog of the TCP listener"),
-    CFG_SIZE("proto-max-bulk-len", proto_max_bulk_len, "512mb", 1048576,
-             LLONG_MAX, CFG_RT, "largest bulk string a client may send, bytes"),
-    CFG_SIZE("client-query-buffer-limit", client_query_buffer_limit, "1gb",
-             1048576, LLONG_MAX, CFG_RT,
-             "most unparsed input buffered per client, bytes"),
-    CFG_INT("client-max-pending", client_max_pending, "10000", 1, 1000000,
-            CFG_RT, "requests in flight per client before reading it pauses"),
-    CFG_STRING("requirepass", requirepass, CFG_RT,
-               "password clients must AUTH with; \"\" = none"),
-    CFG_HOSTPORT("upstream", upstream_host, upstream_port, "127.0.0.1:6379", 0,
-                 "the Redis server to forward to: host:port or [ipv6]:port"),
-    CFG_STRING("upstream-password", upstream_password, 0,
-               "password bulwark AUTHs to the upstream with; \"\" = none"),
-    CFG_STRING("upstream-user", upstream_user, 0,
-               "ACL user for upstream AUTH (needs upstream-password); \"\" = "
-               "default user"),
-    CFG_INT("upstream-db", upstream_db, "0", 0, INT_MAX, 0,
-            "database the upstream connections SELECT"),
-    CFG_INT("upstream-connections", upstream_connections, "1", 1, 64, 0,
-            "connections opened to the upstream"),
-    CFG_MSEC("upstream-connect-timeout", upstream_connect_timeout_ms, "1000", 1,
-             3600000, CFG_RT,
-             "deadline of one upstream connect; bare number = milliseconds"),
-    CFG_MSEC("upstream-timeout", upstream_timeout_ms, "5000", 1, 3600000,
-             CFG_RT,
-             "deadline of one upstream request; bare number = milliseconds"),
-    CFG_MSEC("upstream-retry-max", upstream_retry_max_ms, "1000", 1, 3600000,
-             CFG_RT,
-             "cap of the reconnect backoff; bare number = milliseconds"),
-    CFG_INT("upstream-pinned-max", upstream_pinned_max, "256", 0, 100000, CFG_RT,
-            "dedicated upstream connections at most (MULTI, WATCH, blocking commands, pub/sub, MONITOR)"),
-    CFG_INT("upstream-pinned-idle", upstream_pinned_idle, "16", 0, 100000, CFG_RT,
-            "dedicated upstream connections kept open for reuse when free"),
-    CFG_LIST("deny-commands", deny_commands, deny_commands_count,
-             "SHUTDOWN DEBUG", CFG_RT,
-             "commands refused to clients (case-insensitive); \"\" = none"),
-    CFG_ENUM("loglevel", loglevel, cfg_loglevel_names, "notice", CFG_RT,
-             "debug, verbose, notice or warning"),
-    CFG_STRING("logfile", logfile, 0, "log file path; \"\" = stderr"),
-    CFG_BOOL("daemonize", daemonize, "no", 0,
-             "fork into the background (yes|no)"),
-    CFG_STRING("pidfile", pidfile, 0, "file to write the pid to; \"\" = none"),
-    CFG_INT("ttl-jitter-percent", ttl_jitter_percent, "10", 0, 1000, CFG_RT,
-            "extra TTL on cache writes, drawn from [0, ttl x percent/100]; 0 = off"),
-    CFG_MSEC("ttl-jitter-max", ttl_jitter_max_ms, "3600000", 1, INT64_MAX / 2, CFG_RT,
-             "cap of the extra TTL, ms"),
-    CFG_MSEC("ttl-jitter-min-ttl", ttl_jitter_min_ttl_ms, "0", 0, INT64_MAX / 2, CFG_RT,
-             "TTLs below this (ms) are left exact"),
-    CFG_BOOL("ttl-jitter-expire", ttl_jitter_expire, "no", CFG_RT,
-             "also jitter EXPIRE/PEXPIRE and GETEX EX/PX (counters, rate limits: off)"),
-    CFG_BOOL("ttl-jitter-absolute", ttl_jitter_absolute, "no", CFG_RT,
-             "also jitter absolute expiries (EXAT/PXAT; EXPIREAT/PEXPIREAT need ttl-jitter-expire too)"),
-    CFG_LIST("ttl-jitter-exclude", ttl_jitter_exclude, ttl_jitter_exclude_count, "",
-             CFG_RT | CFG_APPEND,
-             "key globs never jittered; repeated lines add globs"),
-    CFG_INT("batch-max-keys", batch_max_keys, "128", 0, 100000, CFG_RT,
-            "GETs of one event-loop turn are coalesced into one upstream batch of at most this many keys; 0 = off"),
-    CFG_INT("batch-window", batch_window_us, "100", 0, 1000000, CFG_RT,
-            "microseconds a batch waits for more GETs under concurrency; 0 = send at the end of the turn"),
-    CFG_ENUM("batch-mode", batch_mode, cfg_batch_mode_names, "mget", CFG_RT,
-             "pipeline: back-to-back GETs; mget: one MGET per batch, nils re-checked with GET"),
-    CFG_BOOL("hotkey", hotkey, "yes", 0,
-             "hot keys: detection, a coherent local cache refreshed ahead, leases against stampedes"),
-    CFG_INT("hotkey-threshold", hotkey_threshold, "100", 0, INT_MAX, 0,
-            "reads per second from which a key is hot"),
-    CFG_INT("hotkey-max-keys", hotkey_max_keys, "10000", 1, 10000000, 0,
-            "hot keys cached at most"),
-    CFG_SIZE("hotkey-maxmemory", hotkey_maxmemory, "64mb", 1024, LLONG_MAX, 0,
-             "bytes of cached hot keys at most"),
-    CFG_MSEC("hotkey-ttl", hotkey_ttl_ms, "1000", 1, 86400000, 0,
-             "longest life of a cached value, ms (never beyond the key's own TTL)"),
-    CFG_RATIO("hotkey-refresh-ratio", hotkey_refresh_ratio, "0.8", 0, 1000000, 0,
-              "refresh a cached value in the background once this fraction of its life is gone"),
-    CFG_MSEC("hotkey-lease", hotkey_lease_ms, "200", 0, 60000, 0,
-             "how long GETs of a hot key that came back nil are held for its refill, ms; 0 = off"),
-    CFG_BOOL("bloom", bloom, "yes", 0,
-             "Bloom filter gate: reads of keys that cannot exist are answered locally"),
-    CFG_RATIO("bloom-error-rate", bloom_error_rate, "0.01", 1, 500000, 0,
-              "target false positive rate of the filter, 0.000001..0.5"),
-    CFG_INT("bloom-capacity", bloom_capacity, "1000000", 1000, INT_MAX, 0,
-            "keys the first sub-filter holds at the error rate; it grows beyond"),
-    CFG_INT("bloom-scan-count", bloom_scan_count, "1000", 1, 100000, CFG_RT,
-            "COUNT of each SCAN call that fills the filter"),
-    CFG_MSEC("bloom-scan-interval", bloom_scan_interval_ms, "1", 0, 10000, CFG_RT,
-             "pause between two SCAN calls, ms (paces the scan for Redis latency)"),
-    CFG_RATIO("bloom-rebuild-ratio", bloom_rebuild_ratio, "0.5", 10000, 100000000, CFG_RT,
-              "rebuild when keys added exceed DBSIZE by this ratio (stale filter)"),
-    CFG_BOOL("bloom-trust-writes", bloom_trust_writes, "no", CFG_RT,
-             "close the gate without CLIENT TRACKING: all writes go through bulwark"),
-    CFG_SEC("shutdown-timeout", shutdown_timeout_ms, "10", 0, INT_MAX, 0,
-            "on SIGTERM, wait this long for replies in flight; bare number = "
-            "seconds"),
-};
+/* The directives: one row each (names, types, defaults, ranges, help). */
+#include "config/directives.inc"
 
 #define CFG_TABLE_LEN (sizeof(cfg_table) / sizeof(cfg_table[0]))
 
@@ -273,58 +129,6 @@ enum cfg_verr {
     CFG_V_HOSTPORT, /* not host:port */
     CFG_V_RATIO     /* not a decimal number */
 };
-
-/* Redis util.c string2ll: optional '-', digits, no '+', no leading zeros. */
-static bool
-cfg_string2ll(const char *s, long long *out)
-{
-    const char *d = s[0] == '-' ? s + 1 : s;
-
-    if (strcmp(s, "0") == 0) {
-        *out = 0;
-        return true;
-    }
-    if (d[0] < '1' || d[0] > '9' || d[strspn(d, "0123456789")] != '\0')
-        return false;
-    errno = 0;
-    *out = strtoll(s, NULL, 10);
-    return errno == 0;
-}
-
-/*
- * Redis util.c memtoull: digits then an optional unit; no sign. As Redis,
- * an empty digit part is 0 and a digit overflow saturates (caught by the
- * range check), while overflow by the unit is a syntax error.
- */
-static bool
-cfg_memtoull(const char *p, uint64_t *out)
-{
-    static const struct {
-        const char *unit;
-        uint64_t mul;
-    } units[] = {{"", 1},           {"b", 1},          {"k", 1000},
-                 {"kb", 1024},      {"m", 1000000},    {"mb", 1048576},
-                 {"g", 1000000000}, {"gb", 1073741824}};
-    const char *u = p;
-    uint64_t val = 0, mul = 0;
-
-    while (*u >= '0' && *u <= '9')
-        u++;
-    for (size_t i = 0; i < sizeof(units) / sizeof(units[0]); i++) {
-        if (strcasecmp(u, units[i].unit) == 0)
-            mul = units[i].mul;
-    }
-    if (mul == 0 || u - p >= 128)
-        return false;
-    for (const char *d = p; d < u; d++) {
-        unsigned dig = (unsigned)(*d - '0');
-        val = val > (UINT64_MAX - dig) / 10 ? UINT64_MAX : val * 10 + dig;
-    }
-    if (val > UINT64_MAX / mul)
-        return false;
-    *out = val * mul;
-    return true;
-}
 
 /* bulwark's durations: digits and an optional unit ms or s; out in ms. */
 static enum cfg_verr
@@ -406,14 +210,6 @@ cfg_parse_list(int argc, const char *const *argv, char ***out, size_t *count)
     }
     *out = v;
     *count = n;
-}
-
-static void
-cfg_free_words(char **v, size_t n)
-{
-    for (size_t i = 0; i < n; i++)
-        free(v[i]);
-    free(v);
 }
 
 /* Parse one numeric or bool value into *num (bare unit for durations: ms). */
@@ -713,96 +509,6 @@ cfg_reason(const struct cfg_directive *d, enum cfg_verr e, bool redis, int argc,
                  : d->unit_ms == 1   ? " (bare number = ms)"
                                      : " (bare number = s)",
                  v);
-}
-
-/* ---- line splitting (Redis sds.c sdssplitargs) ----------------------------
- */
-
-static int
-cfg_hexval(char ch)
-{
-    if (!isxdigit((unsigned char)ch))
-        return -1;
-    return ch <= '9' ? ch - '0' : tolower((unsigned char)ch) - 'a' + 10;
-}
-
-/*
- * Copy the rest of a double-quoted (q '"') or single-quoted argument part
- * from *pp to out + *len, unescaping; *pp ends past the closing quote.
- * Returns -1 when the quote is not closed or not followed by a space.
- */
-static int
-cfg_split_quoted(const char **pp, char q, char *out, size_t *len)
-{
-    static const char from[] = "nrtba", to[] = "\n\r\t\b\a";
-    const char *p = *pp;
-
-    for (;; p++) {
-        if (*p == '\0')
-            return -1;
-        if (q == '"' && p[0] == '\\' && p[1] == 'x' && cfg_hexval(p[2]) >= 0 &&
-            cfg_hexval(p[3]) >= 0) {
-            out[(*len)++] = (char)(cfg_hexval(p[2]) * 16 + cfg_hexval(p[3]));
-            p += 3;
-        } else if (q == '"' && p[0] == '\\' && p[1] != '\0') {
-            const char *m = strchr(from, p[1]);
-            out[(*len)++] = m != NULL ? to[m - from] : p[1];
-            p++;
-        } else if (q == '\'' && p[0] == '\\' && p[1] == '\'') {
-            out[(*len)++] = '\'';
-            p++;
-        } else if (*p == q) {
-            if (p[1] != '\0' && !isspace((unsigned char)p[1]))
-                return -1;
-            *pp = p + 1;
-            return 0;
-        } else {
-            out[(*len)++] = *p;
-        }
-    }
-}
-
-/*
- * Split a line into arguments. Returns the count and sets *argvp and
- * *lensp (both owned by the caller), or -1 on unbalanced quotes. An
- * argument is never longer than the line, which sizes its buffer.
- */
-static int
-cfg_split_line(const char *p, char ***argvp, size_t **lensp)
-{
-    size_t linelen = strlen(p), *lens = NULL;
-    char **argv = NULL;
-    int argc = 0;
-
-    for (;;) {
-        char *tok;
-        size_t len = 0;
-
-        while (*p != '\0' && isspace((unsigned char)*p))
-            p++;
-        if (*p == '\0')
-            break;
-        tok = cfg_xrealloc(NULL, linelen + 1);
-        while (*p != '\0' && strchr(" \n\r\t", *p) == NULL) {
-            char ch = *p++;
-            if (ch != '"' && ch != '\'') {
-                tok[len++] = ch;
-            } else if (cfg_split_quoted(&p, ch, tok, &len) != 0) {
-                free(tok);
-                cfg_free_words(argv, (size_t)argc);
-                free(lens);
-                return -1;
-            }
-        }
-        tok[len] = '\0';
-        argv = cfg_xrealloc(argv, (size_t)(argc + 1) * sizeof(*argv));
-        lens = cfg_xrealloc(lens, (size_t)(argc + 1) * sizeof(*lens));
-        argv[argc] = tok;
-        lens[argc++] = len;
-    }
-    *argvp = argv;
-    *lensp = lens;
-    return argc;
 }
 
 /* ---- reading files ------------------------------------------------------ */
@@ -1210,112 +916,6 @@ cfg_get(const struct cfg *c, const char *pattern, cfg_emit_fn *emit, void *ud)
         count++;
     }
     return count;
-}
-
-/* One "[...]" class at *pp against ch; advances the pattern past it. */
-static bool
-cfg_glob_class(const char **pp, size_t *plenp, unsigned char ch, bool nocase)
-{
-    const char *p = *pp + 1;
-    size_t plen = *plenp - 1;
-    bool not = plen > 0 && p[0] == '^', match = false;
-
-    if (not ) {
-        p++;
-        plen--;
-    }
-    for (;; p++, plen--) {
-        if (plen >= 2 && p[0] == '\\') {
-            p++;
-            plen--;
-            match |= (unsigned char)p[0] == ch;
-        } else if (plen > 0 && p[0] == ']') {
-            break;
-        } else if (plen == 0) {
-            p--; /* unclosed: stay on the last byte, as Redis */
-            plen++;
-            break;
-        } else if (plen >= 3 && p[1] == '-') {
-            int lo = (unsigned char)p[0], hi = (unsigned char)p[2], x = ch;
-            if (lo > hi) {
-                int t = lo;
-                lo = hi;
-                hi = t;
-            }
-            if (nocase) {
-                lo = tolower(lo);
-                hi = tolower(hi);
-                x = tolower(x);
-            }
-            p += 2;
-            plen -= 2;
-            match |= x >= lo && x <= hi;
-        } else {
-            match |= nocase ? tolower((unsigned char)p[0]) == tolower(ch)
-                            : (unsigned char)p[0] == ch;
-        }
-    }
-    *pp = p;
-    *plenp = plen;
-    return not ? !match : match;
-}
-
-/* Redis util.c stringmatchlen_impl, bounds-checked. */
-static bool
-cfg_glob_impl(const char *p, size_t plen, const char *s, size_t slen,
-              bool nocase, bool *skip)
-{
-    while (plen > 0 && slen > 0) {
-        unsigned char pc = (unsigned char)p[0], sc = (unsigned char)s[0];
-
-        if (pc == '*') {
-            while (plen >= 2 && p[1] == '*') {
-                p++;
-                plen--;
-            }
-            if (plen == 1)
-                return true;
-            for (; slen > 0; s++, slen--) {
-                if (cfg_glob_impl(p + 1, plen - 1, s, slen, nocase, skip))
-                    return true;
-                if (*skip)
-                    return false;
-            }
-            *skip = true;
-            return false;
-        } else if (pc == '[') {
-            if (!cfg_glob_class(&p, &plen, sc, nocase))
-                return false;
-        } else if (pc != '?') {
-            if (pc == '\\' && plen >= 2) {
-                p++;
-                plen--;
-                pc = (unsigned char)p[0];
-            }
-            if (nocase ? tolower(pc) != tolower(sc) : pc != sc)
-                return false;
-        }
-        s++;
-        slen--;
-        p++;
-        plen--;
-        if (slen == 0) {
-            while (plen > 0 && *p == '*') {
-                p++;
-                plen--;
-            }
-        }
-    }
-    return plen == 0 && slen == 0;
-}
-
-bool
-cfg_glob_match(const char *pattern, size_t plen, const char *s, size_t slen,
-               bool nocase)
-{
-    bool skip = false;
-
-    return cfg_glob_impl(pattern, plen, s, slen, nocase, &skip);
 }
 
 int
