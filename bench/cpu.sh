@@ -3,12 +3,15 @@
 # client GET, Redis direct vs through bulwark (batch-mode pipeline and mget)
 # vs twemproxy when installed, with redis-benchmark -t get -r 100000 on a
 # 100k-key keyspace where every key exists. Also prints throughput.
-# Usage: bench/cpu.sh [requests] ; env CLIENTS (200), PIPES ("1 16").
+# Usage: bench/cpu.sh [requests] ; env CLIENTS (200), PIPES ("1 16"),
+#        PRESENT (percent of the 100k keys that exist, 100; 10 = the
+#        penetration workload where 90% of the keys read are absent).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 N=${1:-400000}
 CLIENTS=${CLIENTS:-200}
 PIPES=${PIPES:-1 16}
+PRESENT=${PRESENT:-100}
 BIN=${BULWARK_BIN:-./bulwark}
 dir=$(mktemp -d /tmp/bulwark-cpu.XXXXXX)
 pids=()
@@ -27,8 +30,11 @@ rport=$(free_port)
 redis-server --port "$rport" --bind 127.0.0.1 --save '' --appendonly no --dir "$dir" \
     --daemonize no --logfile "$dir/redis.log" & pids+=($!)
 wait_port "$rport"
-# every key redis-benchmark -r 100000 can name: key:000000000000 .. key:000000099999
-for i in $(seq 0 99999); do printf 'SET key:%012d v%d\n' "$i" "$i"; done | redis-cli -p "$rport" --pipe >/dev/null
+# the keys redis-benchmark -r 100000 can name: key:000000000000 .. key:000000099999
+# (every one, or every (100/PRESENT)-th)
+step=$((100 / PRESENT))
+for i in $(seq 0 "$step" 99999); do printf 'SET key:%012d v%d\n' "$i" "$i"; done |
+    redis-cli -p "$rport" --pipe >/dev/null
 targets=("redis:$rport")
 for mode in pipeline mget; do
     p=$(free_port)

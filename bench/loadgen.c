@@ -353,15 +353,37 @@ key_draw(struct lg *lg)
     }
 }
 
+/* Decimal digits of v at p (no NUL); returns their count. No printf: this
+ * runs twice per request and must not cost more than redis-benchmark's
+ * pre-formatted buffers. */
+static size_t
+put_uint(char *p, uint64_t v)
+{
+    char tmp[20];
+    size_t n = 0;
+
+    do {
+        tmp[n++] = (char)('0' + v % 10);
+        v /= 10;
+    } while (v != 0);
+    for (size_t i = 0; i < n; i++) {
+        p[i] = tmp[n - 1 - i];
+    }
+    return n;
+}
+
 /* Append "$len\r\nbytes\r\n" at p; returns the bytes written. */
 static size_t
 put_bulk(char *p, const char *s, size_t len)
 {
-    int n = sprintf(p, "$%zu\r\n", len);
+    size_t n = 1;
 
-    memcpy(p + n, s, len);
-    memcpy(p + n + len, "\r\n", 2);
-    return (size_t)n + len + 2;
+    p[0] = '$';
+    n += put_uint(p + 1, len);
+    memcpy(p + n, "\r\n", 2);
+    memcpy(p + n + 2, s, len);
+    memcpy(p + n + 2 + len, "\r\n", 2);
+    return n + len + 4;
 }
 
 /* Key text of index k (prefix + 12 digits, as redis-benchmark -r writes
@@ -390,7 +412,8 @@ cmd_get(struct lg *lg, uint32_t k, bool absent)
     char key[LG_PREFIX_MAX + 32];
     size_t klen = key_text(lg, key, k, absent), n;
 
-    n = (size_t)sprintf(lg->cmd, "*2\r\n$3\r\nGET\r\n");
+    n = sizeof("*2\r\n$3\r\nGET\r\n") - 1;
+    memcpy(lg->cmd, "*2\r\n$3\r\nGET\r\n", n);
     return n + put_bulk(lg->cmd + n, key, klen);
 }
 
@@ -398,16 +421,17 @@ cmd_get(struct lg *lg, uint32_t k, bool absent)
 static size_t
 cmd_set(struct lg *lg, uint32_t k, unsigned ttl_s)
 {
-    char key[LG_PREFIX_MAX + 32], ttl[16];
+    char key[LG_PREFIX_MAX + 32], ttl[24];
     size_t klen = key_text(lg, key, k, false), n;
 
-    n = (size_t)sprintf(lg->cmd, "*%d\r\n$3\r\nSET\r\n", ttl_s ? 5 : 3);
+    n = sizeof("*3\r\n$3\r\nSET\r\n") - 1;
+    memcpy(lg->cmd, ttl_s ? "*5\r\n$3\r\nSET\r\n" : "*3\r\n$3\r\nSET\r\n", n);
     n += put_bulk(lg->cmd + n, key, klen);
     n += put_bulk(lg->cmd + n, lg->value, lg->o.value_size);
     if (ttl_s) {
-        int tlen = sprintf(ttl, "%u", ttl_s);
+        size_t tlen = put_uint(ttl, ttl_s);
         n += put_bulk(lg->cmd + n, "EX", 2);
-        n += put_bulk(lg->cmd + n, ttl, (size_t)tlen);
+        n += put_bulk(lg->cmd + n, ttl, tlen);
     }
     return n;
 }

@@ -7,27 +7,31 @@
 #
 # Usage: bench/run.sh [rounds]            (make bench runs it with 3 rounds)
 # Environment (defaults sized for < 15 minutes on 2 cores):
-#   RB_N1=100000 RB_N16=400000  redis-benchmark requests per test at -P 1 / -P 16
+#   RB_N1=60000 RB_N16=300000   redis-benchmark requests per test at -P 1 / -P 16
 #   RB_CLIENTS="50 500" RB_PIPES="1 16" RB_TESTS=get,set,mget,incr
-#   LG_SECS=4       seconds per loadgen workload (50 connections)
+#   LG_SECS=3       seconds per loadgen workload (50 connections)
 #   KEYS=100000 VALUE=100       key space (prefilled) and value bytes
-#   AV_KEYS=5000 AV_TTL=20 AV_SECS=24 AV_DB_MS=5   avalanche scenario
+#   AV_KEYS=5000 AV_TTL=20 AV_SECS=23 AV_DB_MS=5   avalanche scenario
+#   AG_N1=150000 AG_N16=900000  GETs per agreement run (loadgen and
+#                               redis-benchmark back to back on Redis, -c 50)
 #   BULWARK_BIN=./bulwark LOADGEN_BIN=bench/loadgen
 set -euo pipefail
 cd "$(dirname "$0")/.."
 ROUNDS=${1:-3}
-RB_N1=${RB_N1:-100000}
-RB_N16=${RB_N16:-400000}
+RB_N1=${RB_N1:-60000}
+RB_N16=${RB_N16:-300000}
 RB_CLIENTS=${RB_CLIENTS:-50 500}
 RB_PIPES=${RB_PIPES:-1 16}
 RB_TESTS=${RB_TESTS:-get,set,mget,incr}
-LG_SECS=${LG_SECS:-4}
+LG_SECS=${LG_SECS:-3}
 KEYS=${KEYS:-100000}
 VALUE=${VALUE:-100}
 AV_KEYS=${AV_KEYS:-5000}
 AV_TTL=${AV_TTL:-20}
-AV_SECS=${AV_SECS:-24}
+AV_SECS=${AV_SECS:-23}
 AV_DB_MS=${AV_DB_MS:-5}
+AG_N1=${AG_N1:-150000}
+AG_N16=${AG_N16:-900000}
 BIN=${BULWARK_BIN:-./bulwark}
 LG=${LOADGEN_BIN:-bench/loadgen}
 RUN_TIMEOUT=120 # seconds any single benchmark command may take
@@ -82,9 +86,16 @@ bench:
   servers:
    - 127.0.0.1:$rport:1
 YML
-    nutcracker -c "$dir/nutcracker.yml" -o "$dir/nutcracker.log" & pids+=($!)
+    # its own stats port too: the default 22222 may be taken, and then it exits
+    nutcracker -c "$dir/nutcracker.yml" -o "$dir/nutcracker.log" -a 127.0.0.1 \
+        -s "$(free_port)" & pids+=($!)
     for _ in $(seq 100); do redis-cli -p "$tport" get probe >/dev/null 2>&1 && break; sleep 0.05; done
-    targets+=("twemproxy:$tport")
+    if redis-cli -p "$tport" get probe >/dev/null 2>&1; then
+        targets+=("twemproxy:$tport")
+    else
+        echo "run.sh: nutcracker did not answer (see below); going on without it" >&2
+        tail -n 3 "$dir/nutcracker.log" >&2
+    fi
 fi
 names=()
 for t in "${targets[@]}"; do names+=("${t%%:*}"); done
@@ -116,8 +127,14 @@ rb_parse() { # name clients pipe < csv
         add "rb $test|$2|$3|$1|req/s" "$rps"
     done
 }
+# A target that died is skipped (and said so) rather than timed out run by run.
+alive() { # name port
+    redis-cli -p "$2" get probe >/dev/null 2>&1 && return 0
+    echo "run.sh: $1 (port $2) does not answer; skipping its runs" >&2; return 1
+}
 run_rb() { # name port clients pipe
     local n=$RB_N1
+    alive "$1" "$2" || return 0
     [[ $4 == 1 ]] || n=$RB_N16
     local args=(-p "$2" -n "$n" -c "$3" -P "$4" -r "$KEYS" -d "$VALUE" --csv -q)
     if [[ -n $rb_tests ]]; then
@@ -134,6 +151,7 @@ run_rb() { # name port clients pipe
 run_lg() { # row name port clients pipe args...
     local row=$1 name=$2 port=$3 c=$4 p=$5 line kv
     shift 5
+    alive "$name" "$port" || return 0
     line=$(timeout "$RUN_TIMEOUT" "$LG" -p "$port" --redis "127.0.0.1:$rport" -c "$c" -P "$p" \
                "$@" 2>>"$dir/loadgen.err" | tee -a "$dir/loadgen.out" | grep '^RESULT' || true)
     [[ -n $line ]] || { echo "run.sh: loadgen $row on $name failed" >&2; return 0; }
@@ -166,6 +184,28 @@ run_av() { # round label name port
     timeline["$2|$3"]=$out
 }
 
+# Agreement: the same GETs (count, keys, -c 50, -P p) from redis-benchmark
+# and from loadgen on Redis direct, back to back, the order alternating by
+# round, so that load from elsewhere on the machine hits both alike.
+run_agree() { # round pipe
+    local n=$AG_N1 rb lg order
+    [[ $2 == 1 ]] || n=$AG_N16
+    order="rb lg"; (( $1 % 2 )) || order="lg rb"
+    for tool in $order; do
+        if [[ $tool == rb ]]; then
+            rb=$(timeout "$RUN_TIMEOUT" redis-benchmark -p "$rport" -t get -n "$n" -c 50 -P "$2" \
+                     -r "$KEYS" -d "$VALUE" --csv -q 2>/dev/null |
+                 awk -F, '/"GET"/ {gsub(/"/, "", $2); print $2}' || true)
+        else
+            lg=$(timeout "$RUN_TIMEOUT" "$LG" -p "$rport" -n "$n" -c 50 -P "$2" -k "$KEYS" \
+                     2>>"$dir/loadgen.err" | sed -n 's/^RESULT rps=\([0-9.]*\) .*/\1/p' || true)
+        fi
+    done
+    [[ -n $rb && -n $lg ]] || { echo "run.sh: agreement run -P $2 failed" >&2; return 0; }
+    add "agree|$2|rb" "$rb"; add "agree|$2|lg" "$lg"
+    add "agree|$2|ratio" "$(awk -v a="$lg" -v b="$rb" 'BEGIN {printf "%.4f", a / b}')"
+}
+
 lg_rows=("uniform|50|1|--dist uniform" "uniform|50|16|--dist uniform"
          "zipf 0.99|50|1|--dist zipf:0.99" "90% absent|50|1|--dist uniform --absent 0.9")
 
@@ -176,6 +216,9 @@ for round in $(seq "$ROUNDS"); do
             for t in "${targets[@]}"; do run_rb "${t%%:*}" "${t##*:}" "$c" "$p"; done
         done
     done
+    echo "bench:   loadgen vs redis-benchmark ($(( $(date +%s) - started )) s)" >&2
+    for p in 1 16; do run_agree "$round" "$p"; done
+    echo "bench:   loadgen workloads ($(( $(date +%s) - started )) s)" >&2
     for spec in "${lg_rows[@]}"; do
         IFS='|' read -r row c p args <<< "$spec"
         for t in "${targets[@]}"; do
@@ -185,6 +228,7 @@ for round in $(seq "$ROUNDS"); do
         done
     done
     # Jitter is bulwark's: Redis direct is the baseline of both rows.
+    echo "bench:   avalanche ($(( $(date +%s) - started )) s)" >&2
     run_av "$round" "jitter 0" redis "$rport"
     set_jitter 0
     run_av "$round" "jitter 0" bulwark "$bport"
@@ -229,7 +273,6 @@ done
 for row in "avalanche jitter 0" "avalanche jitter 10%"; do
     rows+=("lg $row|50|4|peak DB loads/s" "lg $row|50|4|DB loads")
 done
-declare -A med
 for r in "${rows[@]}"; do
     IFS='|' read -r row c p m <<< "$r"
     base=$(echo "${res["$row|$c|$p|redis|$m"]-}" | median)
@@ -238,7 +281,6 @@ for r in "${rows[@]}"; do
     line="| $label | $c | $p | $m |"
     for n in "${names[@]}"; do
         v=$(echo "${res["$row|$c|$p|$n|$m"]-}" | median)
-        med["$row|$c|$p|$n|$m"]=$v
         if [[ $row == "lg avalanche"* && $n == twemproxy ]]; then v=""; fi
         line+=" $(fmt "$v" "$m") |"
         [[ $n == redis ]] || line+=" $(ratio "$v" "$base") |"
@@ -248,13 +290,14 @@ done
 
 # ---- agreement and avalanche timelines -----------------------------------
 echo
-echo "loadgen vs redis-benchmark, GET on Redis direct (medians):"
+echo "loadgen vs redis-benchmark: the same GETs on Redis direct, -c 50, back to back (medians of $ROUNDS):"
 for p in 1 16; do
-    a=${med["lg uniform|50|$p|redis|req/s"]-}
-    b=${med["rb GET|50|$p|redis|req/s"]-}
+    a=$(echo "${res["agree|$p|lg"]-}" | median)
+    b=$(echo "${res["agree|$p|rb"]-}" | median)
+    r=$(echo "${res["agree|$p|ratio"]-}" | median)
     [[ -n $a && -n $b ]] || continue
-    printf '  -c 50 -P %-2s loadgen %.0f req/s, redis-benchmark %.0f req/s, loadgen/redis-benchmark %s\n' \
-        "$p" "$a" "$b" "$(ratio "$a" "$b")"
+    printf '  -P %-2s loadgen %.0f req/s, redis-benchmark %.0f req/s; loadgen/redis-benchmark per pair: %s(median %.3f)\n' \
+        "$p" "$a" "$b" "${res["agree|$p|ratio"]}" "$r"
 done
 echo
 echo "avalanche, last round: database loads per second (keys expire at about ${AV_TTL} s):"

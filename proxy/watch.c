@@ -93,23 +93,30 @@ watch_new_filter(const struct watch *w)
 
 /* ---- loss and reconnect --------------------------------------------------- */
 
+/*
+ * Free both watch connections (never from inside their own callbacks). The
+ * generation moves first, so their pending callbacks, called with NULL
+ * replies while freeing, are recognised as stale.
+ */
+static void
+watch_close_connections(struct watch *w)
+{
+    redisAsyncContext *sub = w->sub, *trk = w->trk;
+    w->gen++;
+    w->sub = w->trk = NULL;
+    if (sub != NULL)
+        redisAsyncFree(sub);
+    if (trk != NULL)
+        redisAsyncFree(trk);
+}
+
 static void
 watch_reset_cb(evutil_socket_t fd, short what, void *arg)
 {
     struct watch *w = arg;
     (void)fd;
     (void)what;
-    w->gen++; /* everything still pending on the old connections is stale */
-    if (w->sub != NULL) {
-        redisAsyncContext *ac = w->sub;
-        w->sub = NULL;
-        redisAsyncFree(ac);
-    }
-    if (w->trk != NULL) {
-        redisAsyncContext *ac = w->trk;
-        w->trk = NULL;
-        redisAsyncFree(ac);
-    }
+    watch_close_connections(w);
     evtimer_del(w->scan_ev);
     bloom_free(w->building);
     w->building = NULL;
@@ -447,17 +454,7 @@ watch_free(struct watch *w)
 {
     if (w == NULL)
         return;
-    w->gen++;
-    if (w->sub != NULL) {
-        redisAsyncContext *ac = w->sub;
-        w->sub = NULL;
-        redisAsyncFree(ac);
-    }
-    if (w->trk != NULL) {
-        redisAsyncContext *ac = w->trk;
-        w->trk = NULL;
-        redisAsyncFree(ac);
-    }
+    watch_close_connections(w);
     event_free(w->retry_ev);
     event_free(w->scan_ev);
     event_free(w->reset_ev);
