@@ -434,8 +434,6 @@ client_handle(struct client *c, const struct resp_request *req)
 
     px->stats.total_commands++;
     c->commands++;
-    snprintf(c->last_cmd, sizeof(c->last_cmd), "%.*s", (int)BW_MIN(req->argv[0].len, 31),
-             req->argv[0].ptr);
     if (c->pin == NULL && req->argv[0].len == 7 && strncasecmp(req->argv[0].ptr, "bulwark", 7) == 0) {
         if (!c->authenticated)
             client_reply_error(c, "NOAUTH Authentication required.");
@@ -457,8 +455,7 @@ client_handle(struct client *c, const struct resp_request *req)
         return;
     }
     const struct cmd_info *ci = client_lookup(c, req, &forward_unknown);
-    if (ci != NULL)
-        snprintf(c->last_cmd, sizeof(c->last_cmd), "%s", ci->fullname);
+    snprintf(c->last_cmd, sizeof(c->last_cmd), "%s", ci != NULL ? ci->fullname : "NULL");
     if (ci == NULL) {
         if (forward_unknown)
             client_forward_request(c, req, NULL, NULL);

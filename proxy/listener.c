@@ -13,6 +13,7 @@
 #include <sys/un.h>
 #include <unistd.h>
 
+#include <event2/event.h>
 #include <event2/listener.h>
 
 #include "proxy/client.h"
@@ -24,6 +25,7 @@
 
 struct listener {
     struct proxy *px;                          /* borrowed */
+    struct event *resume_ev;                   /* re-enables accepting after EMFILE (owned) */
     struct evconnlistener *evl[LISTENER_MAX];  /* owned */
     int nevl;                                  /* entries in evl */
     char *unix_path;                           /* unix socket file (owned), NULL if none */
@@ -88,12 +90,38 @@ listener_accept_cb(struct evconnlistener *evl, evutil_socket_t fd, struct sockad
 }
 
 static void
+listener_resume_cb(evutil_socket_t fd, short what, void *arg)
+{
+    struct listener *l = arg;
+    (void)fd;
+    (void)what;
+    for (int i = 0; i < l->nevl; i++)
+        evconnlistener_enable(l->evl[i]);
+}
+
+/*
+ * accept() failed. Out of file descriptors (EMFILE/ENFILE) the pending
+ * connection stays readable, so accepting would spin: stop for 100 ms
+ * (warning at most once a second) and try again.
+ */
+static void
 listener_error_cb(struct evconnlistener *evl, void *arg)
 {
-    (void)arg;
+    struct listener *l = arg;
+    static uint64_t last_warn_ms;
     int err = EVUTIL_SOCKET_ERROR();
-    log_warn("accept on fd %d failed: %s", (int)evconnlistener_get_fd(evl),
-             evutil_socket_error_to_string(err));
+    uint64_t now = bw_now_ms();
+    if (now - last_warn_ms >= 1000) {
+        log_warn("accept on fd %d failed: %s", (int)evconnlistener_get_fd(evl),
+                 evutil_socket_error_to_string(err));
+        last_warn_ms = now;
+    }
+    if (err == EMFILE || err == ENFILE || err == ENOBUFS || err == ENOMEM) {
+        struct timeval tv = {0, 100 * 1000};
+        for (int i = 0; i < l->nevl; i++)
+            evconnlistener_disable(l->evl[i]);
+        evtimer_add(l->resume_ev, &tv);
+    }
 }
 
 static bool
@@ -169,6 +197,8 @@ listener_new(struct proxy *px, char *err, size_t errlen)
     struct listener *l = bw_calloc(1, sizeof(*l));
     const struct cfg *cfg = &px->cfg;
     l->px = px;
+    l->resume_ev = evtimer_new(px->base, listener_resume_cb, l);
+    BW_ASSERT(l->resume_ev != NULL);
     for (size_t i = 0; cfg->port != 0 && i < cfg->bind_count; i++) {
         if (!listener_add_tcp(l, cfg->bind[i], cfg->port, err, errlen)) {
             listener_free(l);
@@ -199,5 +229,7 @@ listener_free(struct listener *l)
         (void)unlink(l->unix_path);
         bw_free(l->unix_path);
     }
+    if (l->resume_ev != NULL)
+        event_free(l->resume_ev);
     bw_free(l);
 }

@@ -50,8 +50,9 @@ arg_ll(const struct resp_arg *a, long long *out)
         return false;
     memcpy(tmp, a->ptr, a->len);
     tmp[a->len] = '\0';
-    if (isspace((unsigned char)tmp[0]) || (tmp[0] == '0' && a->len > 1) || tmp[0] == '+')
-        return false;
+    if (isspace((unsigned char)tmp[0]) || (tmp[0] == '0' && a->len > 1) || tmp[0] == '+' ||
+        (tmp[0] == '-' && (a->len == 1 || tmp[1] == '0')))
+        return false; /* Redis string2ll: no "+1", "01", "-0", "-" */
     errno = 0;
     long long v = strtoll(tmp, &end, 10);
     if (errno != 0 || *end != '\0')
@@ -94,8 +95,11 @@ static bool
 local_select(struct client *c, const struct resp_request *req)
 {
     long long id;
-    if (!arg_ll(&req->argv[1], &id) || id < INT32_MIN || id > INT32_MAX)
+    if (!arg_ll(&req->argv[1], &id))
         client_reply_error(c, "ERR value is not an integer or out of range");
+    else if (id < INT32_MIN || id > INT32_MAX)
+        client_reply_error(c, "ERR value is out of range, value must between -2147483648 and "
+                              "2147483647");
     else if (id == 0)
         client_reply_status(c, "OK");
     else if (id < 0 || id >= 16)
@@ -112,7 +116,7 @@ local_check_password(struct client *c, const struct resp_arg *user, const struct
 {
     const char *want = client_proxy(c)->cfg.requirepass;
     bool nopass = want == NULL || want[0] == '\0';
-    bool user_ok = user == NULL || arg_is(user, "default");
+    bool user_ok = user == NULL || (user->len == 7 && memcmp(user->ptr, "default", 7) == 0);
     bool pass_ok = nopass || (pass->len == strlen(want) && memcmp(pass->ptr, want, pass->len) == 0);
     if (user_ok && pass_ok) {
         client_set_authenticated(c, true);
@@ -202,7 +206,7 @@ local_hello(struct client *c, const struct resp_request *req)
             name = &req->argv[++j];
         } else {
             client_reply_error(c, "ERR Syntax error in HELLO option '%.*s'",
-                               (int)BW_MIN(req->argv[j].len, 128), req->argv[j].ptr);
+                               (int)BW_MIN(req->argv[j].len, 900), req->argv[j].ptr);
             return true;
         }
     }
@@ -210,9 +214,9 @@ local_hello(struct client *c, const struct resp_request *req)
         return true;
     if (!client_authenticated(c)) {
         client_reply_error(c, "NOAUTH HELLO must be called with the client already "
-                              "authenticated, otherwise the HELLO <proto> AUTH <user> <pass> "
-                              "option can be used to authenticate the client and select the "
-                              "RESP protocol version at the same time");
+                              "authenticated, otherwise the HELLO AUTH <user> <pass> option can "
+                              "be used to authenticate the client and select the RESP protocol "
+                              "version at the same time");
         return true;
     }
     if (name != NULL && !local_setname(c, name))
@@ -538,7 +542,11 @@ local_info_filter(struct client *c, struct evbuffer *reply, size_t len, const ch
                   struct evbuffer *out, void *data)
 {
     struct local_info_want *w = data;
-    (void)err;
+    if (c != NULL && reply == NULL && !w->proxy && !w->upstream && !w->bloom && !w->hotkeys) {
+        evbuffer_add(out, err, strlen(err)); /* only Redis's sections asked: say it failed */
+        bw_free(w);
+        return;
+    }
     if (c != NULL) {
         struct evbuffer *text = evbuffer_new();
         struct reply_node *n = NULL;
@@ -920,6 +928,9 @@ static const struct local_refusal local_refusals[] = {
     {"client|no-evict", LOCAL_NOPROXY}, {"client|no-touch", LOCAL_NOPROXY},
     {"sync", LOCAL_NOPROXY},            {"psync", LOCAL_NOPROXY},
     {"replicaof", LOCAL_NOPROXY},       {"slaveof", LOCAL_NOPROXY},
+    /* REPLCONF ACK/GETACK get no reply at all: on a shared connection that
+     * would hand every later reply to the wrong client. */
+    {"replconf", LOCAL_NOPROXY},
 };
 
 /* Find "name" or "container|sub" in t for update; NULL when absent. */

@@ -10,6 +10,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -234,6 +235,35 @@ main_add_signal(struct proxy *px, struct event **ev, int sig)
     BW_ASSERT(*ev != NULL && evsignal_add(*ev, NULL) == 0);
 }
 
+/*
+ * As Redis's adjustOpenFilesLimit: raise RLIMIT_NOFILE to cover maxclients
+ * plus bulwark's own descriptors (listeners, log, the shared upstream and
+ * watch connections: 32 + upstream-connections + 2, Redis's reserve of 32);
+ * if the system refuses, lower maxclients to what fits, with a warning.
+ * Pinned connections share the clients' budget: each belongs to a client.
+ */
+static void
+main_adjust_open_files(struct cfg *cfg)
+{
+    struct rlimit rl;
+    rlim_t reserve = 32 + (rlim_t)cfg->upstream_connections + 2;
+    rlim_t want = (rlim_t)cfg->maxclients + reserve;
+    if (getrlimit(RLIMIT_NOFILE, &rl) != 0 || rl.rlim_cur >= want)
+        return;
+    struct rlimit up = {want, rl.rlim_max > want ? rl.rlim_max : want};
+    if (setrlimit(RLIMIT_NOFILE, &up) == 0)
+        return;
+    up.rlim_cur = rl.rlim_max; /* as much as allowed */
+    if (rl.rlim_max > rl.rlim_cur && setrlimit(RLIMIT_NOFILE, &up) == 0)
+        rl.rlim_cur = rl.rlim_max;
+    int fit = rl.rlim_cur > reserve + 1 ? (int)(rl.rlim_cur - reserve) : 1;
+    if (fit < cfg->maxclients) {
+        log_warn("open files limit is %llu: maxclients lowered from %d to %d",
+                 (unsigned long long)rl.rlim_cur, cfg->maxclients, fit);
+        cfg->maxclients = fit;
+    }
+}
+
 static void
 main_cleanup(struct proxy *px)
 {
@@ -284,6 +314,7 @@ main(int argc, char **argv)
         fprintf(stderr, "bulwark: cannot open logfile %s: %s\n", px.cfg.logfile, strerror(errno));
         return 1;
     }
+    main_adjust_open_files(&px.cfg);
     if (px.cfg.daemonize)
         main_daemonize();
     if (px.cfg.pidfile != NULL && px.cfg.pidfile[0] != '\0')

@@ -54,7 +54,8 @@ struct upstream_conn {
     struct upstream_req_list pending;    /* requests in flight (owned), FIFO */
     uint64_t inflight;                   /* entries in pending */
     struct reply_scan scan;              /* scanner of the reply at the head */
-    size_t scanned;                      /* input bytes already fed to scan */
+    struct evbuffer *acc;                /* bytes of the reply being read, scanned (owned) */
+    uint64_t last_read_us;               /* last time bytes arrived, µs (timeouts count from it) */
     struct event *retry_ev;              /* reconnect timer (owned) */
     uint64_t backoff_ms;                 /* next reconnect delay, ms */
     uint64_t connect_started_ms;         /* when CONNECTING began, ms */
@@ -193,33 +194,29 @@ upstream_dispatch(struct upstream_conn *u, struct evbuffer *in, size_t len)
 }
 
 /*
- * Feed unscanned input to the scanner. Returns 1 when a reply is complete
- * (its length in u->scan.consumed), 0 when more input is needed, -1 on a
- * protocol error.
+ * Feed the input to the scanner, from its first byte (bytes scanned before
+ * were moved to u->acc, so no byte is scanned twice and no offset walk is
+ * needed: evbuffer_ptr_set walks the chains, which made big replies
+ * quadratic). Returns 1 when a reply ended (*used: its bytes still in in),
+ * 0 when all of in was used and more is needed, -1 on a protocol error.
  */
 static int
-upstream_scan(struct upstream_conn *u, struct evbuffer *in)
+upstream_scan(struct upstream_conn *u, struct evbuffer *in, size_t *used_in)
 {
-    size_t avail = evbuffer_get_length(in);
-    while (u->scanned < avail) {
-        struct evbuffer_ptr ptr;
-        struct evbuffer_iovec vec[UPSTREAM_PEEK_VECS];
-        if (evbuffer_ptr_set(in, &ptr, u->scanned, EVBUFFER_PTR_SET) != 0)
-            return -1;
-        int n = evbuffer_peek(in, (ev_ssize_t)(avail - u->scanned), &ptr, vec,
-                              UPSTREAM_PEEK_VECS);
-        n = BW_MIN(n, UPSTREAM_PEEK_VECS);
-        for (int i = 0; i < n; i++) {
-            size_t used;
-            int rc = reply_scan_feed(&u->scan, vec[i].iov_base, vec[i].iov_len, &used);
-            u->scanned += used;
-            if (rc == REPLY_DONE)
-                return 1;
-            if (rc == REPLY_ERR)
-                return -1;
-        }
+    struct evbuffer_iovec stackv[UPSTREAM_PEEK_VECS];
+    int n = evbuffer_peek(in, -1, NULL, NULL, 0), rc = 0;
+    struct evbuffer_iovec *vec = n <= UPSTREAM_PEEK_VECS ? stackv : bw_malloc(sizeof(*vec) * (size_t)n);
+    n = evbuffer_peek(in, -1, NULL, vec, n);
+    *used_in = 0;
+    for (int i = 0; i < n && rc == 0; i++) {
+        size_t used;
+        int r = reply_scan_feed(&u->scan, vec[i].iov_base, vec[i].iov_len, &used);
+        *used_in += used;
+        rc = r == REPLY_DONE ? 1 : r == REPLY_ERR ? -1 : 0;
     }
-    return 0;
+    if (vec != stackv)
+        bw_free(vec);
+    return rc;
 }
 
 static void
@@ -228,28 +225,36 @@ upstream_read_cb(struct bufferevent *bev, void *arg)
     struct upstream_conn *u = arg;
     struct evbuffer *in = bufferevent_get_input(bev);
 
-    while (u->bev == bev) {
-        int rc = upstream_scan(u, in);
-        if (rc == 0)
+    u->last_read_us = bw_now_us();
+    while (u->bev == bev && evbuffer_get_length(in) > 0) {
+        size_t used;
+        int rc = upstream_scan(u, in, &used);
+        if (rc == 0) { /* a reply in the making: park its bytes */
+            evbuffer_remove_buffer(in, u->acc, used);
             return;
+        }
         bool raw = STAILQ_EMPTY(&u->pending) && u->pinned && u->owner != NULL;
         if (rc < 0 || (STAILQ_EMPTY(&u->pending) && !raw)) {
             upstream_fail(u, rc < 0 ? "protocol error in reply" : "unexpected reply", NULL);
             return;
         }
+        struct evbuffer *src = in;
+        if (evbuffer_get_length(u->acc) > 0) {
+            evbuffer_remove_buffer(in, u->acc, used);
+            src = u->acc;
+        }
         size_t len = (size_t)u->scan.consumed;
         reply_scan_reset(&u->scan);
-        u->scanned = 0;
         if (!raw) {
-            upstream_dispatch(u, in, len);
+            upstream_dispatch(u, src, len);
             continue;
         }
-        size_t before = evbuffer_get_length(in);
+        size_t before = evbuffer_get_length(src);
         u->replies++;
-        u->raw_fn(u->owner, in, len);
-        size_t taken = before - evbuffer_get_length(in);
+        u->raw_fn(u->owner, src, len);
+        size_t taken = before - evbuffer_get_length(src);
         if (u->bev == bev && taken < len)
-            evbuffer_drain(in, len - taken);
+            evbuffer_drain(src, len - taken);
     }
 }
 
@@ -469,7 +474,7 @@ upstream_connect(struct upstream_conn *u)
     u->state = UPSTREAM_CONNECTING;
     u->connect_started_ms = bw_now_ms();
     reply_scan_reset(&u->scan);
-    u->scanned = 0;
+    evbuffer_drain(u->acc, evbuffer_get_length(u->acc));
     if (bufferevent_socket_connect(u->bev, (struct sockaddr *)&ss, sslen) != 0) {
         upstream_fail(u, evutil_socket_error_to_string(EVUTIL_SOCKET_ERROR()), NULL);
         return;
@@ -521,7 +526,8 @@ upstream_pool_new(struct proxy *px, upstream_commands_fn *on_commands)
         STAILQ_INIT(&u->pending);
         u->backoff_ms = UPSTREAM_BACKOFF_MIN_MS;
         u->retry_ev = evtimer_new(px->base, upstream_retry_cb, u);
-        BW_ASSERT(u->retry_ev != NULL);
+        u->acc = evbuffer_new();
+        BW_ASSERT(u->retry_ev != NULL && u->acc != NULL);
         snprintf(u->last_error, sizeof(u->last_error), "not connected yet");
         snprintf(u->down_reply, sizeof(u->down_reply),
                  "-ERR upstream %s unavailable: not connected yet\r\n", pool->addr);
@@ -544,6 +550,7 @@ upstream_pool_free(struct upstream_pool *pool)
         u->state = UPSTREAM_DOWN;
         upstream_fail_pending(u, "-ERR bulwark is shutting down\r\n");
         event_free(u->retry_ev);
+        evbuffer_free(u->acc);
         bw_free(u);
     }
     for (int i = 0; i < pool->nconns; i++) {
@@ -558,6 +565,7 @@ upstream_pool_free(struct upstream_pool *pool)
         u->state = UPSTREAM_DOWN;
         upstream_fail_pending(u, err);
         event_free(u->retry_ev);
+        evbuffer_free(u->acc);
     }
     bw_free(pool->conns);
     bw_free(pool);
@@ -649,8 +657,10 @@ upstream_pool_cron(struct upstream_pool *pool, uint64_t now_ms)
         struct upstream_req *head = STAILQ_FIRST(&u->pending);
         if (u->state != UPSTREAM_UP || head == NULL || cfg->upstream_timeout_ms == 0)
             continue;
-        uint64_t now_us = bw_now_us();
-        if (now_us > head->sent_us && now_us - head->sent_us > cfg->upstream_timeout_ms * 1000) {
+        /* A reply still streaming in is progress: count from the later of
+         * the head's send and the last bytes received. */
+        uint64_t now_us = bw_now_us(), since = BW_MAX(head->sent_us, u->last_read_us);
+        if (now_us > since && now_us - since > cfg->upstream_timeout_ms * 1000) {
             u->timeouts++;
             snprintf(reason, sizeof(reason), "request timed out after %llu ms",
                      (unsigned long long)cfg->upstream_timeout_ms);
@@ -670,6 +680,7 @@ upstream_pinned_free_cb(evutil_socket_t fd, short what, void *arg)
     (void)fd;
     (void)what;
     event_free(u->retry_ev);
+    evbuffer_free(u->acc);
     bw_free(u);
 }
 
@@ -730,7 +741,8 @@ upstream_pinned_acquire(struct upstream_pool *pool, void *owner, upstream_raw_fn
         STAILQ_INIT(&u->pending);
         u->backoff_ms = UPSTREAM_BACKOFF_MIN_MS;
         u->retry_ev = evtimer_new(px->base, upstream_retry_cb, u);
-        BW_ASSERT(u->retry_ev != NULL);
+        u->acc = evbuffer_new();
+        BW_ASSERT(u->retry_ev != NULL && u->acc != NULL);
         pool->npinned++;
         pool->pinned_peak = BW_MAX(pool->pinned_peak, (uint64_t)pool->npinned);
         upstream_connect(u);
