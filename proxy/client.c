@@ -85,6 +85,8 @@ static void client_pinned_request(struct client *c, const struct cmd_info *ci,
 static void client_pinned_refuse(struct client *c, const struct resp_request *req,
                                  const char *why);
 static bool client_may_pin(const struct client *c, const struct resp_request *req);
+static bool client_pinned_is_local(const struct resp_request *req);
+static void client_handle(struct client *c, const struct resp_request *req);
 
 /* ---- reply slots ---------------------------------------------------------- */
 
@@ -443,6 +445,37 @@ client_handle(struct client *c, const struct resp_request *req)
     }
     if (c->pin != NULL) { /* Redis judges everything, unknown commands included */
         const struct cmd_info *pci = cmd_lookup(px->cmds, req->argv[0].ptr, req->argv[0].len);
+        bool denied = client_is_denied(px, req->argv[0].ptr, req->argv[0].len);
+        bool select_n = req->argv[0].len == 6 && strncasecmp(req->argv[0].ptr, "select", 6) == 0 &&
+                        client_pinned_is_local(req);
+        if (pinned_in_multi(c->pin) && (denied || select_n)) {
+            char err[256];
+            if (denied)
+                snprintf(err, sizeof(err),
+                         "-ERR command '%.*s' is disabled in bulwark (deny-commands)\r\n",
+                         (int)BW_MIN(req->argv[0].len, 128), req->argv[0].ptr);
+            else
+                snprintf(err, sizeof(err), "-ERR %.*s inside MULTI is not supported by bulwark\r\n",
+                         (int)BW_MIN(req->argv[0].len, 32), req->argv[0].ptr);
+            pinned_refuse_in_multi(c->pin, err);
+            return;
+        }
+        bool local = denied ||
+                     (!c->authenticated && (pci == NULL || !(pci->flags & CMD_NO_AUTH))) ||
+                     (client_pinned_is_local(req) && !pinned_in_multi(c->pin));
+        if (local && pinned_idle(c->pin)) {
+            /* Nothing is due on the dedicated connection: bulwark's own
+             * reply (its CLIENT name/id, a refusal) can go in between. */
+            c->pin_slot->ready = true;
+            c->pin_slot = NULL;
+            client_flush(c);
+            struct pinned *keep = c->pin;
+            c->pin = NULL;
+            client_handle(c, req);
+            c->pin = keep;
+            c->pin_slot = client_slot_new(c);
+            return;
+        }
         if (client_is_denied(px, req->argv[0].ptr, req->argv[0].len)) {
             client_pinned_refuse(c, req, "command is disabled in bulwark (deny-commands)");
             return;
@@ -604,10 +637,24 @@ client_pinned_lost(struct client *c, const char *reason)
 {
     log_verbose("client id=%llu addr=%s: dedicated upstream connection lost: %s",
                 (unsigned long long)c->id, c->addr, reason);
+    uint64_t due = pinned_outstanding(c->pin);
+    bool stream = due == 0 && !pinned_idle(c->pin); /* pub/sub: no count to answer */
+    struct client_slot *s = c->pin_slot;
     pinned_free(c->pin);
     c->pin = NULL;
-    c->pin_slot->ready = true;
     c->pin_slot = NULL;
+    if (!stream) { /* each request still due gets the error a shared one would */
+        if (s->buf == NULL && due > 0 && TAILQ_FIRST(&c->slots) != s)
+            s->buf = evbuffer_new();
+        struct evbuffer *out = TAILQ_FIRST(&c->slots) == s ? bufferevent_get_output(c->bev) : s->buf;
+        for (uint64_t i = 0; i < due; i++)
+            evbuffer_add_printf(out, "-ERR upstream %s:%d unavailable: %s\r\n",
+                                c->px->cfg.upstream_host, c->px->cfg.upstream_port, reason);
+        s->ready = true;
+        client_flush(c);
+        return;
+    }
+    s->ready = true;
     if (c->state == CLIENT_ACTIVE) {
         c->state = CLIENT_DRAINING;
         bufferevent_disable(c->bev, EV_READ);
@@ -629,6 +676,27 @@ client_protocol_error(struct client *c)
     c->px->stats.protocol_errors++;
     client_reply_raw(c, err, strlen(err));
     client_close_after_reply(c);
+}
+
+/*
+ * Requests a pinned client gets from bulwark itself when nothing is due on
+ * its connection: CLIENT SETNAME/GETNAME/ID/INFO/LIST (bulwark's view of the
+ * client) and SELECT of another database (refused as always).
+ */
+static bool
+client_pinned_is_local(const struct resp_request *req)
+{
+    const struct resp_arg *a = &req->argv[0];
+    if (a->len == 6 && strncasecmp(a->ptr, "select", 6) == 0)
+        return !(req->argc == 2 && req->argv[1].len == 1 && req->argv[1].ptr[0] == '0');
+    if (a->len != 6 || strncasecmp(a->ptr, "client", 6) != 0 || req->argc < 2)
+        return false;
+    static const char *const subs[] = {"setname", "getname", "id", "info", "list"};
+    for (size_t i = 0; i < BW_ARRAY_LEN(subs); i++)
+        if (req->argv[1].len == strlen(subs[i]) &&
+            strncasecmp(req->argv[1].ptr, subs[i], req->argv[1].len) == 0)
+            return true;
+    return false;
 }
 
 /*

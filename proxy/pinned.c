@@ -23,7 +23,14 @@ struct pinned {
     bool sticky;               /* MONITOR or CLIENT REPLY: pinned until disconnect */
     int64_t subs;              /* channels + patterns subscribed, from the replies */
     int64_t ssubs;             /* shard channels subscribed, from the replies */
-    bool marker_out;           /* an unpin marker PING is in flight */
+    bool pubsub;               /* a (P|S)(UN)SUBSCRIBE was sent: replies no longer
+                                  match requests one to one, unpin by marker */
+    uint64_t outstanding;      /* requests whose reply is due (outside pubsub) */
+    uint64_t replies;          /* replies received (outside pubsub) */
+    uint64_t auth_reply;       /* number of the reply that answers an AUTH, 0: none */
+    uint64_t swap_reply;       /* number of the reply to replace with swap_text, 0: none */
+    char swap_text[256];       /* bulwark's error for a request refused inside MULTI */
+    bool marker_out;           /* an unpin marker PING is in flight (pubsub) */
     char marker[48];           /* its argument, "bulwark-unpin-<n>" */
     uint64_t sent_after;       /* client requests sent after the marker */
     uint64_t seq;              /* markers sent */
@@ -88,7 +95,7 @@ static void
 pinned_maybe_marker(struct pinned *p)
 {
     char cmd[96];
-    if (!pinned_clean(p) || p->marker_out || p->up == NULL)
+    if (!p->pubsub || !pinned_clean(p) || p->marker_out || p->up == NULL)
         return;
     snprintf(p->marker, sizeof(p->marker), "bulwark-unpin-%llu", (unsigned long long)++p->seq);
     int n = snprintf(cmd, sizeof(cmd), "*2\r\n$4\r\nPING\r\n$%zu\r\n%s\r\n", strlen(p->marker),
@@ -150,9 +157,34 @@ pinned_raw_cb(void *owner, struct evbuffer *reply, size_t len)
         pinned_maybe_marker(p);
         return;
     }
+    if (!p->pubsub) {
+        p->replies++;
+        if (p->outstanding > 0)
+            p->outstanding--;
+        if (p->swap_reply != 0 && p->replies == p->swap_reply) {
+            p->swap_reply = 0; /* Redis's unknown-command error: show ours */
+            evbuffer_drain(reply, len);
+            reply = evbuffer_new();
+            evbuffer_add(reply, p->swap_text, strlen(p->swap_text));
+            len = strlen(p->swap_text);
+            bool alive = client_pinned_deliver(p->c, reply, len);
+            evbuffer_free(reply);
+            if (alive)
+                pinned_maybe_marker(p);
+            return;
+        }
+        if (p->auth_reply != 0 && p->replies == p->auth_reply) {
+            p->auth_reply = 0; /* the connection is the ACL user's only if AUTH passed */
+            p->sticky = p->sticky || (len == 5 && memcmp(r, "+OK\r\n", 5) == 0);
+        }
+    }
     pinned_track_reply(p, r, len);
     if (!client_pinned_deliver(p->c, reply, len))
         return; /* the client was closed (output limit): p is gone */
+    if (!p->pubsub && p->outstanding == 0 && pinned_clean(p)) {
+        client_unpin(p->c); /* every reply is out and nothing is left: frees p */
+        return;
+    }
     pinned_maybe_marker(p);
 }
 
@@ -201,7 +233,12 @@ pinned_track_request(struct pinned *p, const struct resp_request *req)
                                          arg_is(&req->argv[1], "reply"))) {
         p->sticky = true;
     } else if (arg_is(a, "auth")) {
-        p->sticky = true; /* the connection carries the client's ACL user now */
+        if (!p->pubsub) /* sticky if it passes: see pinned_raw_cb */
+            p->auth_reply = p->replies + p->outstanding;
+    } else if (arg_is(a, "subscribe") || arg_is(a, "psubscribe") || arg_is(a, "ssubscribe") ||
+               arg_is(a, "unsubscribe") || arg_is(a, "punsubscribe") ||
+               arg_is(a, "sunsubscribe")) {
+        p->pubsub = true;
     } else if (arg_is(a, "reset")) {
         p->multi = p->watching = p->sticky = false;
     }
@@ -216,8 +253,42 @@ pinned_forward(struct pinned *p, const struct resp_request *req, const char *cmd
     }
     if (p->marker_out)
         p->sent_after++;
+    p->outstanding++;
     pinned_track_request(p, req);
     pinned_maybe_marker(p);
+}
+
+void
+pinned_refuse_in_multi(struct pinned *p, const char *error_reply)
+{
+    /* An unknown command makes Redis mark the transaction (EXECABORT at
+     * EXEC), as a rejected command does; its reply is replaced by ours. */
+    static const char cmd[] = "*1\r\n$22\r\nbulwark-refused-in-multi\r\n";
+    if (p->up == NULL || upstream_pinned_send(p->up, cmd, sizeof(cmd) - 1) != BW_OK) {
+        client_pinned_lost(p->c, "dedicated upstream connection lost");
+        return;
+    }
+    p->outstanding++;
+    p->swap_reply = p->replies + p->outstanding;
+    snprintf(p->swap_text, sizeof(p->swap_text), "%s", error_reply);
+}
+
+bool
+pinned_idle(const struct pinned *p)
+{
+    return !p->pubsub && p->outstanding == 0;
+}
+
+bool
+pinned_in_multi(const struct pinned *p)
+{
+    return p->multi;
+}
+
+uint64_t
+pinned_outstanding(const struct pinned *p)
+{
+    return p->pubsub ? 0 : p->outstanding;
 }
 
 void

@@ -18,6 +18,7 @@
 
 #include <stdbool.h>
 #include <stddef.h>
+#include <stdint.h>
 
 struct client;
 struct pinned;
@@ -44,6 +45,25 @@ void pinned_forward(struct pinned *p, const struct resp_request *req, const char
  * pool when clean and idle, else closed — and free p.
  */
 void pinned_free(struct pinned *p);
+
+/*
+ * True when every reply of the session is out (outside pub/sub): a reply
+ * bulwark makes itself can be put in between without reordering.
+ */
+bool pinned_idle(const struct pinned *p);
+
+/*
+ * Inside MULTI, a request bulwark refuses: Redis is made to flag the
+ * transaction (EXECABORT) and the client gets error_reply (a whole RESP
+ * error line, copied) in its place, in order.
+ */
+void pinned_refuse_in_multi(struct pinned *p, const char *error_reply);
+
+/* True between MULTI and EXEC/DISCARD. */
+bool pinned_in_multi(const struct pinned *p);
+
+/* Replies still due (0 in pub/sub mode, where they are not counted). */
+uint64_t pinned_outstanding(const struct pinned *p);
 
 /* The unpin marker came back clean: return the connection to the pool, free p. */
 void pinned_free_clean(struct pinned *p);

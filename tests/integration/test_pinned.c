@@ -231,6 +231,35 @@ test_pool_limit(void **state)
     harness_bulwark_stop(b);
 }
 
+/* Requests bulwark refuses inside MULTI abort the transaction, as Redis's own
+ * rejections do, and leave the connection open; a failed AUTH of an ACL user
+ * leaves the client as it was. */
+static void
+test_refusals_inside_a_session(void **state)
+{
+    (void)state;
+    struct harness_conn *c = harness_conn_open(env.bulwark);
+    assert_true(harness_conn_roundtrip(c, "CLIENT SETNAME me\r\n", "+OK\r\n"));
+    assert_true(harness_conn_roundtrip(
+        c, "AUTH not-a-user nopass\r\n",
+        "-WRONGPASS invalid username-password pair or user is disabled.\r\n"));
+    assert_true(harness_conn_roundtrip(c, "CLIENT GETNAME\r\n", "$2\r\nme\r\n"));
+    assert_true(harness_conn_roundtrip(c, "MULTI\r\n", "+OK\r\n"));
+    assert_true(harness_conn_roundtrip(c, "SET refused v\r\n", "+QUEUED\r\n"));
+    assert_true(harness_conn_roundtrip(
+        c, "DEBUG sleep 0\r\n", "-ERR command 'DEBUG' is disabled in bulwark (deny-commands)\r\n"));
+    assert_true(harness_conn_roundtrip(
+        c, "EXEC\r\n", "-EXECABORT Transaction discarded because of previous errors.\r\n"));
+    assert_true(harness_conn_roundtrip(c, "MULTI\r\n", "+OK\r\n"));
+    assert_true(harness_conn_roundtrip(c, "SELECT 1\r\n",
+                                       "-ERR SELECT inside MULTI is not supported by bulwark\r\n"));
+    assert_true(harness_conn_roundtrip(
+        c, "EXEC\r\n", "-EXECABORT Transaction discarded because of previous errors.\r\n"));
+    assert_true(harness_conn_roundtrip(c, "EXISTS refused\r\n", ":0\r\n"));
+    assert_true(harness_conn_roundtrip(c, "PING\r\n", "+PONG\r\n"));
+    harness_conn_close(c);
+}
+
 int
 main(void)
 {
@@ -241,6 +270,7 @@ main(void)
         cmocka_unit_test(test_blocked_clients_get_one_element_each),
         cmocka_unit_test(test_pubsub_through_bulwark),
         cmocka_unit_test(test_pool_limit),
+        cmocka_unit_test(test_refusals_inside_a_session),
     };
     return harness_finish(cmocka_run_group_tests(tests, group_setup, group_teardown));
 }
