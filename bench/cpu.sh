@@ -60,8 +60,9 @@ for P in $PIPES; do
     for t in "${targets[@]}"; do
         name=${t%%:*}; port=${t##*:}
         c0=$(cpu)
-        rps=$(redis-benchmark -p "$port" -t get -r 100000 -n "$N" -c "$CLIENTS" -P "$P" --csv -q 2>/dev/null |
-              awk -F, '/"GET"/ {gsub(/"/, "", $2); print $2}')
+        rps=$(timeout 120 redis-benchmark -p "$port" -t get -r 100000 -n "$N" -c "$CLIENTS" -P "$P" \
+              --csv -q 2>/dev/null | awk -F, '/"GET"/ {gsub(/"/, "", $2); print $2}') || true
+        [ -n "$rps" ] || rps="(no result in 120 s)"
         c1=$(cpu)
         us=$(awk -v a="$c0" -v b="$c1" -v n="$N" 'BEGIN {printf "%.3f", (b - a) * 1e6 / n}')
         [ -z "$base" ] && base=$us

@@ -4,14 +4,16 @@
  * simulated database, and the TTL avalanche scenario; prints throughput,
  * latency percentiles, upstream commands per request and database loads.
  *
- * Model: N connections, each keeping up to P commands in flight (a window,
- * refilled as replies arrive). One slot per in-flight request; in
+ * Model: N connections; each sends P commands, waits for all P replies and
+ * sends the next P, as redis-benchmark -P does (--window instead refills
+ * each of the P places as its reply arrives). One slot per request; in
  * cache-aside mode a slot that reads nil holds a libevent timer for the
  * simulated database load, then SETs the key with EX ttl. The last output
  * line ("RESULT k=v ...") is for scripts (bench/run.sh).
  */
 #include <errno.h>
 #include <getopt.h>
+#include <inttypes.h>
 #include <math.h>
 #include <signal.h>
 #include <stdbool.h>
@@ -70,7 +72,7 @@ struct lg_opts {
     const char *redis_host; /* Redis whose INFO commandstats is diffed, or NULL */
     int redis_port;         /* its port */
     unsigned conns;         /* connections, 1..10000 */
-    unsigned pipeline;      /* commands in flight per connection, 1..1024 */
+    unsigned pipeline;      /* commands per batch per connection, 1..1024 */
     double duration_s;      /* run length, s; 0 = run until requests */
     uint64_t requests;      /* commands to send; 0 = until duration_s */
     uint32_t keys;          /* key space [0, keys) */
@@ -168,8 +170,9 @@ struct lg {
     uint64_t nils;             /* GETs answered nil */
     uint64_t errors;           /* error replies and lost requests */
     uint64_t db_loads;         /* simulated database loads */
+    int64_t upstream_before;   /* commandstats calls at the run start, or -1 */
     uint64_t seq;              /* next key of the sequential distribution */
-    uint64_t rng[4];           /* xoshiro256** state */
+    uint64_t rng;              /* splitmix64 state */
     double *zipf_cdf;          /* owned: o.keys cumulative probabilities */
     struct lg_hist hist;       /* latency of run commands */
     struct lg_tick *ticks;     /* owned: LG_TICKS_MAX ticks */
@@ -179,7 +182,6 @@ struct lg {
     struct event *conn_timer;  /* owned: connect limit */
 };
 
-static void lg_issue(struct lg_slot *s);
 static void lg_start_run(struct lg *lg);
 
 /* ---- small helpers ---------------------------------------------------- */
@@ -205,36 +207,16 @@ xcalloc(size_t n, size_t size)
     return p;
 }
 
-static uint64_t
-rotl(uint64_t x, int k)
-{
-    return (x << k) | (x >> (64 - k));
-}
-
-/* xoshiro256** (Blackman & Vigna 2018), seeded through splitmix64. */
+/* splitmix64 (Steele, Lea & Flood 2014): one word of state, and plenty for
+ * drawing keys. */
 static uint64_t
 rng_next(uint64_t *s)
 {
-    uint64_t result = rotl(s[1] * 5, 7) * 9, t = s[1] << 17;
+    uint64_t z = (*s += UINT64_C(0x9e3779b97f4a7c15));
 
-    s[2] ^= s[0];
-    s[3] ^= s[1];
-    s[1] ^= s[2];
-    s[0] ^= s[3];
-    s[2] ^= t;
-    s[3] = rotl(s[3], 45);
-    return result;
-}
-
-static void
-rng_seed(uint64_t *s, uint64_t seed)
-{
-    for (int i = 0; i < 4; i++) {
-        uint64_t z = (seed += UINT64_C(0x9e3779b97f4a7c15));
-        z = (z ^ (z >> 30)) * UINT64_C(0xbf58476d1ce4e5b9);
-        z = (z ^ (z >> 27)) * UINT64_C(0x94d049bb133111eb);
-        s[i] = z ^ (z >> 31);
-    }
+    z = (z ^ (z >> 30)) * UINT64_C(0xbf58476d1ce4e5b9);
+    z = (z ^ (z >> 27)) * UINT64_C(0x94d049bb133111eb);
+    return z ^ (z >> 31);
 }
 
 /* Uniform double in [0, 1). */
@@ -335,7 +317,7 @@ key_draw(struct lg *lg)
     case LG_SEQUENTIAL:
         return (uint32_t)(lg->seq++ % lg->o.keys);
     case LG_ZIPF: {
-        double u = rng_double(lg->rng);
+        double u = rng_double(&lg->rng);
         uint32_t lo = 0, hi = lg->o.keys - 1;
         while (lo < hi) { /* first rank whose cdf >= u */
             uint32_t mid = lo + (hi - lo) / 2;
@@ -349,7 +331,7 @@ key_draw(struct lg *lg)
     }
     case LG_UNIFORM:
     default:
-        return rng_below(lg->rng, lg->o.keys);
+        return rng_below(&lg->rng, lg->o.keys);
     }
 }
 
@@ -396,7 +378,7 @@ key_text(struct lg *lg, char *out, uint32_t k, bool absent)
     memcpy(out, lg->o.prefix, plen);
     if (absent) {
         return plen + (size_t)sprintf(out + plen, "absent:%016llx",
-                                      (unsigned long long)rng_next(lg->rng));
+                                      (unsigned long long)rng_next(&lg->rng));
     }
     for (int i = 11; i >= 0; i--) {
         out[plen + (size_t)i] = (char)('0' + k % 10);
@@ -506,8 +488,8 @@ slot_issue(struct lg_slot *s)
         return;
     }
     lg->issued++;
-    write = lg->o.write_ratio > 0 && rng_double(lg->rng) < lg->o.write_ratio;
-    s->absent = !write && lg->o.absent > 0 && rng_double(lg->rng) < lg->o.absent;
+    write = lg->o.write_ratio > 0 && rng_double(&lg->rng) < lg->o.write_ratio;
+    s->absent = !write && lg->o.absent > 0 && rng_double(&lg->rng) < lg->o.absent;
     s->key = s->absent ? 0 : key_draw(lg);
     if (write) {
         slot_send(s, cmd_set(lg, s->key, lg->o.ttl_s), LG_SET);
@@ -710,14 +692,10 @@ stop_timer_cb(evutil_socket_t fd, short what, void *arg)
     event_base_loopbreak(lg->base);
 }
 
-static int64_t upstream_before = -1;
-
 static void
 lg_start_run(struct lg *lg)
 {
-    if (lg->o.redis_host) {
-        upstream_before = commandstats_calls(&lg->o);
-    }
+    lg->upstream_before = lg->o.redis_host ? commandstats_calls(&lg->o) : -1;
     lg->phase = LG_RUNNING;
     lg->start_ns = now_ns();
     lg->deadline_ns = UINT64_MAX;
@@ -817,7 +795,7 @@ lg_init(struct lg *lg)
         fprintf(stderr, "loadgen: event_base_new failed\n");
         return -1;
     }
-    rng_seed(lg->rng, lg->o.seed ? lg->o.seed : now_ns() ^ (uint64_t)getpid() << 32);
+    lg->rng = lg->o.seed ? lg->o.seed : now_ns() ^ (uint64_t)getpid() << 32;
     if (lg->o.dist == LG_ZIPF) {
         lg->zipf_cdf = zipf_build(lg->o.keys, lg->o.zipf_s);
     }
@@ -930,20 +908,38 @@ peak_db_loads(const struct lg *lg, unsigned nticks)
     return best;
 }
 
+/* Sum of second sec's ticks (of nticks) into *t. */
+static void
+tick_second(const struct lg *lg, unsigned sec, unsigned nticks, struct lg_tick *t)
+{
+    *t = (struct lg_tick){0};
+    for (unsigned j = sec * 10; j < sec * 10 + 10 && j < nticks; j++) {
+        t->done += lg->ticks[j].done;
+        t->nil += lg->ticks[j].nil;
+        t->db_loads += lg->ticks[j].db_loads;
+    }
+}
+
+/* Per-second rows (--timeline) and the TIMELINE line for scripts. */
 static void
 report_timeline(const struct lg *lg, unsigned nticks)
 {
-    printf("timeline: second, commands/s, nil/s, database loads/s\n");
-    for (unsigned i = 0; i < nticks; i += 10) {
-        uint64_t done = 0, nil = 0, loads = 0;
-        for (unsigned j = i; j < i + 10 && j < nticks; j++) {
-            done += lg->ticks[j].done;
-            nil += lg->ticks[j].nil;
-            loads += lg->ticks[j].db_loads;
+    struct lg_tick t;
+
+    if (lg->o.timeline) {
+        printf("timeline: second, commands/s, nil/s, database loads/s\n");
+        for (unsigned sec = 0; sec * 10 < nticks; sec++) {
+            tick_second(lg, sec, nticks, &t);
+            printf("  %3u  %9" PRIu64 "  %8" PRIu64 "  %8" PRIu64 "\n", sec, t.done, t.nil,
+                   t.db_loads);
         }
-        printf("  %3u  %9llu  %8llu  %8llu\n", i / 10, (unsigned long long)done,
-               (unsigned long long)nil, (unsigned long long)loads);
     }
+    printf("TIMELINE db_loads_per_s=");
+    for (unsigned sec = 0; sec * 10 < nticks; sec++) {
+        tick_second(lg, sec, nticks, &t);
+        printf("%s%" PRIu64, sec ? "," : "", t.db_loads);
+    }
+    printf("\n");
 }
 
 static void
@@ -960,16 +956,14 @@ lg_report(const struct lg *lg, int64_t upstream_after)
     char per_req[32] = "-";
     int64_t up = -1;
 
-    if (upstream_before >= 0 && upstream_after >= 0) {
-        up = upstream_after - upstream_before - 1; /* our first INFO */
+    if (lg->upstream_before >= 0 && upstream_after >= 0) {
+        up = upstream_after - lg->upstream_before - 1; /* our first INFO */
         if (lg->done > 0) {
             snprintf(per_req, sizeof(per_req), "%.3f", (double)up / (double)lg->done);
         }
     }
-    printf("run: %.2f s, %llu commands (GET %llu, SET %llu), nil %llu, errors %llu\n",
-           secs, (unsigned long long)lg->done, (unsigned long long)lg->gets,
-           (unsigned long long)lg->sets, (unsigned long long)lg->nils,
-           (unsigned long long)lg->errors);
+    printf("run: %.2f s, %" PRIu64 " commands (GET %" PRIu64 ", SET %" PRIu64 "), nil %" PRIu64
+           ", errors %" PRIu64 "\n", secs, lg->done, lg->gets, lg->sets, lg->nils, lg->errors);
     printf("throughput: %.0f commands/s\n", rps);
     printf("latency us: p50 %.1f  p99 %.1f  p99.9 %.1f  max %.1f\n", p50, p99, p999,
            (double)lg->hist.max / 1e3);
@@ -977,25 +971,12 @@ lg_report(const struct lg *lg, int64_t upstream_after)
         printf("upstream: %lld commands at %s:%d, %s per client command\n", (long long)up,
                lg->o.redis_host, lg->o.redis_port, per_req);
     }
-    printf("database: %llu loads, %.0f/s, peak %llu/s (any 1 s window)\n",
-           (unsigned long long)lg->db_loads, secs > 0 ? (double)lg->db_loads / secs : 0.0,
-           (unsigned long long)peak);
-    if (lg->o.timeline) {
-        report_timeline(lg, nticks);
-    }
-    printf("TIMELINE db_loads_per_s=");
-    for (unsigned i = 0; i < nticks; i += 10) {
-        uint64_t loads = 0;
-        for (unsigned j = i; j < i + 10 && j < nticks; j++) {
-            loads += lg->ticks[j].db_loads;
-        }
-        printf("%s%llu", i ? "," : "", (unsigned long long)loads);
-    }
-    printf("\nRESULT rps=%.0f p50_us=%.1f p99_us=%.1f p999_us=%.1f upstream_per_req=%s "
-           "db_loads=%llu peak_db_loads_per_s=%llu nil=%llu errors=%llu\n",
-           rps, p50, p99, p999, per_req, (unsigned long long)lg->db_loads,
-           (unsigned long long)peak, (unsigned long long)lg->nils,
-           (unsigned long long)lg->errors);
+    printf("database: %" PRIu64 " loads, %.0f/s, peak %" PRIu64 "/s (any 1 s window)\n",
+           lg->db_loads, secs > 0 ? (double)lg->db_loads / secs : 0.0, peak);
+    report_timeline(lg, nticks);
+    printf("RESULT rps=%.0f p50_us=%.1f p99_us=%.1f p999_us=%.1f upstream_per_req=%s "
+           "db_loads=%" PRIu64 " peak_db_loads_per_s=%" PRIu64 " nil=%" PRIu64 " errors=%" PRIu64
+           "\n", rps, p50, p99, p999, per_req, lg->db_loads, peak, lg->nils, lg->errors);
 }
 
 /* ---- options ------------------------------------------------------------ */
@@ -1009,7 +990,7 @@ usage(FILE *f)
         "  -p, --port PORT         target port (default 6380)\n"
         "      --redis HOST:PORT   Redis whose INFO commandstats counts upstream commands\n"
         "  -c, --conns N           connections (default 50)\n"
-        "  -P, --pipeline N        commands in flight per connection (default 1)\n"
+        "  -P, --pipeline N        commands sent per batch per connection (default 1)\n"
         "  -d, --duration S        run for S seconds (default 5)\n"
         "  -n, --requests N        or send N commands (overrides --duration)\n"
         "  -k, --keys N            key space size (default 100000)\n"
@@ -1063,37 +1044,31 @@ opt_hostport(const char *v, const char **host, int *port)
     *host = h; /* lives until exit */
 }
 
+/* Index of v in words (n of them), or exit 2 naming the choices. */
+static int
+opt_word(const char *name, const char *v, const char *const *words, int n)
+{
+    for (int i = 0; i < n; i++) {
+        if (strcmp(v, words[i]) == 0) {
+            return i;
+        }
+    }
+    fprintf(stderr, "loadgen: --%s: unknown \"%s\"; see --help\n", name, v);
+    exit(2);
+}
+
+/* Names of enum lg_mode and enum lg_dist values, in order. */
+static const char *const mode_names[] = {"plain", "cache-aside", "avalanche"};
+static const char *const dist_names[] = {"uniform", "zipf", "sequential"};
+
 static void
 opt_dist(struct lg_opts *o, const char *v)
 {
-    if (strcmp(v, "uniform") == 0) {
-        o->dist = LG_UNIFORM;
-    } else if (strcmp(v, "sequential") == 0 || strcmp(v, "seq") == 0) {
-        o->dist = LG_SEQUENTIAL;
-    } else if (strncmp(v, "zipf:", 5) == 0) {
+    if (strncmp(v, "zipf:", 5) == 0) {
         o->dist = LG_ZIPF;
         o->zipf_s = opt_num("dist zipf", v + 5, 0.01, 10);
-    } else if (strcmp(v, "zipf") == 0) {
-        o->dist = LG_ZIPF;
-        o->zipf_s = 0.99;
     } else {
-        fprintf(stderr, "loadgen: --dist wants uniform, zipf:S or sequential\n");
-        exit(2);
-    }
-}
-
-static void
-opt_mode(struct lg_opts *o, const char *v)
-{
-    if (strcmp(v, "plain") == 0) {
-        o->mode = LG_PLAIN;
-    } else if (strcmp(v, "cache-aside") == 0) {
-        o->mode = LG_CACHE_ASIDE;
-    } else if (strcmp(v, "avalanche") == 0) {
-        o->mode = LG_AVALANCHE;
-    } else {
-        fprintf(stderr, "loadgen: --mode wants plain, cache-aside or avalanche\n");
-        exit(2);
+        o->dist = (enum lg_dist)opt_word("dist", v, dist_names, 3);
     }
 }
 
@@ -1136,7 +1111,7 @@ opts_parse(struct lg_opts *o, int argc, char **argv)
         case 'V': o->value_size = (size_t)opt_num("value-size", optarg, 0, 1 << 24); break;
         case 'W': o->write_ratio = opt_num("write-ratio", optarg, 0, 1); break;
         case 'T': o->ttl_s = (unsigned)opt_num("ttl", optarg, 0, 1e8); ttl_given = true; break;
-        case 'M': opt_mode(o, optarg); break;
+        case 'M': o->mode = (enum lg_mode)opt_word("mode", optarg, mode_names, 3); break;
         case 'L': o->db_latency_ms = (unsigned)opt_num("db-latency", optarg, 0, 60000); break;
         case 'F': o->prefill = true; break;
         case 'X': o->prefix = optarg; break;
@@ -1164,15 +1139,13 @@ int
 main(int argc, char **argv)
 {
     static struct lg lg; /* large (histogram): static storage */
-    static const char *modes[] = {"plain", "cache-aside", "avalanche"};
-    static const char *dists[] = {"uniform", "zipf", "sequential"};
     int64_t upstream_after = -1;
     int rc = 0;
 
     signal(SIGPIPE, SIG_IGN);
     opts_parse(&lg.o, argc, argv);
     printf("loadgen: %s:%d conns %u pipeline %u mode %s dist %s", lg.o.host, lg.o.port,
-           lg.o.conns, lg.o.pipeline, modes[lg.o.mode], dists[lg.o.dist]);
+           lg.o.conns, lg.o.pipeline, mode_names[lg.o.mode], dist_names[lg.o.dist]);
     if (lg.o.dist == LG_ZIPF) {
         printf(":%g", lg.o.zipf_s);
     }

@@ -7,19 +7,21 @@
 #
 # Usage: bench/run.sh [rounds]            (make bench runs it with 3 rounds)
 # Environment (defaults sized for < 15 minutes on 2 cores):
-#   RB_N1=60000 RB_N16=300000   redis-benchmark requests per test at -P 1 / -P 16
+#   RB_N1=50000 RB_N16=250000   redis-benchmark requests per test at -P 1 / -P 16
 #   RB_CLIENTS="50 500" RB_PIPES="1 16" RB_TESTS=get,set,mget,incr
 #   LG_SECS=3       seconds per loadgen workload (50 connections)
 #   KEYS=100000 VALUE=100       key space (prefilled) and value bytes
 #   AV_KEYS=5000 AV_TTL=20 AV_SECS=23 AV_DB_MS=5   avalanche scenario
 #   AG_N1=150000 AG_N16=900000  GETs per agreement run (loadgen and
 #                               redis-benchmark back to back on Redis, -c 50)
+#   BUDGET_S=840    no round is started that would, at the pace so far, end
+#                   after this many seconds (the machine may be shared)
 #   BULWARK_BIN=./bulwark LOADGEN_BIN=bench/loadgen
 set -euo pipefail
 cd "$(dirname "$0")/.."
 ROUNDS=${1:-3}
-RB_N1=${RB_N1:-60000}
-RB_N16=${RB_N16:-300000}
+RB_N1=${RB_N1:-50000}
+RB_N16=${RB_N16:-250000}
 RB_CLIENTS=${RB_CLIENTS:-50 500}
 RB_PIPES=${RB_PIPES:-1 16}
 RB_TESTS=${RB_TESTS:-get,set,mget,incr}
@@ -32,6 +34,7 @@ AV_SECS=${AV_SECS:-23}
 AV_DB_MS=${AV_DB_MS:-5}
 AG_N1=${AG_N1:-150000}
 AG_N16=${AG_N16:-900000}
+BUDGET_S=${BUDGET_S:-840}
 BIN=${BULWARK_BIN:-./bulwark}
 LG=${LOADGEN_BIN:-bench/loadgen}
 RUN_TIMEOUT=120 # seconds any single benchmark command may take
@@ -61,21 +64,23 @@ free_port() {
     done
     return 1
 }
-wait_port() {
+wait_port() { # port log
     local _
     for _ in $(seq 200); do redis-cli -p "$1" ping >/dev/null 2>&1 && return 0; sleep 0.05; done
-    echo "run.sh: port $1 did not answer" >&2; return 1
+    echo "run.sh: port $1 did not answer; the end of $2:" >&2
+    tail -n 5 "$2" >&2 2>/dev/null || true
+    return 1
 }
 
 # ---- start the targets ---------------------------------------------------
 rport=$(free_port)
 redis-server --port "$rport" --bind 127.0.0.1 --save '' --appendonly no --dir "$dir" \
     --daemonize no --logfile "$dir/redis.log" & pids+=($!)
-wait_port "$rport"
+wait_port "$rport" "$dir/redis.log"
 bport=$(free_port)
 "$BIN" --port "$bport" --upstream "127.0.0.1:$rport" --loglevel warning \
     --logfile "$dir/bulwark.log" --ttl-jitter-percent 10 & pids+=($!)
-wait_port "$bport"
+wait_port "$bport" "$dir/bulwark.log"
 targets=("redis:$rport" "bulwark:$bport")
 if command -v nutcracker >/dev/null; then
     tport=$(free_port)
@@ -209,8 +214,14 @@ run_agree() { # round pipe
 lg_rows=("uniform|50|1|--dist uniform" "uniform|50|16|--dist uniform"
          "zipf 0.99|50|1|--dist zipf:0.99" "90% absent|50|1|--dist uniform --absent 0.9")
 
+rounds_done=0
 for round in $(seq "$ROUNDS"); do
-    echo "bench: round $round/$ROUNDS ($(( $(date +%s) - started )) s)" >&2
+    elapsed=$(( $(date +%s) - started ))
+    if (( round > 1 && elapsed + elapsed / (round - 1) > BUDGET_S )); then
+        echo "run.sh: stopping after $rounds_done rounds: another would end past BUDGET_S=$BUDGET_S s" >&2
+        break
+    fi
+    echo "bench: round $round/$ROUNDS ($elapsed s)" >&2
     for c in $RB_CLIENTS; do
         for p in $RB_PIPES; do
             for t in "${targets[@]}"; do run_rb "${t%%:*}" "${t##*:}" "$c" "$p"; done
@@ -236,6 +247,7 @@ for round in $(seq "$ROUNDS"); do
     run_av "$round" "jitter 10%" bulwark "$bport"
     res["lg avalanche jitter 10%|50|4|redis|peak DB loads/s"]=${res["lg avalanche jitter 0|50|4|redis|peak DB loads/s"]-}
     res["lg avalanche jitter 10%|50|4|redis|DB loads"]=${res["lg avalanche jitter 0|50|4|redis|DB loads"]-}
+    rounds_done=$round
 done
 
 # ---- the table -----------------------------------------------------------
@@ -245,14 +257,12 @@ median() {
 }
 fmt() { # value metric
     [[ -n $1 ]] || { echo "—"; return; }
-    case $2 in
-    "upstream cmds/req") printf '%.3f' "$1" ;;
-    *µs) printf '%.0f' "$1" ;;
-    *) printf '%.0f' "$1" ;;
-    esac
+    if [[ $2 == "upstream cmds/req" ]]; then printf '%.3f' "$1"; else printf '%.0f' "$1"; fi
 }
 ratio() { awk -v a="$1" -v b="$2" 'BEGIN { if (a != "" && b > 0) printf "%.2f", a / b; else printf "—" }'; }
 
+echo
+echo "Medians of $rounds_done rounds; ratios are to Redis direct. loadgen req/s counts commands."
 header="| workload | conns | pipeline | metric |"
 rule="| --- | ---: | ---: | --- |"
 for n in "${names[@]}"; do
@@ -290,7 +300,7 @@ done
 
 # ---- agreement and avalanche timelines -----------------------------------
 echo
-echo "loadgen vs redis-benchmark: the same GETs on Redis direct, -c 50, back to back (medians of $ROUNDS):"
+echo "loadgen vs redis-benchmark: the same GETs on Redis direct, -c 50, back to back (medians of $rounds_done):"
 for p in 1 16; do
     a=$(echo "${res["agree|$p|lg"]-}" | median)
     b=$(echo "${res["agree|$p|rb"]-}" | median)

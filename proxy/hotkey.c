@@ -136,10 +136,15 @@ hotkey_get_cb(void *privdata, struct evbuffer *reply, size_t len, const char *er
     if (reply != NULL) {
         f->value = bw_strndup(data, n);
         f->vlen = n;
-        /* A hot key read as absent (expired, deleted): this client refills
-         * it; the next GETs wait for its SET for up to hotkey-lease. */
-        if (n == 5 && memcmp(data, "$-1\r\n", 5) == 0)
-            f->lease = hot_lease_begin(f->hk->hot, f->key, f->len, bw_now_ms(), 0);
+        if (n == 5 && memcmp(data, "$-1\r\n", 5) == 0) {
+            /* Absent (expired, deleted): this client refills it; the GETs
+             * held since the miss keep waiting for its SET (or the lease's
+             * end). */
+            f->lease = true;
+        } else if (f->slot != NULL) {
+            /* The value is there: the GETs held since the miss get it. */
+            hot_lease_release(f->hk->hot, f->key, f->len, data, n, hotkey_wake, f->hk);
+        }
     }
     if (--f->pending == 0)
         hotkey_fill_done(f, -2);
@@ -161,14 +166,17 @@ hotkey_pttl_cb(void *privdata, struct evbuffer *reply, size_t len, const char *e
     hotkey_fill_done(f, pttl);
 }
 
-/* GET key and PTTL key back to back on up; the GET answers slot (or nobody). */
-static void
+/*
+ * GET key and PTTL key back to back on up; the GET answers slot (or nobody:
+ * a refresh). Returns false, sending nothing, when a fill of key is out.
+ */
+static bool
 hotkey_fetch(struct hotkey *hk, struct upstream_conn *up, struct client_slot *slot,
              const char *key, size_t len)
 {
     size_t fs = (size_t)(XXH3_64bits(key, len) % HOTKEY_FILL_SLOTS);
     if (hk->filling[fs])
-        return; /* one fill per key at a time */
+        return false; /* one fill per key at a time */
     hk->filling[fs] = true;
     struct hotkey_fill *f = bw_calloc(1, sizeof(*f));
     struct evbuffer *cmd = evbuffer_new();
@@ -196,6 +204,7 @@ hotkey_fetch(struct hotkey *hk, struct upstream_conn *up, struct client_slot *sl
         hotkey_pttl_cb(f, NULL, 0, err);
     }
     evbuffer_free(cmd);
+    return true;
 }
 
 bool
@@ -209,7 +218,7 @@ hotkey_get(struct hotkey *hk, struct client *c, const char *key, size_t len)
     if (hot_lookup(hk->hot, key, len, now, &hit)) {
         client_reply_raw(c, hit.value, hit.vlen);
         if (hit.refresh) /* refresh-ahead: one background fetch, readers keep the value */
-            hotkey_fetch(hk, client_upstream(c), NULL, key, len);
+            (void)hotkey_fetch(hk, client_upstream(c), NULL, key, len);
         return true;
     }
     struct client_slot *slot = client_slot_new_batched(c, client_batch_epoch(c));
@@ -223,11 +232,14 @@ hotkey_get(struct hotkey *hk, struct client *c, const char *key, size_t len)
         return true; /* a lease is out: wait for its SET (or its timeout) */
     }
     hotkey_waiter_free(w);
-    /* A miss: the client's GET is batched as usual (single flight with
-     * the other GETs of this turn), and one background fill per key reads
-     * the value with its PTTL for the cache (a nil starts the lease). */
-    hotkey_fetch(hk, client_upstream(c), NULL, key, len);
-    batch_get_slot(client_batch(c), slot, key, len);
+    /* The first miss of a hot key: a lease starts now, so the GETs that
+     * follow wait for this one fill (GET with its PTTL) instead of going
+     * upstream too; its value (or the refilling SET) answers them. */
+    (void)hot_lease_begin(hk->hot, key, len, now, 0);
+    if (client_batch(c) != NULL)
+        batch_before_forward(client_batch(c), c);
+    if (!hotkey_fetch(hk, client_upstream(c), slot, key, len))
+        batch_get_slot(client_batch(c), slot, key, len); /* a fill is already out */
     return true;
 }
 

@@ -3,6 +3,7 @@
  * stays coherent with writes through bulwark and behind its back, and a
  * missing hot key is refilled by one client while the others wait (lease).
  */
+#include <pthread.h>
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -71,15 +72,21 @@ read_many(const char *key, int n, const char *want)
     redisFree(c);
 }
 
-/* Wait (bounded) until the watch is up, so values may be cached. */
+/* Wait (bounded) until b's watch is up, so values may be cached. */
 static void
-wait_watch(void)
+wait_watch_of(const struct harness_server *b)
 {
     uint64_t t0 = bw_now_ms();
-    while (info_field(env.bulwark, "hotkeys", "hotkey_enabled:") != 1) {
+    while (info_field(b, "hotkeys", "hotkey_enabled:") != 1) {
         assert_true(bw_now_ms() - t0 < 10000);
         usleep(20 * 1000);
     }
+}
+
+static void
+wait_watch(void)
+{
+    wait_watch_of(env.bulwark);
 }
 
 static void
@@ -129,6 +136,13 @@ test_coherent_with_writes(void **state)
     redisFree(d);
     usleep(50 * 1000);
     read_many("hot:1", 100, "v3");
+    d = harness_redis_connect(env.redis);
+    freeReplyObject(redisCommand(d, "DEL hot:1")); /* deleted behind its back */
+    redisFree(d);
+    usleep(50 * 1000);
+    r = redisCommand(b, "GET hot:1");
+    assert_int_equal(r->type, REDIS_REPLY_NIL);
+    freeReplyObject(r);
     redisFree(b);
 }
 
@@ -159,6 +173,70 @@ test_lease_holds_misses_until_refilled(void **state)
     harness_conn_close(other);
 }
 
+/* Cache-aside clients of one hot key across its expiry (the stampede). */
+struct stampede {
+    const struct harness_server *server; /* where the clients read */
+    uint64_t until_ms;                   /* stop time, monotonic ms */
+    int refills;                         /* SETs this client did after a nil */
+};
+
+static void *
+stampede_client(void *arg)
+{
+    struct stampede *s = arg;
+    redisContext *c = redisConnect(s->server->host, s->server->port);
+    while (bw_now_ms() < s->until_ms) {
+        redisReply *r = redisCommand(c, "GET stampede");
+        bool miss = r != NULL && r->type == REDIS_REPLY_NIL;
+        freeReplyObject(r);
+        if (miss) { /* the "database" takes 20 ms, then the cache is refilled */
+            usleep(20 * 1000);
+            freeReplyObject(redisCommand(c, "SET stampede v PX 1500"));
+            s->refills++;
+        }
+    }
+    redisFree(c);
+    return NULL;
+}
+
+/* Refill SETs when the hot key expires once under 200 cache-aside clients. */
+static int
+stampede_refills(const struct harness_server *b)
+{
+    enum { CLIENTS = 200 };
+    static pthread_t t[CLIENTS];
+    static struct stampede st[CLIENTS];
+    redisContext *d = harness_redis_connect(env.redis);
+    freeReplyObject(redisCommand(d, "SET stampede v PX 1000"));
+    redisFree(d);
+    uint64_t until = bw_now_ms() + 1400; /* one expiry, at ~1000 ms */
+    for (int i = 0; i < CLIENTS; i++) {
+        st[i] = (struct stampede){b, until, 0};
+        assert_int_equal(pthread_create(&t[i], NULL, stampede_client, &st[i]), 0);
+    }
+    int refills = 0;
+    for (int i = 0; i < CLIENTS; i++) {
+        pthread_join(t[i], NULL);
+        refills += st[i].refills;
+    }
+    return refills;
+}
+
+static void
+test_stampede_refills(void **state)
+{
+    (void)state;
+    int with = stampede_refills(env.bulwark);
+    struct harness_server *nolease = harness_bulwark_start(
+        env.redis->port, HARNESS_ARGS("--hotkey-threshold", "50", "--hotkey-lease", "0"));
+    wait_watch_of(nolease);
+    int without = stampede_refills(nolease);
+    harness_bulwark_stop(nolease);
+    fprintf(stderr, "refill SETs at one expiry, 200 cache-aside clients: %d with leases, %d "
+                    "without\n", with, without);
+    assert_true(with >= 1 && with <= 2);
+}
+
 int
 main(void)
 {
@@ -167,6 +245,7 @@ main(void)
         cmocka_unit_test(test_hot_key_served_locally),
         cmocka_unit_test(test_coherent_with_writes),
         cmocka_unit_test(test_lease_holds_misses_until_refilled),
+        cmocka_unit_test(test_stampede_refills),
     };
     return harness_finish(cmocka_run_group_tests(tests, group_setup, group_teardown));
 }
