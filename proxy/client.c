@@ -514,10 +514,10 @@ client_handle(struct client *c, const struct resp_request *req)
         client_pinned_request(c, ci, req);
         return;
     }
+    if (ci == px->cmd_set) /* before the write's invalidation: its value wakes the held */
+        hotkey_on_set(px->hotkey, req);
     if (ci->flags & CMD_WRITE)
         gate_note_write(px, ci, req);
-    if (ci == px->cmd_set)
-        hotkey_on_set(px->hotkey, req);
     if (ci->gate != NULL && gate_read(c, ci, req))
         return;
     if (ci == px->cmd_get && hotkey_get(px->hotkey, c, req->argv[1].ptr, req->argv[1].len))

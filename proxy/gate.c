@@ -286,7 +286,7 @@ gate_note_write(struct proxy *px, const struct cmd_info *ci, const struct resp_r
     int n = cmd_get_keys(ci, req->argc, argv, lens, idx, req->argc);
     for (int i = 0; i < n && i < req->argc; i++) {
         watch_add_key(px->watch, argv[idx[i]], lens[idx[i]]);
-        hotkey_invalidate(px->hotkey, argv[idx[i]], lens[idx[i]]);
+        hotkey_on_write(px->hotkey, argv[idx[i]], lens[idx[i]]);
     }
     if (heap) {
         bw_free(argv);

@@ -24,9 +24,10 @@
 struct hotkey {
     struct proxy *px; /* borrowed */
     struct hot *hot;  /* sketch, cache and leases (owned) */
-    /* A fill of a key hashing to slot i is in flight: one fill per key at a
-     * time (single flight); a collision only delays another key's fill. */
-    bool filling[HOTKEY_FILL_SLOTS];
+    /* The fill in flight for a key hashing to slot i (borrowed; it clears
+     * its slot when done): one fill per key at a time (single flight); a
+     * collision only delays another key's fill. */
+    struct hotkey_fill *filling[HOTKEY_FILL_SLOTS];
 };
 
 /* One upstream fill of a hot key: GET and PTTL pipelined. */
@@ -39,6 +40,8 @@ struct hotkey_fill {
     char *value;                /* GET reply bytes (owned) once arrived */
     size_t vlen;                /* bytes in value */
     bool lease;                 /* the GET came back nil: a lease was started */
+    bool stale;                 /* the key was written or invalidated meanwhile:
+                                   its value must not reach held GETs */
     size_t fill_slot;           /* index in hotkey.filling */
     int pending;                /* replies still due (2, then 1, then 0) */
 };
@@ -119,7 +122,7 @@ hotkey_fill_done(struct hotkey_fill *f, int64_t pttl)
     struct hotkey *hk = f->hk;
     if (f->value != NULL && !f->lease && f->value[0] == '$' && f->vlen > 5)
         (void)hot_store(hk->hot, f->key, f->len, f->token, f->value, f->vlen, pttl, bw_now_ms());
-    hk->filling[f->fill_slot] = false;
+    hk->filling[f->fill_slot] = NULL;
     bw_free(f->key);
     bw_free(f->value);
     bw_free(f);
@@ -141,7 +144,7 @@ hotkey_get_cb(void *privdata, struct evbuffer *reply, size_t len, const char *er
              * held since the miss keep waiting for its SET (or the lease's
              * end). */
             f->lease = true;
-        } else if (f->slot != NULL) {
+        } else if (f->slot != NULL && !f->stale) {
             /* The value is there: the GETs held since the miss get it. */
             hot_lease_release(f->hk->hot, f->key, f->len, data, n, hotkey_wake, f->hk);
         }
@@ -175,10 +178,10 @@ hotkey_fetch(struct hotkey *hk, struct upstream_conn *up, struct client_slot *sl
              const char *key, size_t len)
 {
     size_t fs = (size_t)(XXH3_64bits(key, len) % HOTKEY_FILL_SLOTS);
-    if (hk->filling[fs])
+    if (hk->filling[fs] != NULL)
         return false; /* one fill per key at a time */
-    hk->filling[fs] = true;
     struct hotkey_fill *f = bw_calloc(1, sizeof(*f));
+    hk->filling[fs] = f;
     struct evbuffer *cmd = evbuffer_new();
     const char *err;
     f->fill_slot = fs;
@@ -246,8 +249,23 @@ hotkey_get(struct hotkey *hk, struct client *c, const char *key, size_t len)
 void
 hotkey_invalidate(struct hotkey *hk, const char *key, size_t len)
 {
-    if (hk != NULL)
-        hot_invalidate(hk->hot, key, len);
+    if (hk == NULL)
+        return;
+    hot_invalidate(hk->hot, key, len);
+    struct hotkey_fill *f = hk->filling[XXH3_64bits(key, len) % HOTKEY_FILL_SLOTS];
+    if (f != NULL && f->len == len && memcmp(f->key, key, len) == 0)
+        f->stale = true;
+}
+
+void
+hotkey_on_write(struct hotkey *hk, const char *key, size_t len)
+{
+    if (hk == NULL)
+        return;
+    hotkey_invalidate(hk, key, len);
+    /* GETs held for key arrived before this write: they go upstream now,
+     * ahead of anything the client sends later, and read what Redis has. */
+    hot_lease_release(hk->hot, key, len, NULL, 0, hotkey_wake, hk);
 }
 
 void

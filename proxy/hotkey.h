@@ -40,7 +40,13 @@ bool hotkey_get(struct hotkey *hk, struct client *c, const char *key, size_t len
 /* A key written through bulwark (or named on the keyspace watch). */
 void hotkey_invalidate(struct hotkey *hk, const char *key, size_t len);
 
-/* SET key value through bulwark: held GETs of key get value. */
+/*
+ * A key written through bulwark: invalidate it, and send the GETs a lease
+ * held for it upstream (they were asked before the write).
+ */
+void hotkey_on_write(struct hotkey *hk, const char *key, size_t len);
+
+/* SET key value through bulwark: held GETs of key get value (call first). */
 void hotkey_on_set(struct hotkey *hk, const struct resp_request *req);
 
 /* FLUSHALL seen or the watch lost: drop every entry. */
