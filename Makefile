@@ -165,6 +165,6 @@ lint:
 	cppcheck --quiet --error-exitcode=1 --enable=warning,performance -I. proxy bloom config
 
 clean:
-	rm -rf build bulwark bulwark-asan
+	rm -rf build bulwark bulwark-asan bench/loadgen
 
 -include $(shell find build -name '*.d' 2>/dev/null)

@@ -47,7 +47,8 @@ if command -v nutcracker >/dev/null; then
     tport=$(free_port)
     printf 'bench:\n  listen: 127.0.0.1:%s\n  redis: true\n  servers:\n   - 127.0.0.1:%s:1\n' \
         "$tport" "$rport" > "$dir/nc.yml"
-    nutcracker -c "$dir/nc.yml" -o "$dir/nc.log" & pids+=($!)
+    sport=$(free_port) # its stats port: the default 22222 may be taken
+    nutcracker -c "$dir/nc.yml" -o "$dir/nc.log" -a 127.0.0.1 -s "$sport" & pids+=($!)
     for _ in $(seq 100); do redis-cli -p "$tport" get probe >/dev/null 2>&1 && break; sleep 0.05; done
     targets+=("twemproxy:$tport")
 fi

@@ -321,7 +321,13 @@ main(int argc, char **argv)
         main_write_pidfile(px.cfg.pidfile);
 
     event_set_log_callback(main_libevent_log);
-    px.base = event_base_new();
+    /* Precise timers (timerfd): batch-window and deadlines are in µs; the
+     * default epoll timeout would round a 100 µs window up to 1 ms or more. */
+    struct event_config *ecfg = event_config_new();
+    BW_ASSERT(ecfg != NULL);
+    event_config_set_flag(ecfg, EVENT_BASE_FLAG_PRECISE_TIMER);
+    px.base = event_base_new_with_config(ecfg);
+    event_config_free(ecfg);
     BW_ASSERT(px.base != NULL);
     TAILQ_INIT(&px.clients);
     TAILQ_INIT(&px.reaped);
