@@ -247,8 +247,9 @@ gate_read(struct client *c, const struct cmd_info *ci, const struct resp_request
     struct watch_counters *k = watch_counters(w);
     if (watch_maybe_contains(w, req->argv[1].ptr, req->argv[1].len)) {
         k->passed_reads++;
-        /* HMGET: nothing to count; GET with batching on: batch.c counts. */
-        if (r->kind == GATE_NILS || (r == &gate_rules[0] && client_proxy(c)->cfg.batch_max_keys > 0))
+        /* HMGET: nothing to count; GET: the hot-key cache and the batcher
+         * take it from here (batch.c counts the nils it sees). */
+        if (r->kind == GATE_NILS || r == &gate_rules[0])
             return false;
         client_forward_request(c, req, gate_passed_filter, (void *)r);
         return true;
