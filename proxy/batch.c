@@ -10,6 +10,7 @@
 #include "proxy/client.h"
 #include "proxy/proxy.h"
 #include "proxy/reply.h"
+#include "proxy/resp.h"
 #include "proxy/upstream.h"
 #include "proxy/util.h"
 #include "proxy/watch.h"
@@ -319,4 +320,89 @@ bool
 batch_client_busy(const struct batch *b, const struct client *c)
 {
     return b->px->cfg.batch_mode == BATCH_MGET && client_batch_inflight(c) > 0;
+}
+
+/* ---- MGET, key by key ------------------------------------------------------ */
+
+/* One client MGET waiting for its keys. */
+struct batch_mget {
+    struct client_slot *slot; /* the client's reply slot (owned by the client) */
+    int n;                    /* keys in the MGET */
+    int remaining;            /* keys not answered yet */
+    char *error;              /* first upstream error reply (owned), or NULL */
+    char **values;            /* n bulk replies "$len\r\n…\r\n" (owned) or NULL: nil */
+    size_t *lens;             /* their lengths */
+};
+
+/* One key of a batch_mget. */
+struct batch_mget_part {
+    struct batch_mget *m; /* borrowed; freed when its last part is answered */
+    int index;            /* key position, 0-based */
+};
+
+static void
+batch_mget_done(struct batch_mget *m)
+{
+    if (m->error != NULL) {
+        client_slot_finish(m->slot, m->error, strlen(m->error));
+    } else {
+        struct evbuffer *out = evbuffer_new();
+        evbuffer_add_printf(out, "*%d\r\n", m->n);
+        for (int i = 0; i < m->n; i++) {
+            if (m->values[i] != NULL)
+                evbuffer_add(out, m->values[i], m->lens[i]);
+            else
+                evbuffer_add(out, "$-1\r\n", 5);
+        }
+        size_t len = evbuffer_get_length(out);
+        client_slot_finish(m->slot, (const char *)evbuffer_pullup(out, -1), len);
+        evbuffer_free(out);
+    }
+    for (int i = 0; i < m->n; i++)
+        bw_free(m->values[i]);
+    bw_free(m->values);
+    bw_free(m->lens);
+    bw_free(m->error);
+    bw_free(m);
+}
+
+/* A key's GET reply: a value, nil, WRONGTYPE (nil for MGET) or an error. */
+static void
+batch_mget_part_cb(void *data, const char *reply, size_t len)
+{
+    struct batch_mget_part *p = data;
+    struct batch_mget *m = p->m;
+    if (len > 1 && reply[0] == '$' && reply[1] != '-') {
+        m->values[p->index] = bw_strndup(reply, len);
+        m->lens[p->index] = len;
+    } else if (len > 0 && reply[0] == '-' && strncmp(reply, "-WRONGTYPE", 10) != 0 &&
+               m->error == NULL) {
+        m->error = bw_strndup(reply, len);
+    }
+    bw_free(p);
+    if (--m->remaining == 0)
+        batch_mget_done(m);
+}
+
+void
+batch_mget(struct batch *b, struct client *c, const struct resp_request *req, const bool *fetch)
+{
+    struct batch_mget *m = bw_calloc(1, sizeof(*m));
+    m->n = req->argc - 1;
+    m->values = bw_calloc((size_t)m->n, sizeof(*m->values));
+    m->lens = bw_calloc((size_t)m->n, sizeof(*m->lens));
+    m->slot = client_slot_new_batched(c, b->epoch);
+    m->remaining = 1; /* held until every part is queued */
+    for (int i = 0; i < m->n; i++) {
+        if (fetch != NULL && !fetch[i])
+            continue;
+        struct batch_mget_part *p = bw_malloc(sizeof(*p));
+        p->m = m;
+        p->index = i;
+        m->remaining++;
+        batch_get_slot(b, client_slot_new_detached(batch_mget_part_cb, p), req->argv[i + 1].ptr,
+                       req->argv[i + 1].len);
+    }
+    if (--m->remaining == 0)
+        batch_mget_done(m);
 }

@@ -27,6 +27,7 @@ struct proxy;
 struct batch;
 struct upstream_conn;
 struct client_slot;
+struct resp_request;
 
 /* Modes of batch-mode. */
 enum batch_mode { BATCH_PIPELINE = 0, BATCH_MGET = 1 };
@@ -53,6 +54,17 @@ void batch_get(struct batch *b, struct client *c, const char *key, size_t len);
  * only for an orphaned slot, which is then just released.
  */
 void batch_get_slot(struct batch *b, struct client_slot *slot, const char *key, size_t len);
+
+/*
+ * MGET of c split into its keys, each coalesced like a GET; the client gets
+ * one array reply, in key order, as Redis's MGET gives it (a key holding
+ * another type reads as nil). fetch (argc-1 flags, may be NULL: all) says
+ * which keys to ask for; the others are nil (the Bloom gate knows them
+ * absent). An upstream error for any key is the whole reply, as when the
+ * MGET itself fails.
+ */
+void batch_mget(struct batch *b, struct client *c, const struct resp_request *req,
+                const bool *fetch);
 
 /*
  * Before c forwards anything but a batched GET: in pipeline mode, send the

@@ -32,6 +32,8 @@ struct client_slot {
     bool ready;                    /* reply complete (in buf) */
     bool batched;                  /* a batched GET: counted in client.batch_inflight */
     bool held;                     /* a GET held by a hot-key lease: counted in client.held */
+    client_slot_fn *fn;            /* detached slot: receives the reply (c is NULL) */
+    void *fn_data;                 /* its argument (borrowed) */
     struct evbuffer *buf;          /* the reply while it waits (owned), or NULL */
     client_filter_fn *filter;      /* rewrites the upstream reply, or NULL */
     void *filter_data;             /* filter's data (owned by the filter call) */
@@ -235,10 +237,24 @@ client_slot_new_batched(struct client *c, uint64_t epoch)
     return s;
 }
 
+struct client_slot *
+client_slot_new_detached(client_slot_fn *fn, void *data)
+{
+    struct client_slot *s = bw_calloc(1, sizeof(*s));
+    s->fn = fn;
+    s->fn_data = data;
+    return s;
+}
+
 void
 client_slot_finish(struct client_slot *s, const char *data, size_t len)
 {
     struct client *c = s->c;
+    if (s->fn != NULL) {
+        s->fn(s->fn_data, data, len);
+        client_slot_free(s);
+        return;
+    }
     if (c == NULL) {
         client_slot_free(s);
         return;
@@ -522,6 +538,10 @@ client_handle(struct client *c, const struct resp_request *req)
         return;
     if (ci == px->cmd_get && hotkey_get(px->hotkey, c, req->argv[1].ptr, req->argv[1].len))
         return;
+    if (ci == px->cmd_mget && c->batch != NULL && px->cfg.batch_max_keys > 0) {
+        batch_mget(c->batch, c, req, NULL);
+        return;
+    }
     if (ci == px->cmd_get && c->batch != NULL && px->cfg.batch_max_keys > 0) {
         batch_get(c->batch, c, req->argv[1].ptr, req->argv[1].len);
         return;
@@ -1047,6 +1067,7 @@ client_set_command_table(struct proxy *px, struct cmd_table *t, bool learned)
     gate_apply(t);
     px->cmd_get = cmd_lookup(t, "get", 3);
     px->cmd_set = cmd_lookup(t, "set", 3);
+    px->cmd_mget = cmd_lookup(t, "mget", 4);
     cmd_table_free(px->cmds);
     px->cmds = t;
     px->cmds_learned = learned;

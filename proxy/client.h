@@ -128,6 +128,15 @@ struct client_slot;
  */
 struct client_slot *client_slot_new_batched(struct client *c, uint64_t epoch);
 
+/* Receives a detached slot's reply (len bytes at data, valid for the call). */
+typedef void client_slot_fn(void *data, const char *reply, size_t len);
+
+/*
+ * A slot that belongs to no client: client_slot_finish() hands its reply
+ * to fn(data, …) and frees it (the parts of a coalesced MGET).
+ */
+struct client_slot *client_slot_new_detached(client_slot_fn *fn, void *data);
+
 /*
  * Complete a slot with a copy of the reply (len bytes at data) and flush
  * what is ready; frees the slot when its client is gone.

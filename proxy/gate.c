@@ -5,6 +5,7 @@
 
 #include <event2/buffer.h>
 
+#include "proxy/batch.h"
 #include "proxy/client.h"
 #include "proxy/command.h"
 #include "proxy/hotkey.h"
@@ -205,7 +206,7 @@ gate_multi_key(struct client *c, const struct gate_rule *r, const struct resp_re
     }
     k->gated_reads += (uint64_t)(nkeys - nmaybe);
     k->passed_reads += (uint64_t)nmaybe;
-    if (nmaybe == nkeys) { /* nothing to answer locally */
+    if (nmaybe == nkeys) { /* nothing to answer locally: MGET goes on to the batcher */
         bw_free(m);
         return false;
     }
@@ -218,6 +219,12 @@ gate_multi_key(struct client *c, const struct gate_rule *r, const struct resp_re
             for (int i = 0; i < nkeys; i++)
                 evbuffer_add(out, "$-1\r\n", 5);
         }
+        bw_free(m);
+        return true;
+    }
+    struct proxy *px = client_proxy(c);
+    if (r->kind == GATE_MGET && client_batch(c) != NULL && px->cfg.batch_max_keys > 0) {
+        batch_mget(client_batch(c), c, req, m->present); /* the rest, key by key */
         bw_free(m);
         return true;
     }

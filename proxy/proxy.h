@@ -41,6 +41,7 @@ struct proxy {
     int nbatches;                  /* entries in batches (= upstream-connections) */
     const struct cmd_info *cmd_get; /* GET's entry in cmds (borrowed), for batching */
     const struct cmd_info *cmd_set; /* SET's entry in cmds (borrowed), for leases */
+    const struct cmd_info *cmd_mget; /* MGET's entry in cmds (borrowed), for batching */
     struct hotkey *hotkey;         /* hot-key cache and leases (owned), NULL when off */
     struct listener *listener;     /* listening sockets (owned), NULL once closed */
     struct client_list clients;    /* every live client (each owned by this list) */

@@ -50,6 +50,8 @@ seed(const struct harness_server *s)
     for (int i = 0; i < 50; i++) {
         freeReplyObject(redisCommand(c, "SET s:%d val%d", i, i));
         freeReplyObject(redisCommand(c, "RPUSH l:%d x", i));
+        freeReplyObject(redisCommand(c, "SET s:%02d pad%d", i, i));
+        freeReplyObject(redisCommand(c, "RPUSH l:%02d x", i));
     }
     freeReplyObject(redisCommand(c, "SET empty \"\""));
     redisFree(c);
@@ -66,7 +68,14 @@ build_script(struct harness_buf *b, int client, size_t *n)
         case 0: harness_buf_printf(b, "*2\r\n$3\r\nGET\r\n$%d\r\ns:%d\r\n", k < 10 ? 3 : 4, k); break;
         case 1: harness_buf_printf(b, "*2\r\n$3\r\nGET\r\n$%d\r\nl:%d\r\n", k < 10 ? 3 : 4, k); break;
         case 2: harness_buf_printf(b, "*2\r\n$3\r\nGET\r\n$%d\r\nn:%d\r\n", k < 10 ? 3 : 4, k); break;
-        case 3: harness_buf_command(b, "GET empty"); break;
+        case 3: /* MGET coalesced key by key: values, a list (nil), absent, dups */
+            if (i % 16 == 3)
+                harness_buf_command(b, "GET empty");
+            else
+                harness_buf_printf(b, "*6\r\n$4\r\nMGET\r\n$4\r\ns:%02d\r\n$4\r\nl:%02d\r\n"
+                                      "$4\r\nn:%02d\r\n$5\r\nempty\r\n$4\r\ns:%02d\r\n",
+                                   k, k, k, k);
+            break;
         case 4: harness_buf_printf(b, "*3\r\n$3\r\nSET\r\n$6\r\nown:%02d\r\n$1\r\n%d\r\n", client, i % 10); break;
         case 5: harness_buf_printf(b, "*2\r\n$3\r\nGET\r\n$6\r\nown:%02d\r\n", client); break;
         case 6: harness_buf_printf(b, "*2\r\n$4\r\nINCR\r\n$6\r\nctr:%02d\r\n", client); break;

@@ -20,6 +20,7 @@
 #include "proxy/batch.h"
 #include "proxy/client.h"
 #include "proxy/proxy.h"
+#include "proxy/resp.h"
 #include "proxy/upstream.h"
 #include "proxy/watch.h"
 
@@ -31,7 +32,9 @@ struct client {
 };
 
 struct client_slot {
-    struct client *c; /* owner */
+    struct client *c; /* owner, or NULL for a detached slot */
+    client_slot_fn *fn; /* detached: receives the reply */
+    void *fn_data;      /* its argument */
     char reply[256];  /* bytes given by client_slot_finish() */
     size_t len;       /* bytes in reply */
     bool done;        /* finished */
@@ -64,10 +67,25 @@ client_slot_new_batched(struct client *c, uint64_t epoch)
     return s;
 }
 
+struct client_slot *
+client_slot_new_detached(client_slot_fn *fn, void *data)
+{
+    struct client_slot *s = &slots[nslots++];
+    memset(s, 0, sizeof(*s));
+    s->fn = fn;
+    s->fn_data = data;
+    return s;
+}
+
 void
 client_slot_finish(struct client_slot *s, const char *data, size_t len)
 {
     assert_false(s->done);
+    if (s->fn != NULL) {
+        s->done = true;
+        s->fn(s->fn_data, data, len);
+        return;
+    }
     memcpy(s->reply, data, len);
     s->len = len;
     s->done = true;
@@ -278,6 +296,30 @@ test_free_with_keys_waiting_sends_them(void **state)
     assert_string_equal(slots[0].reply, "$1\r\nv\r\n");
 }
 
+/* MGET split into its keys: one array in key order, WRONGTYPE as nil. */
+static void
+test_mget_key_by_key(void **state)
+{
+    struct client a = {0};
+    (void)state;
+    px.cfg.batch_mode = BATCH_MGET;
+    struct batch *bt = batch_new(&px, NULL);
+    struct resp_arg argv[] = {{"MGET", 4}, {"a", 1}, {"l", 1}, {"a", 1}, {"z", 1}};
+    struct resp_request req = {5, argv, NULL, 0, false};
+    bool fetch[] = {true, true, true, false}; /* z: absent per the gate */
+    batch_mget(bt, &a, &req, fetch);
+    turn();
+    assert_int_equal(nsent, 1);
+    assert_string_equal(sent[0].cmd, "*3\r\n$4\r\nMGET\r\n$1\r\na\r\n$1\r\nl\r\n");
+    answer(0, "*2\r\n$2\r\nva\r\n$-1\r\n");
+    assert_false(slots[0].done); /* l is re-checked */
+    answer(1, "-WRONGTYPE Operation against a key holding the wrong kind of value\r\n");
+    assert_true(slots[0].done);
+    assert_string_equal(slots[0].reply, "*4\r\n$2\r\nva\r\n$-1\r\n$2\r\nva\r\n$-1\r\n");
+    assert_int_equal(a.inflight, 0);
+    batch_free(bt);
+}
+
 int
 main(void)
 {
@@ -288,6 +330,7 @@ main(void)
         cmocka_unit_test_setup_teardown(test_mget_error_reaches_every_waiter, setup, teardown),
         cmocka_unit_test_setup_teardown(test_flush_before_clients_other_requests, setup, teardown),
         cmocka_unit_test_setup_teardown(test_free_with_keys_waiting_sends_them, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_mget_key_by_key, setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
