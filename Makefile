@@ -155,8 +155,13 @@ bench/loadgen: $(call obj,bench/loadgen.c)
 bench: all bench/loadgen
 	@bash bench/run.sh
 
+# libFuzzer on the request parser (clang), 60 s by default: make fuzz FUZZ_SECONDS=600
+FUZZ_SECONDS ?= 60
 fuzz:
-	$(MAKE) --no-print-directory -f tests/fuzz/fuzz.mk
+	@mkdir -p build/fuzz/corpus
+	clang -std=c11 -D_GNU_SOURCE -g -O1 -I. -fsanitize=fuzzer,address,undefined \
+	  tests/fuzz/fuzz_resp.c proxy/resp.c proxy/util.c -o build/fuzz/fuzz_resp
+	./build/fuzz/fuzz_resp -max_total_time=$(FUZZ_SECONDS) build/fuzz/corpus
 
 format:
 	clang-format -i $(wildcard proxy/*.[ch] bloom/*.[ch] config/*.[ch] tests/*/*.[ch] bench/*.[ch])
