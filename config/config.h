@@ -87,6 +87,7 @@ struct cfg {
     int batch_max_keys;          /* "batch-max-keys" keys per GET batch, default 128; 0 = no batching; runtime */
     int batch_window_us;         /* "batch-window" µs a batch waits for more GETs under concurrency, default 100; runtime */
     int batch_mode;              /* "batch-mode" 0 pipeline, 1 mget (default); runtime */
+    bool batch_mget;             /* "batch-mget" split MGETs into coalesced GETs; default no; runtime */
     bool hotkey;                 /* "hotkey" yes: hot-key cache and leases; default yes */
     int hotkey_threshold;        /* "hotkey-threshold" reads/s from which a key is hot, default 100 */
     int hotkey_max_keys;         /* "hotkey-max-keys" cached keys at most, default 10000 */

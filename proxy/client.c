@@ -538,7 +538,7 @@ client_handle(struct client *c, const struct resp_request *req)
         return;
     if (ci == px->cmd_get && hotkey_get(px->hotkey, c, req->argv[1].ptr, req->argv[1].len))
         return;
-    if (ci == px->cmd_mget && c->batch != NULL && px->cfg.batch_max_keys > 0) {
+    if (ci == px->cmd_mget && c->batch != NULL && px->cfg.batch_max_keys > 0 && px->cfg.batch_mget) {
         batch_mget(c->batch, c, req, NULL);
         return;
     }

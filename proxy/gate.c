@@ -223,7 +223,8 @@ gate_multi_key(struct client *c, const struct gate_rule *r, const struct resp_re
         return true;
     }
     struct proxy *px = client_proxy(c);
-    if (r->kind == GATE_MGET && client_batch(c) != NULL && px->cfg.batch_max_keys > 0) {
+    if (r->kind == GATE_MGET && client_batch(c) != NULL && px->cfg.batch_max_keys > 0 &&
+        px->cfg.batch_mget) {
         batch_mget(client_batch(c), c, req, m->present); /* the rest, key by key */
         bw_free(m);
         return true;

@@ -93,7 +93,8 @@ concurrent_clients_match_redis(const char *mode)
     seed(env.upstream);
     seed(env.ref);
     struct harness_server *b =
-        harness_bulwark_start(env.upstream->port, HARNESS_ARGS("--batch-mode", mode));
+        harness_bulwark_start(env.upstream->port,
+                              HARNESS_ARGS("--batch-mode", mode, "--batch-mget", "yes"));
     struct harness_conn *sub[NCLIENTS], *ref[NCLIENTS];
     struct harness_buf script[NCLIENTS];
     size_t n[NCLIENTS];
