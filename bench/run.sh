@@ -14,7 +14,7 @@
 #   AV_KEYS=5000 AV_TTL=20 AV_SECS=23 AV_DB_MS=5   avalanche scenario
 #   AG_N1=150000 AG_N16=900000  GETs per agreement run (loadgen and
 #                               redis-benchmark back to back on Redis, -c 50)
-#   BUDGET_S=840    no round is started that would, at the pace so far, end
+#   BUDGET_S=780    no round is started that would, at the pace so far, end
 #                   after this many seconds (the machine may be shared)
 #   BULWARK_BIN=./bulwark LOADGEN_BIN=bench/loadgen
 set -euo pipefail
@@ -34,7 +34,7 @@ AV_SECS=${AV_SECS:-23}
 AV_DB_MS=${AV_DB_MS:-5}
 AG_N1=${AG_N1:-150000}
 AG_N16=${AG_N16:-900000}
-BUDGET_S=${BUDGET_S:-840}
+BUDGET_S=${BUDGET_S:-780}
 BIN=${BULWARK_BIN:-./bulwark}
 LG=${LOADGEN_BIN:-bench/loadgen}
 RUN_TIMEOUT=120 # seconds any single benchmark command may take
