@@ -1299,3 +1299,46 @@ harness_same(const struct harness_server *ref, const struct harness_server *sub,
     };
     return harness_same_replies(ref, sub, &sc);
 }
+
+/* ---- INFO fields ---------------------------------------------------------- */
+
+bool
+harness_info_field(const struct harness_server *s, const char *section,
+                   const char *name, char *out, size_t outlen)
+{
+    char want[128];
+    bool found = false;
+    redisContext *c = harness_redis_connect(s);
+    redisReply *r = redisCommand(c, "INFO %s", section);
+    assert_non_null(r);
+    assert_int_equal(r->type, REDIS_REPLY_STRING);
+    snprintf(want, sizeof(want), "\n%s:", name);
+    const char *p = strstr(r->str, want);
+    if (p == NULL && strncmp(r->str, want + 1, strlen(want + 1)) == 0)
+        p = r->str - 1; /* the first line of the reply */
+    if (p != NULL) {
+        p += strlen(want);
+        snprintf(out, outlen, "%.*s", (int)strcspn(p, "\r\n"), p);
+        found = true;
+    }
+    freeReplyObject(r);
+    redisFree(c);
+    return found;
+}
+
+long long
+harness_info_ll(const struct harness_server *s, const char *section, const char *name)
+{
+    char v[128];
+    return harness_info_field(s, section, name, v, sizeof(v)) ? atoll(v) : -1;
+}
+
+long long
+harness_command_calls(const struct harness_server *s, const char *cmd)
+{
+    char name[96], v[256];
+    snprintf(name, sizeof(name), "cmdstat_%s", cmd);
+    if (!harness_info_field(s, "commandstats", name, v, sizeof(v)))
+        return 0;
+    return strncmp(v, "calls=", 6) == 0 ? atoll(v + 6) : 0;
+}

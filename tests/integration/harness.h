@@ -199,6 +199,24 @@ void harness_print_log_tail(const struct harness_server *s, int max_lines);
  */
 redisContext *harness_redis_connect(const struct harness_server *s);
 
+/*
+ * The value of field name in s's "INFO section" (name without the colon),
+ * copied into out (outlen bytes); false when the field is absent. Fails the
+ * test when INFO does not answer with a bulk string.
+ */
+bool harness_info_field(const struct harness_server *s, const char *section,
+                        const char *name, char *out, size_t outlen);
+
+/* harness_info_field() as a number; -1 when the field is absent. */
+long long harness_info_ll(const struct harness_server *s, const char *section,
+                          const char *name);
+
+/*
+ * Calls of cmd (lowercase, e.g. "get") on s since its last CONFIG RESETSTAT,
+ * from INFO commandstats; 0 when it was never called.
+ */
+long long harness_command_calls(const struct harness_server *s, const char *cmd);
+
 /* ---- byte buffers and RESP encoding ------------------------------------ */
 
 /* Append p[0..n) to b, growing it (aborts on out of memory). */

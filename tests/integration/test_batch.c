@@ -145,18 +145,6 @@ test_mget_mode_matches_lone_gets(void **state)
     concurrent_clients_match_redis("mget");
 }
 
-static long long
-upstream_calls(redisContext *d, const char *cmd)
-{
-    redisReply *r = redisCommand(d, "INFO commandstats");
-    char want[64];
-    snprintf(want, sizeof(want), "cmdstat_%s:calls=", cmd);
-    const char *p = strstr(r->str, want);
-    long long v = p != NULL ? atoll(p + strlen(want)) : 0;
-    freeReplyObject(r);
-    return v;
-}
-
 /* redis-benchmark -t get -n 200000 -c 200 -P 16 on its one default key. */
 static void
 test_one_hot_key_costs_few_upstream_reads(void **state)
@@ -170,7 +158,8 @@ test_one_hot_key_costs_few_upstream_reads(void **state)
     snprintf(cmd, sizeof(cmd),
              "redis-benchmark -p %d -t get -n 200000 -c 200 -P 16 -q >/dev/null 2>&1", b->port);
     assert_int_equal(system(cmd), 0);
-    long long calls = upstream_calls(d, "get") + upstream_calls(d, "mget");
+    long long calls = harness_command_calls(env.upstream, "get") +
+                      harness_command_calls(env.upstream, "mget");
     fprintf(stderr, "upstream GET+MGET calls for 200000 client GETs: %lld\n", calls);
     assert_true(calls <= 20000);
     redisFree(d);

@@ -47,18 +47,7 @@ static const char *
 bloom_field(const char *name)
 {
     static char value[128];
-    redisContext *c = harness_redis_connect(env.bulwark);
-    redisReply *r = redisCommand(c, "INFO bloom");
-    assert_non_null(r);
-    assert_int_equal(r->type, REDIS_REPLY_STRING);
-    char want[64];
-    snprintf(want, sizeof(want), "%s:", name);
-    const char *p = strstr(r->str, want);
-    assert_non_null(p);
-    p += strlen(want);
-    snprintf(value, sizeof(value), "%.*s", (int)strcspn(p, "\r\n"), p);
-    freeReplyObject(r);
-    redisFree(c);
+    assert_true(harness_info_field(env.bulwark, "bloom", name, value, sizeof(value)));
     return value;
 }
 
@@ -265,10 +254,7 @@ test_absent_gets_mostly_answered_locally(void **state)
              ">/dev/null 2>&1", b->port);
     assert_int_equal(system(cmd), 0);
     harness_bulwark_stop(b);
-    redisReply *r = redisCommand(d, "INFO commandstats");
-    const char *p = strstr(r->str, "cmdstat_get:calls=");
-    long long calls = p != NULL ? atoll(p + strlen("cmdstat_get:calls=")) : 0;
-    freeReplyObject(r);
+    long long calls = harness_command_calls(env.redis, "get");
     redisFree(d);
     fprintf(stderr, "upstream GETs for 1M absent GETs: %lld\n", calls);
     assert_true(calls <= 15000);

@@ -41,20 +41,6 @@ group_teardown(void **state)
     return 0;
 }
 
-static long long
-info_field(const struct harness_server *s, const char *section, const char *name)
-{
-    redisContext *c = harness_redis_connect(s);
-    redisReply *r = redisCommand(c, "INFO %s", section);
-    char want[96];
-    snprintf(want, sizeof(want), "%s", name);
-    const char *p = strstr(r->str, want);
-    long long v = p != NULL ? atoll(p + strlen(want)) : -1;
-    freeReplyObject(r);
-    redisFree(c);
-    return v;
-}
-
 /* n pipelined GETs of key through bulwark; every reply must be want. */
 static void
 read_many(const char *key, int n, const char *want)
@@ -77,7 +63,7 @@ static void
 wait_watch_of(const struct harness_server *b)
 {
     uint64_t t0 = bw_now_ms();
-    while (info_field(b, "hotkeys", "hotkey_enabled:") != 1) {
+    while (harness_info_ll(b, "hotkeys", "hotkey_enabled") != 1) {
         assert_true(bw_now_ms() - t0 < 10000);
         usleep(20 * 1000);
     }
@@ -98,26 +84,20 @@ test_hot_key_served_locally(void **state)
     freeReplyObject(redisCommand(d, "SET hot:1 v1"));
     freeReplyObject(redisCommand(d, "CONFIG RESETSTAT"));
     read_many("hot:1", 5000, "v1");
-    redisReply *r = redisCommand(d, "INFO commandstats");
-    const char *p = strstr(r->str, "cmdstat_get:calls=");
-    long long calls = p != NULL ? atoll(p + 18) : 0;
-    freeReplyObject(r);
+    long long calls = harness_command_calls(env.redis, "get");
     redisFree(d);
     fprintf(stderr, "upstream GETs for 5000 reads of a hot key: %lld; hits %lld\n", calls,
-            info_field(env.bulwark, "hotkeys", "hotkey_hits:"));
+            harness_info_ll(env.bulwark, "hotkeys", "hotkey_hits"));
     assert_true(calls < 500);
     /* Now cached: further reads cost (almost) nothing upstream. */
-    long long hits = info_field(env.bulwark, "hotkeys", "hotkey_hits:");
+    long long hits = harness_info_ll(env.bulwark, "hotkeys", "hotkey_hits");
     d = harness_redis_connect(env.redis);
     freeReplyObject(redisCommand(d, "CONFIG RESETSTAT"));
     read_many("hot:1", 2000, "v1");
-    r = redisCommand(d, "INFO commandstats");
-    p = strstr(r->str, "cmdstat_get:calls=");
-    calls = p != NULL ? atoll(p + 18) : 0;
-    freeReplyObject(r);
+    calls = harness_command_calls(env.redis, "get");
     redisFree(d);
     assert_true(calls <= 10);
-    assert_true(info_field(env.bulwark, "hotkeys", "hotkey_hits:") - hits >= 1900);
+    assert_true(harness_info_ll(env.bulwark, "hotkeys", "hotkey_hits") - hits >= 1900);
 }
 
 static void
@@ -168,7 +148,7 @@ test_lease_holds_misses_until_refilled(void **state)
     assert_int_equal(harness_conn_read_reply(other, 1000, &got), HARNESS_READ_REPLY);
     assert_string_equal(got.data, "$8\r\nrefilled\r\n");
     harness_buf_free(&got);
-    assert_true(info_field(env.bulwark, "hotkeys", "hotkey_lease_holds:") >= 1);
+    assert_true(harness_info_ll(env.bulwark, "hotkeys", "hotkey_lease_holds") >= 1);
     harness_conn_close(first);
     harness_conn_close(other);
 }
