@@ -150,7 +150,7 @@ run: all
 # ---- bench, fuzz, style --------------------------------------------------
 # bench/loadgen: the cache-workload load generator (libevent + hiredis async).
 bench/loadgen: $(call obj,bench/loadgen.c)
-	$(CC) $(LDFLAGS) -o $@ $^ $(shell pkg-config --libs libevent hiredis) -lm
+	$(CC) $(LDFLAGS) -pthread -o $@ $^ $(shell pkg-config --libs libevent hiredis) -lm
 
 bench: all bench/loadgen
 	@bash bench/run.sh

@@ -10,11 +10,18 @@
  * cache-aside mode a slot that reads nil holds a libevent timer for the
  * simulated database load, then SETs the key with EX ttl. The last output
  * line ("RESULT k=v ...") is for scripts (bench/run.sh).
+ *
+ * --threads T splits the connections (and the request count, and the
+ * prefill) over T threads, each with its own event loop, as redis-benchmark
+ * --threads does; the threads start the measured run together (a barrier)
+ * and their counts and histograms are summed at the end. Use it when the
+ * report says loadgen's own CPU limits the rate.
  */
 #include <errno.h>
 #include <getopt.h>
 #include <inttypes.h>
 #include <math.h>
+#include <pthread.h>
 #include <signal.h>
 #include <stdbool.h>
 #include <stdint.h>
@@ -50,6 +57,12 @@
 #define LG_PREFIX_MAX 64u
 
 #define LG_NS_PER_S 1000000000.0
+/* Client CPU share (of one core) from which loadgen warns that it may be the
+ * bottleneck: a closed-loop client at 95%+ cannot send faster. */
+#define LG_CPU_BOUND 0.95
+
+/* Most threads (--threads). */
+#define LG_THREADS_MAX 64u
 
 /* What the run does with a request. */
 enum lg_mode {
@@ -71,10 +84,12 @@ struct lg_opts {
     int port;               /* target TCP port */
     const char *redis_host; /* Redis whose INFO commandstats is diffed, or NULL */
     int redis_port;         /* its port */
-    unsigned conns;         /* connections, 1..10000 */
+    unsigned conns;         /* connections, 1..10000 (of this thread, in a worker) */
+    unsigned threads;       /* event-loop threads, 1..LG_THREADS_MAX, <= conns */
     unsigned pipeline;      /* commands per batch per connection, 1..1024 */
     double duration_s;      /* run length, s; 0 = run until requests */
-    uint64_t requests;      /* commands to send; 0 = until duration_s */
+    uint64_t requests;      /* commands to send (of this thread, in a worker);
+                               0 = until duration_s */
     uint32_t keys;          /* key space [0, keys) */
     enum lg_dist dist;      /* key distribution */
     double zipf_s;          /* zipf exponent, > 0 */
@@ -115,6 +130,21 @@ enum lg_phase {
 struct lg;
 struct lg_conn;
 
+/* What the threads of one run share; the mutex guards everything but zipf_cdf
+ * (read only once the threads run). */
+struct lg_shared {
+    pthread_mutex_t mu;
+    pthread_cond_t cv;
+    unsigned threads;        /* workers in the run */
+    unsigned arrived;        /* workers waiting at the start barrier */
+    bool released;           /* the barrier opened: all workers start */
+    bool aborted;            /* a worker failed before the start: all stop */
+    int64_t upstream_before; /* commandstats calls at the start, or -1 */
+    uint64_t start_cpu_ns;   /* process CPU time at the start, ns */
+    uint64_t start_ns;       /* monotonic ns at the start */
+    double *zipf_cdf;        /* owned: o.keys cumulative probabilities, or NULL */
+};
+
 /* One request in flight on a connection. */
 struct lg_slot {
     struct lg_conn *conn;   /* borrowed: the connection owning the slot */
@@ -150,7 +180,10 @@ struct lg_tick {
 
 /* The whole run. */
 struct lg {
-    struct lg_opts o;          /* options */
+    struct lg_opts o;          /* options (conns, requests: this thread's share) */
+    struct lg_shared *sh;      /* borrowed: what the run's threads share */
+    pthread_t tid;             /* the worker thread */
+    unsigned id;               /* worker index, 0..threads-1 */
     struct event_base *base;   /* owned: the event loop */
     struct lg_conn *conns;     /* owned: o.conns connections */
     enum lg_phase phase;       /* where the run stands */
@@ -158,9 +191,14 @@ struct lg {
     unsigned up;               /* connections established */
     uint64_t busy;             /* slots not LG_IDLE */
     uint32_t prefill_next;     /* next key to prefill */
+    uint32_t prefill_end;      /* end of this thread's prefill range */
+    uint32_t prefill_todo;     /* keys in that range */
     uint32_t prefill_done;     /* prefill SETs answered */
+    double prefill_ms;         /* prefill time, ms (0 until done) */
     uint64_t prefill_ns;       /* prefill start, monotonic ns */
     uint64_t start_ns;         /* run start, monotonic ns */
+    uint64_t start_tcpu_ns;    /* this thread's CPU time at the run start, ns */
+    double cpu_share;          /* this thread's CPU / wall over its run */
     uint64_t deadline_ns;      /* run end (duration mode), monotonic ns */
     uint64_t end_ns;           /* when the last counted reply came */
     uint64_t issued;           /* run commands sent */
@@ -170,12 +208,12 @@ struct lg {
     uint64_t nils;             /* GETs answered nil */
     uint64_t errors;           /* error replies and lost requests */
     uint64_t db_loads;         /* simulated database loads */
-    int64_t upstream_before;   /* commandstats calls at the run start, or -1 */
     uint64_t seq;              /* next key of the sequential distribution */
     uint64_t rng;              /* splitmix64 state */
-    double *zipf_cdf;          /* owned: o.keys cumulative probabilities */
+    const double *zipf_cdf;    /* borrowed from sh: zipf cumulative probabilities */
     struct lg_hist hist;       /* latency of run commands */
     struct lg_tick *ticks;     /* owned: LG_TICKS_MAX ticks */
+    struct lg_tick sink;       /* counts beyond the timeline */
     char *cmd;                 /* owned: scratch for one encoded command */
     char *value;               /* owned: o.value_size bytes of 'x' */
     struct event *stop_timer;  /* owned: deadline, then drain limit */
@@ -192,6 +230,18 @@ now_ns(void)
     struct timespec ts;
 
     clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (uint64_t)ts.tv_sec * UINT64_C(1000000000) + (uint64_t)ts.tv_nsec;
+}
+
+/* CPU time (user + system) used by this process (clock
+ * CLOCK_PROCESS_CPUTIME_ID) or by the calling thread (CLOCK_THREAD_CPUTIME_ID),
+ * ns. */
+static uint64_t
+cpu_ns(clockid_t clock)
+{
+    struct timespec ts;
+
+    clock_gettime(clock, &ts);
     return (uint64_t)ts.tv_sec * UINT64_C(1000000000) + (uint64_t)ts.tv_nsec;
 }
 
@@ -470,10 +520,9 @@ slot_send(struct lg_slot *s, size_t len, enum lg_state st)
 static struct lg_tick *
 tick_at(struct lg *lg, uint64_t t_ns)
 {
-    static struct lg_tick sink; /* counts beyond the timeline go here */
     uint64_t i = t_ns > lg->start_ns ? (t_ns - lg->start_ns) / LG_TICK_NS : 0;
 
-    return i < LG_TICKS_MAX ? &lg->ticks[i] : &sink;
+    return i < LG_TICKS_MAX ? &lg->ticks[i] : &lg->sink;
 }
 
 /* Next request of the run on slot s, or idle when the run is over. */
@@ -564,16 +613,14 @@ prefill_reply(struct lg_slot *s, const redisReply *reply)
         }
     }
     lg->prefill_done++;
-    if (lg->prefill_next < lg->o.keys) {
+    if (lg->prefill_next < lg->prefill_end) {
         s->key = lg->prefill_next++;
         slot_send(s, cmd_set(lg, s->key, lg->o.ttl_s), LG_PREFILL);
     } else {
         slot_set_state(s, LG_IDLE);
     }
-    if (lg->prefill_done == lg->o.keys) {
-        printf("prefill: %u keys%s in %.0f ms\n", lg->o.keys,
-               lg->o.ttl_s ? " with the same EX" : "",
-               (double)(now_ns() - lg->prefill_ns) / 1e6);
+    if (lg->prefill_done == lg->prefill_todo) {
+        lg->prefill_ms = (double)(now_ns() - lg->prefill_ns) / 1e6;
         lg_start_run(lg);
     }
 }
@@ -671,6 +718,45 @@ commandstats_calls(const struct lg_opts *o)
     return sum;
 }
 
+/* A worker cannot go on (connect failed, connection lost before the run):
+ * leave its loop, and release the others from the start barrier. */
+static void
+lg_fail(struct lg *lg)
+{
+    lg->failed = true;
+    pthread_mutex_lock(&lg->sh->mu);
+    lg->sh->aborted = true;
+    pthread_cond_broadcast(&lg->sh->cv);
+    pthread_mutex_unlock(&lg->sh->mu);
+    event_base_loopbreak(lg->base);
+}
+
+/* Start barrier: wait until every worker is ready to run (connected, its
+ * prefill done); the last to arrive reads the Redis INFO commandstats and
+ * the clocks the whole run is measured from. Blocks this worker's event loop
+ * meanwhile (it has nothing in flight). Returns false when a worker failed. */
+static bool
+lg_barrier(struct lg *lg)
+{
+    struct lg_shared *sh = lg->sh;
+    bool ok;
+
+    pthread_mutex_lock(&sh->mu);
+    if (++sh->arrived == sh->threads && !sh->aborted) {
+        sh->upstream_before = lg->o.redis_host ? commandstats_calls(&lg->o) : -1;
+        sh->start_cpu_ns = cpu_ns(CLOCK_PROCESS_CPUTIME_ID);
+        sh->start_ns = now_ns();
+        sh->released = true;
+        pthread_cond_broadcast(&sh->cv);
+    }
+    while (!sh->released && !sh->aborted) {
+        pthread_cond_wait(&sh->cv, &sh->mu);
+    }
+    ok = sh->released;
+    pthread_mutex_unlock(&sh->mu);
+    return ok;
+}
+
 /* Deadline, then drain limit. */
 static void
 stop_timer_cb(evutil_socket_t fd, short what, void *arg)
@@ -695,9 +781,14 @@ stop_timer_cb(evutil_socket_t fd, short what, void *arg)
 static void
 lg_start_run(struct lg *lg)
 {
-    lg->upstream_before = lg->o.redis_host ? commandstats_calls(&lg->o) : -1;
+    if (!lg_barrier(lg)) {
+        lg->failed = true;
+        event_base_loopbreak(lg->base);
+        return;
+    }
     lg->phase = LG_RUNNING;
     lg->start_ns = now_ns();
+    lg->start_tcpu_ns = cpu_ns(CLOCK_THREAD_CPUTIME_ID);
     lg->deadline_ns = UINT64_MAX;
     if (lg->o.duration_s > 0) {
         struct timeval tv = {(time_t)lg->o.duration_s,
@@ -720,14 +811,14 @@ static void
 lg_start(struct lg *lg)
 {
     event_del(lg->conn_timer);
-    if (!lg->o.prefill || lg->o.keys == 0) {
+    if (!lg->o.prefill || lg->prefill_todo == 0) {
         lg_start_run(lg);
         return;
     }
     lg->phase = LG_PREFILLING;
     lg->prefill_ns = now_ns();
     for (unsigned j = 0; j < lg->conns[0].nslots; j++) {
-        for (unsigned i = 0; i < lg->o.conns && lg->prefill_next < lg->o.keys; i++) {
+        for (unsigned i = 0; i < lg->o.conns && lg->prefill_next < lg->prefill_end; i++) {
             struct lg_slot *s = &lg->conns[i].slots[j];
             s->key = lg->prefill_next++;
             slot_send(s, cmd_set(lg, s->key, lg->o.ttl_s), LG_PREFILL);
@@ -744,8 +835,7 @@ connect_cb(const redisAsyncContext *ac, int status)
     if (status != REDIS_OK) {
         fprintf(stderr, "loadgen: connect %s:%d: %s\n", lg->o.host, lg->o.port, ac->errstr);
         c->ac = NULL; /* hiredis frees the context */
-        lg->failed = true;
-        event_base_loopbreak(lg->base);
+        lg_fail(lg);
         return;
     }
     if (++lg->up == lg->o.conns) {
@@ -763,8 +853,7 @@ disconnect_cb(const redisAsyncContext *ac, int status)
         fprintf(stderr, "loadgen: connection lost: %s\n", ac->errstr);
         c->lg->errors++;
         if (c->lg->phase != LG_RUNNING && c->lg->phase != LG_DRAINING) {
-            c->lg->failed = true;
-            event_base_loopbreak(c->lg->base);
+            lg_fail(c->lg);
         }
         lg_check_done(c->lg);
     }
@@ -779,8 +868,7 @@ conn_timer_cb(evutil_socket_t fd, short what, void *arg)
     (void)what;
     fprintf(stderr, "loadgen: only %u of %u connections up after %d s\n", lg->up,
             lg->o.conns, LG_CONNECT_S);
-    lg->failed = true;
-    event_base_loopbreak(lg->base);
+    lg_fail(lg);
 }
 
 /* Allocate the run and open its connections (answers arrive in the loop). */
@@ -795,10 +883,10 @@ lg_init(struct lg *lg)
         fprintf(stderr, "loadgen: event_base_new failed\n");
         return -1;
     }
-    lg->rng = lg->o.seed ? lg->o.seed : now_ns() ^ (uint64_t)getpid() << 32;
-    if (lg->o.dist == LG_ZIPF) {
-        lg->zipf_cdf = zipf_build(lg->o.keys, lg->o.zipf_s);
-    }
+    /* Each worker its own stream: the seed (or the clock) plus its index. */
+    lg->rng = (lg->o.seed ? lg->o.seed : now_ns() ^ (uint64_t)getpid() << 32) +
+              (uint64_t)lg->id * UINT64_C(0x632be59bd9b4e019);
+    lg->zipf_cdf = lg->sh->zipf_cdf;
     lg->ticks = xcalloc(LG_TICKS_MAX, sizeof(*lg->ticks));
     lg->cmd = xcalloc(1, lg->o.value_size + 256);
     lg->value = xcalloc(1, lg->o.value_size + 1);
@@ -869,7 +957,6 @@ lg_deinit(struct lg *lg)
     if (lg->base) {
         event_base_free(lg->base);
     }
-    free(lg->zipf_cdf);
     free(lg->ticks);
     free(lg->cmd);
     free(lg->value);
@@ -942,8 +1029,12 @@ report_timeline(const struct lg *lg, unsigned nticks)
     printf("\n");
 }
 
+/* The run as one: lg holds the sums of the workers' counts, histograms and
+ * timelines; cpu is the process's CPU over the run's wall time (may exceed 1
+ * with threads) and cpu_max the busiest worker's share of one core. */
 static void
-lg_report(const struct lg *lg, int64_t upstream_after)
+lg_report(const struct lg *lg, int64_t upstream_before, int64_t upstream_after, double cpu,
+          double cpu_max)
 {
     double secs = lg->o.requests ? (double)(lg->end_ns - lg->start_ns) / LG_NS_PER_S
                                  : lg->o.duration_s;
@@ -956,8 +1047,8 @@ lg_report(const struct lg *lg, int64_t upstream_after)
     char per_req[32] = "-";
     int64_t up = -1;
 
-    if (lg->upstream_before >= 0 && upstream_after >= 0) {
-        up = upstream_after - lg->upstream_before - 1; /* our first INFO */
+    if (upstream_before >= 0 && upstream_after >= 0) {
+        up = upstream_after - upstream_before - 1; /* our first INFO */
         if (lg->done > 0) {
             snprintf(per_req, sizeof(per_req), "%.3f", (double)up / (double)lg->done);
         }
@@ -973,10 +1064,19 @@ lg_report(const struct lg *lg, int64_t upstream_after)
     }
     printf("database: %" PRIu64 " loads, %.0f/s, peak %" PRIu64 "/s (any 1 s window)\n",
            lg->db_loads, secs > 0 ? (double)lg->db_loads / secs : 0.0, peak);
+    /* Near 1.0 in one thread, the rate is bounded by loadgen's own CPU. */
+    printf("client cpu: %.0f%% of one core", cpu * 100.0);
+    if (lg->o.threads > 1) {
+        printf(" over %u threads, the busiest %.0f%%", lg->o.threads, cpu_max * 100.0);
+    }
+    printf("%s\n", cpu_max >= LG_CPU_BOUND
+                       ? " (loadgen itself may be what limits the rate: try --threads)"
+                       : "");
     report_timeline(lg, nticks);
     printf("RESULT rps=%.0f p50_us=%.1f p99_us=%.1f p999_us=%.1f upstream_per_req=%s "
            "db_loads=%" PRIu64 " peak_db_loads_per_s=%" PRIu64 " nil=%" PRIu64 " errors=%" PRIu64
-           "\n", rps, p50, p99, p999, per_req, lg->db_loads, peak, lg->nils, lg->errors);
+           " client_cpu=%.2f client_cpu_max_thread=%.2f\n", rps, p50, p99, p999, per_req,
+           lg->db_loads, peak, lg->nils, lg->errors, cpu, cpu_max);
 }
 
 /* ---- options ------------------------------------------------------------ */
@@ -990,6 +1090,7 @@ usage(FILE *f)
         "  -p, --port PORT         target port (default 6380)\n"
         "      --redis HOST:PORT   Redis whose INFO commandstats counts upstream commands\n"
         "  -c, --conns N           connections (default 50)\n"
+        "      --threads T         event-loop threads sharing the connections (default 1)\n"
         "  -P, --pipeline N        commands sent per batch per connection (default 1)\n"
         "  -d, --duration S        run for S seconds (default 5)\n"
         "  -n, --requests N        or send N commands (overrides --duration)\n"
@@ -1083,7 +1184,7 @@ static const struct option long_opts[] = {
     {"db-latency", required_argument, NULL, 'L'}, {"prefill", no_argument, NULL, 'F'},
     {"prefix", required_argument, NULL, 'X'}, {"timeline", no_argument, NULL, 't'},
     {"seed", required_argument, NULL, 'S'},   {"help", no_argument, NULL, 'H'},
-    {"window", no_argument, NULL, 'w'},
+    {"window", no_argument, NULL, 'w'},      {"threads", required_argument, NULL, 'j'},
     {NULL, 0, NULL, 0},
 };
 
@@ -1094,7 +1195,7 @@ opts_parse(struct lg_opts *o, int argc, char **argv)
     bool ttl_given = false;
 
     *o = (struct lg_opts){.host = "127.0.0.1", .port = 6380, .conns = 50, .pipeline = 1,
-                          .duration_s = 5, .keys = 100000, .value_size = 100,
+                          .threads = 1, .duration_s = 5, .keys = 100000, .value_size = 100,
                           .db_latency_ms = 5, .prefix = "key:", .zipf_s = 0.99};
     while ((ch = getopt_long(argc, argv, "h:p:c:P:d:n:k:", long_opts, NULL)) != -1) {
         switch (ch) {
@@ -1117,6 +1218,7 @@ opts_parse(struct lg_opts *o, int argc, char **argv)
         case 'X': o->prefix = optarg; break;
         case 't': o->timeline = true; break;
         case 'w': o->window = true; break;
+        case 'j': o->threads = (unsigned)opt_num("threads", optarg, 1, LG_THREADS_MAX); break;
         case 'S': o->seed = (uint64_t)opt_num("seed", optarg, 0, 1e18); break;
         case 'H': usage(stdout); exit(0);
         default: usage(stderr); exit(2);
@@ -1124,6 +1226,11 @@ opts_parse(struct lg_opts *o, int argc, char **argv)
     }
     if (optind < argc || strlen(o->prefix) > LG_PREFIX_MAX) {
         usage(stderr);
+        exit(2);
+    }
+    if (o->threads > o->conns || (o->requests && o->requests < o->threads)) {
+        fprintf(stderr, "loadgen: --threads %u wants at least as many connections and "
+                        "requests\n", o->threads);
         exit(2);
     }
     if (o->requests) {
@@ -1135,37 +1242,149 @@ opts_parse(struct lg_opts *o, int argc, char **argv)
     }
 }
 
+/* ---- threads ------------------------------------------------------------ */
+
+/* Share i (of n) of total: the first total % n shares get one more. */
+static uint64_t
+share(uint64_t total, unsigned n, unsigned i)
+{
+    return total / n + (i < total % n ? 1 : 0);
+}
+
+/* A worker: its connections, its loop, until its part of the run is over. */
+static void *
+worker_main(void *arg)
+{
+    struct lg *lg = arg;
+
+    if (lg_init(lg) != 0) {
+        lg->failed = true;
+        pthread_mutex_lock(&lg->sh->mu);
+        lg->sh->aborted = true;
+        pthread_cond_broadcast(&lg->sh->cv);
+        pthread_mutex_unlock(&lg->sh->mu);
+        return NULL;
+    }
+    event_base_dispatch(lg->base);
+    if (lg->start_ns != 0) {
+        uint64_t wall = now_ns() - lg->start_ns;
+        lg->cpu_share = wall ? (double)(cpu_ns(CLOCK_THREAD_CPUTIME_ID) - lg->start_tcpu_ns) /
+                                   (double)wall
+                             : 0.0;
+    }
+    return NULL;
+}
+
+/* Sum the workers w[0..n) into sum (whose o is the whole run's). */
+static void
+lg_merge(struct lg *sum, const struct lg *w, unsigned n)
+{
+    sum->ticks = xcalloc(LG_TICKS_MAX, sizeof(*sum->ticks));
+    sum->start_ns = w[0].start_ns;
+    for (unsigned i = 0; i < n; i++) {
+        if (w[i].start_ns < sum->start_ns) {
+            sum->start_ns = w[i].start_ns;
+        }
+        if (w[i].end_ns > sum->end_ns) {
+            sum->end_ns = w[i].end_ns;
+        }
+        sum->done += w[i].done;
+        sum->done_window += w[i].done_window;
+        sum->gets += w[i].gets;
+        sum->sets += w[i].sets;
+        sum->nils += w[i].nils;
+        sum->errors += w[i].errors;
+        sum->db_loads += w[i].db_loads;
+        for (unsigned b = 0; b < LG_HIST_BUCKETS; b++) {
+            sum->hist.counts[b] += w[i].hist.counts[b];
+        }
+        sum->hist.total += w[i].hist.total;
+        if (w[i].hist.max > sum->hist.max) {
+            sum->hist.max = w[i].hist.max;
+        }
+        /* Tick k of every worker is the same 100 ms: they start together. */
+        for (unsigned k = 0; k < LG_TICKS_MAX; k++) {
+            sum->ticks[k].done += w[i].ticks[k].done;
+            sum->ticks[k].nil += w[i].ticks[k].nil;
+            sum->ticks[k].db_loads += w[i].ticks[k].db_loads;
+        }
+    }
+}
+
 int
 main(int argc, char **argv)
 {
-    static struct lg lg; /* large (histogram): static storage */
+    static struct lg sum; /* large (histogram): static storage */
+    static struct lg_shared sh = {.mu = PTHREAD_MUTEX_INITIALIZER,
+                                  .cv = PTHREAD_COND_INITIALIZER, .upstream_before = -1};
+    struct lg *w;
     int64_t upstream_after = -1;
-    int rc = 0;
+    double prefill_ms = 0, cpu = 0, cpu_max = 0;
+    bool failed = false;
+    unsigned n;
+    uint64_t wall;
 
     signal(SIGPIPE, SIG_IGN);
-    opts_parse(&lg.o, argc, argv);
-    printf("loadgen: %s:%d conns %u pipeline %u mode %s dist %s", lg.o.host, lg.o.port,
-           lg.o.conns, lg.o.pipeline, mode_names[lg.o.mode], dist_names[lg.o.dist]);
-    if (lg.o.dist == LG_ZIPF) {
-        printf(":%g", lg.o.zipf_s);
+    opts_parse(&sum.o, argc, argv);
+    n = sum.o.threads;
+    printf("loadgen: %s:%d conns %u pipeline %u mode %s dist %s", sum.o.host, sum.o.port,
+           sum.o.conns, sum.o.pipeline, mode_names[sum.o.mode], dist_names[sum.o.dist]);
+    if (sum.o.dist == LG_ZIPF) {
+        printf(":%g", sum.o.zipf_s);
     }
-    printf(" keys %u absent %.2f writes %.2f value %zu B ttl %u s db-latency %u ms\n",
-           lg.o.keys, lg.o.absent, lg.o.write_ratio, lg.o.value_size, lg.o.ttl_s,
-           lg.o.db_latency_ms);
+    printf(" keys %u absent %.2f writes %.2f value %zu B ttl %u s db-latency %u ms",
+           sum.o.keys, sum.o.absent, sum.o.write_ratio, sum.o.value_size, sum.o.ttl_s,
+           sum.o.db_latency_ms);
+    printf(n > 1 ? " threads %u\n" : "\n", n);
     fflush(stdout);
-    if (lg_init(&lg) != 0) {
-        lg_deinit(&lg);
-        return 1;
+    if (sum.o.dist == LG_ZIPF) {
+        sh.zipf_cdf = zipf_build(sum.o.keys, sum.o.zipf_s);
     }
-    event_base_dispatch(lg.base);
-    if (lg.failed) {
-        rc = 1;
-    } else {
-        if (lg.o.redis_host) {
-            upstream_after = commandstats_calls(&lg.o);
+    sh.threads = n;
+    w = xcalloc(n, sizeof(*w));
+    for (unsigned i = 0; i < n; i++) {
+        w[i].o = sum.o;
+        w[i].o.conns = (unsigned)share(sum.o.conns, n, i);
+        w[i].o.requests = sum.o.requests ? share(sum.o.requests, n, i) : 0;
+        w[i].sh = &sh;
+        w[i].id = i;
+        w[i].prefill_next = (uint32_t)((uint64_t)sum.o.keys * i / n);
+        w[i].prefill_end = (uint32_t)((uint64_t)sum.o.keys * (i + 1) / n);
+        w[i].prefill_todo = w[i].prefill_end - w[i].prefill_next;
+        w[i].seq = (uint64_t)sum.o.keys * i / n; /* sequential: a slice each */
+        if (pthread_create(&w[i].tid, NULL, worker_main, &w[i]) != 0) {
+            fprintf(stderr, "loadgen: cannot start thread %u\n", i);
+            exit(1);
         }
-        lg_report(&lg, upstream_after);
     }
-    lg_deinit(&lg);
-    return rc;
+    for (unsigned i = 0; i < n; i++) {
+        pthread_join(w[i].tid, NULL);
+    }
+    wall = now_ns() - sh.start_ns;
+    if (sh.released && wall > 0) {
+        cpu = (double)(cpu_ns(CLOCK_PROCESS_CPUTIME_ID) - sh.start_cpu_ns) / (double)wall;
+    }
+    for (unsigned i = 0; i < n; i++) {
+        failed |= w[i].failed;
+        prefill_ms = w[i].prefill_ms > prefill_ms ? w[i].prefill_ms : prefill_ms;
+        cpu_max = w[i].cpu_share > cpu_max ? w[i].cpu_share : cpu_max;
+    }
+    if (!failed) {
+        if (sum.o.prefill) {
+            printf("prefill: %u keys%s in %.0f ms\n", sum.o.keys,
+                   sum.o.ttl_s ? " with the same EX" : "", prefill_ms);
+        }
+        if (sum.o.redis_host) {
+            upstream_after = commandstats_calls(&sum.o);
+        }
+        lg_merge(&sum, w, n);
+        lg_report(&sum, sh.upstream_before, upstream_after, cpu, cpu_max);
+    }
+    for (unsigned i = 0; i < n; i++) {
+        lg_deinit(&w[i]);
+    }
+    free(w);
+    free(sum.ticks);
+    free(sh.zipf_cdf);
+    return failed ? 1 : 0;
 }

@@ -13,7 +13,8 @@
 #   KEYS=100000 VALUE=100       key space (prefilled) and value bytes
 #   AV_KEYS=5000 AV_TTL=20 AV_SECS=23 AV_DB_MS=5   avalanche scenario
 #   AG_N1=150000 AG_N16=900000  GETs per agreement run (loadgen and
-#                               redis-benchmark back to back on Redis, -c 50)
+#                               redis-benchmark back to back on Redis direct)
+#   AG_CASES="10:1 50:1 50:16 500:16"   their connections:pipeline
 #   BUDGET_S=780    no round is started that would, at the pace so far, end
 #                   after this many seconds (the machine may be shared)
 #   BULWARK_BIN=./bulwark LOADGEN_BIN=bench/loadgen
@@ -34,6 +35,7 @@ AV_SECS=${AV_SECS:-23}
 AV_DB_MS=${AV_DB_MS:-5}
 AG_N1=${AG_N1:-150000}
 AG_N16=${AG_N16:-900000}
+AG_CASES=${AG_CASES:-10:1 50:1 50:16 500:16}
 BUDGET_S=${BUDGET_S:-780}
 BIN=${BULWARK_BIN:-./bulwark}
 LG=${LOADGEN_BIN:-bench/loadgen}
@@ -189,26 +191,36 @@ run_av() { # round label name port
     timeline["$2|$3"]=$out
 }
 
-# Agreement: the same GETs (count, keys, -c 50, -P p) from redis-benchmark
-# and from loadgen on Redis direct, back to back, the order alternating by
-# round, so that load from elsewhere on the machine hits both alike.
-run_agree() { # round pipe
-    local n=$AG_N1 rb lg order
-    [[ $2 == 1 ]] || n=$AG_N16
-    order="rb lg"; (( $1 % 2 )) || order="lg rb"
+# Agreement: the same GETs (count, keys, -c c, -P p) from redis-benchmark and
+# from loadgen on Redis direct, back to back, the order alternating by round,
+# so that load from elsewhere on the machine hits both alike. Each tool's CPU
+# per GET is kept too: where a client saturates its core (on 2 cores, any
+# single-threaded client at -P 1 with many connections) the rate is bounded
+# by the client's own cost per request, and the two tools' costs differ.
+run_agree() { # round clients pipe
+    local n=$AG_N1 rb="" lg="" rbcpu="" lgcpu="" line u s r
+    [[ $3 == 1 ]] || n=$AG_N16
+    local order="rb lg"; (( $1 % 2 )) || order="lg rb"
     for tool in $order; do
         if [[ $tool == rb ]]; then
-            rb=$(timeout "$RUN_TIMEOUT" redis-benchmark -p "$rport" -t get -n "$n" -c 50 -P "$2" \
-                     -r "$KEYS" -d "$VALUE" --csv -q 2>/dev/null |
-                 awk -F, '/"GET"/ {gsub(/"/, "", $2); print $2}' || true)
+            # bash's time: user, system and wall seconds of redis-benchmark
+            { TIMEFORMAT='%U %S %R'; time timeout "$RUN_TIMEOUT" redis-benchmark -p "$rport" \
+                  -t get -n "$n" -c "$2" -P "$3" -r "$KEYS" -d "$VALUE" --csv -q \
+                  > "$dir/agree.csv" 2>/dev/null; } 2> "$dir/agree.time" || true
+            rb=$(awk -F, '/"GET"/ {gsub(/"/, "", $2); print $2}' "$dir/agree.csv")
+            read -r u s r < "$dir/agree.time" || true
+            rbcpu=$(awk -v u="$u" -v s="$s" -v r="$r" 'BEGIN { if (r > 0) printf "%.2f", (u + s) / r }')
         else
-            lg=$(timeout "$RUN_TIMEOUT" "$LG" -p "$rport" -n "$n" -c 50 -P "$2" -k "$KEYS" \
-                     2>>"$dir/loadgen.err" | sed -n 's/^RESULT rps=\([0-9.]*\) .*/\1/p' || true)
+            line=$(timeout "$RUN_TIMEOUT" "$LG" -p "$rport" -n "$n" -c "$2" -P "$3" -k "$KEYS" \
+                       2>>"$dir/loadgen.err" | grep '^RESULT' || true)
+            lg=$(sed -n 's/^RESULT rps=\([0-9.]*\) .*/\1/p' <<< "$line")
+            lgcpu=$(sed -n 's/.* client_cpu=\([0-9.]*\).*/\1/p' <<< "$line")
         fi
     done
-    [[ -n $rb && -n $lg ]] || { echo "run.sh: agreement run -P $2 failed" >&2; return 0; }
-    add "agree|$2|rb" "$rb"; add "agree|$2|lg" "$lg"
-    add "agree|$2|ratio" "$(awk -v a="$lg" -v b="$rb" 'BEGIN {printf "%.4f", a / b}')"
+    [[ -n $rb && -n $lg ]] || { echo "run.sh: agreement run -c $2 -P $3 failed" >&2; return 0; }
+    add "agree|$2|$3|rb" "$rb"; add "agree|$2|$3|lg" "$lg"
+    add "agree|$2|$3|rbcpu" "$rbcpu"; add "agree|$2|$3|lgcpu" "$lgcpu"
+    add "agree|$2|$3|ratio" "$(awk -v a="$lg" -v b="$rb" 'BEGIN {printf "%.4f", a / b}')"
 }
 
 lg_rows=("uniform|50|1|--dist uniform" "uniform|50|16|--dist uniform"
@@ -228,7 +240,7 @@ for round in $(seq "$ROUNDS"); do
         done
     done
     echo "bench:   loadgen vs redis-benchmark ($(( $(date +%s) - started )) s)" >&2
-    for p in 1 16; do run_agree "$round" "$p"; done
+    for cp in $AG_CASES; do run_agree "$round" "${cp%:*}" "${cp#*:}"; done
     echo "bench:   loadgen workloads ($(( $(date +%s) - started )) s)" >&2
     for spec in "${lg_rows[@]}"; do
         IFS='|' read -r row c p args <<< "$spec"
@@ -300,14 +312,25 @@ done
 
 # ---- agreement and avalanche timelines -----------------------------------
 echo
-echo "loadgen vs redis-benchmark: the same GETs on Redis direct, -c 50, back to back (medians of $rounds_done):"
-for p in 1 16; do
-    a=$(echo "${res["agree|$p|lg"]-}" | median)
-    b=$(echo "${res["agree|$p|rb"]-}" | median)
-    r=$(echo "${res["agree|$p|ratio"]-}" | median)
+echo "loadgen vs redis-benchmark: the same GETs on Redis direct, back to back (medians of $rounds_done)."
+echo "client cpu = the tool's share of one core during its run; at 0.95 and more it measures itself."
+echo
+echo "| conns | pipeline | loadgen req/s | client cpu | redis-benchmark req/s | client cpu | loadgen/redis-benchmark per round | median | verdict |"
+echo "| ---: | ---: | ---: | ---: | ---: | ---: | --- | ---: | --- |"
+for cp in $AG_CASES; do
+    c=${cp%:*} p=${cp#*:}
+    a=$(echo "${res["agree|$c|$p|lg"]-}" | median)
+    b=$(echo "${res["agree|$c|$p|rb"]-}" | median)
+    r=$(echo "${res["agree|$c|$p|ratio"]-}" | median)
+    ac=$(echo "${res["agree|$c|$p|lgcpu"]-}" | median)
+    bc=$(echo "${res["agree|$c|$p|rbcpu"]-}" | median)
     [[ -n $a && -n $b ]] || continue
-    printf '  -P %-2s loadgen %.0f req/s, redis-benchmark %.0f req/s; loadgen/redis-benchmark per pair: %s(median %.3f)\n' \
-        "$p" "$a" "$b" "${res["agree|$p|ratio"]}" "$r"
+    verdict=$(awk -v r="$r" -v a="${ac:-0}" -v b="${bc:-0}" 'BEGIN {
+        if (r >= 0.9 && r <= 1.1) print "within 10%";
+        else if (a >= 0.95 && b >= 0.95) print "both clients CPU-bound: they differ by their own cost";
+        else print "DISAGREE" }')
+    printf '| %s | %s | %.0f | %s | %.0f | %s | %s| %.3f | %s |\n' "$c" "$p" "$a" "${ac:-?}" \
+        "$b" "${bc:-?}" "${res["agree|$c|$p|ratio"]}" "$r" "$verdict"
 done
 echo
 echo "avalanche, last round: database loads per second (keys expire at about ${AV_TTL} s):"
