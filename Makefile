@@ -39,7 +39,7 @@ DAEMON_SRCS := proxy/util.c proxy/log.c config/config.c config/syntax.c \
 
 # One cmocka binary per module, linked only with that module's objects (and
 # util), so the link line enforces the dependency rules of STYLE.md.
-UNIT_TESTS := resp reply config command bloom jitter batch hotcache
+UNIT_TESTS := resp reply config command bloom jitter batch hotcache loadgen
 UNIT_reply   := proxy/reply.c proxy/util.c
 UNIT_resp    := proxy/resp.c proxy/util.c
 UNIT_config  := config/config.c config/syntax.c
@@ -50,6 +50,8 @@ UNIT_hotcache := proxy/hotcache.c proxy/util.c
 # batch: client.c, upstream.c and watch.c are fakes inside the test.
 UNIT_batch   := proxy/batch.c proxy/reply.c proxy/util.c
 UNIT_LIBS_batch = $(shell pkg-config --libs libevent)
+# loadgen: its histogram, report and options; no libevent, no hiredis.
+UNIT_loadgen := bench/lg_stats.c bench/lg_opts.c
 
 # Integration tests: cmocka + sync hiredis against a real redis-server and the
 # built daemon, both on free loopback ports (tests/integration/harness.c).
@@ -149,7 +151,7 @@ run: all
 
 # ---- bench, fuzz, style --------------------------------------------------
 # bench/loadgen: the cache-workload load generator (libevent + hiredis async).
-bench/loadgen: $(call obj,bench/loadgen.c)
+bench/loadgen: $(call obj,bench/loadgen.c bench/lg_stats.c bench/lg_opts.c)
 	$(CC) $(LDFLAGS) -pthread -o $@ $^ $(shell pkg-config --libs libevent hiredis) -lm
 
 bench: all bench/loadgen
