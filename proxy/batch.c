@@ -303,6 +303,7 @@ batch_get_slot(struct batch *b, struct client_slot *slot, const char *key, size_
         e->waiters = bw_realloc(e->waiters, e->cap * sizeof(*e->waiters));
     }
     e->waiters[e->nwaiters++] = slot;
+    client_slot_joined_batch(slot, b->epoch);
     if (b->npending >= (size_t)BW_MAX(b->px->cfg.batch_max_keys, 1))
         batch_flush(b);
     else

@@ -226,6 +226,13 @@ client_close_after_reply(struct client *c)
     client_flush(c);
 }
 
+void
+client_slot_joined_batch(struct client_slot *s, uint64_t epoch)
+{
+    if (s->c != NULL)
+        s->c->batch_epoch = epoch;
+}
+
 struct client_slot *
 client_slot_new_batched(struct client *c, uint64_t epoch)
 {

@@ -128,6 +128,15 @@ struct client_slot;
  */
 struct client_slot *client_slot_new_batched(struct client *c, uint64_t epoch);
 
+/*
+ * Slot s (of client_slot_new_batched) is now a waiter of the batch in epoch:
+ * its client's next forward flushes that batch first, so nothing the client
+ * sends later overtakes the GET. No-op for a detached slot. Needed where the
+ * slot joins a batch after it was made (a hot key's miss while its fill is
+ * out, or a GET held by a lease and woken).
+ */
+void client_slot_joined_batch(struct client_slot *s, uint64_t epoch);
+
 /* Receives a detached slot's reply (len bytes at data, valid for the call). */
 typedef void client_slot_fn(void *data, const char *reply, size_t len);
 

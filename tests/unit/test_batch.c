@@ -67,6 +67,13 @@ client_slot_new_batched(struct client *c, uint64_t epoch)
     return s;
 }
 
+void
+client_slot_joined_batch(struct client_slot *s, uint64_t epoch)
+{
+    if (s->c != NULL)
+        s->c->epoch = epoch;
+}
+
 struct client_slot *
 client_slot_new_detached(client_slot_fn *fn, void *data)
 {
@@ -283,6 +290,27 @@ test_flush_before_clients_other_requests(void **state)
     batch_free(bt);
 }
 
+/* A slot made earlier (a hot key's miss, a GET woken from a lease) that joins
+ * a later batch: its client's write still flushes that batch first. */
+static void
+test_flush_before_write_of_late_joined_slot(void **state)
+{
+    struct client a = {0};
+    (void)state;
+    struct batch *bt = batch_new(&px, NULL);
+    batch_get(bt, &a, "x", 1);
+    turn(); /* epoch 0 flushed; a's slot was made then */
+    struct client_slot *late = client_slot_new_batched(&a, 0);
+    batch_get_slot(bt, late, "k", 1);
+    assert_int_equal(nsent, 1);
+    batch_before_forward(bt, &a);
+    assert_int_equal(nsent, 2);
+    answer(0, "$1\r\nv\r\n");
+    answer(1, "$1\r\nw\r\n");
+    assert_string_equal(late->reply, "$1\r\nw\r\n");
+    batch_free(bt);
+}
+
 static void
 test_free_with_keys_waiting_sends_them(void **state)
 {
@@ -329,6 +357,8 @@ main(void)
         cmocka_unit_test_setup_teardown(test_mget_mode_rechecks_nils, setup, teardown),
         cmocka_unit_test_setup_teardown(test_mget_error_reaches_every_waiter, setup, teardown),
         cmocka_unit_test_setup_teardown(test_flush_before_clients_other_requests, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_flush_before_write_of_late_joined_slot, setup,
+                                        teardown),
         cmocka_unit_test_setup_teardown(test_free_with_keys_waiting_sends_them, setup, teardown),
         cmocka_unit_test_setup_teardown(test_mget_key_by_key, setup, teardown),
     };
