@@ -25,7 +25,9 @@ PKG_CFLAGS = $(shell pkg-config --cflags $(PKGS) 2>/dev/null)
 PKG_LIBS   = $(shell pkg-config --libs libevent hiredis libxxhash 2>/dev/null)
 CMOCKA_LIBS = $(shell pkg-config --libs cmocka 2>/dev/null)
 
-CFLAGS  := -std=c11 -D_GNU_SOURCE $(OPTFLAGS) -Wall -Wextra -Werror \
+CFLAGS  := -std=c11 -D_GNU_SOURCE $(OPTFLAGS) -Wall -Wextra -Werror -Wshadow -Wstrict-prototypes \
+           -Wmissing-prototypes -Wpointer-arith -Wwrite-strings -Wformat=2 -Wundef -Wvla \
+           -Wimplicit-fallthrough \
            -I. $(SANFLAGS) -MMD -MP
 LDFLAGS := $(SANFLAGS)
 
@@ -169,7 +171,8 @@ format:
 	clang-format -i $(wildcard proxy/*.[ch] bloom/*.[ch] config/*.[ch] tests/*/*.[ch] bench/*.[ch])
 
 lint:
-	cppcheck --quiet --error-exitcode=1 --enable=warning,performance -I. proxy bloom config
+	cppcheck --quiet --error-exitcode=1 --enable=warning,performance -I. \
+	    --include=/usr/include/$(shell $(CC) -print-multiarch)/sys/queue.h proxy bloom config bench
 
 clean:
 	rm -rf build bulwark bulwark-asan bench/loadgen

@@ -1027,7 +1027,7 @@ void
 client_set_name(struct client *c, const char *name, size_t len)
 {
     bw_free(c->name);
-    c->name = len > 0 ? bw_strndup(name, len) : NULL;
+    c->name = name != NULL && len > 0 ? bw_strndup(name, len) : NULL;
 }
 
 void
