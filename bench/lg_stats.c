@@ -210,9 +210,11 @@ void
 lg_report(FILE *f, const struct lg *lg, int64_t upstream_before,
           int64_t upstream_after, double cpu, double cpu_max)
 {
-    double secs = lg->o.requests
-                      ? (double)(lg->end_ns - lg->start_ns) / LG_NS_PER_S
-                      : lg->o.duration_s;
+    /* nothing answered (end_ns 0): 0 s and 0 req/s, not a wrapped difference */
+    double secs = lg->o.requests ? (lg->end_ns > lg->start_ns
+                                        ? (double)(lg->end_ns - lg->start_ns) / LG_NS_PER_S
+                                        : 0.0)
+                                 : lg->o.duration_s;
     double rps = secs > 0 ? (double)lg->done_window / secs : 0.0;
     double p50 = (double)lg_hist_quantile(&lg->hist, 0.50) / 1e3;
     double p99 = (double)lg_hist_quantile(&lg->hist, 0.99) / 1e3;
