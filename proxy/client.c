@@ -469,6 +469,11 @@ client_handle(struct client *c, const struct resp_request *req)
     if (c->pin != NULL) { /* Redis judges everything, unknown commands included */
         const struct cmd_info *pci = cmd_lookup(px->cmds, req->argv[0].ptr, req->argv[0].len);
         bool denied = client_is_denied(px, req->argv[0].ptr, req->argv[0].len);
+        /* Redis checks "no-multi" before permissions: a denied SHUTDOWN inside
+         * MULTI gets Redis's own "Command not allowed inside a transaction"
+         * (and the EXECABORT), and runs nothing. */
+        if (denied && pinned_in_multi(c->pin) && pci != NULL && (pci->flags & CMD_NO_MULTI))
+            denied = false;
         bool select_n = req->argv[0].len == 6 && strncasecmp(req->argv[0].ptr, "select", 6) == 0 &&
                         client_pinned_is_local(req);
         if (pinned_in_multi(c->pin) && (denied || select_n)) {
@@ -499,7 +504,7 @@ client_handle(struct client *c, const struct resp_request *req)
             c->pin_slot = client_slot_new(c);
             return;
         }
-        if (client_is_denied(px, req->argv[0].ptr, req->argv[0].len)) {
+        if (denied) {
             client_pinned_refuse(c, req, "command is disabled in bulwark (deny-commands)");
             return;
         }

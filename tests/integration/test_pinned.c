@@ -263,6 +263,11 @@ test_refusals_inside_a_session(void **state)
     assert_true(harness_conn_roundtrip(c, "EXISTS refused\r\n", ":0\r\n"));
     assert_true(harness_conn_roundtrip(c, "PING\r\n", "+PONG\r\n"));
     harness_conn_close(c);
+    /* A denied command that Redis refuses inside MULTI anyway ("no-multi",
+     * checked before permissions): Redis's own error, byte for byte, and
+     * nothing runs (SHUTDOWN reaches the reference only inside MULTI). */
+    const char *shutdown_in_multi = "MULTI\r\nSET refused v\r\nSHUTDOWN\r\nEXEC\r\nEXISTS refused\r\n";
+    assert_true(harness_same(env.ref, env.bulwark, shutdown_in_multi, 5));
 }
 
 int
