@@ -723,7 +723,7 @@ client_pinned_is_local(const struct resp_request *req)
         return !(req->argc == 2 && req->argv[1].len == 1 && req->argv[1].ptr[0] == '0');
     if (a->len != 6 || strncasecmp(a->ptr, "client", 6) != 0 || req->argc < 2)
         return false;
-    static const char *const subs[] = {"setname", "getname", "id", "info", "list"};
+    static const char *const subs[] = {"setname", "getname", "id", "info", "list", "kill"};
     for (size_t i = 0; i < BW_ARRAY_LEN(subs); i++)
         if (req->argv[1].len == strlen(subs[i]) &&
             strncasecmp(req->argv[1].ptr, subs[i], req->argv[1].len) == 0)
@@ -1070,6 +1070,47 @@ client_format_id(struct proxy *px, uint64_t id, struct evbuffer *out)
     TAILQ_FOREACH(c, &px->clients, link)
         if (c->id == id)
             client_format_info(c, out);
+}
+
+static bool
+client_kill_matches(const struct client *c, const struct client_kill_filter *f)
+{
+    if (f->no_user)
+        return false;
+    if (f->addr != NULL && (strlen(c->addr) != f->addr_len ||
+                            memcmp(c->addr, f->addr, f->addr_len) != 0))
+        return false;
+    if (f->laddr != NULL && (strlen(c->laddr) != f->laddr_len ||
+                             memcmp(c->laddr, f->laddr, f->laddr_len) != 0))
+        return false;
+    if (f->id != 0 && c->id != f->id)
+        return false;
+    if (f->type >= 0) {
+        bool pubsub = c->pin != NULL && pinned_subscriptions(c->pin) > 0;
+        int type = pubsub ? CLIENT_KILL_TYPE_PUBSUB : CLIENT_KILL_TYPE_NORMAL;
+        if (type != f->type)
+            return false;
+    }
+    return true;
+}
+
+size_t
+client_kill(struct client *self, const struct client_kill_filter *f, bool *kill_self)
+{
+    struct client *c, *next;
+    size_t killed = 0;
+    *kill_self = false;
+    for (c = TAILQ_FIRST(&self->px->clients); c != NULL; c = next) {
+        next = TAILQ_NEXT(c, link);
+        if (!client_kill_matches(c, f) || (c == self && f->skipme))
+            continue;
+        killed++;
+        if (c == self)
+            *kill_self = true;
+        else
+            client_close(c);
+    }
+    return killed;
 }
 
 void

@@ -118,6 +118,30 @@ void client_format_all(struct proxy *px, struct evbuffer *out);
 /* CLIENT LIST ID: the line of the client with this id, if it is live. */
 void client_format_id(struct proxy *px, uint64_t id, struct evbuffer *out);
 
+/* Which clients CLIENT KILL closes (Redis 7.0 networking.c); NULL / 0 / -1
+ * members match every client. Strings are not NUL-terminated. */
+struct client_kill_filter {
+    const char *addr;  /* peer "ip:port", as CLIENT LIST addr= */
+    size_t addr_len;
+    const char *laddr; /* local "ip:port", as CLIENT LIST laddr= */
+    size_t laddr_len;
+    uint64_t id;       /* CLIENT ID, 0 = any */
+    int type;          /* CLIENT_KILL_TYPE_*, or -1 = any */
+    bool no_user;      /* USER names a user none of bulwark's clients has */
+    bool skipme;       /* never self */
+};
+
+#define CLIENT_KILL_TYPE_NORMAL 0 /* not subscribed (MONITOR included, as Redis) */
+#define CLIENT_KILL_TYPE_PUBSUB 1 /* subscribed to a channel, pattern or shard channel */
+#define CLIENT_KILL_TYPE_OTHER 2  /* master / replica: bulwark has none */
+
+/*
+ * Close every client of self's proxy that matches f, except self, which is
+ * only counted, *kill_self set: the caller replies, then closes it with
+ * client_close_after_reply(). Returns the number of clients matched.
+ */
+size_t client_kill(struct client *self, const struct client_kill_filter *f, bool *kill_self);
+
 /* ---- for batch.c ---------------------------------------------------------- */
 
 struct client_slot;

@@ -407,6 +407,70 @@ local_client_list(struct client *c, const struct resp_request *req)
     return true;
 }
 
+/*
+ * CLIENT KILL addr (old form: +OK or "No such client"; may kill the caller)
+ * or CLIENT KILL <ID id | TYPE t | ADDR a | LADDR a | USER u | SKIPME yes/no>
+ * ... (the number killed), with Redis 7.0.15's errors. bulwark's clients
+ * are all user "default" (as CLIENT LIST says): another USER matches none.
+ */
+static bool
+local_client_kill(struct client *c, const struct resp_request *req)
+{
+    struct client_kill_filter f = {.type = -1, .skipme = true};
+    bool self;
+    if (req->argc == 3) {
+        f.addr = req->argv[2].ptr;
+        f.addr_len = req->argv[2].len;
+        f.skipme = false;
+    }
+    for (int i = 2; req->argc > 3 && i < req->argc; i += 2) {
+        const struct resp_arg *o = &req->argv[i], *v = &req->argv[i + 1];
+        long long id;
+        if (i + 1 >= req->argc) {
+            client_reply_error(c, "ERR syntax error");
+            return true;
+        } else if (arg_is(o, "id")) {
+            if (!arg_ll(v, &id) || id < 1) {
+                client_reply_error(c, "ERR client-id should be greater than 0");
+                return true;
+            }
+            f.id = (uint64_t)id;
+        } else if (arg_is(o, "type")) {
+            if (arg_is(v, "normal"))
+                f.type = CLIENT_KILL_TYPE_NORMAL;
+            else if (arg_is(v, "pubsub"))
+                f.type = CLIENT_KILL_TYPE_PUBSUB;
+            else if (arg_is(v, "master") || arg_is(v, "replica") || arg_is(v, "slave"))
+                f.type = CLIENT_KILL_TYPE_OTHER;
+            else {
+                client_reply_error(c, "ERR Unknown client type '%.*s'", (int)BW_MIN(v->len, 128),
+                                   v->ptr);
+                return true;
+            }
+        } else if (arg_is(o, "addr") || arg_is(o, "laddr")) {
+            *(arg_is(o, "addr") ? &f.addr : &f.laddr) = v->ptr;
+            *(arg_is(o, "addr") ? &f.addr_len : &f.laddr_len) = v->len;
+        } else if (arg_is(o, "user")) {
+            f.no_user = f.no_user || !arg_is(v, "default");
+        } else if (arg_is(o, "skipme") && (arg_is(v, "yes") || arg_is(v, "no"))) {
+            f.skipme = arg_is(v, "yes");
+        } else {
+            client_reply_error(c, "ERR syntax error");
+            return true;
+        }
+    }
+    size_t n = client_kill(c, &f, &self);
+    if (req->argc == 3 && n == 0)
+        client_reply_error(c, "ERR No such client");
+    else if (req->argc == 3)
+        client_reply_status(c, "OK");
+    else
+        client_reply_int(c, (long long)n);
+    if (self)
+        client_close_after_reply(c);
+    return true;
+}
+
 /* ---- INFO ------------------------------------------------------------------- */
 
 /* bulwark's own INFO sections wanted by a request. */
@@ -906,6 +970,7 @@ static const struct local_handler local_handlers[] = {
     {"client|id", local_client_id},
     {"client|info", local_client_info},
     {"client|list", local_client_list},
+    {"client|kill", local_client_kill},
     {"config|get", local_config_get},
     {"config|set", local_config_set},
     {"config|resetstat", local_config_resetstat},
@@ -924,7 +989,7 @@ struct local_refusal {
 static const struct local_refusal local_refusals[] = {
     {"client|tracking", LOCAL_NOPROXY}, {"client|caching", LOCAL_NOPROXY},
     {"client|getredir", LOCAL_NOPROXY}, {"client|trackinginfo", LOCAL_NOPROXY},
-    {"client|kill", LOCAL_NOPROXY},     {"client|unblock", LOCAL_NOPROXY},
+    {"client|unblock", LOCAL_NOPROXY},
     {"client|no-evict", LOCAL_NOPROXY}, {"client|no-touch", LOCAL_NOPROXY},
     {"sync", LOCAL_NOPROXY},            {"psync", LOCAL_NOPROXY},
     {"replicaof", LOCAL_NOPROXY},       {"slaveof", LOCAL_NOPROXY},

@@ -285,6 +285,12 @@ pinned_in_multi(const struct pinned *p)
     return p->multi;
 }
 
+int64_t
+pinned_subscriptions(const struct pinned *p)
+{
+    return p->subs + p->ssubs;
+}
+
 uint64_t
 pinned_outstanding(const struct pinned *p)
 {

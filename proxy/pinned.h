@@ -62,6 +62,9 @@ void pinned_refuse_in_multi(struct pinned *p, const char *error_reply);
 /* True between MULTI and EXEC/DISCARD. */
 bool pinned_in_multi(const struct pinned *p);
 
+/* Channels, patterns and shard channels subscribed (from Redis's replies). */
+int64_t pinned_subscriptions(const struct pinned *p);
+
 /* Replies still due (0 in pub/sub mode, where they are not counted). */
 uint64_t pinned_outstanding(const struct pinned *p);
 

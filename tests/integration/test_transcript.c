@@ -614,6 +614,74 @@ test_local_commands_and_quit(void **state)
     assert_true(harness_same_replies(env.ref, env.subject, &sc));
 }
 
+/* CLIENT ID (the integer) or CLIENT INFO's addr= of the connection c. */
+static long long
+conn_id(struct harness_conn *c)
+{
+    struct harness_buf r = {0};
+    harness_conn_send_str(c, "CLIENT ID\r\n");
+    assert_int_equal(harness_conn_read_reply(c, 5000, &r), HARNESS_READ_REPLY);
+    assert_true(r.len > 1 && r.data[0] == ':');
+    long long id = strtoll(r.data + 1, NULL, 10);
+    harness_buf_free(&r);
+    return id;
+}
+
+static void
+conn_addr(struct harness_conn *c, char *addr, size_t size)
+{
+    struct harness_buf r = {0};
+    harness_conn_send_str(c, "CLIENT INFO\r\n");
+    assert_int_equal(harness_conn_read_reply(c, 5000, &r), HARNESS_READ_REPLY);
+    harness_buf_append(&r, "", 1);
+    const char *p = strstr(r.data, " addr=");
+    assert_non_null(p);
+    size_t n = strcspn(p + 6, " ");
+    assert_true(n < size);
+    memcpy(addr, p + 6, n);
+    addr[n] = '\0';
+    harness_buf_free(&r);
+}
+
+/* CLIENT KILL on s: by ID another client, by address (old form) another,
+ * then itself with SKIPME no: the reply, then the close, as Redis does. */
+static void
+client_kill_on(const struct harness_server *s)
+{
+    struct harness_conn *a = harness_conn_open(s), *b = harness_conn_open(s);
+    char req[128], addr[64];
+    snprintf(req, sizeof(req), "CLIENT KILL ID %lld\r\n", conn_id(b));
+    assert_true(harness_conn_roundtrip(a, req, ":1\r\n"));
+    assert_int_equal(harness_conn_read_eof(b, 3000, NULL), HARNESS_READ_EOF);
+    harness_conn_close(b);
+    b = harness_conn_open(s);
+    conn_addr(b, addr, sizeof(addr));
+    snprintf(req, sizeof(req), "CLIENT KILL %s\r\n", addr);
+    assert_true(harness_conn_roundtrip(a, req, "+OK\r\n"));
+    assert_int_equal(harness_conn_read_eof(b, 3000, NULL), HARNESS_READ_EOF);
+    assert_true(harness_conn_roundtrip(a, req, "-ERR No such client\r\n"));
+    snprintf(req, sizeof(req), "CLIENT KILL ID %lld SKIPME no\r\n", conn_id(a));
+    assert_true(harness_conn_roundtrip(a, req, ":1\r\n"));
+    assert_int_equal(harness_conn_read_eof(a, 3000, NULL), HARNESS_READ_EOF);
+    harness_conn_close(a);
+    harness_conn_close(b);
+}
+
+static void
+test_client_kill(void **state)
+{
+    (void)state;
+    assert_true(harness_same(env.ref, env.subject,
+                             "CLIENT KILL ID 0\r\nCLIENT KILL ID x\r\nCLIENT KILL TYPE foo\r\n"
+                             "CLIENT KILL 1.2.3.4:5\r\nCLIENT KILL bogus 1\r\n"
+                             "CLIENT KILL ID 99999999\r\nCLIENT KILL ID 99999999 TYPE\r\n"
+                             "CLIENT KILL TYPE normal SKIPME maybe\r\nCLIENT KILL\r\n"
+                             "CLIENT KILL TYPE master\r\n",
+                             10));
+    client_kill_on(env.ref);
+    client_kill_on(env.subject);
+}
+
 /* Requests pipelined after QUIT are neither answered nor executed. */
 static void
 test_quit_discards_rest(void **state)
@@ -773,6 +841,7 @@ main(void)
         cmocka_unit_test(test_big_value_16mb),
         cmocka_unit_test(test_local_commands_and_quit),
         cmocka_unit_test(test_quit_discards_rest),
+        cmocka_unit_test(test_client_kill),
         cmocka_unit_test(test_split_at_every_offset),
         cmocka_unit_test(test_byte_by_byte),
         cmocka_unit_test(test_clean_shutdown),
