@@ -21,6 +21,8 @@ struct pinned {
     bool multi;                /* MULTI sent, EXEC/DISCARD not yet */
     bool watching;             /* WATCH sent outside MULTI, no EXEC/DISCARD/UNWATCH yet */
     bool sticky;               /* MONITOR or CLIENT REPLY: pinned until disconnect */
+    bool dirty;                /* a request may have changed connection state that
+                                  only RESET (+ AUTH, SELECT) restores */
     int64_t subs;              /* channels + patterns subscribed, from the replies */
     int64_t ssubs;             /* shard channels subscribed, from the replies */
     bool pubsub;               /* a (P|S)(UN)SUBSCRIBE was sent: replies no longer
@@ -219,7 +221,11 @@ pinned_start(struct client *c, char *err, size_t errlen)
 static void
 pinned_track_request(struct pinned *p, const struct resp_request *req)
 {
+    static const char *const stateful[] = {"reset", "auth", "hello", "select", "client",
+                                           "readonly", "readwrite", "asking", "monitor"};
     const struct resp_arg *a = &req->argv[0];
+    for (size_t i = 0; i < BW_ARRAY_LEN(stateful); i++)
+        p->dirty = p->dirty || arg_is(a, stateful[i]);
     if (arg_is(a, "multi")) {
         p->multi = true;
     } else if (arg_is(a, "exec") || arg_is(a, "discard")) {
@@ -238,7 +244,7 @@ pinned_track_request(struct pinned *p, const struct resp_request *req)
     } else if (arg_is(a, "subscribe") || arg_is(a, "psubscribe") || arg_is(a, "ssubscribe") ||
                arg_is(a, "unsubscribe") || arg_is(a, "punsubscribe") ||
                arg_is(a, "sunsubscribe")) {
-        p->pubsub = true;
+        p->pubsub = p->dirty = true;
     } else if (arg_is(a, "reset")) {
         p->multi = p->watching = p->sticky = false;
     }
@@ -303,7 +309,7 @@ pinned_free(struct pinned *p)
     if (p == NULL)
         return;
     if (p->up != NULL)
-        upstream_pinned_release(p->up, false);
+        upstream_pinned_release(p->up, false, true);
     bw_free(p);
 }
 
@@ -312,6 +318,6 @@ void
 pinned_free_clean(struct pinned *p)
 {
     if (p->up != NULL)
-        upstream_pinned_release(p->up, true);
+        upstream_pinned_release(p->up, true, p->dirty);
     bw_free(p);
 }

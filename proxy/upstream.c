@@ -780,7 +780,7 @@ upstream_reset_cb(void *privdata, struct evbuffer *reply, size_t len, const char
 }
 
 void
-upstream_pinned_release(struct upstream_conn *u, bool reusable)
+upstream_pinned_release(struct upstream_conn *u, bool reusable, bool reset)
 {
     struct upstream_pool *pool = u->pool;
     u->owner = NULL;
@@ -791,11 +791,13 @@ upstream_pinned_release(struct upstream_conn *u, bool reusable)
         upstream_pinned_drop(u, "released");
         return;
     }
-    /* RESET (Redis >= 6.2) clears MULTI, WATCH, subscriptions, CLIENT REPLY,
-     * tracking and the db; AUTH and SELECT put the connection back as new. */
-    const char *reset[] = {"RESET"};
-    upstream_queue_internal(u, 1, reset, upstream_reset_cb);
-    upstream_handshake(u);
+    if (reset) {
+        /* RESET (Redis >= 6.2) clears MULTI, WATCH, subscriptions, CLIENT
+         * REPLY, tracking and the db; AUTH and SELECT put it back as new. */
+        const char *cmd[] = {"RESET"};
+        upstream_queue_internal(u, 1, cmd, upstream_reset_cb);
+        upstream_handshake(u);
+    }
     TAILQ_INSERT_TAIL(&pool->idle, u, idle_link);
     u->in_idle = true;
     pool->nidle++;

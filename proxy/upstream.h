@@ -111,11 +111,15 @@ int upstream_pinned_send(struct upstream_conn *u, const char *cmd, size_t len);
 
 /*
  * The owner is done with u. reusable: every reply was delivered and no state
- * is left that RESET cannot clear: RESET, AUTH, SELECT are queued and u waits
- * in the idle pool (up to upstream-pinned-idle); otherwise u is closed, which
- * makes Redis drop a blocked command instead of handing it an element.
+ * is left that RESET cannot clear: u waits in the idle pool (up to
+ * upstream-pinned-idle), after RESET, AUTH, SELECT when reset (the session
+ * may have changed connection state: pub/sub, AUTH, HELLO, SELECT, CLIENT,
+ * RESET …) or as it is when not (a transaction or a blocking command that
+ * ended clean leaves nothing: one fewer round of three commands for Redis).
+ * Otherwise u is closed, which makes Redis drop a blocked command instead of
+ * handing it an element.
  */
-void upstream_pinned_release(struct upstream_conn *u, bool reusable);
+void upstream_pinned_release(struct upstream_conn *u, bool reusable, bool reset);
 
 /* pinned_connections (now), pinned_peak, pinned_refused for INFO proxy. */
 void upstream_pool_pinned_stats(const struct upstream_pool *pool, uint64_t *now, uint64_t *peak,

@@ -270,6 +270,42 @@ test_refusals_inside_a_session(void **state)
     assert_true(harness_same(env.ref, env.bulwark, shutdown_in_multi, 5));
 }
 
+/*
+ * A session that ended clean goes back to the pool without RESET (no RESET,
+ * AUTH or SELECT per transaction); one that changed connection state (here
+ * the client's own RESET, which puts the connection back in db 0) is reset and
+ * given its AUTH and SELECT again first, so the next session on that
+ * connection works in bulwark's upstream-db.
+ */
+static void
+test_pool_reuse_after_clean_and_dirty_sessions(void **state)
+{
+    (void)state;
+    struct harness_server *r = harness_redis_start(NULL);
+    struct harness_server *b = harness_bulwark_start(
+        r->port, HARNESS_ARGS("--upstream-db", "3", "--upstream-pinned-idle", "1"));
+    struct harness_conn *c = harness_conn_open(b);
+    char want[32];
+    long long resets = harness_command_calls(r, "reset");
+    for (int i = 1; i <= 23; i++) {
+        if (i == 21) { /* the client's RESET inside a session */
+            assert_true(harness_conn_roundtrip(c, "MULTI\r\n", "+OK\r\n"));
+            assert_int_equal(harness_command_calls(r, "reset"), resets); /* none so far */
+            assert_true(harness_conn_roundtrip(c, "RESET\r\n", "+RESET\r\n"));
+        }
+        snprintf(want, sizeof(want), "*1\r\n:%d\r\n", i);
+        assert_true(harness_conn_roundtrip(c, "MULTI\r\n", "+OK\r\n"));
+        assert_true(harness_conn_roundtrip(c, "INCR tx\r\n", "+QUEUED\r\n"));
+        assert_true(harness_conn_roundtrip(c, "EXEC\r\n", want));
+    }
+    /* the client's RESET and bulwark's one on release; none per transaction */
+    assert_int_equal(harness_command_calls(r, "reset"), resets + 2);
+    assert_true(harness_conn_roundtrip(c, "GET tx\r\n", "$2\r\n23\r\n"));
+    harness_conn_close(c);
+    harness_bulwark_stop(b);
+    harness_redis_stop(r);
+}
+
 int
 main(void)
 {
@@ -281,6 +317,7 @@ main(void)
         cmocka_unit_test(test_pubsub_through_bulwark),
         cmocka_unit_test(test_pool_limit),
         cmocka_unit_test(test_refusals_inside_a_session),
+        cmocka_unit_test(test_pool_reuse_after_clean_and_dirty_sessions),
     };
     return harness_finish(cmocka_run_group_tests(tests, group_setup, group_teardown));
 }
