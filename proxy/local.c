@@ -1,5 +1,6 @@
 /* local: commands answered by bulwark itself, and the refused ones. */
 #include "proxy/local.h"
+#include "proxy/local_client.h"
 
 #include <ctype.h>
 #include <errno.h>
@@ -33,33 +34,7 @@ struct local_handler {
     local_fn *fn;     /* returns false to forward the request as it came */
 };
 
-/* True if arg equals s, case-insensitively. */
-static bool
-arg_is(const struct resp_arg *a, const char *s)
-{
-    size_t n = strlen(s);
-    return a->len == n && strncasecmp(a->ptr, s, n) == 0;
-}
 
-/* Parse a whole argument as a long long, as Redis's string2ll. */
-static bool
-arg_ll(const struct resp_arg *a, long long *out)
-{
-    char tmp[32], *end;
-    if (a->len == 0 || a->len >= sizeof(tmp))
-        return false;
-    memcpy(tmp, a->ptr, a->len);
-    tmp[a->len] = '\0';
-    if (isspace((unsigned char)tmp[0]) || (tmp[0] == '0' && a->len > 1) || tmp[0] == '+' ||
-        (tmp[0] == '-' && (a->len == 1 || tmp[1] == '0')))
-        return false; /* Redis string2ll: no "+1", "01", "-0", "-" */
-    errno = 0;
-    long long v = strtoll(tmp, &end, 10);
-    if (errno != 0 || *end != '\0')
-        return false;
-    *out = v;
-    return true;
-}
 
 /* ---- connection commands -------------------------------------------------- */
 
@@ -95,7 +70,7 @@ static bool
 local_select(struct client *c, const struct resp_request *req)
 {
     long long id;
-    if (!arg_ll(&req->argv[1], &id))
+    if (!resp_arg_ll(&req->argv[1], &id))
         client_reply_error(c, "ERR value is not an integer or out of range");
     else if (id < INT32_MIN || id > INT32_MAX)
         client_reply_error(c, "ERR value is out of range, value must between -2147483648 and "
@@ -145,27 +120,6 @@ local_auth(struct client *c, const struct resp_request *req)
     return true;
 }
 
-/* Redis's clientSetName rule: printable ASCII without spaces. */
-static bool
-local_valid_name(const struct resp_arg *a)
-{
-    for (size_t i = 0; i < a->len; i++)
-        if (a->ptr[i] < '!' || a->ptr[i] > '~')
-            return false;
-    return true;
-}
-
-static bool
-local_setname(struct client *c, const struct resp_arg *name)
-{
-    if (!local_valid_name(name)) {
-        client_reply_error(c, "ERR Client names cannot contain spaces, newlines or special "
-                              "characters.");
-        return false;
-    }
-    client_set_name(c, name->ptr, name->len);
-    return true;
-}
 
 /* The RESP2 HELLO reply: a flat map of 7 pairs, as Redis 7.0 sends it. */
 static void
@@ -187,7 +141,7 @@ local_hello(struct client *c, const struct resp_request *req)
     const struct resp_arg *user = NULL, *pass = NULL, *name = NULL;
     long long ver = 2;
     if (req->argc >= 2) {
-        if (!arg_ll(&req->argv[1], &ver)) {
+        if (!resp_arg_ll(&req->argv[1], &ver)) {
             client_reply_error(c, "ERR Protocol version is not an integer or out of range");
             return true;
         }
@@ -198,11 +152,11 @@ local_hello(struct client *c, const struct resp_request *req)
     }
     for (int j = 2; j < req->argc; j++) {
         int more = req->argc - 1 - j;
-        if (arg_is(&req->argv[j], "AUTH") && more >= 2) {
+        if (resp_arg_is(&req->argv[j], "AUTH") && more >= 2) {
             user = &req->argv[j + 1];
             pass = &req->argv[j + 2];
             j += 2;
-        } else if (arg_is(&req->argv[j], "SETNAME") && more >= 1) {
+        } else if (resp_arg_is(&req->argv[j], "SETNAME") && more >= 1) {
             name = &req->argv[++j];
         } else {
             client_reply_error(c, "ERR Syntax error in HELLO option '%.*s'",
@@ -219,7 +173,7 @@ local_hello(struct client *c, const struct resp_request *req)
                               "version at the same time");
         return true;
     }
-    if (name != NULL && !local_setname(c, name))
+    if (name != NULL && !local_client_set_name(c, name))
         return true;
     local_hello_reply(c);
     return true;
@@ -240,7 +194,7 @@ local_reset(struct client *c, const struct resp_request *req)
 static bool
 local_exec(struct client *c, const struct resp_request *req)
 {
-    client_reply_error(c, "ERR %s without MULTI", arg_is(&req->argv[0], "exec") ? "EXEC" : "DISCARD");
+    client_reply_error(c, "ERR %s without MULTI", resp_arg_is(&req->argv[0], "exec") ? "EXEC" : "DISCARD");
     return true;
 }
 
@@ -314,163 +268,6 @@ local_jitter(struct client *c, const struct resp_request *req)
     return true;
 }
 
-/* ---- CLIENT ----------------------------------------------------------------- */
-
-static bool
-local_client_setname(struct client *c, const struct resp_request *req)
-{
-    if (local_setname(c, &req->argv[2]))
-        client_reply_status(c, "OK");
-    return true;
-}
-
-static bool
-local_client_getname(struct client *c, const struct resp_request *req)
-{
-    const char *name = client_name(c);
-    (void)req;
-    if (name == NULL)
-        client_reply_nil(c);
-    else
-        client_reply_bulk(c, name, strlen(name));
-    return true;
-}
-
-static bool
-local_client_id(struct client *c, const struct resp_request *req)
-{
-    (void)req;
-    client_reply_int(c, (long long)client_id(c));
-    return true;
-}
-
-/* Reply with CLIENT INFO of only, or CLIENT LIST of all clients (only NULL). */
-static void
-local_client_lines(struct client *c, const struct client *only)
-{
-    struct evbuffer *lines = evbuffer_new();
-    if (only != NULL)
-        client_format_info(only, lines);
-    else
-        client_format_all(client_proxy(c), lines);
-    size_t n = evbuffer_get_length(lines);
-    client_reply_bulk(c, (const char *)evbuffer_pullup(lines, -1), n);
-    evbuffer_free(lines);
-}
-
-static bool
-local_client_info(struct client *c, const struct resp_request *req)
-{
-    (void)req;
-    local_client_lines(c, c);
-    return true;
-}
-
-/*
- * CLIENT LIST [TYPE normal|master|replica|pubsub] [ID id ...], as Redis 7.0:
- * bulwark's clients are all "normal" ones.
- */
-static bool
-local_client_list(struct client *c, const struct resp_request *req)
-{
-    struct evbuffer *lines = evbuffer_new();
-    if (req->argc == 2) {
-        client_format_all(client_proxy(c), lines);
-    } else if (req->argc == 4 && arg_is(&req->argv[2], "type")) {
-        const struct resp_arg *t = &req->argv[3];
-        if (!arg_is(t, "normal") && !arg_is(t, "master") && !arg_is(t, "replica") &&
-            !arg_is(t, "slave") && !arg_is(t, "pubsub")) {
-            client_reply_error(c, "ERR Unknown client type '%.*s'", (int)BW_MIN(t->len, 128), t->ptr);
-            evbuffer_free(lines);
-            return true;
-        }
-        if (arg_is(t, "normal"))
-            client_format_all(client_proxy(c), lines);
-    } else if (req->argc > 3 && arg_is(&req->argv[2], "id")) {
-        for (int i = 3; i < req->argc; i++) {
-            long long id;
-            if (!arg_ll(&req->argv[i], &id) || id <= 0) {
-                client_reply_error(c, "ERR Invalid client ID");
-                evbuffer_free(lines);
-                return true;
-            }
-            client_format_id(client_proxy(c), (uint64_t)id, lines);
-        }
-    } else {
-        client_reply_error(c, "ERR syntax error");
-        evbuffer_free(lines);
-        return true;
-    }
-    size_t n = evbuffer_get_length(lines);
-    client_reply_bulk(c, (const char *)evbuffer_pullup(lines, -1), n);
-    evbuffer_free(lines);
-    return true;
-}
-
-/*
- * CLIENT KILL addr (old form: +OK or "No such client"; may kill the caller)
- * or CLIENT KILL <ID id | TYPE t | ADDR a | LADDR a | USER u | SKIPME yes/no>
- * ... (the number killed), with Redis 7.0.15's errors. bulwark's clients
- * are all user "default" (as CLIENT LIST says): another USER matches none.
- */
-static bool
-local_client_kill(struct client *c, const struct resp_request *req)
-{
-    struct client_kill_filter f = {.type = -1, .skipme = true};
-    bool self;
-    if (req->argc == 3) {
-        f.addr = req->argv[2].ptr;
-        f.addr_len = req->argv[2].len;
-        f.skipme = false;
-    }
-    for (int i = 2; req->argc > 3 && i < req->argc; i += 2) {
-        const struct resp_arg *o = &req->argv[i], *v = &req->argv[i + 1];
-        long long id;
-        if (i + 1 >= req->argc) {
-            client_reply_error(c, "ERR syntax error");
-            return true;
-        } else if (arg_is(o, "id")) {
-            if (!arg_ll(v, &id) || id < 1) {
-                client_reply_error(c, "ERR client-id should be greater than 0");
-                return true;
-            }
-            f.id = (uint64_t)id;
-        } else if (arg_is(o, "type")) {
-            if (arg_is(v, "normal"))
-                f.type = CLIENT_KILL_TYPE_NORMAL;
-            else if (arg_is(v, "pubsub"))
-                f.type = CLIENT_KILL_TYPE_PUBSUB;
-            else if (arg_is(v, "master") || arg_is(v, "replica") || arg_is(v, "slave"))
-                f.type = CLIENT_KILL_TYPE_OTHER;
-            else {
-                client_reply_error(c, "ERR Unknown client type '%.*s'", (int)BW_MIN(v->len, 128),
-                                   v->ptr);
-                return true;
-            }
-        } else if (arg_is(o, "addr") || arg_is(o, "laddr")) {
-            *(arg_is(o, "addr") ? &f.addr : &f.laddr) = v->ptr;
-            *(arg_is(o, "addr") ? &f.addr_len : &f.laddr_len) = v->len;
-        } else if (arg_is(o, "user")) {
-            f.no_user = f.no_user || !arg_is(v, "default");
-        } else if (arg_is(o, "skipme") && (arg_is(v, "yes") || arg_is(v, "no"))) {
-            f.skipme = arg_is(v, "yes");
-        } else {
-            client_reply_error(c, "ERR syntax error");
-            return true;
-        }
-    }
-    size_t n = client_kill(c, &f, &self);
-    if (req->argc == 3 && n == 0)
-        client_reply_error(c, "ERR No such client");
-    else if (req->argc == 3)
-        client_reply_status(c, "OK");
-    else
-        client_reply_int(c, (long long)n);
-    if (self)
-        client_close_after_reply(c);
-    return true;
-}
-
 /* ---- INFO ------------------------------------------------------------------- */
 
 /* bulwark's own INFO sections wanted by a request. */
@@ -492,16 +289,16 @@ local_info_parse(const struct resp_request *req, struct local_info_want *w)
     }
     for (int i = 1; i < req->argc; i++) {
         const struct resp_arg *a = &req->argv[i];
-        if (arg_is(a, "proxy")) {
+        if (resp_arg_is(a, "proxy")) {
             w->proxy = true;
-        } else if (arg_is(a, "upstream")) {
+        } else if (resp_arg_is(a, "upstream")) {
             w->upstream = true;
-        } else if (arg_is(a, "bloom")) {
+        } else if (resp_arg_is(a, "bloom")) {
             w->bloom = true;
-        } else if (arg_is(a, "hotkeys")) {
+        } else if (resp_arg_is(a, "hotkeys")) {
             w->hotkeys = true;
         } else {
-            if (arg_is(a, "default") || arg_is(a, "all") || arg_is(a, "everything"))
+            if (resp_arg_is(a, "default") || resp_arg_is(a, "all") || resp_arg_is(a, "everything"))
                 w->proxy = w->upstream = w->bloom = w->hotkeys = true;
             w->redis = true;
         }
@@ -920,15 +717,15 @@ void
 local_bulwark(struct client *c, const struct resp_request *req)
 {
     long long n = 10;
-    if (req->argc >= 2 && arg_is(&req->argv[1], "hotkeys") && req->argc <= 3) {
-        if (req->argc == 3 && (!arg_ll(&req->argv[2], &n) || n < 0)) {
+    if (req->argc >= 2 && resp_arg_is(&req->argv[1], "hotkeys") && req->argc <= 3) {
+        if (req->argc == 3 && (!resp_arg_ll(&req->argv[2], &n) || n < 0)) {
             client_reply_error(c, "ERR value is not an integer or out of range");
             return;
         }
         hotkey_top_reply(client_proxy(c)->hotkey, (size_t)n, client_reply_target(c));
         return;
     }
-    if (req->argc == 2 && arg_is(&req->argv[1], "help")) {
+    if (req->argc == 2 && resp_arg_is(&req->argv[1], "help")) {
         static const char help[] =
             "*3\r\n+BULWARK <subcommand>. Subcommands are:\r\n"
             "+HOTKEYS [<count>]: the hottest keys with their estimated reads per second.\r\n"

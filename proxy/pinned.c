@@ -38,21 +38,14 @@ struct pinned {
     uint64_t seq;              /* markers sent */
 };
 
-static bool
-arg_is(const struct resp_arg *a, const char *s)
-{
-    size_t n = strlen(s);
-    return a->len == n && strncasecmp(a->ptr, s, n) == 0;
-}
-
 /* Blocking when it waits: XREAD/XREADGROUP only with BLOCK before STREAMS. */
 static bool
 pinned_xread_blocks(const struct resp_request *req)
 {
     for (int i = 1; i < req->argc; i++) {
-        if (arg_is(&req->argv[i], "STREAMS"))
+        if (resp_arg_is(&req->argv[i], "STREAMS"))
             return false;
-        if (arg_is(&req->argv[i], "BLOCK"))
+        if (resp_arg_is(&req->argv[i], "BLOCK"))
             return true;
     }
     return false;
@@ -68,22 +61,22 @@ pinned_needed(const struct resp_request *req)
     };
     const struct resp_arg *a = &req->argv[0];
     for (size_t i = 0; i < BW_ARRAY_LEN(names); i++)
-        if (arg_is(a, names[i]))
+        if (resp_arg_is(a, names[i]))
             return true;
-    if (arg_is(a, "xread") || arg_is(a, "xreadgroup"))
+    if (resp_arg_is(a, "xread") || resp_arg_is(a, "xreadgroup"))
         return pinned_xread_blocks(req);
     /* ACL users other than default: the session is theirs (client.c only
      * lets this through when bulwark has no requirepass of its own). */
-    if (arg_is(a, "auth") && req->argc == 3 && !arg_is(&req->argv[1], "default"))
+    if (resp_arg_is(a, "auth") && req->argc == 3 && !resp_arg_is(&req->argv[1], "default"))
         return true;
     if (req->argc < 2)
         return false;
     /* Requests that must not queue behind a stuck shared connection: they
      * unstick it (a busy script, a paused server). */
-    if ((arg_is(a, "script") || arg_is(a, "function")) && arg_is(&req->argv[1], "kill"))
+    if ((resp_arg_is(a, "script") || resp_arg_is(a, "function")) && resp_arg_is(&req->argv[1], "kill"))
         return true;
-    return arg_is(a, "client") &&
-           (arg_is(&req->argv[1], "reply") || arg_is(&req->argv[1], "unpause"));
+    return resp_arg_is(a, "client") &&
+           (resp_arg_is(&req->argv[1], "reply") || resp_arg_is(&req->argv[1], "unpause"));
 }
 
 static bool
@@ -225,27 +218,27 @@ pinned_track_request(struct pinned *p, const struct resp_request *req)
                                            "readonly", "readwrite", "asking", "monitor"};
     const struct resp_arg *a = &req->argv[0];
     for (size_t i = 0; i < BW_ARRAY_LEN(stateful); i++)
-        p->dirty = p->dirty || arg_is(a, stateful[i]);
-    if (arg_is(a, "multi")) {
+        p->dirty = p->dirty || resp_arg_is(a, stateful[i]);
+    if (resp_arg_is(a, "multi")) {
         p->multi = true;
-    } else if (arg_is(a, "exec") || arg_is(a, "discard")) {
+    } else if (resp_arg_is(a, "exec") || resp_arg_is(a, "discard")) {
         p->multi = p->watching = false;
-    } else if (arg_is(a, "watch")) {
+    } else if (resp_arg_is(a, "watch")) {
         p->watching = p->watching || !p->multi;
-    } else if (arg_is(a, "unwatch")) {
+    } else if (resp_arg_is(a, "unwatch")) {
         if (!p->multi)
             p->watching = false;
-    } else if (arg_is(a, "monitor") || (arg_is(a, "client") && req->argc >= 2 &&
-                                         arg_is(&req->argv[1], "reply"))) {
+    } else if (resp_arg_is(a, "monitor") || (resp_arg_is(a, "client") && req->argc >= 2 &&
+                                         resp_arg_is(&req->argv[1], "reply"))) {
         p->sticky = true;
-    } else if (arg_is(a, "auth")) {
+    } else if (resp_arg_is(a, "auth")) {
         if (!p->pubsub) /* sticky if it passes: see pinned_raw_cb */
             p->auth_reply = p->replies + p->outstanding;
-    } else if (arg_is(a, "subscribe") || arg_is(a, "psubscribe") || arg_is(a, "ssubscribe") ||
-               arg_is(a, "unsubscribe") || arg_is(a, "punsubscribe") ||
-               arg_is(a, "sunsubscribe")) {
+    } else if (resp_arg_is(a, "subscribe") || resp_arg_is(a, "psubscribe") || resp_arg_is(a, "ssubscribe") ||
+               resp_arg_is(a, "unsubscribe") || resp_arg_is(a, "punsubscribe") ||
+               resp_arg_is(a, "sunsubscribe")) {
         p->pubsub = p->dirty = true;
-    } else if (arg_is(a, "reset")) {
+    } else if (resp_arg_is(a, "reset")) {
         p->multi = p->watching = p->sticky = false;
     }
 }

@@ -5,6 +5,10 @@
  */
 #include "proxy/resp.h"
 
+#include <strings.h>
+#include <stdlib.h>
+#include <errno.h>
+#include <ctype.h>
 #include <stdio.h>
 #include <string.h>
 
@@ -616,4 +620,32 @@ resp_parse(struct resp_parser *p, const char *buf, size_t len, size_t *consumed,
     }
     *consumed = base;
     return RESP_AGAIN;
+}
+
+/* ---- argument helpers ------------------------------------------------------ */
+
+bool
+resp_arg_is(const struct resp_arg *a, const char *s)
+{
+    size_t n = strlen(s);
+    return a->len == n && strncasecmp(a->ptr, s, n) == 0;
+}
+
+bool
+resp_arg_ll(const struct resp_arg *a, long long *out)
+{
+    char tmp[32], *end;
+    if (a->len == 0 || a->len >= sizeof(tmp))
+        return false;
+    memcpy(tmp, a->ptr, a->len);
+    tmp[a->len] = '\0';
+    if (isspace((unsigned char)tmp[0]) || (tmp[0] == '0' && a->len > 1) || tmp[0] == '+' ||
+        (tmp[0] == '-' && (a->len == 1 || tmp[1] == '0')))
+        return false; /* Redis string2ll: no "+1", "01", "-0", "-" */
+    errno = 0;
+    long long v = strtoll(tmp, &end, 10);
+    if (errno != 0 || *end != '\0')
+        return false;
+    *out = v;
+    return true;
 }

@@ -148,4 +148,14 @@ const char *resp_parser_error(const struct resp_parser *p);
  */
 uint64_t resp_parser_scanned(const struct resp_parser *p);
 
+/* True when argument a equals s (NUL-terminated), ASCII case-insensitively. */
+bool resp_arg_is(const struct resp_arg *a, const char *s);
+
+/*
+ * Parse the whole argument a as a signed 64-bit decimal, by Redis's
+ * string2ll rules (util.c): no sign "+", no leading zeros, no "-0", no
+ * spaces, at most 20 digits. False (out untouched) when it is not one.
+ */
+bool resp_arg_ll(const struct resp_arg *a, long long *out);
+
 #endif
