@@ -22,17 +22,24 @@ reply_scan_reset(struct reply_scan *s)
     s->remaining = 1;
 }
 
+/* An integer starts with a sign or a digit (strtoll would skip white space). */
+static bool
+reply_int_start(char c)
+{
+    return (c >= '0' && c <= '9') || c == '-' || c == '+';
+}
+
 /* Parse the collected header number; false if not a valid integer >= -1. */
 static bool
 reply_scan_number(struct reply_scan *s, int64_t *out)
 {
     char *end;
     s->num[s->num_len] = '\0';
-    if (s->num_len == 0)
+    if (s->num_len == 0 || !reply_int_start(s->num[0]))
         return false;
     errno = 0;
     long long v = strtoll(s->num, &end, 10);
-    if (errno != 0 || *end != '\0' || v < -1)
+    if (errno != 0 || end != s->num + s->num_len || v < -1)
         return false;
     *out = v;
     return true;
@@ -47,6 +54,8 @@ reply_scan_header_done(struct reply_scan *s)
         return REPLY_ERR;
     s->remaining--;
     if (s->type == '*') {
+        if (n > 0 && (uint64_t)n > UINT64_MAX - s->remaining)
+            return REPLY_ERR; /* would wrap to "reply complete" */
         if (n > 0)
             s->remaining += (uint64_t)n;
         s->state = SCAN_TYPE;
@@ -71,6 +80,8 @@ reply_scan_line_byte(struct reply_scan *s, char c)
         s->state = SCAN_TYPE;
         return REPLY_DONE;
     }
+    if (s->saw_cr && s->state == SCAN_NUM)
+        return REPLY_ERR; /* a CR not ending the header: not a number */
     s->saw_cr = (c == '\r');
     if (s->state == SCAN_NUM && !s->saw_cr) {
         if (s->num_len + 1 >= sizeof(s->num))
@@ -142,13 +153,13 @@ static bool
 reply_parse_int(const char *s, long n, int64_t *out)
 {
     char tmp[32], *end;
-    if (n <= 0 || n >= (long)sizeof(tmp))
+    if (n <= 0 || n >= (long)sizeof(tmp) || !reply_int_start(s[0]))
         return false;
     memcpy(tmp, s, (size_t)n);
     tmp[n] = '\0';
     errno = 0;
     long long v = strtoll(tmp, &end, 10);
-    if (errno != 0 || *end != '\0')
+    if (errno != 0 || end != tmp + n)
         return false;
     *out = v;
     return true;
@@ -163,8 +174,9 @@ reply_parse_array(struct reply_cursor *c, struct reply_node *n, int depth)
         n->nil = true;
         return true;
     }
-    /* Each element takes at least 4 bytes: bound the allocation by input. */
-    if (n->integer > (c->end - c->p) / 4 + 1)
+    /* Each element takes at least 3 bytes ("+\r\n"): bound the allocation
+     * by the input. */
+    if (n->integer > (c->end - c->p) / 3)
         return false;
     if (n->integer > 0)
         n->elems = bw_calloc((size_t)n->integer, sizeof(*n->elems));
@@ -195,20 +207,20 @@ reply_parse_node(struct reply_cursor *c, struct reply_node *n, int depth)
         n->len = (size_t)ll;
         return reply_parse_int(line, ll, &n->integer);
     case '$':
-        if (!reply_parse_int(line, ll, &n->integer))
+        if (!reply_parse_int(line, ll, &n->integer) || n->integer < -1)
             return false;
         if (n->integer < 0) {
             n->nil = true;
             return true;
         }
-        if (n->integer + 2 > c->end - c->p)
+        if (n->integer > c->end - c->p - 2)
             return false;
         n->str = c->p;
         n->len = (size_t)n->integer;
         c->p += n->integer + 2;
         return true;
     case '*':
-        if (!reply_parse_int(line, ll, &n->integer))
+        if (!reply_parse_int(line, ll, &n->integer) || n->integer < -1)
             return false;
         return reply_parse_array(c, n, depth);
     default:

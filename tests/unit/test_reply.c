@@ -1,6 +1,7 @@
 /* Unit tests of proxy/reply.c: the streaming reply scanner and tree parser. */
 #include <setjmp.h>
 #include <stdarg.h>
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 #include <string.h>
@@ -112,6 +113,106 @@ test_parse_tree(void **state)
     assert_null(reply_parse("*1000000\r\n:1\r\n", 14));   /* count beyond input */
 }
 
+/* Scan len bytes fed in chunks of step; the outcome, *end the reply length. */
+static int
+scan_bytes(const char *buf, size_t len, size_t step, uint64_t *end)
+{
+    struct reply_scan s;
+    size_t pos = 0, used;
+    int rc = REPLY_AGAIN;
+
+    reply_scan_reset(&s);
+    while (pos < len && rc == REPLY_AGAIN) {
+        size_t n = step < len - pos ? step : len - pos;
+        rc = reply_scan_feed(&s, buf + pos, n, &used);
+        pos += n;
+    }
+    *end = s.consumed;
+    return rc;
+}
+
+/* A hostile reply and what the scanner and reply_parse() must make of it. */
+struct hostile {
+    const char *bytes; /* the reply */
+    size_t len;        /* bytes in it (some hold a NUL) */
+    int scan;          /* REPLY_DONE (then at len), REPLY_AGAIN or REPLY_ERR */
+    bool parses;       /* reply_parse() of all len bytes gives a tree */
+};
+
+#define HOSTILE(s, scan, parses) {s, sizeof(s) - 1, scan, parses}
+
+/* Found by tests/fuzz/fuzz_reply.c (and reading it): scanner and parser agree. */
+static const struct hostile hostile[] = {
+    /* a NUL in a header ended the number: "*<NUL>" read as *0, "$5<NUL>x" as $5 */
+    HOSTILE("*\0\0" "5*\xff\n\r\n", REPLY_ERR, false),
+    HOSTILE("$1\0x\r\na\r\n", REPLY_ERR, false),
+    /* the parser took counts below -1 as nil; the scanner refuses them */
+    HOSTILE("*-2\r\n", REPLY_ERR, false),
+    HOSTILE("$-2\r\n", REPLY_ERR, false),
+    /* a CR inside a header was dropped by the scanner: "$0\r\r\n" read as $0 */
+    HOSTILE("$0\r\r\n\n>", REPLY_ERR, false),
+    HOSTILE("$1\r2\r\n", REPLY_ERR, false),
+    /* white space before a number (strtoll skips it): "$\r-1" parsed as nil */
+    HOSTILE("$\r-1\r\n", REPLY_ERR, false),
+    HOSTILE("$ 1\r\na\r\n", REPLY_ERR, false),
+    HOSTILE(":\t1\r\n", REPLY_DONE, false), /* the scanner does not read ':' */
+    /* the parser computed 9223372036854775807 + 2 (signed overflow) */
+    HOSTILE("$9223372036854775807\r\nx", REPLY_AGAIN, false),
+    HOSTILE("*2\r\n$9223372036854775806\r\n+x\r\n", REPLY_AGAIN, false),
+    /* the scanner's count of items still due wrapped to 0: "reply complete" */
+    HOSTILE("*9223372036854775807\r\n*9223372036854775807\r\n*4\r\n",
+            REPLY_ERR, false),
+    /* the parser assumed 4 bytes per element; "+\r\n" is 3 */
+    HOSTILE("*5\r\n+\r\n+\r\n+\r\n+\r\n+\r\n", REPLY_DONE, true),
+    HOSTILE("*1\r\n+\r\n", REPLY_DONE, true),
+    /* huge counts wait for their elements; nothing is allocated for them */
+    HOSTILE("*2147483648\r\n", REPLY_AGAIN, false),
+    HOSTILE("*-5\r\n", REPLY_ERR, false),
+    HOSTILE("$+3\r\nabc\r\n", REPLY_DONE, true),
+};
+
+static void
+test_hostile_replies(void **state)
+{
+    (void)state;
+    for (size_t i = 0; i < sizeof(hostile) / sizeof(hostile[0]); i++) {
+        const struct hostile *h = &hostile[i];
+        for (size_t step = 1; step <= h->len; step++) {
+            uint64_t end;
+            int rc = scan_bytes(h->bytes, h->len, step, &end);
+            assert_int_equal(rc, h->scan);
+            if (rc == REPLY_DONE)
+                assert_int_equal(end, h->len);
+        }
+        struct reply_node *n = reply_parse(h->bytes, h->len);
+        assert_int_equal(n != NULL, h->parses);
+        reply_node_free(n);
+    }
+}
+
+/* reply_parse() takes 64 levels of nesting and refuses 65; the scanner both. */
+static void
+test_depth_limit(void **state)
+{
+    (void)state;
+    char buf[65 * 4 + 8];
+    for (size_t levels = 64; levels <= 65; levels++) {
+        size_t len = 0;
+        uint64_t end;
+        for (size_t i = 0; i < levels; i++) {
+            memcpy(buf + len, "*1\r\n", 4);
+            len += 4;
+        }
+        memcpy(buf + len, ":1\r\n", 4);
+        len += 4;
+        assert_int_equal(scan_bytes(buf, len, len, &end), REPLY_DONE);
+        assert_int_equal(end, len);
+        struct reply_node *n = reply_parse(buf, len);
+        assert_int_equal(n != NULL, levels == 64);
+        reply_node_free(n);
+    }
+}
+
 int
 main(void)
 {
@@ -120,6 +221,8 @@ main(void)
         cmocka_unit_test(test_scan_rejects_garbage),
         cmocka_unit_test(test_scan_big_bulk_needs_no_copy),
         cmocka_unit_test(test_parse_tree),
+        cmocka_unit_test(test_hostile_replies),
+        cmocka_unit_test(test_depth_limit),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
