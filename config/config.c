@@ -400,8 +400,10 @@ cfg_value_format(const struct cfg *c, const struct cfg_directive *d)
         const char *h = *CFG_CAT(c, d->off, char *);
         size_t len = strlen(h) + 16;
         char *out = cfg_xrealloc(NULL, len);
-        snprintf(out, len, strchr(h, ':') != NULL ? "[%s]:%d" : "%s:%d", h,
-                 *CFG_CAT(c, d->off2, int));
+        /* brackets also keep a host that starts with '[' ("[[x]:1") */
+        snprintf(out, len,
+                 strchr(h, ':') != NULL || h[0] == '[' ? "[%s]:%d" : "%s:%d",
+                 h, *CFG_CAT(c, d->off2, int));
         return out;
     }
     case CFG_T_LIST:
@@ -645,6 +647,8 @@ cfg_parse_text(struct cfg_ctx *x, char *text, const char *name,
         if (line[0] == '#' || line[0] == '\0')
             continue;
         argc = cfg_split_line(line, &argv, &lens);
+        if (argc == 0)
+            continue; /* white space the trim keeps (\v, \f): as Redis */
         if (argc < 0) {
             snprintf(x->err, x->errlen,
                      "unbalanced quotes (a closing quote "

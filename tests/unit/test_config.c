@@ -1126,6 +1126,43 @@ test_append_list(void **state)
     cfg_deinit(&c);
 }
 
+/*
+ * Found by tests/fuzz/fuzz_config.c: a line of white space the trim keeps
+ * (\v, \f) split into no words, and the parser read the directive name of
+ * an empty argv (NULL dereference). Redis skips such lines; so do we.
+ */
+static void
+test_blank_line_of_vt_ff(void **state)
+{
+    struct cfg c;
+
+    (void)state;
+    load_ok(&c, "port 7000\n\v\n\f \t\n \v\f\r\nmaxclients 5\n");
+    assert_int_equal(c.port, 7000);
+    assert_int_equal(c.maxclients, 5);
+    cfg_deinit(&c);
+    load_err("\v\nport x", "t.conf:2: 'port' must be an integer, got 'x'");
+}
+
+/*
+ * Found by tests/fuzz/fuzz_config.c (round trip): "upstream [[x]:1" has the
+ * host "[x", which CONFIG GET showed as "[x:1", a value no parser takes back
+ * (cfg_is_same() false, a reload could not re-apply it). It keeps brackets.
+ */
+static void
+test_hostport_bracket_host_round_trip(void **state)
+{
+    struct cfg c;
+
+    (void)state;
+    load_ok(&c, "upstream [[x]:1\n");
+    assert_string_equal(c.upstream_host, "[x");
+    assert_string_equal(get1(&c, "upstream"), "[[x]:1");
+    assert_true(cfg_is_same(&c, "upstream", "[[x]:1"));
+    cfg_deinit(&c);
+    load_get("upstream [[x]:1\nupstream [[x]:1\n", "upstream", "[[x]:1");
+}
+
 int
 main(void)
 {
@@ -1151,6 +1188,8 @@ main(void)
         cmocka_unit_test(test_glob_misc),
         cmocka_unit_test(test_reload),
         cmocka_unit_test(test_help),
+        cmocka_unit_test(test_blank_line_of_vt_ff),
+        cmocka_unit_test(test_hostport_bracket_host_round_trip),
     };
 
     return cmocka_run_group_tests(tests, setup_tmpdir, teardown_tmpdir);
