@@ -160,13 +160,24 @@ bench/loadgen: $(call obj,bench/loadgen.c bench/lg_stats.c bench/lg_opts.c)
 bench: all bench/loadgen
 	@bash bench/run.sh
 
-# libFuzzer on the request parser (clang), 60 s by default: make fuzz FUZZ_SECONDS=600
+# libFuzzer (clang): three targets, run one after the other, each for
+# FUZZ_SECONDS (60 by default, so make fuzz takes three times that):
+# fuzz_resp (request parser), fuzz_reply (upstream reply scanner and tree
+# parser), fuzz_config (config parser). Corpora grow in build/fuzz/corpus*;
+# an input that fails is saved in build/fuzz/. make fuzz FUZZ_SECONDS=600
 FUZZ_SECONDS ?= 60
+FUZZ_CC  := clang -std=c11 -D_GNU_SOURCE -g -O1 -I. \
+            -fsanitize=fuzzer,address,undefined -fno-sanitize-recover=undefined
+FUZZ_RUN  = -max_total_time=$(FUZZ_SECONDS) -artifact_prefix=build/fuzz/
 fuzz:
-	@mkdir -p build/fuzz/corpus
-	clang -std=c11 -D_GNU_SOURCE -g -O1 -I. -fsanitize=fuzzer,address,undefined \
-	  tests/fuzz/fuzz_resp.c proxy/resp.c proxy/util.c -o build/fuzz/fuzz_resp
-	./build/fuzz/fuzz_resp -max_total_time=$(FUZZ_SECONDS) build/fuzz/corpus
+	@mkdir -p build/fuzz/corpus build/fuzz/corpus_reply build/fuzz/corpus_config
+	$(FUZZ_CC) tests/fuzz/fuzz_resp.c proxy/resp.c proxy/util.c -o build/fuzz/fuzz_resp
+	$(FUZZ_CC) tests/fuzz/fuzz_reply.c proxy/reply.c proxy/util.c -o build/fuzz/fuzz_reply
+	$(FUZZ_CC) tests/fuzz/fuzz_config.c config/config.c config/syntax.c proxy/util.c \
+	  -o build/fuzz/fuzz_config
+	./build/fuzz/fuzz_resp $(FUZZ_RUN) build/fuzz/corpus
+	./build/fuzz/fuzz_reply $(FUZZ_RUN) -dict=tests/fuzz/fuzz_reply.dict build/fuzz/corpus_reply
+	./build/fuzz/fuzz_config $(FUZZ_RUN) -dict=tests/fuzz/fuzz_config.dict build/fuzz/corpus_config
 
 format:
 	clang-format -i $(wildcard proxy/*.[ch] bloom/*.[ch] config/*.[ch] tests/*/*.[ch] bench/*.[ch])
