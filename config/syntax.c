@@ -180,8 +180,11 @@ cfg_split_line(const char *p, char ***argvp, size_t **lensp)
                 cfg_free_words(argv, (size_t)argc);
                 free(lens);
                 return -1;
+            } else {
+                break; /* a closing quote ends the word (sdssplitargs), even before \v or \f */
             }
         }
+        tok = cfg_xrealloc(tok, len + 1); /* words of a long line: no line-sized copies */
         tok[len] = '\0';
         argv = cfg_xrealloc(argv, (size_t)(argc + 1) * sizeof(*argv));
         lens = cfg_xrealloc(lens, (size_t)(argc + 1) * sizeof(*lens));

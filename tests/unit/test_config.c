@@ -1144,6 +1144,23 @@ test_blank_line_of_vt_ff(void **state)
     load_err("\v\nport x", "t.conf:2: 'port' must be an integer, got 'x'");
 }
 
+/* A closing quote ends its word even when \v or \f follows (Redis's
+ * sdssplitargs): "FLUSHALL"\fKEYS is two words, not one. */
+static void
+test_closing_quote_ends_word(void **state)
+{
+    struct cfg c;
+
+    (void)state;
+    load_ok(&c, "deny-commands \"FLUSHALL\"\fKEYS 'DEBUG'\vSHUTDOWN\n");
+    assert_int_equal(c.deny_commands_count, 4);
+    assert_string_equal(c.deny_commands[0], "FLUSHALL");
+    assert_string_equal(c.deny_commands[1], "KEYS");
+    assert_string_equal(c.deny_commands[2], "DEBUG");
+    assert_string_equal(c.deny_commands[3], "SHUTDOWN");
+    cfg_deinit(&c);
+}
+
 /*
  * Found by tests/fuzz/fuzz_config.c (round trip): "upstream [[x]:1" has the
  * host "[x", which CONFIG GET showed as "[x:1", a value no parser takes back
@@ -1189,6 +1206,7 @@ main(void)
         cmocka_unit_test(test_reload),
         cmocka_unit_test(test_help),
         cmocka_unit_test(test_blank_line_of_vt_ff),
+        cmocka_unit_test(test_closing_quote_ends_word),
         cmocka_unit_test(test_hostport_bracket_host_round_trip),
     };
 
