@@ -2,9 +2,7 @@
  * fuzz_resp: libFuzzer target for the RESP request parser. Feeds each input
  * whole, byte by byte and split at an input-chosen offset, and aborts if
  * the three disagree or a request breaks the API's invariants.
- * Build: clang -std=c11 -D_GNU_SOURCE -g -O1 -I.
- *   -fsanitize=fuzzer,address,undefined tests/fuzz/fuzz_resp.c
- *   proxy/resp.c proxy/util.c -o build/fuzz_resp
+ * Built and run by `make fuzz` (build/fuzz/fuzz_resp, corpus build/fuzz/corpus).
  */
 #include <stdint.h>
 #include <stdio.h>
