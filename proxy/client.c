@@ -64,6 +64,9 @@ struct client {
     uint64_t batch_epoch;          /* batcher epoch of the last batched GET */
     uint64_t batch_inflight;       /* batched GETs not answered yet */
     bool batch_wait;               /* input held until the batched/held GETs are answered */
+    bool pin_wait;                 /* input held: a request that starts a pinned session
+                                      waits until every reply due on the shared
+                                      connection is in (its writes must come first) */
     uint64_t held;                 /* GETs held by hot-key leases, not answered yet */
     struct pinned *pin;            /* dedicated-connection session (owned), or NULL */
     struct client_slot *pin_slot;  /* the slot the pinned replies go to (in slots) */
@@ -148,6 +151,11 @@ client_flush(struct client *c)
         client_slot_free(s);
     }
     client_maybe_finish(c);
+    if (c->pin_wait && c->nslots == 0 && c->state == CLIENT_ACTIVE && !c->in_process) {
+        c->pin_wait = false; /* every earlier request is answered: the session may start */
+        if (!c->paused)
+            client_process_input(c);
+    }
     if (c->state == CLIENT_ACTIVE)
         client_maybe_resume(c);
 }
@@ -795,13 +803,22 @@ client_process_input(struct client *c)
                 c->need = 0;
                 break;
             }
+            if (rc == RESP_OK && c->pin == NULL && c->nslots > 0 &&
+                pinned_needed(&req) && client_may_pin(c, &req)) {
+                /* A session starts on another upstream connection: Redis
+                 * must have run this client's earlier requests first. */
+                resp_parser_reset(c->parser);
+                c->pin_wait = true;
+                c->need = 0;
+                break;
+            }
             off += used;
             if (rc != RESP_OK)
                 break;
             client_handle(c, &req);
         }
         evbuffer_drain(in, off);
-        if (c->batch_wait)
+        if (c->batch_wait || c->pin_wait)
             break;
         if (rc == RESP_ERR) {
             client_protocol_error(c);

@@ -270,6 +270,63 @@ test_refusals_inside_a_session(void **state)
     assert_true(harness_same(env.ref, env.bulwark, shutdown_in_multi, 5));
 }
 
+/* Load on the shared upstream connection: pipelines of 500 SETs until *stop. */
+static void *
+shared_noise(void *arg)
+{
+    volatile bool *stop = arg;
+    redisContext *c = harness_redis_connect(env.bulwark);
+    while (!*stop) {
+        for (int i = 0; i < 500; i++)
+            redisAppendCommand(c, "SET noise:%d %0200d", i, i);
+        for (int i = 0; i < 500; i++) {
+            redisReply *r;
+            if (redisGetReply(c, (void **)&r) != REDIS_OK)
+                return NULL;
+            freeReplyObject(r);
+        }
+    }
+    redisFree(c);
+    return NULL;
+}
+
+/*
+ * A client's write on the shared connection, then a transaction (which goes
+ * to a dedicated connection), in one pipeline: the transaction must see the
+ * write, as it would on Redis. Under load on the shared connection it did
+ * not (243 of 300 stale) until a request that starts a session waited for
+ * the client's shared-connection replies.
+ */
+static void
+test_session_sees_earlier_writes(void **state)
+{
+    (void)state;
+    volatile bool stop = false;
+    pthread_t t[4];
+    for (int i = 0; i < 4; i++)
+        assert_int_equal(pthread_create(&t[i], NULL, shared_noise, (void *)&stop), 0);
+    struct harness_conn *c = harness_conn_open(env.bulwark);
+    char req[256], want[64];
+    int stale = 0;
+    for (int i = 0; i < 200; i++) {
+        snprintf(req, sizeof(req), "SET seen v%d\r\nMULTI\r\nGET seen\r\nEXEC\r\n", i);
+        harness_conn_send_str(c, req);
+        struct harness_buf r = {0};
+        for (int k = 0; k < 4; k++)
+            assert_int_equal(harness_conn_read_reply(c, 10000, &r), HARNESS_READ_REPLY);
+        int vlen = snprintf(NULL, 0, "v%d", i);
+        snprintf(want, sizeof(want), "*1\r\n$%d\r\nv%d\r\n", vlen, i);
+        harness_buf_append(&r, "", 1);
+        stale += strstr(r.data, want) == NULL;
+        harness_buf_free(&r);
+    }
+    stop = true;
+    for (int i = 0; i < 4; i++)
+        pthread_join(t[i], NULL);
+    harness_conn_close(c);
+    assert_int_equal(stale, 0);
+}
+
 /*
  * A session that ended clean goes back to the pool without RESET (no RESET,
  * AUTH or SELECT per transaction); one that changed connection state (here
@@ -318,6 +375,7 @@ main(void)
         cmocka_unit_test(test_pool_limit),
         cmocka_unit_test(test_refusals_inside_a_session),
         cmocka_unit_test(test_pool_reuse_after_clean_and_dirty_sessions),
+        cmocka_unit_test(test_session_sees_earlier_writes),
     };
     return harness_finish(cmocka_run_group_tests(tests, group_setup, group_teardown));
 }
