@@ -92,6 +92,7 @@ static void client_pinned_refuse(struct client *c, const struct resp_request *re
 static bool client_may_pin(const struct client *c, const struct resp_request *req);
 static bool client_pinned_is_local(const struct resp_request *req);
 static void client_handle(struct client *c, const struct resp_request *req);
+static void client_handle_pinned(struct client *c, const struct resp_request *req);
 
 /* ---- reply slots ---------------------------------------------------------- */
 
@@ -458,6 +459,81 @@ client_lookup(struct client *c, const struct resp_request *req, bool *forward_un
     return NULL;
 }
 
+/*
+ * The error for a request of a pinned client that bulwark must not forward
+ * (denied, refused, or answered by bulwark itself) while the session is
+ * inside MULTI or has a reply due: Redis's own no-multi error for a denied
+ * no-multi command inside MULTI, else bulwark's refusal. Into err (size).
+ */
+static void
+client_pinned_refusal(const struct client *c, const struct resp_request *req,
+                      const struct cmd_info *pci, const struct cmd_info *sub, bool denied,
+                      char *err, size_t size)
+{
+    int n = (int)BW_MIN(req->argv[0].len, 128);
+    if (denied && pinned_in_multi(c->pin) && pci != NULL && (pci->flags & CMD_NO_MULTI))
+        snprintf(err, size, "-ERR Command not allowed inside a transaction\r\n");
+    else if (denied)
+        snprintf(err, size, "-ERR command '%.*s' is disabled in bulwark (deny-commands)\r\n", n,
+                 req->argv[0].ptr);
+    else if (sub != NULL && sub->policy == LOCAL_REFUSED)
+        local_refusal_error(sub, err, size);
+    else if (pinned_in_multi(c->pin))
+        snprintf(err, size, "-ERR %.*s inside MULTI is not supported by bulwark\r\n", n,
+                 req->argv[0].ptr);
+    else
+        snprintf(err, size,
+                 "-ERR %.*s behind a pending reply of a blocking command or WATCH is not "
+                 "supported by bulwark\r\n",
+                 n, req->argv[0].ptr);
+}
+
+/*
+ * A request of a client in a pinned session. Redis judges everything on the
+ * dedicated connection, unknown commands included, except what bulwark
+ * denies, refuses or answers itself (its CLIENT view, SELECT, HELLO): those
+ * are never forwarded. With nothing due and outside MULTI bulwark answers
+ * them in order; otherwise an unknown command holds their place and its
+ * error is replaced by bulwark's (inside MULTI that aborts the transaction,
+ * as Redis's own rejections do).
+ */
+static void
+client_handle_pinned(struct client *c, const struct resp_request *req)
+{
+    struct proxy *px = c->px;
+    const struct cmd_info *pci = cmd_lookup(px->cmds, req->argv[0].ptr, req->argv[0].len);
+    const struct cmd_info *sub = pci;
+    if (pci != NULL && pci->subcommands != NULL && req->argc >= 2)
+        sub = cmd_lookup(pci->subcommands, req->argv[1].ptr, req->argv[1].len);
+    bool denied = client_is_denied(px, req->argv[0].ptr, req->argv[0].len);
+    bool refused = sub != NULL && sub->policy == LOCAL_REFUSED;
+    bool noauth = !c->authenticated && (pci == NULL || !(pci->flags & CMD_NO_AUTH));
+    if (!denied && !refused && !noauth && !client_pinned_is_local(req)) {
+        client_pinned_request(c, pci, req);
+        return;
+    }
+    if (pinned_idle(c->pin) && !pinned_in_multi(c->pin)) {
+        /* Nothing is due on the dedicated connection: bulwark's own
+         * reply (its CLIENT name/id, a refusal) can go in between. */
+        c->pin_slot->ready = true;
+        c->pin_slot = NULL;
+        client_flush(c);
+        struct pinned *keep = c->pin;
+        c->pin = NULL;
+        client_handle(c, req);
+        c->pin = keep;
+        c->pin_slot = client_slot_new(c);
+        return;
+    }
+    if (noauth) {
+        client_pinned_refuse(c, req, "NOAUTH Authentication required.");
+        return;
+    }
+    char err[256];
+    client_pinned_refusal(c, req, pci, sub, denied, err, sizeof(err));
+    pinned_refuse_in_multi(c->pin, err);
+}
+
 /* Handle one parsed request. */
 static void
 client_handle(struct client *c, const struct resp_request *req)
@@ -474,53 +550,8 @@ client_handle(struct client *c, const struct resp_request *req)
             local_bulwark(c, req);
         return;
     }
-    if (c->pin != NULL) { /* Redis judges everything, unknown commands included */
-        const struct cmd_info *pci = cmd_lookup(px->cmds, req->argv[0].ptr, req->argv[0].len);
-        bool denied = client_is_denied(px, req->argv[0].ptr, req->argv[0].len);
-        /* Redis checks "no-multi" before permissions: a denied SHUTDOWN inside
-         * MULTI gets Redis's own "Command not allowed inside a transaction"
-         * (and the EXECABORT), and runs nothing. */
-        if (denied && pinned_in_multi(c->pin) && pci != NULL && (pci->flags & CMD_NO_MULTI))
-            denied = false;
-        bool select_n = req->argv[0].len == 6 && strncasecmp(req->argv[0].ptr, "select", 6) == 0 &&
-                        client_pinned_is_local(req);
-        if (pinned_in_multi(c->pin) && (denied || select_n)) {
-            char err[256];
-            if (denied)
-                snprintf(err, sizeof(err),
-                         "-ERR command '%.*s' is disabled in bulwark (deny-commands)\r\n",
-                         (int)BW_MIN(req->argv[0].len, 128), req->argv[0].ptr);
-            else
-                snprintf(err, sizeof(err), "-ERR %.*s inside MULTI is not supported by bulwark\r\n",
-                         (int)BW_MIN(req->argv[0].len, 32), req->argv[0].ptr);
-            pinned_refuse_in_multi(c->pin, err);
-            return;
-        }
-        bool local = denied ||
-                     (!c->authenticated && (pci == NULL || !(pci->flags & CMD_NO_AUTH))) ||
-                     (client_pinned_is_local(req) && !pinned_in_multi(c->pin));
-        if (local && pinned_idle(c->pin)) {
-            /* Nothing is due on the dedicated connection: bulwark's own
-             * reply (its CLIENT name/id, a refusal) can go in between. */
-            c->pin_slot->ready = true;
-            c->pin_slot = NULL;
-            client_flush(c);
-            struct pinned *keep = c->pin;
-            c->pin = NULL;
-            client_handle(c, req);
-            c->pin = keep;
-            c->pin_slot = client_slot_new(c);
-            return;
-        }
-        if (denied) {
-            client_pinned_refuse(c, req, "command is disabled in bulwark (deny-commands)");
-            return;
-        }
-        if (!c->authenticated && (pci == NULL || !(pci->flags & CMD_NO_AUTH))) {
-            client_pinned_refuse(c, req, "NOAUTH Authentication required.");
-            return;
-        }
-        client_pinned_request(c, cmd_lookup(px->cmds, req->argv[0].ptr, req->argv[0].len), req);
+    if (c->pin != NULL) {
+        client_handle_pinned(c, req);
         return;
     }
     const struct cmd_info *ci = client_lookup(c, req, &forward_unknown);
@@ -727,8 +758,8 @@ static bool
 client_pinned_is_local(const struct resp_request *req)
 {
     const struct resp_arg *a = &req->argv[0];
-    if (a->len == 6 && strncasecmp(a->ptr, "select", 6) == 0)
-        return !(req->argc == 2 && req->argv[1].len == 1 && req->argv[1].ptr[0] == '0');
+    if (resp_arg_is(a, "select") || resp_arg_is(a, "hello"))
+        return true; /* SELECT 0 is bulwark's upstream-db, HELLO is bulwark's */
     if (a->len != 6 || strncasecmp(a->ptr, "client", 6) != 0 || req->argc < 2)
         return false;
     static const char *const subs[] = {"setname", "getname", "id", "info", "list", "kill"};

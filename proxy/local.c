@@ -836,14 +836,22 @@ local_dispatch(struct client *c, const struct cmd_info *ci, const struct resp_re
         return h->fn(c, req);
     }
     if (ci->policy == LOCAL_REFUSED) {
-        const struct local_refusal *r = ci->extra;
-        char upper[64];
-        size_t n = 0;
-        for (const char *p = r->name; *p != '\0' && n + 1 < sizeof(upper); p++)
-            upper[n++] = *p == '|' ? ' ' : (char)toupper((unsigned char)*p);
-        upper[n] = '\0';
-        client_reply_error(c, "ERR %s is not supported by bulwark%s", upper, r->reason);
+        char err[256];
+        local_refusal_error(ci, err, sizeof(err));
+        client_reply_raw(c, err, strlen(err));
         return true;
     }
     return false;
+}
+
+void
+local_refusal_error(const struct cmd_info *ci, char *out, size_t size)
+{
+    const struct local_refusal *r = ci->extra;
+    char upper[64];
+    size_t n = 0;
+    for (const char *p = r->name; *p != '\0' && n + 1 < sizeof(upper); p++)
+        upper[n++] = *p == '|' ? ' ' : (char)toupper((unsigned char)*p);
+    upper[n] = '\0';
+    snprintf(out, size, "-ERR %s is not supported by bulwark%s\r\n", upper, r->reason);
 }

@@ -32,6 +32,12 @@ void local_apply_policies(struct proxy *px, struct cmd_table *t);
  */
 bool local_dispatch(struct client *c, const struct cmd_info *ci, const struct resp_request *req);
 
+/*
+ * The whole error reply ("-ERR <NAME> is not supported by bulwark…\r\n")
+ * for ci, whose policy is LOCAL_REFUSED, into out (size bytes, truncated).
+ */
+void local_refusal_error(const struct cmd_info *ci, char *out, size_t size);
+
 /* BULWARK HOTKEYS [N] | HELP: bulwark's own command (not Redis's). */
 void local_bulwark(struct client *c, const struct resp_request *req);
 

@@ -215,14 +215,20 @@ static void
 pinned_track_request(struct pinned *p, const struct resp_request *req)
 {
     static const char *const stateful[] = {"reset", "auth", "hello", "select", "client",
-                                           "readonly", "readwrite", "asking", "monitor"};
+                                           "readonly", "readwrite", "asking", "monitor",
+                                           "watch"};
     const struct resp_arg *a = &req->argv[0];
     for (size_t i = 0; i < BW_ARRAY_LEN(stateful); i++)
         p->dirty = p->dirty || resp_arg_is(a, stateful[i]);
+    /* Only what Redis accepts changes the state: a MULTI with arguments or
+     * in subscribed mode, an EXEC or DISCARD outside MULTI (which keeps the
+     * WATCH) are errors. (A WATCH makes the session dirty anyway: RESET on
+     * release, whatever bulwark believes.) */
     if (resp_arg_is(a, "multi")) {
-        p->multi = true;
+        p->multi = p->multi || (req->argc == 1 && !p->pubsub);
     } else if (resp_arg_is(a, "exec") || resp_arg_is(a, "discard")) {
-        p->multi = p->watching = false;
+        if (p->multi && req->argc == 1)
+            p->multi = p->watching = false;
     } else if (resp_arg_is(a, "watch")) {
         p->watching = p->watching || !p->multi;
     } else if (resp_arg_is(a, "unwatch")) {

@@ -363,6 +363,59 @@ test_pool_reuse_after_clean_and_dirty_sessions(void **state)
     harness_redis_stop(r);
 }
 
+/*
+ * Found by an adversarial pass: nothing bulwark denies, refuses or answers
+ * itself may reach Redis from a pinned session, whatever bulwark believes
+ * of the session's state (a MULTI Redis rejected is not a transaction), and
+ * a WATCH that Redis keeps never reaches the next user of the connection.
+ */
+static void
+test_session_refusals_never_forwarded(void **state)
+{
+    (void)state;
+    struct harness_server *b =
+        harness_bulwark_start(env.upstream->port, HARNESS_ARGS("--upstream-pinned-idle", "1"));
+    struct harness_conn *c = harness_conn_open(b);
+    harness_conn_send_str(c, "WATCH k\r\nMULTI x\r\nSHUTDOWN NOSAVE\r\nPING\r\n");
+    static const char *const want[] = {
+        "+OK\r\n", "-ERR wrong number of arguments for 'multi' command\r\n",
+        "-ERR command 'SHUTDOWN' is disabled in bulwark (deny-commands)\r\n", "+PONG\r\n"};
+    for (size_t i = 0; i < BW_ARRAY_LEN(want); i++) {
+        struct harness_buf r = {0};
+        assert_int_equal(harness_conn_read_reply(c, 5000, &r), HARNESS_READ_REPLY);
+        assert_string_equal(r.data, want[i]);
+        harness_buf_free(&r);
+    }
+    assert_true(harness_conn_roundtrip(c, "UNWATCH\r\n", "+OK\r\n"));
+    /* inside MULTI: CLIENT KILL and a refused CLIENT subcommand abort it */
+    assert_true(harness_conn_roundtrip(c, "MULTI\r\n", "+OK\r\n"));
+    assert_true(harness_conn_roundtrip(c, "CLIENT KILL TYPE normal\r\n",
+                                       "-ERR CLIENT inside MULTI is not supported by bulwark\r\n"));
+    assert_true(harness_conn_roundtrip(
+        c, "CLIENT NO-EVICT on\r\n",
+        "-ERR CLIENT NO-EVICT is not supported by bulwark: it cannot work through a proxy\r\n"));
+    assert_true(harness_conn_roundtrip(
+        c, "EXEC\r\n", "-EXECABORT Transaction discarded because of previous errors.\r\n"));
+    /* EXEC without MULTI keeps the WATCH in Redis: it must not leak */
+    assert_true(harness_conn_roundtrip(c, "SET wk 0\r\n", "+OK\r\n"));
+    assert_true(harness_conn_roundtrip(c, "WATCH wk\r\n", "+OK\r\n"));
+    assert_true(harness_conn_roundtrip(c, "EXEC\r\n", "-ERR EXEC without MULTI\r\n"));
+    harness_conn_close(c);
+    struct harness_conn *d = harness_conn_open(b);
+    assert_true(harness_conn_roundtrip(d, "SET wk 1\r\n", "+OK\r\n"));
+    assert_true(harness_conn_roundtrip(d, "MULTI\r\n", "+OK\r\n"));
+    assert_true(harness_conn_roundtrip(d, "SET wk 2\r\n", "+QUEUED\r\n"));
+    assert_true(harness_conn_roundtrip(d, "EXEC\r\n", "*1\r\n+OK\r\n"));
+    harness_conn_close(d);
+    redisContext *u = harness_redis_connect(env.upstream); /* still up */
+    redisReply *r = redisCommand(u, "PING");
+    assert_non_null(r);
+    assert_string_equal(r->str, "PONG");
+    freeReplyObject(r);
+    redisFree(u);
+    harness_bulwark_stop(b);
+}
+
 int
 main(void)
 {
@@ -376,6 +429,7 @@ main(void)
         cmocka_unit_test(test_refusals_inside_a_session),
         cmocka_unit_test(test_pool_reuse_after_clean_and_dirty_sessions),
         cmocka_unit_test(test_session_sees_earlier_writes),
+        cmocka_unit_test(test_session_refusals_never_forwarded),
     };
     return harness_finish(cmocka_run_group_tests(tests, group_setup, group_teardown));
 }
