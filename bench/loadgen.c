@@ -670,6 +670,7 @@ disconnect_cb(const redisAsyncContext *ac, int status)
     if (status != REDIS_OK && c->lg->phase != LG_DONE) {
         fprintf(stderr, "loadgen: connection lost: %s\n", ac->errstr);
         c->lg->errors++;
+        c->lg->lost = true;
         if (c->lg->phase != LG_RUNNING && c->lg->phase != LG_DRAINING) {
             lg_fail(c->lg);
         }
@@ -899,7 +900,7 @@ main(int argc, char **argv)
                                   .upstream_before = -1};
     struct lg *w;
     double cpu, cpu_max = 0;
-    bool failed = false;
+    bool failed = false, lost = false;
     unsigned n;
 
     signal(SIGPIPE, SIG_IGN);
@@ -915,6 +916,7 @@ main(int argc, char **argv)
     cpu = workers_join(w, n, &sh);
     for (unsigned i = 0; i < n; i++) {
         failed |= w[i].failed;
+        lost |= w[i].lost;
         cpu_max = w[i].cpu_share > cpu_max ? w[i].cpu_share : cpu_max;
     }
     if (!failed) {
@@ -926,5 +928,5 @@ main(int argc, char **argv)
     free(w);
     free(sum.ticks);
     free(sh.zipf_cdf);
-    return failed ? 1 : 0;
+    return failed || lost ? 1 : 0;
 }

@@ -119,6 +119,7 @@ struct lg {
     struct lg_conn *conns;    /* owned: o.conns connections */
     enum lg_phase phase;      /* where the run stands */
     bool failed;              /* a connection failed: exit 1 */
+    bool lost;                /* a connection was lost during the run: report, exit 1 */
     unsigned up;              /* connections established */
     uint64_t busy;            /* slots not LG_IDLE */
     uint32_t prefill_next;    /* next key to prefill */
