@@ -15,6 +15,13 @@
 #include "proxy/upstream.h"
 #include "proxy/util.h"
 
+/* A refused request's place: Redis's reply number `reply` (its error for our
+ * placeholder command) is replaced by bulwark's error text. */
+struct pinned_swap {
+    uint64_t reply; /* number of the reply to replace */
+    char *text;     /* owned: the whole error reply, "-ERR …\r\n" */
+};
+
 struct pinned {
     struct client *c;          /* owner (borrowed; it frees us) */
     struct upstream_conn *up;  /* the dedicated connection (borrowed from the pool) */
@@ -30,8 +37,8 @@ struct pinned {
     uint64_t outstanding;      /* requests whose reply is due (outside pubsub) */
     uint64_t replies;          /* replies received (outside pubsub) */
     uint64_t auth_reply;       /* number of the reply that answers an AUTH, 0: none */
-    uint64_t swap_reply;       /* number of the reply to replace with swap_text, 0: none */
-    char swap_text[256];       /* bulwark's error for a request refused inside MULTI */
+    struct pinned_swap *swaps; /* owned: replies to replace, in reply order */
+    size_t nswaps, swap_head;  /* entries used; the first not yet due */
     bool marker_out;           /* an unpin marker PING is in flight (pubsub) */
     char marker[48];           /* its argument, "bulwark-unpin-<n>" */
     uint64_t sent_after;       /* client requests sent after the marker */
@@ -156,16 +163,24 @@ pinned_raw_cb(void *owner, struct evbuffer *reply, size_t len)
         p->replies++;
         if (p->outstanding > 0)
             p->outstanding--;
-        if (p->swap_reply != 0 && p->replies == p->swap_reply) {
-            p->swap_reply = 0; /* Redis's unknown-command error: show ours */
+        if (p->swap_head < p->nswaps && p->replies == p->swaps[p->swap_head].reply) {
+            /* Redis's unknown-command error for our placeholder: show ours */
+            char *text = p->swaps[p->swap_head++].text;
+            if (p->swap_head == p->nswaps)
+                p->swap_head = p->nswaps = 0;
             evbuffer_drain(reply, len);
-            reply = evbuffer_new();
-            evbuffer_add(reply, p->swap_text, strlen(p->swap_text));
-            len = strlen(p->swap_text);
-            bool alive = client_pinned_deliver(p->c, reply, len);
-            evbuffer_free(reply);
-            if (alive)
-                pinned_maybe_marker(p);
+            struct evbuffer *mine = evbuffer_new();
+            evbuffer_add(mine, text, strlen(text));
+            bw_free(text);
+            bool alive = client_pinned_deliver(p->c, mine, evbuffer_get_length(mine));
+            evbuffer_free(mine);
+            if (!alive)
+                return; /* the client was closed: p is gone */
+            if (p->outstanding == 0 && pinned_clean(p)) {
+                client_unpin(p->c); /* frees p */
+                return;
+            }
+            pinned_maybe_marker(p);
             return;
         }
         if (p->auth_reply != 0 && p->replies == p->auth_reply) {
@@ -274,8 +289,9 @@ pinned_refuse_in_multi(struct pinned *p, const char *error_reply)
         return;
     }
     p->outstanding++;
-    p->swap_reply = p->replies + p->outstanding;
-    snprintf(p->swap_text, sizeof(p->swap_text), "%s", error_reply);
+    p->swaps = bw_realloc(p->swaps, (p->nswaps + 1) * sizeof(*p->swaps));
+    p->swaps[p->nswaps].reply = p->replies + p->outstanding;
+    p->swaps[p->nswaps++].text = bw_strdup(error_reply);
 }
 
 bool
@@ -302,6 +318,15 @@ pinned_outstanding(const struct pinned *p)
     return p->pubsub ? 0 : p->outstanding;
 }
 
+/* The texts of refused requests not answered yet, and the array. */
+static void
+pinned_swaps_free(struct pinned *p)
+{
+    for (size_t i = p->swap_head; i < p->nswaps; i++)
+        bw_free(p->swaps[i].text);
+    bw_free(p->swaps);
+}
+
 void
 pinned_free(struct pinned *p)
 {
@@ -309,6 +334,7 @@ pinned_free(struct pinned *p)
         return;
     if (p->up != NULL)
         upstream_pinned_release(p->up, false, true);
+    pinned_swaps_free(p);
     bw_free(p);
 }
 
@@ -318,5 +344,6 @@ pinned_free_clean(struct pinned *p)
 {
     if (p->up != NULL)
         upstream_pinned_release(p->up, true, p->dirty);
+    pinned_swaps_free(p);
     bw_free(p);
 }

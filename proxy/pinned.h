@@ -53,9 +53,11 @@ void pinned_free(struct pinned *p);
 bool pinned_idle(const struct pinned *p);
 
 /*
- * Inside MULTI, a request bulwark refuses: Redis is made to flag the
- * transaction (EXECABORT) and the client gets error_reply (a whole RESP
- * error line, copied) in its place, in order.
+ * A request bulwark refuses inside MULTI or while replies are due: an
+ * unknown command holds its place on the connection (inside MULTI Redis
+ * flags the transaction: EXECABORT) and the client gets error_reply (a
+ * whole RESP error line, copied) in its place, in order; any number may be
+ * pending. In pub/sub mode (replies not counted) Redis's own error shows.
  */
 void pinned_refuse_in_multi(struct pinned *p, const char *error_reply);
 
