@@ -435,7 +435,7 @@ prefill_reply(struct lg_slot *s, const redisReply *reply)
     } else {
         slot_set_state(s, LG_IDLE);
     }
-    if (lg->prefill_done == lg->prefill_todo) {
+    if (lg->prefill_done == lg->prefill_count) {
         lg->prefill_ms = (double)(now_ns() - lg->prefill_ns) / 1e6;
         lg_start_run(lg);
     }
@@ -627,7 +627,7 @@ static void
 lg_start(struct lg *lg)
 {
     event_del(lg->conn_timer);
-    if (!lg->o.prefill || lg->prefill_todo == 0) {
+    if (!lg->o.prefill || lg->prefill_count == 0) {
         lg_start_run(lg);
         return;
     }
@@ -837,7 +837,7 @@ workers_start(const struct lg_opts *o, struct lg_shared *sh)
         w[i].id = i;
         w[i].prefill_next = (uint32_t)((uint64_t)o->keys * i / n);
         w[i].prefill_end = (uint32_t)((uint64_t)o->keys * (i + 1) / n);
-        w[i].prefill_todo = w[i].prefill_end - w[i].prefill_next;
+        w[i].prefill_count = w[i].prefill_end - w[i].prefill_next;
         w[i].seq = (uint64_t)o->keys * i / n; /* sequential: a slice each */
         if (pthread_create(&w[i].tid, NULL, worker_main, &w[i]) != 0) {
             fprintf(stderr, "loadgen: cannot start thread %u\n", i);

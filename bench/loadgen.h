@@ -124,7 +124,7 @@ struct lg {
     uint64_t busy;            /* slots not LG_IDLE */
     uint32_t prefill_next;    /* next key to prefill */
     uint32_t prefill_end;     /* end of this thread's prefill range */
-    uint32_t prefill_todo;    /* keys in that range */
+    uint32_t prefill_count;    /* keys in that range */
     uint32_t prefill_done;    /* prefill SETs answered */
     double prefill_ms;        /* prefill time, ms (0 until done) */
     uint64_t prefill_ns;      /* prefill start, monotonic ns */

@@ -682,28 +682,39 @@ read_name(enum harness_read r)
 }
 
 bool
+harness_conn_pipeline(struct harness_conn *c, const char *req, const char *const *expect,
+                      size_t n)
+{
+    harness_conn_send_str(c, req);
+    for (size_t i = 0; i < n; i++) {
+        struct harness_buf got = {0};
+        enum harness_read r = harness_conn_read_reply(c, HARNESS_TIMEOUT_MS, &got);
+        bool ok = r == HARNESS_READ_REPLY && got.len == strlen(expect[i]) &&
+                  memcmp(got.data, expect[i], got.len) == 0;
+        if (!ok) {
+            struct harness_buf msg = {0};
+            harness_buf_puts(&msg, "harness: request \"");
+            harness_buf_escape(&msg, req, strlen(req), 200);
+            harness_buf_printf(&msg, "\"\n  reply %zu of %zu expected \"", i + 1, n);
+            harness_buf_escape(&msg, expect[i], strlen(expect[i]), 400);
+            harness_buf_printf(&msg, "\"\n  got (%s) \"", read_name(r));
+            harness_buf_escape(&msg, got.data, got.len, 400);
+            harness_buf_puts(&msg, "\"\n");
+            fputs(msg.data, stderr);
+            harness_buf_free(&msg);
+        }
+        harness_buf_free(&got);
+        if (!ok)
+            return false;
+    }
+    return true;
+}
+
+bool
 harness_conn_roundtrip(struct harness_conn *c, const char *req,
                        const char *expect)
 {
-    struct harness_buf got = {0};
-    harness_conn_send_str(c, req);
-    enum harness_read r = harness_conn_read_reply(c, HARNESS_TIMEOUT_MS, &got);
-    bool ok = r == HARNESS_READ_REPLY && got.len == strlen(expect) &&
-              memcmp(got.data, expect, got.len) == 0;
-    if (!ok) {
-        struct harness_buf msg = {0};
-        harness_buf_puts(&msg, "harness: request \"");
-        harness_buf_escape(&msg, req, strlen(req), 200);
-        harness_buf_puts(&msg, "\"\n  expected \"");
-        harness_buf_escape(&msg, expect, strlen(expect), 400);
-        harness_buf_printf(&msg, "\"\n  got (%s) \"", read_name(r));
-        harness_buf_escape(&msg, got.data, got.len, 400);
-        harness_buf_puts(&msg, "\"\n");
-        fputs(msg.data, stderr);
-        harness_buf_free(&msg);
-    }
-    harness_buf_free(&got);
-    return ok;
+    return harness_conn_pipeline(c, req, &expect, 1);
 }
 
 /* ---- servers ----------------------------------------------------------- */

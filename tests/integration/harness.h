@@ -299,6 +299,14 @@ enum harness_read harness_conn_read_eof(struct harness_conn *c, int timeout_ms,
 bool harness_conn_roundtrip(struct harness_conn *c, const char *req,
                             const char *expect);
 
+/*
+ * Send req (one write, any number of requests) and read n replies; true
+ * when reply i's raw bytes equal expect[i] for every i. On the first
+ * mismatch prints it (escaped) to stderr and stops reading.
+ */
+bool harness_conn_pipeline(struct harness_conn *c, const char *req, const char *const *expect,
+                           size_t n);
+
 /* ---- differential comparison ------------------------------------------- */
 
 /*

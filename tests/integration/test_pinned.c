@@ -376,32 +376,23 @@ test_session_refusals_never_forwarded(void **state)
     struct harness_server *b =
         harness_bulwark_start(env.upstream->port, HARNESS_ARGS("--upstream-pinned-idle", "1"));
     struct harness_conn *c = harness_conn_open(b);
-    harness_conn_send_str(c, "WATCH k\r\nMULTI x\r\nSHUTDOWN NOSAVE\r\nPING\r\n");
     static const char *const want[] = {
         "+OK\r\n", "-ERR wrong number of arguments for 'multi' command\r\n",
         "-ERR command 'SHUTDOWN' is disabled in bulwark (deny-commands)\r\n", "+PONG\r\n"};
-    for (size_t i = 0; i < BW_ARRAY_LEN(want); i++) {
-        struct harness_buf r = {0};
-        assert_int_equal(harness_conn_read_reply(c, 5000, &r), HARNESS_READ_REPLY);
-        assert_string_equal(r.data, want[i]);
-        harness_buf_free(&r);
-    }
+    assert_true(harness_conn_pipeline(c, "WATCH k\r\nMULTI x\r\nSHUTDOWN NOSAVE\r\nPING\r\n",
+                                      want, BW_ARRAY_LEN(want)));
     assert_true(harness_conn_roundtrip(c, "UNWATCH\r\n", "+OK\r\n"));
     /* several refusals in flight at once each get their own text */
-    harness_conn_send_str(c, "WATCH k\r\nDEBUG x\r\nDEBUG y\r\nMULTI\r\nDEBUG z\r\n"
-                             "DEBUG w\r\nEXEC\r\nPING\r\n");
     static const char *const want2[] = {
         "+OK\r\n", "-ERR command 'DEBUG' is disabled in bulwark (deny-commands)\r\n",
         "-ERR command 'DEBUG' is disabled in bulwark (deny-commands)\r\n", "+OK\r\n",
         "-ERR command 'DEBUG' is disabled in bulwark (deny-commands)\r\n",
         "-ERR command 'DEBUG' is disabled in bulwark (deny-commands)\r\n",
         "-EXECABORT Transaction discarded because of previous errors.\r\n", "+PONG\r\n"};
-    for (size_t i = 0; i < BW_ARRAY_LEN(want2); i++) {
-        struct harness_buf r = {0};
-        assert_int_equal(harness_conn_read_reply(c, 5000, &r), HARNESS_READ_REPLY);
-        assert_string_equal(r.data, want2[i]);
-        harness_buf_free(&r);
-    }
+    assert_true(harness_conn_pipeline(c,
+                                      "WATCH k\r\nDEBUG x\r\nDEBUG y\r\nMULTI\r\nDEBUG z\r\n"
+                                      "DEBUG w\r\nEXEC\r\nPING\r\n",
+                                      want2, BW_ARRAY_LEN(want2)));
     /* inside MULTI: CLIENT KILL and a refused CLIENT subcommand abort it */
     assert_true(harness_conn_roundtrip(c, "MULTI\r\n", "+OK\r\n"));
     assert_true(harness_conn_roundtrip(c, "CLIENT KILL TYPE normal\r\n",
