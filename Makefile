@@ -135,12 +135,13 @@ asan:
 # answers at the configured upstream, a private redis-server (no persistence,
 # data in a temp dir) is started on a free loopback port first; Ctrl-C stops both.
 RUN_CONF ?= config/bulwark.conf
+RUN_ARGS ?=
 run: all
-	@set -e; up=$$(./$(BIN) $(RUN_CONF) --config-get upstream); \
+	@set -e; up=$$(./$(BIN) $(RUN_CONF) $(RUN_ARGS) --config-get upstream); \
 	host=$${up%:*}; port=$${up##*:}; host=$${host#[}; host=$${host%]}; \
 	if redis-cli -h "$$host" -p "$$port" ping >/dev/null 2>&1; then \
 	  echo "bulwark: upstream $$up answers; starting bulwark in front of it"; \
-	  exec ./$(BIN) $(RUN_CONF); \
+	  exec ./$(BIN) $(RUN_CONF) $(RUN_ARGS); \
 	fi; \
 	dir=$$(mktemp -d /tmp/bulwark-run.XXXXXX); \
 	for p in $$(shuf -i 20000-60000 -n 50); do \
@@ -150,7 +151,7 @@ run: all
 	  --daemonize no --logfile $$dir/redis.log & rpid=$$!; \
 	trap 'kill $$rpid 2>/dev/null; wait $$rpid 2>/dev/null; rm -rf $$dir' EXIT INT TERM; \
 	for i in $$(seq 100); do redis-cli -p $$rport ping >/dev/null 2>&1 && break; sleep 0.05; done; \
-	rc=0; ./$(BIN) $(RUN_CONF) --upstream 127.0.0.1:$$rport || rc=$$?; exit $$rc
+	rc=0; ./$(BIN) $(RUN_CONF) $(RUN_ARGS) --upstream 127.0.0.1:$$rport || rc=$$?; exit $$rc
 
 # ---- bench, fuzz, style --------------------------------------------------
 # bench/loadgen: the cache-workload load generator (libevent + hiredis async).

@@ -273,7 +273,10 @@ upstream_event_cb(struct bufferevent *bev, short what, void *arg)
         u->warned_down = false;
         snprintf(u->last_error, sizeof(u->last_error), "none");
         u->backoff_ms = UPSTREAM_BACKOFF_MIN_MS;
-        log_notice("upstream %s connection %d up", u->pool->addr, u->index);
+        if (u->index >= 0)
+            log_notice("upstream %s connection %d up", u->pool->addr, u->index);
+        else
+            log_verbose("upstream %s pinned connection up", u->pool->addr);
         return;
     }
     char reason[128];
