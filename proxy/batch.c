@@ -42,6 +42,8 @@ struct batch {
     struct batch_entry **pending;    /* keys waiting for the flush (owned) */
     size_t npending;                 /* entries in pending */
     size_t cap;                      /* allocated pending */
+    struct batch_entry **spare;      /* the array of the last batch sent, reused (owned) */
+    size_t spare_cap;                /* allocated spare */
     struct batch_entry **buckets;    /* dedup index of pending (chains borrowed) */
     size_t nbuckets;                 /* power of two */
     struct event *flush_ev;          /* end-of-turn / batch-window flush (owned) */
@@ -83,6 +85,7 @@ batch_free(struct batch *b)
     batch_flush(b);
     event_free(b->flush_ev);
     bw_free(b->pending);
+    bw_free(b->spare);
     bw_free(b->buckets);
     bw_free(b);
 }
@@ -177,17 +180,17 @@ batch_mget_cb(void *privdata, struct evbuffer *reply, size_t len, const char *er
 }
 
 static void
-batch_send_mget(struct batch *b)
+batch_send_mget(struct batch *b, struct batch_entry *const *keys, size_t nkeys)
 {
-    struct batch_group *g = bw_malloc(sizeof(*g) + b->npending * sizeof(g->entries[0]));
+    struct batch_group *g = bw_malloc(sizeof(*g) + nkeys * sizeof(g->entries[0]));
     struct evbuffer *cmd = evbuffer_new();
     const char *err;
-    g->n = b->npending;
-    evbuffer_add_printf(cmd, "*%zu\r\n$4\r\nMGET\r\n", b->npending + 1);
-    for (size_t i = 0; i < b->npending; i++) {
-        g->entries[i] = b->pending[i];
-        evbuffer_add_printf(cmd, "$%zu\r\n", b->pending[i]->len);
-        evbuffer_add(cmd, b->pending[i]->key, b->pending[i]->len);
+    g->n = nkeys;
+    evbuffer_add_printf(cmd, "*%zu\r\n$4\r\nMGET\r\n", nkeys + 1);
+    for (size_t i = 0; i < nkeys; i++) {
+        g->entries[i] = keys[i];
+        evbuffer_add_printf(cmd, "$%zu\r\n", keys[i]->len);
+        evbuffer_add(cmd, keys[i]->key, keys[i]->len);
         evbuffer_add(cmd, "\r\n", 2);
     }
     size_t n = evbuffer_get_length(cmd);
@@ -214,13 +217,25 @@ batch_flush(struct batch *b)
     st->batch_keys += b->npending;
     st->batch_max_keys_seen = BW_MAX(st->batch_max_keys_seen, (uint64_t)b->npending);
     memset(b->buckets, 0, b->nbuckets * sizeof(*b->buckets));
-    if (b->px->cfg.batch_mode == BATCH_MGET && b->npending > 1) {
-        batch_send_mget(b);
-    } else {
-        for (size_t i = 0; i < b->npending; i++)
-            batch_send_get(b->pending[i]);
-    }
+    /* The batch leaves the pending list before anything is sent: a send
+     * that fails at once answers its waiters here, and whatever they cause
+     * starts a new batch instead of touching this one. */
+    struct batch_entry **keys = b->pending;
+    size_t nkeys = b->npending, keys_cap = b->cap;
+    b->pending = b->spare;
+    b->cap = b->spare_cap;
     b->npending = 0;
+    b->spare = NULL;
+    b->spare_cap = 0;
+    if (b->px->cfg.batch_mode == BATCH_MGET && nkeys > 1) {
+        batch_send_mget(b, keys, nkeys);
+    } else {
+        for (size_t i = 0; i < nkeys; i++)
+            batch_send_get(keys[i]);
+    }
+    bw_free(b->spare); /* NULL unless a nested flush left one */
+    b->spare = keys;   /* reused by the next flush: no allocation per batch */
+    b->spare_cap = keys_cap;
 }
 
 /* The pending entry of key, or NULL. */

@@ -73,6 +73,9 @@ struct client {
     bool authenticated;            /* AUTH passed (or no requirepass) */
     bool paused;                   /* reading stopped by back-pressure */
     bool in_process;               /* inside client_process_input() */
+    struct event *resume_ev;       /* zero-timeout event that resumes input processing on
+                                      the next loop turn (owned): completions never re-enter
+                                      client_process_input() from another module's loop */
     bool is_unix;                  /* accepted on the unix socket */
     char *name;                    /* CLIENT SETNAME (owned), NULL when unset */
     char addr[64];                 /* peer "ip:port" */
@@ -84,6 +87,7 @@ struct client {
 };
 
 static void client_process_input(struct client *c);
+static void client_schedule_input(struct client *c);
 static void client_encode_request(const struct resp_request *req, struct evbuffer *out);
 static void client_pinned_request(struct client *c, const struct cmd_info *ci,
                                   const struct resp_request *req);
@@ -133,8 +137,7 @@ client_maybe_resume(struct client *c)
         return;
     c->paused = false;
     bufferevent_enable(c->bev, EV_READ);
-    if (!c->in_process)
-        client_process_input(c);
+    client_schedule_input(c);
 }
 
 /* Move every ready reply at the head of the FIFO to the output. */
@@ -152,10 +155,9 @@ client_flush(struct client *c)
         client_slot_free(s);
     }
     client_maybe_finish(c);
-    if (c->pin_wait && c->nslots == 0 && c->state == CLIENT_ACTIVE && !c->in_process) {
+    if (c->pin_wait && c->nslots == 0 && c->state == CLIENT_ACTIVE) {
         c->pin_wait = false; /* every earlier request is answered: the session may start */
-        if (!c->paused)
-            client_process_input(c);
+        client_schedule_input(c);
     }
     if (c->state == CLIENT_ACTIVE)
         client_maybe_resume(c);
@@ -289,8 +291,7 @@ client_slot_finish(struct client_slot *s, const char *data, size_t len)
     client_flush(c);
     if (c->batch_wait && c->batch_inflight == 0 && c->held == 0 && c->state == CLIENT_ACTIVE) {
         c->batch_wait = false;
-        if (!c->in_process && !c->paused)
-            client_process_input(c);
+        client_schedule_input(c);
     }
 }
 
@@ -699,8 +700,7 @@ client_unpin(struct client *c)
     c->pin_slot = NULL;
     pinned_free_clean(p);
     client_flush(c);
-    if (c->state == CLIENT_ACTIVE && !c->in_process && !c->paused)
-        client_process_input(c);
+    client_schedule_input(c);
 }
 
 void
@@ -868,6 +868,32 @@ client_process_input(struct client *c)
     }
 }
 
+/*
+ * Resume parsing c's input on the next loop turn. Every completion path
+ * (an upstream reply, a batch answered or failed, a lease woken, a pinned
+ * session ended) calls this instead of client_process_input(): those run
+ * inside another module's loop (batch_flush walking its keys, the upstream
+ * FIFO), which c's next requests must not re-enter (redis blocked.c resumes
+ * blocked clients from a queue in the same way).
+ */
+static void
+client_schedule_input(struct client *c)
+{
+    if (c->state == CLIENT_ACTIVE)
+        event_active(c->resume_ev, EV_TIMEOUT, 0);
+}
+
+static void
+client_resume_cb(evutil_socket_t fd, short what, void *arg)
+{
+    struct client *c = arg;
+    (void)fd;
+    (void)what;
+    if (c->state == CLIENT_ACTIVE && !c->paused && !c->in_process && !c->batch_wait &&
+        !c->pin_wait)
+        client_process_input(c);
+}
+
 /* ---- socket callbacks ----------------------------------------------------- */
 
 static void
@@ -876,6 +902,7 @@ client_read_cb(struct bufferevent *bev, void *arg)
     struct client *c = arg;
     (void)bev;
     c->last_ms = bw_now_ms();
+    c->px->input_seq++; /* watch_sync(): bytes read after the watch was last drained */
     client_process_input(c);
 }
 
@@ -951,6 +978,8 @@ client_accept(struct proxy *px, evutil_socket_t fd, const char *addr, const char
     c->bev = bufferevent_socket_new(px->base, fd, BEV_OPT_CLOSE_ON_FREE);
     BW_ASSERT(c->bev != NULL);
     bufferevent_setcb(c->bev, client_read_cb, client_write_cb, client_event_cb, c);
+    c->resume_ev = event_new(px->base, -1, 0, client_resume_cb, c);
+    BW_ASSERT(c->resume_ev != NULL);
     evbuffer_add_cb(bufferevent_get_output(c->bev), client_count_output, c);
     evbuffer_add_cb(bufferevent_get_input(c->bev), client_count_input, c);
     bufferevent_enable(c->bev, EV_READ | EV_WRITE);
@@ -971,6 +1000,7 @@ client_close(struct client *c)
     c->state = CLIENT_CLOSED;
     bufferevent_disable(c->bev, EV_READ | EV_WRITE);
     bufferevent_setcb(c->bev, NULL, NULL, NULL, NULL);
+    event_del(c->resume_ev);
     if (c->pin != NULL) { /* closes the connection: a blocked command gets nothing */
         pinned_free(c->pin);
         c->pin = NULL;
@@ -999,6 +1029,7 @@ client_reap(struct proxy *px)
     while ((c = TAILQ_FIRST(&px->reaped)) != NULL) {
         TAILQ_REMOVE(&px->reaped, c, link);
         bufferevent_free(c->bev);
+        event_free(c->resume_ev);
         resp_parser_free(c->parser);
         bw_free(c->name);
         bw_free(c);

@@ -200,9 +200,17 @@ gate_multi_key(struct client *c, const struct gate_rule *r, const struct resp_re
     int nkeys = req->argc - 1, nmaybe = 0;
     struct gate_mget *m = bw_malloc(sizeof(*m) + (size_t)nkeys * sizeof(bool));
     m->nkeys = nkeys;
-    for (int i = 0; i < nkeys; i++) {
-        m->present[i] = watch_maybe_contains(w, req->argv[i + 1].ptr, req->argv[i + 1].len);
-        nmaybe += m->present[i];
+    for (int pass = 0; pass < 2 && nmaybe < nkeys; pass++) {
+        /* A key looks absent: take in what the watch has delivered, judge again. */
+        if (pass == 1 && (!watch_sync(w) || !watch_gate_closed(w))) {
+            bw_free(m);
+            return false;
+        }
+        nmaybe = 0;
+        for (int i = 0; i < nkeys; i++) {
+            m->present[i] = watch_maybe_contains(w, req->argv[i + 1].ptr, req->argv[i + 1].len);
+            nmaybe += m->present[i];
+        }
     }
     k->gated_reads += (uint64_t)(nkeys - nmaybe);
     k->passed_reads += (uint64_t)nmaybe;
@@ -253,7 +261,11 @@ gate_read(struct client *c, const struct cmd_info *ci, const struct resp_request
     if (r->kind == GATE_MGET || r->kind == GATE_EXISTS)
         return gate_multi_key(c, r, req);
     struct watch_counters *k = watch_counters(w);
-    if (watch_maybe_contains(w, req->argv[1].ptr, req->argv[1].len)) {
+    const struct resp_arg *key = &req->argv[1];
+    /* About to answer locally: take in what the watch has delivered first. */
+    if (!watch_maybe_contains(w, key->ptr, key->len) && (!watch_sync(w) || !watch_gate_closed(w)))
+        return false;
+    if (watch_maybe_contains(w, key->ptr, key->len)) {
         k->passed_reads++;
         /* HMGET: nothing to count; GET: the hot-key cache and the batcher
          * take it from here (batch.c counts the nils it sees). */

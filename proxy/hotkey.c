@@ -165,8 +165,8 @@ hotkey_pttl_cb(void *privdata, struct evbuffer *reply, size_t len, const char *e
             pttl = n->integer;
         reply_node_free(n);
     }
-    f->pending--;
-    hotkey_fill_done(f, pttl);
+    if (--f->pending == 0) /* the GET's reply always comes first (FIFO) */
+        hotkey_fill_done(f, pttl);
 }
 
 /*
@@ -217,6 +217,10 @@ hotkey_get(struct hotkey *hk, struct client *c, const char *key, size_t len)
     double rate;
     uint64_t now = bw_now_ms();
     if (hk == NULL || !hotkey_coherent(hk) || !hot_note_read(hk->hot, key, len, now, &rate))
+        return false;
+    /* A hot key may be answered from the cache or held: take in what the
+     * watch has delivered first (an invalidation, or its loss). */
+    if (!watch_sync(hk->px->watch) || !hotkey_coherent(hk))
         return false;
     if (hot_lookup(hk->hot, key, len, now, &hit)) {
         client_reply_raw(c, hit.value, hit.vlen);

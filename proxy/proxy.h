@@ -49,6 +49,8 @@ struct proxy {
     struct event *reap_ev;         /* zero-timeout event that frees reaped clients (owned) */
     struct event *cron_ev;         /* 100 ms periodic housekeeping (owned) */
     uint64_t next_client_id;       /* id of the next accepted client, from 1 */
+    uint64_t input_seq;            /* client socket reads so far: the keyspace watch is
+                                      drained before a local answer when it moved */
     bool shutting_down;            /* SIGTERM/SIGINT seen: accept nothing new */
     struct stats stats;            /* counters for INFO proxy */
     struct jitter_rng jitter_rng;  /* TTL jitter draws of this worker */

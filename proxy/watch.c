@@ -5,11 +5,13 @@
  */
 #include "proxy/watch.h"
 
+#include <errno.h>
 #include <inttypes.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <sys/socket.h>
 
 #include <event2/buffer.h>
 #include <event2/event.h>
@@ -27,6 +29,7 @@
 #define WATCH_BACKOFF_MAX_MS 2000
 #define WATCH_STALE_CHECK_MS 10000 /* DBSIZE staleness check period */
 #define WATCH_CHANNEL "__redis__:invalidate"
+#define WATCH_SYNC_MAX_READS 64    /* hiredis reads (16 KB each) per watch_sync() */
 
 struct watch {
     struct proxy *px;               /* borrowed */
@@ -49,6 +52,7 @@ struct watch {
     uint64_t rebuilds;              /* completed builds */
     uint64_t last_rebuild_ms;       /* duration of the last build, ms */
     uint64_t invalidations;         /* keys named on the watch */
+    uint64_t synced_seq;            /* px->input_seq when sub was last drained (watch_sync) */
     struct watch_counters counters; /* gate counters */
     char last_error[128];           /* why the watch was last lost */
     bool tracking_on;               /* CLIENT TRACKING accepted on the current trk */
@@ -56,6 +60,8 @@ struct watch {
 
 static void watch_connect(struct watch *w);
 static void watch_scan_next(struct watch *w);
+static redisAsyncContext *watch_open(struct watch *w);
+static void watch_handshake(struct watch *w, redisAsyncContext *ac, bool select);
 
 const char *
 watch_state_name(enum watch_state s)
@@ -300,6 +306,23 @@ watch_invalidate(struct watch *w, const redisReply *payload)
     }
 }
 
+/* The scanner connection (SCAN, DBSIZE) is opened and the first build starts. */
+static void
+watch_start_scanning(struct watch *w)
+{
+    if (w->trk == NULL) {
+        w->trk = watch_open(w);
+        if (w->trk == NULL) {
+            watch_lost(w, w->last_error);
+            return;
+        }
+        watch_handshake(w, w->trk, true);
+    }
+    watch_build_start(w, WATCH_WARMING);
+}
+
+static void watch_message_cb(redisAsyncContext *ac, void *r, void *tag);
+
 static void
 watch_tracking_cb(redisAsyncContext *ac, void *r, void *tag)
 {
@@ -317,11 +340,11 @@ watch_tracking_cb(redisAsyncContext *ac, void *r, void *tag)
             w->state = WATCH_OPEN;
             return;
         }
-    } else {
-        w->tracking_refused = false;
-        w->tracking_on = true;
+        watch_start_scanning(w);
+        return;
     }
-    watch_build_start(w, WATCH_WARMING);
+    w->tracking_refused = false;
+    redisAsyncCommand(w->sub, watch_message_cb, watch_gen_tag(w), "SUBSCRIBE " WATCH_CHANNEL);
 }
 
 static void
@@ -368,20 +391,6 @@ watch_open(struct watch *w)
     return ac;
 }
 
-/* sub is subscribed: enable tracking, redirected to it, on a second connection. */
-static void
-watch_open_tracking(struct watch *w)
-{
-    w->trk = watch_open(w);
-    if (w->trk == NULL) {
-        watch_lost(w, w->last_error);
-        return;
-    }
-    watch_handshake(w, w->trk, true);
-    redisAsyncCommand(w->trk, watch_tracking_cb, watch_gen_tag(w),
-                      "CLIENT TRACKING on REDIRECT %lld BCAST", w->sub_id);
-}
-
 static void
 watch_message_cb(redisAsyncContext *ac, void *r, void *tag)
 {
@@ -391,9 +400,10 @@ watch_message_cb(redisAsyncContext *ac, void *r, void *tag)
         reply->elements < 3 || reply->element[0]->type != REDIS_REPLY_STRING)
         return;
     const char *kind = reply->element[0]->str;
-    if (strcasecmp(kind, "subscribe") == 0 && w->trk == NULL)
-        watch_open_tracking(w);
-    else if (strcasecmp(kind, "message") == 0)
+    if (strcasecmp(kind, "subscribe") == 0 && !w->tracking_on) {
+        w->tracking_on = true; /* every change from now on is named here */
+        watch_start_scanning(w);
+    } else if (strcasecmp(kind, "message") == 0)
         watch_invalidate(w, reply->element[2]);
 }
 
@@ -409,7 +419,11 @@ watch_id_cb(redisAsyncContext *ac, void *r, void *tag)
         return;
     }
     w->sub_id = reply->integer;
-    redisAsyncCommand(w->sub, watch_message_cb, watch_gen_tag(w), "SUBSCRIBE " WATCH_CHANNEL);
+    /* Tracking redirected to the same connection: once it is subscribed,
+     * Redis sends it every key change as a message on the channel, and a
+     * lost watch is one lost socket (watch_sync() sees its EOF). */
+    redisAsyncCommand(w->sub, watch_tracking_cb, watch_gen_tag(w),
+                      "CLIENT TRACKING on REDIRECT %lld BCAST", w->sub_id);
 }
 
 static void
@@ -486,6 +500,32 @@ watch_add_key(struct watch *w, const char *key, size_t len)
 {
     if (w->state != WATCH_OFF)
         watch_add_both(w, key, len);
+}
+
+bool
+watch_sync(struct watch *w)
+{
+    if (w->synced_seq == w->px->input_seq)
+        return true;
+    for (int i = 0; i < WATCH_SYNC_MAX_READS; i++) {
+        redisAsyncContext *ac = w->sub;
+        char byte;
+        if (ac == NULL || !(ac->c.flags & REDIS_CONNECTED)) {
+            w->synced_seq = w->px->input_seq; /* no watch: the gate is open already */
+            return true;
+        }
+        ssize_t n = recv(ac->c.fd, &byte, 1, MSG_PEEK | MSG_DONTWAIT);
+        if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) {
+            w->synced_seq = w->px->input_seq;
+            return true;
+        }
+        if (n < 0 && errno == EINTR)
+            continue;
+        /* Bytes, EOF or an error: hiredis reads (up to 16 KB) and calls our
+         * callbacks, or disconnects, which calls watch_lost(). */
+        redisAsyncHandleRead(ac);
+    }
+    return false; /* still more: the caller must not answer locally */
 }
 
 struct watch_counters *

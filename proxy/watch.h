@@ -2,11 +2,12 @@
  * watch: the keyspace watch and SCAN that keep the Bloom filter a superset of
  * the upstream's keys, and the gate's state.
  *
- * Two hiredis async connections to the upstream: "sub" runs CLIENT ID and
- * SUBSCRIBE __redis__:invalidate; once subscribed, "trk" runs CLIENT TRACKING
- * on REDIRECT <sub id> BCAST, so Redis (>= 6) names on that channel every key
+ * Two hiredis async connections to the upstream: "sub" runs CLIENT ID, then
+ * CLIENT TRACKING on REDIRECT <its own id> BCAST and SUBSCRIBE
+ * __redis__:invalidate, so Redis (>= 6) names on that channel every key
  * modified by anyone (set, renamed, copied, restored, written by a script,
- * expired, deleted), and each named key is added. Then trk SCANs the whole
+ * expired, deleted), and each named key is added. Tracking and delivery live
+ * on one socket: losing either is one EOF. Then "trk" SCANs the whole
  * keyspace (bloom-scan-count per call, bloom-scan-interval apart) into a new
  * filter; while it runs, every add goes to both filters; when it ends the new
  * filter replaces the old.
@@ -59,6 +60,21 @@ bool watch_gate_closed(const struct watch *w);
  * meaningful when watch_gate_closed().
  */
 bool watch_maybe_contains(const struct watch *w, const char *key, size_t len);
+
+/*
+ * Take in everything the keyspace watch has delivered so far, before a read
+ * is answered locally (gate, hot-key cache, lease): a read that starts after
+ * a write to Redis completed never sees the state before it. Redis writes a
+ * BCAST invalidation to the watch before the writer's reply (both in
+ * beforeSleep(), tracking first), so on one host it is in the watch's socket
+ * buffer by the time the read arrives; an EOF there (the watch killed,
+ * Redis restarted) opens the gate here, before the read is judged.
+ * Costs one recv(MSG_PEEK) when nothing is waiting, and nothing at all when
+ * no client socket was read since the last call (px->input_seq).
+ * Returns false when more is waiting than one call reads (the caller
+ * forwards the read instead of answering it).
+ */
+bool watch_sync(struct watch *w);
 
 /* Add a key written through bulwark (to both filters while rebuilding). */
 void watch_add_key(struct watch *w, const char *key, size_t len);
