@@ -198,4 +198,4 @@ lint:
 clean:
 	rm -rf build bulwark bulwark-asan bench/loadgen
 
--include $(shell find build -name '*.d' 2>/dev/null)
+-include $(shell find build -name '*.d' -type f -not -path 'build/redis-src/*' 2>/dev/null)

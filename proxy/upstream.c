@@ -28,6 +28,8 @@
 #define UPSTREAM_BACKOFF_MIN_MS 50 /* first reconnect delay */
 #define UPSTREAM_PEEK_VECS 16      /* iovecs per evbuffer_peek */
 #define UPSTREAM_BUSY_THRESHOLD_MS 5000 /* Redis's default busy-reply-threshold */
+#define UPSTREAM_IDLE_SURPLUS_MS 1000  /* idle pinned connections above upstream-pinned-idle
+                                          are closed after this long unused */
 
 enum upstream_state {
     UPSTREAM_DOWN = 0,   /* no socket; waiting for the retry timer */
@@ -75,6 +77,7 @@ struct upstream_conn {
     void *owner;                         /* pinned: the session its raw replies go to (borrowed) */
     upstream_raw_fn *raw_fn;             /* pinned: receives every reply not owed internally */
     upstream_down_fn *down_fn;           /* pinned: told when the connection fails */
+    uint64_t idle_since_ms;              /* pinned: when it last went idle, monotonic ms */
     bool script;                         /* pinned: a script's reply is due (see
                                             upstream_pinned_script) */
     TAILQ_ENTRY(upstream_conn) idle_link; /* in pool->idle while idle */
@@ -691,10 +694,13 @@ upstream_pool_reset_stats(struct upstream_pool *pool)
     }
 }
 
+static void upstream_pinned_trim(struct upstream_pool *pool, uint64_t now_ms);
+
 void
 upstream_pool_cron(struct upstream_pool *pool, uint64_t now_ms)
 {
     const struct cfg *cfg = &pool->px->cfg;
+    upstream_pinned_trim(pool, now_ms);
     for (int i = 0; i < pool->nconns; i++) {
         struct upstream_conn *u = &pool->conns[i];
         char reason[128], err[512];
@@ -781,7 +787,9 @@ upstream_pinned_acquire(struct upstream_pool *pool, void *owner, upstream_raw_fn
                         upstream_down_fn *down_fn)
 {
     struct proxy *px = pool->px;
-    struct upstream_conn *u = TAILQ_FIRST(&pool->idle);
+    /* the most recently used first: under a steady load the same ones
+     * cycle and the surplus above upstream-pinned-idle ages out (cron) */
+    struct upstream_conn *u = TAILQ_LAST(&pool->idle, upstream_conn_list);
     if (u != NULL) {
         TAILQ_REMOVE(&pool->idle, u, idle_link);
         u->in_idle = false;
@@ -843,8 +851,7 @@ upstream_pinned_release(struct upstream_conn *u, bool reusable, bool reset)
     if (u->dead)
         return;
     upstream_pinned_script(u, false);
-    if (!reusable || u->state != UPSTREAM_UP || pool->nidle >= pool->px->cfg.upstream_pinned_idle ||
-        pool->px->shutting_down) {
+    if (!reusable || u->state != UPSTREAM_UP || pool->px->shutting_down) {
         upstream_pinned_drop(u, "released");
         return;
     }
@@ -857,7 +864,25 @@ upstream_pinned_release(struct upstream_conn *u, bool reusable, bool reset)
     }
     TAILQ_INSERT_TAIL(&pool->idle, u, idle_link);
     u->in_idle = true;
+    u->idle_since_ms = bw_now_ms();
     pool->nidle++;
+}
+
+/*
+ * Close idle pinned connections above upstream-pinned-idle once they have
+ * been unused for UPSTREAM_IDLE_SURPLUS_MS: closing them at release made a
+ * load of short sessions (scripts from more clients than that) connect,
+ * AUTH and SELECT again for nearly every request.
+ */
+static void
+upstream_pinned_trim(struct upstream_pool *pool, uint64_t now_ms)
+{
+    struct upstream_conn *u;
+    while (pool->nidle > BW_MAX(pool->px->cfg.upstream_pinned_idle, 0) &&
+           (u = TAILQ_FIRST(&pool->idle)) != NULL &&
+           (now_ms - u->idle_since_ms >= UPSTREAM_IDLE_SURPLUS_MS ||
+            pool->px->cfg.upstream_pinned_idle == 0))
+        upstream_pinned_drop(u, "idle surplus");
 }
 
 void

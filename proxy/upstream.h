@@ -111,8 +111,9 @@ int upstream_pinned_send(struct upstream_conn *u, const char *cmd, size_t len);
 
 /*
  * The owner is done with u. reusable: every reply was delivered and no state
- * is left that RESET cannot clear: u waits in the idle pool (up to
- * upstream-pinned-idle), after RESET, AUTH, SELECT when reset (the session
+ * is left that RESET cannot clear: u waits in the idle pool (those above
+ * upstream-pinned-idle are closed by the cron after a second unused; the
+ * most recently used is taken first), after RESET, AUTH, SELECT when reset (the session
  * may have changed connection state: pub/sub, AUTH, HELLO, SELECT, CLIENT,
  * RESET …) or as it is when not (a transaction or a blocking command that
  * ended clean leaves nothing: one fewer round of three commands for Redis).
