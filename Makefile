@@ -1,5 +1,5 @@
 # bulwark: one non-recursive GNU Makefile.
-# Targets: all test unit integration asan fuzz bench run deps format lint clean.
+# Targets: all test unit integration asan fuzz bench run deps format lint clean conformance.
 
 CC       ?= cc
 SHELL    := /bin/bash
@@ -62,7 +62,8 @@ INTEG_TESTS := $(patsubst tests/integration/%.c,%,$(filter-out tests/integration
 
 obj = $(patsubst %.c,$(BUILD)/%.o,$(1))
 
-.PHONY: all test unit integration valgrind asan fuzz bench run deps deps-check format lint clean
+.PHONY: all test unit integration valgrind asan fuzz bench run deps deps-check format lint clean \
+        conformance
 
 all: deps-check $(BIN)
 
@@ -130,6 +131,13 @@ test: unit integration valgrind
 asan:
 	$(MAKE) --no-print-directory VARIANT=asan test
 
+# Redis's own test suite (Debian's redis source package, fetched into
+# build/redis-src when missing) against Redis directly and through bulwark,
+# counts compared. Not part of make test: it needs deb-src and takes minutes.
+# make conformance UNITS="unit/scripting unit/functions" (the default)
+conformance: all
+	@bash tests/conformance.sh $(CURDIR)/$(BIN)
+
 # ---- run -----------------------------------------------------------------
 # Runs bulwark with config/bulwark.conf in the foreground. When nothing
 # answers at the configured upstream, a private redis-server (no persistence,
@@ -190,4 +198,4 @@ lint:
 clean:
 	rm -rf build bulwark bulwark-asan bench/loadgen
 
--include $(shell find build -name '*.d' 2>/dev/null)
+-include $(shell find build -name '*.d' -type f -not -path 'build/redis-src/*' 2>/dev/null)

@@ -614,6 +614,12 @@ client_pinned_request(struct client *c, const struct cmd_info *ci, const struct 
     char err[256];
     if (c->pin == NULL) {
         c->pin = pinned_start(c, err, sizeof(err));
+        if (c->pin == NULL && pinned_is_script(req)) {
+            /* upstream-pinned-max reached: the script still runs, on the
+             * shared connection, as it did before scripts were pinned */
+            client_forward_request(c, req, NULL, NULL);
+            return;
+        }
         if (c->pin == NULL) {
             client_reply_error(c, "%s", err);
             return;

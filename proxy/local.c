@@ -41,6 +41,8 @@ struct local_handler {
 static bool
 local_ping(struct client *c, const struct resp_request *req)
 {
+    if (upstream_pool_script_inflight(client_proxy(c)->pool))
+        return false; /* Redis answers: -BUSY while a script runs too long, as it would */
     if (req->argc > 2)
         client_reply_error(c, "ERR wrong number of arguments for 'ping' command");
     else if (req->argc == 2)
@@ -53,6 +55,8 @@ local_ping(struct client *c, const struct resp_request *req)
 static bool
 local_echo(struct client *c, const struct resp_request *req)
 {
+    if (upstream_pool_script_inflight(client_proxy(c)->pool))
+        return false; /* as PING */
     client_reply_bulk(c, req->argv[1].ptr, req->argv[1].len);
     return true;
 }
@@ -599,8 +603,11 @@ local_config_set_filter(struct client *c, struct evbuffer *reply, size_t len, co
     struct local_config_set *s = data;
     if (c != NULL) {
         const char *p = reply != NULL ? (const char *)evbuffer_pullup(reply, 1) : NULL;
-        if (p != NULL && p[0] == '+')
+        if (p != NULL && p[0] == '+') {
             local_config_apply(client_proxy(c), s);
+            /* busy-reply-threshold (lua-time-limit) may have changed */
+            upstream_pool_refresh_busy_threshold(client_proxy(c)->pool);
+        }
         if (reply != NULL)
             evbuffer_remove_buffer(reply, out, len);
         else

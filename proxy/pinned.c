@@ -28,6 +28,11 @@ struct pinned {
     bool multi;                /* MULTI sent, EXEC/DISCARD not yet */
     bool watching;             /* WATCH sent outside MULTI, no EXEC/DISCARD/UNWATCH yet */
     bool sticky;               /* MONITOR or CLIENT REPLY: pinned until disconnect */
+    bool debug;                /* SCRIPT DEBUG YES|SYNC sent: Lua debugger replies
+                                  do not match requests one to one; pinned until
+                                  disconnect, the connection closed, never pooled */
+    uint64_t script_reply;     /* number of the reply that answers the last script
+                                  (EVAL, FCALL …) sent, 0: none due */
     bool dirty;                /* a request may have changed connection state that
                                   only RESET (+ AUTH, SELECT) restores */
     int64_t subs;              /* channels + patterns subscribed, from the replies */
@@ -59,6 +64,26 @@ pinned_xread_blocks(const struct resp_request *req)
 }
 
 bool
+pinned_is_script(const struct resp_request *req)
+{
+    static const char *const names[] = {"eval", "evalsha", "eval_ro", "evalsha_ro", "fcall",
+                                        "fcall_ro"};
+    for (size_t i = 0; i < BW_ARRAY_LEN(names); i++)
+        if (resp_arg_is(&req->argv[0], names[i]))
+            return true;
+    return false;
+}
+
+/* SCRIPT DEBUG YES or SYNC: Redis's Lua debugger takes the connection. */
+static bool
+pinned_is_debug(const struct resp_request *req)
+{
+    return req->argc == 3 && resp_arg_is(&req->argv[0], "script") &&
+           resp_arg_is(&req->argv[1], "debug") &&
+           (resp_arg_is(&req->argv[2], "yes") || resp_arg_is(&req->argv[2], "sync"));
+}
+
+bool
 pinned_needed(const struct resp_request *req)
 {
     static const char *const names[] = {
@@ -72,6 +97,8 @@ pinned_needed(const struct resp_request *req)
             return true;
     if (resp_arg_is(a, "xread") || resp_arg_is(a, "xreadgroup"))
         return pinned_xread_blocks(req);
+    if (pinned_is_script(req))
+        return true;
     /* ACL users other than default: the session is theirs (client.c only
      * lets this through when bulwark has no requirepass of its own). */
     if (resp_arg_is(a, "auth") && req->argc == 3 && !resp_arg_is(&req->argv[1], "default"))
@@ -82,6 +109,8 @@ pinned_needed(const struct resp_request *req)
      * unstick it (a busy script, a paused server). */
     if ((resp_arg_is(a, "script") || resp_arg_is(a, "function")) && resp_arg_is(&req->argv[1], "kill"))
         return true;
+    if (pinned_is_debug(req))
+        return true;
     return resp_arg_is(a, "client") &&
            (resp_arg_is(&req->argv[1], "reply") || resp_arg_is(&req->argv[1], "unpause"));
 }
@@ -89,7 +118,15 @@ pinned_needed(const struct resp_request *req)
 static bool
 pinned_clean(const struct pinned *p)
 {
-    return !p->multi && !p->watching && !p->sticky && p->subs == 0 && p->ssubs == 0;
+    return !p->multi && !p->watching && !p->sticky && !p->debug && p->subs == 0 &&
+           p->ssubs == 0;
+}
+
+/* Replies are not counted: pub/sub pushes, Lua debugger output. */
+static bool
+pinned_uncounted(const struct pinned *p)
+{
+    return p->pubsub || p->debug;
 }
 
 /* Send the unpin marker when the state looks clean and none is in flight. */
@@ -159,10 +196,15 @@ pinned_raw_cb(void *owner, struct evbuffer *reply, size_t len)
         pinned_maybe_marker(p);
         return;
     }
-    if (!p->pubsub) {
+    if (!pinned_uncounted(p)) {
         p->replies++;
         if (p->outstanding > 0)
             p->outstanding--;
+        if (p->script_reply != 0) { /* answered, or the next one starts */
+            if (p->replies >= p->script_reply)
+                p->script_reply = 0;
+            upstream_pinned_script(p->up, p->script_reply != 0);
+        }
         if (p->swap_head < p->nswaps && p->replies == p->swaps[p->swap_head].reply) {
             /* Redis's unknown-command error for our placeholder: show ours */
             char *text = p->swaps[p->swap_head++].text;
@@ -191,7 +233,7 @@ pinned_raw_cb(void *owner, struct evbuffer *reply, size_t len)
     pinned_track_reply(p, r, len);
     if (!client_pinned_deliver(p->c, reply, len))
         return; /* the client was closed (output limit): p is gone */
-    if (!p->pubsub && p->outstanding == 0 && pinned_clean(p)) {
+    if (!pinned_uncounted(p) && p->outstanding == 0 && pinned_clean(p)) {
         client_unpin(p->c); /* every reply is out and nothing is left: frees p */
         return;
     }
@@ -261,6 +303,16 @@ pinned_track_request(struct pinned *p, const struct resp_request *req)
         p->pubsub = p->dirty = true;
     } else if (resp_arg_is(a, "reset")) {
         p->multi = p->watching = p->sticky = false;
+    } else if (pinned_is_debug(req)) {
+        /* Even if Redis refuses it (inside MULTI, behind a pipeline): the
+         * session then only lasts longer, and its connection is closed. */
+        p->debug = true;
+        p->script_reply = 0; /* a debugged script blocks no one but its caller
+                                (fork) or everyone until it ends (sync) */
+        upstream_pinned_script(p->up, false);
+    } else if (pinned_is_script(req) && !pinned_uncounted(p) && !p->multi) {
+        p->script_reply = p->replies + p->outstanding;
+        upstream_pinned_script(p->up, true);
     }
 }
 
@@ -297,7 +349,7 @@ pinned_refuse_in_multi(struct pinned *p, const char *error_reply)
 bool
 pinned_idle(const struct pinned *p)
 {
-    return !p->pubsub && p->outstanding == 0;
+    return !pinned_uncounted(p) && p->outstanding == 0;
 }
 
 bool
@@ -315,7 +367,7 @@ pinned_subscriptions(const struct pinned *p)
 uint64_t
 pinned_outstanding(const struct pinned *p)
 {
-    return p->pubsub ? 0 : p->outstanding;
+    return pinned_uncounted(p) ? 0 : p->outstanding;
 }
 
 /* The texts of refused requests not answered yet, and the array. */
@@ -343,7 +395,7 @@ void
 pinned_free_clean(struct pinned *p)
 {
     if (p->up != NULL)
-        upstream_pinned_release(p->up, true, p->dirty);
+        upstream_pinned_release(p->up, !p->debug, p->dirty);
     pinned_swaps_free(p);
     bw_free(p);
 }

@@ -12,6 +12,12 @@
  * subscribed) proves every earlier reply was delivered: if nothing else was
  * sent meanwhile and the state is still clean, the client is unpinned and
  * the connection goes back to the pool (RESET first).
+ *
+ * SCRIPT DEBUG YES|SYNC makes the session last until the client leaves, its
+ * replies uncounted (the Lua debugger answers in its own rhythm; Redis
+ * closes the connection when the debugged script ends), and the connection
+ * is closed, never pooled: a forked debugger child or a SYNC session would
+ * otherwise answer, or block Redis for, whoever used it next.
  */
 #ifndef BW_PINNED_H
 #define BW_PINNED_H
@@ -24,8 +30,23 @@ struct client;
 struct pinned;
 struct resp_request;
 
-/* True when req starts a state that needs a dedicated connection. */
+/*
+ * True when req starts a state that needs a dedicated connection: MULTI,
+ * WATCH, blocking commands, pub/sub, MONITOR, CLIENT REPLY, SCRIPT DEBUG
+ * YES|SYNC, a script (pinned_is_script), SCRIPT/FUNCTION KILL.
+ */
 bool pinned_needed(const struct resp_request *req);
+
+/*
+ * True for EVAL, EVALSHA, EVAL_RO, EVALSHA_RO, FCALL, FCALL_RO. A script runs
+ * on a dedicated connection so that no other client's request waits behind
+ * it on a shared one (Redis serves nobody while it runs, then answers -BUSY
+ * until it ends): its session ends when its replies are in (pipelined
+ * scripts of one client share it), the connection back to the pool as it is
+ * (a script cannot change connection state). Redis lets the caller wait as
+ * long as the script runs: no upstream-timeout applies.
+ */
+bool pinned_is_script(const struct resp_request *req);
 
 /*
  * Open a pinned session for c. Returns it (the client owns it), or NULL when

@@ -10,6 +10,7 @@
 #include <netinet/in.h>
 #include <netinet/tcp.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <sys/queue.h>
 #include <sys/socket.h>
@@ -26,6 +27,9 @@
 
 #define UPSTREAM_BACKOFF_MIN_MS 50 /* first reconnect delay */
 #define UPSTREAM_PEEK_VECS 16      /* iovecs per evbuffer_peek */
+#define UPSTREAM_BUSY_THRESHOLD_MS 5000 /* Redis's default busy-reply-threshold */
+#define UPSTREAM_IDLE_SURPLUS_MS 1000  /* idle pinned connections above upstream-pinned-idle
+                                          are closed after this long unused */
 
 enum upstream_state {
     UPSTREAM_DOWN = 0,   /* no socket; waiting for the retry timer */
@@ -73,6 +77,9 @@ struct upstream_conn {
     void *owner;                         /* pinned: the session its raw replies go to (borrowed) */
     upstream_raw_fn *raw_fn;             /* pinned: receives every reply not owed internally */
     upstream_down_fn *down_fn;           /* pinned: told when the connection fails */
+    uint64_t idle_since_ms;              /* pinned: when it last went idle, monotonic ms */
+    bool script;                         /* pinned: a script's reply is due (see
+                                            upstream_pinned_script) */
     TAILQ_ENTRY(upstream_conn) idle_link; /* in pool->idle while idle */
 };
 
@@ -90,11 +97,18 @@ struct upstream_pool {
     int npinned;                         /* pinned connections existing (idle or owned) */
     uint64_t pinned_peak;                /* most pinned connections at once */
     uint64_t pinned_refused;             /* acquisitions refused at upstream-pinned-max */
+    int nscripts;                        /* pinned connections with a script in flight */
+    uint64_t script_mark_us;             /* last script event (first sent, or answered):
+                                            Redis may serve nobody else until this plus
+                                            busy_threshold_ms, µs */
+    uint64_t busy_threshold_ms;          /* Redis's busy-reply-threshold (lua-time-limit),
+                                            ms; 5000 until learned */
 };
 
 static void upstream_connect(struct upstream_conn *u);
 static void upstream_pinned_drop(struct upstream_conn *u, const char *reason);
 static void upstream_handshake(struct upstream_conn *u);
+static void upstream_queue_busy_threshold(struct upstream_conn *u);
 
 /* ---- failure and reconnect ---------------------------------------------- */
 
@@ -347,6 +361,40 @@ upstream_info_cb(void *privdata, struct evbuffer *reply, size_t len, const char 
     reply_node_free(n);
 }
 
+/* CONFIG GET lua-time-limit answered: Redis's busy-reply-threshold (the
+ * name lua-time-limit works on Redis 6 and, as an alias, on 7). An error
+ * (CONFIG renamed or denied, managed Redis) keeps what was known. */
+static void
+upstream_busy_threshold_cb(void *privdata, struct evbuffer *reply, size_t len, const char *err)
+{
+    struct upstream_conn *u = privdata;
+    (void)err;
+    if (reply == NULL)
+        return;
+    const char *p = (const char *)evbuffer_pullup(reply, (ev_ssize_t)len);
+    struct reply_node *n = reply_parse(p, len);
+    if (n != NULL && n->type == '*' && n->integer == 2 && n->elems[1].type == '$' &&
+        !n->elems[1].nil && n->elems[1].len > 0 && n->elems[1].len < 20) {
+        char num[24];
+        memcpy(num, n->elems[1].str, n->elems[1].len);
+        num[n->elems[1].len] = '\0';
+        char *end;
+        unsigned long long v = strtoull(num, &end, 10);
+        if (*end == '\0' && u->pool->busy_threshold_ms != v) {
+            u->pool->busy_threshold_ms = v;
+            log_verbose("upstream %s: busy-reply-threshold %llu ms", u->pool->addr, v);
+        }
+    }
+    reply_node_free(n);
+}
+
+static void
+upstream_queue_busy_threshold(struct upstream_conn *u)
+{
+    const char *argv[] = {"CONFIG", "GET", "lua-time-limit"};
+    upstream_queue_internal(u, 3, argv, upstream_busy_threshold_cb);
+}
+
 /* Read "name|sub" entries of a COMMAND reply into table t (or parent's subs). */
 static void
 upstream_learn_entry(struct cmd_table *t, struct cmd_info *parent, const struct reply_node *e)
@@ -426,6 +474,8 @@ upstream_handshake(struct upstream_conn *u)
         return; /* INFO and COMMAND: the shared connections' business */
     const char *info[] = {"INFO", "server"};
     upstream_queue_internal(u, 2, info, upstream_info_cb);
+    if (u->index == 0)
+        upstream_queue_busy_threshold(u);
     if (u->index == 0 && !u->pool->px->cmds_learned) {
         const char *cmd[] = {"COMMAND"};
         upstream_queue_internal(u, 1, cmd, upstream_command_cb);
@@ -513,6 +563,7 @@ upstream_pool_new(struct proxy *px, upstream_commands_fn *on_commands)
     struct upstream_pool *pool = bw_calloc(1, sizeof(*pool));
     pool->px = px;
     pool->on_commands = on_commands;
+    pool->busy_threshold_ms = UPSTREAM_BUSY_THRESHOLD_MS;
     pool->nconns = BW_MAX(px->cfg.upstream_connections, 1);
     pool->conns = bw_calloc((size_t)pool->nconns, sizeof(*pool->conns));
     TAILQ_INIT(&pool->idle);
@@ -643,10 +694,13 @@ upstream_pool_reset_stats(struct upstream_pool *pool)
     }
 }
 
+static void upstream_pinned_trim(struct upstream_pool *pool, uint64_t now_ms);
+
 void
 upstream_pool_cron(struct upstream_pool *pool, uint64_t now_ms)
 {
     const struct cfg *cfg = &pool->px->cfg;
+    upstream_pinned_trim(pool, now_ms);
     for (int i = 0; i < pool->nconns; i++) {
         struct upstream_conn *u = &pool->conns[i];
         char reason[128], err[512];
@@ -663,6 +717,10 @@ upstream_pool_cron(struct upstream_pool *pool, uint64_t now_ms)
         /* A reply still streaming in is progress: count from the later of
          * the head's send and the last bytes received. */
         uint64_t now_us = bw_now_us(), since = BW_MAX(head->sent_us, u->last_read_us);
+        /* A script may run alone until Redis's BUSY replies begin (one a
+         * client left still runs: the mark holds when it was last seen). */
+        if (pool->script_mark_us != 0)
+            since = BW_MAX(since, pool->script_mark_us + pool->busy_threshold_ms * 1000);
         if (now_us > since && now_us - since > cfg->upstream_timeout_ms * 1000) {
             u->timeouts++;
             snprintf(reason, sizeof(reason), "request timed out after %llu ms",
@@ -714,6 +772,7 @@ upstream_pinned_drop(struct upstream_conn *u, const char *reason)
         pool->nidle--;
     }
     pool->npinned--;
+    upstream_pinned_script(u, false);
     void *owner = u->owner;
     u->owner = NULL;
     if (owner != NULL && u->down_fn != NULL)
@@ -728,7 +787,9 @@ upstream_pinned_acquire(struct upstream_pool *pool, void *owner, upstream_raw_fn
                         upstream_down_fn *down_fn)
 {
     struct proxy *px = pool->px;
-    struct upstream_conn *u = TAILQ_FIRST(&pool->idle);
+    /* the most recently used first: under a steady load the same ones
+     * cycle and the surplus above upstream-pinned-idle ages out (cron) */
+    struct upstream_conn *u = TAILQ_LAST(&pool->idle, upstream_conn_list);
     if (u != NULL) {
         TAILQ_REMOVE(&pool->idle, u, idle_link);
         u->in_idle = false;
@@ -789,8 +850,8 @@ upstream_pinned_release(struct upstream_conn *u, bool reusable, bool reset)
     u->owner = NULL;
     if (u->dead)
         return;
-    if (!reusable || u->state != UPSTREAM_UP || pool->nidle >= pool->px->cfg.upstream_pinned_idle ||
-        pool->px->shutting_down) {
+    upstream_pinned_script(u, false);
+    if (!reusable || u->state != UPSTREAM_UP || pool->px->shutting_down) {
         upstream_pinned_drop(u, "released");
         return;
     }
@@ -803,7 +864,52 @@ upstream_pinned_release(struct upstream_conn *u, bool reusable, bool reset)
     }
     TAILQ_INSERT_TAIL(&pool->idle, u, idle_link);
     u->in_idle = true;
+    u->idle_since_ms = bw_now_ms();
     pool->nidle++;
+}
+
+/*
+ * Close idle pinned connections above upstream-pinned-idle once they have
+ * been unused for UPSTREAM_IDLE_SURPLUS_MS: closing them at release made a
+ * load of short sessions (scripts from more clients than that) connect,
+ * AUTH and SELECT again for nearly every request.
+ */
+static void
+upstream_pinned_trim(struct upstream_pool *pool, uint64_t now_ms)
+{
+    struct upstream_conn *u;
+    while (pool->nidle > BW_MAX(pool->px->cfg.upstream_pinned_idle, 0) &&
+           (u = TAILQ_FIRST(&pool->idle)) != NULL &&
+           (now_ms - u->idle_since_ms >= UPSTREAM_IDLE_SURPLUS_MS ||
+            pool->px->cfg.upstream_pinned_idle == 0))
+        upstream_pinned_drop(u, "idle surplus");
+}
+
+void
+upstream_pinned_script(struct upstream_conn *u, bool inflight)
+{
+    struct upstream_pool *pool = u->pool;
+    if (inflight && !u->script && pool->nscripts++ == 0)
+        pool->script_mark_us = bw_now_us(); /* Redis may start running it now */
+    else if (u->script)
+        pool->script_mark_us = bw_now_us(); /* answered: the next one may start now */
+    if (!inflight && u->script)
+        pool->nscripts--; /* released unanswered: it still runs, from the mark on */
+    u->script = inflight;
+}
+
+bool
+upstream_pool_script_inflight(const struct upstream_pool *pool)
+{
+    return pool->nscripts > 0;
+}
+
+void
+upstream_pool_refresh_busy_threshold(struct upstream_pool *pool)
+{
+    struct upstream_conn *u = &pool->conns[0];
+    if (u->state == UPSTREAM_UP)
+        upstream_queue_busy_threshold(u);
 }
 
 void

@@ -111,8 +111,9 @@ int upstream_pinned_send(struct upstream_conn *u, const char *cmd, size_t len);
 
 /*
  * The owner is done with u. reusable: every reply was delivered and no state
- * is left that RESET cannot clear: u waits in the idle pool (up to
- * upstream-pinned-idle), after RESET, AUTH, SELECT when reset (the session
+ * is left that RESET cannot clear: u waits in the idle pool (those above
+ * upstream-pinned-idle are closed by the cron after a second unused; the
+ * most recently used is taken first), after RESET, AUTH, SELECT when reset (the session
  * may have changed connection state: pub/sub, AUTH, HELLO, SELECT, CLIENT,
  * RESET …) or as it is when not (a transaction or a blocking command that
  * ended clean leaves nothing: one fewer round of three commands for Redis).
@@ -120,6 +121,28 @@ int upstream_pinned_send(struct upstream_conn *u, const char *cmd, size_t len);
  * handing it an element.
  */
 void upstream_pinned_release(struct upstream_conn *u, bool reusable, bool reset);
+
+/*
+ * Scripts (EVAL, EVALSHA, FCALL … and their _RO forms) run on pinned
+ * connections; their owner says when one is in flight on u: inflight true
+ * after writing one (and again after each reply while another is still due:
+ * the next one starts running then), false once the last is answered (and
+ * implied when u is released or dropped). While a script runs, Redis serves
+ * nobody else until its busy-reply-threshold passes, then answers -BUSY; so
+ * the upstream-timeout of shared requests counts from the later of their own
+ * start (or last bytes) and the last script event plus that threshold (a
+ * script whose client left still runs: its connection's release is an event) (learned with CONFIG GET lua-time-limit on connection
+ * 0; 5000 ms, Redis's default, when CONFIG is not allowed). A hung upstream
+ * is still reported, at most busy-reply-threshold later. No deadline
+ * applies to the script itself: Redis lets its caller wait until it ends.
+ */
+void upstream_pinned_script(struct upstream_conn *u, bool inflight);
+
+/* True while a script written by bulwark is in flight (see above). */
+bool upstream_pool_script_inflight(const struct upstream_pool *pool);
+
+/* Read Redis's busy-reply-threshold again (a CONFIG SET went through). */
+void upstream_pool_refresh_busy_threshold(struct upstream_pool *pool);
 
 /* pinned_connections (now), pinned_peak, pinned_refused for INFO proxy. */
 void upstream_pool_pinned_stats(const struct upstream_pool *pool, uint64_t *now, uint64_t *peak,

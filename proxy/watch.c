@@ -214,6 +214,13 @@ watch_scan_cb(redisAsyncContext *ac, void *r, void *tag)
     redisReply *reply = r;
     if (!watch_current(w, tag) || reply == NULL || w->building == NULL)
         return;
+    if (reply->type == REDIS_REPLY_ERROR && strncmp(reply->str, "BUSY ", 5) == 0) {
+        /* a script runs too long: nothing was missed, the same page later */
+        uint64_t pause = BW_MAX(w->px->cfg.bloom_scan_interval_ms, 100);
+        struct timeval tv = {(time_t)(pause / 1000), (suseconds_t)(pause % 1000) * 1000};
+        evtimer_add(w->scan_ev, &tv);
+        return;
+    }
     if (reply->type != REDIS_REPLY_ARRAY || reply->elements != 2 ||
         reply->element[0]->type != REDIS_REPLY_STRING ||
         reply->element[1]->type != REDIS_REPLY_ARRAY) {

@@ -1,0 +1,113 @@
+#!/bin/bash
+# conformance.sh: Redis's own test suite (units of Debian's redis 7.0 source
+# package) run against a redis-server directly and through bulwark, with the
+# passed/failed/skipped counts of both side by side. Exit 1 when they differ.
+#
+#   tests/conformance.sh [BULWARK_BIN]      (make conformance)
+#   UNITS="unit/scripting unit/functions"   units to run (the default)
+#   REDIS_SRC=/path/to/redis-7.0.x          a source tree with runtest; else
+#                                           build/redis-src, fetched with
+#                                           `apt-get source redis` when missing
+#
+# Same flags for both runs: --singledb (bulwark refuses SELECT of another
+# database), --skiptest /RESP3 and --tags -needs:debug (RESP3: HELLO 3 is
+# refused by bulwark, and the needs:debug RESP3 protocol block calls it
+# outside any test, which aborts the unit), --tags -needs:repl (SYNC/PSYNC
+# are refused by bulwark). bulwark runs with --ttl-jitter-percent 0 and
+# --deny-commands '' (the suite uses DEBUG).
+set -u
+here=$(cd "$(dirname "$0")/.." && pwd)
+bin=${1:-$here/bulwark}
+units=${UNITS:-unit/scripting unit/functions}
+src=${REDIS_SRC:-}
+work=$(mktemp -d /tmp/bulwark-conformance.XXXXXX)
+pids=()
+cleanup() {
+    for p in "${pids[@]}"; do kill "$p" 2>/dev/null; wait "$p" 2>/dev/null; done
+    rm -rf "$work"
+}
+trap cleanup EXIT INT TERM
+
+fetch_suite() {
+    local dir=$here/build/redis-src
+    src=$(ls -d "$dir"/redis-7.* 2>/dev/null | head -1)
+    [ -n "$src" ] && [ -x "$src/runtest" ] && return 0
+    command -v tclsh >/dev/null || { echo "conformance: tclsh is needed (apt-get install tcl)"; exit 1; }
+    if ! apt-get source --print-uris redis >/dev/null 2>&1; then
+        echo "conformance: no deb-src for redis; add 'deb-src' to Types in"
+        echo "  /etc/apt/sources.list.d/debian.sources, run apt-get update, or set REDIS_SRC"
+        exit 1
+    fi
+    mkdir -p "$dir" && (cd "$dir" && apt-get source -qq redis >/dev/null 2>&1)
+    src=$(ls -d "$dir"/redis-7.* 2>/dev/null | head -1)
+    [ -n "$src" ] && [ -x "$src/runtest" ] || { echo "conformance: apt-get source redis failed"; exit 1; }
+}
+
+free_port() {
+    local p
+    for p in $(shuf -i 20000-60000 -n 100); do
+        (exec 3<>/dev/tcp/127.0.0.1/$p) 2>/dev/null || { echo "$p"; return; }
+    done
+}
+
+wait_ping() {
+    for _ in $(seq 100); do
+        redis-cli -p "$1" ping 2>/dev/null | grep -q PONG && return 0
+        sleep 0.05
+    done
+    echo "conformance: nothing answers on port $1"; exit 1
+}
+
+# start_redis PORT: a redis-server configured as the suite's default.conf
+start_redis() {
+    mkdir -p "$work/r$1"
+    redis-server --port "$1" --bind 127.0.0.1 --save '' --appendonly no --dir "$work/r$1" \
+        --daemonize no --logfile "$work/r$1/redis.log" --enable-debug-command yes \
+        --enable-protected-configs yes --enable-module-command yes \
+        --notify-keyspace-events KEA --latency-monitor-threshold 1 &
+    pids+=($!)
+    wait_ping "$1"
+}
+
+# counts LOG: "ok err exception ignore skip" of a runtest log
+counts() {
+    local plain=$1.plain k out=""
+    sed 's/\x1b\[[0-9;]*m//g' "$1" >"$plain"
+    for k in ok err exception ignore skip; do out="$out $(grep -c "^\[$k\]" "$plain")"; done
+    echo $out
+}
+
+# run_unit UNIT PORT LOG
+run_unit() {
+    (cd "$src" && timeout 1200 ./runtest --host 127.0.0.1 --port "$2" --singledb --single "$1" \
+        --clients 1 --skiptest /RESP3 --tags '-needs:debug -needs:repl' >"$3" 2>&1)
+}
+
+[ -x "$bin" ] || { echo "conformance: $bin is not built"; exit 1; }
+[ -n "$src" ] || fetch_suite
+rc=0
+printf '%-16s %-8s %5s %5s %9s %6s %5s\n' unit target ok err exception ignore skip
+for unit in $units; do
+    rport=$(free_port); start_redis "$rport"
+    run_unit "$unit" "$rport" "$work/direct.log"
+    direct=$(counts "$work/direct.log")
+    uport=$(free_port); start_redis "$uport"
+    bport=$(free_port)
+    "$bin" --port "$bport" --upstream "127.0.0.1:$uport" --ttl-jitter-percent 0 \
+        --deny-commands '' --logfile "$work/bulwark.log" &
+    pids+=($!)
+    wait_ping "$bport"
+    run_unit "$unit" "$bport" "$work/bulwark.log.suite"
+    through=$(counts "$work/bulwark.log.suite")
+    printf '%-16s %-8s %5s %5s %9s %6s %5s\n' "$unit" redis $direct
+    printf '%-16s %-8s %5s %5s %9s %6s %5s\n' "$unit" bulwark $through
+    if [ "$direct" != "$through" ]; then
+        rc=1
+        grep -A8 '^\[err\]\|^\[exception\]' "$work/bulwark.log.suite.plain" | head -40
+    fi
+    for p in "${pids[@]}"; do kill "$p" 2>/dev/null; wait "$p" 2>/dev/null; done
+    pids=()
+done
+[ $rc = 0 ] && echo "conformance: same counts through bulwark as against Redis" ||
+    echo "conformance: counts differ"
+exit $rc
