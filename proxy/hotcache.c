@@ -67,6 +67,11 @@ struct hot_lease {
     void **waiters;         /* owned array; the waiters are the caller's */
     size_t nwaiters;        /* waiters held, in hold order */
     size_t cap;             /* room in waiters */
+    bool spent;             /* ran out with no refill: kept only to refuse a
+                               new lease of the key until it is written
+                               (hot_invalidate, hot_lease_release); holds
+                               nothing, has no deadline, evicted when room
+                               is needed */
     char data[];            /* key bytes */
 };
 
@@ -668,10 +673,20 @@ hot_invalidate(struct hot *h, const char *key, size_t len)
     struct hot_hash hh = hot_hash_key(h, key, len);
     struct hot_node *n = hot_index_find(&h->cache, hh, key, len);
 
+    struct hot_lease *l;
+
     h->gen_slots[hh.hi & (HOT_GEN_SLOTS - 1)] = ++h->seq;
     if (n != NULL) {
         hot_entry_drop(h, (struct hot_entry *)n);
         h->st.hotkey_invalidations++;
+    }
+    /* Written: a spent lease lets go (a live one waits for its refill). */
+    l = h->leases.count > 0
+            ? (struct hot_lease *)hot_index_find(&h->leases, hh, key, len)
+            : NULL;
+    if (l != NULL && l->spent) {
+        hot_index_del(&h->leases, &l->node);
+        hot_lease_hand_back(l, NULL, 0, NULL, NULL);
     }
 }
 
@@ -708,6 +723,24 @@ hot_lease_find(struct hot *h, const char *key, size_t len)
     return (struct hot_lease *)hot_index_find(&h->leases, hh, key, len);
 }
 
+/* Free one spent lease to make room; false when every lease is live. */
+static bool
+hot_lease_evict_spent(struct hot *h)
+{
+    size_t i;
+
+    for (i = 0; i < h->leases.count; i++) {
+        struct hot_lease *l = (struct hot_lease *)h->leases.dense[i];
+
+        if (l->spent) {
+            hot_index_del(&h->leases, &l->node);
+            hot_lease_hand_back(l, NULL, 0, NULL, NULL);
+            return true;
+        }
+    }
+    return false;
+}
+
 bool
 hot_lease_begin(struct hot *h, const char *key, size_t len, uint64_t now_ms,
                 uint64_t lease_ms)
@@ -717,8 +750,9 @@ hot_lease_begin(struct hot *h, const char *key, size_t len, uint64_t now_ms,
 
     if (lease_ms == 0)
         lease_ms = h->o.lease_ms;
-    if (lease_ms == 0 || h->leases.count >= h->leases.cap ||
-        hot_index_find(&h->leases, hh, key, len) != NULL)
+    if (lease_ms == 0 || hot_index_find(&h->leases, hh, key, len) != NULL)
+        return false; /* disabled, live, or spent: the key stays absent */
+    if (h->leases.count >= h->leases.cap && !hot_lease_evict_spent(h))
         return false;
     l = bw_malloc(sizeof(*l) + len);
     memset(l, 0, sizeof(*l));
@@ -741,7 +775,7 @@ hot_lease_hold(struct hot *h, const char *key, size_t len, uint64_t now_ms,
     if (h->leases.count == 0)
         return false;
     l = hot_lease_find(h, key, len);
-    if (l == NULL || now_ms >= l->expires_at_ms)
+    if (l == NULL || l->spent || now_ms >= l->expires_at_ms)
         return false;
     BW_ASSERT(waiter != NULL);
     if (l->nwaiters == l->cap) {
@@ -775,29 +809,35 @@ hot_lease_release(struct hot *h, const char *key, size_t len, const char *value,
 size_t
 hot_lease_expire(struct hot *h, uint64_t now_ms, hot_waiter_fn *cb, void *ctx)
 {
-    struct hot_node *done = NULL, *next;
-    size_t i = 0, n = 0;
+    void **held = NULL;
+    size_t i, n = 0, cap = 0;
 
-    /* detach first, so that cb may begin and hold new leases */
-    while (i < h->leases.count) {
-        struct hot_node *nd = h->leases.dense[i];
+    /* Collect first, call back after: cb may begin and hold other leases. A
+     * lease that ran out stays, spent, so that a key which keeps coming back
+     * nil is not leased again (its readers are not held again) until it is
+     * written. */
+    for (i = 0; i < h->leases.count; i++) {
+        struct hot_lease *l = (struct hot_lease *)h->leases.dense[i];
 
-        if (now_ms < ((struct hot_lease *)nd)->expires_at_ms) {
-            i++;
+        if (l->spent || now_ms < l->expires_at_ms)
             continue;
+        l->spent = true;
+        h->st.hotkey_lease_spent++;
+        if (n + l->nwaiters > cap) {
+            cap = BW_MAX(cap * 2, n + l->nwaiters);
+            held = bw_realloc(held, cap * sizeof(*held));
         }
-        hot_index_del(&h->leases, nd);
-        nd->next = done;
-        done = nd;
-    }
-    for (; done != NULL; done = next) {
-        struct hot_lease *l = (struct hot_lease *)done;
-
-        next = done->next;
+        if (l->nwaiters > 0)
+            memcpy(&held[n], l->waiters, l->nwaiters * sizeof(*held));
         n += l->nwaiters;
-        h->st.hotkey_lease_timeouts += l->nwaiters;
-        hot_lease_hand_back(l, NULL, 0, cb, ctx);
+        bw_free(l->waiters);
+        l->waiters = NULL;
+        l->nwaiters = l->cap = 0;
     }
+    h->st.hotkey_lease_timeouts += n;
+    for (i = 0; i < n; i++)
+        cb(ctx, held[i], NULL, 0);
+    bw_free(held);
     return n;
 }
 
@@ -833,7 +873,8 @@ hot_lease_next_deadline(const struct hot *h)
         const struct hot_lease *l =
             (const struct hot_lease *)h->leases.dense[i];
 
-        t = BW_MIN(t, l->expires_at_ms);
+        if (!l->spent)
+            t = BW_MIN(t, l->expires_at_ms);
     }
     return t;
 }

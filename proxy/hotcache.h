@@ -93,6 +93,9 @@ struct hot_stats {
                                        hot_lease_release() */
     uint64_t hotkey_lease_timeouts; /* held GETs handed back because their
                                        lease timed out */
+    uint64_t hotkey_lease_spent;    /* leases that ran out with no refill:
+                                       their key is not leased again until
+                                       it is written */
 };
 
 /* What hot_lookup() found: a view into the cache. */
@@ -255,7 +258,10 @@ void hot_flush(struct hot *h);
  * (0: opts.lease_ms) during which further GETs of key are held. Returns
  * true if a lease started; false if leases are disabled, a lease of key
  * already exists (even one timed out but not yet expired by
- * hot_lease_expire()), or max_keys leases exist.
+ * hot_lease_expire()), the key's last lease ran out with no refill and it
+ * was not written since (a key that stays absent is not leased again: its
+ * readers are never held twice for nothing), or max_keys live leases exist
+ * (a spent one is evicted to make room).
  */
 bool hot_lease_begin(struct hot *h, const char *key, size_t len,
                      uint64_t now_ms, uint64_t lease_ms);
@@ -283,8 +289,10 @@ size_t hot_lease_release(struct hot *h, const char *key, size_t len,
 
 /*
  * End every lease whose time is up at now_ms (expires_at_ms <= now_ms);
- * their waiters go to cb(ctx, waiter, NULL, 0), each counted as a lease
- * timeout. Returns the number of waiters handed back.
+ * their waiters go to cb(ctx, waiter, NULL, 0) at once, each counted as a
+ * lease timeout. The lease stays as spent until the key is written
+ * (hot_invalidate(), hot_lease_release()). Returns the number of waiters
+ * handed back.
  */
 size_t hot_lease_expire(struct hot *h, uint64_t now_ms, hot_waiter_fn *cb,
                         void *ctx);

@@ -6,6 +6,7 @@
 #include <string.h>
 
 #include <event2/buffer.h>
+#include <event2/event.h>
 #include <xxhash.h>
 
 #include "proxy/batch.h"
@@ -28,6 +29,8 @@ struct hotkey {
      * its slot when done): one fill per key at a time (single flight); a
      * collision only delays another key's fill. */
     struct hotkey_fill *filling[HOTKEY_FILL_SLOTS];
+    struct event *lease_ev;  /* fires at the earliest lease deadline (owned) */
+    uint64_t lease_armed_ms; /* deadline lease_ev is set for; UINT64_MAX: unset */
 };
 
 /* One upstream fill of a hot key: GET and PTTL pipelined. */
@@ -54,6 +57,37 @@ struct hotkey_waiter {
     size_t len;                 /* bytes in key */
 };
 
+static void hotkey_wake(void *ctx, void *waiter, const char *value, size_t vlen);
+
+/* Arm lease_ev for the earliest lease deadline, unless already set for it. */
+static void
+hotkey_lease_arm(struct hotkey *hk)
+{
+    uint64_t due = hot_lease_next_deadline(hk->hot), now = bw_now_ms();
+    if (due == hk->lease_armed_ms)
+        return;
+    hk->lease_armed_ms = due;
+    if (due == UINT64_MAX) {
+        evtimer_del(hk->lease_ev);
+        return;
+    }
+    uint64_t in_ms = due > now ? due - now : 0;
+    struct timeval tv = {(time_t)(in_ms / 1000), (suseconds_t)(in_ms % 1000) * 1000};
+    evtimer_add(hk->lease_ev, &tv);
+}
+
+/* A lease ran out: its held GETs go upstream at once, not at the next cron. */
+static void
+hotkey_lease_timer_cb(evutil_socket_t fd, short what, void *arg)
+{
+    struct hotkey *hk = arg;
+    (void)fd;
+    (void)what;
+    hk->lease_armed_ms = UINT64_MAX;
+    hot_lease_expire(hk->hot, bw_now_ms(), hotkey_wake, hk);
+    hotkey_lease_arm(hk);
+}
+
 struct hotkey *
 hotkey_new(struct proxy *px)
 {
@@ -72,6 +106,9 @@ hotkey_new(struct proxy *px)
     o.seed = bw_now_us();
     struct hotkey *hk = bw_calloc(1, sizeof(*hk));
     hk->px = px;
+    hk->lease_ev = evtimer_new(px->base, hotkey_lease_timer_cb, hk);
+    BW_ASSERT(hk->lease_ev != NULL);
+    hk->lease_armed_ms = UINT64_MAX;
     hk->hot = hot_new(&o, err, sizeof(err));
     if (hk->hot == NULL) {
         log_warn("hotkey: %s", err);
@@ -106,6 +143,7 @@ hotkey_free(struct hotkey *hk)
     if (hk == NULL)
         return;
     hot_free(hk->hot, hotkey_wake, hk);
+    event_free(hk->lease_ev);
     bw_free(hk);
 }
 
@@ -242,7 +280,8 @@ hotkey_get(struct hotkey *hk, struct client *c, const char *key, size_t len)
     /* The first miss of a hot key: a lease starts now, so the GETs that
      * follow wait for this one fill (GET with its PTTL) instead of going
      * upstream too; its value (or the refilling SET) answers them. */
-    (void)hot_lease_begin(hk->hot, key, len, now, 0);
+    if (hot_lease_begin(hk->hot, key, len, now, 0))
+        hotkey_lease_arm(hk);
     if (client_batch(c) != NULL)
         batch_before_forward(client_batch(c), c);
     if (!hotkey_fetch(hk, client_upstream(c), slot, key, len))
@@ -302,8 +341,10 @@ hotkey_flush(struct hotkey *hk)
 void
 hotkey_cron(struct hotkey *hk, uint64_t now_ms)
 {
-    if (hk != NULL && hot_lease_next_deadline(hk->hot) <= now_ms)
+    if (hk != NULL && hot_lease_next_deadline(hk->hot) <= now_ms) {
         hot_lease_expire(hk->hot, now_ms, hotkey_wake, hk);
+        hotkey_lease_arm(hk);
+    }
 }
 
 void
@@ -324,14 +365,16 @@ hotkey_info(struct hotkey *hk, struct evbuffer *out)
                         "hotkey_invalidations:%llu\r\n"
                         "hotkey_lease_holds:%llu\r\n"
                         "hotkey_lease_wakeups:%llu\r\n"
-                        "hotkey_lease_timeouts:%llu\r\n",
+                        "hotkey_lease_timeouts:%llu\r\n"
+                        "hotkey_lease_spent:%llu\r\n",
                         hk != NULL && hotkey_coherent(hk), (unsigned long long)s.hotkey_cached_keys,
                         (unsigned long long)s.hotkey_cache_bytes, (unsigned long long)s.hotkey_hits,
                         (unsigned long long)s.hotkey_misses, (unsigned long long)s.hotkey_refreshes,
                         (unsigned long long)s.hotkey_invalidations,
                         (unsigned long long)s.hotkey_lease_holds,
                         (unsigned long long)s.hotkey_lease_wakeups,
-                        (unsigned long long)s.hotkey_lease_timeouts);
+                        (unsigned long long)s.hotkey_lease_timeouts,
+                        (unsigned long long)s.hotkey_lease_spent);
 }
 
 /* hot_top() rows, encoded as they come; counted for the array header. */

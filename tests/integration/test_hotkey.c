@@ -153,6 +153,78 @@ test_lease_holds_misses_until_refilled(void **state)
     harness_conn_close(other);
 }
 
+/* A client polling a key until it appears ("poll until the result is there"). */
+struct poller {
+    const struct harness_server *server; /* where it reads */
+    uint64_t until_ms;                   /* stop time, monotonic ms */
+    long gets;                           /* GETs answered */
+    uint64_t worst_ms;                   /* slowest GET after the first second */
+    uint64_t from_ms;                    /* worst_ms counts from here */
+};
+
+static void *
+poller_client(void *arg)
+{
+    struct poller *p = arg;
+    redisContext *c = redisConnect(p->server->host, p->server->port);
+    while (bw_now_ms() < p->until_ms) {
+        uint64_t t0 = bw_now_ms();
+        redisReply *r = redisCommand(c, "GET polled");
+        assert_non_null(r);
+        assert_int_equal(r->type, REDIS_REPLY_NIL);
+        freeReplyObject(r);
+        p->gets++;
+        if (t0 >= p->from_ms)
+            p->worst_ms = BW_MAX(p->worst_ms, bw_now_ms() - t0);
+    }
+    redisFree(c);
+    return NULL;
+}
+
+/*
+ * Issue #19: a hot key deleted behind bulwark's back and never refilled,
+ * polled by eight clients. Its lease runs out once; after that the key is
+ * not leased again until it is written, so no reader is held for a lease's
+ * length again (before: every GET waited ~300 ms, indefinitely).
+ */
+static void
+test_lease_lets_go_of_a_key_that_stays_absent(void **state)
+{
+    enum { CLIENTS = 8 };
+    pthread_t t[CLIENTS];
+    struct poller p[CLIENTS];
+    (void)state;
+    wait_watch();
+    redisContext *d = harness_redis_connect(env.redis);
+    freeReplyObject(redisCommand(d, "SET polled v"));
+    read_many("polled", 3000, "v");
+    freeReplyObject(redisCommand(d, "DEL polled"));
+    usleep(300 * 1000); /* leases of earlier tests run out (hotkey-lease 200 ms) */
+    long long spent0 = harness_info_ll(env.bulwark, "hotkeys", "hotkey_lease_spent");
+    uint64_t now = bw_now_ms();
+    for (int i = 0; i < CLIENTS; i++) {
+        p[i] = (struct poller){env.bulwark, now + 2500, 0, 0, now + 1000};
+        assert_int_equal(pthread_create(&t[i], NULL, poller_client, &p[i]), 0);
+    }
+    long gets = 0;
+    uint64_t worst = 0;
+    for (int i = 0; i < CLIENTS; i++) {
+        pthread_join(t[i], NULL);
+        gets += p[i].gets;
+        worst = BW_MAX(worst, p[i].worst_ms);
+    }
+    long long timeouts = harness_info_ll(env.bulwark, "hotkeys", "hotkey_lease_timeouts");
+    fprintf(stderr, "8 clients polling an absent hot key for 2.5 s: %ld GETs, slowest after "
+                    "the first second %llu ms\n", gets, (unsigned long long)worst);
+    assert_int_equal(harness_info_ll(env.bulwark, "hotkeys", "hotkey_lease_spent"), spent0 + 1);
+    assert_true(worst < 100); /* never held for a lease (200 ms) again */
+    /* written again: leased again, and the lease wakes its readers with the value */
+    freeReplyObject(redisCommand(d, "SET polled back"));
+    read_many("polled", 3000, "back");
+    assert_int_equal(harness_info_ll(env.bulwark, "hotkeys", "hotkey_lease_timeouts"), timeouts);
+    redisFree(d);
+}
+
 /* Cache-aside clients of one hot key across its expiry (the stampede). */
 struct stampede {
     const struct harness_server *server; /* where the clients read */
@@ -254,6 +326,7 @@ main(void)
         cmocka_unit_test(test_hot_key_served_locally),
         cmocka_unit_test(test_coherent_with_writes),
         cmocka_unit_test(test_lease_holds_misses_until_refilled),
+        cmocka_unit_test(test_lease_lets_go_of_a_key_that_stays_absent),
         cmocka_unit_test(test_stampede_refills),
         cmocka_unit_test(test_miss_during_fill_stays_before_later_write),
     };

@@ -782,7 +782,17 @@ test_lease_timeout(void **state)
     assert_int_equal(t_stats(h).hotkey_lease_timeouts, 3);
     assert_int_equal(t_stats(h).hotkey_lease_wakeups, 0);
     assert_int_equal(hot_lease_expire(h, 2000, t_waiter_cb, &lg), 0);
+    /* ran out with no refill: not leased again (its readers are not held
+     * again) until the key is written */
+    assert_int_equal(t_stats(h).hotkey_lease_spent, 2);
+    assert_int_equal(hot_lease_next_deadline(h), UINT64_MAX);
+    assert_false(hot_lease_begin(h, "a", 1, 2000, 0));
+    assert_false(hot_lease_hold(h, "a", 1, 2001, &w[0]));
+    hot_invalidate(h, "a", 1);                        /* written (watch) */
     assert_true(hot_lease_begin(h, "a", 1, 2000, 0)); /* a fresh lease */
+    assert_int_equal(
+        hot_lease_release(h, "b", 1, "$1\r\nv\r\n", 7, t_waiter_cb, &lg), 0);
+    assert_true(hot_lease_begin(h, "b", 1, 2000, 0)); /* written through bulwark */
     hot_free(h, t_waiter_cb, &lg);
     assert_int_equal(lg.n, 3);
 }
@@ -801,6 +811,11 @@ test_lease_disabled_and_bounded(void **state)
     assert_true(hot_lease_begin(h, "a", 1, 0, 10)); /* explicit length */
     assert_true(hot_lease_begin(h, "b", 1, 0, 10));
     assert_false(hot_lease_begin(h, "c", 1, 0, 10)); /* max_keys leases */
+    /* spent leases make room: "c" evicts one, "d" finds none left */
+    assert_int_equal(hot_lease_expire(h, 10, NULL, NULL), 0);
+    assert_true(hot_lease_begin(h, "c", 1, 10, 10));
+    assert_true(hot_lease_begin(h, "d", 1, 10, 10));
+    assert_false(hot_lease_begin(h, "e", 1, 10, 10));
     hot_free(h, NULL, NULL); /* no waiters: cb may be NULL */
 }
 
@@ -829,7 +844,7 @@ test_lease_cancel(void **state)
     hot_free(h, NULL, NULL);
 }
 
-/* A callback that starts a new lease of the key it was woken for. */
+/* A callback that starts a new lease while leases are being expired. */
 struct t_reenter {
     struct hot *h;   /* borrowed: the tracker */
     struct t_log lg; /* what came back */
@@ -843,8 +858,10 @@ t_reenter_cb(void *ctx, void *waiter, const char *value, size_t vlen)
 
     t_waiter_cb(&re->lg, waiter, value, vlen);
     if (re->lg.n == 1) {
-        assert_true(hot_lease_begin(re->h, "k", 1, 300, 100));
-        assert_true(hot_lease_hold(re->h, "k", 1, 300, &re->again));
+        /* the expired keys are spent; another key can be leased and held */
+        assert_false(hot_lease_begin(re->h, "k", 1, 300, 100));
+        assert_true(hot_lease_begin(re->h, "n", 1, 300, 100));
+        assert_true(hot_lease_hold(re->h, "n", 1, 300, &re->again));
     }
 }
 
