@@ -28,6 +28,8 @@ struct pinned {
     bool multi;                /* MULTI sent, EXEC/DISCARD not yet */
     bool watching;             /* WATCH sent outside MULTI, no EXEC/DISCARD/UNWATCH yet */
     bool sticky;               /* MONITOR or CLIENT REPLY: pinned until disconnect */
+    bool quit;                 /* QUIT sent: Redis closes the connection after its +OK;
+                                  never unpinned (the close ends the client too) */
     bool dirty;                /* a request may have changed connection state that
                                   only RESET (+ AUTH, SELECT) restores */
     int64_t subs;              /* channels + patterns subscribed, from the replies */
@@ -89,7 +91,7 @@ pinned_needed(const struct resp_request *req)
 static bool
 pinned_clean(const struct pinned *p)
 {
-    return !p->multi && !p->watching && !p->sticky && p->subs == 0 && p->ssubs == 0;
+    return !p->multi && !p->watching && !p->sticky && !p->quit && p->subs == 0 && p->ssubs == 0;
 }
 
 /* Send the unpin marker when the state looks clean and none is in flight. */
@@ -213,12 +215,8 @@ pinned_start(struct client *c, char *err, size_t errlen)
     struct proxy *px = client_proxy(c);
     struct pinned *p = bw_calloc(1, sizeof(*p));
     p->c = c;
-    p->up = upstream_pinned_acquire(px->pool, p, pinned_raw_cb, pinned_down_cb);
+    p->up = upstream_pinned_acquire(px->pool, p, pinned_raw_cb, pinned_down_cb, err, errlen);
     if (p->up == NULL) {
-        snprintf(err, errlen,
-                 "ERR bulwark: no dedicated upstream connection available for this command "
-                 "(upstream-pinned-max %d reached)",
-                 px->cfg.upstream_pinned_max);
         bw_free(p);
         return NULL;
     }
@@ -261,6 +259,8 @@ pinned_track_request(struct pinned *p, const struct resp_request *req)
         p->pubsub = p->dirty = true;
     } else if (resp_arg_is(a, "reset")) {
         p->multi = p->watching = p->sticky = false;
+    } else if (resp_arg_is(a, "quit")) {
+        p->quit = true;
     }
 }
 
