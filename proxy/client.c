@@ -589,7 +589,7 @@ client_must_queue(struct client *c, const struct resp_request *req)
 {
     bool woken = c->pin_woken; /* the first request parsed after a wake is the held one */
     c->pin_woken = false;
-    if (c->pin_timed_out || c->multi_refused || !pinned_needed(req) || !client_may_pin(c, req) ||
+    if (!pinned_needed(req) || c->pin_timed_out || c->multi_refused || !client_may_pin(c, req) ||
         !client_pin_admitted(c, req) || client_refused_by_watch(c, req))
         return false;
     return !upstream_pinned_room(c->px->pool, woken);
