@@ -67,8 +67,11 @@ struct cfg {
     /* "upstream-retry-max" ms, cap of reconnect backoff, 1000; runtime */
     uint64_t upstream_retry_max_ms;
     /* "deny-commands" names as written, owned; SHUTDOWN DEBUG; runtime */
-    int upstream_pinned_max;     /* "upstream-pinned-max" dedicated connections at most, default 256; runtime */
+    int upstream_pinned_max;     /* "upstream-pinned-max" dedicated connections at most, default 1024; runtime */
     int upstream_pinned_idle;    /* "upstream-pinned-idle" idle dedicated connections kept, default 16; runtime */
+    /* "upstream-pinned-wait" ms a request waits for a dedicated connection, 0..86400000,
+     * default 60000; 0 = refuse at once; runtime */
+    uint64_t upstream_pinned_wait_ms;
     char **deny_commands;
     size_t deny_commands_count; /* entries in deny_commands */
     /* "loglevel": 0 debug, 1 verbose, 2 notice (default), 3 warning; runtime */

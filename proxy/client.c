@@ -67,6 +67,13 @@ struct client {
     bool pin_wait;                 /* input held: a request that starts a pinned session
                                       waits until every reply due on the shared
                                       connection is in (its writes must come first) */
+    struct upstream_waiter *pin_waiter; /* input held: queued for a dedicated connection
+                                      (upstream-pinned-max in use; the pool's handle) */
+    bool pin_woken;                /* the pool woke us: a dedicated connection is ours */
+    bool pin_timed_out;            /* the wait ended without one: the held request is refused */
+    bool multi_refused;            /* a MULTI was refused: requests up to EXEC/DISCARD are a
+                                      failed transaction, never run outside one */
+    bool watch_refused;            /* a WATCH was refused: the next MULTI is refused too */
     uint64_t held;                 /* GETs held by hot-key leases, not answered yet */
     struct pinned *pin;            /* dedicated-connection session (owned), or NULL */
     struct client_slot *pin_slot;  /* the slot the pinned replies go to (in slots) */
@@ -94,9 +101,20 @@ static void client_pinned_request(struct client *c, const struct cmd_info *ci,
 static void client_pinned_refuse(struct client *c, const struct resp_request *req,
                                  const char *why);
 static bool client_may_pin(const struct client *c, const struct resp_request *req);
+static bool client_must_queue(struct client *c, const struct resp_request *req);
+static void client_pinned_wake(void *arg, bool timed_out);
+static bool client_handle_refused(struct client *c, const struct resp_request *req);
+static void client_pinned_unavailable(struct client *c, const struct resp_request *req,
+                                      const char *err);
 static bool client_pinned_is_local(const struct resp_request *req);
 static void client_handle(struct client *c, const struct resp_request *req);
 static void client_handle_pinned(struct client *c, const struct resp_request *req);
+static bool client_is_denied(const struct proxy *px, const char *name, size_t len);
+
+/* Redis's error for a server with no room (networking.c, maxclients). */
+#define CLIENT_NO_ROOM "ERR max number of clients reached"
+/* Redis's EXEC of a transaction flagged by an error (multi.c). */
+#define CLIENT_EXECABORT "-EXECABORT Transaction discarded because of previous errors.\r\n"
 
 /* ---- reply slots ---------------------------------------------------------- */
 
@@ -490,6 +508,110 @@ client_pinned_refusal(const struct client *c, const struct resp_request *req,
 }
 
 /*
+ * A request that needed a dedicated connection gets none (err: "ERR …").
+ * A refused MULTI starts a failed transaction and a refused WATCH fails the
+ * next one: nothing the client pipelined after them runs outside one.
+ */
+static void
+client_pinned_unavailable(struct client *c, const struct resp_request *req, const char *err)
+{
+    client_reply_error(c, "%s", err);
+    if (resp_arg_is(&req->argv[0], "multi"))
+        c->multi_refused = true;
+    else if (resp_arg_is(&req->argv[0], "watch"))
+        c->watch_refused = true;
+}
+
+/* After a refused WATCH: the MULTI or WATCH that must be refused as well. */
+static bool
+client_refused_by_watch(const struct client *c, const struct resp_request *req)
+{
+    return c->watch_refused && ((resp_arg_is(&req->argv[0], "multi") && req->argc == 1) ||
+                                (resp_arg_is(&req->argv[0], "watch") && req->argc >= 2));
+}
+
+/*
+ * Requests after a MULTI or WATCH that got no dedicated connection. Up to
+ * EXEC or DISCARD a refused MULTI is a failed transaction, as one with a
+ * command Redis rejected: each request gets the no-room error, EXEC
+ * -EXECABORT, DISCARD +OK (both also end a refused WATCH). After a refused
+ * WATCH, MULTI and WATCH are refused the same way until UNWATCH. QUIT and
+ * RESET end both and run. True when req was answered here.
+ */
+static bool
+client_handle_refused(struct client *c, const struct resp_request *req)
+{
+    const struct resp_arg *a = &req->argv[0];
+    if (resp_arg_is(a, "quit") || resp_arg_is(a, "reset")) {
+        c->multi_refused = c->watch_refused = false;
+        return false;
+    }
+    if (!c->multi_refused) {
+        if (resp_arg_is(a, "unwatch"))
+            c->watch_refused = false;
+        if (!client_refused_by_watch(c, req))
+            return false;
+        client_pinned_unavailable(c, req, CLIENT_NO_ROOM);
+        return true;
+    }
+    if (req->argc == 1 && (resp_arg_is(a, "exec") || resp_arg_is(a, "discard"))) {
+        c->multi_refused = c->watch_refused = false;
+        if (resp_arg_is(a, "exec"))
+            client_reply_raw(c, CLIENT_EXECABORT, strlen(CLIENT_EXECABORT));
+        else
+            client_reply_status(c, "OK");
+        return true;
+    }
+    client_reply_error(c, "%s", CLIENT_NO_ROOM);
+    return true;
+}
+
+/* True when req passes admission (known, arity, AUTH, deny-commands), no reply. */
+static bool
+client_pin_admitted(const struct client *c, const struct resp_request *req)
+{
+    const struct proxy *px = c->px;
+    const struct cmd_info *ci = cmd_lookup(px->cmds, req->argv[0].ptr, req->argv[0].len);
+    if (ci != NULL && ci->subcommands != NULL && req->argc >= 2)
+        ci = cmd_lookup(ci->subcommands, req->argv[1].ptr, req->argv[1].len);
+    return ci != NULL && cmd_arity_ok(ci, req->argc) &&
+           (c->authenticated || (ci->flags & CMD_NO_AUTH)) &&
+           !client_is_denied(px, req->argv[0].ptr, req->argv[0].len);
+}
+
+/*
+ * True when req (of an unpinned client with nothing due) would start a
+ * session but no dedicated connection is free for it now, or others wait
+ * ahead: it must queue. Not for what is refused anyway (admission, a failed
+ * transaction, the wait already timed out).
+ */
+static bool
+client_must_queue(struct client *c, const struct resp_request *req)
+{
+    bool woken = c->pin_woken; /* the first request parsed after a wake is the held one */
+    c->pin_woken = false;
+    if (!pinned_needed(req) || c->pin_timed_out || c->multi_refused || !client_may_pin(c, req) ||
+        !client_pin_admitted(c, req) || client_refused_by_watch(c, req))
+        return false;
+    if (pinned_is_script(req))
+        return false; /* no room: it runs on the shared connection (client_pinned_request) */
+    return !upstream_pinned_room(c->px->pool, woken);
+}
+
+/* The pool's answer to a held request: a connection is free, or time is up. */
+static void
+client_pinned_wake(void *arg, bool timed_out)
+{
+    struct client *c = arg;
+    c->pin_waiter = NULL; /* freed by the pool */
+    if (timed_out)
+        c->pin_timed_out = true;
+    else
+        c->pin_woken = true;
+    client_schedule_input(c);
+}
+
+/*
  * A request of a client in a pinned session. Redis judges everything on the
  * dedicated connection, unknown commands included, except what bulwark
  * denies, refuses or answers itself (its CLIENT view, SELECT, HELLO): those
@@ -544,6 +666,8 @@ client_handle(struct client *c, const struct resp_request *req)
 
     px->stats.total_commands++;
     c->commands++;
+    if (c->pin == NULL && (c->multi_refused || c->watch_refused) && client_handle_refused(c, req))
+        return;
     if (c->pin == NULL && req->argv[0].len == 7 && strncasecmp(req->argv[0].ptr, "bulwark", 7) == 0) {
         if (!c->authenticated)
             client_reply_error(c, "NOAUTH Authentication required.");
@@ -611,8 +735,13 @@ client_handle(struct client *c, const struct resp_request *req)
 static void
 client_pinned_request(struct client *c, const struct cmd_info *ci, const struct resp_request *req)
 {
-    char err[256];
+    char err[512];
     if (c->pin == NULL) {
+        if (c->pin_timed_out) { /* upstream-pinned-wait passed in the queue */
+            c->pin_timed_out = false;
+            client_pinned_unavailable(c, req, CLIENT_NO_ROOM);
+            return;
+        }
         c->pin = pinned_start(c, err, sizeof(err));
         if (c->pin == NULL && pinned_is_script(req)) {
             /* upstream-pinned-max reached: the script still runs, on the
@@ -621,7 +750,7 @@ client_pinned_request(struct client *c, const struct cmd_info *ci, const struct 
             return;
         }
         if (c->pin == NULL) {
-            client_reply_error(c, "%s", err);
+            client_pinned_unavailable(c, req, err);
             return;
         }
         c->pin_slot = client_slot_new(c);
@@ -651,6 +780,10 @@ client_pinned_request(struct client *c, const struct cmd_info *ci, const struct 
         pinned_forward(c->pin, req, (const char *)evbuffer_pullup(tmp, -1), len);
         evbuffer_free(tmp);
     }
+    if (resp_arg_is(&req->argv[0], "quit") && c->state == CLIENT_ACTIVE)
+        /* Redis answers +OK after every earlier reply, then closes: read
+         * nothing more; the dedicated connection's close ends c. */
+        client_close_after_reply(c);
 }
 
 /*
@@ -811,6 +944,8 @@ client_process_input(struct client *c)
     struct evbuffer *in = bufferevent_get_input(c->bev);
     const struct cfg *cfg = &c->px->cfg;
 
+    if (c->pin_waiter != NULL)
+        return; /* held until the pool wakes us (client_pinned_wake) */
     c->in_process = true;
     while (c->state == CLIENT_ACTIVE) {
         size_t avail = evbuffer_get_length(in);
@@ -849,13 +984,21 @@ client_process_input(struct client *c)
                 c->need = 0;
                 break;
             }
+            if (rc == RESP_OK && c->pin == NULL && client_must_queue(c, &req)) {
+                /* Every dedicated connection is taken: the request (and all
+                 * after it) waits unparsed in the pool's FIFO queue. */
+                resp_parser_reset(c->parser);
+                c->pin_waiter = upstream_pinned_wait(c->px->pool, client_pinned_wake, c);
+                c->need = 0;
+                break;
+            }
             off += used;
             if (rc != RESP_OK)
                 break;
             client_handle(c, &req);
         }
         evbuffer_drain(in, off);
-        if (c->batch_wait || c->pin_wait)
+        if (c->batch_wait || c->pin_wait || c->pin_waiter != NULL)
             break;
         if (rc == RESP_ERR) {
             client_protocol_error(c);
@@ -896,7 +1039,7 @@ client_resume_cb(evutil_socket_t fd, short what, void *arg)
     (void)fd;
     (void)what;
     if (c->state == CLIENT_ACTIVE && !c->paused && !c->in_process && !c->batch_wait &&
-        !c->pin_wait)
+        !c->pin_wait && c->pin_waiter == NULL)
         client_process_input(c);
 }
 
@@ -1007,6 +1150,8 @@ client_close(struct client *c)
     bufferevent_disable(c->bev, EV_READ | EV_WRITE);
     bufferevent_setcb(c->bev, NULL, NULL, NULL, NULL);
     event_del(c->resume_ev);
+    upstream_pinned_wait_cancel(c->pin_waiter); /* leave the queue */
+    c->pin_waiter = NULL;
     if (c->pin != NULL) { /* closes the connection: a blocked command gets nothing */
         pinned_free(c->pin);
         c->pin = NULL;
@@ -1051,7 +1196,8 @@ client_cron(struct proxy *px, uint64_t now_ms)
         return;
     for (c = TAILQ_FIRST(&px->clients); c != NULL; c = next) {
         next = TAILQ_NEXT(c, link);
-        if (c->nslots == 0 && now_ms - c->last_ms > (uint64_t)timeout * 1000) {
+        if (c->nslots == 0 && c->pin_waiter == NULL &&
+            now_ms - c->last_ms > (uint64_t)timeout * 1000) {
             log_verbose("closing idle client id=%llu addr=%s", (unsigned long long)c->id,
                         c->addr);
             client_close(c);

@@ -365,6 +365,8 @@ local_info_proxy(struct proxy *px, struct evbuffer *out)
                         (unsigned long long)s->batch_dedup_saved,
                         (unsigned long long)s->batch_rechecks, (unsigned long long)pin_now,
                         (unsigned long long)pin_peak, (unsigned long long)pin_refused);
+    evbuffer_add_printf(out, "pinned_waiting:%llu\r\n",
+                        (unsigned long long)upstream_pool_pinned_waiting(px->pool));
 }
 
 /* Append bulwark's wanted sections to text, Redis's blank line between sections. */

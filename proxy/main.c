@@ -238,15 +238,16 @@ main_add_signal(struct proxy *px, struct event **ev, int sig)
 /*
  * As Redis's adjustOpenFilesLimit: raise RLIMIT_NOFILE to cover maxclients
  * plus bulwark's own descriptors (listeners, log, the shared upstream and
- * watch connections: 32 + upstream-connections + 2, Redis's reserve of 32);
- * if the system refuses, lower maxclients to what fits, with a warning.
- * Pinned connections share the clients' budget: each belongs to a client.
+ * watch connections: 32 + upstream-connections + 2, Redis's reserve of 32)
+ * plus upstream-pinned-max (a dedicated connection is a descriptor of its
+ * own, beside its client's); if the system refuses, lower maxclients to
+ * what fits, with a warning.
  */
 static void
 main_adjust_open_files(struct cfg *cfg)
 {
     struct rlimit rl;
-    rlim_t reserve = 32 + (rlim_t)cfg->upstream_connections + 2;
+    rlim_t reserve = 32 + (rlim_t)cfg->upstream_connections + 2 + (rlim_t)cfg->upstream_pinned_max;
     rlim_t want = (rlim_t)cfg->maxclients + reserve;
     if (getrlimit(RLIMIT_NOFILE, &rl) != 0 || rl.rlim_cur >= want)
         return;

@@ -33,6 +33,8 @@ struct pinned {
                                   disconnect, the connection closed, never pooled */
     uint64_t script_reply;     /* number of the reply that answers the last script
                                   (EVAL, FCALL …) sent, 0: none due */
+    bool quit;                 /* QUIT sent: Redis closes the connection after its +OK;
+                                  never unpinned (the close ends the client too) */
     bool dirty;                /* a request may have changed connection state that
                                   only RESET (+ AUTH, SELECT) restores */
     int64_t subs;              /* channels + patterns subscribed, from the replies */
@@ -118,7 +120,7 @@ pinned_needed(const struct resp_request *req)
 static bool
 pinned_clean(const struct pinned *p)
 {
-    return !p->multi && !p->watching && !p->sticky && !p->debug && p->subs == 0 &&
+    return !p->multi && !p->watching && !p->sticky && !p->debug && !p->quit && p->subs == 0 &&
            p->ssubs == 0;
 }
 
@@ -255,12 +257,8 @@ pinned_start(struct client *c, char *err, size_t errlen)
     struct proxy *px = client_proxy(c);
     struct pinned *p = bw_calloc(1, sizeof(*p));
     p->c = c;
-    p->up = upstream_pinned_acquire(px->pool, p, pinned_raw_cb, pinned_down_cb);
+    p->up = upstream_pinned_acquire(px->pool, p, pinned_raw_cb, pinned_down_cb, err, errlen);
     if (p->up == NULL) {
-        snprintf(err, errlen,
-                 "ERR bulwark: no dedicated upstream connection available for this command "
-                 "(upstream-pinned-max %d reached)",
-                 px->cfg.upstream_pinned_max);
         bw_free(p);
         return NULL;
     }
@@ -313,6 +311,8 @@ pinned_track_request(struct pinned *p, const struct resp_request *req)
     } else if (pinned_is_script(req) && !pinned_uncounted(p) && !p->multi) {
         p->script_reply = p->replies + p->outstanding;
         upstream_pinned_script(p->up, true);
+    } else if (resp_arg_is(a, "quit")) {
+        p->quit = true;
     }
 }
 

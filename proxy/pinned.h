@@ -4,7 +4,8 @@
  * blocking commands, WAIT, the SUBSCRIBE family, MONITOR, CLIENT REPLY.
  *
  * While pinned, every request of the client goes to that connection as it
- * came (QUIT aside) and every reply comes back as raw bytes, in order, into
+ * came (QUIT too: Redis answers it after every earlier reply and closes, and
+ * that close ends the client) and every reply comes back as raw bytes, in order, into
  * the client's pinned reply slot. The state is tracked from the requests
  * (MULTI .. EXEC/DISCARD, WATCH .. UNWATCH, MONITOR, CLIENT REPLY, RESET) and
  * from the replies (subscription counts). When it looks clean, a marker
@@ -49,9 +50,11 @@ bool pinned_needed(const struct resp_request *req);
 bool pinned_is_script(const struct resp_request *req);
 
 /*
- * Open a pinned session for c. Returns it (the client owns it), or NULL when
- * no connection is available (upstream-pinned-max reached: the reason is in
- * err) — the client then gets that error and stays on the shared connection.
+ * Open a pinned session for c. Returns it (the client owns it), or NULL with
+ * the client's error in err ("ERR …", see upstream_pinned_acquire()): none
+ * free (the client checks upstream_pinned_room() first and waits), or no
+ * socket (EMFILE …). The client then gets that error and stays on the
+ * shared connection.
  */
 struct pinned *pinned_start(struct client *c, char *err, size_t errlen);
 
@@ -62,7 +65,7 @@ struct pinned *pinned_start(struct client *c, char *err, size_t errlen);
 void pinned_forward(struct pinned *p, const struct resp_request *req, const char *cmd, size_t len);
 
 /*
- * The client is going away (or QUIT): release the connection — back to the
+ * The client is going away: release the connection — back to the
  * pool when clean and idle, else closed — and free p.
  */
 void pinned_free(struct pinned *p);

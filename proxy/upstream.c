@@ -85,6 +85,17 @@ struct upstream_conn {
 
 TAILQ_HEAD(upstream_conn_list, upstream_conn);
 
+/* A request waiting for a pinned connection (see upstream_pinned_wait()). */
+struct upstream_waiter {
+    TAILQ_ENTRY(upstream_waiter) link; /* in upstream_pool.waiters, arrival order */
+    struct upstream_pool *pool;        /* owning pool (borrowed) */
+    struct event *timer;               /* upstream-pinned-wait deadline (owned) */
+    upstream_wake_fn *fn;              /* told once: a connection is free, or time is up */
+    void *arg;                         /* fn's argument (borrowed) */
+};
+
+TAILQ_HEAD(upstream_waiter_list, upstream_waiter);
+
 /* All connections of a worker. */
 struct upstream_pool {
     struct proxy *px;                    /* borrowed */
@@ -96,19 +107,26 @@ struct upstream_pool {
     int nidle;                           /* entries in idle */
     int npinned;                         /* pinned connections existing (idle or owned) */
     uint64_t pinned_peak;                /* most pinned connections at once */
-    uint64_t pinned_refused;             /* acquisitions refused at upstream-pinned-max */
+    uint64_t pinned_refused;             /* requests refused: wait timed out, or no fd */
     int nscripts;                        /* pinned connections with a script in flight */
     uint64_t script_mark_us;             /* last script event (first sent, or answered):
                                             Redis may serve nobody else until this plus
                                             busy_threshold_ms, µs */
     uint64_t busy_threshold_ms;          /* Redis's busy-reply-threshold (lua-time-limit),
                                             ms; 5000 until learned */
+    struct upstream_waiter_list waiters; /* requests waiting for a pinned connection, FIFO (owned) */
+    uint64_t nwaiters;                   /* entries in waiters */
+    struct event *wake_ev;               /* zero-timeout event that wakes waiters (owned) */
+    uint64_t pinned_warn_ms;             /* last "cannot open" warning, monotonic ms */
+    uint64_t pinned_warn_muted;          /* warnings suppressed since (one a second) */
 };
 
 static void upstream_connect(struct upstream_conn *u);
 static void upstream_pinned_drop(struct upstream_conn *u, const char *reason);
 static void upstream_handshake(struct upstream_conn *u);
 static void upstream_queue_busy_threshold(struct upstream_conn *u);
+static void upstream_wake_cb(evutil_socket_t fd, short what, void *arg);
+static void upstream_pinned_wake_soon(struct upstream_pool *pool);
 
 /* ---- failure and reconnect ---------------------------------------------- */
 
@@ -567,6 +585,9 @@ upstream_pool_new(struct proxy *px, upstream_commands_fn *on_commands)
     pool->nconns = BW_MAX(px->cfg.upstream_connections, 1);
     pool->conns = bw_calloc((size_t)pool->nconns, sizeof(*pool->conns));
     TAILQ_INIT(&pool->idle);
+    TAILQ_INIT(&pool->waiters);
+    pool->wake_ev = event_new(px->base, -1, 0, upstream_wake_cb, pool);
+    BW_ASSERT(pool->wake_ev != NULL);
     if (strchr(px->cfg.upstream_host, ':') != NULL)
         snprintf(pool->addr, sizeof(pool->addr), "[%s]:%d", px->cfg.upstream_host,
                  px->cfg.upstream_port);
@@ -595,6 +616,9 @@ upstream_pool_free(struct upstream_pool *pool)
 {
     if (pool == NULL)
         return;
+    while (!TAILQ_EMPTY(&pool->waiters)) /* their clients are gone already */
+        upstream_pinned_wait_cancel(TAILQ_FIRST(&pool->waiters));
+    event_free(pool->wake_ev);
     while (!TAILQ_EMPTY(&pool->idle)) {
         struct upstream_conn *u = TAILQ_FIRST(&pool->idle);
         TAILQ_REMOVE(&pool->idle, u, idle_link);
@@ -701,6 +725,7 @@ upstream_pool_cron(struct upstream_pool *pool, uint64_t now_ms)
 {
     const struct cfg *cfg = &pool->px->cfg;
     upstream_pinned_trim(pool, now_ms);
+    upstream_pinned_wake_soon(pool); /* upstream-pinned-max may have been raised */
     for (int i = 0; i < pool->nconns; i++) {
         struct upstream_conn *u = &pool->conns[i];
         char reason[128], err[512];
@@ -773,6 +798,7 @@ upstream_pinned_drop(struct upstream_conn *u, const char *reason)
     }
     pool->npinned--;
     upstream_pinned_script(u, false);
+    upstream_pinned_wake_soon(pool); /* a slot is free */
     void *owner = u->owner;
     u->owner = NULL;
     if (owner != NULL && u->down_fn != NULL)
@@ -782,11 +808,54 @@ upstream_pinned_drop(struct upstream_conn *u, const char *reason)
         upstream_pinned_free_cb(-1, 0, u);
 }
 
-struct upstream_conn *
-upstream_pinned_acquire(struct upstream_pool *pool, void *owner, upstream_raw_fn *raw_fn,
-                        upstream_down_fn *down_fn)
+/* Warn that a pinned connection could not be opened, at most once a second. */
+static void
+upstream_pinned_warn(struct upstream_pool *pool, const char *reason)
+{
+    uint64_t now = bw_now_ms();
+    if (pool->pinned_warn_ms != 0 && now - pool->pinned_warn_ms < 1000) {
+        pool->pinned_warn_muted++;
+        return;
+    }
+    log_warn("upstream %s: cannot open a dedicated connection: %s (%llu more since the last "
+             "warning)",
+             pool->addr, reason, (unsigned long long)pool->pinned_warn_muted);
+    pool->pinned_warn_ms = now;
+    pool->pinned_warn_muted = 0;
+}
+
+/* A new pinned connection, connecting; NULL (reason in err) when it cannot start. */
+static struct upstream_conn *
+upstream_pinned_open(struct upstream_pool *pool, char *err, size_t errlen)
 {
     struct proxy *px = pool->px;
+    struct upstream_conn *u = bw_calloc(1, sizeof(*u));
+    u->pool = pool;
+    u->index = -1;
+    u->pinned = true;
+    STAILQ_INIT(&u->pending);
+    u->backoff_ms = UPSTREAM_BACKOFF_MIN_MS;
+    u->retry_ev = evtimer_new(px->base, upstream_retry_cb, u);
+    u->acc = evbuffer_new();
+    BW_ASSERT(u->retry_ev != NULL && u->acc != NULL);
+    pool->npinned++;
+    pool->pinned_peak = BW_MAX(pool->pinned_peak, (uint64_t)pool->npinned);
+    upstream_connect(u);
+    if (!u->dead)
+        return u;
+    /* could not even start connecting (EMFILE, ENFILE, a name that does not
+     * resolve): already dropped, freed from a zero-timeout event */
+    snprintf(err, errlen, "ERR upstream %s: cannot open a dedicated connection: %s", pool->addr,
+             u->last_error);
+    upstream_pinned_warn(pool, u->last_error);
+    pool->pinned_refused++;
+    return NULL;
+}
+
+struct upstream_conn *
+upstream_pinned_acquire(struct upstream_pool *pool, void *owner, upstream_raw_fn *raw_fn,
+                        upstream_down_fn *down_fn, char *err, size_t errlen)
+{
     /* the most recently used first: under a steady load the same ones
      * cycle and the surplus above upstream-pinned-idle ages out (cron) */
     struct upstream_conn *u = TAILQ_LAST(&pool->idle, upstream_conn_list);
@@ -794,29 +863,107 @@ upstream_pinned_acquire(struct upstream_pool *pool, void *owner, upstream_raw_fn
         TAILQ_REMOVE(&pool->idle, u, idle_link);
         u->in_idle = false;
         pool->nidle--;
-    } else if (pool->npinned >= px->cfg.upstream_pinned_max) {
+    } else if (pool->npinned >= pool->px->cfg.upstream_pinned_max) {
         pool->pinned_refused++;
+        snprintf(err, errlen, "ERR max number of clients reached");
         return NULL;
-    } else {
-        u = bw_calloc(1, sizeof(*u));
-        u->pool = pool;
-        u->index = -1;
-        u->pinned = true;
-        STAILQ_INIT(&u->pending);
-        u->backoff_ms = UPSTREAM_BACKOFF_MIN_MS;
-        u->retry_ev = evtimer_new(px->base, upstream_retry_cb, u);
-        u->acc = evbuffer_new();
-        BW_ASSERT(u->retry_ev != NULL && u->acc != NULL);
-        pool->npinned++;
-        pool->pinned_peak = BW_MAX(pool->pinned_peak, (uint64_t)pool->npinned);
-        upstream_connect(u);
-        if (u->dead) /* could not even start connecting: already dropped */
-            return NULL;
+    } else if ((u = upstream_pinned_open(pool, err, errlen)) == NULL) {
+        return NULL;
     }
     u->owner = owner;
     u->raw_fn = raw_fn;
     u->down_fn = down_fn;
     return u;
+}
+
+bool
+upstream_pinned_room(const struct upstream_pool *pool, bool woken)
+{
+    bool room = pool->nidle > 0 || pool->npinned < pool->px->cfg.upstream_pinned_max;
+    return room && (woken || TAILQ_EMPTY(&pool->waiters));
+}
+
+/* Wake the first waiters on the next loop turn if a connection is free. */
+static void
+upstream_pinned_wake_soon(struct upstream_pool *pool)
+{
+    if (!TAILQ_EMPTY(&pool->waiters) && upstream_pinned_room(pool, true))
+        event_active(pool->wake_ev, EV_TIMEOUT, 0);
+}
+
+/* Dequeue and free w; its callback is not called. */
+static void
+upstream_waiter_remove(struct upstream_waiter *w)
+{
+    TAILQ_REMOVE(&w->pool->waiters, w, link);
+    w->pool->nwaiters--;
+    event_free(w->timer);
+    bw_free(w);
+}
+
+/* Hand free connections to the waiters at the head, one each, in order. */
+static void
+upstream_wake_cb(evutil_socket_t fd, short what, void *arg)
+{
+    struct upstream_pool *pool = arg;
+    struct upstream_waiter *w;
+    (void)fd;
+    (void)what;
+    /* Bounded: every round removes a waiter; a woken client that does not
+     * take its connection now (paused) queues again at the tail later. */
+    while ((w = TAILQ_FIRST(&pool->waiters)) != NULL && upstream_pinned_room(pool, true)) {
+        upstream_wake_fn *fn = w->fn;
+        void *wa = w->arg;
+        upstream_waiter_remove(w);
+        fn(wa, false);
+    }
+}
+
+/* upstream-pinned-wait passed: the waiter gives up. */
+static void
+upstream_wait_timeout_cb(evutil_socket_t fd, short what, void *arg)
+{
+    struct upstream_waiter *w = arg;
+    upstream_wake_fn *fn = w->fn;
+    void *wa = w->arg;
+    (void)fd;
+    (void)what;
+    w->pool->pinned_refused++;
+    upstream_waiter_remove(w);
+    fn(wa, true);
+}
+
+struct upstream_waiter *
+upstream_pinned_wait(struct upstream_pool *pool, upstream_wake_fn *fn, void *arg)
+{
+    uint64_t ms = pool->px->cfg.upstream_pinned_wait_ms;
+    struct timeval tv = {(time_t)(ms / 1000), (suseconds_t)(ms % 1000) * 1000};
+    struct upstream_waiter *w = bw_calloc(1, sizeof(*w));
+    w->pool = pool;
+    w->fn = fn;
+    w->arg = arg;
+    w->timer = evtimer_new(pool->px->base, upstream_wait_timeout_cb, w);
+    BW_ASSERT(w->timer != NULL && evtimer_add(w->timer, &tv) == 0);
+    TAILQ_INSERT_TAIL(&pool->waiters, w, link);
+    pool->nwaiters++;
+    upstream_pinned_wake_soon(pool); /* room may be there already (a paused waiter's) */
+    return w;
+}
+
+void
+upstream_pinned_wait_cancel(struct upstream_waiter *w)
+{
+    if (w == NULL)
+        return;
+    struct upstream_pool *pool = w->pool;
+    upstream_waiter_remove(w);
+    upstream_pinned_wake_soon(pool); /* it may have been woken for a slot it left */
+}
+
+uint64_t
+upstream_pool_pinned_waiting(const struct upstream_pool *pool)
+{
+    return pool->nwaiters;
 }
 
 int
@@ -866,6 +1013,7 @@ upstream_pinned_release(struct upstream_conn *u, bool reusable, bool reset)
     u->in_idle = true;
     u->idle_since_ms = bw_now_ms();
     pool->nidle++;
+    upstream_pinned_wake_soon(pool);
 }
 
 /*

@@ -99,12 +99,53 @@ void upstream_pool_reset_stats(struct upstream_pool *pool);
 
 /*
  * A dedicated connection for owner: an idle one (cleaned by RESET) or a new
- * one (AUTH and SELECT queued first), or NULL when upstream-pinned-max are
- * in use (counted in pinned_refused) or it cannot even start connecting.
- * No upstream-timeout applies to it (blocking commands wait as they say).
+ * one (AUTH and SELECT queued first). NULL with the client's error in err
+ * (errlen bytes, "ERR …" without '-' and CRLF) when upstream-pinned-max are
+ * in use ("ERR max number of clients reached": callers check
+ * upstream_pinned_room() first and wait) or a socket cannot even be made
+ * ("ERR upstream host:port: cannot open a dedicated connection: Too many
+ * open files", logged at most once a second); both counted in
+ * pinned_refused. No upstream-timeout applies to it (blocking commands wait
+ * as they say).
  */
 struct upstream_conn *upstream_pinned_acquire(struct upstream_pool *pool, void *owner,
-                                              upstream_raw_fn *raw_fn, upstream_down_fn *down_fn);
+                                              upstream_raw_fn *raw_fn, upstream_down_fn *down_fn,
+                                              char *err, size_t errlen);
+
+/*
+ * True when upstream_pinned_acquire() would get a connection now without
+ * overtaking a waiter: one is idle or fewer than upstream-pinned-max exist,
+ * and nobody waits (woken: the caller was just woken by
+ * upstream_pinned_wait(), so the queue does not count).
+ */
+bool upstream_pinned_room(const struct upstream_pool *pool, bool woken);
+
+struct upstream_waiter;
+
+/*
+ * Told once that a waiter's turn came (timed_out false: room is there now,
+ * take it with upstream_pinned_acquire() before returning, or queue again)
+ * or that upstream-pinned-wait passed (timed_out true). The waiter is freed
+ * before the call: forget the handle.
+ */
+typedef void upstream_wake_fn(void *arg, bool timed_out);
+
+/*
+ * Queue for a dedicated connection, FIFO. When one is released or closed
+ * (a slot frees), fn is called from the pool's own zero-timeout event on a
+ * later loop turn, never from inside another module's callback; after
+ * upstream-pinned-wait (read now; 0: on the next turn) it is called with
+ * timed_out. Returns the waiter, owned by the pool until fn is called or
+ * upstream_pinned_wait_cancel(); arg is borrowed.
+ */
+struct upstream_waiter *upstream_pinned_wait(struct upstream_pool *pool, upstream_wake_fn *fn,
+                                             void *arg);
+
+/* Leave the queue (the client is closing): fn is never called. NULL ok. */
+void upstream_pinned_wait_cancel(struct upstream_waiter *w);
+
+/* Requests waiting for a dedicated connection now (INFO pinned_waiting). */
+uint64_t upstream_pool_pinned_waiting(const struct upstream_pool *pool);
 
 /* Write len bytes of the owner's requests as they are. BW_ERR if it is dead. */
 int upstream_pinned_send(struct upstream_conn *u, const char *cmd, size_t len);

@@ -19,6 +19,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/prctl.h>
+#include <sys/resource.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
@@ -804,6 +805,17 @@ argv_build(const char *const *fixed, const char *const *extra)
     return argv;
 }
 
+/* Close every descriptor from fd up (in a child, before exec). */
+static void
+harness_close_from(int fd)
+{
+    struct rlimit rl;
+    int max = getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur < 1048576 ? (int)rl.rlim_cur
+                                                                          : 1048576;
+    for (int i = fd; i < max; i++)
+        close(i);
+}
+
 static void
 server_exec(struct harness_server *s)
 {
@@ -817,6 +829,9 @@ server_exec(struct harness_server *s)
         if (null < 0 || out < 0 || dup2(null, 0) < 0 || dup2(out, 1) < 0 ||
             dup2(out, 2) < 0)
             _exit(126);
+        /* The server inherits none of our sockets: a connection a test
+         * closes must reach its peer, and descriptor counts stay its own. */
+        harness_close_from(3);
         execvp(s->argv[0], s->argv);
         fprintf(stderr, "harness: exec %s: %s\n", s->argv[0], strerror(errno));
         _exit(127);
