@@ -62,8 +62,8 @@ INTEG_TESTS := $(patsubst tests/integration/%.c,%,$(filter-out tests/integration
 
 obj = $(patsubst %.c,$(BUILD)/%.o,$(1))
 
-.PHONY: all test unit integration valgrind asan fuzz bench run deps deps-check format lint clean \
-        conformance
+.PHONY: all test unit integration valgrind asan fuzz fuzz-bypass bench run deps deps-check format lint \
+        clean conformance
 
 all: deps-check $(BIN)
 
@@ -187,6 +187,13 @@ fuzz:
 	./build/fuzz/fuzz_resp $(FUZZ_RUN) build/fuzz/corpus
 	./build/fuzz/fuzz_reply $(FUZZ_RUN) -dict=tests/fuzz/fuzz_reply.dict build/fuzz/corpus_reply
 	./build/fuzz/fuzz_config $(FUZZ_RUN) -dict=tests/fuzz/fuzz_config.dict build/fuzz/corpus_config
+
+# resp-fuzz --bypass against bulwark (hot keys on and off) and a reference
+# redis-server, all on free ports: writes made directly on the upstream must
+# read back at once through bulwark. make fuzz-bypass FUZZ_SEQUENCES=200
+FUZZ_SEQUENCES ?= 1000
+fuzz-bypass: all
+	@bash tests/fuzz-bypass.sh -n $(FUZZ_SEQUENCES) -b ./$(BIN)
 
 format:
 	clang-format -i $(wildcard proxy/*.[ch] bloom/*.[ch] config/*.[ch] tests/*/*.[ch] bench/*.[ch])
