@@ -599,6 +599,14 @@ cfg_exec(struct cfg_ctx *x, int argc, char **argv, const size_t *lens,
                    x->errlen);
         return CFG_ERR;
     }
+    if (x->c->upstream_db != 0) {
+        snprintf(x->err, x->errlen,
+                 "'upstream-db' is retired: every client starts in database 0 "
+                 "and SELECTs its own, as with Redis (redis://host:port/N); "
+                 "remove the line");
+        x->c->upstream_db = 0;
+        return CFG_ERR;
+    }
     return CFG_OK;
 }
 

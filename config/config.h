@@ -58,7 +58,8 @@ struct cfg {
     char *upstream_password;
     /* "upstream-user", owned; NULL = AUTH <password> (the default user) */
     char *upstream_user;
-    int upstream_db;          /* "upstream-db" 0..2147483647, default 0 */
+    int upstream_db;          /* "upstream-db": retired, only 0 is accepted */
+    int upstream_databases;   /* "upstream-databases" 0..2147483647, default 0 (learn) */
     int upstream_connections; /* "upstream-connections" 1..64, default 1 */
     /* "upstream-connect-timeout" ms, 1..3600000, default 1000; runtime */
     uint64_t upstream_connect_timeout_ms;

@@ -21,6 +21,7 @@
 struct batch_entry {
     struct proxy *px;                /* borrowed; outlives the batcher */
     struct upstream_conn *up;        /* connection the key is read on (borrowed) */
+    int db;                          /* database the key is read in */
     struct batch_entry *next;        /* dedup bucket chain (pending only) */
     char *key;                       /* owned copy */
     size_t len;                      /* bytes in key */
@@ -39,6 +40,7 @@ struct batch_group {
 struct batch {
     struct proxy *px;                /* borrowed */
     struct upstream_conn *up;        /* borrowed */
+    int db;                          /* the database of its GETs (a keyspace's batcher) */
     struct batch_entry **pending;    /* keys waiting for the flush (owned) */
     size_t npending;                 /* entries in pending */
     size_t cap;                      /* allocated pending */
@@ -65,11 +67,12 @@ batch_flush_cb(evutil_socket_t fd, short what, void *arg)
 }
 
 struct batch *
-batch_new(struct proxy *px, struct upstream_conn *up)
+batch_new(struct proxy *px, struct upstream_conn *up, int db)
 {
     struct batch *b = bw_calloc(1, sizeof(*b));
     b->px = px;
     b->up = up;
+    b->db = db;
     b->flush_ev = event_new(px->base, -1, 0, batch_flush_cb, b);
     BW_ASSERT(b->flush_ev != NULL);
     b->nbuckets = BATCH_BUCKETS_MIN;
@@ -139,8 +142,8 @@ batch_send_get(struct batch_entry *e)
     const char *err;
     batch_encode_get(cmd, e);
     size_t n = evbuffer_get_length(cmd);
-    if (upstream_send(e->up, (const char *)evbuffer_pullup(cmd, -1), n, batch_get_cb, e, &err) !=
-        BW_OK)
+    if (upstream_send_db(e->up, e->db, (const char *)evbuffer_pullup(cmd, -1), n, batch_get_cb, e,
+                         &err) != BW_OK)
         batch_get_cb(e, NULL, 0, err);
     evbuffer_free(cmd);
 }
@@ -194,8 +197,8 @@ batch_send_mget(struct batch *b, struct batch_entry *const *keys, size_t nkeys)
         evbuffer_add(cmd, "\r\n", 2);
     }
     size_t n = evbuffer_get_length(cmd);
-    if (upstream_send(b->up, (const char *)evbuffer_pullup(cmd, -1), n, batch_mget_cb, g, &err) !=
-        BW_OK)
+    if (upstream_send_db(b->up, b->db, (const char *)evbuffer_pullup(cmd, -1), n, batch_mget_cb, g,
+                         &err) != BW_OK)
         batch_mget_cb(g, NULL, 0, err);
     evbuffer_free(cmd);
 }
@@ -254,6 +257,7 @@ batch_add_entry(struct batch *b, const char *key, size_t len, uint64_t h)
     struct batch_entry *e = bw_calloc(1, sizeof(*e));
     e->px = b->px;
     e->up = b->up;
+    e->db = b->db;
     e->key = bw_strndup(key, len);
     e->len = len;
     e->hash = h;

@@ -37,7 +37,7 @@ enum batch_mode { BATCH_PIPELINE = 0, BATCH_MGET = 1 };
  * (batch_batches, batch_keys, batch_max_keys_seen, batch_dedup_saved,
  * batch_rechecks).
  */
-struct batch *batch_new(struct proxy *px, struct upstream_conn *up);
+struct batch *batch_new(struct proxy *px, struct upstream_conn *up, int db);
 
 /* Send what waits, then free. Waiting GETs get their replies later. NULL ok. */
 void batch_free(struct batch *b);

@@ -17,6 +17,7 @@
 #include "proxy/command.h"
 #include "proxy/gate.h"
 #include "proxy/hotkey.h"
+#include "proxy/keyspace.h"
 #include "proxy/local.h"
 #include "proxy/pinned.h"
 #include "proxy/log.h"
@@ -60,7 +61,9 @@ struct client {
     struct client_slot_list slots; /* replies pending, request order (owned) */
     uint64_t nslots;               /* entries in slots */
     struct upstream_conn *up;      /* upstream connection of this client (borrowed) */
-    struct batch *batch;           /* GET batcher of that connection (borrowed) */
+    int db;                        /* SELECTed database, 0 on connect (as Redis) */
+    struct keyspace *ks;           /* that database's protections (borrowed, keyspace.h) */
+    struct batch *batch;           /* ks's GET batcher of the client's connection (borrowed) */
     uint64_t batch_epoch;          /* batcher epoch of the last batched GET */
     uint64_t batch_inflight;       /* batched GETs not answered yet */
     bool batch_wait;               /* input held until the batched/held GETs are answered */
@@ -384,7 +387,7 @@ client_forward(struct client *c, const char *cmd, size_t len, client_filter_fn *
     s->filter = filter;
     s->filter_data = data;
     c->px->stats.forwarded++;
-    if (upstream_send(c->up, cmd, len, client_upstream_cb, s, &err) != BW_OK)
+    if (upstream_send_db(c->up, c->db, cmd, len, client_upstream_cb, s, &err) != BW_OK)
         client_upstream_cb(s, NULL, 0, err);
 }
 
@@ -707,12 +710,12 @@ client_handle(struct client *c, const struct resp_request *req)
         return;
     }
     if (ci == px->cmd_set) /* before the write's invalidation: its value wakes the held */
-        hotkey_on_set(px->hotkey, req);
+        hotkey_on_set(c->ks->hotkey, req);
     if (ci->flags & CMD_WRITE)
-        gate_note_write(px, ci, req);
+        gate_note_write(px, c->ks->hotkey, ci, req);
     if (ci->gate != NULL && gate_read(c, ci, req))
         return;
-    if (ci == px->cmd_get && hotkey_get(px->hotkey, c, req->argv[1].ptr, req->argv[1].len))
+    if (ci == px->cmd_get && hotkey_get(c->ks->hotkey, c, req->argv[1].ptr, req->argv[1].len))
         return;
     if (ci == px->cmd_mget && c->batch != NULL && px->cfg.batch_max_keys > 0 && px->cfg.batch_mget) {
         batch_mget(c->batch, c, req, NULL);
@@ -760,7 +763,7 @@ client_pinned_request(struct client *c, const struct cmd_info *ci, const struct 
     if (ci != NULL && ci->subcommands != NULL && req->argc >= 2)
         ci = cmd_lookup(ci->subcommands, req->argv[1].ptr, req->argv[1].len);
     if (ci != NULL && (ci->flags & CMD_WRITE))
-        gate_note_write(c->px, ci, req);
+        gate_note_write(c->px, c->ks->hotkey, ci, req);
     if (req->argv[0].len == 5 && strncasecmp(req->argv[0].ptr, "reset", 5) == 0) {
         const char *pass = c->px->cfg.requirepass; /* RESET's effect on bulwark's side */
         client_set_name(c, NULL, 0);
@@ -897,8 +900,8 @@ static bool
 client_pinned_is_local(const struct resp_request *req)
 {
     const struct resp_arg *a = &req->argv[0];
-    if (resp_arg_is(a, "select") || resp_arg_is(a, "hello"))
-        return true; /* SELECT 0 is bulwark's upstream-db, HELLO is bulwark's */
+    if (resp_arg_is(a, "hello"))
+        return true; /* HELLO is bulwark's (SELECT goes to Redis: pinned tracks the db) */
     if (a->len != 6 || strncasecmp(a->ptr, "client", 6) != 0 || req->argc < 2)
         return false;
     static const char *const subs[] = {"setname", "getname", "id", "info", "list", "kill"};
@@ -1122,7 +1125,7 @@ client_accept(struct proxy *px, evutil_socket_t fd, const char *addr, const char
     c->parser = resp_parser_new();
     TAILQ_INIT(&c->slots);
     c->up = upstream_pick(px->pool, c->id);
-    c->batch = px->batches != NULL ? px->batches[c->id % (uint64_t)px->nbatches] : NULL;
+    client_select(c, 0);
     evutil_make_socket_nonblocking(fd);
     c->bev = bufferevent_socket_new(px->base, fd, BEV_OPT_CLOSE_ON_FREE);
     BW_ASSERT(c->bev != NULL);
@@ -1229,6 +1232,30 @@ client_free_all(struct proxy *px)
 
 /* ---- accessors ------------------------------------------------------------ */
 
+void
+client_select(struct client *c, int db)
+{
+    /* A batched GET still pending in the old database's batcher goes out
+     * first: nothing the client sends later may overtake it. */
+    if (c->batch != NULL)
+        batch_before_forward(c->batch, c);
+    c->db = db;
+    c->ks = keyspace_get(c->px, db);
+    c->batch = c->ks->batches[c->id % (uint64_t)c->ks->nbatches];
+}
+
+int
+client_db(const struct client *c)
+{
+    return c->db;
+}
+
+struct keyspace *
+client_keyspace(const struct client *c)
+{
+    return c->ks;
+}
+
 struct proxy *
 client_proxy(const struct client *c)
 {
@@ -1274,14 +1301,14 @@ client_format_info(const struct client *c, struct evbuffer *out)
     struct evbuffer *in = bufferevent_get_input(c->bev);
     evbuffer_add_printf(out,
                         "id=%llu addr=%s laddr=%s fd=%d name=%s age=%llu idle=%llu "
-                        "flags=%s db=0 sub=0 psub=0 ssub=0 multi=-1 qbuf=%zu qbuf-free=0 "
+                        "flags=%s db=%d sub=0 psub=0 ssub=0 multi=-1 qbuf=%zu qbuf-free=0 "
                         "argv-mem=0 multi-mem=0 rbs=0 rbp=0 obl=0 oll=%llu omem=%zu "
                         "tot-mem=0 events=r cmd=%s user=default redir=-1 resp=2\n",
                         (unsigned long long)c->id, c->addr, c->laddr,
                         (int)bufferevent_getfd(c->bev), c->name != NULL ? c->name : "",
                         (unsigned long long)(now - c->created_ms) / 1000,
                         (unsigned long long)(now - c->last_ms) / 1000,
-                        c->is_unix ? "U" : "N", evbuffer_get_length(in),
+                        c->is_unix ? "U" : "N", c->db, evbuffer_get_length(in),
                         (unsigned long long)c->nslots, evbuffer_get_length(o),
                         c->last_cmd[0] ? c->last_cmd : "NULL");
 }

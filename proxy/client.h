@@ -33,6 +33,7 @@ struct proxy;
 struct client;
 struct cmd_table;
 struct resp_request;
+struct keyspace;
 
 /* Unsent output above which a client is not read any more, bytes. */
 #define CLIENT_OUTPUT_PAUSE_BYTES (64u * 1024 * 1024)
@@ -103,6 +104,16 @@ void client_forward(struct client *c, const char *cmd, size_t len,
  */
 void client_forward_request(struct client *c, const struct resp_request *req,
                             client_filter_fn *filter, void *data);
+
+/*
+ * SELECT db (0 <= db < px->databases, checked by the caller): later requests
+ * go to db on the client's upstream connection and use db's keyspace (its
+ * batcher and hot cache). A GET of the old database still batched is sent
+ * first.
+ */
+void client_select(struct client *c, int db);
+int client_db(const struct client *c);
+struct keyspace *client_keyspace(const struct client *c); /* borrowed */
 
 /* Accessors for local.c. */
 struct proxy *client_proxy(const struct client *c);

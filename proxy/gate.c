@@ -289,12 +289,13 @@ gate_read(struct client *c, const struct cmd_info *ci, const struct resp_request
 #define GATE_STACK_ARGS 64 /* argv arrays on the stack up to this many */
 
 void
-gate_note_write(struct proxy *px, const struct cmd_info *ci, const struct resp_request *req)
+gate_note_write(struct proxy *px, struct hotkey *hk, const struct cmd_info *ci,
+                const struct resp_request *req)
 {
     const char *sargv[GATE_STACK_ARGS];
     size_t slen[GATE_STACK_ARGS];
     int sidx[GATE_STACK_ARGS];
-    if (!px->cfg.bloom && px->hotkey == NULL)
+    if (!px->cfg.bloom && hk == NULL)
         return;
     bool heap = req->argc > GATE_STACK_ARGS;
     const char **argv = heap ? bw_malloc(sizeof(char *) * (size_t)req->argc) : sargv;
@@ -307,7 +308,7 @@ gate_note_write(struct proxy *px, const struct cmd_info *ci, const struct resp_r
     int n = cmd_get_keys(ci, req->argc, argv, lens, idx, req->argc);
     for (int i = 0; i < n && i < req->argc; i++) {
         watch_add_key(px->watch, argv[idx[i]], lens[idx[i]]);
-        hotkey_on_write(px->hotkey, argv[idx[i]], lens[idx[i]]);
+        hotkey_on_write(hk, argv[idx[i]], lens[idx[i]]);
     }
     if (heap) {
         bw_free(argv);

@@ -14,6 +14,7 @@ struct client;
 struct cmd_info;
 struct cmd_table;
 struct proxy;
+struct hotkey;
 struct resp_request;
 
 /* Attach the gate's rule (cmd_info.gate) to each gated read of t. */
@@ -27,7 +28,11 @@ void gate_apply(struct cmd_table *t);
  */
 bool gate_read(struct client *c, const struct cmd_info *ci, const struct resp_request *req);
 
-/* A write (ci has CMD_WRITE): add its keys (cmd_get_keys()) to the filter. */
-void gate_note_write(struct proxy *px, const struct cmd_info *ci, const struct resp_request *req);
+/*
+ * A write (ci has CMD_WRITE): add its keys (cmd_get_keys()) to the filter
+ * and drop them from hk, the hot cache of the client's database (NULL: none).
+ */
+void gate_note_write(struct proxy *px, struct hotkey *hk, const struct cmd_info *ci,
+                     const struct resp_request *req);
 
 #endif

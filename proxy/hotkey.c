@@ -24,6 +24,7 @@
 
 struct hotkey {
     struct proxy *px; /* borrowed */
+    int db;           /* the database whose GETs it serves */
     struct hot *hot;  /* sketch, cache and leases (owned) */
     /* The fill in flight for a key hashing to slot i (borrowed; it clears
      * its slot when done): one fill per key at a time (single flight); a
@@ -89,7 +90,7 @@ hotkey_lease_timer_cb(evutil_socket_t fd, short what, void *arg)
 }
 
 struct hotkey *
-hotkey_new(struct proxy *px)
+hotkey_new(struct proxy *px, int db)
 {
     const struct cfg *cfg = &px->cfg;
     struct hot_opts o;
@@ -106,6 +107,7 @@ hotkey_new(struct proxy *px)
     o.seed = bw_now_us();
     struct hotkey *hk = bw_calloc(1, sizeof(*hk));
     hk->px = px;
+    hk->db = db;
     hk->lease_ev = evtimer_new(px->base, hotkey_lease_timer_cb, hk);
     BW_ASSERT(hk->lease_ev != NULL);
     hk->lease_armed_ms = UINT64_MAX;
@@ -238,10 +240,11 @@ hotkey_fetch(struct hotkey *hk, struct upstream_conn *up, struct client_slot *sl
     evbuffer_add(cmd, "\r\n", 2);
     const char *bytes = (const char *)evbuffer_pullup(cmd, -1);
     size_t total = evbuffer_get_length(cmd);
-    if (upstream_send(up, bytes, getlen, hotkey_get_cb, f, &err) != BW_OK) {
+    if (upstream_send_db(up, hk->db, bytes, getlen, hotkey_get_cb, f, &err) != BW_OK) {
         hotkey_get_cb(f, NULL, 0, err);
         hotkey_pttl_cb(f, NULL, 0, err);
-    } else if (upstream_send(up, bytes + getlen, total - getlen, hotkey_pttl_cb, f, &err) != BW_OK) {
+    } else if (upstream_send_db(up, hk->db, bytes + getlen, total - getlen, hotkey_pttl_cb, f,
+                                &err) != BW_OK) {
         hotkey_pttl_cb(f, NULL, 0, err);
     }
     evbuffer_free(cmd);
@@ -348,12 +351,25 @@ hotkey_cron(struct hotkey *hk, uint64_t now_ms)
 }
 
 void
-hotkey_info(struct hotkey *hk, struct evbuffer *out)
+hotkey_info(struct hotkey *const *hks, size_t n, struct evbuffer *out)
 {
-    struct hot_stats s;
+    struct hot_stats s, one;
+    bool coherent = false;
     memset(&s, 0, sizeof(s));
-    if (hk != NULL)
-        hot_stats_get(hk->hot, &s);
+    for (size_t i = 0; i < n; i++) {
+        hot_stats_get(hks[i]->hot, &one);
+        s.hotkey_cached_keys += one.hotkey_cached_keys;
+        s.hotkey_cache_bytes += one.hotkey_cache_bytes;
+        s.hotkey_hits += one.hotkey_hits;
+        s.hotkey_misses += one.hotkey_misses;
+        s.hotkey_refreshes += one.hotkey_refreshes;
+        s.hotkey_invalidations += one.hotkey_invalidations;
+        s.hotkey_lease_holds += one.hotkey_lease_holds;
+        s.hotkey_lease_wakeups += one.hotkey_lease_wakeups;
+        s.hotkey_lease_timeouts += one.hotkey_lease_timeouts;
+        s.hotkey_lease_spent += one.hotkey_lease_spent;
+        coherent = coherent || hotkey_coherent(hks[i]);
+    }
     evbuffer_add_printf(out,
                         "# Hotkeys\r\n"
                         "hotkey_enabled:%d\r\n"
@@ -366,15 +382,16 @@ hotkey_info(struct hotkey *hk, struct evbuffer *out)
                         "hotkey_lease_holds:%llu\r\n"
                         "hotkey_lease_wakeups:%llu\r\n"
                         "hotkey_lease_timeouts:%llu\r\n"
-                        "hotkey_lease_spent:%llu\r\n",
-                        hk != NULL && hotkey_coherent(hk), (unsigned long long)s.hotkey_cached_keys,
+                        "hotkey_lease_spent:%llu\r\n"
+                        "hotkey_databases:%zu\r\n",
+                        coherent, (unsigned long long)s.hotkey_cached_keys,
                         (unsigned long long)s.hotkey_cache_bytes, (unsigned long long)s.hotkey_hits,
                         (unsigned long long)s.hotkey_misses, (unsigned long long)s.hotkey_refreshes,
                         (unsigned long long)s.hotkey_invalidations,
                         (unsigned long long)s.hotkey_lease_holds,
                         (unsigned long long)s.hotkey_lease_wakeups,
                         (unsigned long long)s.hotkey_lease_timeouts,
-                        (unsigned long long)s.hotkey_lease_spent);
+                        (unsigned long long)s.hotkey_lease_spent, n);
 }
 
 /* hot_top() rows, encoded as they come; counted for the array header. */

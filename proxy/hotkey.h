@@ -24,8 +24,11 @@ struct proxy;
 struct hotkey;
 struct resp_request;
 
-/* From px->cfg (hotkey-*); NULL when `hotkey no`. Exits on bad options. */
-struct hotkey *hotkey_new(struct proxy *px);
+/*
+ * From px->cfg (hotkey-*), serving database db's GETs (its fills SELECT db);
+ * NULL when `hotkey no`. Exits on bad options.
+ */
+struct hotkey *hotkey_new(struct proxy *px, int db);
 
 /* Free; held GETs are answered by forwarding them. NULL ok. */
 void hotkey_free(struct hotkey *hk);
@@ -55,8 +58,8 @@ void hotkey_flush(struct hotkey *hk);
 /* Lease timeouts; called by the proxy's cron. */
 void hotkey_cron(struct hotkey *hk, uint64_t now_ms);
 
-/* The "# Hotkeys" INFO section. */
-void hotkey_info(struct hotkey *hk, struct evbuffer *out);
+/* The "# Hotkeys" INFO section, summed over hks (n hot caches, one per database). */
+void hotkey_info(struct hotkey *const *hks, size_t n, struct evbuffer *out);
 
 /* BULWARK HOTKEYS [N]: flat array of key, estimated reads/s (as a string). */
 void hotkey_top_reply(struct hotkey *hk, size_t n, struct evbuffer *out);

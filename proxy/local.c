@@ -15,6 +15,7 @@
 #include "proxy/client.h"
 #include "proxy/command.h"
 #include "proxy/hotkey.h"
+#include "proxy/keyspace.h"
 #include "proxy/jitter.h"
 #include "proxy/log.h"
 #include "proxy/proxy.h"
@@ -79,13 +80,12 @@ local_select(struct client *c, const struct resp_request *req)
     else if (id < INT32_MIN || id > INT32_MAX)
         client_reply_error(c, "ERR value is out of range, value must between -2147483648 and "
                               "2147483647");
-    else if (id == 0)
-        client_reply_status(c, "OK");
-    else if (id < 0 || id >= 16)
+    else if (id < 0 || id >= client_proxy(c)->databases)
         client_reply_error(c, "ERR DB index is out of range");
-    else
-        client_reply_error(c, "ERR SELECT %lld is not supported by bulwark: a client sees one "
-                              "database, the upstream's upstream-db", id);
+    else {
+        client_select(c, (int)id);
+        client_reply_status(c, "OK");
+    }
     return true;
 }
 
@@ -190,6 +190,7 @@ local_reset(struct client *c, const struct resp_request *req)
     (void)req;
     client_set_name(c, NULL, 0);
     client_set_authenticated(c, pass == NULL || pass[0] == '\0');
+    client_select(c, 0);
     client_reply_status(c, "RESET");
     return true;
 }
@@ -391,7 +392,7 @@ local_info_own(struct proxy *px, const struct local_info_want *w, struct evbuffe
     if (w->hotkeys) {
         if (evbuffer_get_length(text) > 0)
             evbuffer_add(text, "\r\n", 2);
-        hotkey_info(px->hotkey, text);
+        keyspace_info_hotkeys(px, text);
     }
 }
 
@@ -731,7 +732,7 @@ local_bulwark(struct client *c, const struct resp_request *req)
             client_reply_error(c, "ERR value is not an integer or out of range");
             return;
         }
-        hotkey_top_reply(client_proxy(c)->hotkey, (size_t)n, client_reply_target(c));
+        hotkey_top_reply(client_keyspace(c)->hotkey, (size_t)n, client_reply_target(c));
         return;
     }
     if (req->argc == 2 && resp_arg_is(&req->argv[1], "help")) {

@@ -20,7 +20,7 @@
 #include "proxy/batch.h"
 #include "proxy/client.h"
 #include "proxy/command.h"
-#include "proxy/hotkey.h"
+#include "proxy/keyspace.h"
 #include "proxy/listener.h"
 #include "proxy/log.h"
 #include "proxy/proxy.h"
@@ -123,7 +123,7 @@ main_cron_cb(evutil_socket_t fd, short what, void *arg)
     stats_sample(&px->stats, now);
     upstream_pool_cron(px->pool, now);
     watch_cron(px->watch, now);
-    hotkey_cron(px->hotkey, now);
+    keyspace_cron(px, now);
     if (++main_cron_ticks % (1000 / MAIN_CRON_MS) == 0)
         client_cron(px, now);
     if (px->shutting_down) {
@@ -270,12 +270,7 @@ main_cleanup(struct proxy *px)
 {
     listener_free(px->listener);
     client_free_all(px);
-    hotkey_free(px->hotkey); /* held GETs go to the batchers, sent below */
-    px->hotkey = NULL;
-    for (int i = 0; i < px->nbatches; i++)
-        batch_free(px->batches[i]);
-    bw_free(px->batches);
-    px->nbatches = 0;
+    keyspace_free_all(px); /* held GETs go to the batchers, then batches are sent */
     upstream_pool_free(px->pool);
     watch_free(px->watch);
     event_free(main_sig_term);
@@ -334,6 +329,7 @@ main(int argc, char **argv)
     TAILQ_INIT(&px.reaped);
     px.next_client_id = 1;
     snprintf(px.upstream_version, sizeof(px.upstream_version), "7.0.0");
+    px.databases = px.cfg.upstream_databases > 0 ? px.cfg.upstream_databases : 16;
     stats_init(&px.stats);
     jitter_rng_seed(&px.jitter_rng, 0);
     client_set_command_table(&px, cmd_table_builtin(), false);
@@ -347,11 +343,8 @@ main(int argc, char **argv)
 
     px.pool = upstream_pool_new(&px, main_on_commands);
     px.watch = watch_new(&px);
-    px.hotkey = hotkey_new(&px);
-    px.nbatches = BW_MAX(px.cfg.upstream_connections, 1);
-    px.batches = bw_calloc((size_t)px.nbatches, sizeof(*px.batches));
-    for (int i = 0; i < px.nbatches; i++)
-        px.batches[i] = batch_new(&px, upstream_pick(px.pool, (uint64_t)i));
+    watch_set_listener(px.watch, keyspace_key_changed, keyspace_flushed, &px);
+    (void)keyspace_get(&px, 0); /* every client starts in database 0 */
     px.listener = listener_new(&px, err, sizeof(err));
     if (px.listener == NULL) {
         log_warn("%s", err);

@@ -42,6 +42,12 @@ struct pinned {
     bool pubsub;               /* a (P|S)(UN)SUBSCRIBE was sent: replies no longer
                                   match requests one to one, unpin by marker */
     uint64_t outstanding;      /* requests whose reply is due (outside pubsub) */
+    uint64_t select_reply;     /* number of the reply to a SELECT outside MULTI, 0: none */
+    int select_db;             /* its database: the client's once Redis says +OK */
+    int multi_queued;          /* requests sent since MULTI (EXEC's array positions) */
+    int multi_select_pos;      /* position of the last SELECT queued in MULTI, -1: none */
+    int multi_select_db;       /* its database */
+    uint64_t exec_reply;       /* number of the reply to that transaction's EXEC, 0: none */
     uint64_t replies;          /* replies received (outside pubsub) */
     uint64_t auth_reply;       /* number of the reply that answers an AUTH, 0: none */
     struct pinned_swap *swaps; /* owned: replies to replace, in reply order */
@@ -166,6 +172,8 @@ pinned_track_reply(struct pinned *p, const char *r, size_t len)
 {
     if (len == 8 && memcmp(r, "+RESET\r\n", 8) == 0) {
         p->subs = p->ssubs = 0;
+        upstream_conn_set_db(p->up, 0); /* RESET also goes back to database 0 */
+        client_select(p->c, 0);
         return;
     }
     if (len < 4 || r[0] != '*' || r[1] != '3')
@@ -181,6 +189,35 @@ pinned_track_reply(struct pinned *p, const char *r, size_t len)
             p->ssubs = n->elems[2].integer;
     }
     reply_node_free(n);
+}
+
+/*
+ * The reply to a SELECT (or to the EXEC of a transaction that queued one):
+ * when Redis switched, the client is in that database from now on, on this
+ * connection and on the shared ones after the session.
+ */
+static void
+pinned_track_select(struct pinned *p, const char *r, size_t len)
+{
+    int db = -1;
+    if (p->select_reply != 0 && p->replies == p->select_reply) {
+        p->select_reply = 0;
+        if (len == 5 && memcmp(r, "+OK\r\n", 5) == 0)
+            db = p->select_db;
+    } else {
+        p->exec_reply = 0;
+        struct reply_node *n = reply_parse(r, len);
+        if (n != NULL && n->type == '*' && !n->nil && n->integer > p->multi_select_pos &&
+            n->elems[p->multi_select_pos].type == '+' &&
+            reply_node_is(&n->elems[p->multi_select_pos], "OK"))
+            db = p->multi_select_db;
+        reply_node_free(n);
+        p->multi_select_pos = -1;
+    }
+    if (db >= 0) {
+        upstream_conn_set_db(p->up, db);
+        client_select(p->c, db);
+    }
 }
 
 /* A reply from the dedicated connection. */
@@ -227,6 +264,9 @@ pinned_raw_cb(void *owner, struct evbuffer *reply, size_t len)
             pinned_maybe_marker(p);
             return;
         }
+        if ((p->select_reply != 0 && p->replies == p->select_reply) ||
+            (p->exec_reply != 0 && p->replies == p->exec_reply))
+            pinned_track_select(p, r, len);
         if (p->auth_reply != 0 && p->replies == p->auth_reply) {
             p->auth_reply = 0; /* the connection is the ACL user's only if AUTH passed */
             p->sticky = p->sticky || (len == 5 && memcmp(r, "+OK\r\n", 5) == 0);
@@ -262,6 +302,8 @@ pinned_start(struct client *c, char *err, size_t errlen)
         bw_free(p);
         return NULL;
     }
+    p->multi_select_pos = -1;
+    upstream_pinned_select(p->up, client_db(c)); /* the session starts in the client's db */
     return p;
 }
 
@@ -279,11 +321,30 @@ pinned_track_request(struct pinned *p, const struct resp_request *req)
      * in subscribed mode, an EXEC or DISCARD outside MULTI (which keeps the
      * WATCH) are errors. (A WATCH makes the session dirty anyway: RESET on
      * release, whatever bulwark believes.) */
+    if (p->multi && !resp_arg_is(a, "exec") && !resp_arg_is(a, "discard"))
+        p->multi_queued++;
     if (resp_arg_is(a, "multi")) {
+        if (!p->multi && req->argc == 1 && !p->pubsub) {
+            p->multi_queued = 0;
+            p->multi_select_pos = -1;
+        }
         p->multi = p->multi || (req->argc == 1 && !p->pubsub);
     } else if (resp_arg_is(a, "exec") || resp_arg_is(a, "discard")) {
+        if (p->multi && req->argc == 1 && resp_arg_is(a, "exec") && p->multi_select_pos >= 0)
+            p->exec_reply = p->replies + p->outstanding;
         if (p->multi && req->argc == 1)
             p->multi = p->watching = false;
+    } else if (resp_arg_is(a, "select") && req->argc == 2) {
+        long long db;
+        if (!resp_arg_ll(&req->argv[1], &db) || db < 0 || db > INT32_MAX) {
+            /* Redis refuses it: nothing changes */
+        } else if (p->multi) {
+            p->multi_select_pos = p->multi_queued - 1;
+            p->multi_select_db = (int)db;
+        } else if (!p->pubsub) {
+            p->select_reply = p->replies + p->outstanding;
+            p->select_db = (int)db;
+        }
     } else if (resp_arg_is(a, "watch")) {
         p->watching = p->watching || !p->multi;
     } else if (resp_arg_is(a, "unwatch")) {

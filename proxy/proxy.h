@@ -22,7 +22,7 @@ struct listener;
 struct watch;
 struct batch;
 struct cmd_info;
-struct hotkey;
+struct keyspace;
 struct client;
 
 TAILQ_HEAD(client_list, client);
@@ -35,14 +35,16 @@ struct proxy {
     struct cmd_table *cmds;        /* command table in force (owned); replaced when learned */
     bool cmds_learned;             /* true once cmds came from the upstream's COMMAND */
     char upstream_version[32];     /* redis_version of the upstream, "7.0.0" until known */
+    int databases;                 /* databases a client may SELECT: upstream-databases,
+                                      else the upstream's CONFIG GET databases (16 until
+                                      known) */
     struct upstream_pool *pool;    /* multiplexed upstream connections (owned) */
     struct watch *watch;           /* keyspace watch and Bloom filter (owned) */
-    struct batch **batches;        /* GET batcher per upstream connection (owned) */
-    int nbatches;                  /* entries in batches (= upstream-connections) */
+    struct keyspace **keyspaces;   /* per database, created on first use (owned; keyspace.h) */
+    size_t nkeyspaces;             /* entries in keyspaces (NULL where unused) */
     const struct cmd_info *cmd_get; /* GET's entry in cmds (borrowed), for batching */
     const struct cmd_info *cmd_set; /* SET's entry in cmds (borrowed), for leases */
     const struct cmd_info *cmd_mget; /* MGET's entry in cmds (borrowed), for batching */
-    struct hotkey *hotkey;         /* hot-key cache and leases (owned), NULL when off */
     struct listener *listener;     /* listening sockets (owned), NULL once closed */
     struct client_list clients;    /* every live client (each owned by this list) */
     struct client_list reaped;     /* clients closed, freed by reap_ev (owned) */

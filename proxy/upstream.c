@@ -80,6 +80,10 @@ struct upstream_conn {
     uint64_t idle_since_ms;              /* pinned: when it last went idle, monotonic ms */
     bool script;                         /* pinned: a script's reply is due (see
                                             upstream_pinned_script) */
+    int db;                              /* database the connection is in, as bulwark's
+                                            requests leave it: 0 on connect and after
+                                            RESET; upstream_send_db() SELECTs first when
+                                            a request is for another */
     TAILQ_ENTRY(upstream_conn) idle_link; /* in pool->idle while idle */
 };
 
@@ -119,6 +123,8 @@ struct upstream_pool {
     struct event *wake_ev;               /* zero-timeout event that wakes waiters (owned) */
     uint64_t pinned_warn_ms;             /* last "cannot open" warning, monotonic ms */
     uint64_t pinned_warn_muted;          /* warnings suppressed since (one a second) */
+    uint64_t db_switches;                /* SELECTs bulwark sent to move a connection
+                                            to a request's database */
 };
 
 static void upstream_connect(struct upstream_conn *u);
@@ -406,9 +412,37 @@ upstream_busy_threshold_cb(void *privdata, struct evbuffer *reply, size_t len, c
     reply_node_free(n);
 }
 
+/* CONFIG GET databases: the indexes a client may SELECT (upstream-databases 0). */
+static void
+upstream_databases_cb(void *privdata, struct evbuffer *reply, size_t len, const char *err)
+{
+    struct upstream_conn *u = privdata;
+    struct proxy *px = u->pool->px;
+    (void)err;
+    if (reply == NULL || px->cfg.upstream_databases > 0)
+        return;
+    const char *p = (const char *)evbuffer_pullup(reply, (ev_ssize_t)len);
+    struct reply_node *n = reply_parse(p, len);
+    if (n != NULL && n->type == '*' && n->integer == 2 && n->elems[1].type == '$' &&
+        !n->elems[1].nil && n->elems[1].len > 0 && n->elems[1].len < 12) {
+        char num[16];
+        memcpy(num, n->elems[1].str, n->elems[1].len);
+        num[n->elems[1].len] = '\0';
+        char *end;
+        long v = strtol(num, &end, 10);
+        if (*end == '\0' && v >= 1 && v <= INT32_MAX && px->databases != (int)v) {
+            px->databases = (int)v;
+            log_verbose("upstream %s: %ld databases", u->pool->addr, v);
+        }
+    }
+    reply_node_free(n);
+}
+
 static void
 upstream_queue_busy_threshold(struct upstream_conn *u)
 {
+    const char *db[] = {"CONFIG", "GET", "databases"};
+    upstream_queue_internal(u, 3, db, upstream_databases_cb);
     const char *argv[] = {"CONFIG", "GET", "lua-time-limit"};
     upstream_queue_internal(u, 3, argv, upstream_busy_threshold_cb);
 }
@@ -482,12 +516,7 @@ upstream_handshake(struct upstream_conn *u)
             upstream_queue_internal(u, 2, argv, upstream_handshake_cb);
         }
     }
-    if (cfg->upstream_db != 0) {
-        char db[24];
-        snprintf(db, sizeof(db), "%d", cfg->upstream_db);
-        const char *argv[] = {"SELECT", db};
-        upstream_queue_internal(u, 2, argv, upstream_handshake_cb);
-    }
+    u->db = 0; /* a new connection, or one just RESET */
     if (u->pinned)
         return; /* INFO and COMMAND: the shared connections' business */
     const char *info[] = {"INFO", "server"};
@@ -552,6 +581,28 @@ upstream_connect(struct upstream_conn *u)
     }
     bufferevent_enable(u->bev, EV_READ | EV_WRITE);
     upstream_handshake(u);
+}
+
+int
+upstream_send_db(struct upstream_conn *u, int db, const char *cmd, size_t len,
+                 upstream_reply_fn *fn, void *privdata, const char **err)
+{
+    if (u->state == UPSTREAM_DOWN || u->bev == NULL) {
+        *err = u->down_reply;
+        return BW_ERR;
+    }
+    if (db >= 0 && db != u->db) {
+        /* One connection serves every database: it moves to the request's
+         * first (the reply is bulwark's; the index was checked by the client's
+         * SELECT against the upstream's databases). */
+        char num[24];
+        snprintf(num, sizeof(num), "%d", db);
+        const char *argv[] = {"SELECT", num};
+        u->db = db;
+        u->pool->db_switches++;
+        upstream_queue_internal(u, 2, argv, upstream_handshake_cb);
+    }
+    return upstream_send(u, cmd, len, fn, privdata, err);
 }
 
 int
@@ -698,6 +749,8 @@ upstream_pool_info(const struct upstream_pool *pool, struct evbuffer *out)
                         "upstream_replies:%llu\r\n"
                         "upstream_timeouts:%llu\r\n"
                         "upstream_rtt_us:%llu\r\n"
+                        "upstream_databases:%d\r\n"
+                        "upstream_db_switches:%llu\r\n"
                         "upstream_last_error:%s\r\n",
                         pool->addr, pool->px->upstream_version,
                         upstream_state_names[u0->state], pool->nconns,
@@ -705,7 +758,32 @@ upstream_pool_info(const struct upstream_pool *pool, struct evbuffer *out)
                         (unsigned long long)upstream_pool_inflight(pool),
                         (unsigned long long)replies, (unsigned long long)timeouts,
                         (unsigned long long)(rtt / (uint64_t)pool->nconns),
+                        pool->px->databases, (unsigned long long)pool->db_switches,
                         u0->last_error);
+}
+
+void
+upstream_pinned_select(struct upstream_conn *u, int db)
+{
+    if (u->db == db || u->dead)
+        return;
+    char num[24];
+    snprintf(num, sizeof(num), "%d", db);
+    const char *argv[] = {"SELECT", num};
+    u->db = db;
+    upstream_queue_internal(u, 2, argv, upstream_handshake_cb);
+}
+
+int
+upstream_conn_db(const struct upstream_conn *u)
+{
+    return u->db;
+}
+
+void
+upstream_conn_set_db(struct upstream_conn *u, int db)
+{
+    u->db = db;
 }
 
 void

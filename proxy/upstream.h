@@ -72,6 +72,23 @@ struct upstream_conn *upstream_pick(struct upstream_pool *pool, uint64_t client_
 int upstream_send(struct upstream_conn *u, const char *cmd, size_t len,
                   upstream_reply_fn *fn, void *privdata, const char **err);
 
+/*
+ * upstream_send() in database db: when u is in another one, a SELECT db is
+ * sent first (its reply is bulwark's). db < 0: wherever u is (bulwark's own
+ * keyless requests). Same returns as upstream_send().
+ */
+int upstream_send_db(struct upstream_conn *u, int db, const char *cmd, size_t len,
+                     upstream_reply_fn *fn, void *privdata, const char **err);
+
+/* Pinned u moves to database db before the owner's next request (its reply is bulwark's). */
+void upstream_pinned_select(struct upstream_conn *u, int db);
+
+/* The database pinned connection u is in (its session may SELECT). */
+int upstream_conn_db(const struct upstream_conn *u);
+
+/* A session's SELECT was answered +OK on pinned connection u. */
+void upstream_conn_set_db(struct upstream_conn *u, int db);
+
 /* Requests sent on all connections and not yet answered. */
 uint64_t upstream_pool_inflight(const struct upstream_pool *pool);
 

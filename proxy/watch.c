@@ -20,14 +20,13 @@
 #include <hiredis/hiredis.h>
 
 #include "bloom/bloom.h"
-#include "proxy/hotkey.h"
 #include "proxy/log.h"
 #include "proxy/proxy.h"
 #include "proxy/util.h"
 
 #define WATCH_BACKOFF_MIN_MS 100
 #define WATCH_BACKOFF_MAX_MS 2000
-#define WATCH_STALE_CHECK_MS 10000 /* DBSIZE staleness check period */
+#define WATCH_STALE_CHECK_MS 10000 /* staleness check (INFO keyspace) period */
 #define WATCH_CHANNEL "__redis__:invalidate"
 #define WATCH_SYNC_MAX_READS 64    /* hiredis reads (16 KB each) per watch_sync() */
 
@@ -56,12 +55,20 @@ struct watch {
     struct watch_counters counters; /* gate counters */
     char last_error[128];           /* why the watch was last lost */
     bool tracking_on;               /* CLIENT TRACKING accepted on the current trk */
+    uint64_t builds_started;        /* builds begun: stale SCAN replies are ignored */
+    int *scan_dbs;                  /* databases the build SCANs (owned), from INFO keyspace */
+    size_t nscan_dbs;               /* entries in scan_dbs */
+    size_t scan_idx;                /* the database being scanned: scan_dbs[scan_idx] */
+    watch_key_fn *on_key;           /* told every key named (NULL: nobody) */
+    watch_flush_fn *on_flush;       /* told when everything may have changed */
+    void *listener;                 /* their argument (borrowed) */
 };
 
 static void watch_connect(struct watch *w);
 static void watch_scan_next(struct watch *w);
+static void watch_log_error_cb(redisAsyncContext *ac, void *r, void *tag);
 static redisAsyncContext *watch_open(struct watch *w);
-static void watch_handshake(struct watch *w, redisAsyncContext *ac, bool select);
+static void watch_handshake(struct watch *w, redisAsyncContext *ac);
 
 const char *
 watch_state_name(enum watch_state s)
@@ -145,7 +152,8 @@ watch_lost(struct watch *w, const char *why)
     snprintf(w->last_error, sizeof(w->last_error), "%s", why);
     w->state = WATCH_OPEN;
     w->tracking_on = false;
-    hotkey_flush(w->px->hotkey); /* coherence lost with the watch */
+    if (w->on_flush != NULL)
+        w->on_flush(w->listener); /* coherence lost with the watch */
     event_active(w->reset_ev, EV_TIMEOUT, 0);
 }
 
@@ -207,12 +215,54 @@ watch_build_done(struct watch *w)
                w->scan_keys, w->last_rebuild_ms);
 }
 
+/* The tag of a build's SCAN and INFO replies: generation and build together. */
+static void *
+watch_build_tag(const struct watch *w)
+{
+    return (void *)(uintptr_t)((w->gen << 20) | (w->builds_started & 0xfffff));
+}
+
+static bool
+watch_build_current(const struct watch *w, void *tag)
+{
+    return (uintptr_t)tag == (uintptr_t)watch_build_tag(w) && w->building != NULL;
+}
+
+/*
+ * The databases that hold keys, from an INFO keyspace reply ("db3:keys=…"
+ * lines) into dbs (owned by the caller, *n entries); the sum of their keys
+ * into *total. Returns false when text is not an INFO keyspace reply.
+ */
+static bool
+watch_parse_keyspace(const char *text, size_t len, int **dbs, size_t *n, uint64_t *total)
+{
+    const char *p = text, *end = text + len;
+    *n = 0;
+    *total = 0;
+    if (len < 10 || memcmp(text, "# Keyspace", 10) != 0)
+        return false;
+    while (p < end) {
+        const char *eol = memchr(p, '\n', (size_t)(end - p));
+        eol = eol != NULL ? eol : end;
+        int db;
+        unsigned long long keys;
+        if (eol - p > 2 && memcmp(p, "db", 2) == 0 &&
+            sscanf(p, "db%d:keys=%llu", &db, &keys) == 2 && db >= 0) {
+            *dbs = bw_realloc(*dbs, (*n + 1) * sizeof(**dbs));
+            (*dbs)[(*n)++] = db;
+            *total += keys;
+        }
+        p = eol + 1;
+    }
+    return true;
+}
+
 static void
 watch_scan_cb(redisAsyncContext *ac, void *r, void *tag)
 {
     struct watch *w = ac->data;
     redisReply *reply = r;
-    if (!watch_current(w, tag) || reply == NULL || w->building == NULL)
+    if (!watch_build_current(w, tag) || reply == NULL)
         return;
     if (reply->type == REDIS_REPLY_ERROR && strncmp(reply->str, "BUSY ", 5) == 0) {
         /* a script runs too long: nothing was missed, the same page later */
@@ -234,7 +284,7 @@ watch_scan_cb(redisAsyncContext *ac, void *r, void *tag)
     w->scan_keys += keys->elements;
     snprintf(w->cursor, sizeof(w->cursor), "%.*s", (int)BW_MIN(reply->element[0]->len, 31),
              reply->element[0]->str);
-    if (strcmp(w->cursor, "0") == 0) {
+    if (strcmp(w->cursor, "0") == 0 && ++w->scan_idx >= w->nscan_dbs) {
         watch_build_done(w);
         return;
     }
@@ -243,12 +293,16 @@ watch_scan_cb(redisAsyncContext *ac, void *r, void *tag)
     evtimer_add(w->scan_ev, &tv);
 }
 
+/* The next SCAN page; a database's first page is preceded by its SELECT. */
 static void
 watch_scan_next(struct watch *w)
 {
-    if (w->trk == NULL || w->building == NULL)
+    if (w->trk == NULL || w->building == NULL || w->scan_idx >= w->nscan_dbs)
         return;
-    redisAsyncCommand(w->trk, watch_scan_cb, watch_gen_tag(w), "SCAN %s COUNT %d", w->cursor,
+    if (strcmp(w->cursor, "0") == 0)
+        redisAsyncCommand(w->trk, watch_log_error_cb, watch_gen_tag(w), "SELECT %d",
+                          w->scan_dbs[w->scan_idx]);
+    redisAsyncCommand(w->trk, watch_scan_cb, watch_build_tag(w), "SCAN %s COUNT %d", w->cursor,
                       w->px->cfg.bloom_scan_count);
 }
 
@@ -260,17 +314,47 @@ watch_scan_timer_cb(evutil_socket_t fd, short what, void *arg)
     watch_scan_next(arg);
 }
 
-/* Start filling a new filter from SCAN 0. */
+/* INFO keyspace at the start of a build: which databases to SCAN. */
+static void
+watch_keyspace_cb(redisAsyncContext *ac, void *r, void *tag)
+{
+    struct watch *w = ac->data;
+    redisReply *reply = r;
+    uint64_t total;
+    if (!watch_build_current(w, tag) || reply == NULL)
+        return;
+    if (reply->type != REDIS_REPLY_STRING ||
+        !watch_parse_keyspace(reply->str, reply->len, &w->scan_dbs, &w->nscan_dbs, &total)) {
+        watch_lost(w, reply->type == REDIS_REPLY_ERROR ? reply->str : "bad INFO keyspace reply");
+        return;
+    }
+    w->scan_idx = 0;
+    snprintf(w->cursor, sizeof(w->cursor), "0");
+    if (w->nscan_dbs == 0)
+        watch_build_done(w); /* no keys anywhere */
+    else
+        watch_scan_next(w);
+}
+
+/*
+ * Start filling a new filter: INFO keyspace names the databases with keys,
+ * then each is SCANned from 0 in turn (every key name of every database
+ * goes into the one filter).
+ */
 static void
 watch_build_start(struct watch *w, enum watch_state state)
 {
     bloom_free(w->building);
     w->building = watch_new_filter(w);
+    evtimer_del(w->scan_ev);
+    w->builds_started++;
+    w->nscan_dbs = w->scan_idx = 0;
     snprintf(w->cursor, sizeof(w->cursor), "0");
     w->scan_keys = 0;
     w->build_started_ms = bw_now_ms();
     w->state = state;
-    watch_scan_next(w);
+    if (w->trk != NULL)
+        redisAsyncCommand(w->trk, watch_keyspace_cb, watch_build_tag(w), "INFO keyspace");
 }
 
 /* ---- the watch ------------------------------------------------------------ */
@@ -285,6 +369,16 @@ watch_add_both(struct watch *w, const char *key, size_t len)
         bloom_add_hash(w->building, h);
 }
 
+/* A key named on the watch: into the filters, and to the listener. */
+static void
+watch_key(struct watch *w, const char *key, size_t len)
+{
+    watch_add_both(w, key, len);
+    if (w->on_key != NULL)
+        w->on_key(w->listener, key, len);
+    w->invalidations++;
+}
+
 /* An invalidation message: the keys modified, or nil for FLUSHALL/FLUSHDB. */
 static void
 watch_invalidate(struct watch *w, const redisReply *payload)
@@ -292,18 +386,13 @@ watch_invalidate(struct watch *w, const redisReply *payload)
     if (payload->type == REDIS_REPLY_ARRAY) {
         for (size_t i = 0; i < payload->elements; i++) {
             const redisReply *k = payload->element[i];
-            if (k->type == REDIS_REPLY_STRING) {
-                watch_add_both(w, k->str, k->len);
-                hotkey_invalidate(w->px->hotkey, k->str, k->len);
-                w->invalidations++;
-            }
+            if (k->type == REDIS_REPLY_STRING)
+                watch_key(w, k->str, k->len);
         }
     } else if (payload->type == REDIS_REPLY_STRING) {
-        watch_add_both(w, payload->str, payload->len);
-        hotkey_invalidate(w->px->hotkey, payload->str, payload->len);
-        w->invalidations++;
-    } else if (payload->type == REDIS_REPLY_NIL) {
-        hotkey_flush(w->px->hotkey);
+        watch_key(w, payload->str, payload->len);
+    } else if (payload->type == REDIS_REPLY_NIL && w->on_flush != NULL) {
+        w->on_flush(w->listener);
     }
     if (payload->type == REDIS_REPLY_NIL && w->state == WATCH_ACTIVE) {
         /* A flush: the filter is still a superset (nothing was missed), only
@@ -313,7 +402,7 @@ watch_invalidate(struct watch *w, const redisReply *payload)
     }
 }
 
-/* The scanner connection (SCAN, DBSIZE) is opened and the first build starts. */
+/* The scanner connection (SCAN, INFO keyspace) is opened and the first build starts. */
 static void
 watch_start_scanning(struct watch *w)
 {
@@ -323,7 +412,7 @@ watch_start_scanning(struct watch *w)
             watch_lost(w, w->last_error);
             return;
         }
-        watch_handshake(w, w->trk, true);
+        watch_handshake(w, w->trk);
     }
     watch_build_start(w, WATCH_WARMING);
 }
@@ -363,9 +452,9 @@ watch_log_error_cb(redisAsyncContext *ac, void *r, void *tag)
         log_warn("bloom: watch connection: %s", reply->str);
 }
 
-/* Queue AUTH (and SELECT) and a name on a new watch connection. */
+/* Queue AUTH and a name on a new watch connection. */
 static void
-watch_handshake(struct watch *w, redisAsyncContext *ac, bool select)
+watch_handshake(struct watch *w, redisAsyncContext *ac)
 {
     const struct cfg *cfg = &w->px->cfg;
     if (cfg->upstream_password != NULL && cfg->upstream_user != NULL)
@@ -374,8 +463,6 @@ watch_handshake(struct watch *w, redisAsyncContext *ac, bool select)
     else if (cfg->upstream_password != NULL)
         redisAsyncCommand(ac, watch_log_error_cb, watch_gen_tag(w), "AUTH %s",
                           cfg->upstream_password);
-    if (select && cfg->upstream_db != 0)
-        redisAsyncCommand(ac, watch_log_error_cb, watch_gen_tag(w), "SELECT %d", cfg->upstream_db);
     redisAsyncCommand(ac, watch_log_error_cb, watch_gen_tag(w), "CLIENT SETNAME bulwark-watch");
 }
 
@@ -444,7 +531,7 @@ watch_connect(struct watch *w)
         watch_lost(w, w->last_error);
         return;
     }
-    watch_handshake(w, w->sub, false);
+    watch_handshake(w, w->sub);
     redisAsyncCommand(w->sub, watch_id_cb, watch_gen_tag(w), "CLIENT ID");
 }
 
@@ -481,6 +568,7 @@ watch_free(struct watch *w)
     event_free(w->reset_ev);
     bloom_free(w->filter);
     bloom_free(w->building);
+    bw_free(w->scan_dbs);
     bw_free(w);
 }
 
@@ -546,13 +634,21 @@ watch_dbsize_cb(redisAsyncContext *ac, void *r, void *tag)
 {
     struct watch *w = ac->data;
     redisReply *reply = r;
-    if (!watch_current(w, tag) || reply == NULL || reply->type != REDIS_REPLY_INTEGER ||
-        w->state != WATCH_ACTIVE || w->filter == NULL)
+    int *dbs = NULL;
+    size_t n;
+    uint64_t total;
+    if (!watch_current(w, tag) || reply == NULL || reply->type != REDIS_REPLY_STRING ||
+        w->state != WATCH_ACTIVE || w->filter == NULL ||
+        !watch_parse_keyspace(reply->str, reply->len, &dbs, &n, &total)) {
+        bw_free(dbs);
         return;
-    double limit = (double)reply->integer * (1.0 + w->px->cfg.bloom_rebuild_ratio) + 1000.0;
+    }
+    bw_free(dbs);
+    double limit = (double)total * (1.0 + w->px->cfg.bloom_rebuild_ratio) + 1000.0;
     if ((double)bloom_count(w->filter) > limit) {
-        log_verbose("bloom: %" PRIu64 " keys added for DBSIZE %lld: rebuilding the stale filter",
-                    bloom_count(w->filter), reply->integer);
+        log_verbose("bloom: %" PRIu64 " keys added for %" PRIu64 " keys in every database: "
+                    "rebuilding the stale filter",
+                    bloom_count(w->filter), total);
         watch_build_start(w, WATCH_REBUILDING);
     }
 }
@@ -564,7 +660,15 @@ watch_cron(struct watch *w, uint64_t now_ms)
         now_ms - w->last_stale_check_ms < WATCH_STALE_CHECK_MS)
         return;
     w->last_stale_check_ms = now_ms;
-    redisAsyncCommand(w->trk, watch_dbsize_cb, watch_gen_tag(w), "DBSIZE");
+    redisAsyncCommand(w->trk, watch_dbsize_cb, watch_gen_tag(w), "INFO keyspace");
+}
+
+void
+watch_set_listener(struct watch *w, watch_key_fn *on_key, watch_flush_fn *on_flush, void *arg)
+{
+    w->on_key = on_key;
+    w->on_flush = on_flush;
+    w->listener = arg;
 }
 
 void

@@ -7,7 +7,10 @@
  * __redis__:invalidate, so Redis (>= 6) names on that channel every key
  * modified by anyone (set, renamed, copied, restored, written by a script,
  * expired, deleted), and each named key is added. Tracking and delivery live
- * on one socket: losing either is one EOF. Then "trk" SCANs the whole
+ * on one socket: losing either is one EOF. Keys are named without their
+ * database: the one filter holds the key names of every database (see
+ * keyspace.h for why). Then "trk" SCANs, every database INFO keyspace
+ * lists in turn, the whole
  * keyspace (bloom-scan-count per call, bloom-scan-interval apart) into a new
  * filter; while it runs, every add goes to both filters; when it ends the new
  * filter replaces the old.
@@ -42,6 +45,14 @@ struct watch_counters {
     uint64_t passed_reads; /* gated-kind reads forwarded (key maybe present) */
     uint64_t passed_nil;   /* of those, the ones Redis answered as absent */
 };
+
+/* Listeners of the watch (main.c wires them; the watch knows no feature). */
+typedef void watch_key_fn(void *arg, const char *key, size_t len); /* key named */
+typedef void watch_flush_fn(void *arg); /* a flush, or the watch lost: anything changed */
+
+/* Set the listeners (NULL: none) and their argument (borrowed). */
+void watch_set_listener(struct watch *w, watch_key_fn *on_key, watch_flush_fn *on_flush,
+                        void *arg);
 
 /*
  * Create the watch for px (borrowed for its lifetime) and start connecting

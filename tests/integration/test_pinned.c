@@ -259,12 +259,12 @@ test_refusals_inside_a_session(void **state)
         c, "DEBUG sleep 0\r\n", "-ERR command 'DEBUG' is disabled in bulwark (deny-commands)\r\n"));
     assert_true(harness_conn_roundtrip(
         c, "EXEC\r\n", "-EXECABORT Transaction discarded because of previous errors.\r\n"));
+    /* SELECT inside MULTI is Redis's (issue #14): it runs at EXEC */
     assert_true(harness_conn_roundtrip(c, "MULTI\r\n", "+OK\r\n"));
-    assert_true(harness_conn_roundtrip(c, "SELECT 1\r\n",
-                                       "-ERR SELECT inside MULTI is not supported by bulwark\r\n"));
-    assert_true(harness_conn_roundtrip(
-        c, "EXEC\r\n", "-EXECABORT Transaction discarded because of previous errors.\r\n"));
+    assert_true(harness_conn_roundtrip(c, "SELECT 1\r\n", "+QUEUED\r\n"));
+    assert_true(harness_conn_roundtrip(c, "EXEC\r\n", "*1\r\n+OK\r\n"));
     assert_true(harness_conn_roundtrip(c, "EXISTS refused\r\n", ":0\r\n"));
+    assert_true(harness_conn_roundtrip(c, "SELECT 0\r\n", "+OK\r\n"));
     assert_true(harness_conn_roundtrip(c, "PING\r\n", "+PONG\r\n"));
     harness_conn_close(c);
     /* A denied command that Redis refuses inside MULTI anyway ("no-multi",
@@ -335,8 +335,8 @@ test_session_sees_earlier_writes(void **state)
  * A session that ended clean goes back to the pool without RESET (no RESET,
  * AUTH or SELECT per transaction); one that changed connection state (here
  * the client's own RESET, which puts the connection back in db 0) is reset and
- * given its AUTH and SELECT again first, so the next session on that
- * connection works in bulwark's upstream-db.
+ * given its AUTH again first; every session starts in the client's database
+ * (here 3, SELECTed before the first one and again after the RESET).
  */
 static void
 test_pool_reuse_after_clean_and_dirty_sessions(void **state)
@@ -344,15 +344,18 @@ test_pool_reuse_after_clean_and_dirty_sessions(void **state)
     (void)state;
     struct harness_server *r = harness_redis_start(NULL);
     struct harness_server *b = harness_bulwark_start(
-        r->port, HARNESS_ARGS("--upstream-db", "3", "--upstream-pinned-idle", "1"));
+        r->port, HARNESS_ARGS("--upstream-pinned-idle", "1"));
     struct harness_conn *c = harness_conn_open(b);
     char want[32];
     long long resets = harness_command_calls(r, "reset");
+    assert_true(harness_conn_roundtrip(c, "SELECT 3\r\n", "+OK\r\n"));
     for (int i = 1; i <= 23; i++) {
-        if (i == 21) { /* the client's RESET inside a session */
+        if (i == 21) { /* the client's RESET inside a session: back in db 0, as Redis */
             assert_true(harness_conn_roundtrip(c, "MULTI\r\n", "+OK\r\n"));
             assert_int_equal(harness_command_calls(r, "reset"), resets); /* none so far */
             assert_true(harness_conn_roundtrip(c, "RESET\r\n", "+RESET\r\n"));
+            assert_true(harness_conn_roundtrip(c, "GET tx\r\n", "$-1\r\n"));
+            assert_true(harness_conn_roundtrip(c, "SELECT 3\r\n", "+OK\r\n"));
         }
         snprintf(want, sizeof(want), "*1\r\n:%d\r\n", i);
         assert_true(harness_conn_roundtrip(c, "MULTI\r\n", "+OK\r\n"));

@@ -111,6 +111,17 @@ client_batch_inflight(const struct client *c)
     return c->inflight;
 }
 
+static int sent_db[64]; /* database of each request sent (upstream_send_db) */
+
+int
+upstream_send_db(struct upstream_conn *u, int db, const char *cmd, size_t len,
+                 upstream_reply_fn *fn, void *privdata, const char **err)
+{
+    if (nsent < 64)
+        sent_db[nsent] = db;
+    return upstream_send(u, cmd, len, fn, privdata, err);
+}
+
 int
 upstream_send(struct upstream_conn *u, const char *cmd, size_t len, upstream_reply_fn *fn,
               void *privdata, const char **err)
@@ -190,7 +201,7 @@ test_dedup_and_order(void **state)
 {
     struct client a = {0}, b = {0}, c = {0};
     (void)state;
-    struct batch *bt = batch_new(&px, NULL);
+    struct batch *bt = batch_new(&px, NULL, 0);
     batch_get(bt, &a, "k", 1);
     batch_get(bt, &b, "k", 1);
     batch_get(bt, &c, "j", 1);
@@ -219,7 +230,7 @@ test_max_keys_sends_full_batch_at_once(void **state)
     struct client a = {0};
     (void)state;
     px.cfg.batch_max_keys = 2;
-    struct batch *bt = batch_new(&px, NULL);
+    struct batch *bt = batch_new(&px, NULL, 0);
     batch_get(bt, &a, "k1", 2);
     assert_int_equal(nsent, 0);
     batch_get(bt, &a, "k2", 2);
@@ -239,7 +250,7 @@ test_mget_mode_rechecks_nils(void **state)
     struct client a = {0}, b = {0};
     (void)state;
     px.cfg.batch_mode = BATCH_MGET;
-    struct batch *bt = batch_new(&px, NULL);
+    struct batch *bt = batch_new(&px, NULL, 0);
     batch_get(bt, &a, "s", 1);
     batch_get(bt, &b, "l", 1);
     assert_true(batch_client_busy(bt, &a));
@@ -265,7 +276,7 @@ test_mget_error_reaches_every_waiter(void **state)
     struct client a = {0};
     (void)state;
     px.cfg.batch_mode = BATCH_MGET;
-    struct batch *bt = batch_new(&px, NULL);
+    struct batch *bt = batch_new(&px, NULL, 0);
     batch_get(bt, &a, "x", 1);
     batch_get(bt, &a, "y", 1);
     turn();
@@ -280,7 +291,7 @@ test_flush_before_clients_other_requests(void **state)
 {
     struct client a = {0}, other = {0};
     (void)state;
-    struct batch *bt = batch_new(&px, NULL);
+    struct batch *bt = batch_new(&px, NULL, 0);
     batch_get(bt, &a, "k", 1);
     batch_before_forward(bt, &other); /* has nothing waiting: no flush */
     assert_int_equal(nsent, 0);
@@ -297,7 +308,7 @@ test_flush_before_write_of_late_joined_slot(void **state)
 {
     struct client a = {0};
     (void)state;
-    struct batch *bt = batch_new(&px, NULL);
+    struct batch *bt = batch_new(&px, NULL, 0);
     batch_get(bt, &a, "x", 1);
     turn(); /* epoch 0 flushed; a's slot was made then */
     struct client_slot *late = client_slot_new_batched(&a, 0);
@@ -316,7 +327,7 @@ test_free_with_keys_waiting_sends_them(void **state)
 {
     struct client a = {0};
     (void)state;
-    struct batch *bt = batch_new(&px, NULL);
+    struct batch *bt = batch_new(&px, NULL, 0);
     batch_get(bt, &a, "k", 1);
     batch_free(bt); /* the entry now belongs to the request in flight */
     assert_int_equal(nsent, 1);
@@ -331,7 +342,7 @@ test_mget_key_by_key(void **state)
     struct client a = {0};
     (void)state;
     px.cfg.batch_mode = BATCH_MGET;
-    struct batch *bt = batch_new(&px, NULL);
+    struct batch *bt = batch_new(&px, NULL, 0);
     struct resp_arg argv[] = {{"MGET", 4}, {"a", 1}, {"l", 1}, {"a", 1}, {"z", 1}};
     struct resp_request req = {5, argv, NULL, 0, false};
     bool fetch[] = {true, true, true, false}; /* z: absent per the gate */
@@ -348,6 +359,22 @@ test_mget_key_by_key(void **state)
     batch_free(bt);
 }
 
+/* A keyspace's batcher reads its keys in its own database. */
+static void
+test_batch_reads_in_its_database(void **state)
+{
+    struct client a = {0};
+    (void)state;
+    struct batch *b5 = batch_new(&px, NULL, 5);
+    batch_get(b5, &a, "k", 1);
+    batch_get(b5, &a, "j", 1);
+    turn();
+    assert_true(nsent >= 1);
+    for (int i = 0; i < nsent; i++)
+        assert_int_equal(sent_db[i], 5);
+    batch_free(b5);
+}
+
 int
 main(void)
 {
@@ -361,6 +388,7 @@ main(void)
                                         teardown),
         cmocka_unit_test_setup_teardown(test_free_with_keys_waiting_sends_them, setup, teardown),
         cmocka_unit_test_setup_teardown(test_mget_key_by_key, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_batch_reads_in_its_database, setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

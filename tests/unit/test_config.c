@@ -213,13 +213,18 @@ test_int_and_bool(void **state)
 
     (void)state;
     load_ok(&c, "port 0\nmaxclients 1000000\ntimeout 2147483647\n"
-                "daemonize YES\nupstream-db 15\n");
+                "daemonize YES\nupstream-databases 15\nupstream-db 0\n");
     assert_int_equal(c.port, 0);
     assert_int_equal(c.maxclients, 1000000);
     assert_int_equal(c.timeout, 2147483647);
     assert_true(c.daemonize);
-    assert_int_equal(c.upstream_db, 15);
+    assert_int_equal(c.upstream_databases, 15);
+    assert_int_equal(c.upstream_db, 0);
     cfg_deinit(&c);
+    /* issue #14: clients SELECT their database; upstream-db is retired */
+    load_err("upstream-db 15",
+             "t.conf:1: 'upstream-db' is retired: every client starts in database 0 and "
+             "SELECTs its own, as with Redis (redis://host:port/N); remove the line");
     load_get("daemonize yes\ndaemonize No", "daemonize", "no");
     /* Redis's string2ll: no leading zeros, no '+', no "-0", no spaces */
     load_err("port 007", "t.conf:1: 'port' must be an integer, got '007'");
@@ -881,7 +886,7 @@ test_get(void **state)
     assert_int_equal(cfg_get(&c, "port*x", collect, &p), 0);
     assert_int_equal(cfg_get(&c, "", collect, &p), 0);
     p.n = 0;
-    assert_int_equal(cfg_get(&c, "*", collect, &p), 53); /* every directive, upstream-pinned-wait included */
+    assert_int_equal(cfg_get(&c, "*", collect, &p), 54); /* every directive, upstream-databases included */
     assert_string_equal(get1(&c, "bind"), "127.0.0.1 -::1");
     assert_string_equal(get1(&c, "unixsocketperm"), "700");
     assert_string_equal(get1(&c, "unixsocket"), "/tmp/b.sock");

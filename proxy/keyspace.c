@@ -1,0 +1,108 @@
+/* keyspace: per-database batchers and hot-key caches (see keyspace.h). */
+#include "proxy/keyspace.h"
+
+#include <string.h>
+
+#include "proxy/batch.h"
+#include "proxy/hotkey.h"
+#include "proxy/proxy.h"
+#include "proxy/upstream.h"
+#include "proxy/util.h"
+
+static struct keyspace *
+keyspace_new(struct proxy *px, int db)
+{
+    struct keyspace *ks = bw_calloc(1, sizeof(*ks));
+    ks->db = db;
+    ks->nbatches = BW_MAX(px->cfg.upstream_connections, 1);
+    ks->batches = bw_calloc((size_t)ks->nbatches, sizeof(*ks->batches));
+    for (int i = 0; i < ks->nbatches; i++)
+        ks->batches[i] = batch_new(px, upstream_pick(px->pool, (uint64_t)i), db);
+    ks->hotkey = hotkey_new(px, db);
+    return ks;
+}
+
+struct keyspace *
+keyspace_get(struct proxy *px, int db)
+{
+    BW_ASSERT(db >= 0);
+    if ((size_t)db >= px->nkeyspaces) {
+        size_t n = BW_MAX((size_t)db + 1, px->nkeyspaces * 2);
+        px->keyspaces = bw_realloc(px->keyspaces, n * sizeof(*px->keyspaces));
+        memset(px->keyspaces + px->nkeyspaces, 0, (n - px->nkeyspaces) * sizeof(*px->keyspaces));
+        px->nkeyspaces = n;
+    }
+    if (px->keyspaces[db] == NULL)
+        px->keyspaces[db] = keyspace_new(px, db);
+    return px->keyspaces[db];
+}
+
+void
+keyspace_free_all(struct proxy *px)
+{
+    /* hot caches first: their held GETs go to the batchers, sent below */
+    for (size_t i = 0; i < px->nkeyspaces; i++)
+        if (px->keyspaces[i] != NULL) {
+            hotkey_free(px->keyspaces[i]->hotkey);
+            px->keyspaces[i]->hotkey = NULL;
+        }
+    for (size_t i = 0; i < px->nkeyspaces; i++) {
+        struct keyspace *ks = px->keyspaces[i];
+        if (ks == NULL)
+            continue;
+        for (int j = 0; j < ks->nbatches; j++)
+            batch_free(ks->batches[j]);
+        bw_free(ks->batches);
+        bw_free(ks);
+    }
+    bw_free(px->keyspaces);
+    px->keyspaces = NULL;
+    px->nkeyspaces = 0;
+}
+
+void
+keyspace_key_changed(void *arg, const char *key, size_t len)
+{
+    struct proxy *px = arg;
+    for (size_t i = 0; i < px->nkeyspaces; i++)
+        if (px->keyspaces[i] != NULL)
+            hotkey_invalidate(px->keyspaces[i]->hotkey, key, len);
+}
+
+void
+keyspace_flushed(void *arg)
+{
+    struct proxy *px = arg;
+    for (size_t i = 0; i < px->nkeyspaces; i++)
+        if (px->keyspaces[i] != NULL)
+            hotkey_flush(px->keyspaces[i]->hotkey);
+}
+
+void
+keyspace_swapped(struct proxy *px, int a, int b)
+{
+    if ((size_t)a < px->nkeyspaces && px->keyspaces[a] != NULL)
+        hotkey_flush(px->keyspaces[a]->hotkey);
+    if ((size_t)b < px->nkeyspaces && px->keyspaces[b] != NULL)
+        hotkey_flush(px->keyspaces[b]->hotkey);
+}
+
+void
+keyspace_cron(struct proxy *px, uint64_t now_ms)
+{
+    for (size_t i = 0; i < px->nkeyspaces; i++)
+        if (px->keyspaces[i] != NULL)
+            hotkey_cron(px->keyspaces[i]->hotkey, now_ms);
+}
+
+void
+keyspace_info_hotkeys(struct proxy *px, struct evbuffer *out)
+{
+    struct hotkey **hks = bw_calloc(px->nkeyspaces + 1, sizeof(*hks));
+    size_t n = 0;
+    for (size_t i = 0; i < px->nkeyspaces; i++)
+        if (px->keyspaces[i] != NULL && px->keyspaces[i]->hotkey != NULL)
+            hks[n++] = px->keyspaces[i]->hotkey;
+    hotkey_info(hks, n, out);
+    bw_free(hks);
+}
