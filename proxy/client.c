@@ -660,6 +660,19 @@ client_handle_pinned(struct client *c, const struct resp_request *req)
     pinned_refuse_in_multi(c->pin, err);
 }
 
+/*
+ * FLUSHALL, FLUSHDB, SWAPDB: writes that name no key. The hot caches are
+ * emptied when one is forwarded, so a read the client pipelines after it is
+ * not answered from before it (the watch's flush message comes later, and
+ * SWAPDB has none).
+ */
+static bool
+client_is_keyspace_wide(const struct resp_request *req)
+{
+    const struct resp_arg *a = &req->argv[0];
+    return resp_arg_is(a, "flushall") || resp_arg_is(a, "flushdb") || resp_arg_is(a, "swapdb");
+}
+
 /* Handle one parsed request. */
 static void
 client_handle(struct client *c, const struct resp_request *req)
@@ -713,6 +726,8 @@ client_handle(struct client *c, const struct resp_request *req)
         hotkey_on_set(c->ks->hotkey, req);
     if (ci->flags & CMD_WRITE)
         gate_note_write(px, c->ks->hotkey, ci, req);
+    if (client_is_keyspace_wide(req)) /* no key to drop: every hot cache is emptied */
+        keyspace_flushed(px);
     if (ci->gate != NULL && gate_read(c, ci, req))
         return;
     if (ci == px->cmd_get && hotkey_get(c->ks->hotkey, c, req->argv[1].ptr, req->argv[1].len))
@@ -764,6 +779,8 @@ client_pinned_request(struct client *c, const struct cmd_info *ci, const struct 
         ci = cmd_lookup(ci->subcommands, req->argv[1].ptr, req->argv[1].len);
     if (ci != NULL && (ci->flags & CMD_WRITE))
         gate_note_write(c->px, c->ks->hotkey, ci, req);
+    if (client_is_keyspace_wide(req))
+        keyspace_flushed(c->px);
     if (req->argv[0].len == 5 && strncasecmp(req->argv[0].ptr, "reset", 5) == 0) {
         const char *pass = c->px->cfg.requirepass; /* RESET's effect on bulwark's side */
         client_set_name(c, NULL, 0);

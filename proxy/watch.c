@@ -59,6 +59,9 @@ struct watch {
     int *scan_dbs;                  /* databases the build SCANs (owned), from INFO keyspace */
     size_t nscan_dbs;               /* entries in scan_dbs */
     size_t scan_idx;                /* the database being scanned: scan_dbs[scan_idx] */
+    uint64_t swapdb_calls;          /* cmdstat_swapdb calls last seen (INFO commandstats) */
+    bool swapdb_known;              /* swapdb_calls was read on this connection generation */
+    uint64_t last_swapdb_check_ms;  /* last INFO commandstats poll */
     watch_key_fn *on_key;           /* told every key named (NULL: nobody) */
     watch_flush_fn *on_flush;       /* told when everything may have changed */
     void *listener;                 /* their argument (borrowed) */
@@ -152,6 +155,7 @@ watch_lost(struct watch *w, const char *why)
     snprintf(w->last_error, sizeof(w->last_error), "%s", why);
     w->state = WATCH_OPEN;
     w->tracking_on = false;
+    w->swapdb_known = false;
     if (w->on_flush != NULL)
         w->on_flush(w->listener); /* coherence lost with the watch */
     event_active(w->reset_ev, EV_TIMEOUT, 0);
@@ -653,9 +657,35 @@ watch_dbsize_cb(redisAsyncContext *ac, void *r, void *tag)
     }
 }
 
+/*
+ * SWAPDB sends nothing on the tracking channel (Redis 7.0, measured): its
+ * count in INFO commandstats is polled, and a change empties the hot caches
+ * (the filter, keyed by name in every database, is not affected).
+ */
+static void
+watch_swapdb_cb(redisAsyncContext *ac, void *r, void *tag)
+{
+    struct watch *w = ac->data;
+    redisReply *reply = r;
+    if (!watch_current(w, tag) || reply == NULL || reply->type != REDIS_REPLY_STRING)
+        return;
+    const char *p = strstr(reply->str, "cmdstat_swapdb:calls=");
+    uint64_t calls = p != NULL ? strtoull(p + 21, NULL, 10) : 0;
+    if (w->swapdb_known && calls != w->swapdb_calls && w->on_flush != NULL) {
+        log_verbose("bloom: SWAPDB seen in INFO commandstats: hot caches emptied");
+        w->on_flush(w->listener);
+    }
+    w->swapdb_calls = calls;
+    w->swapdb_known = true;
+}
+
 void
 watch_cron(struct watch *w, uint64_t now_ms)
 {
+    if (w->trk != NULL && w->tracking_on && now_ms - w->last_swapdb_check_ms >= 1000) {
+        w->last_swapdb_check_ms = now_ms;
+        redisAsyncCommand(w->trk, watch_swapdb_cb, watch_gen_tag(w), "INFO commandstats");
+    }
     if (w->state != WATCH_ACTIVE || w->trk == NULL ||
         now_ms - w->last_stale_check_ms < WATCH_STALE_CHECK_MS)
         return;
