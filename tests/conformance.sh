@@ -5,12 +5,14 @@
 #
 #   tests/conformance.sh [BULWARK_BIN]      (make conformance)
 #   UNITS="unit/scripting unit/functions"   units to run (the default)
+#   SINGLEDB=no                             run without --singledb (the suite then
+#                                           works in db 9 and SELECTs, MOVEs, SWAPDBs)
 #   REDIS_SRC=/path/to/redis-7.0.x          a source tree with runtest; else
 #                                           build/redis-src, fetched with
 #                                           `apt-get source redis` when missing
 #
-# Same flags for both runs: --singledb (bulwark refuses SELECT of another
-# database), --skiptest /RESP3 and --tags -needs:debug (RESP3: HELLO 3 is
+# Same flags for both runs: --singledb unless SINGLEDB=no, --skiptest /RESP3
+# and --tags -needs:debug (RESP3: HELLO 3 is
 # refused by bulwark, and the needs:debug RESP3 protocol block calls it
 # outside any test, which aborts the unit), --tags -needs:repl (SYNC/PSYNC
 # are refused by bulwark). bulwark runs with --ttl-jitter-percent 0 and
@@ -51,7 +53,7 @@ free_port() {
 }
 
 wait_ping() {
-    for _ in $(seq 100); do
+    for _ in $(seq 400); do
         redis-cli -p "$1" ping 2>/dev/null | grep -q PONG && return 0
         sleep 0.05
     done
@@ -79,7 +81,9 @@ counts() {
 
 # run_unit UNIT PORT LOG
 run_unit() {
-    (cd "$src" && timeout 1200 ./runtest --host 127.0.0.1 --port "$2" --singledb --single "$1" \
+    local db=--singledb
+    [ "${SINGLEDB:-yes}" = no ] && db=
+    (cd "$src" && timeout 1200 ./runtest --host 127.0.0.1 --port "$2" $db --single "$1" \
         --clients 1 --skiptest /RESP3 --tags '-needs:debug -needs:repl' >"$3" 2>&1)
 }
 

@@ -8,6 +8,7 @@
 # usage: tests/fuzz-bypass.sh [-n SEQUENCES] [-s SEED] [-b BULWARK_BIN] [-- extra bulwark args]
 #   SEQUENCES per configuration (default 1000, or $FUZZ_SEQUENCES); SEED default 1.
 #   The tool is ../shared/tools/resp-fuzz.py from the repo root (or $RESP_FUZZ).
+#   FUZZ_FLAGS: the tool's command mixes (default --bypass; e.g. "--bypass --dbs").
 set -u
 
 root=$(cd "$(dirname "$0")/.." && pwd)
@@ -71,9 +72,9 @@ for mode in hot nohot; do
     bpid=$!
     pids+=($bpid)
     wait_ping "$port" || exit 2
-    echo "== resp-fuzz --bypass, $sequences sequences, seed $seed, bulwark ${args[*]} ${extra[*]}"
+    echo "== resp-fuzz ${FUZZ_FLAGS:---bypass}, $sequences sequences, seed $seed, bulwark ${args[*]} ${extra[*]}"
     python3 "$tool" --test "127.0.0.1:$port" --test-upstream "127.0.0.1:$up" \
-        --ref "127.0.0.1:$ref" --bypass --seed "$seed" --sequences "$sequences" \
+        --ref "127.0.0.1:$ref" ${FUZZ_FLAGS:---bypass} --seed "$seed" --sequences "$sequences" \
         2>&1 | tee "$dir/fuzz-$mode.txt"
     [ "${PIPESTATUS[0]}" = 0 ] || rc=1
     if ! kill -0 "$bpid" 2>/dev/null; then
