@@ -661,7 +661,8 @@ client_handle_pinned(struct client *c, const struct resp_request *req)
 }
 
 /*
- * FLUSHALL, FLUSHDB, SWAPDB: writes that name no key. The hot caches are
+ * FLUSHALL, FLUSHDB, SWAPDB: writes that name no key (and COPY with options,
+ * which may replace a key of another database). The hot caches are
  * emptied when one is forwarded, so a read the client pipelines after it is
  * not answered from before it (the watch's flush message comes later, and
  * SWAPDB has none).
@@ -670,7 +671,8 @@ static bool
 client_is_keyspace_wide(const struct resp_request *req)
 {
     const struct resp_arg *a = &req->argv[0];
-    return resp_arg_is(a, "flushall") || resp_arg_is(a, "flushdb") || resp_arg_is(a, "swapdb");
+    return resp_arg_is(a, "flushall") || resp_arg_is(a, "flushdb") || resp_arg_is(a, "swapdb") ||
+           (resp_arg_is(a, "copy") && req->argc > 3); /* COPY … DB n REPLACE: another db's key */
 }
 
 /* Handle one parsed request. */
