@@ -43,11 +43,12 @@ DAEMON_SRCS := proxy/util.c proxy/log.c config/config.c config/syntax.c \
 
 # One cmocka binary per module, linked only with that module's objects (and
 # util), so the link line enforces the dependency rules of STYLE.md.
-UNIT_TESTS := resp reply config command bloom jitter batch hotcache loadgen
+UNIT_TESTS := resp reply config command bloom jitter batch hotcache cmdstats loadgen
 UNIT_reply   := proxy/reply.c proxy/util.c
 UNIT_resp    := proxy/resp.c proxy/util.c
 UNIT_config  := config/config.c config/syntax.c
 UNIT_command := proxy/command.c proxy/util.c
+UNIT_cmdstats := proxy/cmdstats.c proxy/command.c proxy/util.c
 UNIT_bloom   := bloom/bloom.c
 UNIT_jitter  := proxy/jitter.c proxy/util.c config/config.c config/syntax.c
 UNIT_hotcache := proxy/hotcache.c proxy/util.c

@@ -299,7 +299,7 @@ batch_schedule(struct batch *b)
 void
 batch_get(struct batch *b, struct client *c, const char *key, size_t len)
 {
-    cmdstats_answered(&client_proxy(c)->cmdstats, CMDSTATS_BY_BATCH);
+    cmdstats_answered(&b->px->cmdstats, CMDSTATS_BY_BATCH);
     batch_get_slot(b, client_slot_new_batched(c, b->epoch), key, len);
 }
 
@@ -406,7 +406,7 @@ batch_mget_part_cb(void *data, const char *reply, size_t len)
 void
 batch_mget(struct batch *b, struct client *c, const struct resp_request *req, const bool *fetch)
 {
-    cmdstats_answered(&client_proxy(c)->cmdstats, CMDSTATS_BY_BATCH);
+    cmdstats_answered(&b->px->cmdstats, CMDSTATS_BY_BATCH);
     struct batch_mget *m = bw_calloc(1, sizeof(*m));
     m->n = req->argc - 1;
     m->values = bw_calloc((size_t)m->n, sizeof(*m->values));
