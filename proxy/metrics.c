@@ -469,7 +469,6 @@ metrics_new(struct proxy *px, char *err, size_t errlen)
     m->px = px;
     m->http = evhttp_new(px->base);
     BW_ASSERT(m->http != NULL);
-    evhttp_set_allowed_methods(m->http, EVHTTP_REQ_GET | EVHTTP_REQ_HEAD);
     evhttp_set_timeout(m->http, 10);
     evhttp_set_max_headers_size(m->http, 16384);
     evhttp_set_max_body_size(m->http, 4096);
