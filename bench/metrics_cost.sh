@@ -3,8 +3,11 @@
 # One private redis-server; bulwark with metrics-port off and on (and, with
 # BASE_BIN=path, a binary built before the counters existed), each started
 # fresh per round; redis-benchmark GET -P 16 -c 50 through each, interleaved,
-# ROUNDS rounds (3), the median of each. While the "on" run goes, a scraper
-# reads /metrics every second, as Prometheus would.
+# ROUNDS rounds (3), the median of each: requests/s, and bulwark's own CPU
+# time per request (utime+stime from /proc, less sensitive to what else runs
+# on the machine than throughput). With SCRAPE=1, curl reads /metrics every
+# second during the "on" runs, as Prometheus would (curl's own start-up then
+# competes for the CPU too).
 #
 #   bash bench/metrics_cost.sh ./bulwark            # off vs on
 #   BASE_BIN=/tmp/base/bulwark bash bench/metrics_cost.sh ./bulwark
@@ -35,28 +38,36 @@ run() {
     for _ in $(seq 200); do  # the gate closes once the first SCAN is done
         redis-cli -p "$port" info bloom | grep -q '^bloom_state:active' && break; sleep 0.05
     done
-    if [ "$variant" = on ]; then
+    if [ "$variant" = on ] && [ -n "${SCRAPE:-}" ]; then
         (while sleep 1; do curl -s "127.0.0.1:$mport/metrics" >/dev/null || true; done) &
         spid=$!
     fi
-    redis-benchmark -p "$port" -t get -r "$KEYS" -n "$N" -P 16 -c 50 --csv 2>/dev/null |
-        awk -F'"' '/^"GET"/ {print $4}'
+    local cpu0 cpu1 rps tck
+    tck=$(getconf CLK_TCK)
+    cpu0=$(awk '{sub(/.*\) /, ""); print $12 + $13}' "/proc/$bpid/stat")
+    rps=$(redis-benchmark -p "$port" -t get -r "$KEYS" -n "$N" -P 16 -c 50 --csv 2>/dev/null |
+        awk -F'"' '/^"GET"/ {print $4}')
+    cpu1=$(awk '{sub(/.*\) /, ""); print $12 + $13}' "/proc/$bpid/stat")
     [ -z "$spid" ] || kill "$spid"
+    echo "$rps $(awk -v a="$cpu0" -v b="$cpu1" -v t="$tck" -v n="$N" \
+        'BEGIN {printf "%.3f", (b - a) / t * 1e6 / n}')"
     kill "$bpid"; wait "$bpid" 2>/dev/null || true
 }
 
 variants=(off on)
 [ -n "${BASE_BIN:-}" ] && variants=(base off on)
-declare -A res
+declare -A res cpu
 for r in $(seq "$ROUNDS"); do
     for v in "${variants[@]}"; do
-        x=$(run "$v"); res[$v]="${res[$v]:-} $x"
-        echo "round $r $v: $x requests/s"
+        read -r x c < <(run "$v")
+        res[$v]="${res[$v]:-} $x"; cpu[$v]="${cpu[$v]:-} $c"
+        echo "round $r $v: $x requests/s, bulwark CPU $c us/request"
     done
 done
 median() { tr ' ' '\n' | grep -v '^$' | sort -g | awk '{a[NR]=$1} END {print a[int((NR+1)/2)]}'; }
 for v in "${variants[@]}"; do
-    m=$(echo "${res[$v]}" | median); echo "median $v: $m requests/s (${res[$v]# })"
+    m=$(echo "${res[$v]}" | median); mc=$(echo "${cpu[$v]}" | median)
+    echo "median $v: $m requests/s (${res[$v]# }); CPU $mc us/request (${cpu[$v]# })"
     eval "med_$v=$m"
 done
 awk -v on="$med_on" -v off="$med_off" 'BEGIN {printf "on/off: %.3f\n", on / off}'
