@@ -410,14 +410,18 @@ local_info_own(struct proxy *px, const struct local_info_want *w, struct evbuffe
             continue;
         if (evbuffer_get_length(text) > 0)
             evbuffer_add(text, "\r\n", 2);
-        switch (i) {
-        case 0: local_info_proxy(px, text); break;
-        case 1: upstream_pool_info(px->pool, text); break;
-        case 2: watch_info(px->watch, text); break;
-        case 3: hotkey_info(px->hotkey, text); break;
-        case 4: local_info_cmdstats(px, text); break;
-        default: local_info_latstats(px, text); break;
-        }
+        if (i == 0)
+            local_info_proxy(px, text);
+        else if (i == 1)
+            upstream_pool_info(px->pool, text);
+        else if (i == 2)
+            watch_info(px->watch, text);
+        else if (i == 3)
+            hotkey_info(px->hotkey, text);
+        else if (i == 4)
+            local_info_cmdstats(px, text);
+        else
+            local_info_latstats(px, text);
     }
 }
 
