@@ -17,7 +17,9 @@
  *   cmdstats_done(cs, &slot->req, now_us)  the slot's reply moved to the
  *                                    client's output: timed
  * Requests of pinned sessions are counted, not timed (a session's replies
- * have no one-to-one slot).
+ * have no one-to-one slot). Known gap: a request bulwark answers itself in
+ * the middle of a pinned session (CLIENT ID …) is timed until the session's
+ * next slot is flushed, as client.c makes that slot inside its handling.
  */
 #ifndef BW_CMDSTATS_H
 #define BW_CMDSTATS_H
@@ -108,7 +110,7 @@ uint32_t cmdstats_intern(struct cmdstats *cs, const char *name);
  */
 void cmdstats_assign_table(struct cmdstats *cs, struct cmd_table *t);
 
-/* Add value v to h. */
+/* The bin of value v (see struct cmdstats_hist). */
 static inline size_t
 cmdstats_hist_bin(uint64_t v)
 {
@@ -122,6 +124,7 @@ cmdstats_hist_bin(uint64_t v)
     return 9 + (size_t)(msb - 3) * 8 + (size_t)((x >> shift) & 7);
 }
 
+/* Add value v to h. */
 static inline void
 cmdstats_hist_add(struct cmdstats_hist *h, uint64_t v)
 {
@@ -145,6 +148,7 @@ uint64_t cmdstats_hist_count_le(const struct cmdstats_hist *h, uint64_t le);
 
 /* ---- the request hooks (see the usage at the top) ----------------------- */
 
+/* Add now_us - r->start_us (0 if the clock went back) to r's command's latency. */
 void cmdstats_record(struct cmdstats *cs, const struct cmdstats_req *r, uint64_t now_us);
 
 static inline void
