@@ -107,6 +107,9 @@ struct cfg {
     double bloom_rebuild_ratio;  /* "bloom-rebuild-ratio" keys added / DBSIZE - 1 that triggers a rebuild, default 0.5; runtime */
     bool bloom_trust_writes;     /* "bloom-trust-writes" gate without tracking; default no; runtime */
     uint64_t shutdown_timeout_ms;
+    int metrics_port;            /* "metrics-port" of the /metrics HTTP server; 0 = off (default) */
+    char **metrics_bind;         /* "metrics-bind" addresses of it, owned; default 127.0.0.1 */
+    size_t metrics_bind_count;   /* entries in metrics_bind */
 
     /* owned copies of the words given to cfg_apply_args(), for cfg_reload() */
     char **overrides;

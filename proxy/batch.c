@@ -7,6 +7,7 @@
 #include <event2/event.h>
 #include <xxhash.h>
 
+#include "proxy/cmdstats.h"
 #include "proxy/client.h"
 #include "proxy/proxy.h"
 #include "proxy/reply.h"
@@ -219,6 +220,7 @@ batch_flush(struct batch *b)
     st->batch_batches++;
     st->batch_keys += b->npending;
     st->batch_max_keys_seen = BW_MAX(st->batch_max_keys_seen, (uint64_t)b->npending);
+    cmdstats_hist_add(&b->px->cmdstats.batch_keys, b->npending);
     memset(b->buckets, 0, b->nbuckets * sizeof(*b->buckets));
     /* The batch leaves the pending list before anything is sent: a send
      * that fails at once answers its waiters here, and whatever they cause
@@ -301,6 +303,7 @@ batch_schedule(struct batch *b)
 void
 batch_get(struct batch *b, struct client *c, const char *key, size_t len)
 {
+    cmdstats_answered(&b->px->cmdstats, CMDSTATS_BY_BATCH);
     batch_get_slot(b, client_slot_new_batched(c, b->epoch), key, len);
 }
 
@@ -407,6 +410,7 @@ batch_mget_part_cb(void *data, const char *reply, size_t len)
 void
 batch_mget(struct batch *b, struct client *c, const struct resp_request *req, const bool *fetch)
 {
+    cmdstats_answered(&b->px->cmdstats, CMDSTATS_BY_BATCH);
     struct batch_mget *m = bw_calloc(1, sizeof(*m));
     m->n = req->argc - 1;
     m->values = bw_calloc((size_t)m->n, sizeof(*m->values));

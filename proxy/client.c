@@ -14,6 +14,7 @@
 #include <event2/event.h>
 
 #include "proxy/batch.h"
+#include "proxy/cmdstats.h"
 #include "proxy/command.h"
 #include "proxy/gate.h"
 #include "proxy/hotkey.h"
@@ -38,6 +39,7 @@ struct client_slot {
     struct evbuffer *buf;          /* the reply while it waits (owned), or NULL */
     client_filter_fn *filter;      /* rewrites the upstream reply, or NULL */
     void *filter_data;             /* filter's data (owned by the filter call) */
+    struct cmdstats_req req;       /* its request's command and start, for cmdstats */
 };
 
 TAILQ_HEAD(client_slot_list, client_slot);
@@ -126,6 +128,7 @@ client_slot_new(struct client *c)
 {
     struct client_slot *s = bw_calloc(1, sizeof(*s));
     s->c = c;
+    cmdstats_slot(&c->px->cmdstats, &s->req);
     TAILQ_INSERT_TAIL(&c->slots, s, link);
     c->nslots++;
     return s;
@@ -171,6 +174,7 @@ client_flush(struct client *c)
     while ((s = TAILQ_FIRST(&c->slots)) != NULL && s->ready) {
         if (s->buf != NULL)
             evbuffer_add_buffer(out, s->buf);
+        cmdstats_done(&c->px->cmdstats, &s->req, stats_loop_us(c->px->base));
         TAILQ_REMOVE(&c->slots, s, link);
         c->nslots--;
         client_slot_free(s);
@@ -698,6 +702,7 @@ client_handle(struct client *c, const struct resp_request *req)
         return;
     }
     const struct cmd_info *ci = client_lookup(c, req, &forward_unknown);
+    cmdstats_command(&px->cmdstats, ci);
     snprintf(c->last_cmd, sizeof(c->last_cmd), "%s", ci != NULL ? ci->fullname : "NULL");
     if (ci == NULL) {
         if (forward_unknown)
@@ -1017,7 +1022,10 @@ client_process_input(struct client *c)
             off += used;
             if (rc != RESP_OK)
                 break;
+            uint64_t now_us = stats_loop_us(c->px->base); /* cached: no clock read */
+            cmdstats_begin(&c->px->cmdstats, now_us);
             client_handle(c, &req);
+            cmdstats_end(&c->px->cmdstats, now_us);
         }
         evbuffer_drain(in, off);
         if (c->batch_wait || c->pin_wait || c->pin_waiter != NULL)

@@ -117,6 +117,8 @@ struct cmd_info {
                         * policy (local handler, refusal); NULL by default */
     const void *gate;  /* borrowed, the Bloom gate's rule for this read (its
                         * absent reply, gate.c); NULL when not gated */
+    uint32_t stat_id;  /* bulwark's per-command stats slot (cmdstats.h),
+                        * set by cmdstats_assign_table(); 0 = "unknown" */
 };
 
 struct cmd_table;

@@ -6,6 +6,7 @@
 #include <event2/buffer.h>
 
 #include "proxy/batch.h"
+#include "proxy/cmdstats.h"
 #include "proxy/client.h"
 #include "proxy/command.h"
 #include "proxy/hotkey.h"
@@ -219,6 +220,7 @@ gate_multi_key(struct client *c, const struct gate_rule *r, const struct resp_re
         return false;
     }
     if (nmaybe == 0) {
+        cmdstats_answered(&client_proxy(c)->cmdstats, CMDSTATS_BY_GATE);
         struct evbuffer *out = client_reply_target(c);
         if (r->kind == GATE_EXISTS) {
             evbuffer_add(out, ":0\r\n", 4);
@@ -275,6 +277,7 @@ gate_read(struct client *c, const struct cmd_info *ci, const struct resp_request
         return true;
     }
     k->gated_reads++;
+    cmdstats_answered(&client_proxy(c)->cmdstats, CMDSTATS_BY_GATE);
     struct evbuffer *out = client_reply_target(c);
     if (r->kind == GATE_NILS) {
         evbuffer_add_printf(out, "*%d\r\n", req->argc - 2);

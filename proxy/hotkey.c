@@ -10,6 +10,7 @@
 #include <xxhash.h>
 
 #include "proxy/batch.h"
+#include "proxy/cmdstats.h"
 #include "proxy/client.h"
 #include "proxy/hotcache.h"
 #include "proxy/log.h"
@@ -264,6 +265,7 @@ hotkey_get(struct hotkey *hk, struct client *c, const char *key, size_t len)
     if (!watch_sync(hk->px->watch) || !hotkey_coherent(hk))
         return false;
     if (hot_lookup(hk->hot, key, len, now, &hit)) {
+        cmdstats_answered(&hk->px->cmdstats, CMDSTATS_BY_HOTCACHE);
         client_reply_raw(c, hit.value, hit.vlen);
         if (hit.refresh) /* refresh-ahead: one background fetch, readers keep the value */
             (void)hotkey_fetch(hk, client_upstream(c), NULL, key, len);
@@ -276,6 +278,7 @@ hotkey_get(struct hotkey *hk, struct client *c, const char *key, size_t len)
     w->key = bw_strndup(key, len);
     w->len = len;
     if (hot_lease_hold(hk->hot, key, len, now, w)) {
+        cmdstats_answered(&hk->px->cmdstats, CMDSTATS_BY_HOTCACHE);
         client_slot_mark_held(slot);
         return true; /* a lease is out: wait for its SET (or its timeout) */
     }

@@ -13,6 +13,7 @@
 
 #include "config/config.h"
 #include "proxy/client.h"
+#include "proxy/cmdstats.h"
 #include "proxy/command.h"
 #include "proxy/hotkey.h"
 #include "proxy/keyspace.h"
@@ -281,6 +282,8 @@ struct local_info_want {
     bool upstream; /* "# Upstream" */
     bool bloom;    /* "# Bloom" */
     bool hotkeys;  /* "# Hotkeys" */
+    bool cmdstats; /* "# Bulwark_commandstats" (all, everything, commandstats) */
+    bool latstats; /* "# Bulwark_latencystats" (all, everything, latencystats) */
     bool redis;    /* anything the upstream must answer */
 };
 
@@ -294,6 +297,7 @@ local_info_parse(const struct resp_request *req, struct local_info_want *w)
     }
     for (int i = 1; i < req->argc; i++) {
         const struct resp_arg *a = &req->argv[i];
+        bool all = resp_arg_is(a, "all") || resp_arg_is(a, "everything");
         if (resp_arg_is(a, "proxy")) {
             w->proxy = true;
         } else if (resp_arg_is(a, "upstream")) {
@@ -302,9 +306,16 @@ local_info_parse(const struct resp_request *req, struct local_info_want *w)
             w->bloom = true;
         } else if (resp_arg_is(a, "hotkeys")) {
             w->hotkeys = true;
+        } else if (resp_arg_is(a, "bulwark_commandstats")) {
+            w->cmdstats = true;
+        } else if (resp_arg_is(a, "bulwark_latencystats")) {
+            w->latstats = true;
         } else {
-            if (resp_arg_is(a, "default") || resp_arg_is(a, "all") || resp_arg_is(a, "everything"))
+            if (resp_arg_is(a, "default") || all)
                 w->proxy = w->upstream = w->bloom = w->hotkeys = true;
+            /* Redis's own sections stay as Redis wrote them; bulwark's view follows */
+            w->cmdstats |= all || resp_arg_is(a, "commandstats");
+            w->latstats |= all || resp_arg_is(a, "latencystats");
             w->redis = true;
         }
     }
@@ -370,30 +381,58 @@ local_info_proxy(struct proxy *px, struct evbuffer *out)
                         (unsigned long long)upstream_pool_pinned_waiting(px->pool));
 }
 
+/* "# Bulwark_commandstats": Redis's cmdstat_ lines of the requests bulwark handled. */
+static void
+local_info_cmdstats(struct proxy *px, struct evbuffer *out)
+{
+    char line[256];
+    evbuffer_add_printf(out, "# Bulwark_commandstats\r\n");
+    for (uint32_t id = 0; id < px->cmdstats.ncmds; id++)
+        if (cmdstats_format_commandstat(&px->cmdstats, id, line, sizeof(line)))
+            evbuffer_add_printf(out, "%s\r\n", line);
+}
+
+/* "# Bulwark_latencystats": Redis 7's latency_percentiles_usec_ lines. */
+static void
+local_info_latstats(struct proxy *px, struct evbuffer *out)
+{
+    char line[256];
+    evbuffer_add_printf(out, "# Bulwark_latencystats\r\n");
+    for (uint32_t id = 0; id < px->cmdstats.ncmds; id++)
+        if (cmdstats_format_latencystat(&px->cmdstats, id, line, sizeof(line)))
+            evbuffer_add_printf(out, "%s\r\n", line);
+}
+
 /* Append bulwark's wanted sections to text, Redis's blank line between sections. */
 static void
 local_info_own(struct proxy *px, const struct local_info_want *w, struct evbuffer *text)
 {
-    if (w->proxy) {
+    const bool want[] = {w->proxy, w->upstream, w->bloom, w->hotkeys, w->cmdstats, w->latstats};
+    for (size_t i = 0; i < BW_ARRAY_LEN(want); i++) {
+        if (!want[i])
+            continue;
         if (evbuffer_get_length(text) > 0)
             evbuffer_add(text, "\r\n", 2);
-        local_info_proxy(px, text);
+        if (i == 0)
+            local_info_proxy(px, text);
+        else if (i == 1)
+            upstream_pool_info(px->pool, text);
+        else if (i == 2)
+            watch_info(px->watch, text);
+        else if (i == 3)
+            keyspace_info_hotkeys(px, text);
+        else if (i == 4)
+            local_info_cmdstats(px, text);
+        else
+            local_info_latstats(px, text);
     }
-    if (w->upstream) {
-        if (evbuffer_get_length(text) > 0)
-            evbuffer_add(text, "\r\n", 2);
-        upstream_pool_info(px->pool, text);
-    }
-    if (w->bloom) {
-        if (evbuffer_get_length(text) > 0)
-            evbuffer_add(text, "\r\n", 2);
-        watch_info(px->watch, text);
-    }
-    if (w->hotkeys) {
-        if (evbuffer_get_length(text) > 0)
-            evbuffer_add(text, "\r\n", 2);
-        keyspace_info_hotkeys(px, text);
-    }
+}
+
+void
+local_info_text(struct proxy *px, struct evbuffer *out)
+{
+    struct local_info_want w = {.proxy = true, .upstream = true, .bloom = true, .hotkeys = true};
+    local_info_own(px, &w, out);
 }
 
 static void
@@ -410,7 +449,8 @@ local_info_filter(struct client *c, struct evbuffer *reply, size_t len, const ch
                   struct evbuffer *out, void *data)
 {
     struct local_info_want *w = data;
-    if (c != NULL && reply == NULL && !w->proxy && !w->upstream && !w->bloom && !w->hotkeys) {
+    if (c != NULL && reply == NULL && !w->proxy && !w->upstream && !w->bloom && !w->hotkeys &&
+        !w->cmdstats && !w->latstats) {
         evbuffer_add(out, err, strlen(err)); /* only Redis's sections asked: say it failed */
         bw_free(w);
         return;
@@ -701,6 +741,7 @@ local_config_resetstat(struct client *c, const struct resp_request *req)
 {
     struct proxy *px = client_proxy(c);
     stats_reset(&px->stats);
+    cmdstats_reset(&px->cmdstats);
     upstream_pool_reset_stats(px->pool);
     if (local_config_denied(px)) {
         client_reply_status(c, "OK");

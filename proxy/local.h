@@ -10,6 +10,7 @@
 #include <stddef.h>
 
 struct client;
+struct evbuffer;
 struct cmd_info;
 struct cmd_table;
 struct proxy;
@@ -37,6 +38,12 @@ bool local_dispatch(struct client *c, const struct cmd_info *ci, const struct re
  * for ci, whose policy is LOCAL_REFUSED, into out (size bytes, truncated).
  */
 void local_refusal_error(const struct cmd_info *ci, char *out, size_t size);
+
+/*
+ * bulwark's own INFO sections (# Proxy, # Upstream, # Bloom, # Hotkeys), as
+ * INFO without arguments appends them, into out (metrics.c reads them).
+ */
+void local_info_text(struct proxy *px, struct evbuffer *out);
 
 /* BULWARK HOTKEYS [N] | HELP: bulwark's own command (not Redis's). */
 void local_bulwark(struct client *c, const struct resp_request *req);

@@ -19,10 +19,12 @@
 #include "config/config.h"
 #include "proxy/batch.h"
 #include "proxy/client.h"
+#include "proxy/cmdstats.h"
 #include "proxy/command.h"
 #include "proxy/keyspace.h"
 #include "proxy/listener.h"
 #include "proxy/log.h"
+#include "proxy/metrics.h"
 #include "proxy/proxy.h"
 #include "proxy/upstream.h"
 #include "proxy/util.h"
@@ -60,6 +62,7 @@ main_libevent_log(int severity, const char *msg)
 static void
 main_on_commands(struct proxy *px, struct cmd_table *t)
 {
+    cmdstats_assign_table(&px->cmdstats, t);
     client_set_command_table(px, t, true);
 }
 
@@ -269,6 +272,8 @@ static void
 main_cleanup(struct proxy *px)
 {
     listener_free(px->listener);
+    metrics_free(px->metrics);
+    px->metrics = NULL;
     client_free_all(px);
     keyspace_free_all(px); /* held GETs go to the batchers, then batches are sent */
     upstream_pool_free(px->pool);
@@ -279,6 +284,7 @@ main_cleanup(struct proxy *px)
     event_free(px->cron_ev);
     event_free(px->reap_ev);
     cmd_table_free(px->cmds);
+    cmdstats_deinit(&px->cmdstats);
     if (px->cfg.pidfile != NULL && px->cfg.pidfile[0] != '\0')
         (void)unlink(px->cfg.pidfile);
     cfg_deinit(&px->cfg);
@@ -331,8 +337,11 @@ main(int argc, char **argv)
     snprintf(px.upstream_version, sizeof(px.upstream_version), "7.0.0");
     px.databases = px.cfg.upstream_databases > 0 ? px.cfg.upstream_databases : 16;
     stats_init(&px.stats);
+    cmdstats_init(&px.cmdstats);
     jitter_rng_seed(&px.jitter_rng, 0);
-    client_set_command_table(&px, cmd_table_builtin(), false);
+    struct cmd_table *builtin = cmd_table_builtin();
+    cmdstats_assign_table(&px.cmdstats, builtin);
+    client_set_command_table(&px, builtin, false);
     px.reap_ev = event_new(px.base, -1, 0, main_reap_cb, &px);
     px.cron_ev = event_new(px.base, -1, EV_PERSIST, main_cron_cb, &px);
     struct timeval tick = {0, MAIN_CRON_MS * 1000};
@@ -346,7 +355,9 @@ main(int argc, char **argv)
     watch_set_listener(px.watch, keyspace_key_changed, keyspace_flushed, &px);
     (void)keyspace_get(&px, 0); /* every client starts in database 0 */
     px.listener = listener_new(&px, err, sizeof(err));
-    if (px.listener == NULL) {
+    if (px.listener != NULL && px.cfg.metrics_port > 0)
+        px.metrics = metrics_new(&px, err, sizeof(err));
+    if (px.listener == NULL || (px.cfg.metrics_port > 0 && px.metrics == NULL)) {
         log_warn("%s", err);
         main_cleanup(&px);
         log_deinit();

@@ -8,7 +8,9 @@
 
 #include <event2/buffer.h>
 
+#include "proxy/cmdstats.h"
 #include "proxy/client.h"
+#include "proxy/command.h"
 #include "proxy/proxy.h"
 #include "proxy/reply.h"
 #include "proxy/resp.h"
@@ -377,9 +379,27 @@ pinned_track_request(struct pinned *p, const struct resp_request *req)
     }
 }
 
+/* Count req in its command's stats as answered on the pinned connection. */
+static void
+pinned_count(struct pinned *p, const struct resp_request *req)
+{
+    struct proxy *px = client_proxy(p->c);
+    if (px->cmdstats.cur.id == 0) { /* inside a session: not looked up before */
+        const struct cmd_info *ci = cmd_lookup(px->cmds, req->argv[0].ptr, req->argv[0].len);
+        if (ci != NULL && ci->subcommands != NULL && req->argc >= 2) {
+            const struct cmd_info *sub =
+                cmd_lookup(ci->subcommands, req->argv[1].ptr, req->argv[1].len);
+            ci = sub != NULL ? sub : ci;
+        }
+        cmdstats_command(&px->cmdstats, ci);
+    }
+    cmdstats_pinned(&px->cmdstats);
+}
+
 void
 pinned_forward(struct pinned *p, const struct resp_request *req, const char *cmd, size_t len)
 {
+    pinned_count(p, req);
     if (p->up == NULL || upstream_pinned_send(p->up, cmd, len) != BW_OK) {
         client_pinned_lost(p->c, "dedicated upstream connection lost");
         return;

@@ -11,6 +11,7 @@
 #include <sys/queue.h>
 
 #include "config/config.h"
+#include "proxy/cmdstats.h"
 #include "proxy/jitter.h"
 #include "proxy/stats.h"
 
@@ -24,6 +25,7 @@ struct batch;
 struct cmd_info;
 struct keyspace;
 struct client;
+struct metrics;
 
 TAILQ_HEAD(client_list, client);
 
@@ -55,6 +57,10 @@ struct proxy {
                                       drained before a local answer when it moved */
     bool shutting_down;            /* SIGTERM/SIGINT seen: accept nothing new */
     struct stats stats;            /* counters for INFO proxy */
+    struct cmdstats cmdstats;      /* per-command counters and latencies, upstream round
+                                      trips, keys per batch (INFO bulwark_commandstats,
+                                      /metrics) */
+    struct metrics *metrics;       /* the /metrics HTTP server (owned), NULL when off */
     struct jitter_rng jitter_rng;  /* TTL jitter draws of this worker */
 };
 

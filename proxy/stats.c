@@ -2,6 +2,9 @@
 #include "proxy/stats.h"
 
 #include <string.h>
+#include <sys/time.h>
+
+#include <event2/event.h>
 
 #include "proxy/util.h"
 
@@ -42,4 +45,13 @@ stats_ops_per_sec(const struct stats *s)
     for (int i = 0; i < STATS_OPS_SAMPLES; i++)
         sum += s->ops_samples[i];
     return sum / STATS_OPS_SAMPLES;
+}
+
+uint64_t
+stats_loop_us(struct event_base *base)
+{
+    struct timeval tv;
+    if (event_base_gettimeofday_cached(base, &tv) != 0)
+        (void)gettimeofday(&tv, NULL);
+    return (uint64_t)tv.tv_sec * 1000000u + (uint64_t)tv.tv_usec;
 }

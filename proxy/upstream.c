@@ -19,6 +19,7 @@
 #include <event2/bufferevent.h>
 #include <event2/event.h>
 
+#include "proxy/cmdstats.h"
 #include "proxy/command.h"
 #include "proxy/log.h"
 #include "proxy/proxy.h"
@@ -70,6 +71,8 @@ struct upstream_conn {
     uint64_t connects;                   /* successful connects */
     uint64_t timeouts;                   /* requests failed by upstream-timeout */
     uint64_t replies;                    /* replies relayed */
+    uint64_t requests;                   /* requests sent, or refused while DOWN */
+    uint64_t request_errors;             /* requests failed: DOWN, timed out or lost */
     uint64_t rtt_ewma_us;                /* round trip, EWMA with alpha 1/8, µs */
     bool pinned;                         /* a dedicated connection (pool->idle or an owner) */
     bool dead;                           /* pinned and failed: freed by a zero-timeout event */
@@ -152,6 +155,7 @@ upstream_fail_pending(struct upstream_conn *u, const char *err_reply)
     while ((r = STAILQ_FIRST(&u->pending)) != NULL) {
         STAILQ_REMOVE_HEAD(&u->pending, link);
         u->inflight--;
+        u->request_errors++;
         r->fn(r->privdata, NULL, 0, err_reply);
         bw_free(r);
     }
@@ -221,6 +225,7 @@ upstream_dispatch(struct upstream_conn *u, struct evbuffer *in, size_t len)
     u->replies++;
     uint64_t rtt = bw_now_us() - r->sent_us;
     u->rtt_ewma_us = u->rtt_ewma_us == 0 ? rtt : (u->rtt_ewma_us * 7 + rtt) / 8;
+    cmdstats_hist_add(&u->pool->px->cmdstats.upstream_rtt, rtt);
 
     size_t before = evbuffer_get_length(in);
     r->fn(r->privdata, in, len, NULL);
@@ -609,7 +614,10 @@ int
 upstream_send(struct upstream_conn *u, const char *cmd, size_t len,
               upstream_reply_fn *fn, void *privdata, const char **err)
 {
+    u->requests++;
+    cmdstats_answered(&u->pool->px->cmdstats, CMDSTATS_BY_UPSTREAM);
     if (u->state == UPSTREAM_DOWN || u->bev == NULL) {
+        u->request_errors++;
         *err = u->down_reply;
         return BW_ERR;
     }
@@ -727,9 +735,11 @@ upstream_pool_is_up(const struct upstream_pool *pool)
 void
 upstream_pool_info(const struct upstream_pool *pool, struct evbuffer *out)
 {
-    uint64_t reconnects = 0, timeouts = 0, replies = 0, rtt = 0, up = 0;
+    uint64_t reconnects = 0, timeouts = 0, replies = 0, rtt = 0, up = 0, reqs = 0, errs = 0;
     for (int i = 0; i < pool->nconns; i++) {
         const struct upstream_conn *u = &pool->conns[i];
+        reqs += u->requests;
+        errs += u->request_errors;
         reconnects += u->reconnects;
         timeouts += u->timeouts;
         replies += u->replies;
@@ -746,6 +756,8 @@ upstream_pool_info(const struct upstream_pool *pool, struct evbuffer *out)
                         "upstream_connections_up:%llu\r\n"
                         "upstream_reconnects:%llu\r\n"
                         "upstream_requests_in_flight:%llu\r\n"
+                        "upstream_requests:%llu\r\n"
+                        "upstream_request_errors:%llu\r\n"
                         "upstream_replies:%llu\r\n"
                         "upstream_timeouts:%llu\r\n"
                         "upstream_rtt_us:%llu\r\n"
@@ -756,6 +768,7 @@ upstream_pool_info(const struct upstream_pool *pool, struct evbuffer *out)
                         upstream_state_names[u0->state], pool->nconns,
                         (unsigned long long)up, (unsigned long long)reconnects,
                         (unsigned long long)upstream_pool_inflight(pool),
+                        (unsigned long long)reqs, (unsigned long long)errs,
                         (unsigned long long)replies, (unsigned long long)timeouts,
                         (unsigned long long)(rtt / (uint64_t)pool->nconns),
                         pool->px->databases, (unsigned long long)pool->db_switches,
@@ -793,6 +806,8 @@ upstream_pool_reset_stats(struct upstream_pool *pool)
         pool->conns[i].reconnects = 0;
         pool->conns[i].timeouts = 0;
         pool->conns[i].replies = 0;
+        pool->conns[i].requests = 0;
+        pool->conns[i].request_errors = 0;
     }
 }
 

@@ -57,7 +57,9 @@ wait_ping() {
         redis-cli -p "$1" ping 2>/dev/null | grep -q PONG && return 0
         sleep 0.05
     done
-    echo "conformance: nothing answers on port $1"; exit 1
+    echo "conformance: nothing answers on port $1"
+    tail -n 5 "$work"/r*/redis.log "$work/bulwark.log" 2>/dev/null
+    exit 1
 }
 
 # start_redis PORT: a redis-server configured as the suite's default.conf
