@@ -10,6 +10,7 @@
 #include <stddef.h>
 
 struct client;
+struct cfg;
 struct cmd_info;
 struct cmd_table;
 struct proxy;
@@ -40,6 +41,15 @@ void local_refusal_error(const struct cmd_info *ci, char *out, size_t size);
 
 /* BULWARK HOTKEYS [N] | HELP: bulwark's own command (not Redis's). */
 void local_bulwark(struct client *c, const struct resp_request *req);
+
+/*
+ * Descriptors bulwark keeps beside its clients' (Redis's reserve of 32 for
+ * listeners, log and spares, the shared upstream connections, the two of the
+ * keyspace watch, and upstream-pinned-max dedicated connections, each a
+ * descriptor of its own beside its client's). RLIMIT_NOFILE must cover
+ * maxclients plus this (main at start, CONFIG SET maxclients).
+ */
+int local_fd_reserve(const struct cfg *cfg);
 
 /*
  * TTL jitter for a forwarded request: when ci/req is a cache write whose TTL
