@@ -8,6 +8,7 @@
 #include <stdio.h>
 #include <string.h>
 #include <sys/queue.h>
+#include <unistd.h>
 
 #include <event2/buffer.h>
 #include <event2/bufferevent.h>
@@ -1116,6 +1117,33 @@ client_resume_cb(evutil_socket_t fd, short what, void *arg)
 
 /* ---- socket callbacks ----------------------------------------------------- */
 
+/*
+ * Read up to want bytes from fd straight into buf, past libevent 2.1's cap
+ * of 4096 bytes per read (EVBUFFER_MAX_READ), which made a 64 MB value
+ * 16,384 loop turns; stops at EAGAIN, EOF or an error (the bufferevent's
+ * next read reports those). Returns the bytes read.
+ */
+static size_t
+client_read_big(struct evbuffer *buf, evutil_socket_t fd, size_t want)
+{
+    size_t total = 0;
+    evbuffer_unfreeze(buf, 0); /* bufferevent_socket keeps the end of its input frozen */
+    while (total < want) {
+        struct evbuffer_iovec v;
+        size_t ask = BW_MIN(want - total, (size_t)CLIENT_IO_MAX_BYTES);
+        if (evbuffer_reserve_space(buf, (ev_ssize_t)ask, &v, 1) < 1)
+            break;
+        ssize_t n = read(fd, v.iov_base, BW_MIN(v.iov_len, ask));
+        if (n <= 0)
+            break;
+        v.iov_len = (size_t)n;
+        evbuffer_commit_space(buf, &v, 1);
+        total += (size_t)n;
+    }
+    evbuffer_freeze(buf, 0);
+    return total;
+}
+
 static void
 client_read_cb(struct bufferevent *bev, void *arg)
 {
@@ -1123,6 +1151,10 @@ client_read_cb(struct bufferevent *bev, void *arg)
     (void)bev;
     c->last_ms = bw_now_ms();
     c->px->input_seq++; /* watch_sync(): bytes read after the watch was last drained */
+    struct evbuffer *in = bufferevent_get_input(c->bev);
+    size_t avail = evbuffer_get_length(in);
+    if (c->need > avail && c->need - avail > 65536) /* a big bulk: take what has arrived */
+        client_read_big(in, bufferevent_getfd(c->bev), c->need - avail);
     client_process_input(c);
 }
 
@@ -1291,6 +1323,10 @@ client_accept(struct proxy *px, evutil_socket_t fd, const char *addr, const char
     evutil_make_socket_nonblocking(fd);
     c->bev = bufferevent_socket_new(px->base, fd, BEV_OPT_CLOSE_ON_FREE);
     BW_ASSERT(c->bev != NULL);
+    /* libevent's default of 16 KB per read and write made a 512 MB value
+     * 32,768 loop turns each way; a read takes only what FIONREAD says */
+    bufferevent_set_max_single_read(c->bev, CLIENT_IO_MAX_BYTES);
+    bufferevent_set_max_single_write(c->bev, CLIENT_IO_MAX_BYTES);
     bufferevent_setcb(c->bev, client_read_cb, client_write_cb, client_event_cb, c);
     c->resume_ev = event_new(px->base, -1, 0, client_resume_cb, c);
     BW_ASSERT(c->resume_ev != NULL);

@@ -37,6 +37,10 @@ struct resp_request;
 /* Unsent output above which a client is not read any more, bytes. */
 #define CLIENT_OUTPUT_PAUSE_BYTES (64u * 1024 * 1024)
 
+/* Most bytes one read or one write of a client or upstream socket moves
+ * (libevent's default is 16 KB), so big values cross in few loop turns. */
+#define CLIENT_IO_MAX_BYTES (4 * 1024 * 1024)
+
 /*
  * Filter for a forwarded request whose upstream reply bulwark rewrites
  * (INFO, CONFIG GET …). Called once: with c and out set, it writes the
