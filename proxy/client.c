@@ -1155,6 +1155,8 @@ client_read_cb(struct bufferevent *bev, void *arg)
     size_t avail = evbuffer_get_length(in);
     if (c->need > avail && c->need - avail > 65536) /* a big bulk: take what has arrived */
         client_read_big(in, bufferevent_getfd(c->bev), c->need - avail);
+    if (client_query_buffer_over(c)) /* after each read, before parsing, as Redis checks */
+        return;
     client_process_input(c);
 }
 
