@@ -29,13 +29,19 @@ enum cfg_type {
     CFG_T_STRING,   /* char * owned; "" = NULL */
     CFG_T_LIST,     /* char ** owned + size_t count at off2 */
     CFG_T_HOSTPORT, /* char * host owned + int port at off2 */
-    CFG_T_RATIO     /* double; [min, max] in millionths */
+    CFG_T_RATIO,    /* double; [min, max] in millionths */
+    CFG_T_OBL       /* struct cfg_obl[CFG_OBL_CLASSES]: Redis's
+                       client-output-buffer-limit "<class> <hard> <soft>
+                       <soft-seconds>" groups; classes not named keep their
+                       value (Redis 7.0 config.c) */
 };
 
 /* Directive may be changed while running (CONFIG SET, SIGHUP reload). */
 #define CFG_F_RUNTIME 0x1u
 /* LIST whose repeated lines (file, command line) add to it; CONFIG SET replaces. */
 #define CFG_F_APPEND 0x2u
+/* Also a Redis parameter: CONFIG SET goes to Redis too (config.h cfg_is_shared). */
+#define CFG_F_SHARED 0x4u
 
 /* One row of the table: everything bulwark knows about a directive. */
 struct cfg_directive {
@@ -55,6 +61,7 @@ struct cfg_directive {
 #define CFG_OFF(m) offsetof(struct cfg, m)
 #define CFG_RT CFG_F_RUNTIME
 #define CFG_APPEND CFG_F_APPEND
+#define CFG_SHARED CFG_F_SHARED
 /* Row constructors: adding a directive is one line (and a struct member). */
 /* clang-format off */
 #define CFG_BOOL(n, m, def, fl, help) \
@@ -77,6 +84,8 @@ struct cfg_directive {
     {n, CFG_T_LIST, CFG_OFF(m), CFG_OFF(cnt), def, 0, 0, 0, NULL, fl, help}
 #define CFG_RATIO(n, m, def, lo, hi, fl, help) \
     {n, CFG_T_RATIO, CFG_OFF(m), 0, def, lo, hi, 0, NULL, fl, help}
+#define CFG_OBLIMIT(n, m, def, fl, help) \
+    {n, CFG_T_OBL, CFG_OFF(m), 0, def, 0, 0, 0, NULL, fl, help}
 #define CFG_HOSTPORT(n, h, p, def, fl, help) \
     {n, CFG_T_HOSTPORT, CFG_OFF(h), CFG_OFF(p), def, 1, 65535, 0, NULL, fl, \
      help}
@@ -127,7 +136,10 @@ enum cfg_verr {
     CFG_V_UNIT,     /* duration not a whole number of the bare unit */
     CFG_V_ENUM,     /* not one of the names */
     CFG_V_HOSTPORT, /* not host:port */
-    CFG_V_RATIO     /* not a decimal number */
+    CFG_V_RATIO,    /* not a decimal number */
+    CFG_V_OBL_ARITY, /* client-output-buffer-limit: words not a multiple of 4 */
+    CFG_V_OBL_CLASS, /* ... a class other than normal, replica/slave, pubsub */
+    CFG_V_OBL_VALUE  /* ... a bad hard, soft or soft-seconds */
 };
 
 /* bulwark's durations: digits and an optional unit ms or s; out in ms. */
@@ -260,6 +272,49 @@ cfg_parse_scalar(const struct cfg_directive *d, const char *s, long long *num,
     }
 }
 
+/*
+ * client-output-buffer-limit words (every argument split on spaces) onto
+ * limits[], as Redis 7.0 config.c setConfigClientOutputBufferLimitOption():
+ * groups of "<class> <hard> <soft> <soft-seconds>", class normal, replica
+ * (or slave) or pubsub (master is refused), sizes as memtoull, seconds a
+ * string2ll >= 0. limits[] changes only when every group is valid.
+ */
+static enum cfg_verr
+cfg_parse_obl(int argc, const char *const *argv, struct cfg_obl *limits)
+{
+    static const char *const classes[] = {"normal", "replica", "pubsub"};
+    struct cfg_obl tmp[CFG_OBL_CLASSES];
+    enum cfg_verr e = CFG_V_OK;
+    char **w;
+    size_t n;
+
+    memcpy(tmp, limits, sizeof(tmp));
+    cfg_parse_list(argc, argv, &w, &n);
+    if (n % 4 != 0)
+        e = CFG_V_OBL_ARITY;
+    for (size_t i = 0; e == CFG_V_OK && i < n; i += 4) {
+        int k = -1;
+        long long secs;
+        uint64_t hard, soft;
+        for (int j = 0; j < CFG_OBL_CLASSES; j++)
+            if (strcasecmp(w[i], classes[j]) == 0)
+                k = j;
+        if (strcasecmp(w[i], "slave") == 0)
+            k = CFG_OBL_REPLICA;
+        if (k < 0)
+            e = CFG_V_OBL_CLASS;
+        else if (!cfg_memtoull(w[i + 1], &hard) || !cfg_memtoull(w[i + 2], &soft) ||
+                 !cfg_string2ll(w[i + 3], &secs) || secs < 0)
+            e = CFG_V_OBL_VALUE;
+        else
+            tmp[k] = (struct cfg_obl){hard, soft, (uint64_t)secs};
+    }
+    cfg_free_words(w, n);
+    if (e == CFG_V_OK)
+        memcpy(limits, tmp, sizeof(tmp));
+    return e;
+}
+
 /* ---- value storage ------------------------------------------------------ */
 
 /* Release what d's members own in c and leave them empty. */
@@ -309,8 +364,10 @@ cfg_value_set(struct cfg *c, const struct cfg_directive *d, int argc,
     char *host;
     int port;
 
-    if (d->type == CFG_T_LIST ? argc < 1 : argc != 1)
+    if (d->type == CFG_T_LIST || d->type == CFG_T_OBL ? argc < 1 : argc != 1)
         return CFG_V_ARITY;
+    if (d->type == CFG_T_OBL)
+        return cfg_parse_obl(argc, argv, CFG_AT(c, d->off, struct cfg_obl));
     if (d->type == CFG_T_LIST) {
         char **v;
         size_t n;
@@ -396,6 +453,18 @@ cfg_value_format(const struct cfg *c, const struct cfg_directive *d)
     case CFG_T_STRING:
         s = *CFG_CAT(c, d->off, char *);
         return cfg_xstrdup(s != NULL ? s : "");
+    case CFG_T_OBL: { /* as Redis 7.0 CONFIG GET: "normal H S T slave H S T pubsub H S T" */
+        const struct cfg_obl *l = CFG_CAT(c, d->off, struct cfg_obl);
+        static const char *const shown[] = {"normal", "slave", "pubsub"};
+        char out[256];
+        size_t at = 0;
+        for (int k = 0; k < CFG_OBL_CLASSES; k++)
+            at += (size_t)snprintf(out + at, sizeof(out) - at, "%s%s %llu %llu %llu",
+                                   k ? " " : "", shown[k], (unsigned long long)l[k].hard_bytes,
+                                   (unsigned long long)l[k].soft_bytes,
+                                   (unsigned long long)l[k].soft_seconds);
+        return cfg_xstrdup(out);
+    }
     case CFG_T_HOSTPORT: {
         const char *h = *CFG_CAT(c, d->off, char *);
         size_t len = strlen(h) + 16;
@@ -448,6 +517,10 @@ static const char *const cfg_redis_text[] = {
     [CFG_V_UNIT] = "argument must be a whole number of seconds",
     [CFG_V_HOSTPORT] = "argument must be host:port or [ipv6]:port",
     [CFG_V_RATIO] = "argument must be a decimal number",
+    [CFG_V_OBL_ARITY] = "Wrong number of arguments in buffer limit configuration.",
+    [CFG_V_OBL_CLASS] = "Invalid client class specified in buffer limit configuration.",
+    [CFG_V_OBL_VALUE] = "Error in hard, soft or soft_seconds setting in buffer limit "
+                        "configuration.",
 };
 static const char *const cfg_file_rule[] = {
     [CFG_V_INT] = "an integer",
@@ -458,6 +531,9 @@ static const char *const cfg_file_rule[] = {
     [CFG_V_UNIT] = "a whole number of seconds",
     [CFG_V_HOSTPORT] = "host:port or [ipv6]:port with port 1..65535",
     [CFG_V_RATIO] = "a decimal number like 0.01",
+    [CFG_V_OBL_ARITY] = "groups of <class> <hard> <soft> <soft-seconds>",
+    [CFG_V_OBL_CLASS] = "groups whose class is normal, replica (slave) or pubsub",
+    [CFG_V_OBL_VALUE] = "groups of <class> <hard bytes> <soft bytes> <soft seconds >= 0>",
 };
 
 /*
@@ -498,6 +574,8 @@ cfg_reason(const struct cfg_directive *d, enum cfg_verr e, bool redis, int argc,
                  names, v);
     else if (redis)
         snprintf(err, errlen, "%s", cfg_redis_text[e]);
+    else if (e == CFG_V_ARITY && d->type == CFG_T_OBL)
+        snprintf(err, errlen, "'%s' needs <class> <hard> <soft> <soft-seconds>", d->name);
     else if (e == CFG_V_ARITY && d->type == CFG_T_LIST)
         snprintf(err, errlen,
                  "'%s' needs at least one argument (\"\" for none)", d->name);
@@ -854,6 +932,13 @@ cfg_is_own(const char *name)
     return cfg_lookup(name) != NULL;
 }
 
+bool
+cfg_is_shared(const char *name)
+{
+    const struct cfg_directive *d = cfg_lookup(name);
+    return d != NULL && (d->flags & CFG_F_SHARED);
+}
+
 int
 cfg_set(struct cfg *c, const char *name, const char *value, char *err,
         size_t errlen)
@@ -973,7 +1058,8 @@ cfg_syntax(const struct cfg_directive *d, char *out, size_t outlen)
         [CFG_T_OCTAL] = "octal",       [CFG_T_SIZE] = "bytes",
         [CFG_T_DURATION] = "",         [CFG_T_ENUM] = "name",
         [CFG_T_STRING] = "string",     [CFG_T_LIST] = "word ...", [CFG_T_RATIO] = "number",
-        [CFG_T_HOSTPORT] = "host:port"};
+        [CFG_T_HOSTPORT] = "host:port",
+        [CFG_T_OBL] = "class hard soft soft-seconds ..."};
 
     if (d->type == CFG_T_INT)
         snprintf(out, outlen, "integer %lld..%lld", d->min, d->max);

@@ -19,6 +19,20 @@
 /* Deepest include nesting accepted (the top file is depth 1). */
 #define CFG_INCLUDE_DEPTH_MAX 16
 
+/* Classes of "client-output-buffer-limit" (index of struct cfg.client_obl). */
+#define CFG_OBL_NORMAL 0  /* every client not subscribed (MONITOR too, as Redis) */
+#define CFG_OBL_REPLICA 1 /* Redis's replica ("slave") class: bulwark has none, kept for CONFIG */
+#define CFG_OBL_PUBSUB 2  /* subscribed to a channel, pattern or shard channel */
+#define CFG_OBL_CLASSES 3
+
+/* One class of client-output-buffer-limit (Redis's clientBufferLimitsConfig). */
+struct cfg_obl {
+    uint64_t hard_bytes;   /* held bytes at which the client is closed at once; 0 = none */
+    uint64_t soft_bytes;   /* held bytes that close it once held for more than
+                              soft_seconds without a break; 0 = none */
+    uint64_t soft_seconds; /* seconds, see soft_bytes */
+};
+
 /*
  * The whole configuration. Filled by cfg_init() with the defaults of the
  * directive table, then by cfg_load_file() and cfg_apply_args(). Every
@@ -50,6 +64,12 @@ struct cfg {
      * stops reading it, 1..1000000, default 10000; runtime
      */
     int client_max_pending;
+    /*
+     * "client-output-buffer-limit" per class, Redis's syntax; default
+     * normal 1gb 256mb 60, replica 256mb 64mb 60, pubsub 32mb 8mb 60;
+     * runtime, and also set on Redis by CONFIG SET (cfg_is_shared)
+     */
+    struct cfg_obl client_obl[CFG_OBL_CLASSES];
     char *requirepass; /* "requirepass", owned; NULL = no AUTH; runtime */
     /* "upstream" host name or address (IPv6 without brackets), owned */
     char *upstream_host;
@@ -191,6 +211,14 @@ int cfg_apply_args(struct cfg *c, int argc, char **argv, char *err,
 
 /* True if name (case-insensitive) is one of bulwark's directives. */
 bool cfg_is_own(const char *name);
+
+/*
+ * True if name is one of bulwark's directives that is also a Redis parameter
+ * (client-output-buffer-limit): CONFIG SET validates it, forwards it to Redis
+ * and applies bulwark's copy when Redis answers +OK; CONFIG GET shows
+ * bulwark's value.
+ */
+bool cfg_is_shared(const char *name);
 
 /*
  * CONFIG SET name value for one of bulwark's directives. value is the one

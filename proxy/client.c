@@ -8,6 +8,7 @@
 #include <stdio.h>
 #include <string.h>
 #include <sys/queue.h>
+#include <unistd.h>
 
 #include <event2/buffer.h>
 #include <event2/bufferevent.h>
@@ -84,6 +85,14 @@ struct client {
     struct client_slot *pin_slot;  /* the slot the pinned replies go to (in slots) */
     bool authenticated;            /* AUTH passed (or no requirepass) */
     bool paused;                   /* reading stopped by back-pressure */
+    bool eof;                      /* the client closed its side: nothing more is read;
+                                      replies go straight to the socket (client_eof_push) */
+    bool close_asap;               /* passed client-output-buffer-limit: closed from
+                                      resume_ev on the next loop turn, no reply kept */
+    size_t parked_bytes;           /* bytes in the bufs of ready slots (and the pinned
+                                      slot) not yet moved to the output */
+    uint64_t obl_soft_since_ms;    /* when the held bytes reached the soft limit, monotonic
+                                      ms; 0 = below it */
     bool in_process;               /* inside client_process_input() */
     struct event *resume_ev;       /* zero-timeout event that resumes input processing on
                                       the next loop turn (owned): completions never re-enter
@@ -108,6 +117,10 @@ static void client_pinned_refuse(struct client *c, const struct resp_request *re
 static bool client_may_pin(const struct client *c, const struct resp_request *req);
 static bool client_must_queue(struct client *c, const struct resp_request *req);
 static void client_pinned_wake(void *arg, bool timed_out);
+static void client_check_output(struct client *c);
+static void client_eof_push(struct client *c);
+static bool client_query_buffer_over(struct client *c);
+static void client_info_line(const struct client *c, char *out, size_t size);
 static bool client_handle_refused(struct client *c, const struct resp_request *req);
 static void client_pinned_unavailable(struct client *c, const struct resp_request *req,
                                       const char *err);
@@ -132,6 +145,30 @@ client_slot_new(struct client *c)
     TAILQ_INSERT_TAIL(&c->slots, s, link);
     c->nslots++;
     return s;
+}
+
+/* Parked bytes of c: every change to a slot's buf. */
+static void
+client_count_parked(struct evbuffer *buf, const struct evbuffer_cb_info *info, void *arg)
+{
+    struct client *c = arg;
+    (void)buf;
+    c->parked_bytes += info->n_added;
+    c->parked_bytes -= BW_MIN(info->n_deleted, c->parked_bytes);
+    if (info->n_added > 0)
+        client_check_output(c);
+}
+
+/* s's buf, made when missing, its bytes counted in c->parked_bytes. */
+static struct evbuffer *
+client_slot_buf(struct client *c, struct client_slot *s)
+{
+    if (s->buf == NULL) {
+        s->buf = evbuffer_new();
+        BW_ASSERT(s->buf != NULL);
+        BW_ASSERT(evbuffer_add_cb(s->buf, client_count_parked, c) != NULL);
+    }
+    return s->buf;
 }
 
 static void
@@ -160,7 +197,8 @@ client_maybe_resume(struct client *c)
         evbuffer_get_length(bufferevent_get_output(c->bev)) > CLIENT_OUTPUT_PAUSE_BYTES / 2)
         return;
     c->paused = false;
-    bufferevent_enable(c->bev, EV_READ);
+    if (!c->eof)
+        bufferevent_enable(c->bev, EV_READ);
     client_schedule_input(c);
 }
 
@@ -179,6 +217,13 @@ client_flush(struct client *c)
         c->nslots--;
         client_slot_free(s);
     }
+    if (c->eof) {
+        client_eof_push(c); /* may close c */
+        if (c->state == CLIENT_CLOSED)
+            return;
+        if (c->nslots == 0)
+            client_schedule_input(c); /* what is left of its input, then close */
+    }
     client_maybe_finish(c);
     if (c->pin_wait && c->nslots == 0 && c->state == CLIENT_ACTIVE) {
         c->pin_wait = false; /* every earlier request is answered: the session may start */
@@ -195,9 +240,7 @@ client_reply_target(struct client *c)
         return bufferevent_get_output(c->bev);
     struct client_slot *s = client_slot_new(c);
     s->ready = true;
-    s->buf = evbuffer_new();
-    BW_ASSERT(s->buf != NULL);
-    return s->buf;
+    return client_slot_buf(c, s);
 }
 
 void
@@ -306,12 +349,12 @@ client_slot_finish(struct client_slot *s, const char *data, size_t len)
         c->batch_inflight--;
     if (s->held)
         c->held--;
-    if (TAILQ_FIRST(&c->slots) == s) {
+    if (c->close_asap)
+        ; /* closing for its output limit: the reply is dropped */
+    else if (TAILQ_FIRST(&c->slots) == s)
         evbuffer_add(bufferevent_get_output(c->bev), data, len);
-    } else {
-        s->buf = evbuffer_new();
-        evbuffer_add(s->buf, data, len);
-    }
+    else
+        evbuffer_add(client_slot_buf(c, s), data, len);
     s->ready = true;
     client_flush(c);
     if (c->batch_wait && c->batch_inflight == 0 && c->held == 0 && c->state == CLIENT_ACTIVE) {
@@ -367,8 +410,11 @@ client_upstream_cb(void *privdata, struct evbuffer *reply, size_t len, const cha
         return;
     }
     bool head = TAILQ_FIRST(&c->slots) == s;
-    struct evbuffer *out = head ? bufferevent_get_output(c->bev) : (s->buf = evbuffer_new());
-    if (s->filter != NULL)
+    struct evbuffer *out = head ? bufferevent_get_output(c->bev) : client_slot_buf(c, s);
+    if (c->close_asap) { /* closing for its output limit: the reply is dropped */
+        if (s->filter != NULL)
+            s->filter(NULL, NULL, 0, NULL, NULL, s->filter_data);
+    } else if (s->filter != NULL)
         s->filter(c, reply, len, err, out, s->filter_data);
     else if (reply != NULL)
         evbuffer_remove_buffer(reply, out, len);
@@ -839,20 +885,12 @@ client_pinned_deliver(struct client *c, struct evbuffer *reply, size_t len)
 {
     struct client_slot *s = c->pin_slot;
     struct evbuffer *out = bufferevent_get_output(c->bev);
-    if (TAILQ_FIRST(&c->slots) == s) {
+    if (c->close_asap) {
+        /* over its output limit: dropped until closed on the next turn */
+    } else if (TAILQ_FIRST(&c->slots) == s) {
         evbuffer_remove_buffer(reply, out, len);
     } else {
-        if (s->buf == NULL)
-            s->buf = evbuffer_new();
-        evbuffer_remove_buffer(reply, s->buf, len);
-        out = s->buf;
-    }
-    if (evbuffer_get_length(out) > CLIENT_PINNED_OUTPUT_LIMIT) {
-        log_warn("closing client id=%llu addr=%s: output of its dedicated connection passed %u "
-                 "bytes (client-output-buffer-limit pubsub)",
-                 (unsigned long long)c->id, c->addr, CLIENT_PINNED_OUTPUT_LIMIT);
-        client_close(c);
-        return false;
+        evbuffer_remove_buffer(reply, client_slot_buf(c, s), len);
     }
     return true;
 }
@@ -881,9 +919,8 @@ client_pinned_lost(struct client *c, const char *reason)
     c->pin = NULL;
     c->pin_slot = NULL;
     if (!stream) { /* each request still due gets the error a shared one would */
-        if (s->buf == NULL && due > 0 && TAILQ_FIRST(&c->slots) != s)
-            s->buf = evbuffer_new();
-        struct evbuffer *out = TAILQ_FIRST(&c->slots) == s ? bufferevent_get_output(c->bev) : s->buf;
+        struct evbuffer *out = TAILQ_FIRST(&c->slots) == s ? bufferevent_get_output(c->bev)
+                                                           : client_slot_buf(c, s);
         for (uint64_t i = 0; i < due; i++)
             evbuffer_add_printf(out, "-ERR upstream %s:%d unavailable: %s\r\n",
                                 c->px->cfg.upstream_host, c->px->cfg.upstream_port, reason);
@@ -960,7 +997,7 @@ client_is_plain_get(const struct resp_request *req)
 static bool
 client_should_pause(struct client *c)
 {
-    return c->nslots >= (uint64_t)c->px->cfg.client_max_pending ||
+    return c->close_asap || c->nslots >= (uint64_t)c->px->cfg.client_max_pending ||
            evbuffer_get_length(bufferevent_get_output(c->bev)) > CLIENT_OUTPUT_PAUSE_BYTES;
 }
 
@@ -1039,12 +1076,43 @@ client_process_input(struct client *c)
             break;
     }
     c->in_process = false;
-    if (c->state == CLIENT_ACTIVE &&
-        evbuffer_get_length(in) > cfg->client_query_buffer_limit) {
-        log_warn("closing client id=%llu addr=%s that reached max query buffer length",
-                 (unsigned long long)c->id, c->addr);
+    if (c->state == CLIENT_ACTIVE && client_query_buffer_over(c))
+        return;
+    if (c->eof && c->state == CLIENT_ACTIVE && c->nslots == 0 && !c->batch_wait &&
+        !c->pin_wait && c->pin_waiter == NULL && !c->close_asap) {
+        /* every request it sent before closing its side is answered */
+        log_verbose("client id=%llu addr=%s closed its side: closing", (unsigned long long)c->id,
+                    c->addr);
+        client_eof_push(c);
         client_close(c);
     }
+}
+
+/*
+ * client-query-buffer-limit, as Redis 7.0 readQueryFromClient(): only the
+ * bytes not parsed yet count (Redis moves complete arguments out of its
+ * query buffer into argv; bulwark keeps them in place to forward the
+ * request as it came). Over the limit: logged as Redis logs it, closed.
+ */
+static bool
+client_query_buffer_over(struct client *c)
+{
+    struct evbuffer *in = bufferevent_get_input(c->bev);
+    size_t avail = evbuffer_get_length(in), parsed = resp_parser_parsed(c->parser);
+    size_t unparsed = avail - BW_MIN(parsed, avail);
+    if (unparsed <= c->px->cfg.client_query_buffer_limit)
+        return false;
+    char info[512], peek[68];
+    struct evbuffer_ptr at;
+    evbuffer_ptr_set(in, &at, parsed, EVBUFFER_PTR_SET);
+    char head[64];
+    ev_ssize_t n = evbuffer_copyout_from(in, &at, head, sizeof(head));
+    log_sanitize(head, n > 0 ? (size_t)n : 0, peek, sizeof(peek));
+    client_info_line(c, info, sizeof(info));
+    log_warn("Closing client that reached max query buffer length: %s (qbuf initial bytes: "
+             "\"%s\")", info, peek);
+    client_close(c);
+    return true;
 }
 
 /*
@@ -1068,12 +1136,43 @@ client_resume_cb(evutil_socket_t fd, short what, void *arg)
     struct client *c = arg;
     (void)fd;
     (void)what;
+    if (c->close_asap) {
+        client_close(c);
+        return;
+    }
     if (c->state == CLIENT_ACTIVE && !c->paused && !c->in_process && !c->batch_wait &&
         !c->pin_wait && c->pin_waiter == NULL)
         client_process_input(c);
 }
 
 /* ---- socket callbacks ----------------------------------------------------- */
+
+/*
+ * Read up to want bytes from fd straight into buf, past libevent 2.1's cap
+ * of 4096 bytes per read (EVBUFFER_MAX_READ), which made a 64 MB value
+ * 16,384 loop turns; stops at EAGAIN, EOF or an error (the bufferevent's
+ * next read reports those). Returns the bytes read.
+ */
+static size_t
+client_read_big(struct evbuffer *buf, evutil_socket_t fd, size_t want)
+{
+    size_t total = 0;
+    evbuffer_unfreeze(buf, 0); /* bufferevent_socket keeps the end of its input frozen */
+    while (total < want) {
+        struct evbuffer_iovec v;
+        size_t ask = BW_MIN(want - total, (size_t)CLIENT_IO_MAX_BYTES);
+        if (evbuffer_reserve_space(buf, (ev_ssize_t)ask, &v, 1) < 1)
+            break;
+        ssize_t n = read(fd, v.iov_base, BW_MIN(v.iov_len, ask));
+        if (n <= 0)
+            break;
+        v.iov_len = (size_t)n;
+        evbuffer_commit_space(buf, &v, 1);
+        total += (size_t)n;
+    }
+    evbuffer_freeze(buf, 0);
+    return total;
+}
 
 static void
 client_read_cb(struct bufferevent *bev, void *arg)
@@ -1082,6 +1181,12 @@ client_read_cb(struct bufferevent *bev, void *arg)
     (void)bev;
     c->last_ms = bw_now_ms();
     c->px->input_seq++; /* watch_sync(): bytes read after the watch was last drained */
+    struct evbuffer *in = bufferevent_get_input(c->bev);
+    size_t avail = evbuffer_get_length(in);
+    if (c->need > avail && c->need - avail > 65536) /* a big bulk: take what has arrived */
+        client_read_big(in, bufferevent_getfd(c->bev), c->need - avail);
+    if (client_query_buffer_over(c)) /* after each read, before parsing, as Redis checks */
+        return;
     client_process_input(c);
 }
 
@@ -1102,16 +1207,25 @@ client_event_cb(struct bufferevent *bev, short what, void *arg)
     struct client *c = arg;
     (void)bev;
     if ((what & BEV_EVENT_EOF) && !(what & BEV_EVENT_ERROR) && c->state != CLIENT_CLOSED &&
-        c->pin == NULL) {
-        /* Half-closed: answer what was asked (the replies still in flight),
-         * then close, as Redis answers a pipeline followed by EOF. */
+        c->pin == NULL && !c->eof) {
+        /*
+         * Read returned 0. Redis 7.0 (readQueryFromClient) frees the client
+         * then, its unsent output dropped; the requests it read before have
+         * run, and their replies went out as far as the socket took them.
+         * bulwark answers the requests read before the EOF as their replies
+         * arrive, each written straight to the socket, and closes once all
+         * are out, or at the first reply the socket does not take whole (a
+         * half-closed client that does not read is freed, holding nothing).
+         */
         log_verbose("client id=%llu addr=%s closed its side", (unsigned long long)c->id,
                     c->addr);
-        if (c->state == CLIENT_ACTIVE) {
-            c->state = CLIENT_DRAINING;
-            bufferevent_disable(c->bev, EV_READ);
-        }
-        client_maybe_finish(c);
+        c->eof = true;
+        bufferevent_disable(c->bev, EV_READ);
+        client_eof_push(c);
+        if (c->state == CLIENT_DRAINING)
+            client_maybe_finish(c);
+        else if (c->state == CLIENT_ACTIVE && !c->in_process)
+            client_schedule_input(c);
     } else if (what & (BEV_EVENT_EOF | BEV_EVENT_ERROR)) {
         log_verbose("client id=%llu addr=%s connection error", (unsigned long long)c->id,
                     c->addr);
@@ -1125,6 +1239,91 @@ client_count_output(struct evbuffer *buf, const struct evbuffer_cb_info *info, v
     struct client *c = arg;
     (void)buf;
     c->px->stats.net_output_bytes += info->n_added;
+    client_check_output(c);
+}
+
+/*
+ * After EOF: write c's output to the socket now; what the socket does not
+ * take is dropped and c closed, as Redis frees a client that read 0.
+ */
+static void
+client_eof_push(struct client *c)
+{
+    struct evbuffer *out = bufferevent_get_output(c->bev);
+    evutil_socket_t fd = bufferevent_getfd(c->bev);
+    if (c->state == CLIENT_CLOSED)
+        return;
+    evbuffer_unfreeze(out, 1); /* bufferevent_socket keeps its front frozen between writes */
+    while (evbuffer_get_length(out) > 0 && evbuffer_write(out, fd) > 0)
+        ;
+    evbuffer_freeze(out, 1);
+    if (evbuffer_get_length(out) == 0)
+        return;
+    log_verbose("client id=%llu addr=%s closed its side and does not read: %zu bytes of "
+                "replies dropped", (unsigned long long)c->id, c->addr, evbuffer_get_length(out));
+    client_close(c);
+}
+
+/* ---- output limits -------------------------------------------------------- */
+
+/* client-output-buffer-limit class of c (Redis getClientType: MONITOR is normal). */
+static int
+client_obl_class(const struct client *c)
+{
+    return c->pin != NULL && pinned_subscriptions(c->pin) > 0 ? CFG_OBL_PUBSUB : CFG_OBL_NORMAL;
+}
+
+/* Reply bytes bulwark holds for c: its output and the parked ready replies. */
+static size_t
+client_held_bytes(const struct client *c)
+{
+    return evbuffer_get_length(bufferevent_get_output(c->bev)) + c->parked_bytes;
+}
+
+/*
+ * Redis 7.0 checkClientOutputBufferLimits() on the bytes bulwark holds for
+ * c: at or above hard, or at or above soft for more than soft-seconds, c is
+ * closed on the next loop turn (Redis's "close ASAP"; never inside the
+ * evbuffer or upstream callback that grew it), and nothing more is kept
+ * for it meanwhile. Called on every change of its output.
+ */
+static void
+client_check_output(struct client *c)
+{
+    if (c->state == CLIENT_CLOSED || c->close_asap)
+        return;
+    size_t used = client_held_bytes(c);
+    const struct cfg_obl *l = &c->px->cfg.client_obl[client_obl_class(c)];
+    bool hard = l->hard_bytes > 0 && used >= l->hard_bytes;
+    bool soft = l->soft_bytes > 0 && used >= l->soft_bytes;
+    if (!soft) {
+        c->obl_soft_since_ms = 0;
+    } else if (!hard) {
+        uint64_t now = bw_now_ms();
+        if (c->obl_soft_since_ms == 0)
+            c->obl_soft_since_ms = now;
+        soft = now - c->obl_soft_since_ms > l->soft_seconds * 1000;
+    }
+    if (!hard && !soft)
+        return;
+    char info[512];
+    client_info_line(c, info, sizeof(info));
+    log_warn("Client %s scheduled to be closed ASAP for overcoming of output buffer limits.",
+             info);
+    c->px->stats.client_output_limit_closed++;
+    c->close_asap = true;
+    bufferevent_disable(c->bev, EV_READ);
+    event_active(c->resume_ev, EV_TIMEOUT, 0);
+}
+
+size_t
+client_max_output(struct proxy *px)
+{
+    size_t most = 0;
+    struct client *c;
+    TAILQ_FOREACH(c, &px->clients, link)
+        most = BW_MAX(most, client_held_bytes(c));
+    return most;
 }
 
 static void
@@ -1156,6 +1355,10 @@ client_accept(struct proxy *px, evutil_socket_t fd, const char *addr, const char
     evutil_make_socket_nonblocking(fd);
     c->bev = bufferevent_socket_new(px->base, fd, BEV_OPT_CLOSE_ON_FREE);
     BW_ASSERT(c->bev != NULL);
+    /* libevent's default of 16 KB per read and write made a 512 MB value
+     * 32,768 loop turns each way; a read takes only what FIONREAD says */
+    bufferevent_set_max_single_read(c->bev, CLIENT_IO_MAX_BYTES);
+    bufferevent_set_max_single_write(c->bev, CLIENT_IO_MAX_BYTES);
     bufferevent_setcb(c->bev, client_read_cb, client_write_cb, client_event_cb, c);
     c->resume_ev = event_new(px->base, -1, 0, client_resume_cb, c);
     BW_ASSERT(c->resume_ev != NULL);
@@ -1241,6 +1444,15 @@ client_shutdown_all(struct proxy *px)
     struct client *c, *next;
     for (c = TAILQ_FIRST(&px->clients); c != NULL; c = next) {
         next = TAILQ_NEXT(c, link);
+        if (c->pin != NULL && pinned_blocked(c->pin) && c->nslots == 1) {
+            /* blocked (BLPOP 0) or subscribed: nothing is due that the
+             * shutdown-timeout could wait for */
+            log_verbose("shutdown: closing blocked client id=%llu addr=%s",
+                        (unsigned long long)c->id, c->addr);
+            client_eof_push(c); /* its earlier replies, as far as the socket takes them */
+            client_close(c);
+            continue;
+        }
         if (c->state == CLIENT_ACTIVE) {
             c->state = CLIENT_DRAINING;
             bufferevent_disable(c->bev, EV_READ);
@@ -1338,6 +1550,20 @@ client_format_info(const struct client *c, struct evbuffer *out)
                         c->is_unix ? "U" : "N", c->db, evbuffer_get_length(in),
                         (unsigned long long)c->nslots, evbuffer_get_length(o),
                         c->last_cmd[0] ? c->last_cmd : "NULL");
+}
+
+/* client_format_info() of c as a NUL-terminated string without its '\n' (log lines). */
+static void
+client_info_line(const struct client *c, char *out, size_t size)
+{
+    struct evbuffer *b = evbuffer_new();
+    client_format_info(c, b);
+    size_t n = evbuffer_copyout(b, out, size - 1) > 0 ? evbuffer_get_length(b) : 0;
+    n = BW_MIN(n, size - 1);
+    while (n > 0 && (out[n - 1] == '\n' || out[n - 1] == '\r'))
+        n--;
+    out[n] = '\0';
+    evbuffer_free(b);
 }
 
 void

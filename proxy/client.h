@@ -38,6 +38,10 @@ struct keyspace;
 /* Unsent output above which a client is not read any more, bytes. */
 #define CLIENT_OUTPUT_PAUSE_BYTES (64u * 1024 * 1024)
 
+/* Most bytes one read or one write of a client or upstream socket moves
+ * (libevent's default is 16 KB), so big values cross in few loop turns. */
+#define CLIENT_IO_MAX_BYTES (4 * 1024 * 1024)
+
 /*
  * Filter for a forwarded request whose upstream reply bulwark rewrites
  * (INFO, CONFIG GET …). Called once: with c and out set, it writes the
@@ -66,6 +70,12 @@ void client_cron(struct proxy *px, uint64_t now_ms);
 
 /* Shutdown: stop reading every client; each closes once its replies are out. */
 void client_shutdown_all(struct proxy *px);
+
+/*
+ * The most reply bytes bulwark holds for one client now (output and parked
+ * replies): Redis's INFO client_recent_max_output_buffer.
+ */
+size_t client_max_output(struct proxy *px);
 
 /* Close and free every client (end of shutdown). */
 void client_free_all(struct proxy *px);
@@ -203,14 +213,11 @@ uint64_t client_batch_inflight(const struct client *c);
 
 /* ---- for pinned.c --------------------------------------------------------- */
 
-/* Output above which a pinned (subscribed, monitoring) client is closed, bytes:
- * Redis's default client-output-buffer-limit for pubsub clients (hard limit). */
-#define CLIENT_PINNED_OUTPUT_LIMIT (32u * 1024 * 1024)
-
 /*
  * A reply (len bytes at the head of reply) from c's dedicated connection:
- * moved into c's pinned slot. Returns false when c was closed because its
- * output passed CLIENT_PINNED_OUTPUT_LIMIT (its pinned session is freed).
+ * moved into c's pinned slot (dropped when c is over its
+ * client-output-buffer-limit and about to close). Returns true (c is never
+ * closed inside this call: the limit closes it on the next loop turn).
  */
 bool client_pinned_deliver(struct client *c, struct evbuffer *reply, size_t len);
 

@@ -11,6 +11,7 @@
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/un.h>
+#include <fcntl.h>
 #include <unistd.h>
 
 #include <event2/event.h>
@@ -21,6 +22,9 @@
 #include "proxy/proxy.h"
 #include "proxy/util.h"
 
+/* Redis's reply to a connection over maxclients (networking.c acceptCommonHandler). */
+static const char listener_maxclients_err[] = "-ERR max number of clients reached\r\n";
+
 #define LISTENER_MAX 17 /* up to 16 bind addresses and the unix socket */
 
 struct listener {
@@ -29,6 +33,9 @@ struct listener {
     struct evconnlistener *evl[LISTENER_MAX];  /* owned */
     int nevl;                                  /* entries in evl */
     char *unix_path;                           /* unix socket file (owned), NULL if none */
+    int spare_fd;                              /* /dev/null kept open (owned), -1 if none:
+                                                  closed to accept and refuse one
+                                                  connection when out of descriptors */
 };
 
 /* Format a socket address as Redis does: "ip:port" ("[ip]:port" is not used by Redis). */
@@ -63,9 +70,9 @@ listener_accept_cb(struct evconnlistener *evl, evutil_socket_t fd, struct sockad
     (void)salen;
 
     if (px->shutting_down || px->stats.connected_clients >= (uint64_t)px->cfg.maxclients) {
-        static const char err[] = "-ERR max number of clients reached\r\n";
+        const char *err = listener_maxclients_err;
         px->stats.rejected_connections++;
-        if (write(fd, err, sizeof(err) - 1) < 0)
+        if (write(fd, err, sizeof(listener_maxclients_err) - 1) < 0)
             log_debug("maxclients reply not written: %s", strerror(errno));
         evutil_closesocket(fd);
         return;
@@ -100,9 +107,34 @@ listener_resume_cb(evutil_socket_t fd, short what, void *arg)
 }
 
 /*
- * accept() failed. Out of file descriptors (EMFILE/ENFILE) the pending
- * connection stays readable, so accepting would spin: stop for 100 ms
- * (warning at most once a second) and try again.
+ * Out of descriptors: give the spare one back, accept the pending
+ * connection, answer it Redis's maxclients error, close it, take the spare
+ * again (the reserve-descriptor trick of libev/nginx). True when one was
+ * refused so; false when there was no spare or nothing to accept.
+ */
+static bool
+listener_refuse_one(struct listener *l, evutil_socket_t lfd)
+{
+    if (l->spare_fd < 0)
+        return false;
+    close(l->spare_fd);
+    int fd = accept(lfd, NULL, NULL);
+    if (fd >= 0) {
+        l->px->stats.rejected_connections++;
+        if (write(fd, listener_maxclients_err, sizeof(listener_maxclients_err) - 1) < 0)
+            log_debug("maxclients reply not written: %s", strerror(errno));
+        close(fd);
+    }
+    l->spare_fd = open("/dev/null", O_RDONLY | O_CLOEXEC);
+    return fd >= 0;
+}
+
+/*
+ * accept() failed. Out of file descriptors (EMFILE/ENFILE) the connection
+ * is refused with -ERR max number of clients reached through the spare
+ * descriptor; without one the pending connection stays readable, so
+ * accepting would spin: stop for 100 ms and try again. Warnings at most
+ * once a second.
  */
 static void
 listener_error_cb(struct evconnlistener *evl, void *arg)
@@ -112,10 +144,14 @@ listener_error_cb(struct evconnlistener *evl, void *arg)
     int err = EVUTIL_SOCKET_ERROR();
     uint64_t now = bw_now_ms();
     if (now - last_warn_ms >= 1000) {
-        log_warn("accept on fd %d failed: %s", (int)evconnlistener_get_fd(evl),
-                 evutil_socket_error_to_string(err));
+        log_warn("accept on fd %d failed: %s%s", (int)evconnlistener_get_fd(evl),
+                 evutil_socket_error_to_string(err),
+                 err == EMFILE || err == ENFILE ? ": refusing with max number of clients reached"
+                                                : "");
         last_warn_ms = now;
     }
+    if ((err == EMFILE || err == ENFILE) && listener_refuse_one(l, evconnlistener_get_fd(evl)))
+        return;
     if (err == EMFILE || err == ENFILE || err == ENOBUFS || err == ENOMEM) {
         struct timeval tv = {0, 100 * 1000};
         for (int i = 0; i < l->nevl; i++)
@@ -197,6 +233,9 @@ listener_new(struct proxy *px, char *err, size_t errlen)
     struct listener *l = bw_calloc(1, sizeof(*l));
     const struct cfg *cfg = &px->cfg;
     l->px = px;
+    l->spare_fd = open("/dev/null", O_RDONLY | O_CLOEXEC);
+    if (l->spare_fd < 0)
+        log_warn("cannot open /dev/null for the spare descriptor: %s", strerror(errno));
     l->resume_ev = evtimer_new(px->base, listener_resume_cb, l);
     BW_ASSERT(l->resume_ev != NULL);
     for (size_t i = 0; cfg->port != 0 && i < cfg->bind_count; i++) {
@@ -231,5 +270,7 @@ listener_free(struct listener *l)
     }
     if (l->resume_ev != NULL)
         event_free(l->resume_ev);
+    if (l->spare_fd >= 0)
+        close(l->spare_fd);
     bw_free(l);
 }

@@ -379,6 +379,9 @@ local_info_proxy(struct proxy *px, struct evbuffer *out)
                         (unsigned long long)pin_peak, (unsigned long long)pin_refused);
     evbuffer_add_printf(out, "pinned_waiting:%llu\r\n",
                         (unsigned long long)upstream_pool_pinned_waiting(px->pool));
+    evbuffer_add_printf(out, "client_output_limit_closed:%llu\r\nclient_recent_max_output_buffer:%zu\r\n",
+                        (unsigned long long)s->client_output_limit_closed,
+                        client_max_output(px));
 }
 
 /* "# Bulwark_commandstats": Redis's cmdstat_ lines of the requests bulwark handled. */
@@ -659,6 +662,28 @@ local_config_set_filter(struct client *c, struct evbuffer *reply, size_t len, co
     local_config_set_free(s);
 }
 
+int
+local_fd_reserve(const struct cfg *cfg)
+{
+    return 32 + cfg->upstream_connections + 2 + cfg->upstream_pinned_max;
+}
+
+/*
+ * CONFIG SET maxclients as Redis 7.0 updateMaxclients(): the open files
+ * limit is raised to cover it if the system lets us; else refused with
+ * Redis's text and the number that fits.
+ */
+static bool
+local_maxclients_fit(struct proxy *px, int want, char *err, size_t errlen)
+{
+    int fit = bw_fd_fit_clients(want, local_fd_reserve(&px->cfg));
+    if (fit >= want)
+        return true;
+    snprintf(err, errlen, "The operating system is not able to handle the specified number of "
+                          "clients, try with %d", fit);
+    return false;
+}
+
 /*
  * Split CONFIG SET pairs into bulwark's (validated on a scratch cfg, kept in
  * *own) and the rest (encoded into fwd with "CONFIG SET" in front). Replies
@@ -675,13 +700,18 @@ local_config_split(struct client *c, const struct resp_request *req, struct loca
     for (int i = 2; ok && i + 1 < req->argc; i += 2) {
         char *name = bw_strndup(req->argv[i].ptr, req->argv[i].len);
         char *value = bw_strndup(req->argv[i + 1].ptr, req->argv[i + 1].len);
-        if (!cfg_is_own(name)) {
+        if (!cfg_is_own(name) ||
+            (cfg_is_shared(name) && !local_config_denied(client_proxy(c)))) {
+            /* Redis's; a shared one (client-output-buffer-limit) is Redis's
+             * and bulwark's: validated here too, applied when Redis says OK */
             local_add_bulk(fwd_args, req->argv[i].ptr, req->argv[i].len);
             local_add_bulk(fwd_args, req->argv[i + 1].ptr, req->argv[i + 1].len);
             *nfwd += 2;
-            bw_free(name);
-            bw_free(value);
-            continue;
+            if (!cfg_is_own(name)) {
+                bw_free(name);
+                bw_free(value);
+                continue;
+            }
         }
         for (int j = 0; j < own->n; j++)
             if (strcasecmp(own->names[j], name) == 0)
@@ -689,6 +719,8 @@ local_config_split(struct client *c, const struct resp_request *req, struct loca
         if (ok && cfg_set(&scratch, name, value, err, sizeof(err)) != 0 &&
             !cfg_is_same(&client_proxy(c)->cfg, name, value))
             ok = false;
+        if (ok && strcasecmp(name, "maxclients") == 0)
+            ok = local_maxclients_fit(client_proxy(c), scratch.maxclients, err, sizeof(err));
         if (!ok)
             client_reply_error(c, "ERR CONFIG SET failed (possibly related to argument '%s') - %s",
                                name, err);

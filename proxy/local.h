@@ -11,6 +11,7 @@
 
 struct client;
 struct evbuffer;
+struct cfg;
 struct cmd_info;
 struct cmd_table;
 struct proxy;
@@ -47,6 +48,15 @@ void local_info_text(struct proxy *px, struct evbuffer *out);
 
 /* BULWARK HOTKEYS [N] | HELP: bulwark's own command (not Redis's). */
 void local_bulwark(struct client *c, const struct resp_request *req);
+
+/*
+ * Descriptors bulwark keeps beside its clients' (Redis's reserve of 32 for
+ * listeners, log and spares, the shared upstream connections, the two of the
+ * keyspace watch, and upstream-pinned-max dedicated connections, each a
+ * descriptor of its own beside its client's). RLIMIT_NOFILE must cover
+ * maxclients plus this (main at start, CONFIG SET maxclients).
+ */
+int local_fd_reserve(const struct cfg *cfg);
 
 /*
  * TTL jitter for a forwarded request: when ci/req is a cache write whose TTL

@@ -23,6 +23,7 @@
 #include "proxy/command.h"
 #include "proxy/keyspace.h"
 #include "proxy/listener.h"
+#include "proxy/local.h"
 #include "proxy/log.h"
 #include "proxy/metrics.h"
 #include "proxy/proxy.h"
@@ -249,21 +250,10 @@ main_add_signal(struct proxy *px, struct event **ev, int sig)
 static void
 main_adjust_open_files(struct cfg *cfg)
 {
-    struct rlimit rl;
-    rlim_t reserve = 32 + (rlim_t)cfg->upstream_connections + 2 + (rlim_t)cfg->upstream_pinned_max;
-    rlim_t want = (rlim_t)cfg->maxclients + reserve;
-    if (getrlimit(RLIMIT_NOFILE, &rl) != 0 || rl.rlim_cur >= want)
-        return;
-    struct rlimit up = {want, rl.rlim_max > want ? rl.rlim_max : want};
-    if (setrlimit(RLIMIT_NOFILE, &up) == 0)
-        return;
-    up.rlim_cur = rl.rlim_max; /* as much as allowed */
-    if (rl.rlim_max > rl.rlim_cur && setrlimit(RLIMIT_NOFILE, &up) == 0)
-        rl.rlim_cur = rl.rlim_max;
-    int fit = rl.rlim_cur > reserve + 1 ? (int)(rl.rlim_cur - reserve) : 1;
+    int fit = bw_fd_fit_clients(cfg->maxclients, local_fd_reserve(cfg));
     if (fit < cfg->maxclients) {
-        log_warn("open files limit is %llu: maxclients lowered from %d to %d",
-                 (unsigned long long)rl.rlim_cur, cfg->maxclients, fit);
+        log_warn("open files limit too low: maxclients lowered from %d to %d", cfg->maxclients,
+                 fit);
         cfg->maxclients = fit;
     }
 }

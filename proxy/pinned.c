@@ -58,6 +58,8 @@ struct pinned {
     char marker[48];           /* its argument, "bulwark-unpin-<n>" */
     uint64_t sent_after;       /* client requests sent after the marker */
     uint64_t seq;              /* markers sent */
+    uint64_t blocked_reply;    /* number of the reply that answers the last blocking
+                                  command sent outside MULTI (BLPOP …), 0: none */
 };
 
 /* Blocking when it waits: XREAD/XREADGROUP only with BLOCK before STREAMS. */
@@ -91,6 +93,19 @@ pinned_is_debug(const struct resp_request *req)
     return req->argc == 3 && resp_arg_is(&req->argv[0], "script") &&
            resp_arg_is(&req->argv[1], "debug") &&
            (resp_arg_is(&req->argv[2], "yes") || resp_arg_is(&req->argv[2], "sync"));
+}
+
+/* Commands that block the connection until data arrives (outside MULTI). */
+static bool
+pinned_is_blocking(const struct resp_request *req)
+{
+    static const char *const names[] = {"blpop", "brpop", "blmove", "brpoplpush", "blmpop",
+                                        "bzpopmin", "bzpopmax", "bzmpop", "wait"};
+    for (size_t i = 0; i < BW_ARRAY_LEN(names); i++)
+        if (resp_arg_is(&req->argv[0], names[i]))
+            return true;
+    return (resp_arg_is(&req->argv[0], "xread") || resp_arg_is(&req->argv[0], "xreadgroup")) &&
+           pinned_xread_blocks(req);
 }
 
 bool
@@ -407,6 +422,8 @@ pinned_forward(struct pinned *p, const struct resp_request *req, const char *cmd
     if (p->marker_out)
         p->sent_after++;
     p->outstanding++;
+    if (!p->multi && pinned_is_blocking(req))
+        p->blocked_reply = p->replies + p->outstanding;
     pinned_track_request(p, req);
     pinned_maybe_marker(p);
 }
@@ -425,6 +442,14 @@ pinned_refuse_in_multi(struct pinned *p, const char *error_reply)
     p->swaps = bw_realloc(p->swaps, (p->nswaps + 1) * sizeof(*p->swaps));
     p->swaps[p->nswaps].reply = p->replies + p->outstanding;
     p->swaps[p->nswaps++].text = bw_strdup(error_reply);
+}
+
+bool
+pinned_blocked(const struct pinned *p)
+{
+    if (pinned_uncounted(p))
+        return pinned_subscriptions(p) > 0;
+    return p->outstanding > 0 && p->blocked_reply == p->replies + 1;
 }
 
 bool

@@ -85,6 +85,14 @@ bool pinned_idle(const struct pinned *p);
  */
 void pinned_refuse_in_multi(struct pinned *p, const char *error_reply);
 
+/*
+ * True when nothing due on the session is bound to come: the next reply
+ * due answers a blocking command (BLPOP …, WAIT, XREAD BLOCK) sent outside
+ * MULTI, or the session is subscribed (pub/sub replies are not counted).
+ * Shutdown closes such clients at once instead of waiting for them.
+ */
+bool pinned_blocked(const struct pinned *p);
+
 /* True between MULTI and EXEC/DISCARD. */
 bool pinned_in_multi(const struct pinned *p);
 

@@ -114,6 +114,14 @@ resp_parser_need(const struct resp_parser *p)
     return p->pos + (size_t)p->bulk_len + 2;
 }
 
+size_t
+resp_parser_parsed(const struct resp_parser *p)
+{
+    if (p->state != RESP_ST_BULK_HDR && p->state != RESP_ST_BULK_DATA)
+        return 0;
+    return p->pos;
+}
+
 const char *
 resp_parser_error(const struct resp_parser *p)
 {

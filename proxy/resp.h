@@ -134,6 +134,16 @@ int resp_parse(struct resp_parser *p, const char *buf, size_t len,
 size_t resp_parser_need(const struct resp_parser *p);
 
 /*
+ * After RESP_AGAIN: bytes of the current request, from the first byte not
+ * consumed, that are complete headers and arguments (up to the start of the
+ * pending bulk's header or payload); 0 when nothing is pending or inside a
+ * multibulk header or an inline line. Redis 7.0 moves complete arguments out
+ * of its query buffer, so client-query-buffer-limit counts only the bytes
+ * after these (networking.c processMultibulkBuffer / readQueryFromClient).
+ */
+size_t resp_parser_parsed(const struct resp_parser *p);
+
+/*
  * After RESP_ERR: the complete reply Redis 7.0.15 sends, NUL-terminated,
  * e.g. "-ERR Protocol error: invalid bulk length\r\n". Owned by the parser,
  * valid until resp_parser_reset() or resp_parser_free(). NULL when there

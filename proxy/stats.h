@@ -24,6 +24,7 @@ struct stats {
     uint64_t forwarded;                /* requests sent upstream */
     uint64_t upstream_errors;          /* requests answered -ERR because the upstream failed */
     uint64_t protocol_errors;          /* clients closed for a protocol error */
+    uint64_t client_output_limit_closed; /* clients closed by client-output-buffer-limit */
     uint64_t ttl_jittered_writes;      /* writes whose TTL was lengthened */
     uint64_t ttl_jitter_added_ms;      /* sum of the TTL added, ms */
     uint64_t batch_batches;            /* GET batches sent upstream */

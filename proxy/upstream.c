@@ -12,6 +12,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 #include <sys/queue.h>
 #include <sys/socket.h>
 
@@ -213,6 +214,9 @@ upstream_retry_cb(evutil_socket_t fd, short what, void *arg)
     upstream_connect(arg);
 }
 
+/* Most bytes one read or write of an upstream socket moves (libevent: 16 KB). */
+#define UPSTREAM_IO_MAX_BYTES (4 * 1024 * 1024)
+
 /* ---- replies -------------------------------------------------------------- */
 
 /* One complete reply of len bytes is at the head of in: hand it over. */
@@ -262,6 +266,34 @@ upstream_scan(struct upstream_conn *u, struct evbuffer *in, size_t *used_in)
     return rc;
 }
 
+
+/*
+ * Read up to want bytes from fd straight into buf, past libevent 2.1's cap
+ * of 4096 bytes per read (EVBUFFER_MAX_READ), which made a 64 MB value
+ * 16,384 loop turns; stops at EAGAIN, EOF or an error (the bufferevent's
+ * next read reports those). Returns the bytes read.
+ */
+static size_t
+upstream_read_big(struct evbuffer *buf, evutil_socket_t fd, size_t want)
+{
+    size_t total = 0;
+    evbuffer_unfreeze(buf, 0); /* bufferevent_socket keeps the end of its input frozen */
+    while (total < want) {
+        struct evbuffer_iovec v;
+        size_t ask = BW_MIN(want - total, (size_t)UPSTREAM_IO_MAX_BYTES);
+        if (evbuffer_reserve_space(buf, (ev_ssize_t)ask, &v, 1) < 1)
+            break;
+        ssize_t n = read(fd, v.iov_base, BW_MIN(v.iov_len, ask));
+        if (n <= 0)
+            break;
+        v.iov_len = (size_t)n;
+        evbuffer_commit_space(buf, &v, 1);
+        total += (size_t)n;
+    }
+    evbuffer_freeze(buf, 0);
+    return total;
+}
+
 static void
 upstream_read_cb(struct bufferevent *bev, void *arg)
 {
@@ -269,6 +301,8 @@ upstream_read_cb(struct bufferevent *bev, void *arg)
     struct evbuffer *in = bufferevent_get_input(bev);
 
     u->last_read_us = bw_now_us();
+    if (u->scan.bulk_left > 65536) /* a big bulk: take what has arrived */
+        upstream_read_big(in, bufferevent_getfd(bev), (size_t)u->scan.bulk_left);
     while (u->bev == bev && evbuffer_get_length(in) > 0) {
         size_t used;
         int rc = upstream_scan(u, in, &used);
@@ -575,6 +609,8 @@ upstream_connect(struct upstream_conn *u)
     }
     u->bev = bufferevent_socket_new(px->base, -1, BEV_OPT_CLOSE_ON_FREE);
     BW_ASSERT(u->bev != NULL);
+    bufferevent_set_max_single_read(u->bev, UPSTREAM_IO_MAX_BYTES); /* 16 KB by default */
+    bufferevent_set_max_single_write(u->bev, UPSTREAM_IO_MAX_BYTES);
     bufferevent_setcb(u->bev, upstream_read_cb, NULL, upstream_event_cb, u);
     u->state = UPSTREAM_CONNECTING;
     u->connect_started_ms = bw_now_ms();

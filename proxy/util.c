@@ -4,6 +4,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <time.h>
 
 void
@@ -92,4 +93,22 @@ uint64_t
 bw_wall_ms(void)
 {
     return bw_clock_us(CLOCK_REALTIME) / 1000u;
+}
+
+int
+bw_fd_fit_clients(int clients, int reserve)
+{
+    struct rlimit rl;
+    rlim_t want = (rlim_t)clients + (rlim_t)reserve;
+    if (getrlimit(RLIMIT_NOFILE, &rl) != 0 || rl.rlim_cur >= want)
+        return clients;
+    struct rlimit up = {want, rl.rlim_max > want ? rl.rlim_max : want};
+    if (setrlimit(RLIMIT_NOFILE, &up) == 0)
+        return clients;
+    up.rlim_cur = up.rlim_max = rl.rlim_max; /* as much as allowed */
+    if (rl.rlim_max > rl.rlim_cur && setrlimit(RLIMIT_NOFILE, &up) == 0)
+        rl.rlim_cur = rl.rlim_max;
+    if (rl.rlim_cur >= want)
+        return clients;
+    return rl.rlim_cur > (rlim_t)reserve + 1 ? (int)(rl.rlim_cur - (rlim_t)reserve) : 1;
 }

@@ -47,4 +47,12 @@ uint64_t bw_now_ms(void);
 /* Wall clock (CLOCK_REALTIME) in milliseconds since the epoch. */
 uint64_t bw_wall_ms(void);
 
+/*
+ * As Redis 7.0 adjustOpenFilesLimit(): make RLIMIT_NOFILE cover clients +
+ * reserve descriptors, raising the soft limit (to the hard limit at most)
+ * when it is lower. Returns clients when the limit in force covers them,
+ * else how many fit beside the reserve (at least 1).
+ */
+int bw_fd_fit_clients(int clients, int reserve);
+
 #endif

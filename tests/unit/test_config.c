@@ -886,7 +886,7 @@ test_get(void **state)
     assert_int_equal(cfg_get(&c, "port*x", collect, &p), 0);
     assert_int_equal(cfg_get(&c, "", collect, &p), 0);
     p.n = 0;
-    assert_int_equal(cfg_get(&c, "*", collect, &p), 56); /* + upstream-databases, metrics-port, metrics-bind */
+    assert_int_equal(cfg_get(&c, "*", collect, &p), 57); /* + upstream-databases, metrics-port, metrics-bind, client-output-buffer-limit */
     assert_string_equal(get1(&c, "bind"), "127.0.0.1 -::1");
     assert_string_equal(get1(&c, "unixsocketperm"), "700");
     assert_string_equal(get1(&c, "unixsocket"), "/tmp/b.sock");
@@ -1185,6 +1185,62 @@ test_hostport_bracket_host_round_trip(void **state)
     load_get("upstream [[x]:1\nupstream [[x]:1\n", "upstream", "[[x]:1");
 }
 
+/* client-output-buffer-limit: Redis 7.0.15's syntax, defaults, errors and CONFIG GET form. */
+static void
+test_output_buffer_limit(void **state)
+{
+    struct cfg c;
+    char err[256];
+    (void)state;
+    cfg_init(&c);
+    assert_string_equal(get1(&c, "client-output-buffer-limit"),
+                        "normal 1073741824 268435456 60 slave 268435456 67108864 60 "
+                        "pubsub 33554432 8388608 60");
+    assert_true(cfg_is_shared("client-output-buffer-limit"));
+    assert_false(cfg_is_shared("maxclients"));
+    /* CONFIG SET of one class leaves the others, as Redis */
+    assert_int_equal(cfg_set(&c, "client-output-buffer-limit", "normal 256mb 0 0", err, sizeof(err)),
+                     CFG_OK);
+    assert_int_equal(c.client_obl[CFG_OBL_NORMAL].hard_bytes, 256ull << 20);
+    assert_int_equal(c.client_obl[CFG_OBL_PUBSUB].soft_seconds, 60);
+    assert_int_equal(cfg_set(&c, "client-output-buffer-limit", "", err, sizeof(err)), CFG_OK);
+    assert_int_equal(cfg_set(&c, "client-output-buffer-limit", "SLAVE 1mb 1 5 PubSub 1mb 256kb 1",
+                             err, sizeof(err)), CFG_OK);
+    assert_string_equal(get1(&c, "client-output-buffer-limit"),
+                        "normal 268435456 0 0 slave 1048576 1 5 pubsub 1048576 262144 1");
+    /* Redis 7.0.15's errors, value unchanged */
+    assert_int_equal(cfg_set(&c, "client-output-buffer-limit", "normal 256mb 0", err, sizeof(err)),
+                     CFG_ERR);
+    assert_string_equal(err, "Wrong number of arguments in buffer limit configuration.");
+    assert_int_equal(cfg_set(&c, "client-output-buffer-limit", "master 1 1 1", err, sizeof(err)),
+                     CFG_ERR);
+    assert_string_equal(err, "Invalid client class specified in buffer limit configuration.");
+    assert_int_equal(cfg_set(&c, "client-output-buffer-limit", "normal 1 1 -1", err, sizeof(err)),
+                     CFG_ERR);
+    assert_string_equal(err, "Error in hard, soft or soft_seconds setting in buffer limit "
+                             "configuration.");
+    assert_int_equal(cfg_set(&c, "client-output-buffer-limit", "normal 0 0 0 normal x 1 1", err,
+                             sizeof(err)), CFG_ERR);
+    assert_int_equal(c.client_obl[CFG_OBL_NORMAL].hard_bytes, 256ull << 20);
+    cfg_deinit(&c);
+    /* file lines (one class each) and the command line, as redis-server */
+    load_ok(&c, "client-output-buffer-limit normal 64mb 0 0\n"
+                "client-output-buffer-limit pubsub 1mb 256kb 1\n");
+    assert_int_equal(c.client_obl[CFG_OBL_NORMAL].hard_bytes, 64ull << 20);
+    assert_int_equal(c.client_obl[CFG_OBL_PUBSUB].soft_bytes, 256ull << 10);
+    char w0[] = "--client-output-buffer-limit", w1[] = "normal 32mb 16mb 10";
+    char *argv[] = {w0, w1};
+    assert_int_equal(cfg_apply_args(&c, 2, argv, err, sizeof(err)), CFG_OK);
+    assert_int_equal(c.client_obl[CFG_OBL_NORMAL].soft_seconds, 10);
+    assert_int_equal(c.client_obl[CFG_OBL_PUBSUB].hard_bytes, 1ull << 20);
+    cfg_deinit(&c);
+    cfg_init(&c);
+    assert_int_not_equal(cfg_load_string(&c, "client-output-buffer-limit normal 1 2\n", "t.conf",
+                                         err, sizeof(err)), CFG_OK);
+    assert_non_null(strstr(err, "t.conf:1:"));
+    cfg_deinit(&c);
+}
+
 int
 main(void)
 {
@@ -1205,6 +1261,7 @@ main(void)
         cmocka_unit_test(test_args_include),
         cmocka_unit_test(test_set),
         cmocka_unit_test(test_get),
+        cmocka_unit_test(test_output_buffer_limit),
         cmocka_unit_test(test_append_list),
         cmocka_unit_test(test_glob_vectors),
         cmocka_unit_test(test_glob_misc),
