@@ -86,8 +86,9 @@ struct upstream_conn {
                                             upstream_pinned_script) */
     int db;                              /* database the connection is in, as bulwark's
                                             requests leave it: 0 on connect and after
-                                            RESET; upstream_send_db() SELECTs first when
-                                            a request is for another */
+                                            RESET, -1 unknown (a SELECT was refused);
+                                            upstream_send_db() SELECTs first when a
+                                            request is for another */
     TAILQ_ENTRY(upstream_conn) idle_link; /* in pool->idle while idle */
 };
 
@@ -451,6 +452,23 @@ upstream_busy_threshold_cb(void *privdata, struct evbuffer *reply, size_t len, c
     reply_node_free(n);
 }
 
+/*
+ * The reply to a SELECT bulwark sent to move u: refused (-BUSY while a script
+ * runs, -LOADING …), u stays where it was, which bulwark no longer knows:
+ * the next request of any database sends its SELECT again.
+ */
+static void
+upstream_select_cb(void *privdata, struct evbuffer *reply, size_t len, const char *err)
+{
+    struct upstream_conn *u = privdata;
+    (void)err;
+    if (reply == NULL || len == 0)
+        return;
+    const char *p = (const char *)evbuffer_pullup(reply, 1);
+    if (p[0] == '-')
+        u->db = -1;
+}
+
 /* CONFIG GET databases: the indexes a client may SELECT (upstream-databases 0). */
 static void
 upstream_databases_cb(void *privdata, struct evbuffer *reply, size_t len, const char *err)
@@ -641,7 +659,7 @@ upstream_send_db(struct upstream_conn *u, int db, const char *cmd, size_t len,
         const char *argv[] = {"SELECT", num};
         u->db = db;
         u->pool->db_switches++;
-        upstream_queue_internal(u, 2, argv, upstream_handshake_cb);
+        upstream_queue_internal(u, 2, argv, upstream_select_cb);
     }
     return upstream_send(u, cmd, len, fn, privdata, err);
 }
@@ -820,7 +838,7 @@ upstream_pinned_select(struct upstream_conn *u, int db)
     snprintf(num, sizeof(num), "%d", db);
     const char *argv[] = {"SELECT", num};
     u->db = db;
-    upstream_queue_internal(u, 2, argv, upstream_handshake_cb);
+    upstream_queue_internal(u, 2, argv, upstream_select_cb);
 }
 
 int
