@@ -172,7 +172,7 @@ run: all
 	echo "bulwark: nothing answers at $$up; starting a private redis-server on 127.0.0.1:$$rport (data in $$dir)"; \
 	redis-server --port $$rport --bind 127.0.0.1 --save '' --appendonly no --dir $$dir \
 	  --daemonize no --logfile $$dir/redis.log & rpid=$$!; \
-	trap 'kill $$rpid 2>/dev/null; wait $$rpid 2>/dev/null; rm -rf $$dir' EXIT INT TERM; \
+	trap 'kill $$rpid 2>/dev/null || true; wait $$rpid 2>/dev/null || true; rm -rf $$dir' EXIT INT TERM; \
 	for i in $$(seq 100); do redis-cli -p $$rport ping >/dev/null 2>&1 && break; sleep 0.05; done; \
 	rc=0; ./$(BIN) $(RUN_CONF) $(RUN_ARGS) --upstream 127.0.0.1:$$rport || rc=$$?; exit $$rc
 

@@ -18,7 +18,7 @@ free_port() {
     done
 }
 wait_port() {
-    for _ in $(seq 400); do redis-cli -p "$1" ping >/dev/null 2>&1 && return 0; sleep 0.05; done
+    for _ in $(seq 1200); do redis-cli -p "$1" ping >/dev/null 2>&1 && return 0; sleep 0.05; done
     return 1
 }
 
