@@ -23,6 +23,7 @@
 #include "proxy/local.h"
 #include "proxy/pinned.h"
 #include "proxy/log.h"
+#include "proxy/netio.h"
 #include "proxy/proxy.h"
 #include "proxy/resp.h"
 #include "proxy/upstream.h"
@@ -1147,33 +1148,6 @@ client_resume_cb(evutil_socket_t fd, short what, void *arg)
 
 /* ---- socket callbacks ----------------------------------------------------- */
 
-/*
- * Read up to want bytes from fd straight into buf, past libevent 2.1's cap
- * of 4096 bytes per read (EVBUFFER_MAX_READ), which made a 64 MB value
- * 16,384 loop turns; stops at EAGAIN, EOF or an error (the bufferevent's
- * next read reports those). Returns the bytes read.
- */
-static size_t
-client_read_big(struct evbuffer *buf, evutil_socket_t fd, size_t want)
-{
-    size_t total = 0;
-    evbuffer_unfreeze(buf, 0); /* bufferevent_socket keeps the end of its input frozen */
-    while (total < want) {
-        struct evbuffer_iovec v;
-        size_t ask = BW_MIN(want - total, (size_t)CLIENT_IO_MAX_BYTES);
-        if (evbuffer_reserve_space(buf, (ev_ssize_t)ask, &v, 1) < 1)
-            break;
-        ssize_t n = read(fd, v.iov_base, BW_MIN(v.iov_len, ask));
-        if (n <= 0)
-            break;
-        v.iov_len = (size_t)n;
-        evbuffer_commit_space(buf, &v, 1);
-        total += (size_t)n;
-    }
-    evbuffer_freeze(buf, 0);
-    return total;
-}
-
 static void
 client_read_cb(struct bufferevent *bev, void *arg)
 {
@@ -1184,7 +1158,7 @@ client_read_cb(struct bufferevent *bev, void *arg)
     struct evbuffer *in = bufferevent_get_input(c->bev);
     size_t avail = evbuffer_get_length(in);
     if (c->need > avail && c->need - avail > 65536) /* a big bulk: take what has arrived */
-        client_read_big(in, bufferevent_getfd(c->bev), c->need - avail);
+        netio_read_big(in, bufferevent_getfd(c->bev), c->need - avail, CLIENT_IO_MAX_BYTES);
     if (client_query_buffer_over(c)) /* after each read, before parsing, as Redis checks */
         return;
     client_process_input(c);

@@ -23,6 +23,7 @@
 #include "proxy/cmdstats.h"
 #include "proxy/command.h"
 #include "proxy/log.h"
+#include "proxy/netio.h"
 #include "proxy/proxy.h"
 #include "proxy/reply.h"
 #include "proxy/util.h"
@@ -268,33 +269,6 @@ upstream_scan(struct upstream_conn *u, struct evbuffer *in, size_t *used_in)
 }
 
 
-/*
- * Read up to want bytes from fd straight into buf, past libevent 2.1's cap
- * of 4096 bytes per read (EVBUFFER_MAX_READ), which made a 64 MB value
- * 16,384 loop turns; stops at EAGAIN, EOF or an error (the bufferevent's
- * next read reports those). Returns the bytes read.
- */
-static size_t
-upstream_read_big(struct evbuffer *buf, evutil_socket_t fd, size_t want)
-{
-    size_t total = 0;
-    evbuffer_unfreeze(buf, 0); /* bufferevent_socket keeps the end of its input frozen */
-    while (total < want) {
-        struct evbuffer_iovec v;
-        size_t ask = BW_MIN(want - total, (size_t)UPSTREAM_IO_MAX_BYTES);
-        if (evbuffer_reserve_space(buf, (ev_ssize_t)ask, &v, 1) < 1)
-            break;
-        ssize_t n = read(fd, v.iov_base, BW_MIN(v.iov_len, ask));
-        if (n <= 0)
-            break;
-        v.iov_len = (size_t)n;
-        evbuffer_commit_space(buf, &v, 1);
-        total += (size_t)n;
-    }
-    evbuffer_freeze(buf, 0);
-    return total;
-}
-
 static void
 upstream_read_cb(struct bufferevent *bev, void *arg)
 {
@@ -303,7 +277,7 @@ upstream_read_cb(struct bufferevent *bev, void *arg)
 
     u->last_read_us = bw_now_us();
     if (u->scan.bulk_left > 65536) /* a big bulk: take what has arrived */
-        upstream_read_big(in, bufferevent_getfd(bev), (size_t)u->scan.bulk_left);
+        netio_read_big(in, bufferevent_getfd(bev), (size_t)u->scan.bulk_left, UPSTREAM_IO_MAX_BYTES);
     while (u->bev == bev && evbuffer_get_length(in) > 0) {
         size_t used;
         int rc = upstream_scan(u, in, &used);
@@ -425,6 +399,25 @@ upstream_info_cb(void *privdata, struct evbuffer *reply, size_t len, const char 
     reply_node_free(n);
 }
 
+/*
+ * The value of a CONFIG GET reply ["name", "value"] into out (outlen bytes,
+ * NUL-terminated); false for an error or a value that does not fit.
+ */
+static bool
+upstream_config_value(struct evbuffer *reply, size_t len, char *out, size_t outlen)
+{
+    const char *p = (const char *)evbuffer_pullup(reply, (ev_ssize_t)len);
+    struct reply_node *n = reply_parse(p, len);
+    bool ok = n != NULL && n->type == '*' && n->integer == 2 && n->elems[1].type == '$' &&
+              !n->elems[1].nil && n->elems[1].len > 0 && n->elems[1].len < outlen;
+    if (ok) {
+        memcpy(out, n->elems[1].str, n->elems[1].len);
+        out[n->elems[1].len] = '\0';
+    }
+    reply_node_free(n);
+    return ok;
+}
+
 /* CONFIG GET lua-time-limit answered: Redis's busy-reply-threshold (the
  * name lua-time-limit works on Redis 6 and, as an alias, on 7). An error
  * (CONFIG renamed or denied, managed Redis) keeps what was known. */
@@ -432,24 +425,15 @@ static void
 upstream_busy_threshold_cb(void *privdata, struct evbuffer *reply, size_t len, const char *err)
 {
     struct upstream_conn *u = privdata;
+    char num[24], *end;
     (void)err;
-    if (reply == NULL)
+    if (reply == NULL || !upstream_config_value(reply, len, num, sizeof(num)))
         return;
-    const char *p = (const char *)evbuffer_pullup(reply, (ev_ssize_t)len);
-    struct reply_node *n = reply_parse(p, len);
-    if (n != NULL && n->type == '*' && n->integer == 2 && n->elems[1].type == '$' &&
-        !n->elems[1].nil && n->elems[1].len > 0 && n->elems[1].len < 20) {
-        char num[24];
-        memcpy(num, n->elems[1].str, n->elems[1].len);
-        num[n->elems[1].len] = '\0';
-        char *end;
-        unsigned long long v = strtoull(num, &end, 10);
-        if (*end == '\0' && u->pool->busy_threshold_ms != v) {
-            u->pool->busy_threshold_ms = v;
-            log_verbose("upstream %s: busy-reply-threshold %llu ms", u->pool->addr, v);
-        }
+    unsigned long long v = strtoull(num, &end, 10);
+    if (*end == '\0' && u->pool->busy_threshold_ms != v) {
+        u->pool->busy_threshold_ms = v;
+        log_verbose("upstream %s: busy-reply-threshold %llu ms", u->pool->addr, v);
     }
-    reply_node_free(n);
 }
 
 /*
@@ -475,24 +459,16 @@ upstream_databases_cb(void *privdata, struct evbuffer *reply, size_t len, const 
 {
     struct upstream_conn *u = privdata;
     struct proxy *px = u->pool->px;
+    char num[16], *end;
     (void)err;
-    if (reply == NULL || px->cfg.upstream_databases > 0)
+    if (reply == NULL || px->cfg.upstream_databases > 0 ||
+        !upstream_config_value(reply, len, num, sizeof(num)))
         return;
-    const char *p = (const char *)evbuffer_pullup(reply, (ev_ssize_t)len);
-    struct reply_node *n = reply_parse(p, len);
-    if (n != NULL && n->type == '*' && n->integer == 2 && n->elems[1].type == '$' &&
-        !n->elems[1].nil && n->elems[1].len > 0 && n->elems[1].len < 12) {
-        char num[16];
-        memcpy(num, n->elems[1].str, n->elems[1].len);
-        num[n->elems[1].len] = '\0';
-        char *end;
-        long v = strtol(num, &end, 10);
-        if (*end == '\0' && v >= 1 && v <= INT32_MAX && px->databases != (int)v) {
-            px->databases = (int)v;
-            log_verbose("upstream %s: %ld databases", u->pool->addr, v);
-        }
+    long v = strtol(num, &end, 10);
+    if (*end == '\0' && v >= 1 && v <= INT32_MAX && px->databases != (int)v) {
+        px->databases = (int)v;
+        log_verbose("upstream %s: %ld databases", u->pool->addr, v);
     }
-    reply_node_free(n);
 }
 
 static void
