@@ -41,7 +41,7 @@ if [[ -s $IN/avalanche.tsv ]]; then
     gnuplot <<GP
 $TERM_PNG
 set output '$OUT/avalanche.png'
-set title "Cache avalanche: ${keys:-5000} keys written with the same EX ${ttl:-20}, read cache-aside by 50 connections\n(a miss = ${dbms:-5} ms database load + SET EX ${ttl:-20}); $(meta date), $(meta machine | cut -d, -f1-2), load $(meta 'load average at the start (1, 5, 15 min)' | cut -d' ' -f1)"
+set title "Cache avalanche: ${keys:-5000} keys written with the same EX ${ttl:-20}, read cache-aside by 50 connections\n(a miss = ${dbms:-5} ms database load + SET EX ${ttl:-20}); last of $(meta rounds | cut -d' ' -f1) round(s), $(meta date), $(meta machine | cut -d, -f1-2), load $(meta 'load average at the start (1, 5, 15 min)' | cut -d' ' -f1)"
 set xlabel 'time since the reads began, right after the keys were written (s; loads counted per whole second)'
 set ylabel 'database loads per second (1/s)'
 set key top right box opaque
