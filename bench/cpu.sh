@@ -15,7 +15,7 @@ PRESENT=${PRESENT:-100}
 BIN=${BULWARK_BIN:-./bulwark}
 dir=$(mktemp -d /tmp/bulwark-cpu.XXXXXX)
 pids=()
-cleanup() { for p in "${pids[@]}"; do { kill "$p"; wait "$p"; } 2>/dev/null; done; rm -rf "$dir"; }
+cleanup() { for p in "${pids[@]}"; do { kill "$p"; wait "$p"; } 2>/dev/null || true; done; rm -rf "$dir"; }
 trap cleanup EXIT
 free_port() {
     local p
