@@ -6,7 +6,7 @@ SHELL    := /bin/bash
 PKGS     := libevent hiredis libxxhash cmocka
 DEB_PKGS := libevent-dev libhiredis-dev libxxhash-dev libcmocka-dev \
             redis-server redis-tools pkg-config valgrind python3 \
-            prometheus prometheus-redis-exporter
+            prometheus prometheus-redis-exporter gnuplot-nox
 
 # Build variant: "release" (default) or "asan" (ASan + UBSan).
 VARIANT  ?= release
@@ -76,7 +76,7 @@ deps-check:
 	@pkg-config --exists $(PKGS) && command -v redis-server >/dev/null && \
 	  command -v redis-benchmark >/dev/null && command -v valgrind >/dev/null && \
 	  command -v python3 >/dev/null && command -v promtool >/dev/null && \
-	  command -v prometheus-redis-exporter >/dev/null || $(MAKE) --no-print-directory deps
+	  command -v prometheus-redis-exporter >/dev/null && command -v gnuplot >/dev/null || $(MAKE) --no-print-directory deps
 
 # Services the packages would start (redis-server, prometheus, the exporter on
 # 6379, 9090, 9121) are not started: a policy-rc.d that denies them is put in
@@ -181,8 +181,20 @@ run: all
 bench/loadgen: $(call obj,bench/loadgen.c bench/lg_stats.c bench/lg_opts.c)
 	$(CC) $(LDFLAGS) -pthread -o $@ $^ $(shell pkg-config --libs libevent hiredis) -lm
 
+# make bench: bench/run.sh (the matrix), bench/cpu.sh (Redis CPU per GET),
+# bench/leases.py (hot-key refills per expiry), each saving its data in
+# bench/results/, then bench/charts.sh draws bench/*.png from that data
+# (bash bench/charts.sh alone redraws them). BENCH_CPU_N: cpu.sh's GETs per run.
+BENCH_CPU_N ?= 400000
 bench: all bench/loadgen
 	@bash bench/run.sh
+	@set -o pipefail; mkdir -p bench/results; \
+	{ echo "<!-- bench/cpu.sh $(BENCH_CPU_N), $$(date -u '+%Y-%m-%d %H:%M UTC'), load $$(cut -d' ' -f1-3 /proc/loadavg) at the start -->"; \
+	  bash bench/cpu.sh $(BENCH_CPU_N); \
+	  echo "<!-- load $$(cut -d' ' -f1-3 /proc/loadavg) at the end -->"; } | tee bench/results/cpu.md.new && \
+	mv bench/results/cpu.md.new bench/results/cpu.md
+	@python3 bench/leases.py
+	@bash bench/charts.sh
 
 # libFuzzer (clang): three targets, run one after the other, each for
 # FUZZ_SECONDS (60 by default, so make fuzz takes three times that):

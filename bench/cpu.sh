@@ -15,11 +15,11 @@ PRESENT=${PRESENT:-100}
 BIN=${BULWARK_BIN:-./bulwark}
 dir=$(mktemp -d /tmp/bulwark-cpu.XXXXXX)
 pids=()
-cleanup() { for p in "${pids[@]}"; do { kill "$p"; wait "$p"; } 2>/dev/null; done; rm -rf "$dir"; }
+cleanup() { for p in "${pids[@]}"; do { kill "$p"; wait "$p"; } 2>/dev/null || true; done; rm -rf "$dir"; }
 trap cleanup EXIT
 free_port() {
     local p
-    for p in $(shuf -i 20000-60000 -n 100); do
+    for p in $(shuf -i 20000-32767 -n 100); do # below the ephemeral ports (32768-60999)
         (exec 3<>/dev/tcp/127.0.0.1/$p) 2>/dev/null || { echo "$p"; return; }
     done
 }

@@ -18,6 +18,10 @@
 #   BUDGET_S=780    no round is started that would, at the pace so far, end
 #                   after this many seconds (the machine may be shared)
 #   BULWARK_BIN=./bulwark LOADGEN_BIN=bench/loadgen
+#   BENCH_OUT=bench/results   where the raw data is saved at the end (for
+#                   bench/charts.sh): table.md (what is printed), medians.tsv,
+#                   raw.tsv (every round's value), avalanche.tsv (every
+#                   round's DB loads per second), meta.txt (machine, load)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 ROUNDS=${1:-3}
@@ -39,6 +43,7 @@ AG_CASES=${AG_CASES:-10:1 50:1 50:16 500:16}
 BUDGET_S=${BUDGET_S:-780}
 BIN=${BULWARK_BIN:-./bulwark}
 LG=${LOADGEN_BIN:-bench/loadgen}
+OUT=${BENCH_OUT:-bench/results}
 RUN_TIMEOUT=120 # seconds any single benchmark command may take
 
 for f in "$BIN" "$LG"; do
@@ -61,7 +66,7 @@ trap 'exit 130' INT TERM
 
 free_port() {
     local p
-    for p in $(shuf -i 20000-60000 -n 100); do
+    for p in $(shuf -i 20000-32767 -n 100); do # below the ephemeral ports (32768-60999)
         (exec 3<>/dev/tcp/127.0.0.1/"$p") 2>/dev/null || { echo "$p"; return; }
     done
     return 1
@@ -108,6 +113,13 @@ names=()
 for t in "${targets[@]}"; do names+=("${t%%:*}"); done
 
 started=$(date +%s)
+load_start=$(cut -d' ' -f1-3 /proc/loadavg)
+loads="" # 1-min load average at each stage of each round
+stage_load() { loads+="$(cut -d' ' -f1 /proc/loadavg) "; }
+date_start=$(date -u '+%Y-%m-%d %H:%M UTC')
+# raw data, copied to $OUT at the end (an aborted run leaves the old files)
+printf 'round\tworkload\tconns\tpipeline\ttarget\tmetric\tvalue\n' > "$dir/raw.tsv"
+printf 'round\tlabel\ttarget\tsecond\tdb_loads\n' > "$dir/avalanche.tsv"
 echo "bench: $(date -u '+%Y-%m-%d %H:%M UTC'), $(nproc) cores, $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | sed 's/^ //'), load $(cut -d' ' -f1-3 /proc/loadavg)" >&2
 echo "bench: redis :$rport, bulwark :$bport${tport:+, twemproxy :$tport}; $ROUNDS rounds" >&2
 
@@ -118,7 +130,12 @@ timeout "$RUN_TIMEOUT" "$LG" -p "$bport" --prefill -n 1 -k "$KEYS" --value-size 
 
 declare -A res # "row|target|metric" -> space-separated values, one per round
 declare -A timeline # "avalanche label|target" -> last round's DB loads per second
-add() { res["$1"]+="$2 "; }
+add() { # "row|c|p|target|metric" value (agreement: "agree|c|p|what")
+    res["$1"]+="$2 "
+    local k=$1
+    [[ $k == agree\|* ]] && k="${k%|*}|redis|${k##*|}"
+    printf '%s\t%s\t%s\n' "${round:-0}" "${k//|/$'\t'}" "$2" >> "$dir/raw.tsv"
+}
 
 # redis-benchmark: one invocation per (target, clients, pipeline). It has no
 # MGET test (its -t list stops at MSET), so "mget" runs as the command
@@ -189,6 +206,8 @@ run_av() { # round label name port
         -d "$AV_SECS" --db-latency "$AV_DB_MS" --value-size "$VALUE" --prefix "av$1-$3-${2//[^0-9]/}:"
     out=$(tail -n 2 "$dir/loadgen.out" | sed -n 's/^TIMELINE db_loads_per_s=//p')
     timeline["$2|$3"]=$out
+    tr ',' '\n' <<< "$out" | awk -v r="$1" -v l="$2" -v t="$3" \
+        'NF {printf "%s\t%s\t%s\t%d\t%s\n", r, l, t, NR - 1, $1}' >> "$dir/avalanche.tsv"
 }
 
 # Agreement: the same GETs (count, keys, -c c, -P p) from redis-benchmark and
@@ -234,14 +253,17 @@ for round in $(seq "$ROUNDS"); do
         break
     fi
     echo "bench: round $round/$ROUNDS ($elapsed s)" >&2
+    stage_load
     for c in $RB_CLIENTS; do
         for p in $RB_PIPES; do
             for t in "${targets[@]}"; do run_rb "${t%%:*}" "${t##*:}" "$c" "$p"; done
         done
     done
     echo "bench:   loadgen vs redis-benchmark ($(( $(date +%s) - started )) s)" >&2
+    stage_load
     for cp in $AG_CASES; do run_agree "$round" "${cp%:*}" "${cp#*:}"; done
     echo "bench:   loadgen workloads ($(( $(date +%s) - started )) s)" >&2
+    stage_load
     for spec in "${lg_rows[@]}"; do
         IFS='|' read -r row c p args <<< "$spec"
         for t in "${targets[@]}"; do
@@ -252,6 +274,7 @@ for round in $(seq "$ROUNDS"); do
     done
     # Jitter is bulwark's: Redis direct is the baseline of both rows.
     echo "bench:   avalanche ($(( $(date +%s) - started )) s)" >&2
+    stage_load
     run_av "$round" "jitter 0" redis "$rport"
     set_jitter 0
     run_av "$round" "jitter 0" bulwark "$bport"
@@ -273,6 +296,8 @@ fmt() { # value metric
 }
 ratio() { awk -v a="$1" -v b="$2" 'BEGIN { if (a != "" && b > 0) printf "%.2f", a / b; else printf "—" }'; }
 
+printf 'workload\tconns\tpipeline\tmetric\ttarget\tmedian\n' > "$dir/medians.tsv"
+{
 echo
 echo "Medians of $rounds_done rounds; ratios are to Redis direct. loadgen req/s counts commands."
 header="| workload | conns | pipeline | metric |"
@@ -304,6 +329,8 @@ for r in "${rows[@]}"; do
     for n in "${names[@]}"; do
         v=$(echo "${res["$row|$c|$p|$n|$m"]-}" | median)
         if [[ $row == "lg avalanche"* && $n == twemproxy ]]; then v=""; fi
+        [[ -z $v ]] || printf '%s\t%s\t%s\t%s\t%s\t%s\n' "$label" "$c" "$p" "$m" "$n" "$v" \
+            >> "$dir/medians.tsv"
         line+=" $(fmt "$v" "$m") |"
         [[ $n == redis ]] || line+=" $(ratio "$v" "$base") |"
     done
@@ -337,5 +364,22 @@ echo "avalanche, last round: database loads per second (keys expire at about ${A
 for k in "jitter 0|redis" "jitter 0|bulwark" "jitter 10%|bulwark"; do
     echo "  ${k#*|} ${k%|*}: ${timeline[$k]-}"
 done
+} | tee "$dir/table.md"
+
+# ---- the raw data, for bench/charts.sh -------------------------------------
+mkdir -p "$OUT"
+{
+    echo "date: $date_start"
+    echo "machine: $(nproc) cores, $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | sed 's/^ //'), $(awk '/MemTotal/ {printf "%.0f GiB", $2 / 1048576}' /proc/meminfo)"
+    echo "redis: $(redis-server --version | sed -n 's/.*v=\([^ ]*\).*/\1/p')"
+    echo "targets: ${names[*]}"
+    echo "rounds: $rounds_done of $ROUNDS"
+    echo "seconds: $(( $(date +%s) - started ))"
+    echo "load average at the start (1, 5, 15 min): $load_start"
+    echo "load average at the end (1, 5, 15 min): $(cut -d' ' -f1-3 /proc/loadavg)"
+    echo "load average (1 min) at each stage of each round: ${loads% }"
+    echo "sizes: RB_N1=$RB_N1 RB_N16=$RB_N16 RB_CLIENTS=\"$RB_CLIENTS\" RB_PIPES=\"$RB_PIPES\" RB_TESTS=$RB_TESTS LG_SECS=$LG_SECS KEYS=$KEYS VALUE=$VALUE AV_KEYS=$AV_KEYS AV_TTL=$AV_TTL AV_SECS=$AV_SECS AV_DB_MS=$AV_DB_MS AG_N1=$AG_N1 AG_N16=$AG_N16 AG_CASES=\"$AG_CASES\""
+} > "$dir/meta.txt"
+for f in table.md medians.tsv raw.tsv avalanche.tsv meta.txt; do cp "$dir/$f" "$OUT/$f"; done
 echo
-echo "bench: done in $(( $(date +%s) - started )) s" >&2
+echo "bench: done in $(( $(date +%s) - started )) s; data in $OUT/" >&2
