@@ -56,6 +56,8 @@ struct watch {
     char last_error[128];           /* why the watch was last lost */
     bool tracking_on;               /* CLIENT TRACKING accepted on the current trk */
     uint64_t builds_started;        /* builds begun: stale SCAN replies are ignored */
+    uint64_t build_swapdb_calls;    /* cmdstat_swapdb calls when the build began */
+    uint64_t swapdb_restarts;       /* builds begun again because SWAPDB ran meanwhile */
     int *scan_dbs;                  /* databases the build SCANs (owned), from INFO keyspace */
     size_t nscan_dbs;               /* entries in scan_dbs */
     size_t scan_idx;                /* the database being scanned: scan_dbs[scan_idx] */
@@ -219,6 +221,17 @@ watch_build_done(struct watch *w)
                w->scan_keys, w->last_rebuild_ms);
 }
 
+/* cmdstat_swapdb calls in an INFO commandstats reply (0 when never called). */
+static uint64_t
+watch_swapdb_calls(const redisReply *reply)
+{
+    const char *p = strstr(reply->str, "cmdstat_swapdb:calls=");
+    return p != NULL ? strtoull(p + 21, NULL, 10) : 0;
+}
+
+static void watch_build_check_cb(redisAsyncContext *ac, void *r, void *tag);
+static void watch_build_start(struct watch *w, enum watch_state state);
+
 /* The tag of a build's SCAN and INFO replies: generation and build together. */
 static void *
 watch_build_tag(const struct watch *w)
@@ -289,7 +302,7 @@ watch_scan_cb(redisAsyncContext *ac, void *r, void *tag)
     snprintf(w->cursor, sizeof(w->cursor), "%.*s", (int)BW_MIN(reply->element[0]->len, 31),
              reply->element[0]->str);
     if (strcmp(w->cursor, "0") == 0 && ++w->scan_idx >= w->nscan_dbs) {
-        watch_build_done(w);
+        redisAsyncCommand(w->trk, watch_build_check_cb, watch_build_tag(w), "INFO commandstats");
         return;
     }
     uint64_t pause = w->px->cfg.bloom_scan_interval_ms;
@@ -334,10 +347,48 @@ watch_keyspace_cb(redisAsyncContext *ac, void *r, void *tag)
     }
     w->scan_idx = 0;
     snprintf(w->cursor, sizeof(w->cursor), "0");
-    if (w->nscan_dbs == 0)
-        watch_build_done(w); /* no keys anywhere */
+    if (w->nscan_dbs == 0) /* no keys anywhere */
+        redisAsyncCommand(w->trk, watch_build_check_cb, watch_build_tag(w), "INFO commandstats");
     else
         watch_scan_next(w);
+}
+
+/* SWAPDB's count when a build starts (see watch_build_check_cb). */
+static void
+watch_build_swaps_cb(redisAsyncContext *ac, void *r, void *tag)
+{
+    struct watch *w = ac->data;
+    redisReply *reply = r;
+    if (watch_build_current(w, tag) && reply != NULL && reply->type == REDIS_REPLY_STRING)
+        w->build_swapdb_calls = watch_swapdb_calls(reply);
+}
+
+/*
+ * The SCAN of every database ended. SWAPDB names no key on the tracking
+ * channel: one run between the databases' SCANs may have moved keys from a
+ * database not yet scanned into one already done, so the new filter could
+ * miss them. If SWAPDB ran since the build began, the build starts again
+ * (the filter in force stays, kept a superset by the watch); else the new
+ * filter replaces it.
+ */
+static void
+watch_build_check_cb(redisAsyncContext *ac, void *r, void *tag)
+{
+    struct watch *w = ac->data;
+    redisReply *reply = r;
+    if (!watch_build_current(w, tag) || reply == NULL)
+        return;
+    if (reply->type != REDIS_REPLY_STRING) {
+        watch_lost(w, reply->type == REDIS_REPLY_ERROR ? reply->str : "bad INFO reply");
+        return;
+    }
+    if (watch_swapdb_calls(reply) != w->build_swapdb_calls) {
+        log_verbose("bloom: SWAPDB ran during the filter's SCAN: scanning again");
+        w->swapdb_restarts++;
+        watch_build_start(w, w->state);
+        return;
+    }
+    watch_build_done(w);
 }
 
 /*
@@ -357,8 +408,10 @@ watch_build_start(struct watch *w, enum watch_state state)
     w->scan_keys = 0;
     w->build_started_ms = bw_now_ms();
     w->state = state;
-    if (w->trk != NULL)
+    if (w->trk != NULL) {
+        redisAsyncCommand(w->trk, watch_build_swaps_cb, watch_build_tag(w), "INFO commandstats");
         redisAsyncCommand(w->trk, watch_keyspace_cb, watch_build_tag(w), "INFO keyspace");
+    }
 }
 
 /* ---- the watch ------------------------------------------------------------ */
@@ -669,8 +722,7 @@ watch_swapdb_cb(redisAsyncContext *ac, void *r, void *tag)
     redisReply *reply = r;
     if (!watch_current(w, tag) || reply == NULL || reply->type != REDIS_REPLY_STRING)
         return;
-    const char *p = strstr(reply->str, "cmdstat_swapdb:calls=");
-    uint64_t calls = p != NULL ? strtoull(p + 21, NULL, 10) : 0;
+    uint64_t calls = watch_swapdb_calls(reply);
     if (w->swapdb_known && calls != w->swapdb_calls && w->on_flush != NULL) {
         log_verbose("bloom: SWAPDB seen in INFO commandstats: hot caches emptied");
         w->on_flush(w->listener);
