@@ -167,7 +167,7 @@ run: all
 	  exec ./$(BIN) $(RUN_CONF) $(RUN_ARGS); \
 	fi; \
 	dir=$$(mktemp -d /tmp/bulwark-run.XXXXXX); \
-	for p in $$(shuf -i 20000-60000 -n 50); do \
+	for p in $$(shuf -i 20000-32767 -n 50); do \
 	  (exec 3<>/dev/tcp/127.0.0.1/$$p) 2>/dev/null || { rport=$$p; break; }; done; \
 	echo "bulwark: nothing answers at $$up; starting a private redis-server on 127.0.0.1:$$rport (data in $$dir)"; \
 	redis-server --port $$rport --bind 127.0.0.1 --save '' --appendonly no --dir $$dir \

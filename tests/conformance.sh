@@ -47,7 +47,7 @@ fetch_suite() {
 
 free_port() {
     local p
-    for p in $(shuf -i 20000-60000 -n 100); do
+    for p in $(shuf -i 20000-32767 -n 100); do # below the ephemeral ports (32768-60999)
         (exec 3<>/dev/tcp/127.0.0.1/$p) 2>/dev/null || { echo "$p"; return; }
     done
 }
