@@ -666,6 +666,26 @@ client_pinned_wake(void *arg, bool timed_out)
 }
 
 /*
+ * A SELECT in a session that bulwark answers itself instead of forwarding:
+ * an index beyond upstream-databases (when set, it may be fewer than
+ * Redis's), or one sent while the session's replies are not
+ * counted (pub/sub winding down), where its reply could not be matched and
+ * the client's database would be lost.
+ */
+static bool
+client_pinned_select_refused(const struct client *c, const struct resp_request *req)
+{
+    long long db;
+    if (!resp_arg_is(&req->argv[0], "select") || req->argc != 2)
+        return false;
+    if (!pinned_counts_replies(c->pin))
+        return true;
+    /* Redis judges its own range (inside MULTI it queues and fails at EXEC) */
+    return c->px->cfg.upstream_databases > 0 && resp_arg_ll(&req->argv[1], &db) &&
+           db >= c->px->databases;
+}
+
+/*
  * A request of a client in a pinned session. Redis judges everything on the
  * dedicated connection, unknown commands included, except what bulwark
  * denies, refuses or answers itself (its CLIENT view, SELECT, HELLO): those
@@ -685,7 +705,8 @@ client_handle_pinned(struct client *c, const struct resp_request *req)
     bool denied = client_is_denied(px, req->argv[0].ptr, req->argv[0].len);
     bool refused = sub != NULL && sub->policy == LOCAL_REFUSED;
     bool noauth = !c->authenticated && (pci == NULL || !(pci->flags & CMD_NO_AUTH));
-    if (!denied && !refused && !noauth && !client_pinned_is_local(req)) {
+    bool bad_select = client_pinned_select_refused(c, req);
+    if (!denied && !refused && !noauth && !bad_select && !client_pinned_is_local(req)) {
         client_pinned_request(c, pci, req);
         return;
     }
@@ -699,6 +720,7 @@ client_handle_pinned(struct client *c, const struct resp_request *req)
         c->pin = NULL;
         client_handle(c, req);
         c->pin = keep;
+        pinned_follow_db(keep, c->db); /* a SELECT bulwark answered */
         c->pin_slot = client_slot_new(c);
         return;
     }
@@ -707,7 +729,13 @@ client_handle_pinned(struct client *c, const struct resp_request *req)
         return;
     }
     char err[256];
-    client_pinned_refusal(c, req, pci, sub, denied, err, sizeof(err));
+    if (bad_select)
+        snprintf(err, sizeof(err), "%s",
+                 pinned_counts_replies(c->pin)
+                     ? "-ERR DB index is out of range\r\n"
+                     : "-ERR SELECT right after UNSUBSCRIBE is not supported by bulwark\r\n");
+    else
+        client_pinned_refusal(c, req, pci, sub, denied, err, sizeof(err));
     pinned_refuse_in_multi(c->pin, err);
 }
 

@@ -24,6 +24,20 @@ struct pinned_swap {
     char *text;     /* owned: the whole error reply, "-ERR …\r\n" */
 };
 
+/* A SELECT queued in a transaction: its position in EXEC's reply, its database. */
+struct pinned_sel {
+    int pos; /* 0-based among the transaction's queued requests */
+    int db;  /* the database it names */
+};
+
+/* A reply that may move the client to another database. */
+struct pinned_dbfx {
+    uint64_t reply;         /* its number (p->replies when it has arrived) */
+    int db;                 /* SELECT: the database, applied on +OK */
+    struct pinned_sel *sel; /* EXEC: the transaction's SELECTs (owned), NULL for SELECT */
+    size_t nsel;            /* entries in sel */
+};
+
 struct pinned {
     struct client *c;          /* owner (borrowed; it frees us) */
     struct upstream_conn *up;  /* the dedicated connection (borrowed from the pool) */
@@ -44,12 +58,13 @@ struct pinned {
     bool pubsub;               /* a (P|S)(UN)SUBSCRIBE was sent: replies no longer
                                   match requests one to one, unpin by marker */
     uint64_t outstanding;      /* requests whose reply is due (outside pubsub) */
-    uint64_t select_reply;     /* number of the reply to a SELECT outside MULTI, 0: none */
-    int select_db;             /* its database: the client's once Redis says +OK */
+    struct pinned_dbfx *fx;    /* replies that may move the client to another database
+                                  (SELECT, EXEC of a transaction with SELECTs), in
+                                  reply order (owned) */
+    size_t nfx, fx_head;       /* entries in fx; the first not yet answered */
     int multi_queued;          /* requests sent since MULTI (EXEC's array positions) */
-    int multi_select_pos;      /* position of the last SELECT queued in MULTI, -1: none */
-    int multi_select_db;       /* its database */
-    uint64_t exec_reply;       /* number of the reply to that transaction's EXEC, 0: none */
+    struct pinned_sel *msel;   /* SELECTs queued in the open transaction (owned) */
+    size_t nmsel;              /* entries in msel */
     uint64_t replies;          /* replies received (outside pubsub) */
     uint64_t auth_reply;       /* number of the reply that answers an AUTH, 0: none */
     struct pinned_swap *swaps; /* owned: replies to replace, in reply order */
@@ -209,32 +224,56 @@ pinned_track_reply(struct pinned *p, const char *r, size_t len)
 }
 
 /*
- * The reply to a SELECT (or to the EXEC of a transaction that queued one):
+ * The reply to a SELECT (or to the EXEC of a transaction that queued some):
  * when Redis switched, the client is in that database from now on, on this
- * connection and on the shared ones after the session.
+ * connection and on the shared ones after the session. In a transaction the
+ * last SELECT Redis ran (+OK in EXEC's array) wins; an aborted one (EXECABORT,
+ * a WATCH that failed: nil) moves nothing.
  */
 static void
 pinned_track_select(struct pinned *p, const char *r, size_t len)
 {
+    struct pinned_dbfx *f = &p->fx[p->fx_head++];
     int db = -1;
-    if (p->select_reply != 0 && p->replies == p->select_reply) {
-        p->select_reply = 0;
+    if (f->sel == NULL) {
         if (len == 5 && memcmp(r, "+OK\r\n", 5) == 0)
-            db = p->select_db;
+            db = f->db;
     } else {
-        p->exec_reply = 0;
         struct reply_node *n = reply_parse(r, len);
-        if (n != NULL && n->type == '*' && !n->nil && n->integer > p->multi_select_pos &&
-            n->elems[p->multi_select_pos].type == '+' &&
-            reply_node_is(&n->elems[p->multi_select_pos], "OK"))
-            db = p->multi_select_db;
+        for (size_t i = f->nsel; n != NULL && n->type == '*' && !n->nil && i-- > 0;) {
+            int pos = f->sel[i].pos;
+            if (pos < n->integer && n->elems[pos].type == '+' && reply_node_is(&n->elems[pos], "OK")) {
+                db = f->sel[i].db;
+                break;
+            }
+        }
         reply_node_free(n);
-        p->multi_select_pos = -1;
+        bw_free(f->sel);
+        f->sel = NULL;
     }
+    if (p->fx_head == p->nfx)
+        p->fx_head = p->nfx = 0;
     if (db >= 0) {
         upstream_conn_set_db(p->up, db);
         client_select(p->c, db);
     }
+}
+
+/* Remember a reply that may move the client (sel: owned, NULL for a SELECT). */
+static void
+pinned_push_dbfx(struct pinned *p, int db, struct pinned_sel *sel, size_t nsel)
+{
+    p->fx = bw_realloc(p->fx, (p->nfx + 1) * sizeof(*p->fx));
+    p->fx[p->nfx++] = (struct pinned_dbfx){p->replies + p->outstanding, db, sel, nsel};
+}
+
+static void
+pinned_dbfx_free(struct pinned *p)
+{
+    for (size_t i = p->fx_head; i < p->nfx; i++)
+        bw_free(p->fx[i].sel);
+    bw_free(p->fx);
+    bw_free(p->msel);
 }
 
 /* A reply from the dedicated connection. */
@@ -281,8 +320,7 @@ pinned_raw_cb(void *owner, struct evbuffer *reply, size_t len)
             pinned_maybe_marker(p);
             return;
         }
-        if ((p->select_reply != 0 && p->replies == p->select_reply) ||
-            (p->exec_reply != 0 && p->replies == p->exec_reply))
+        if (p->fx_head < p->nfx && p->replies == p->fx[p->fx_head].reply)
             pinned_track_select(p, r, len);
         if (p->auth_reply != 0 && p->replies == p->auth_reply) {
             p->auth_reply = 0; /* the connection is the ACL user's only if AUTH passed */
@@ -319,7 +357,6 @@ pinned_start(struct client *c, char *err, size_t errlen)
         bw_free(p);
         return NULL;
     }
-    p->multi_select_pos = -1;
     upstream_pinned_select(p->up, client_db(c)); /* the session starts in the client's db */
     return p;
 }
@@ -343,24 +380,26 @@ pinned_track_request(struct pinned *p, const struct resp_request *req)
     if (resp_arg_is(a, "multi")) {
         if (!p->multi && req->argc == 1 && !p->pubsub) {
             p->multi_queued = 0;
-            p->multi_select_pos = -1;
+            p->nmsel = 0;
         }
         p->multi = p->multi || (req->argc == 1 && !p->pubsub);
     } else if (resp_arg_is(a, "exec") || resp_arg_is(a, "discard")) {
-        if (p->multi && req->argc == 1 && resp_arg_is(a, "exec") && p->multi_select_pos >= 0)
-            p->exec_reply = p->replies + p->outstanding;
+        if (p->multi && req->argc == 1 && resp_arg_is(a, "exec") && p->nmsel > 0) {
+            pinned_push_dbfx(p, -1, p->msel, p->nmsel); /* the list goes with the EXEC */
+            p->msel = NULL;
+        }
         if (p->multi && req->argc == 1)
             p->multi = p->watching = false;
+        p->nmsel = 0;
     } else if (resp_arg_is(a, "select") && req->argc == 2) {
         long long db;
         if (!resp_arg_ll(&req->argv[1], &db) || db < 0 || db > INT32_MAX) {
             /* Redis refuses it: nothing changes */
         } else if (p->multi) {
-            p->multi_select_pos = p->multi_queued - 1;
-            p->multi_select_db = (int)db;
-        } else if (!p->pubsub) {
-            p->select_reply = p->replies + p->outstanding;
-            p->select_db = (int)db;
+            p->msel = bw_realloc(p->msel, (p->nmsel + 1) * sizeof(*p->msel));
+            p->msel[p->nmsel++] = (struct pinned_sel){p->multi_queued - 1, (int)db};
+        } else {
+            pinned_push_dbfx(p, (int)db, NULL, 0); /* (never in pub/sub: client.c refuses) */
         }
     } else if (resp_arg_is(a, "watch")) {
         p->watching = p->watching || !p->multi;
@@ -493,6 +532,7 @@ pinned_free(struct pinned *p)
     if (p->up != NULL)
         upstream_pinned_release(p->up, false, true);
     pinned_swaps_free(p);
+    pinned_dbfx_free(p);
     bw_free(p);
 }
 
@@ -503,5 +543,19 @@ pinned_free_clean(struct pinned *p)
     if (p->up != NULL)
         upstream_pinned_release(p->up, !p->debug, p->dirty);
     pinned_swaps_free(p);
+    pinned_dbfx_free(p);
     bw_free(p);
+}
+
+bool
+pinned_counts_replies(const struct pinned *p)
+{
+    return !pinned_uncounted(p);
+}
+
+void
+pinned_follow_db(struct pinned *p, int db)
+{
+    if (p->up != NULL)
+        upstream_pinned_select(p->up, db);
 }

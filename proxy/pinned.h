@@ -93,6 +93,17 @@ void pinned_refuse_in_multi(struct pinned *p, const char *error_reply);
  */
 bool pinned_blocked(const struct pinned *p);
 
+/*
+ * False while replies are not counted (pub/sub, and until an UNSUBSCRIBE's
+ * session is confirmed over; the Lua debugger): a SELECT then cannot be
+ * matched to its reply, so the client refuses it.
+ */
+bool pinned_counts_replies(const struct pinned *p);
+
+/* The client SELECTed db between two requests of the session (nothing due):
+ * the dedicated connection follows before the next one. */
+void pinned_follow_db(struct pinned *p, int db);
+
 /* True between MULTI and EXEC/DISCARD. */
 bool pinned_in_multi(const struct pinned *p);
 

@@ -652,7 +652,7 @@ resp_arg_ll(const struct resp_arg *a, long long *out)
         return false; /* Redis string2ll: no "+1", "01", "-0", "-" */
     errno = 0;
     long long v = strtoll(tmp, &end, 10);
-    if (errno != 0 || *end != '\0')
+    if (errno != 0 || end != tmp + a->len) /* an embedded NUL ends strtoll early */
         return false;
     *out = v;
     return true;

@@ -888,6 +888,7 @@ upstream_pinned_free_cb(evutil_socket_t fd, short what, void *arg)
     struct upstream_conn *u = arg;
     (void)fd;
     (void)what;
+    upstream_fail_pending(u, u->down_reply); /* bulwark's own (SELECT …) still due */
     event_free(u->retry_ev);
     evbuffer_free(u->acc);
     bw_free(u);

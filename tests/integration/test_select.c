@@ -336,6 +336,85 @@ test_swapdb_during_filter_rebuild(void **state)
     harness_bulwark_stop(b);
 }
 
+/* The same bytes to ref and sub on their open connections; the same n replies. */
+static bool
+same_on(struct harness_conn *ref, struct harness_conn *sub, const char *bytes, size_t n)
+{
+    struct harness_script sc = {bytes, strlen(bytes), n, 0, 0, NULL};
+    return harness_same_replies_on(ref, sub, &sc);
+}
+
+/*
+ * Found by an adversarial pass: SELECTs in sessions whose reply bulwark must
+ * follow — a failing SELECT after a good one (in MULTI, and pipelined after a
+ * WATCH), pipelined transactions, an embedded NUL — end in the database Redis
+ * ends in (each compared with a reference Redis, the GET at the end reads the
+ * database the client is in).
+ */
+static void
+test_session_selects_followed(void **state)
+{
+    (void)state;
+    const char *setup = "FLUSHALL\r\nSELECT 3\r\nSET k three\r\nSELECT 0\r\nSET k zero\r\n";
+    static const char *const cases[] = {
+        "MULTI\r\nSELECT 3\r\nSELECT 99\r\nEXEC\r\nGET k\r\n",
+        "WATCH x\r\nSELECT 3\r\nSELECT 99\r\nUNWATCH\r\nGET k\r\n",
+        "BLPOP q 0.01\r\nSELECT 3\r\nSELECT 99\r\nGET k\r\n",
+        "MULTI\r\nSELECT 3\r\nEXEC\r\nMULTI\r\nGET k\r\nEXEC\r\nGET k\r\n",
+        "MULTI\r\nSELECT 3\r\nEXEC\r\nMULTI\r\nSELECT 99\r\nEXEC\r\nGET k\r\n",
+        "WATCH k\r\nSET k changed\r\nMULTI\r\nSELECT 3\r\nEXEC\r\nGET k\r\n",
+    };
+    static const int replies[] = {5, 5, 4, 7, 7, 6};
+    for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+        struct harness_conn *r = harness_conn_open(env.ref), *b = harness_conn_open(env.bulwark);
+        assert_true(same_on(r, b, setup, 5));
+        assert_true(same_on(r, b, cases[i], (size_t)replies[i]));
+        usleep(100 * 1000); /* the session ends */
+        assert_true(same_on(r, b, "GET k\r\nSET k after\r\nGET k\r\n", 3));
+        harness_conn_close(r);
+        harness_conn_close(b);
+    }
+    /* SELECT "3\0": not an integer for Redis */
+    const char nul[] = "*2\r\n$6\r\nSELECT\r\n$2\r\n3\0\r\n*2\r\n$3\r\nGET\r\n$1\r\nk\r\n";
+    struct harness_conn *r = harness_conn_open(env.ref), *b = harness_conn_open(env.bulwark);
+    struct harness_buf want = {0}, got = {0};
+    harness_conn_send(r, nul, sizeof(nul) - 1, 0);
+    harness_conn_send(b, nul, sizeof(nul) - 1, 0);
+    for (int i = 0; i < 2; i++) {
+        assert_int_equal(harness_conn_read_reply(r, 2000, &want), HARNESS_READ_REPLY);
+        assert_int_equal(harness_conn_read_reply(b, 2000, &got), HARNESS_READ_REPLY);
+    }
+    assert_string_equal(got.data, want.data);
+    harness_buf_free(&want);
+    harness_buf_free(&got);
+    harness_conn_close(r);
+    harness_conn_close(b);
+}
+
+/* upstream-databases fewer than Redis's: a session cannot SELECT past it either. */
+static void
+test_upstream_databases_bound_in_sessions(void **state)
+{
+    (void)state;
+    char buf[128];
+    struct harness_server *b =
+        harness_bulwark_start(env.redis->port, HARNESS_ARGS("--upstream-databases", "4"));
+    redisContext *c = harness_redis_connect(b);
+    assert_string_equal(CMD(c, "SELECT 4"), "-ERR DB index is out of range");
+    assert_string_equal(CMD(c, "MULTI"), "+OK");
+    assert_string_equal(CMD(c, "SELECT 10"), "-ERR DB index is out of range");
+    assert_string_equal(CMD(c, "EXEC"),
+                        "-EXECABORT Transaction discarded because of previous errors.");
+    assert_string_equal(CMD(c, "BLPOP nolist 0.01"), "(nil)");
+    assert_string_equal(CMD(c, "SET bound here"), "+OK");
+    redisFree(c);
+    redisContext *d = harness_redis_connect(env.redis);
+    assert_string_equal(CMD(d, "SELECT 0"), "+OK");
+    assert_string_equal(CMD(d, "GET bound"), "$here");
+    redisFree(d);
+    harness_bulwark_stop(b);
+}
+
 int
 main(void)
 {
@@ -348,6 +427,8 @@ main(void)
         cmocka_unit_test(test_cross_database_through_bulwark),
         cmocka_unit_test(test_cross_database_behind_its_back),
         cmocka_unit_test(test_swapdb_during_filter_rebuild),
+        cmocka_unit_test(test_session_selects_followed),
+        cmocka_unit_test(test_upstream_databases_bound_in_sessions),
     };
     return harness_finish(cmocka_run_group_tests(tests, group_setup, group_teardown));
 }
