@@ -378,11 +378,16 @@ pinned_track_request(struct pinned *p, const struct resp_request *req)
     if (p->multi && !resp_arg_is(a, "exec") && !resp_arg_is(a, "discard"))
         p->multi_queued++;
     if (resp_arg_is(a, "multi")) {
-        if (!p->multi && req->argc == 1 && !p->pubsub) {
+        if (!p->multi && req->argc == 1) {
             p->multi_queued = 0;
             p->nmsel = 0;
         }
-        p->multi = p->multi || (req->argc == 1 && !p->pubsub);
+        /* In pub/sub mode Redis refuses MULTI while subscribed and accepts it
+         * once every subscription is gone, which bulwark cannot tell while
+         * replies are not counted: it assumes a transaction (no unpin marker
+         * may be queued inside one; a wrong guess only keeps the session
+         * pinned until EXEC/DISCARD). */
+        p->multi = p->multi || req->argc == 1;
     } else if (resp_arg_is(a, "exec") || resp_arg_is(a, "discard")) {
         if (p->multi && req->argc == 1 && resp_arg_is(a, "exec") && p->nmsel > 0) {
             pinned_push_dbfx(p, -1, p->msel, p->nmsel); /* the list goes with the EXEC */

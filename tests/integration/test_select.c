@@ -374,6 +374,17 @@ test_session_selects_followed(void **state)
         harness_conn_close(r);
         harness_conn_close(b);
     }
+    /* MULTI right after UNSUBSCRIBE (adversarial pass: bulwark's unpin PING was
+     * queued inside the transaction and every later reply came one behind) */
+    {
+        struct harness_conn *r2 = harness_conn_open(env.ref), *b2 = harness_conn_open(env.bulwark);
+        assert_true(same_on(r2, b2, "UNSUBSCRIBE\r\nMULTI\r\nSET a 1\r\n", 3));
+        assert_true(same_on(r2, b2, "EXEC\r\nPING p0\r\n", 2));
+        usleep(100 * 1000);
+        assert_true(same_on(r2, b2, "PING p1\r\nGET a\r\n", 2));
+        harness_conn_close(r2);
+        harness_conn_close(b2);
+    }
     /* SELECT "3\0": not an integer for Redis */
     const char nul[] = "*2\r\n$6\r\nSELECT\r\n$2\r\n3\0\r\n*2\r\n$3\r\nGET\r\n$1\r\nk\r\n";
     struct harness_conn *r = harness_conn_open(env.ref), *b = harness_conn_open(env.bulwark);
