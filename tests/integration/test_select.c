@@ -47,19 +47,25 @@ group_teardown(void **state)
     return 0;
 }
 
-/* Wait (bounded) until the gate is closed, so absent reads are answered locally. */
+/* Wait (bounded) until b's gate is closed, so absent reads are answered locally. */
 static void
-wait_gate(void)
+wait_gate_of(const struct harness_server *b)
 {
     uint64_t t0 = bw_now_ms();
     for (;;) {
         char state[32] = "";
-        if (harness_info_field(env.bulwark, "bloom", "bloom_state", state, sizeof(state)) &&
+        if (harness_info_field(b, "bloom", "bloom_state", state, sizeof(state)) &&
             strcmp(state, "active") == 0)
             return;
-        assert_true(bw_now_ms() - t0 < 10000);
+        assert_true(bw_now_ms() - t0 < 20000);
         usleep(20 * 1000);
     }
+}
+
+static void
+wait_gate(void)
+{
+    wait_gate_of(env.bulwark);
 }
 
 /* One command on c; its reply as a string ("(nil)", ":1", "+OK", "$v" …). */
@@ -310,21 +316,13 @@ test_swapdb_during_filter_rebuild(void **state)
         freeReplyObject(redisCommand(d, "SET filler:%d x", i));
     assert_string_equal(CMD(d, "SELECT 5"), "+OK");
     assert_string_equal(CMD(d, "SET moved v"), "+OK");
-    uint64_t t0 = bw_now_ms();
-    for (;;) { /* the first build (and any a FLUSHALL started) is over */
-        char st[32] = "";
-        if (harness_info_field(b, "bloom", "bloom_state", st, sizeof(st)) &&
-            strcmp(st, "active") == 0)
-            break;
-        assert_true(bw_now_ms() - t0 < 20000);
-        usleep(20 * 1000);
-    }
+    wait_gate_of(b); /* the first build (and any a FLUSHALL started) is over */
     long long rebuilds = harness_info_ll(b, "bloom", "bloom_rebuilds");
     assert_string_equal(CMD(d, "SELECT 3"), "+OK");
     assert_string_equal(CMD(d, "FLUSHDB"), "+OK"); /* a rebuild starts: db 1, then db 5 */
     usleep(200 * 1000);                             /* db 1 takes ~1 s to scan */
     assert_string_equal(CMD(d, "SWAPDB 5 7"), "+OK"); /* db 7 is not in the build's list */
-    t0 = bw_now_ms();
+    uint64_t t0 = bw_now_ms();
     while (harness_info_ll(b, "bloom", "bloom_rebuilds") <= rebuilds)
         assert_true(bw_now_ms() - t0 < 20000);
     redisContext *c = harness_redis_connect(b);
