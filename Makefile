@@ -1,5 +1,5 @@
 # bulwark: one non-recursive GNU Makefile.
-# Targets: all test unit integration asan fuzz bench run deps format lint clean conformance.
+# Targets: all test unit integration asan fuzz bench run deps format lint clean conformance clients.
 
 CC       ?= cc
 SHELL    := /bin/bash
@@ -66,7 +66,7 @@ INTEG_TESTS := $(patsubst tests/integration/%.c,%,$(filter-out tests/integration
 obj = $(patsubst %.c,$(BUILD)/%.o,$(1))
 
 .PHONY: all test unit integration valgrind asan fuzz fuzz-bypass bench run deps deps-check format lint \
-        clean conformance
+        clean conformance clients
 
 all: deps-check $(BIN)
 
@@ -76,7 +76,8 @@ deps-check:
 	@pkg-config --exists $(PKGS) && command -v redis-server >/dev/null && \
 	  command -v redis-benchmark >/dev/null && command -v valgrind >/dev/null && \
 	  command -v python3 >/dev/null && command -v promtool >/dev/null && \
-	  command -v prometheus-redis-exporter >/dev/null && command -v gnuplot >/dev/null || $(MAKE) --no-print-directory deps
+	  command -v prometheus-redis-exporter >/dev/null && command -v gnuplot >/dev/null && \
+	  command -v npm >/dev/null || $(MAKE) --no-print-directory deps
 
 # Services the packages would start (redis-server, prometheus, the exporter on
 # 6379, 9090, 9121) are not started: a policy-rc.d that denies them is put in
@@ -86,6 +87,7 @@ deps-check:
 deps:
 	@missing=""; for p in $(DEB_PKGS); do \
 	  dpkg -s $$p >/dev/null 2>&1 || missing="$$missing $$p"; done; \
+	command -v npm >/dev/null || missing="$$missing nodejs npm"; \
 	if [ -n "$$missing" ]; then \
 	  echo "installing:$$missing"; \
 	  SUDO=""; [ "$$(id -u)" = 0 ] || SUDO=sudo; \
@@ -121,7 +123,7 @@ unit: deps-check $(UNIT_BINS)
 
 # ---- integration tests ---------------------------------------------------
 define integ_rule
-$(BUILD)/tests/integration/$(1): $(call obj,tests/integration/$(1).c tests/integration/harness.c proxy/util.c)
+$(BUILD)/tests/integration/$(1): $(call obj,tests/integration/$(1).c tests/integration/harness.c proxy/reply.c proxy/util.c)
 	$$(CC) $$(LDFLAGS) -o $$@ $$^ $$(CMOCKA_LIBS) $$(PKG_LIBS) -lm -pthread
 endef
 $(foreach t,$(INTEG_TESTS),$(eval $(call integ_rule,$(t))))
@@ -141,7 +143,11 @@ else
 	@bash tests/valgrind.sh ./$(BIN)
 endif
 
-test: unit integration valgrind
+test: unit integration valgrind clients
+
+# Real client libraries (node-redis, ioredis from npm) through bulwark.
+clients: deps-check $(BIN)
+	@bash tests/clients/run.sh $(CURDIR)/$(BIN)
 
 asan:
 	$(MAKE) --no-print-directory VARIANT=asan test

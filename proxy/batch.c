@@ -122,7 +122,8 @@ batch_get_cb(void *privdata, struct evbuffer *reply, size_t len, const char *err
     }
     const char *data = (const char *)evbuffer_pullup(reply, (ev_ssize_t)len);
     struct watch *w = e->px->watch;
-    if (len == 5 && memcmp(data, "$-1\r\n", 5) == 0 && watch_gate_closed(w))
+    if (((len == 5 && memcmp(data, "$-1\r\n", 5) == 0) || (len == 3 && memcmp(data, "_\r\n", 3) == 0)) &&
+        watch_gate_closed(w))
         watch_counters(w)->passed_nil++;
     batch_entry_answer(e, data, len);
 }
@@ -354,6 +355,7 @@ struct batch_mget {
     int remaining;            /* keys not answered yet */
     char *error;              /* first upstream error reply (owned), or NULL */
     char **values;            /* n bulk replies "$len\r\n…\r\n" (owned) or NULL: nil */
+    int proto;                /* the client's RESP version: its nulls */
     size_t *lens;             /* their lengths */
 };
 
@@ -374,6 +376,8 @@ batch_mget_done(struct batch_mget *m)
         for (int i = 0; i < m->n; i++) {
             if (m->values[i] != NULL)
                 evbuffer_add(out, m->values[i], m->lens[i]);
+            else if (m->proto == 3)
+                evbuffer_add(out, "_\r\n", 3);
             else
                 evbuffer_add(out, "$-1\r\n", 5);
         }
@@ -413,6 +417,7 @@ batch_mget(struct batch *b, struct client *c, const struct resp_request *req, co
     cmdstats_answered(&b->px->cmdstats, CMDSTATS_BY_BATCH);
     struct batch_mget *m = bw_calloc(1, sizeof(*m));
     m->n = req->argc - 1;
+    m->proto = client_proto(c);
     m->values = bw_calloc((size_t)m->n, sizeof(*m->values));
     m->lens = bw_calloc((size_t)m->n, sizeof(*m->lens));
     m->slot = client_slot_new_batched(c, b->epoch);

@@ -66,14 +66,16 @@ struct client {
     uint64_t nslots;               /* entries in slots */
     struct upstream_conn *up;      /* upstream connection of this client (borrowed) */
     int db;                        /* SELECTed database, 0 on connect (as Redis) */
+    int proto;                     /* RESP version (HELLO): 2 on connect, or 3 */
     struct keyspace *ks;           /* that database's protections (borrowed, keyspace.h) */
     struct batch *batch;           /* ks's GET batcher of the client's connection (borrowed) */
     uint64_t batch_epoch;          /* batcher epoch of the last batched GET */
     uint64_t batch_inflight;       /* batched GETs not answered yet */
     bool batch_wait;               /* input held until the batched/held GETs are answered */
-    bool pin_wait;                 /* input held: a request that starts a pinned session
-                                      waits until every reply due on the shared
-                                      connection is in (its writes must come first) */
+    bool drain_wait;               /* input held until every reply due is in: a request
+                                      that starts a pinned session (its writes must come
+                                      first), or a HELLO that moves the client to the
+                                      shared connection of the other protocol */
     struct upstream_waiter *pin_waiter; /* input held: queued for a dedicated connection
                                       (upstream-pinned-max in use; the pool's handle) */
     bool pin_woken;                /* the pool woke us: a dedicated connection is ours */
@@ -226,8 +228,8 @@ client_flush(struct client *c)
             client_schedule_input(c); /* what is left of its input, then close */
     }
     client_maybe_finish(c);
-    if (c->pin_wait && c->nslots == 0 && c->state == CLIENT_ACTIVE) {
-        c->pin_wait = false; /* every earlier request is answered: the session may start */
+    if (c->drain_wait && c->nslots == 0 && c->state == CLIENT_ACTIVE) {
+        c->drain_wait = false; /* every earlier request is answered: the session may start */
         client_schedule_input(c);
     }
     if (c->state == CLIENT_ACTIVE)
@@ -293,7 +295,60 @@ client_reply_int(struct client *c, long long v)
 void
 client_reply_nil(struct client *c)
 {
-    evbuffer_add(client_reply_target(c), "$-1\r\n", 5);
+    client_encode_nil(c, client_reply_target(c));
+}
+
+int
+client_proto(const struct client *c)
+{
+    return c->proto;
+}
+
+void
+client_encode_nil(const struct client *c, struct evbuffer *out)
+{
+    if (c->proto == 3)
+        evbuffer_add(out, "_\r\n", 3);
+    else
+        evbuffer_add(out, "$-1\r\n", 5);
+}
+
+void
+client_encode_map_len(const struct client *c, struct evbuffer *out, size_t pairs)
+{
+    if (c->proto == 3)
+        evbuffer_add_printf(out, "%%%zu\r\n", pairs);
+    else
+        evbuffer_add_printf(out, "*%zu\r\n", 2 * pairs);
+}
+
+void
+client_encode_verbatim(const struct client *c, struct evbuffer *out, struct evbuffer *text)
+{
+    size_t len = evbuffer_get_length(text);
+    if (c->proto == 3)
+        evbuffer_add_printf(out, "=%zu\r\ntxt:", len + 4);
+    else
+        evbuffer_add_printf(out, "$%zu\r\n", len);
+    evbuffer_add_buffer(out, text);
+    evbuffer_add(out, "\r\n", 2);
+}
+
+/*
+ * A whole reply that is RESP2's null (a bulwark-made or RESP2-fetched nil:
+ * the gate's, a hot key's lease, a coalesced GET's) for a RESP3 client:
+ * RESP3's null. Redis never sends "$-1" or "*-1" to a RESP3 client, so
+ * nothing meant for one is ever rewritten wrongly.
+ */
+static bool
+client_resp3_null(const struct client *c, const char **data, size_t *len)
+{
+    if (c->proto != 3 || *len != 5 || ((*data)[0] != '$' && (*data)[0] != '*') ||
+        memcmp(*data + 1, "-1\r\n", 4) != 0)
+        return false;
+    *data = "_\r\n";
+    *len = 3;
+    return true;
 }
 
 void
@@ -350,6 +405,7 @@ client_slot_finish(struct client_slot *s, const char *data, size_t len)
         c->batch_inflight--;
     if (s->held)
         c->held--;
+    (void)client_resp3_null(c, &data, &len);
     if (c->close_asap)
         ; /* closing for its output limit: the reply is dropped */
     else if (TAILQ_FIRST(&c->slots) == s)
@@ -721,6 +777,7 @@ client_handle_pinned(struct client *c, const struct resp_request *req)
         client_handle(c, req);
         c->pin = keep;
         pinned_follow_db(keep, c->db); /* a SELECT bulwark answered */
+        pinned_follow_proto(keep, c->proto); /* a HELLO bulwark answered */
         c->pin_slot = client_slot_new(c);
         return;
     }
@@ -1015,6 +1072,22 @@ client_may_pin(const struct client *c, const struct resp_request *req)
     return true;
 }
 
+/*
+ * True for a HELLO that names the protocol the client does not speak (or a
+ * RESET of a RESP3 client, back to RESP2): its
+ * later requests go to the shared connection of that protocol, so it waits
+ * until every reply due on this one is in (a pipeline keeps its order).
+ */
+static bool
+client_switches_proto(const struct client *c, const struct resp_request *req)
+{
+    long long v;
+    if (c->proto != 2 && resp_arg_is(&req->argv[0], "reset"))
+        return true;
+    return req->argc >= 2 && resp_arg_is(&req->argv[0], "hello") &&
+           resp_arg_ll(&req->argv[1], &v) && (v == 2 || v == 3) && v != c->proto;
+}
+
 /* True for "GET key", the one request batched GETs may run ahead of. */
 static bool
 client_is_plain_get(const struct resp_request *req)
@@ -1069,11 +1142,12 @@ client_process_input(struct client *c)
                 break;
             }
             if (rc == RESP_OK && c->pin == NULL && c->nslots > 0 &&
-                pinned_needed(&req) && client_may_pin(c, &req)) {
+                ((pinned_needed(&req) && client_may_pin(c, &req)) ||
+                 client_switches_proto(c, &req))) {
                 /* A session starts on another upstream connection: Redis
                  * must have run this client's earlier requests first. */
                 resp_parser_reset(c->parser);
-                c->pin_wait = true;
+                c->drain_wait = true;
                 c->need = 0;
                 break;
             }
@@ -1094,7 +1168,7 @@ client_process_input(struct client *c)
             cmdstats_end(&c->px->cmdstats, now_us);
         }
         evbuffer_drain(in, off);
-        if (c->batch_wait || c->pin_wait || c->pin_waiter != NULL)
+        if (c->batch_wait || c->drain_wait || c->pin_waiter != NULL)
             break;
         if (rc == RESP_ERR) {
             client_protocol_error(c);
@@ -1108,7 +1182,7 @@ client_process_input(struct client *c)
     if (c->state == CLIENT_ACTIVE && client_query_buffer_over(c))
         return;
     if (c->eof && c->state == CLIENT_ACTIVE && c->nslots == 0 && !c->batch_wait &&
-        !c->pin_wait && c->pin_waiter == NULL && !c->close_asap) {
+        !c->drain_wait && c->pin_waiter == NULL && !c->close_asap) {
         /* every request it sent before closing its side is answered */
         log_verbose("client id=%llu addr=%s closed its side: closing", (unsigned long long)c->id,
                     c->addr);
@@ -1170,7 +1244,7 @@ client_resume_cb(evutil_socket_t fd, short what, void *arg)
         return;
     }
     if (c->state == CLIENT_ACTIVE && !c->paused && !c->in_process && !c->batch_wait &&
-        !c->pin_wait && c->pin_waiter == NULL)
+        !c->drain_wait && c->pin_waiter == NULL)
         client_process_input(c);
 }
 
@@ -1352,7 +1426,8 @@ client_accept(struct proxy *px, evutil_socket_t fd, const char *addr, const char
     c->authenticated = px->cfg.requirepass == NULL || px->cfg.requirepass[0] == '\0';
     c->parser = resp_parser_new();
     TAILQ_INIT(&c->slots);
-    c->up = upstream_pick(px->pool, c->id);
+    c->proto = 2;
+    c->up = upstream_pick(px->pool, c->id, 2);
     client_select(c, 0);
     evutil_make_socket_nonblocking(fd);
     c->bev = bufferevent_socket_new(px->base, fd, BEV_OPT_CLOSE_ON_FREE);
@@ -1482,7 +1557,24 @@ client_select(struct client *c, int db)
         batch_before_forward(c->batch, c);
     c->db = db;
     c->ks = keyspace_get(c->px, db);
-    c->batch = c->ks->batches[c->id % (uint64_t)c->ks->nbatches];
+    c->batch = keyspace_batch(c->px, c->ks, c->id, c->proto);
+}
+
+void
+client_set_proto(struct client *c, int proto)
+{
+    if (c->proto == proto)
+        return;
+    /* The shared connection and batcher of the other protocol: nothing of
+     * this client is due on the old ones (client_process_input held the
+     * HELLO until then), so nothing it sends later overtakes them. */
+    if (c->batch != NULL)
+        batch_before_forward(c->batch, c);
+    c->proto = proto;
+    c->up = upstream_pick(c->px->pool, c->id, proto);
+    c->batch = keyspace_batch(c->px, c->ks, c->id, proto);
+    if (c->pin != NULL)
+        pinned_follow_proto(c->pin, proto);
 }
 
 int
@@ -1544,14 +1636,14 @@ client_format_info(const struct client *c, struct evbuffer *out)
                         "id=%llu addr=%s laddr=%s fd=%d name=%s age=%llu idle=%llu "
                         "flags=%s db=%d sub=0 psub=0 ssub=0 multi=-1 qbuf=%zu qbuf-free=0 "
                         "argv-mem=0 multi-mem=0 rbs=0 rbp=0 obl=0 oll=%llu omem=%zu "
-                        "tot-mem=0 events=r cmd=%s user=default redir=-1 resp=2\n",
+                        "tot-mem=0 events=r cmd=%s user=default redir=-1 resp=%d\n",
                         (unsigned long long)c->id, c->addr, c->laddr,
                         (int)bufferevent_getfd(c->bev), c->name != NULL ? c->name : "",
                         (unsigned long long)(now - c->created_ms) / 1000,
                         (unsigned long long)(now - c->last_ms) / 1000,
                         c->is_unix ? "U" : "N", c->db, evbuffer_get_length(in),
                         (unsigned long long)c->nslots, evbuffer_get_length(o),
-                        c->last_cmd[0] ? c->last_cmd : "NULL");
+                        c->last_cmd[0] ? c->last_cmd : "NULL", c->proto);
 }
 
 /* client_format_info() of c as a NUL-terminated string without its '\n' (log lines). */

@@ -94,7 +94,24 @@ void client_reply_error(struct client *c, const char *fmt, ...)
 void client_reply_status(struct client *c, const char *status);
 void client_reply_bulk(struct client *c, const char *data, size_t len);
 void client_reply_int(struct client *c, long long v);
-void client_reply_nil(struct client *c);
+void client_reply_nil(struct client *c); /* $-1, or RESP3's _ */
+
+/* The RESP version c speaks (2, or 3 after HELLO 3). */
+int client_proto(const struct client *c);
+
+/*
+ * HELLO switched c to proto: its later requests use the shared connection
+ * and batcher of that protocol (and its session's connection follows).
+ * Called with nothing of c due on the old ones.
+ */
+void client_set_proto(struct client *c, int proto);
+
+/* Encoders for c's protocol, appending to out: a null; a map header of
+ * pairs entries (RESP2: a flat array); a verbatim "txt" string (RESP2: a
+ * bulk) made of text, which is drained. */
+void client_encode_nil(const struct client *c, struct evbuffer *out);
+void client_encode_map_len(const struct client *c, struct evbuffer *out, size_t pairs);
+void client_encode_verbatim(const struct client *c, struct evbuffer *out, struct evbuffer *text);
 
 /* Close the connection after the current reply (QUIT). */
 void client_close_after_reply(struct client *c);

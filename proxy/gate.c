@@ -24,6 +24,8 @@ enum gate_kind {
     GATE_MINUS2,      /* :-2 (TTL, PTTL) */
     GATE_NONE,        /* +none (TYPE) */
     GATE_EMPTY_ARRAY, /* *0 */
+    GATE_EMPTY_MAP,   /* *0, RESP3 %0 (HGETALL) */
+    GATE_EMPTY_SET,   /* *0, RESP3 ~0 (SMEMBERS) */
     GATE_NILS,        /* HMGET: one $-1 per field */
     GATE_MGET,        /* per key: absent ones answered, the rest fetched */
     GATE_EXISTS       /* count of the maybe-present keys, asked upstream */
@@ -41,7 +43,22 @@ struct gate_rule {
 static const char *const gate_replies[] = {
     [GATE_NIL_BULK] = "$-1\r\n", [GATE_EMPTY_BULK] = "$0\r\n\r\n", [GATE_ZERO] = ":0\r\n",
     [GATE_MINUS2] = ":-2\r\n",   [GATE_NONE] = "+none\r\n",       [GATE_EMPTY_ARRAY] = "*0\r\n",
+    [GATE_EMPTY_MAP] = "*0\r\n", [GATE_EMPTY_SET] = "*0\r\n",
 };
+
+/* The same for a RESP3 client (Redis 7.0 with HELLO 3). */
+static const char *const gate_replies3[] = {
+    [GATE_NIL_BULK] = "_\r\n",   [GATE_EMPTY_BULK] = "$0\r\n\r\n", [GATE_ZERO] = ":0\r\n",
+    [GATE_MINUS2] = ":-2\r\n",   [GATE_NONE] = "+none\r\n",       [GATE_EMPTY_ARRAY] = "*0\r\n",
+    [GATE_EMPTY_MAP] = "%0\r\n", [GATE_EMPTY_SET] = "~0\r\n",
+};
+
+/* The absent reply of kind for c's protocol. */
+static const char *
+gate_absent(const struct client *c, enum gate_kind kind)
+{
+    return client_proto(c) == 3 ? gate_replies3[kind] : gate_replies[kind];
+}
 
 /* Source: Redis 7.0 t_string.c, t_hash.c, t_list.c, t_set.c, t_zset.c, db.c,
  * expire.c: the reply of each command when lookupKeyRead() finds nothing. */
@@ -56,7 +73,7 @@ static const struct gate_rule gate_rules[] = {
     {"pttl", GATE_MINUS2, 2, 0},
     {"hget", GATE_NIL_BULK, 3, 0},
     {"hmget", GATE_NILS, 0, 0},
-    {"hgetall", GATE_EMPTY_ARRAY, 2, 0},
+    {"hgetall", GATE_EMPTY_MAP, 2, 0},
     {"hexists", GATE_ZERO, 3, 0},
     {"hlen", GATE_ZERO, 2, 0},
     {"hstrlen", GATE_ZERO, 3, 0},
@@ -65,7 +82,7 @@ static const struct gate_rule gate_rules[] = {
     {"lrange", GATE_EMPTY_ARRAY, 4, (1u << 2) | (1u << 3)},
     {"llen", GATE_ZERO, 2, 0},
     {"lindex", GATE_NIL_BULK, 3, 1u << 2},
-    {"smembers", GATE_EMPTY_ARRAY, 2, 0},
+    {"smembers", GATE_EMPTY_SET, 2, 0},
     {"sismember", GATE_ZERO, 3, 0},
     {"scard", GATE_ZERO, 2, 0},
     {"zscore", GATE_NIL_BULK, 3, 0},
@@ -125,7 +142,7 @@ gate_passed_filter(struct client *c, struct evbuffer *reply, size_t len, const c
         evbuffer_add(out, err, strlen(err));
         return;
     }
-    const char *absent = gate_replies[r->kind];
+    const char *absent = gate_absent(c, r->kind);
     size_t alen = strlen(absent);
     if (len == alen && memcmp(evbuffer_pullup(reply, (ev_ssize_t)len), absent, alen) == 0)
         watch_counters(client_proxy(c)->watch)->passed_nil++;
@@ -165,7 +182,7 @@ gate_mget_filter(struct client *c, struct evbuffer *reply, size_t len, const cha
     for (int i = 0; i < m->nkeys; i++) {
         const struct reply_node *e = m->present[i] && j < n->integer ? &n->elems[j++] : NULL;
         if (e == NULL || e->nil || e->type != '$') {
-            evbuffer_add(out, "$-1\r\n", 5);
+            client_encode_nil(c, out);
         } else {
             evbuffer_add_printf(out, "$%zu\r\n", e->len);
             evbuffer_add(out, e->str, e->len);
@@ -227,7 +244,7 @@ gate_multi_key(struct client *c, const struct gate_rule *r, const struct resp_re
         } else {
             evbuffer_add_printf(out, "*%d\r\n", nkeys);
             for (int i = 0; i < nkeys; i++)
-                evbuffer_add(out, "$-1\r\n", 5);
+                client_encode_nil(c, out);
         }
         bw_free(m);
         return true;
@@ -282,9 +299,10 @@ gate_read(struct client *c, const struct cmd_info *ci, const struct resp_request
     if (r->kind == GATE_NILS) {
         evbuffer_add_printf(out, "*%d\r\n", req->argc - 2);
         for (int i = 2; i < req->argc; i++)
-            evbuffer_add(out, "$-1\r\n", 5);
+            client_encode_nil(c, out);
     } else {
-        evbuffer_add(out, gate_replies[r->kind], strlen(gate_replies[r->kind]));
+        const char *absent = gate_absent(c, r->kind);
+        evbuffer_add(out, absent, strlen(absent));
     }
     return true;
 }

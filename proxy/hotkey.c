@@ -175,6 +175,12 @@ hotkey_get_cb(void *privdata, struct evbuffer *reply, size_t len, const char *er
     struct hotkey_fill *f = privdata;
     const char *data = reply != NULL ? (const char *)evbuffer_pullup(reply, (ev_ssize_t)len) : err;
     size_t n = reply != NULL ? len : strlen(err);
+    if (n == 3 && memcmp(data, "_\r\n", 3) == 0) {
+        /* a RESP3 client's fill: held GETs of either protocol share it, in
+         * RESP2's form (client_slot_finish gives RESP3 clients their null) */
+        data = "$-1\r\n";
+        n = 5;
+    }
     if (f->slot != NULL)
         client_slot_finish(f->slot, data, n);
     if (reply != NULL) {

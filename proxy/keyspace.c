@@ -15,9 +15,9 @@ keyspace_new(struct proxy *px, int db)
     struct keyspace *ks = bw_calloc(1, sizeof(*ks));
     ks->db = db;
     ks->nbatches = BW_MAX(px->cfg.upstream_connections, 1);
-    ks->batches = bw_calloc((size_t)ks->nbatches, sizeof(*ks->batches));
-    for (int i = 0; i < ks->nbatches; i++)
-        ks->batches[i] = batch_new(px, upstream_pick(px->pool, (uint64_t)i), db);
+    ks->batches = bw_calloc(2 * (size_t)ks->nbatches, sizeof(*ks->batches));
+    for (int i = 0; i < ks->nbatches; i++) /* RESP3 ones: on first use */
+        ks->batches[i] = batch_new(px, upstream_pick(px->pool, (uint64_t)i, 2), db);
     ks->hotkey = hotkey_new(px, db);
     return ks;
 }
@@ -50,7 +50,7 @@ keyspace_free_all(struct proxy *px)
         struct keyspace *ks = px->keyspaces[i];
         if (ks == NULL)
             continue;
-        for (int j = 0; j < ks->nbatches; j++)
+        for (int j = 0; j < 2 * ks->nbatches; j++)
             batch_free(ks->batches[j]);
         bw_free(ks->batches);
         bw_free(ks);
@@ -58,6 +58,18 @@ keyspace_free_all(struct proxy *px)
     bw_free(px->keyspaces);
     px->keyspaces = NULL;
     px->nkeyspaces = 0;
+}
+
+struct batch *
+keyspace_batch(struct proxy *px, struct keyspace *ks, uint64_t client_id, int proto)
+{
+    int i = (int)(client_id % (uint64_t)ks->nbatches);
+    if (proto != 3)
+        return ks->batches[i];
+    struct batch **b = &ks->batches[ks->nbatches + i];
+    if (*b == NULL)
+        *b = batch_new(px, upstream_pick(px->pool, (uint64_t)i, 3), ks->db);
+    return *b;
 }
 
 void

@@ -29,8 +29,10 @@ struct proxy;
 /* One database's protections (the fields are read by the request path). */
 struct keyspace {
     int db;                 /* database index, 0 .. px->databases - 1 */
-    struct batch **batches; /* GET batcher per shared upstream connection (owned) */
-    int nbatches;           /* entries in batches (= upstream-connections) */
+    struct batch **batches; /* GET batcher per shared upstream connection (owned):
+                               nbatches on the RESP2 ones, then nbatches on the
+                               RESP3 ones (NULL until keyspace_batch() needs one) */
+    int nbatches;           /* batchers per protocol (= upstream-connections) */
     struct hotkey *hotkey;  /* hot-key cache and leases (owned), NULL when `hotkey no` */
 };
 
@@ -39,6 +41,14 @@ struct keyspace {
  * Valid until keyspace_free_all().
  */
 struct keyspace *keyspace_get(struct proxy *px, int db);
+
+/*
+ * The GET batcher a client with this id speaking RESP proto uses in ks: the
+ * one on the client's own shared connection, so its batched GETs and its
+ * other requests are answered by Redis in the order sent.
+ */
+struct batch *keyspace_batch(struct proxy *px, struct keyspace *ks, uint64_t client_id,
+                             int proto);
 
 /* Free every keyspace (held GETs go to the batchers, then batches are sent). */
 void keyspace_free_all(struct proxy *px);

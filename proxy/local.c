@@ -126,31 +126,32 @@ local_auth(struct client *c, const struct resp_request *req)
 }
 
 
-/* The RESP2 HELLO reply: a flat map of 7 pairs, as Redis 7.0 sends it. */
+/* The HELLO reply: a map of 7 pairs (RESP2: a flat array), as Redis 7.0 sends it. */
 static void
 local_hello_reply(struct client *c)
 {
     struct evbuffer *out = client_reply_target(c);
     const char *ver = client_proxy(c)->upstream_version;
+    client_encode_map_len(c, out, 7);
     evbuffer_add_printf(out,
-                        "*14\r\n$6\r\nserver\r\n$5\r\nredis\r\n$7\r\nversion\r\n$%zu\r\n%s\r\n"
-                        "$5\r\nproto\r\n:2\r\n$2\r\nid\r\n:%llu\r\n$4\r\nmode\r\n"
+                        "$6\r\nserver\r\n$5\r\nredis\r\n$7\r\nversion\r\n$%zu\r\n%s\r\n"
+                        "$5\r\nproto\r\n:%d\r\n$2\r\nid\r\n:%llu\r\n$4\r\nmode\r\n"
                         "$10\r\nstandalone\r\n$4\r\nrole\r\n$6\r\nmaster\r\n"
                         "$7\r\nmodules\r\n*0\r\n",
-                        strlen(ver), ver, (unsigned long long)client_id(c));
+                        strlen(ver), ver, client_proto(c), (unsigned long long)client_id(c));
 }
 
 static bool
 local_hello(struct client *c, const struct resp_request *req)
 {
     const struct resp_arg *user = NULL, *pass = NULL, *name = NULL;
-    long long ver = 2;
+    long long ver = 0; /* none named: the connection keeps its protocol */
     if (req->argc >= 2) {
         if (!resp_arg_ll(&req->argv[1], &ver)) {
             client_reply_error(c, "ERR Protocol version is not an integer or out of range");
             return true;
         }
-        if (ver != 2) { /* RESP3 (and anything else): clients fall back to 2 */
+        if (ver < 2 || ver > 3) {
             client_reply_error(c, "NOPROTO unsupported protocol version");
             return true;
         }
@@ -180,6 +181,8 @@ local_hello(struct client *c, const struct resp_request *req)
     }
     if (name != NULL && !local_client_set_name(c, name))
         return true;
+    if (ver != 0)
+        client_set_proto(c, (int)ver);
     local_hello_reply(c);
     return true;
 }
@@ -192,6 +195,7 @@ local_reset(struct client *c, const struct resp_request *req)
     client_set_name(c, NULL, 0);
     client_set_authenticated(c, pass == NULL || pass[0] == '\0');
     client_select(c, 0);
+    client_set_proto(c, 2);
     client_reply_status(c, "RESET");
     return true;
 }
@@ -438,14 +442,6 @@ local_info_text(struct proxy *px, struct evbuffer *out)
     local_info_own(px, &w, out);
 }
 
-static void
-local_reply_bulk_evbuffer(struct evbuffer *out, struct evbuffer *text)
-{
-    evbuffer_add_printf(out, "$%zu\r\n", evbuffer_get_length(text));
-    evbuffer_add_buffer(out, text);
-    evbuffer_add(out, "\r\n", 2);
-}
-
 /* INFO filter: the upstream's sections, then bulwark's. */
 static void
 local_info_filter(struct client *c, struct evbuffer *reply, size_t len, const char *err,
@@ -465,9 +461,11 @@ local_info_filter(struct client *c, struct evbuffer *reply, size_t len, const ch
             n = reply_parse((const char *)evbuffer_pullup(reply, (ev_ssize_t)len), len);
         if (n != NULL && n->type == '$' && !n->nil)
             evbuffer_add(text, n->str, n->len);
+        else if (n != NULL && n->type == '=' && n->len >= 4) /* RESP3: "txt:…" */
+            evbuffer_add(text, n->str + 4, n->len - 4);
         reply_node_free(n);
         local_info_own(client_proxy(c), w, text);
-        local_reply_bulk_evbuffer(out, text);
+        client_encode_verbatim(c, out, text);
         evbuffer_free(text);
     }
     bw_free(w);
@@ -484,7 +482,7 @@ local_info(struct client *c, const struct resp_request *req)
     }
     struct evbuffer *text = evbuffer_new();
     local_info_own(client_proxy(c), w, text);
-    local_reply_bulk_evbuffer(client_reply_target(c), text);
+    client_encode_verbatim(c, client_reply_target(c), text);
     evbuffer_free(text);
     bw_free(w);
     return true;
@@ -551,13 +549,13 @@ local_config_get_free(struct local_config_get *g)
     bw_free(g);
 }
 
-/* Add bulwark's matches and write the array reply to out. */
+/* Add bulwark's matches and write the reply to out: a map (RESP2: a flat array). */
 static void
-local_config_get_finish(struct proxy *px, struct local_config_get *g, struct evbuffer *out)
+local_config_get_finish(struct client *c, struct local_config_get *g, struct evbuffer *out)
 {
     for (int i = 0; i < g->npatterns; i++)
-        cfg_get(&px->cfg, g->patterns[i], local_config_emit, g);
-    evbuffer_add_printf(out, "*%ld\r\n", g->count);
+        cfg_get(&client_proxy(c)->cfg, g->patterns[i], local_config_emit, g);
+    client_encode_map_len(c, out, (size_t)g->count / 2);
     evbuffer_add_buffer(out, g->items);
 }
 
@@ -571,7 +569,7 @@ local_config_get_filter(struct client *c, struct evbuffer *reply, size_t len, co
         struct reply_node *n = NULL;
         if (reply != NULL)
             n = reply_parse((const char *)evbuffer_pullup(reply, (ev_ssize_t)len), len);
-        if (n == NULL || n->type != '*' || n->nil) {
+        if (n == NULL || (n->type != '*' && n->type != '%') || n->nil) {
             if (n != NULL)
                 evbuffer_remove_buffer(reply, out, len); /* the upstream's error */
             else
@@ -580,7 +578,7 @@ local_config_get_filter(struct client *c, struct evbuffer *reply, size_t len, co
             local_config_get_free(g);
             return;
         }
-        for (int64_t i = 0; i + 1 < n->integer; i += 2) {
+        for (size_t i = 0; i + 1 < n->nelems; i += 2) {
             char name[256];
             snprintf(name, sizeof(name), "%.*s", (int)BW_MIN(n->elems[i].len, 255), n->elems[i].str);
             if (cfg_is_own(name))
@@ -590,7 +588,7 @@ local_config_get_filter(struct client *c, struct evbuffer *reply, size_t len, co
             g->count += 2;
         }
         reply_node_free(n);
-        local_config_get_finish(client_proxy(c), g, out);
+        local_config_get_finish(c, g, out);
     }
     local_config_get_free(g);
 }
@@ -613,7 +611,7 @@ local_config_get(struct client *c, const struct resp_request *req)
         client_forward_request(c, req, local_config_get_filter, g);
         return true;
     }
-    local_config_get_finish(px, g, client_reply_target(c));
+    local_config_get_finish(c, g, client_reply_target(c));
     local_config_get_free(g);
     return true;
 }

@@ -68,8 +68,7 @@ local_client_lines(struct client *c, const struct client *only)
         client_format_info(only, lines);
     else
         client_format_all(client_proxy(c), lines);
-    size_t n = evbuffer_get_length(lines);
-    client_reply_bulk(c, (const char *)evbuffer_pullup(lines, -1), n);
+    client_encode_verbatim(c, client_reply_target(c), lines);
     evbuffer_free(lines);
 }
 
@@ -116,8 +115,7 @@ local_client_list(struct client *c, const struct resp_request *req)
         evbuffer_free(lines);
         return true;
     }
-    size_t n = evbuffer_get_length(lines);
-    client_reply_bulk(c, (const char *)evbuffer_pullup(lines, -1), n);
+    client_encode_verbatim(c, client_reply_target(c), lines);
     evbuffer_free(lines);
     return true;
 }

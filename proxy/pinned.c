@@ -55,8 +55,12 @@ struct pinned {
                                   only RESET (+ AUTH, SELECT) restores */
     int64_t subs;              /* channels + patterns subscribed, from the replies */
     int64_t ssubs;             /* shard channels subscribed, from the replies */
-    bool pubsub;               /* a (P|S)(UN)SUBSCRIBE was sent: replies no longer
-                                  match requests one to one, unpin by marker */
+    bool pubsub;               /* a (P|S)(UN)SUBSCRIBE was sent: confirmations and
+                                  messages are not replies to requests, unpin by
+                                  marker; in RESP2 replies are then not counted
+                                  (they look like messages), in RESP3 they are (every
+                                  message is a push) */
+    int proto;                 /* RESP version of the session (the client's) */
     uint64_t outstanding;      /* requests whose reply is due (outside pubsub) */
     struct pinned_dbfx *fx;    /* replies that may move the client to another database
                                   (SELECT, EXEC of a transaction with SELECTs), in
@@ -162,11 +166,20 @@ pinned_clean(const struct pinned *p)
            p->ssubs == 0;
 }
 
-/* Replies are not counted: pub/sub pushes, Lua debugger output. */
+/* Replies are not counted: RESP2 pub/sub, Lua debugger output. */
 static bool
 pinned_uncounted(const struct pinned *p)
 {
-    return p->pubsub || p->debug;
+    return (p->pubsub && p->proto != 3) || p->debug;
+}
+
+/* True for the (P|S)(UN)SUBSCRIBE family. */
+static bool
+pinned_is_subscribe(const struct resp_arg *a)
+{
+    return resp_arg_is(a, "subscribe") || resp_arg_is(a, "psubscribe") ||
+           resp_arg_is(a, "ssubscribe") || resp_arg_is(a, "unsubscribe") ||
+           resp_arg_is(a, "punsubscribe") || resp_arg_is(a, "sunsubscribe");
 }
 
 /* Send the unpin marker when the state looks clean and none is in flight. */
@@ -204,14 +217,17 @@ pinned_track_reply(struct pinned *p, const char *r, size_t len)
 {
     if (len == 8 && memcmp(r, "+RESET\r\n", 8) == 0) {
         p->subs = p->ssubs = 0;
-        upstream_conn_set_db(p->up, 0); /* RESET also goes back to database 0 */
+        upstream_conn_was_reset(p->up); /* RESET also goes back to database 0 and RESP2 */
+        p->proto = 2;
         client_select(p->c, 0);
+        client_set_proto(p->c, 2);
         return;
     }
-    if (len < 4 || r[0] != '*' || r[1] != '3')
+    /* RESP2's confirmations are arrays, RESP3's pushes */
+    if (len < 4 || (r[0] != '*' && r[0] != '>') || r[1] != '3')
         return;
     struct reply_node *n = reply_parse(r, len);
-    if (n != NULL && n->type == '*' && n->integer == 3 && n->elems[0].type == '$' &&
+    if (n != NULL && n->type == r[0] && n->integer == 3 && n->elems[0].type == '$' &&
         n->elems[2].type == ':') {
         const struct reply_node *kind = &n->elems[0];
         if (reply_node_is(kind, "subscribe") || reply_node_is(kind, "psubscribe") ||
@@ -291,7 +307,7 @@ pinned_raw_cb(void *owner, struct evbuffer *reply, size_t len)
         pinned_maybe_marker(p);
         return;
     }
-    if (!pinned_uncounted(p)) {
+    if (!pinned_uncounted(p) && r[0] != '>') { /* a push answers no request */
         p->replies++;
         if (p->outstanding > 0)
             p->outstanding--;
@@ -313,7 +329,7 @@ pinned_raw_cb(void *owner, struct evbuffer *reply, size_t len)
             evbuffer_free(mine);
             if (!alive)
                 return; /* the client was closed: p is gone */
-            if (p->outstanding == 0 && pinned_clean(p)) {
+            if (!p->pubsub && p->outstanding == 0 && pinned_clean(p)) {
                 client_unpin(p->c); /* frees p */
                 return;
             }
@@ -330,7 +346,7 @@ pinned_raw_cb(void *owner, struct evbuffer *reply, size_t len)
     pinned_track_reply(p, r, len);
     if (!client_pinned_deliver(p->c, reply, len))
         return; /* the client was closed (output limit): p is gone */
-    if (!pinned_uncounted(p) && p->outstanding == 0 && pinned_clean(p)) {
+    if (!p->pubsub && !p->debug && p->outstanding == 0 && pinned_clean(p)) {
         client_unpin(p->c); /* every reply is out and nothing is left: frees p */
         return;
     }
@@ -352,7 +368,9 @@ pinned_start(struct client *c, char *err, size_t errlen)
     struct proxy *px = client_proxy(c);
     struct pinned *p = bw_calloc(1, sizeof(*p));
     p->c = c;
-    p->up = upstream_pinned_acquire(px->pool, p, pinned_raw_cb, pinned_down_cb, err, errlen);
+    p->proto = client_proto(c);
+    p->up = upstream_pinned_acquire(px->pool, p->proto, p, pinned_raw_cb, pinned_down_cb, err,
+                                    errlen);
     if (p->up == NULL) {
         bw_free(p);
         return NULL;
@@ -417,9 +435,7 @@ pinned_track_request(struct pinned *p, const struct resp_request *req)
     } else if (resp_arg_is(a, "auth")) {
         if (!p->pubsub) /* sticky if it passes: see pinned_raw_cb */
             p->auth_reply = p->replies + p->outstanding;
-    } else if (resp_arg_is(a, "subscribe") || resp_arg_is(a, "psubscribe") || resp_arg_is(a, "ssubscribe") ||
-               resp_arg_is(a, "unsubscribe") || resp_arg_is(a, "punsubscribe") ||
-               resp_arg_is(a, "sunsubscribe")) {
+    } else if (pinned_is_subscribe(a)) {
         p->pubsub = p->dirty = true;
     } else if (resp_arg_is(a, "reset")) {
         p->multi = p->watching = p->sticky = false;
@@ -465,7 +481,9 @@ pinned_forward(struct pinned *p, const struct resp_request *req, const char *cmd
     }
     if (p->marker_out)
         p->sent_after++;
-    p->outstanding++;
+    /* RESP3: (un)subscribing is confirmed by pushes only (in MULTI: +QUEUED) */
+    if (p->proto != 3 || p->multi || !pinned_is_subscribe(&req->argv[0]))
+        p->outstanding++;
     if (!p->multi && pinned_is_blocking(req))
         p->blocked_reply = p->replies + p->outstanding;
     pinned_track_request(p, req);
@@ -492,6 +510,8 @@ bool
 pinned_blocked(const struct pinned *p)
 {
     if (pinned_uncounted(p))
+        return pinned_subscriptions(p) > 0;
+    if (p->pubsub && p->outstanding == 0) /* RESP3, subscribed: waits for messages */
         return pinned_subscriptions(p) > 0;
     return p->outstanding > 0 && p->blocked_reply == p->replies + 1;
 }
@@ -556,6 +576,14 @@ bool
 pinned_counts_replies(const struct pinned *p)
 {
     return !pinned_uncounted(p);
+}
+
+void
+pinned_follow_proto(struct pinned *p, int proto)
+{
+    p->proto = proto;
+    if (p->up != NULL)
+        upstream_conn_set_proto(p->up, proto);
 }
 
 void

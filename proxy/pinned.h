@@ -104,6 +104,10 @@ bool pinned_counts_replies(const struct pinned *p);
  * the dedicated connection follows before the next one. */
 void pinned_follow_db(struct pinned *p, int db);
 
+/* The client's HELLO (bulwark's, with nothing due) switched it to proto:
+ * the dedicated connection follows before the next request. */
+void pinned_follow_proto(struct pinned *p, int proto);
+
 /* True between MULTI and EXEC/DISCARD. */
 bool pinned_in_multi(const struct pinned *p);
 

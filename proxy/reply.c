@@ -1,4 +1,4 @@
-/* reply: streaming RESP2 reply scanner and a small reply tree parser. */
+/* reply: streaming RESP2/RESP3 reply scanner and a small reply tree parser. */
 #include "proxy/reply.h"
 
 #include <errno.h>
@@ -10,8 +10,8 @@
 
 enum reply_scan_state {
     SCAN_TYPE = 0, /* expecting a type byte */
-    SCAN_LINE,     /* inside a +, -, : line: skip to CRLF */
-    SCAN_NUM,      /* inside a * or $ header: collect digits to CRLF */
+    SCAN_LINE,     /* inside a +, -, :, _, ',', #, ( line: skip to CRLF */
+    SCAN_NUM,      /* inside an aggregate or bulk header: collect digits to CRLF */
     SCAN_BULK      /* skipping a bulk payload and its CRLF */
 };
 
@@ -27,6 +27,28 @@ static bool
 reply_int_start(char c)
 {
     return (c >= '0' && c <= '9') || c == '-' || c == '+';
+}
+
+bool
+reply_is_aggregate(char type)
+{
+    return type == '*' || type == '%' || type == '~' || type == '>' || type == '|';
+}
+
+/* Types whose value is one line: simple string, error, integer, and RESP3's
+ * null, double, boolean and big number. */
+static bool
+reply_is_line(char type)
+{
+    return type == '+' || type == '-' || type == ':' || type == '_' || type == ',' ||
+           type == '#' || type == '(';
+}
+
+/* Length-prefixed strings: bulk, and RESP3's blob error and verbatim string. */
+static bool
+reply_is_bulk(char type)
+{
+    return type == '$' || type == '!' || type == '=';
 }
 
 /* Parse the collected header number; false if not a valid integer >= -1. */
@@ -45,7 +67,22 @@ reply_scan_number(struct reply_scan *s, int64_t *out)
     return true;
 }
 
-/* A * or $ header line ended: account for what it announces. */
+/* Items an aggregate header of n announces: maps and attributes hold n
+ * pairs, and an attribute is followed by the value it describes. */
+static uint64_t
+reply_aggregate_items(char type, uint64_t n, bool *ok)
+{
+    *ok = true;
+    if (type != '%' && type != '|')
+        return n;
+    if (n > (UINT64_MAX - 1) / 2) {
+        *ok = false;
+        return 0;
+    }
+    return type == '|' ? 2 * n + 1 : 2 * n;
+}
+
+/* An aggregate or bulk header line ended: account for what it announces. */
 static int
 reply_scan_header_done(struct reply_scan *s)
 {
@@ -53,17 +90,22 @@ reply_scan_header_done(struct reply_scan *s)
     if (!reply_scan_number(s, &n))
         return REPLY_ERR;
     s->remaining--;
-    if (s->type == '*') {
-        if (n > 0 && (uint64_t)n > UINT64_MAX - s->remaining)
+    if (reply_is_aggregate(s->type)) {
+        bool ok;
+        uint64_t items = n > 0 ? reply_aggregate_items(s->type, (uint64_t)n, &ok) : 0;
+        if (n < 0 && s->type != '*')
+            return REPLY_ERR; /* only RESP2's null array has length -1 */
+        if (n > 0 && (!ok || items > UINT64_MAX - s->remaining))
             return REPLY_ERR; /* would wrap to "reply complete" */
-        if (n > 0)
-            s->remaining += (uint64_t)n;
+        s->remaining += items;
         s->state = SCAN_TYPE;
     } else if (n >= 0) {
         s->bulk_left = (uint64_t)n + 2;
         s->state = SCAN_BULK;
+    } else if (s->type == '$') {
+        s->state = SCAN_TYPE; /* RESP2's null bulk */
     } else {
-        s->state = SCAN_TYPE;
+        return REPLY_ERR;
     }
     return REPLY_DONE;
 }
@@ -109,9 +151,9 @@ reply_scan_feed(struct reply_scan *s, const char *buf, size_t len, size_t *used)
             s->type = c;
             s->num_len = 0;
             s->saw_cr = false;
-            if (c == '+' || c == '-' || c == ':')
+            if (reply_is_line(c))
                 s->state = SCAN_LINE;
-            else if (c == '*' || c == '$')
+            else if (reply_is_aggregate(c) || reply_is_bulk(c))
                 s->state = SCAN_NUM;
             else
                 return REPLY_ERR;
@@ -172,15 +214,18 @@ reply_parse_array(struct reply_cursor *c, struct reply_node *n, int depth)
 {
     if (n->integer < 0) {
         n->nil = true;
-        return true;
+        return n->type == '*';
     }
+    bool ok;
+    uint64_t items = reply_aggregate_items(n->type, (uint64_t)n->integer, &ok);
     /* Each element takes at least 3 bytes ("+\r\n"): bound the allocation
      * by the input. */
-    if (n->integer > (c->end - c->p) / 3)
+    if (!ok || items > (uint64_t)(c->end - c->p) / 3)
         return false;
-    if (n->integer > 0)
-        n->elems = bw_calloc((size_t)n->integer, sizeof(*n->elems));
-    for (int64_t i = 0; i < n->integer; i++)
+    n->nelems = (size_t)items;
+    if (items > 0)
+        n->elems = bw_calloc((size_t)items, sizeof(*n->elems));
+    for (size_t i = 0; i < n->nelems; i++)
         if (!reply_parse_node(c, &n->elems[i], depth + 1))
             return false;
     return true;
@@ -196,33 +241,41 @@ reply_parse_node(struct reply_cursor *c, struct reply_node *n, int depth)
     long ll = reply_read_line(c, &line);
     if (ll < 0)
         return false;
-    switch (n->type) {
-    case '+':
-    case '-':
-        n->str = line;
-        n->len = (size_t)ll;
-        return true;
-    case ':':
-        n->str = line;
-        n->len = (size_t)ll;
-        return reply_parse_int(line, ll, &n->integer);
-    case '$':
+    if (reply_is_aggregate(n->type)) {
+        if (!reply_parse_int(line, ll, &n->integer) || n->integer < -1)
+            return false;
+        return reply_parse_array(c, n, depth);
+    }
+    if (reply_is_bulk(n->type)) {
         if (!reply_parse_int(line, ll, &n->integer) || n->integer < -1)
             return false;
         if (n->integer < 0) {
             n->nil = true;
-            return true;
+            return n->type == '$';
         }
         if (n->integer > c->end - c->p - 2)
             return false;
         n->str = c->p;
         n->len = (size_t)n->integer;
         c->p += n->integer + 2;
+        return c->p[-2] == '\r' && c->p[-1] == '\n';
+    }
+    n->str = line;
+    n->len = (size_t)ll;
+    switch (n->type) {
+    case '+':
+    case '-':
+    case ',':
+    case '(':
         return true;
-    case '*':
-        if (!reply_parse_int(line, ll, &n->integer) || n->integer < -1)
-            return false;
-        return reply_parse_array(c, n, depth);
+    case ':':
+        return reply_parse_int(line, ll, &n->integer);
+    case '_':
+        n->nil = true;
+        return ll == 0;
+    case '#':
+        n->integer = ll == 1 && line[0] == 't';
+        return ll == 1 && (line[0] == 't' || line[0] == 'f');
     default:
         return false;
     }
@@ -231,8 +284,8 @@ reply_parse_node(struct reply_cursor *c, struct reply_node *n, int depth)
 static void
 reply_node_clear(struct reply_node *n)
 {
-    if (n->type == '*' && n->elems != NULL) {
-        for (int64_t i = 0; i < n->integer; i++)
+    if (n->elems != NULL) {
+        for (size_t i = 0; i < n->nelems; i++)
             reply_node_clear(&n->elems[i]);
         bw_free(n->elems);
     }
@@ -263,6 +316,6 @@ bool
 reply_node_is(const struct reply_node *n, const char *s)
 {
     size_t l = strlen(s);
-    return (n->type == '$' || n->type == '+') && !n->nil && n->len == l &&
+    return (n->type == '$' || n->type == '+' || n->type == '=') && !n->nil && n->len == l &&
            strncasecmp(n->str, s, l) == 0;
 }

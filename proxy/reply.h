@@ -1,5 +1,5 @@
 /*
- * reply: RESP2 *reply* reading for the upstream side — a streaming scanner
+ * reply: RESP2 and RESP3 *reply* reading for the upstream side — a streaming scanner
  * that finds where one reply ends (so replies are relayed as raw bytes, never
  * re-encoded), and a small tree parser for the few replies bulwark inspects
  * (INFO, CONFIG GET, COMMAND). Pure: libc and util only.
@@ -42,19 +42,31 @@ void reply_scan_reset(struct reply_scan *s);
  * call stopped). Returns REPLY_DONE when a reply ended inside buf: *used is
  * how many of these bytes belong to it and s->consumed is its total length;
  * the caller resets s before the next reply. REPLY_AGAIN: all len bytes were
- * used, the reply goes on. REPLY_ERR: not RESP2 (bad type byte, bad length,
- * header line too long); the connection must be dropped.
+ * used, the reply goes on. REPLY_ERR: not RESP (bad type byte, bad length,
+ * header line too long); the connection must be dropped. RESP3's types are
+ * read too (null, double, boolean, big number, blob error, verbatim string,
+ * map, set, attribute, push); a push is one reply like any other, an
+ * attribute belongs to the value after it. Streamed strings and aggregates
+ * (never sent by Redis 7) are refused.
  */
 int reply_scan_feed(struct reply_scan *s, const char *buf, size_t len, size_t *used);
 
+/* True for the aggregate type bytes: '*', '%', '~', '>', '|'. */
+bool reply_is_aggregate(char type);
+
 /* A parsed reply (tree). Strings point into the parsed buffer. */
 struct reply_node {
-    char type;                    /* '+', '-', ':', '$', '*' */
-    bool nil;                     /* $-1 or *-1 */
-    const char *str;              /* '+', '-', '$': bytes (borrowed); ':' the digits */
+    char type;                    /* the RESP type byte: '+', '-', ':', '$', '*', and
+                                     RESP3's '_', ',', '#', '(', '!', '=', '%', '~',
+                                     '>', '|' */
+    bool nil;                     /* $-1, *-1 or _ */
+    const char *str;              /* line types and bulk-like types: bytes (borrowed);
+                                     ':' the digits; '=' includes its "txt:" prefix */
     size_t len;                   /* bytes at str */
-    int64_t integer;              /* ':' value; '*' element count */
-    struct reply_node *elems;     /* '*': elements (owned array), NULL when none */
+    int64_t integer;              /* ':' value; '#' 1/0; aggregates: the header's count
+                                     (pairs for '%' and '|') */
+    size_t nelems;                /* aggregates: entries in elems (2 per pair) */
+    struct reply_node *elems;     /* aggregates: elements (owned array), NULL when none */
 };
 
 /*

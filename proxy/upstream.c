@@ -90,6 +90,12 @@ struct upstream_conn {
                                             RESET, -1 unknown (a SELECT was refused);
                                             upstream_send_db() SELECTs first when a
                                             request is for another */
+    int proto;                           /* RESP version the connection speaks: 2, or 3
+                                            after bulwark's HELLO 3 (RESP3 clients'
+                                            shared connections; pinned ones of RESP3
+                                            sessions) */
+    bool started;                        /* shared: connecting was ever begun (RESP3
+                                            ones wait for their first client) */
     TAILQ_ENTRY(upstream_conn) idle_link; /* in pool->idle while idle */
 };
 
@@ -109,8 +115,10 @@ TAILQ_HEAD(upstream_waiter_list, upstream_waiter);
 /* All connections of a worker. */
 struct upstream_pool {
     struct proxy *px;                    /* borrowed */
-    int nconns;                          /* connections in conns */
-    struct upstream_conn *conns;         /* owned array of nconns */
+    int nconns;                          /* connections per protocol */
+    struct upstream_conn *conns;         /* owned array of 2 * nconns: RESP2 ones
+                                            (0 … nconns-1, connected at start), then
+                                            RESP3 ones (opened on first use) */
     char addr[300];                      /* "host:port" for messages */
     upstream_commands_fn *on_commands;   /* receives the learned command table */
     struct upstream_conn_list idle;      /* pinned connections waiting for an owner (owned) */
@@ -535,12 +543,25 @@ upstream_command_cb(void *privdata, struct evbuffer *reply, size_t len, const ch
     u->pool->on_commands(px, t);
 }
 
-/* Queue AUTH, SELECT, INFO server and (once) COMMAND ahead of any request. */
+/* Queue AUTH (or HELLO 3 with AUTH), INFO server and (once) COMMAND ahead
+ * of any request. */
 static void
 upstream_handshake(struct upstream_conn *u)
 {
     const struct cfg *cfg = &u->pool->px->cfg;
-    if (cfg->upstream_password != NULL && cfg->upstream_password[0] != '\0') {
+    bool pass = cfg->upstream_password != NULL && cfg->upstream_password[0] != '\0';
+    if (u->proto == 3 && !u->pinned) {
+        const char *user = cfg->upstream_user != NULL && cfg->upstream_user[0] != '\0'
+                               ? cfg->upstream_user
+                               : "default";
+        const char *argv[] = {"HELLO", "3", "AUTH", user, cfg->upstream_password};
+        upstream_queue_internal(u, pass ? 5 : 2, argv, upstream_handshake_cb);
+        u->db = 0;
+        return; /* INFO and COMMAND: the RESP2 connections' business */
+    }
+    if (u->pinned)
+        u->proto = 2; /* new, or just RESET: the owner's HELLO follows */
+    if (pass) {
         if (cfg->upstream_user != NULL && cfg->upstream_user[0] != '\0') {
             const char *argv[] = {"AUTH", cfg->upstream_user, cfg->upstream_password};
             upstream_queue_internal(u, 3, argv, upstream_handshake_cb);
@@ -672,7 +693,7 @@ upstream_pool_new(struct proxy *px, upstream_commands_fn *on_commands)
     pool->on_commands = on_commands;
     pool->busy_threshold_ms = UPSTREAM_BUSY_THRESHOLD_MS;
     pool->nconns = BW_MAX(px->cfg.upstream_connections, 1);
-    pool->conns = bw_calloc((size_t)pool->nconns, sizeof(*pool->conns));
+    pool->conns = bw_calloc(2 * (size_t)pool->nconns, sizeof(*pool->conns));
     TAILQ_INIT(&pool->idle);
     TAILQ_INIT(&pool->waiters);
     pool->wake_ev = event_new(px->base, -1, 0, upstream_wake_cb, pool);
@@ -683,10 +704,11 @@ upstream_pool_new(struct proxy *px, upstream_commands_fn *on_commands)
     else
         snprintf(pool->addr, sizeof(pool->addr), "%s:%d", px->cfg.upstream_host,
                  px->cfg.upstream_port);
-    for (int i = 0; i < pool->nconns; i++) {
+    for (int i = 0; i < 2 * pool->nconns; i++) {
         struct upstream_conn *u = &pool->conns[i];
         u->pool = pool;
         u->index = i;
+        u->proto = i < pool->nconns ? 2 : 3;
         STAILQ_INIT(&u->pending);
         u->backoff_ms = UPSTREAM_BACKOFF_MIN_MS;
         u->retry_ev = evtimer_new(px->base, upstream_retry_cb, u);
@@ -695,7 +717,10 @@ upstream_pool_new(struct proxy *px, upstream_commands_fn *on_commands)
         snprintf(u->last_error, sizeof(u->last_error), "not connected yet");
         snprintf(u->down_reply, sizeof(u->down_reply),
                  "-ERR upstream %s unavailable: not connected yet\r\n", pool->addr);
-        upstream_connect(u);
+        if (u->proto == 2) {
+            u->started = true;
+            upstream_connect(u);
+        }
     }
     return pool;
 }
@@ -720,7 +745,7 @@ upstream_pool_free(struct upstream_pool *pool)
         evbuffer_free(u->acc);
         bw_free(u);
     }
-    for (int i = 0; i < pool->nconns; i++) {
+    for (int i = 0; i < 2 * pool->nconns; i++) {
         struct upstream_conn *u = &pool->conns[i];
         char err[512];
         snprintf(err, sizeof(err), "-ERR upstream %s: bulwark is shutting down\r\n",
@@ -739,16 +764,30 @@ upstream_pool_free(struct upstream_pool *pool)
 }
 
 struct upstream_conn *
-upstream_pick(struct upstream_pool *pool, uint64_t client_id)
+upstream_pick(struct upstream_pool *pool, uint64_t client_id, int proto)
 {
-    return &pool->conns[client_id % (uint64_t)pool->nconns];
+    uint64_t i = client_id % (uint64_t)pool->nconns;
+    if (proto != 3)
+        return &pool->conns[i];
+    struct upstream_conn *u = &pool->conns[(uint64_t)pool->nconns + i];
+    if (!u->started) { /* the first RESP3 client of this slot: connect now */
+        u->started = true;
+        upstream_connect(u);
+    }
+    return u;
+}
+
+int
+upstream_conn_proto(const struct upstream_conn *u)
+{
+    return u->proto;
 }
 
 uint64_t
 upstream_pool_inflight(const struct upstream_pool *pool)
 {
     uint64_t n = 0;
-    for (int i = 0; i < pool->nconns; i++)
+    for (int i = 0; i < 2 * pool->nconns; i++)
         n += pool->conns[i].inflight;
     return n;
 }
@@ -766,8 +805,16 @@ void
 upstream_pool_info(const struct upstream_pool *pool, struct evbuffer *out)
 {
     uint64_t reconnects = 0, timeouts = 0, replies = 0, rtt = 0, up = 0, reqs = 0, errs = 0;
-    for (int i = 0; i < pool->nconns; i++) {
+    for (int i = 0; i < 2 * pool->nconns; i++) { /* rtt: of the RESP2 ones */
         const struct upstream_conn *u = &pool->conns[i];
+        if (i >= pool->nconns) {
+            reqs += u->requests;
+            errs += u->request_errors;
+            reconnects += u->reconnects;
+            timeouts += u->timeouts;
+            replies += u->replies;
+            continue;
+        }
         reqs += u->requests;
         errs += u->request_errors;
         reconnects += u->reconnects;
@@ -824,15 +871,32 @@ upstream_conn_db(const struct upstream_conn *u)
 }
 
 void
+upstream_conn_was_reset(struct upstream_conn *u)
+{
+    u->db = 0;
+    u->proto = 2;
+}
+
+void
 upstream_conn_set_db(struct upstream_conn *u, int db)
 {
     u->db = db;
 }
 
 void
+upstream_conn_set_proto(struct upstream_conn *u, int proto)
+{
+    if (u->proto == proto || u->dead)
+        return;
+    const char *argv[] = {"HELLO", proto == 3 ? "3" : "2"};
+    u->proto = proto;
+    upstream_queue_internal(u, 2, argv, upstream_handshake_cb);
+}
+
+void
 upstream_pool_reset_stats(struct upstream_pool *pool)
 {
-    for (int i = 0; i < pool->nconns; i++) {
+    for (int i = 0; i < 2 * pool->nconns; i++) {
         pool->conns[i].reconnects = 0;
         pool->conns[i].timeouts = 0;
         pool->conns[i].replies = 0;
@@ -849,7 +913,7 @@ upstream_pool_cron(struct upstream_pool *pool, uint64_t now_ms)
     const struct cfg *cfg = &pool->px->cfg;
     upstream_pinned_trim(pool, now_ms);
     upstream_pinned_wake_soon(pool); /* upstream-pinned-max may have been raised */
-    for (int i = 0; i < pool->nconns; i++) {
+    for (int i = 0; i < 2 * pool->nconns; i++) {
         struct upstream_conn *u = &pool->conns[i];
         char reason[128], err[512];
         if (u->state == UPSTREAM_CONNECTING && cfg->upstream_connect_timeout_ms > 0 &&
@@ -977,8 +1041,9 @@ upstream_pinned_open(struct upstream_pool *pool, char *err, size_t errlen)
 }
 
 struct upstream_conn *
-upstream_pinned_acquire(struct upstream_pool *pool, void *owner, upstream_raw_fn *raw_fn,
-                        upstream_down_fn *down_fn, char *err, size_t errlen)
+upstream_pinned_acquire(struct upstream_pool *pool, int proto, void *owner,
+                        upstream_raw_fn *raw_fn, upstream_down_fn *down_fn, char *err,
+                        size_t errlen)
 {
     /* the most recently used first: under a steady load the same ones
      * cycle and the surplus above upstream-pinned-idle ages out (cron) */
@@ -997,6 +1062,7 @@ upstream_pinned_acquire(struct upstream_pool *pool, void *owner, upstream_raw_fn
     u->owner = owner;
     u->raw_fn = raw_fn;
     u->down_fn = down_fn;
+    upstream_conn_set_proto(u, proto);
     return u;
 }
 

@@ -61,8 +61,22 @@ struct upstream_pool *upstream_pool_new(struct proxy *px, upstream_commands_fn *
 /* Close every connection (pending requests get an error) and free. NULL ok. */
 void upstream_pool_free(struct upstream_pool *pool);
 
-/* The connection a client with this id uses (id % connections). */
-struct upstream_conn *upstream_pick(struct upstream_pool *pool, uint64_t client_id);
+/*
+ * The shared connection a client with this id speaking RESP proto (2 or 3)
+ * uses (id % connections of that protocol). RESP3 connections say HELLO 3
+ * in their handshake, so Redis encodes their replies for RESP3 clients
+ * exactly as it would for them; they are opened by the first pick.
+ */
+struct upstream_conn *upstream_pick(struct upstream_pool *pool, uint64_t client_id, int proto);
+
+/* The RESP version u speaks now (2 or 3). */
+int upstream_conn_proto(const struct upstream_conn *u);
+
+/*
+ * Pinned u speaks proto before the owner's next request: bulwark sends
+ * HELLO proto (its reply is bulwark's) when u speaks the other one.
+ */
+void upstream_conn_set_proto(struct upstream_conn *u, int proto);
 
 /*
  * Queue one request (cmd: len bytes of RESP multibulk, copied) on u.
@@ -85,6 +99,9 @@ void upstream_pinned_select(struct upstream_conn *u, int db);
 
 /* The database pinned connection u is in (its session may SELECT). */
 int upstream_conn_db(const struct upstream_conn *u);
+
+/* A session's RESET was answered on pinned u: database 0, RESP2. */
+void upstream_conn_was_reset(struct upstream_conn *u);
 
 /* A session's SELECT was answered +OK on pinned connection u. */
 void upstream_conn_set_db(struct upstream_conn *u, int db);
@@ -115,8 +132,9 @@ void upstream_pool_reset_stats(struct upstream_pool *pool);
  */
 
 /*
- * A dedicated connection for owner: an idle one (cleaned by RESET) or a new
- * one (AUTH and SELECT queued first). NULL with the client's error in err
+ * A dedicated connection for owner, speaking RESP proto: an idle one
+ * (cleaned by RESET) or a new one (AUTH and SELECT queued first; HELLO 3
+ * for a RESP3 owner). NULL with the client's error in err
  * (errlen bytes, "ERR …" without '-' and CRLF) when upstream-pinned-max are
  * in use ("ERR max number of clients reached": callers check
  * upstream_pinned_room() first and wait) or a socket cannot even be made
@@ -125,7 +143,7 @@ void upstream_pool_reset_stats(struct upstream_pool *pool);
  * pinned_refused. No upstream-timeout applies to it (blocking commands wait
  * as they say).
  */
-struct upstream_conn *upstream_pinned_acquire(struct upstream_pool *pool, void *owner,
+struct upstream_conn *upstream_pinned_acquire(struct upstream_pool *pool, int proto, void *owner,
                                               upstream_raw_fn *raw_fn, upstream_down_fn *down_fn,
                                               char *err, size_t errlen);
 

@@ -11,12 +11,9 @@
 #                                           build/redis-src, fetched with
 #                                           `apt-get source redis` when missing
 #
-# Same flags for both runs: --singledb unless SINGLEDB=no, --skiptest /RESP3
-# and --tags -needs:debug (RESP3: HELLO 3 is
-# refused by bulwark, and the needs:debug RESP3 protocol block calls it
-# outside any test, which aborts the unit), --tags -needs:repl (SYNC/PSYNC
-# are refused by bulwark). bulwark runs with --ttl-jitter-percent 0 and
-# --deny-commands '' (the suite uses DEBUG).
+# Same flags for both runs: --singledb unless SINGLEDB=no, --tags -needs:repl
+# (SYNC/PSYNC are refused by bulwark). RESP3 tests run (HELLO 3). bulwark runs
+# with --ttl-jitter-percent 0 and --deny-commands '' (the suite uses DEBUG).
 set -u
 here=$(cd "$(dirname "$0")/.." && pwd)
 bin=${1:-$here/bulwark}
@@ -86,7 +83,7 @@ run_unit() {
     local db=--singledb
     [ "${SINGLEDB:-yes}" = no ] && db=
     (cd "$src" && timeout 1200 ./runtest --host 127.0.0.1 --port "$2" $db --single "$1" \
-        --clients 1 --skiptest /RESP3 --tags '-needs:debug -needs:repl' >"$3" 2>&1)
+        --clients 1 --tags '-needs:repl' >"$3" 2>&1)
 }
 
 [ -x "$bin" ] || { echo "conformance: $bin is not built"; exit 1; }

@@ -30,8 +30,8 @@
 #include <setjmp.h>
 #include <cmocka.h>
 
-#include <hiredis/read.h>
 
+#include "proxy/reply.h"
 #include "proxy/util.h"
 
 /* Children that may still run; the watchdog and atexit kill them. */
@@ -501,8 +501,9 @@ harness_conn_open_addr(const char *host, int port)
 
     struct harness_conn *c = bw_calloc(1, sizeof(*c));
     c->fd = fd;
-    c->reader = redisReaderCreateWithFunctions(NULL);
-    BW_ASSERT(c->reader != NULL);
+    c->reader = bw_calloc(1, sizeof(struct reply_scan));
+    reply_scan_reset(c->reader);
+    c->scanned = 0;
     return c;
 }
 
@@ -522,7 +523,7 @@ harness_conn_close(struct harness_conn *c)
     if (c == NULL)
         return;
     close(c->fd);
-    redisReaderFree(c->reader);
+    bw_free(c->reader);
     harness_buf_free(&c->in);
     bw_free(c);
 }
@@ -552,7 +553,6 @@ conn_fill(struct harness_conn *c, int timeout_ms)
         c->eof = true;
         return 0;
     }
-    redisReaderFeed(c->reader, c->in.data + c->in.len, (size_t)n);
     c->in.len += (size_t)n;
     c->in.data[c->in.len] = '\0';
     return 1;
@@ -567,6 +567,10 @@ conn_take(struct harness_conn *c, size_t upto, struct harness_buf *out)
     if (out != NULL)
         harness_buf_append(out, c->in.data + from, to - from);
     c->in_done = upto;
+    if (c->scanned < upto) { /* taken unscanned (EOF, garbage): scan afresh after */
+        c->scanned = upto;
+        reply_scan_reset(c->reader);
+    }
     size_t dead = c->in_done - c->in_base;
     if (dead > 65536 && dead * 2 > c->in.len) {
         memmove(c->in.data, c->in.data + dead, c->in.len - dead);
@@ -621,19 +625,25 @@ enum harness_read
 harness_conn_read_reply(struct harness_conn *c, int timeout_ms,
                         struct harness_buf *out)
 {
-    redisReader *r = c->reader;
+    struct reply_scan *r = c->reader;
     uint64_t deadline = bw_now_ms() + (uint64_t)timeout_ms;
 
     for (;;) {
-        void *reply = NULL;
-        size_t end = c->in_base + c->in.len;
-        if (redisReaderGetReply(r, &reply) != REDIS_OK) {
+        size_t end = c->in_base + c->in.len, used = 0;
+        int rc = REPLY_AGAIN;
+        if (c->scanned < end)
+            rc = reply_scan_feed(r, c->in.data + (c->scanned - c->in_base), end - c->scanned,
+                                 &used);
+        if (rc == REPLY_ERR) {
             conn_take(c, end, out);
+            c->scanned = end;
+            reply_scan_reset(r);
             return HARNESS_READ_BAD;
         }
-        if (reply != NULL) {
-            /* Fed bytes minus those the reader still holds unparsed. */
-            conn_take(c, end - (r->len - r->pos), out);
+        c->scanned += used;
+        if (rc == REPLY_DONE) {
+            reply_scan_reset(r);
+            conn_take(c, c->scanned, out);
             return HARNESS_READ_REPLY;
         }
         if (c->eof) {

@@ -77,7 +77,9 @@ struct harness_conn {
     struct harness_buf in; /* received bytes from absolute offset in_base */
     size_t in_base;        /* absolute stream offset of in.data[0] */
     size_t in_done;    /* absolute offset up to which replies were returned */
-    void *reader;      /* owned redisReader, used only for boundaries */
+    void *reader;      /* owned struct reply_scan (proxy/reply.c, RESP2 and RESP3):
+                          finds where each reply ends */
+    size_t scanned;    /* absolute offset up to which bytes were scanned */
     bool eof;          /* the peer closed its side */
     bool write_closed; /* a send failed with EPIPE/ECONNRESET */
 };

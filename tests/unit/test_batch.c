@@ -84,6 +84,13 @@ client_slot_new_detached(client_slot_fn *fn, void *data)
     return s;
 }
 
+int
+client_proto(const struct client *c)
+{
+    (void)c;
+    return 2;
+}
+
 void
 client_slot_finish(struct client_slot *s, const char *data, size_t len)
 {

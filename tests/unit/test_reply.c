@@ -24,6 +24,19 @@ static const char *const replies[] = {
     "$8\r\na\r\nb\0c\r\n\r\n",
     "*2\r\n$1\r\na\r\n*2\r\n:1\r\n*1\r\n*1\r\n*1\r\n*1\r\n*1\r\n*1\r\n*1\r\n*1\r\n+deep\r\n",
     "*3\r\n$-1\r\n*-1\r\n-ERR inside\r\n",
+    /* RESP3, as Redis 7.0 sends it to a HELLO 3 client */
+    "_\r\n",
+    ",3.14\r\n",
+    ",inf\r\n",
+    "#t\r\n",
+    "(3492890328409238509324850943850943825024385\r\n",
+    "!21\r\nSYNTAX invalid syntax\r\n",
+    "=15\r\ntxt:Some string\r\n",
+    "%2\r\n+first\r\n:1\r\n$6\r\nsecond\r\n~2\r\n_\r\n#f\r\n",
+    "%0\r\n",
+    "~0\r\n",
+    ">3\r\n$7\r\nmessage\r\n$2\r\nch\r\n$5\r\nhello\r\n",
+    "|1\r\n+key-popularity\r\n%1\r\n$1\r\na\r\n,0.19\r\n*1\r\n:2\r\n",
 };
 /* strlen() of each, except the bulk with a NUL inside (14 bytes). */
 static size_t reply_lens[sizeof(replies) / sizeof(replies[0])];
@@ -73,7 +86,8 @@ test_scan_rejects_garbage(void **state)
 {
     (void)state;
     static const char *const bad[] = {"?what\r\n", "$abc\r\n", "*-5\r\n", "$-2\r\n",
-                                      "$99999999999999999999999999999999999\r\n"};
+                                      "$99999999999999999999999999999999999\r\n",
+                                      "%-1\r\n", "~-1\r\n", "!-1\r\n", "$?\r\n"};
     for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
         struct reply_scan s;
         size_t used;
@@ -172,6 +186,44 @@ static const struct hostile hostile[] = {
 };
 
 static void
+test_parse_resp3(void **state)
+{
+    (void)state;
+    const char *m = "%3\r\n$4\r\nbool\r\n#t\r\n$3\r\ndbl\r\n,1.5\r\n"
+                    "$4\r\ninfo\r\n=9\r\ntxt:a:1\r\n\r\n";
+    struct reply_node *n = reply_parse(m, strlen(m));
+    assert_non_null(n);
+    assert_int_equal(n->type, '%');
+    assert_int_equal(n->integer, 3);
+    assert_int_equal(n->nelems, 6);
+    assert_int_equal(n->elems[1].type, '#');
+    assert_int_equal(n->elems[1].integer, 1);
+    assert_int_equal(n->elems[3].len, 3);
+    assert_memory_equal(n->elems[3].str, "1.5", 3);
+    assert_true(reply_node_is(&n->elems[4], "info"));
+    assert_int_equal(n->elems[5].type, '=');
+    assert_int_equal(n->elems[5].len, 9);
+    reply_node_free(n);
+
+    n = reply_parse("_\r\n", 3);
+    assert_non_null(n);
+    assert_true(n->nil);
+    reply_node_free(n);
+    assert_null(reply_parse("_x\r\n", 4));
+    assert_null(reply_parse("#x\r\n", 4));
+    assert_null(reply_parse("=3\r\nabcXY", 10)); /* no CRLF after the payload */
+    assert_null(reply_parse("~-1\r\n", 5));
+
+    const char *p = ">2\r\n$10\r\ninvalidate\r\n*1\r\n$1\r\nk\r\n";
+    n = reply_parse(p, strlen(p));
+    assert_non_null(n);
+    assert_int_equal(n->type, '>');
+    assert_int_equal(n->nelems, 2);
+    assert_int_equal(n->elems[1].type, '*');
+    reply_node_free(n);
+}
+
+static void
 test_hostile_replies(void **state)
 {
     (void)state;
@@ -221,6 +273,7 @@ main(void)
         cmocka_unit_test(test_scan_rejects_garbage),
         cmocka_unit_test(test_scan_big_bulk_needs_no_copy),
         cmocka_unit_test(test_parse_tree),
+        cmocka_unit_test(test_parse_resp3),
         cmocka_unit_test(test_hostile_replies),
         cmocka_unit_test(test_depth_limit),
     };

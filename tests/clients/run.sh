@@ -1,0 +1,68 @@
+#!/bin/bash
+# run.sh: real client libraries through bulwark (make clients, part of make test).
+# Starts a private redis-server and bulwark on free loopback ports, installs the
+# npm packages of tests/clients/package.json when missing (npm ci), then runs
+# every tests/clients/*.js with the bulwark port. Exit 1 on the first failure.
+#
+#   tests/clients/run.sh [BULWARK_BIN]
+set -u
+here=$(cd "$(dirname "$0")" && pwd)
+bin=${1:-$here/../../bulwark}
+work=$(mktemp -d /tmp/bulwark-clients.XXXXXX)
+pids=()
+cleanup() {
+    for p in "${pids[@]}"; do kill "$p" 2>/dev/null; wait "$p" 2>/dev/null; done
+    rm -rf "$work"
+}
+trap cleanup EXIT INT TERM
+
+free_port() {
+    local p
+    for p in $(shuf -i 20000-32767 -n 100); do # below the ephemeral ports (32768-60999)
+        (exec 3<>/dev/tcp/127.0.0.1/$p) 2>/dev/null || { echo "$p"; return; }
+    done
+}
+
+wait_ping() {
+    for _ in $(seq 400); do
+        redis-cli -p "$1" ping 2>/dev/null | grep -q PONG && return 0
+        sleep 0.05
+    done
+    echo "clients: nothing answers on port $1"
+    tail -n 5 "$work"/*.log
+    exit 1
+}
+
+command -v node >/dev/null && command -v npm >/dev/null ||
+    { echo "clients: node and npm are needed (make deps)"; exit 1; }
+if [ ! -d "$here/node_modules/redis" ] || [ ! -d "$here/node_modules/ioredis" ]; then
+    (cd "$here" && npm ci --no-audit --no-fund --loglevel=error) ||
+        { echo "clients: npm ci failed"; exit 1; }
+fi
+
+rport=$(free_port)
+redis-server --port "$rport" --bind 127.0.0.1 --save '' --appendonly no --dir "$work" \
+    --logfile "$work/redis.log" &
+pids+=($!)
+wait_ping "$rport"
+bport=$(free_port)
+"$bin" --port "$bport" --upstream "127.0.0.1:$rport" --logfile "$work/bulwark.log" &
+pids+=($!)
+wait_ping "$bport"
+# the gate closes once the first SCAN is done: tests then see local answers too
+for _ in $(seq 200); do
+    redis-cli -p "$bport" info bloom | grep -q 'bloom_state:active' && break
+    sleep 0.05
+done
+
+rc=0
+for t in "$here"/*.js; do
+    echo "== $(basename "$t")"
+    if ! timeout 120 node "$t" "$bport" "$rport"; then
+        rc=1
+        echo "clients: $(basename "$t") failed; bulwark log:"
+        tail -n 20 "$work/bulwark.log"
+        break
+    fi
+done
+exit $rc
