@@ -1051,7 +1051,8 @@ client_pinned_is_local(const struct resp_request *req)
         return true; /* HELLO is bulwark's (SELECT goes to Redis: pinned tracks the db) */
     if (a->len != 6 || strncasecmp(a->ptr, "client", 6) != 0 || req->argc < 2)
         return false;
-    static const char *const subs[] = {"setname", "getname", "id", "info", "list", "kill"};
+    static const char *const subs[] = {"setname", "getname", "id", "info", "list", "kill",
+                                       "unblock"};
     for (size_t i = 0; i < BW_ARRAY_LEN(subs); i++)
         if (req->argv[1].len == strlen(subs[i]) &&
             strncasecmp(req->argv[1].ptr, subs[i], req->argv[1].len) == 0)
@@ -1629,6 +1630,19 @@ client_set_name(struct client *c, const char *name, size_t len)
 void
 client_format_info(const struct client *c, struct evbuffer *out)
 {
+    /* Redis 7.0's flag letters, in its order, of the states bulwark knows */
+    char flags[8], *f = flags;
+    if (c->pin != NULL && pinned_subscriptions(c->pin) > 0)
+        *f++ = 'P';
+    if (c->pin != NULL && pinned_in_multi(c->pin))
+        *f++ = 'x';
+    if (c->pin != NULL && pinned_blocked(c->pin) && pinned_subscriptions(c->pin) == 0)
+        *f++ = 'b';
+    if (c->is_unix)
+        *f++ = 'U';
+    if (f == flags)
+        *f++ = 'N';
+    *f = '\0';
     uint64_t now = bw_now_ms();
     struct evbuffer *o = bufferevent_get_output(c->bev);
     struct evbuffer *in = bufferevent_get_input(c->bev);
@@ -1641,7 +1655,7 @@ client_format_info(const struct client *c, struct evbuffer *out)
                         (int)bufferevent_getfd(c->bev), c->name != NULL ? c->name : "",
                         (unsigned long long)(now - c->created_ms) / 1000,
                         (unsigned long long)(now - c->last_ms) / 1000,
-                        c->is_unix ? "U" : "N", c->db, evbuffer_get_length(in),
+                        flags, c->db, evbuffer_get_length(in),
                         (unsigned long long)c->nslots, evbuffer_get_length(o),
                         c->last_cmd[0] ? c->last_cmd : "NULL", c->proto);
 }
@@ -1666,6 +1680,16 @@ client_format_all(struct proxy *px, struct evbuffer *out)
     struct client *c;
     TAILQ_FOREACH(c, &px->clients, link)
         client_format_info(c, out);
+}
+
+uint64_t
+client_blocked_redis_id(struct proxy *px, uint64_t id)
+{
+    struct client *c;
+    TAILQ_FOREACH(c, &px->clients, link)
+        if (c->id == id)
+            return c->pin != NULL && pinned_blocked(c->pin) ? pinned_redis_id(c->pin) : 0;
+    return 0;
 }
 
 void

@@ -153,6 +153,12 @@ void client_set_name(struct client *c, const char *name, size_t len); /* len 0 c
 void client_format_info(const struct client *c, struct evbuffer *out);
 /* CLIENT LIST: client_format_info() of every live client, appended to out. */
 void client_format_all(struct proxy *px, struct evbuffer *out);
+/*
+ * CLIENT UNBLOCK: Redis's id of the dedicated connection of the client with
+ * this id when that client is blocked there (BLPOP …), else 0.
+ */
+uint64_t client_blocked_redis_id(struct proxy *px, uint64_t id);
+
 /* CLIENT LIST ID: the line of the client with this id, if it is live. */
 void client_format_id(struct proxy *px, uint64_t id, struct evbuffer *out);
 

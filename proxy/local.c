@@ -849,6 +849,7 @@ static const struct local_handler local_handlers[] = {
     {"client|info", local_client_info},
     {"client|list", local_client_list},
     {"client|kill", local_client_kill},
+    {"client|unblock", local_client_unblock},
     {"config|get", local_config_get},
     {"config|set", local_config_set},
     {"config|resetstat", local_config_resetstat},
@@ -867,7 +868,6 @@ struct local_refusal {
 static const struct local_refusal local_refusals[] = {
     {"client|tracking", LOCAL_NOPROXY}, {"client|caching", LOCAL_NOPROXY},
     {"client|getredir", LOCAL_NOPROXY}, {"client|trackinginfo", LOCAL_NOPROXY},
-    {"client|unblock", LOCAL_NOPROXY},
     {"client|no-evict", LOCAL_NOPROXY}, {"client|no-touch", LOCAL_NOPROXY},
     {"sync", LOCAL_NOPROXY},            {"psync", LOCAL_NOPROXY},
     {"replicaof", LOCAL_NOPROXY},       {"slaveof", LOCAL_NOPROXY},

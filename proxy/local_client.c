@@ -1,6 +1,7 @@
 /* local_client: the CLIENT subcommands bulwark answers for its own clients. */
 #include "proxy/local_client.h"
 
+#include <stdio.h>
 #include <string.h>
 
 #include <event2/buffer.h>
@@ -77,6 +78,39 @@ local_client_info(struct client *c, const struct resp_request *req)
 {
     (void)req;
     local_client_lines(c, c);
+    return true;
+}
+
+/*
+ * CLIENT UNBLOCK id [TIMEOUT|ERROR], as Redis 7.0: a client of bulwark blocked
+ * on its dedicated connection (BLPOP …) is unblocked there by Redis (the
+ * request names that connection's id); any other gets 0.
+ */
+bool
+local_client_unblock(struct client *c, const struct resp_request *req)
+{
+    long long id;
+    if (req->argc == 4 && !resp_arg_is(&req->argv[3], "timeout") &&
+        !resp_arg_is(&req->argv[3], "error")) {
+        client_reply_error(c, "ERR CLIENT UNBLOCK reason should be TIMEOUT or ERROR");
+        return true;
+    }
+    if (!resp_arg_ll(&req->argv[2], &id)) {
+        client_reply_error(c, "ERR value is not an integer or out of range");
+        return true;
+    }
+    uint64_t rid = id > 0 ? client_blocked_redis_id(client_proxy(c), (uint64_t)id) : 0;
+    if (rid == 0) {
+        client_reply_int(c, 0);
+        return true;
+    }
+    char num[24], cmd[128];
+    int nl = snprintf(num, sizeof(num), "%llu", (unsigned long long)rid);
+    int n = req->argc == 4
+                ? snprintf(cmd, sizeof(cmd), "*4\r\n$6\r\nCLIENT\r\n$7\r\nUNBLOCK\r\n$%d\r\n%s\r\n$%zu\r\n%.*s\r\n",
+                           nl, num, req->argv[3].len, (int)req->argv[3].len, req->argv[3].ptr)
+                : snprintf(cmd, sizeof(cmd), "*3\r\n$6\r\nCLIENT\r\n$7\r\nUNBLOCK\r\n$%d\r\n%s\r\n", nl, num);
+    client_forward(c, cmd, (size_t)n, NULL, NULL);
     return true;
 }
 

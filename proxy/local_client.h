@@ -31,5 +31,6 @@ bool local_client_id(struct client *c, const struct resp_request *req);
 bool local_client_info(struct client *c, const struct resp_request *req);
 bool local_client_list(struct client *c, const struct resp_request *req);
 bool local_client_kill(struct client *c, const struct resp_request *req);
+bool local_client_unblock(struct client *c, const struct resp_request *req);
 
 #endif

@@ -572,6 +572,12 @@ pinned_free_clean(struct pinned *p)
     bw_free(p);
 }
 
+uint64_t
+pinned_redis_id(const struct pinned *p)
+{
+    return p->up != NULL ? upstream_conn_redis_id(p->up) : 0;
+}
+
 bool
 pinned_counts_replies(const struct pinned *p)
 {

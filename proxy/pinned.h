@@ -108,6 +108,9 @@ void pinned_follow_db(struct pinned *p, int db);
  * the dedicated connection follows before the next request. */
 void pinned_follow_proto(struct pinned *p, int proto);
 
+/* Redis's CLIENT ID of the session's dedicated connection, 0 when unknown. */
+uint64_t pinned_redis_id(const struct pinned *p);
+
 /* True between MULTI and EXEC/DISCARD. */
 bool pinned_in_multi(const struct pinned *p);
 

@@ -96,6 +96,8 @@ struct upstream_conn {
                                             sessions) */
     bool started;                        /* shared: connecting was ever begun (RESP3
                                             ones wait for their first client) */
+    uint64_t redis_id;                   /* pinned: Redis's CLIENT ID of the connection,
+                                            0 until known (CLIENT UNBLOCK) */
     TAILQ_ENTRY(upstream_conn) idle_link; /* in pool->idle while idle */
 };
 
@@ -461,6 +463,26 @@ upstream_select_cb(void *privdata, struct evbuffer *reply, size_t len, const cha
         u->db = -1;
 }
 
+/* CLIENT ID of a pinned connection (an error, e.g. CLIENT denied: stays 0). */
+static void
+upstream_client_id_cb(void *privdata, struct evbuffer *reply, size_t len, const char *err)
+{
+    struct upstream_conn *u = privdata;
+    (void)err;
+    if (reply == NULL)
+        return;
+    struct reply_node *n = reply_parse((const char *)evbuffer_pullup(reply, (ev_ssize_t)len), len);
+    if (n != NULL && n->type == ':' && n->integer > 0)
+        u->redis_id = (uint64_t)n->integer;
+    reply_node_free(n);
+}
+
+uint64_t
+upstream_conn_redis_id(const struct upstream_conn *u)
+{
+    return u->redis_id;
+}
+
 /* CONFIG GET databases: the indexes a client may SELECT (upstream-databases 0). */
 static void
 upstream_databases_cb(void *privdata, struct evbuffer *reply, size_t len, const char *err)
@@ -571,8 +593,13 @@ upstream_handshake(struct upstream_conn *u)
         }
     }
     u->db = 0; /* a new connection, or one just RESET */
-    if (u->pinned)
+    if (u->pinned) {
+        if (u->redis_id == 0) { /* new: Redis's id, for CLIENT UNBLOCK of its owner */
+            const char *id[] = {"CLIENT", "ID"};
+            upstream_queue_internal(u, 2, id, upstream_client_id_cb);
+        }
         return; /* INFO and COMMAND: the shared connections' business */
+    }
     const char *info[] = {"INFO", "server"};
     upstream_queue_internal(u, 2, info, upstream_info_cb);
     if (u->index == 0)

@@ -100,6 +100,9 @@ void upstream_pinned_select(struct upstream_conn *u, int db);
 /* The database pinned connection u is in (its session may SELECT). */
 int upstream_conn_db(const struct upstream_conn *u);
 
+/* Redis's CLIENT ID of pinned u (asked when it opened), 0 until known. */
+uint64_t upstream_conn_redis_id(const struct upstream_conn *u);
+
 /* A session's RESET was answered on pinned u: database 0, RESP2. */
 void upstream_conn_was_reset(struct upstream_conn *u);
 

@@ -429,6 +429,79 @@ test_session_refusals_never_forwarded(void **state)
     harness_bulwark_stop(b);
 }
 
+/* Read one reply of c into a fresh string (caller frees with harness_buf_free). */
+static void
+read_one(struct harness_conn *c, struct harness_buf *got)
+{
+    assert_int_equal(harness_conn_read_reply(c, 5000, got), HARNESS_READ_REPLY);
+}
+
+/* Wait (bounded) until CLIENT LIST ID id on ctl shows flags=b: blocked at Redis. */
+static void
+wait_blocked(struct harness_conn *ctl, long long id)
+{
+    char req[64];
+    snprintf(req, sizeof(req), "CLIENT LIST ID %lld\r\n", id);
+    for (int i = 0; i < 400; i++) {
+        struct harness_buf got = {0};
+        harness_conn_send_str(ctl, req);
+        read_one(ctl, &got);
+        bool blocked = strstr(got.data, " flags=b ") != NULL;
+        harness_buf_free(&got);
+        if (blocked && harness_info_ll(env.upstream, "clients", "blocked_clients") > 0)
+            return;
+        usleep(10 * 1000);
+    }
+    fail_msg("client %lld never showed flags=b", id);
+}
+
+/* CLIENT UNBLOCK names bulwark's client id, as Redis's does its own (the list unit). */
+static void
+test_client_unblock(void **state)
+{
+    (void)state;
+    struct harness_conn *b = harness_conn_open(env.bulwark), *ctl = harness_conn_open(env.bulwark);
+    struct harness_buf got = {0};
+    harness_conn_send_str(b, "CLIENT ID\r\n");
+    read_one(b, &got);
+    long long id = atoll(got.data + 1);
+    harness_buf_free(&got);
+    char req[96];
+
+    harness_conn_send_str(b, "BLPOP unblock:l 0\r\n");
+    wait_blocked(ctl, id);
+    snprintf(req, sizeof(req), "CLIENT UNBLOCK %lld\r\n", id);
+    assert_true(harness_conn_roundtrip(ctl, req, ":1\r\n"));
+    read_one(b, &got);
+    assert_string_equal(got.data, "*-1\r\n");
+    harness_buf_free(&got);
+
+    harness_conn_send_str(b, "BLPOP unblock:l 0\r\n");
+    wait_blocked(ctl, id);
+    snprintf(req, sizeof(req), "CLIENT UNBLOCK %lld ERROR\r\n", id);
+    assert_true(harness_conn_roundtrip(ctl, req, ":1\r\n"));
+    read_one(b, &got);
+    assert_string_equal(got.data, "-UNBLOCKED client unblocked via CLIENT UNBLOCK\r\n");
+    harness_buf_free(&got);
+
+    /* not blocked (any more), unknown, not a number, bad reason: as Redis */
+    assert_true(harness_conn_roundtrip(ctl, req, ":0\r\n"));
+    assert_true(harness_conn_roundtrip(ctl, "CLIENT UNBLOCK 999999\r\n", ":0\r\n"));
+    assert_true(harness_conn_roundtrip(ctl, "CLIENT UNBLOCK asd\r\n",
+                                       "-ERR value is not an integer or out of range\r\n"));
+    assert_true(harness_conn_roundtrip(ctl, "CLIENT UNBLOCK 1 FOO\r\n",
+                                       "-ERR CLIENT UNBLOCK reason should be TIMEOUT or ERROR\r\n"));
+    /* the client still works, and pops what is pushed */
+    harness_conn_send_str(b, "BLPOP unblock:l 5\r\n");
+    wait_blocked(ctl, id);
+    assert_true(harness_conn_roundtrip(ctl, "RPUSH unblock:l x\r\n", ":1\r\n"));
+    read_one(b, &got);
+    assert_string_equal(got.data, "*2\r\n$9\r\nunblock:l\r\n$1\r\nx\r\n");
+    harness_buf_free(&got);
+    harness_conn_close(b);
+    harness_conn_close(ctl);
+}
+
 int
 main(void)
 {
@@ -443,6 +516,7 @@ main(void)
         cmocka_unit_test(test_pool_reuse_after_clean_and_dirty_sessions),
         cmocka_unit_test(test_session_sees_earlier_writes),
         cmocka_unit_test(test_session_refusals_never_forwarded),
+        cmocka_unit_test(test_client_unblock),
     };
     return harness_finish(cmocka_run_group_tests(tests, group_setup, group_teardown));
 }
