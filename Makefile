@@ -6,7 +6,7 @@ SHELL    := /bin/bash
 PKGS     := libevent hiredis libxxhash cmocka
 DEB_PKGS := libevent-dev libhiredis-dev libxxhash-dev libcmocka-dev \
             redis-server redis-tools pkg-config valgrind python3 \
-            prometheus prometheus-redis-exporter gnuplot-nox
+            prometheus prometheus-redis-exporter gnuplot-nox python3-redis
 
 # Build variant: "release" (default) or "asan" (ASan + UBSan).
 VARIANT  ?= release
@@ -77,7 +77,8 @@ deps-check:
 	  command -v redis-benchmark >/dev/null && command -v valgrind >/dev/null && \
 	  command -v python3 >/dev/null && command -v promtool >/dev/null && \
 	  command -v prometheus-redis-exporter >/dev/null && command -v gnuplot >/dev/null && \
-	  command -v npm >/dev/null || $(MAKE) --no-print-directory deps
+	  command -v npm >/dev/null && /usr/bin/python3 -c 'import redis' 2>/dev/null || \
+	  $(MAKE) --no-print-directory deps
 
 # Services the packages would start (redis-server, prometheus, the exporter on
 # 6379, 9090, 9121) are not started: a policy-rc.d that denies them is put in
@@ -145,7 +146,7 @@ endif
 
 test: unit integration valgrind clients
 
-# Real client libraries (node-redis, ioredis from npm) through bulwark.
+# Real client libraries (node-redis, ioredis from npm; redis-py from Debian) through bulwark.
 clients: deps-check $(BIN)
 	@bash tests/clients/run.sh $(CURDIR)/$(BIN)
 

@@ -2,7 +2,8 @@
 # run.sh: real client libraries through bulwark (make clients, part of make test).
 # Starts a private redis-server and bulwark on free loopback ports, installs the
 # npm packages of tests/clients/package.json when missing (npm ci), then runs
-# every tests/clients/*.js with the bulwark port. Exit 1 on the first failure.
+# every tests/clients/*.js (node) and *.py (Debian's python3 with python3-redis)
+# with the bulwark port. Exit 1 on the first failure.
 #
 #   tests/clients/run.sh [BULWARK_BIN]
 set -u
@@ -56,9 +57,11 @@ for _ in $(seq 200); do
 done
 
 rc=0
-for t in "$here"/*.js; do
+for t in "$here"/*.js "$here"/*.py; do
     echo "== $(basename "$t")"
-    if ! timeout 120 node "$t" "$bport" "$rport"; then
+    run=node
+    [ "${t%.py}" != "$t" ] && run=/usr/bin/python3 # Debian's, with python3-redis
+    if ! timeout 120 $run "$t" "$bport" "$rport"; then
         rc=1
         echo "clients: $(basename "$t") failed; bulwark log:"
         tail -n 20 "$work/bulwark.log"
