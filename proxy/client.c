@@ -205,6 +205,67 @@ client_maybe_resume(struct client *c)
     client_schedule_input(c);
 }
 
+/* ---- clients by id -------------------------------------------------------- */
+
+static size_t
+client_id_slot(uint64_t id, size_t cap)
+{
+    return (size_t)((id * 0x9E3779B97F4A7C15ull) >> 32) & (cap - 1);
+}
+
+static void
+client_index_add(struct proxy *px, struct client *c)
+{
+    if ((px->by_id_n + 1) * 2 > px->by_id_cap) { /* keep it at most half full */
+        size_t cap = BW_MAX(px->by_id_cap * 2, (size_t)64);
+        struct client **old = px->by_id;
+        size_t oldcap = px->by_id_cap;
+        px->by_id = bw_calloc(cap, sizeof(*px->by_id));
+        px->by_id_cap = cap;
+        px->by_id_n = 0;
+        for (size_t i = 0; i < oldcap; i++)
+            if (old[i] != NULL)
+                client_index_add(px, old[i]);
+        bw_free(old);
+    }
+    size_t i = client_id_slot(c->id, px->by_id_cap);
+    while (px->by_id[i] != NULL)
+        i = (i + 1) & (px->by_id_cap - 1);
+    px->by_id[i] = c;
+    px->by_id_n++;
+}
+
+static void
+client_index_remove(struct proxy *px, struct client *c)
+{
+    size_t mask = px->by_id_cap - 1, i = client_id_slot(c->id, px->by_id_cap);
+    while (px->by_id[i] != c)
+        i = (i + 1) & mask;
+    px->by_id[i] = NULL;
+    px->by_id_n--;
+    /* backward shift: entries after the hole that probed past it move up */
+    for (size_t j = (i + 1) & mask; px->by_id[j] != NULL; j = (j + 1) & mask) {
+        size_t home = client_id_slot(px->by_id[j]->id, px->by_id_cap);
+        if (((j - home) & mask) >= ((j - i) & mask)) {
+            px->by_id[i] = px->by_id[j];
+            px->by_id[j] = NULL;
+            i = j;
+        }
+    }
+}
+
+struct client *
+client_by_id(struct proxy *px, uint64_t id)
+{
+    if (px->by_id_cap == 0)
+        return NULL;
+    size_t mask = px->by_id_cap - 1;
+    for (size_t i = client_id_slot(id, px->by_id_cap); px->by_id[i] != NULL; i = (i + 1) & mask)
+        if (px->by_id[i]->id == id)
+            return px->by_id[i];
+    return NULL;
+}
+
 /* Move every ready reply at the head of the FIFO to the output. */
 static void
 client_flush(struct client *c)
@@ -1444,6 +1505,7 @@ client_accept(struct proxy *px, evutil_socket_t fd, const char *addr, const char
     evbuffer_add_cb(bufferevent_get_input(c->bev), client_count_input, c);
     bufferevent_enable(c->bev, EV_READ | EV_WRITE);
     TAILQ_INSERT_TAIL(&px->clients, c, link);
+    client_index_add(px, c);
     px->stats.connected_clients++;
     px->stats.total_connections++;
     log_verbose("accepted client id=%llu addr=%s", (unsigned long long)c->id, c->addr);
@@ -1479,6 +1541,7 @@ client_close(struct client *c)
     }
     c->nslots = 0;
     TAILQ_REMOVE(&px->clients, c, link);
+    client_index_remove(px, c);
     TAILQ_INSERT_TAIL(&px->reaped, c, link);
     px->stats.connected_clients--;
     event_active(px->reap_ev, EV_TIMEOUT, 0);
@@ -1545,6 +1608,9 @@ client_free_all(struct proxy *px)
     while (!TAILQ_EMPTY(&px->clients))
         client_close(TAILQ_FIRST(&px->clients));
     client_reap(px);
+    bw_free(px->by_id);
+    px->by_id = NULL;
+    px->by_id_cap = px->by_id_n = 0;
 }
 
 /* ---- accessors ------------------------------------------------------------ */
@@ -1685,20 +1751,16 @@ client_format_all(struct proxy *px, struct evbuffer *out)
 uint64_t
 client_blocked_redis_id(struct proxy *px, uint64_t id)
 {
-    struct client *c;
-    TAILQ_FOREACH(c, &px->clients, link)
-        if (c->id == id)
-            return c->pin != NULL && pinned_blocked(c->pin) ? pinned_redis_id(c->pin) : 0;
-    return 0;
+    struct client *c = client_by_id(px, id);
+    return c != NULL && c->pin != NULL && pinned_blocked(c->pin) ? pinned_redis_id(c->pin) : 0;
 }
 
 void
 client_format_id(struct proxy *px, uint64_t id, struct evbuffer *out)
 {
-    struct client *c;
-    TAILQ_FOREACH(c, &px->clients, link)
-        if (c->id == id)
-            client_format_info(c, out);
+    struct client *c = client_by_id(px, id);
+    if (c != NULL)
+        client_format_info(c, out);
 }
 
 static bool

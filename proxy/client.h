@@ -159,6 +159,9 @@ void client_format_all(struct proxy *px, struct evbuffer *out);
  */
 uint64_t client_blocked_redis_id(struct proxy *px, uint64_t id);
 
+/* The live client with this id, or NULL (closed ones are gone at once). */
+struct client *client_by_id(struct proxy *px, uint64_t id);
+
 /* CLIENT LIST ID: the line of the client with this id, if it is live. */
 void client_format_id(struct proxy *px, uint64_t id, struct evbuffer *out);
 

@@ -49,6 +49,10 @@ struct proxy {
     const struct cmd_info *cmd_mget; /* MGET's entry in cmds (borrowed), for batching */
     struct listener *listener;     /* listening sockets (owned), NULL once closed */
     struct client_list clients;    /* every live client (each owned by this list) */
+    struct client **by_id;         /* live clients by id: open addressing, linear probing
+                                      (owned array of by_id_cap, a power of two; NULL:
+                                      empty), for messages addressed to a client id */
+    size_t by_id_cap, by_id_n;     /* slots in by_id; clients in it */
     struct client_list reaped;     /* clients closed, freed by reap_ev (owned) */
     struct event *reap_ev;         /* zero-timeout event that frees reaped clients (owned) */
     struct event *cron_ev;         /* 100 ms periodic housekeeping (owned) */
