@@ -350,10 +350,12 @@ void
 tracking_encode(char **buf, size_t *len, size_t *cap, bool push, const struct tracking_arg *keys,
                 size_t nkeys, bool flush, int null_resp)
 {
+    static const char push_hdr[] = ">2\r\n$10\r\ninvalidate\r\n";
+    static const char msg_hdr[] = "*3\r\n$7\r\nmessage\r\n$20\r\n__redis__:invalidate\r\n";
     if (push)
-        trk_cat(buf, len, cap, ">2\r\n$10\r\ninvalidate\r\n", 22);
+        trk_cat(buf, len, cap, push_hdr, sizeof(push_hdr) - 1);
     else
-        trk_cat(buf, len, cap, "*3\r\n$7\r\nmessage\r\n$20\r\n__redis__:invalidate\r\n", 43);
+        trk_cat(buf, len, cap, msg_hdr, sizeof(msg_hdr) - 1);
     if (flush) {
         if (null_resp > 2)
             trk_cat(buf, len, cap, "_\r\n", 3);
