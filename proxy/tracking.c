@@ -472,6 +472,9 @@ trk_invalidate(struct tracking *t, const char *key, size_t len, uint64_t skip)
         trk_deliver(t, c, &arg, 1, false);
     }
     trk_key_free(k);
+    /* Shrink a mostly empty table: random eviction scans buckets. */
+    if (t->nkb > TRK_KEY_BUCKETS && t->nkeys < t->nkb / 8)
+        trk_key_rehash(t, t->nkb / 2);
 }
 
 static void

@@ -37,14 +37,20 @@
  *
  * Per request of client X (client.c, the stage table), in this order:
  *   1. before running a command: tracking_limit(t, tracking-table-max-keys, X)
- *      (Redis: processCommand(); also from the 100 ms cron, as beforeSleep()
- *      does, so a CONFIG SET shrink takes effect while idle);
+ *      (Redis: processCommand(), with X as server.current_client: verified
+ *      on 7.0.15 with DEBUG PAUSE-CRON, a NOLOOP X is not told of its own
+ *      keys evicted there; per tracking.tcl "Regression test for #11715" the
+ *      eviction messages go out before X's reply, even before +QUEUED:
+ *      at the FIFO tail before X's slot is made); also from
+ *      the 100 ms cron with TRACKING_WRITER_NONE, as serverCron() does, so
+ *      a CONFIG SET shrink takes effect while idle;
  *   2. a read command (CMD_READONLY in the command table, and not EVAL_RO,
  *      EVALSHA_RO, FCALL_RO, and not a pub/sub command) whose reply X gets,
  *      whoever answers it (Redis, gate, hot cache, batcher, MGET split):
  *      tracking_remember_keys(t, X, keys) with the command's key arguments
  *      (the command table's key specs), called when the command is
- *      dispatched. A read inside MULTI is remembered when EXEC runs (Redis
+ *      dispatched, not when its reply arrives: a write by another client
+ *      between the two then still invalidates the (maybe old) value. A read inside MULTI is remembered when EXEC runs (Redis
  *      calls it per executed command); EVAL/FCALL scripts that call a read
  *      command remember the script's declared keys (needs the reply of the
  *      script: not knowable in bulwark; see tests list below);

@@ -700,7 +700,8 @@ test_flush(void **state)
     assert_int_equal(n.keys, 0);
     assert_int_equal(n.items, 0);
     assert_int_equal(n.clients, 4);
-    /* the BCAST key queued before the flush still goes out */
+    /* the BCAST key queued before the flush still goes out (7.0.15: MULTI,
+     * SET a, FLUSHALL, EXEC gives a BCAST client the null, then [a]) */
     tracking_bcast_flush(t);
     t_expect_log("5:" PUSH_HDR "*1\r\n$7\r\npending\r\n|");
     /* a flush with nothing tracked still sends the null */
@@ -756,6 +757,33 @@ test_limit_evicts(void **state)
     tracking_free(t);
 }
 
+/* Many clients on one key (the client table grows): one push each, in id order. */
+static void
+test_many_clients(void **state)
+{
+    (void)state;
+    struct tracking *t = t_new();
+    struct tracking_counts n;
+    for (uint64_t id = 40; id >= 1; id--) {
+        env.resp[id] = 3;
+        t_cmd(t, id, 3, "tracking on", "+OK\r\n");
+        t_read(t, id, "k");
+    }
+    tracking_counts(t, &n);
+    assert_int_equal(n.clients, 40);
+    assert_int_equal(n.keys, 1);
+    assert_int_equal(n.items, 40);
+    t_change(t, "k", TRACKING_WRITER_NONE);
+    assert_int_equal(env.sends, 40);
+    assert_memory_equal(env.log, "1:" PUSH_HDR, strlen("1:" PUSH_HDR));
+    for (uint64_t id = 1; id <= 40; id++) {
+        assert_true(tracking_is_on(t, id));
+        tracking_client_gone(t, id);
+    }
+    assert_false(tracking_any(t));
+    tracking_free(t);
+}
+
 /* The two encodings, as the helpers give them to the integration. */
 static void
 test_encode(void **state)
@@ -789,6 +817,7 @@ main(void)
         cmocka_unit_test(test_counts),
         cmocka_unit_test(test_flush),
         cmocka_unit_test(test_limit_evicts),
+        cmocka_unit_test(test_many_clients),
         cmocka_unit_test(test_encode),
     };
 
