@@ -50,10 +50,11 @@
  *      tracking_remember_keys(t, X, keys) with the command's key arguments
  *      (the command table's key specs), called when the command is
  *      dispatched, not when its reply arrives: a write by another client
- *      between the two then still invalidates the (maybe old) value. A read inside MULTI is remembered when EXEC runs (Redis
- *      calls it per executed command); EVAL/FCALL scripts that call a read
- *      command remember the script's declared keys (needs the reply of the
- *      script: not knowable in bulwark; see tests list below);
+ *      between the two then still invalidates the (maybe old) value. A read
+ *      inside MULTI is remembered when EXEC runs (Redis calls it per
+ *      executed command). Scripts: Redis remembers an EVAL/FCALL's declared
+ *      keys only when the script ran a read command; bulwark cannot see
+ *      that (see the test list below);
  *   3. after every command X ran (queued commands inside MULTI count as run
  *      when queued, as resetClient()): tracking_after_command(t, X,
  *      X_in_multi_now, command_was_CLIENT). This is what makes CLIENT
@@ -112,12 +113,14 @@
  *   blocked_clients, before clients_in_timeout_table), tracking_total_keys,
  *   tracking_total_items, tracking_total_prefixes in "# Stats".
  *
- * ---- tests/unit/tracking.tcl (51 tests in 7.0.15) beyond this module ----
+ * ---- tests/unit/tracking.tcl (7.0.15: 52 test blocks, one run for RESP2
+ *      and RESP3) that need more than this module and steps 1-5 ----
  *   "Tracking gets notification of expired keys" / "... of lazy expired
- *     keys": expiry on Redis, reaches bulwark only via the watch (BCAST
- *     NOLOOP: the lazy-expire one needs the echo attributed to nobody
- *     although X's MULTI also wrote the key: Redis sends it because the last
- *     change, the expiry, had no client);
+ *     keys": expiries happen on Redis and reach bulwark only from the
+ *     watch. The lazy one (BCAST NOLOOP; X's MULTI sets mykey with PX 1,
+ *     then GETs it after it expired) expects the message because Redis's
+ *     last change of the key, the expiry, had no client: an echo
+ *     attribution by "X's write in flight" would wrongly drop it;
  *   "HELLO 3 reply is correct", "HELLO without protover": RESP3 (lead);
  *   "Invalid keys should not be tracked for scripts in NOLOOP mode",
  *     "Tracking only occurs for scripts when a command calls a read-only
