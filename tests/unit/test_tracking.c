@@ -531,6 +531,30 @@ test_bcast_batching(void **state)
     tracking_free(t);
 }
 
+/* Off and on again (same id): keys read before still count (7.0.15 sent
+ * the push); a key changed while off is gone for good. */
+static void
+test_off_on_keeps_old_keys(void **state)
+{
+    (void)state;
+    struct tracking *t = t_new();
+    env.resp[3] = 3;
+    t_cmd(t, 3, 3, "tracking on", "+OK\r\n");
+    t_read(t, 3, "old");
+    t_cmd(t, 3, 3, "tracking off", "+OK\r\n");
+    t_cmd(t, 3, 3, "tracking on", "+OK\r\n");
+    t_change(t, "old", 2);
+    t_expect_log("3:" PUSH_HDR "*1\r\n$3\r\nold\r\n|");
+    t_read(t, 3, "old2");
+    t_cmd(t, 3, 3, "tracking off", "+OK\r\n");
+    t_change(t, "old2", 2);
+    t_expect_log("");
+    t_cmd(t, 3, 3, "tracking on", "+OK\r\n");
+    t_change(t, "old2", 2);
+    t_expect_log("");
+    tracking_free(t);
+}
+
 /* After switching to BCAST, keys read before are not sent (stale ids). */
 static void
 test_switch_to_bcast_drops_old_keys(void **state)
@@ -812,6 +836,7 @@ main(void)
         cmocka_unit_test(test_redirect_forms),
         cmocka_unit_test(test_broken_redirect),
         cmocka_unit_test(test_bcast_batching),
+        cmocka_unit_test(test_off_on_keeps_old_keys),
         cmocka_unit_test(test_switch_to_bcast_drops_old_keys),
         cmocka_unit_test(test_optin_optout_caching),
         cmocka_unit_test(test_counts),
