@@ -96,6 +96,10 @@ struct tracking {
     uint64_t rng;               /* xorshift state for eviction */
     unsigned evict_rounds;      /* calls of tracking_limit still over */
     uint64_t seq;               /* pending-key counter */
+    uint64_t own;               /* client whose own invalidations wait in own_keys */
+    struct trk_str *own_keys;   /* owned: keys (ptr NULL: a flush) held for
+                                   tracking_after_command(own) */
+    size_t nown, capown;        /* entries used / allocated in own_keys */
     char *msg;                  /* owned scratch for messages */
     size_t msglen, msgcap;      /* bytes used / allocated in msg */
 };
@@ -452,8 +456,11 @@ trk_key_free(struct trk_key *k)
  * table for key (tracking on, not BCAST, not skip when NOLOOP) are told,
  * and the key leaves the table.
  */
+static void trk_own_hold(struct tracking *t, uint64_t id, const char *key, size_t len);
+static void trk_own_clear(struct tracking *t);
+
 static void
-trk_invalidate(struct tracking *t, const char *key, size_t len, uint64_t skip)
+trk_invalidate(struct tracking *t, const char *key, size_t len, uint64_t skip, uint64_t writer)
 {
     struct trk_key **pp = trk_key_slot(t, key, len, trk_hash(t, key, len));
     struct trk_key *k = *pp;
@@ -469,7 +476,10 @@ trk_invalidate(struct tracking *t, const char *key, size_t len, uint64_t skip)
             continue;
         if ((c->flags & TRK_NOLOOP) && c->id == skip)
             continue;
-        trk_deliver(t, c, &arg, 1, false);
+        if (c->id == writer && writer != TRACKING_WRITER_NONE)
+            trk_own_hold(t, c->id, k->name, k->len); /* after its command */
+        else
+            trk_deliver(t, c, &arg, 1, false);
     }
     trk_key_free(k);
     /* Shrink a mostly empty table: random eviction scans buckets. */
@@ -545,6 +555,8 @@ tracking_free(struct tracking *t)
         bw_free(t->pfx[i].bytes.ptr);
     }
     bw_free(t->pfx);
+    trk_own_clear(t);
+    bw_free(t->own_keys);
     bw_free(t->msg);
     bw_free(t);
 }
@@ -580,6 +592,8 @@ tracking_disable(struct tracking *t, uint64_t id)
 void
 tracking_client_gone(struct tracking *t, uint64_t id)
 {
+    if (t->nown > 0 && t->own == id)
+        trk_own_clear(t);
     tracking_disable(t, id);
 }
 
@@ -622,9 +636,51 @@ tracking_remember_keys(struct tracking *t, uint64_t id, const struct tracking_ar
     }
 }
 
+/* Drop the held invalidations (their client is gone). */
+static void
+trk_own_clear(struct tracking *t)
+{
+    for (size_t i = 0; i < t->nown; i++)
+        bw_free(t->own_keys[i].ptr);
+    t->nown = 0;
+    t->own = TRACKING_WRITER_NONE;
+}
+
+/* Send the held invalidations of t->own, in the order they were held. */
+static void
+trk_own_release(struct tracking *t)
+{
+    struct trk_client *c = t->nown > 0 ? trk_client_get(t, t->own) : NULL;
+    for (size_t i = 0; c != NULL && i < t->nown; i++) {
+        struct tracking_arg arg = {t->own_keys[i].ptr, t->own_keys[i].len};
+        trk_deliver(t, c, &arg, 1, arg.ptr == NULL);
+    }
+    trk_own_clear(t);
+}
+
+/*
+ * Hold an invalidation for id's own change (key NULL: a flush) until
+ * tracking_after_command(id): Redis's tracking_pending_keys. Another
+ * client's held ones go first (its after_command was missed).
+ */
+static void
+trk_own_hold(struct tracking *t, uint64_t id, const char *key, size_t len)
+{
+    if (t->nown > 0 && t->own != id)
+        trk_own_release(t);
+    t->own = id;
+    if (t->nown == t->capown) {
+        t->capown = t->capown ? t->capown * 2 : 4;
+        t->own_keys = bw_realloc(t->own_keys, t->capown * sizeof(*t->own_keys));
+    }
+    t->own_keys[t->nown++] = key != NULL ? trk_str_dup(key, len) : (struct trk_str){NULL, 0};
+}
+
 void
 tracking_after_command(struct tracking *t, uint64_t id, bool in_multi, bool was_client_cmd)
 {
+    if (t->nown > 0 && t->own == id)
+        trk_own_release(t);
     if (in_multi || was_client_cmd || t->nclients == 0)
         return;
     struct trk_client *c = trk_client_get(t, id);
@@ -646,7 +702,7 @@ tracking_key_changed(struct tracking *t, const char *key, size_t len, uint64_t w
         x->pend[x->npend++] = (struct trk_pending){trk_str_dup(key, len), writer, t->seq++};
     }
     if (t->nkeys > 0)
-        trk_invalidate(t, key, len, writer);
+        trk_invalidate(t, key, len, writer, writer);
 }
 
 static int
@@ -723,7 +779,7 @@ trk_u64_cmp(const void *a, const void *b)
 }
 
 void
-tracking_flushed(struct tracking *t)
+tracking_flushed(struct tracking *t, uint64_t current)
 {
     if (t->nclients > 0) {
         uint64_t *ids = bw_malloc(t->nclients * sizeof(*ids));
@@ -732,8 +788,12 @@ tracking_flushed(struct tracking *t)
             for (struct trk_client *c = t->cb[i]; c != NULL; c = c->next)
                 ids[n++] = c->id;
         qsort(ids, n, sizeof(*ids), trk_u64_cmp);
-        for (size_t i = 0; i < n; i++)
-            trk_deliver(t, trk_client_get(t, ids[i]), NULL, 0, true);
+        for (size_t i = 0; i < n; i++) {
+            if (ids[i] == current && current != TRACKING_WRITER_NONE)
+                trk_own_hold(t, current, NULL, 0); /* after its FLUSHALL */
+            else
+                trk_deliver(t, trk_client_get(t, ids[i]), NULL, 0, true);
+        }
         bw_free(ids);
     }
     trk_keys_clear(t);
@@ -767,7 +827,7 @@ tracking_limit(struct tracking *t, uint64_t max_keys, uint64_t current)
     uint64_t effort = (uint64_t)TRK_EVICT_EFFORT * (t->evict_rounds + 1);
     while (effort-- > 0 && t->nkeys > 0) {
         struct trk_key *k = trk_key_random(t);
-        trk_invalidate(t, k->name, k->len, current);
+        trk_invalidate(t, k->name, k->len, current, TRACKING_WRITER_NONE);
         if (t->nkeys <= max_keys) {
             t->evict_rounds = 0;
             return;

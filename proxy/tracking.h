@@ -64,14 +64,14 @@
  *      knows the keys at once): tracking_key_changed(t, ki, X) for each key,
  *      in argument order (Redis signals them in execution order; one message
  *      per key in default mode). Inside MULTI: at EXEC, for the queued
- *      writes. FLUSHALL / FLUSHDB through bulwark: tracking_flushed(t).
+ *      writes. FLUSHALL / FLUSHDB through bulwark: tracking_flushed(t, X).
  *   5. RESET, and the client closing: tracking_client_gone(t, X) (RESET:
  *      tracking_disable(t, X)). HELLO 2/3 changes nothing here: the protocol
  *      is read through lookup at each delivery, as Redis reads c->resp.
  *
  * From the keyspace watch (watch_set_listener):
  *   - each key it names: tracking_key_changed(t, key, TRACKING_WRITER_NONE);
- *   - a flush, or the watch lost: tracking_flushed(t).
+ *   - a flush, or the watch lost: tracking_flushed(t, TRACKING_WRITER_NONE).
  *   The watch also echoes bulwark's own writes. In default mode that is
  *   harmless and even needed: step 4 dropped the key, so the echo notifies
  *   only clients that read the key again in between (a read that may have
@@ -100,8 +100,10 @@
  *     (tracking.tcl "hdel deliver invalidate message after response in the
  *     same connection", "not interleaved with multiple keys response", "not
  *     interleaved with transaction response", "flushdb ... not interleaved
- *     with transaction response"). With step 4 called after the write's
- *     slot was queued, the FIFO tail is exactly there.
+ *     with transaction response"). The module holds these and sends them
+ *     from tracking_after_command(X) (step 3), called after X's reply slot
+ *     was queued: the FIFO tail is then exactly there, and a REDIRECT
+ *     client shared with others gets X's after the others', as from Redis.
  *   - A null (flush) for X's own FLUSHALL: same, after its reply.
  *   - Redis sends invalidations of keys evicted by maxmemory before the
  *     reply of the command that triggered the eviction (tracking.tcl
@@ -243,8 +245,12 @@ void tracking_remember_keys(struct tracking *t, uint64_t id, const struct tracki
                             size_t nkeys);
 
 /*
- * After client id ran a command: clear its CACHING flag unless it is in
- * MULTI now or the command was CLIENT (any subcommand), as resetClient().
+ * After client id ran a command (its reply slot is queued): send the
+ * invalidations of its own changes held by tracking_key_changed() and
+ * tracking_flushed() (Redis's afterCommand() ->
+ * trackingHandlePendingKeyInvalidations()); then clear its CACHING flag
+ * unless it is in MULTI now or the command was CLIENT (any subcommand), as
+ * resetClient(). For EXEC: once, after the whole transaction.
  */
 void tracking_after_command(struct tracking *t, uint64_t id, bool in_multi, bool was_client_cmd);
 
@@ -252,7 +258,10 @@ void tracking_after_command(struct tracking *t, uint64_t id, bool in_multi, bool
  * Key (len bytes, borrowed) changed; writer is the bulwark client that
  * changed it, or TRACKING_WRITER_NONE. Default mode: every client in the
  * table for key (tracking on, not BCAST, not writer when NOLOOP) gets an
- * invalidation of this one key now, and key leaves the table. BCAST: the
+ * invalidation of this one key, and key leaves the table: the others now,
+ * the writer its own only at tracking_after_command(writer), so it follows
+ * the command's reply (and others' messages to a shared REDIRECT client).
+ * BCAST: the
  * key is queued under every matching prefix for tracking_bcast_flush(),
  * with writer as its last writer.
  */
@@ -270,9 +279,12 @@ void tracking_bcast_flush(struct tracking *t);
 /*
  * Everything changed (FLUSHALL, FLUSHDB, the watch lost): every tracking
  * client (ascending id) gets the null invalidation, and the default-mode
- * table is emptied. Queued BCAST keys stay queued, as in Redis.
+ * table is emptied. current is the client whose FLUSHALL/FLUSHDB it is
+ * (TRACKING_WRITER_NONE for the watch): its null is held until
+ * tracking_after_command(current). Queued BCAST keys stay queued, as in
+ * Redis.
  */
-void tracking_flushed(struct tracking *t);
+void tracking_flushed(struct tracking *t, uint64_t current);
 
 /*
  * Keep the default-mode table at max_keys keys at most (0: no limit), as

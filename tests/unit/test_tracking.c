@@ -342,10 +342,19 @@ test_default_mode_push(void **state)
     t_change(t, "k2", 9);
     t_change(t, "zz", 9);
     t_expect_log("3:" PUSH_HDR "*1\r\n$2\r\nk1\r\n|3:" PUSH_HDR "*1\r\n$2\r\nk2\r\n|");
-    /* its own write: told too (after the reply: the caller's placement) */
+    /* its own write: told too, after its command (7.0.15: "+OK" then the
+     * push; MSET k2 1 k1 2: +OK, then k2's push, then k1's) */
     t_read(t, 3, "key1");
     t_change(t, "key1", 3);
+    t_expect_log("");
+    tracking_after_command(t, 3, false, false);
     t_expect_log("3:" PUSH_HDR "*1\r\n$4\r\nkey1\r\n|");
+    tracking_remember_keys(t, 3, mget, 2);
+    t_change(t, "k2", 3);
+    t_change(t, "k1", 3);
+    t_expect_log("");
+    tracking_after_command(t, 3, false, false);
+    t_expect_log("3:" PUSH_HDR "*1\r\n$2\r\nk2\r\n|3:" PUSH_HDR "*1\r\n$2\r\nk1\r\n|");
     /* NOLOOP: not for its own change, but for others' */
     t_cmd(t, 3, 3, "tracking on noloop", "+OK\r\n");
     t_read(t, 3, "key1");
@@ -384,14 +393,14 @@ test_redirect_forms(void **state)
     t_read(t, 8, "key1");
     t_change(t, "key1", 2);
     t_expect_log("7:" MSG_HDR "*1\r\n$4\r\nkey1\r\n|");
-    tracking_flushed(t);
+    tracking_flushed(t, TRACKING_WRITER_NONE);
     t_expect_log("7:" MSG_HDR "$-1\r\n|");
     t_cmd(t, 8, 2, "tracking off", "+OK\r\n");
     /* a RESP3 tracking client redirecting to a RESP2 subscriber: its own
      * null (_) inside the RESP2 message, as Redis 7.0 sends it */
     env.resp[6] = 3;
     t_cmd(t, 6, 3, "tracking on redirect 7", "+OK\r\n");
-    tracking_flushed(t);
+    tracking_flushed(t, TRACKING_WRITER_NONE);
     t_expect_log("7:" MSG_HDR "_\r\n|");
     t_read(t, 6, "key1");
     t_change(t, "key1", 2);
@@ -417,7 +426,7 @@ test_redirect_forms(void **state)
     t_read(t, 8, "key1");
     t_change(t, "key1", 2);
     t_expect_log("12:" PUSH_HDR "*1\r\n$4\r\nkey1\r\n|");
-    tracking_flushed(t);
+    tracking_flushed(t, TRACKING_WRITER_NONE);
     t_expect_log("12:" PUSH_HDR "$-1\r\n|");
     /* several clients redirecting to one: one message each */
     t_cmd(t, 8, 2, "tracking on redirect 7", "+OK\r\n");
@@ -427,6 +436,53 @@ test_redirect_forms(void **state)
     t_change(t, "key1{t}", 2);
     t_change(t, "key2{t}", 2);
     t_expect_log("7:" MSG_HDR "*1\r\n$7\r\nkey1{t}\r\n|7:" MSG_HDR "*1\r\n$7\r\nkey2{t}\r\n|");
+    tracking_free(t);
+}
+
+/* A REDIRECT client shared by the writer and others: the writer's own
+ * messages come after the others' (7.0.15, a=12 b=13 c=14 -> sub 7). */
+static void
+test_own_changes_held_until_after_command(void **state)
+{
+    (void)state;
+    struct tracking *t = t_new();
+    env.pubsub[7] = true;
+    env.resp[14] = 3;
+    t_cmd(t, 12, 2, "tracking on redirect 7", "+OK\r\n");
+    t_cmd(t, 13, 2, "tracking on redirect 7", "+OK\r\n");
+    struct tracking_arg mget[2] = {{"k1", 2}, {"k2", 2}};
+    tracking_remember_keys(t, 12, mget, 2);
+    tracking_remember_keys(t, 13, mget, 2);
+    /* a: MSET k1 1 k2 2 */
+    t_change(t, "k1", 12);
+    t_change(t, "k2", 12);
+    tracking_after_command(t, 12, false, false);
+    t_expect_log("7:" MSG_HDR "*1\r\n$2\r\nk1\r\n|7:" MSG_HDR "*1\r\n$2\r\nk2\r\n|"
+                 "7:" MSG_HDR "*1\r\n$2\r\nk1\r\n|7:" MSG_HDR "*1\r\n$2\r\nk2\r\n|");
+    /* c (RESP3) joins; a: FLUSHALL -> b's null, c's, then a's */
+    t_cmd(t, 14, 3, "tracking on redirect 7", "+OK\r\n");
+    tracking_flushed(t, 12);
+    t_expect_log("7:" MSG_HDR "$-1\r\n|7:" MSG_HDR "_\r\n|");
+    tracking_after_command(t, 12, false, false);
+    t_expect_log("7:" MSG_HDR "$-1\r\n|");
+    /* another client's after_command does not release a's */
+    tracking_remember_keys(t, 12, mget, 1);
+    t_change(t, "k1", 12);
+    tracking_after_command(t, 13, false, false);
+    t_expect_log("");
+    tracking_after_command(t, 12, false, false);
+    t_expect_log("7:" MSG_HDR "*1\r\n$2\r\nk1\r\n|");
+    /* a closing with messages held: dropped */
+    tracking_remember_keys(t, 12, mget, 1);
+    t_change(t, "k1", 12);
+    env.exists[12] = false;
+    tracking_client_gone(t, 12);
+    tracking_after_command(t, 12, false, false);
+    t_expect_log("");
+    /* a write by a client that is not tracking the key: nothing held */
+    tracking_remember_keys(t, 13, mget, 1);
+    t_change(t, "k1", 14);
+    t_expect_log("7:" MSG_HDR "*1\r\n$2\r\nk1\r\n|");
     tracking_free(t);
 }
 
@@ -449,7 +505,7 @@ test_broken_redirect(void **state)
     t_read(t, 3, "key1");
     t_change(t, "key1", 2);
     t_expect_log("3:>2\r\n$21\r\ntracking-redir-broken\r\n:13\r\n|");
-    tracking_flushed(t);
+    tracking_flushed(t, TRACKING_WRITER_NONE);
     t_expect_log("3:>2\r\n$21\r\ntracking-redir-broken\r\n:13\r\n|");
     t_cmd(t, 3, 3, "getredir", ":13\r\n");
     /* re-enabling clears the flag */
@@ -718,7 +774,7 @@ test_flush(void **state)
     t_read(t, 3, "key1");
     t_read(t, 4, "key2");
     t_change(t, "pending", 2);
-    tracking_flushed(t);
+    tracking_flushed(t, TRACKING_WRITER_NONE);
     t_expect_log("3:" PUSH_HDR "_\r\n|7:" MSG_HDR "$-1\r\n|5:" PUSH_HDR "_\r\n|");
     tracking_counts(t, &n);
     assert_int_equal(n.keys, 0);
@@ -729,7 +785,7 @@ test_flush(void **state)
     tracking_bcast_flush(t);
     t_expect_log("5:" PUSH_HDR "*1\r\n$7\r\npending\r\n|");
     /* a flush with nothing tracked still sends the null */
-    tracking_flushed(t);
+    tracking_flushed(t, TRACKING_WRITER_NONE);
     t_expect_log("3:" PUSH_HDR "_\r\n|7:" MSG_HDR "$-1\r\n|5:" PUSH_HDR "_\r\n|");
     tracking_free(t);
 }
@@ -834,6 +890,7 @@ main(void)
         cmocka_unit_test(test_prefix_overlaps),
         cmocka_unit_test(test_default_mode_push),
         cmocka_unit_test(test_redirect_forms),
+        cmocka_unit_test(test_own_changes_held_until_after_command),
         cmocka_unit_test(test_broken_redirect),
         cmocka_unit_test(test_bcast_batching),
         cmocka_unit_test(test_off_on_keeps_old_keys),
