@@ -18,7 +18,7 @@
 #include "proxy/tracking.h"
 #include "proxy/util.h"
 
-#define T_PEERS 64
+#define T_PEERS 512
 #define T_LOG 65536
 
 /* The fake client layer: who exists, its protocol and pub/sub state, and
@@ -63,8 +63,8 @@ static struct tracking *
 t_new(void)
 {
     memset(&env, 0, sizeof(env));
-    for (int i = 1; i <= 40; i++) {
-        env.exists[i] = true;
+    for (int i = 1; i < T_PEERS; i++) {
+        env.exists[i] = i <= 40 || (i >= 250 && i <= 300);
         env.resp[i] = 2;
     }
     return tracking_new(t_lookup, t_send, &env);
@@ -486,6 +486,27 @@ test_own_changes_held_until_after_command(void **state)
     tracking_free(t);
 }
 
+/* Clients of one key are told in the byte order of their little-endian ids
+ * (Redis's rax of ids): 7.0.15 with X = 3072 (0xc00) redirecting to a gone
+ * client and Y = 3071 (0xbff) redirecting to X sent X its broken notice
+ * first, then Y's invalidation. Here X = 256, Y = 255. */
+static void
+test_clients_of_a_key_in_rax_order(void **state)
+{
+    (void)state;
+    struct tracking *t = t_new();
+    env.resp[256] = 3;
+    t_cmd(t, 256, 3, "tracking on redirect 300", "+OK\r\n");
+    t_cmd(t, 255, 2, "tracking on redirect 256", "+OK\r\n");
+    t_read(t, 256, "kk");
+    t_read(t, 255, "kk");
+    env.exists[300] = false;
+    t_change(t, "kk", 2);
+    t_expect_log("256:>2\r\n$21\r\ntracking-redir-broken\r\n:300\r\n|256:" PUSH_HDR
+                 "*1\r\n$2\r\nkk\r\n|");
+    tracking_free(t);
+}
+
 /* The redirect client gone: tracking-redir-broken at every delivery. */
 static void
 test_broken_redirect(void **state)
@@ -892,6 +913,7 @@ main(void)
         cmocka_unit_test(test_redirect_forms),
         cmocka_unit_test(test_own_changes_held_until_after_command),
         cmocka_unit_test(test_broken_redirect),
+        cmocka_unit_test(test_clients_of_a_key_in_rax_order),
         cmocka_unit_test(test_bcast_batching),
         cmocka_unit_test(test_off_on_keeps_old_keys),
         cmocka_unit_test(test_switch_to_bcast_drops_old_keys),
