@@ -35,7 +35,7 @@ LDFLAGS := $(SANFLAGS)
 # The daemon's modules, in dependency order (main last).
 DAEMON_SRCS := proxy/util.c proxy/log.c config/config.c config/syntax.c \
                proxy/resp.c proxy/reply.c proxy/command.c proxy/cmdstats.c proxy/stats.c \
-               proxy/jitter.c \
+               proxy/jitter.c proxy/tracking.c proxy/inflight.c \
                bloom/bloom.c proxy/watch.c proxy/gate.c proxy/batch.c proxy/pinned.c \
                proxy/hotcache.c proxy/hotkey.c proxy/keyspace.c proxy/netio.c \
                proxy/upstream.c proxy/client.c proxy/local.c proxy/local_client.c \

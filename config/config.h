@@ -88,6 +88,8 @@ struct cfg {
     /* "upstream-retry-max" ms, cap of reconnect backoff, 1000; runtime */
     uint64_t upstream_retry_max_ms;
     /* "deny-commands" names as written, owned; SHUTDOWN DEBUG; runtime */
+    int tracking_table_max_keys; /* "tracking-table-max-keys" (CLIENT TRACKING's default-mode
+                                    table), default 1000000 as Redis; runtime */
     int upstream_pinned_max;     /* "upstream-pinned-max" dedicated connections at most, default 1024; runtime */
     int upstream_pinned_idle;    /* "upstream-pinned-idle" idle dedicated connections kept, default 16; runtime */
     /* "upstream-pinned-wait" ms a request waits for a dedicated connection, 0..86400000,

@@ -21,13 +21,25 @@
 #include "proxy/hotkey.h"
 #include "proxy/keyspace.h"
 #include "proxy/local.h"
+#include "proxy/inflight.h"
 #include "proxy/pinned.h"
+#include "proxy/tracking.h"
+#include "proxy/watch.h"
 #include "proxy/log.h"
 #include "proxy/netio.h"
 #include "proxy/proxy.h"
 #include "proxy/resp.h"
 #include "proxy/upstream.h"
 #include "proxy/util.h"
+
+/* The keys (and flush) of a write through bulwark while CLIENT TRACKING is in
+ * use, in flight until its reply (client_trk_done). */
+struct client_trk_write {
+    size_t n, cap;  /* keys, allocated */
+    char **keys;    /* owned copies */
+    size_t *lens;   /* their lengths */
+    bool flush;     /* FLUSHALL / FLUSHDB */
+};
 
 /* One request whose reply has not been written to the output yet. */
 struct client_slot {
@@ -42,6 +54,8 @@ struct client_slot {
     client_filter_fn *filter;      /* rewrites the upstream reply, or NULL */
     void *filter_data;             /* filter's data (owned by the filter call) */
     struct cmdstats_req req;       /* its request's command and start, for cmdstats */
+    struct client_trk_write *trk;  /* a write's keys for CLIENT TRACKING (owned), or NULL */
+    struct proxy *trk_px;          /* its proxy (the slot may outlive its client) */
 };
 
 TAILQ_HEAD(client_slot_list, client_slot);
@@ -97,6 +111,14 @@ struct client {
     uint64_t obl_soft_since_ms;    /* when the held bytes reached the soft limit, monotonic
                                       ms; 0 = below it */
     bool in_process;               /* inside client_process_input() */
+    bool trk_after;                /* CLIENT TRACKING: the command's end (its own
+                                      invalidations, CACHING's reset) waits until the
+                                      session's replies are in (tracking_after_command) */
+    bool trk_after_client;         /* that command was CLIENT … */
+    struct client_trk_write *trk_cur; /* the current request's write keys, until its slot
+                                      takes them (owned) */
+    struct client_trk_write *trk_pin; /* writes sent in the session whose replies are not
+                                      all in (owned) */
     struct event *resume_ev;       /* zero-timeout event that resumes input processing on
                                       the next loop turn (owned): completions never re-enter
                                       client_process_input() from another module's loop */
@@ -129,6 +151,7 @@ static void client_pinned_unavailable(struct client *c, const struct resp_reques
                                       const char *err);
 static bool client_pinned_is_local(const struct resp_request *req);
 static void client_handle(struct client *c, const struct resp_request *req);
+static void client_handle_req(struct client *c, const struct resp_request *req);
 static void client_handle_pinned(struct client *c, const struct resp_request *req);
 static bool client_is_denied(const struct proxy *px, const char *name, size_t len);
 
@@ -174,11 +197,15 @@ client_slot_buf(struct client *c, struct client_slot *s)
     return s->buf;
 }
 
+static void client_trk_release(struct proxy *px, struct client_trk_write *w, uint64_t writer);
+
 static void
 client_slot_free(struct client_slot *s)
 {
     if (s->buf != NULL)
         evbuffer_free(s->buf);
+    if (s->trk != NULL) /* orphaned before its reply: forget the write */
+        client_trk_release(s->trk_px, s->trk, 0);
     bw_free(s);
 }
 
@@ -264,6 +291,228 @@ client_by_id(struct proxy *px, uint64_t id)
         if (px->by_id[i]->id == id)
             return px->by_id[i];
     return NULL;
+}
+
+/* ---- CLIENT TRACKING -------------------------------------------------------- */
+
+bool
+client_tracking_lookup(void *arg, uint64_t id, struct tracking_peer *out)
+{
+    struct client *c = client_by_id(arg, id);
+    if (c == NULL || c->state == CLIENT_CLOSED)
+        return false;
+    out->resp = c->proto;
+    out->pubsub = c->pin != NULL && pinned_subscriptions(c->pin) > 0;
+    return true;
+}
+
+void
+client_tracking_send(void *arg, uint64_t to, const char *bytes, size_t len)
+{
+    struct client *c = client_by_id(arg, to);
+    if (c == NULL || c->state == CLIENT_CLOSED || c->close_asap)
+        return;
+    struct client_slot *s = c->pin_slot;
+    if (s != NULL && TAILQ_LAST(&c->slots, client_slot_list) == s) {
+        /* a session streams into its slot, whole replies at a time */
+        if (TAILQ_FIRST(&c->slots) == s)
+            evbuffer_add(bufferevent_get_output(c->bev), bytes, len);
+        else
+            evbuffer_add(client_slot_buf(c, s), bytes, len);
+        return;
+    }
+    client_reply_raw(c, bytes, len);
+}
+
+void
+client_tracking_key_changed(struct proxy *px, const char *key, size_t len, uint64_t writer)
+{
+    if (!tracking_any(px->tracking))
+        return;
+    tracking_key_changed(px->tracking, key, len, writer);
+    event_active(px->tracking_ev, EV_TIMEOUT, 0); /* BCAST: at the end of this turn */
+}
+
+/*
+ * The change is told when Redis has made it: when the keyspace watch names
+ * the key (its echo, attributed to the writer through px->trk_writes), and
+ * at the latest when the write's reply arrives (client_trk_done), never when
+ * the write is sent: a read that reached Redis before the write would
+ * otherwise put the old value back in a client's cache, untold.
+ */
+void
+client_tracking_write(struct proxy *px, const char *key, size_t len, uint64_t writer)
+{
+    struct client *c = client_by_id(px, writer);
+    if (!tracking_any(px->tracking) || c == NULL)
+        return;
+    if (px->trk_writes == NULL)
+        px->trk_writes = inflight_new();
+    inflight_add(px->trk_writes, key, len, writer);
+    struct client_trk_write *w = c->trk_cur;
+    if (w == NULL)
+        w = c->trk_cur = bw_calloc(1, sizeof(*w));
+    if (w->n == w->cap) {
+        w->cap = BW_MAX(w->cap * 2, (size_t)4);
+        w->keys = bw_realloc(w->keys, w->cap * sizeof(*w->keys));
+        w->lens = bw_realloc(w->lens, w->cap * sizeof(*w->lens));
+    }
+    w->keys[w->n] = bw_strndup(key, len);
+    w->lens[w->n++] = len;
+}
+
+uint64_t
+client_tracking_echo_writer(struct proxy *px, const char *key, size_t len)
+{
+    return px->trk_writes != NULL ? inflight_echo(px->trk_writes, key, len) : 0;
+}
+
+/*
+ * Forget write w of writer (0: the client is gone, nobody is told): its
+ * in-flight entries go; a key the watch never named while it is down is
+ * told now, attributed to writer.
+ */
+static void
+client_trk_release(struct proxy *px, struct client_trk_write *w, uint64_t writer)
+{
+    for (size_t i = 0; i < w->n; i++) {
+        if (px->trk_writes != NULL) {
+            uint64_t who = writer;
+            if (who == 0) /* the client is gone: drop the latest write's entry */
+                who = inflight_echo(px->trk_writes, w->keys[i], w->lens[i]);
+            bool seen = inflight_done(px->trk_writes, w->keys[i], w->lens[i], who);
+            if (writer != 0 && !seen && !watch_tracking_on(px->watch))
+                client_tracking_key_changed(px, w->keys[i], w->lens[i], writer);
+        }
+        bw_free(w->keys[i]);
+    }
+    if (w->flush && px->trk_flushes > 0)
+        px->trk_flushes--;
+    bw_free(w->keys);
+    bw_free(w->lens);
+    bw_free(w);
+}
+
+/* Merge write src into *dst (a session's writes in flight); src is freed. */
+static void
+client_trk_merge(struct client_trk_write **dst, struct client_trk_write *src)
+{
+    if (*dst == NULL) {
+        *dst = src;
+        return;
+    }
+    struct client_trk_write *d = *dst;
+    for (size_t i = 0; i < src->n; i++) {
+        if (d->n == d->cap) {
+            d->cap = BW_MAX(d->cap * 2, (size_t)4);
+            d->keys = bw_realloc(d->keys, d->cap * sizeof(*d->keys));
+            d->lens = bw_realloc(d->lens, d->cap * sizeof(*d->lens));
+        }
+        d->keys[d->n] = src->keys[i];
+        d->lens[d->n++] = src->lens[i];
+    }
+    d->flush = d->flush || src->flush;
+    bw_free(src->keys);
+    bw_free(src->lens);
+    bw_free(src);
+}
+
+/*
+ * Write w of c has its reply: take in what the watch has delivered (on one
+ * host Redis wrote the write's tracking message before the reply), forget
+ * it, and send c its own invalidations (after this reply, as Redis does).
+ */
+static void
+client_trk_done(struct client *c, struct client_trk_write *w)
+{
+    (void)watch_drain(c->px->watch);
+    client_trk_release(c->px, w, c->id);
+    tracking_after_command(c->px->tracking, c->id, c->pin != NULL && pinned_in_multi(c->pin),
+                           true /* CACHING is not reset here */);
+}
+
+#define CLIENT_TRACK_STACK_KEYS 32
+
+/* A read command of a tracking client: its keys are remembered (default mode). */
+static void
+client_track_read(struct client *c, const struct cmd_info *ci, const struct resp_request *req)
+{
+    /* scripts: their declared keys, whether the script reads them or not
+     * (Redis remembers them only when it ran a read; bulwark cannot see that) */
+    if ((!(ci->flags & CMD_READONLY) && ci->keys_kind != CMD_KEYS_EVAL) ||
+        (ci->flags & CMD_PUBSUB) || !tracking_is_on(c->px->tracking, c->id))
+        return;
+    const char *sargv[CLIENT_TRACK_STACK_KEYS];
+    size_t slen[CLIENT_TRACK_STACK_KEYS];
+    int sidx[CLIENT_TRACK_STACK_KEYS];
+    struct tracking_arg skeys[CLIENT_TRACK_STACK_KEYS];
+    bool heap = req->argc > CLIENT_TRACK_STACK_KEYS;
+    size_t n = (size_t)req->argc;
+    const char **argv = heap ? bw_malloc(n * sizeof(*argv)) : sargv;
+    size_t *lens = heap ? bw_malloc(n * sizeof(*lens)) : slen;
+    int *idx = heap ? bw_malloc(n * sizeof(*idx)) : sidx;
+    struct tracking_arg *keys = heap ? bw_malloc(n * sizeof(*keys)) : skeys;
+    for (int i = 0; i < req->argc; i++) {
+        argv[i] = req->argv[i].ptr;
+        lens[i] = req->argv[i].len;
+    }
+    int nk = cmd_get_keys(ci, req->argc, argv, lens, idx, req->argc);
+    for (int i = 0; i < nk; i++)
+        keys[i] = (struct tracking_arg){argv[idx[i]], lens[idx[i]]};
+    if (nk > 0)
+        tracking_remember_keys(c->px->tracking, c->id, keys, (size_t)nk);
+    if (heap) {
+        bw_free(argv);
+        bw_free(lens);
+        bw_free(idx);
+        bw_free(keys);
+    }
+}
+
+/*
+ * A script (EVAL, EVALSHA, FCALL) of a tracking-era client: the keys it
+ * declares are taken as written by it, so the watch's echo of its writes is
+ * its own (NOLOOP). Writes to keys it does not declare are seen as anyone's.
+ */
+static void
+client_track_script(struct client *c, const struct cmd_info *ci, const struct resp_request *req)
+{
+    if (ci->keys_kind != CMD_KEYS_EVAL || (ci->flags & CMD_READONLY) || req->argc < 3 ||
+        req->argc > CLIENT_TRACK_STACK_KEYS)
+        return;
+    const char *argv[CLIENT_TRACK_STACK_KEYS];
+    size_t lens[CLIENT_TRACK_STACK_KEYS];
+    int idx[CLIENT_TRACK_STACK_KEYS];
+    for (int i = 0; i < req->argc; i++) {
+        argv[i] = req->argv[i].ptr;
+        lens[i] = req->argv[i].len;
+    }
+    int nk = cmd_get_keys(ci, req->argc, argv, lens, idx, req->argc);
+    for (int i = 0; i < nk; i++)
+        client_tracking_write(c->px, argv[idx[i]], lens[idx[i]], c->id);
+}
+
+/* FLUSHALL / FLUSHDB through bulwark: the watch's null is this client's. */
+static void
+client_track_flush(struct client *c, const struct resp_request *req)
+{
+    if (!tracking_any(c->px->tracking) ||
+        !(resp_arg_is(&req->argv[0], "flushall") || resp_arg_is(&req->argv[0], "flushdb")))
+        return;
+    if (c->trk_cur == NULL)
+        c->trk_cur = bw_calloc(1, sizeof(*c->trk_cur));
+    c->trk_cur->flush = true;
+    c->px->trk_flushes++;
+    c->px->trk_flush_writer = c->id;
+}
+
+/* The end of a command of c for tracking, once its replies are due in order. */
+static void
+client_track_after(struct client *c, bool was_client_cmd)
+{
+    c->trk_after = false;
+    tracking_after_command(c->px->tracking, c->id, c->pin != NULL && pinned_in_multi(c->pin),
+                           was_client_cmd);
 }
 
 /* Move every ready reply at the head of the FIFO to the output. */
@@ -541,6 +790,11 @@ client_upstream_cb(void *privdata, struct evbuffer *reply, size_t len, const cha
     if (reply == NULL)
         c->px->stats.upstream_errors++;
     s->ready = true;
+    if (s->trk != NULL) { /* a write: its invalidations, its own after this reply */
+        struct client_trk_write *w = s->trk;
+        s->trk = NULL;
+        client_trk_done(c, w);
+    }
     client_flush(c);
 }
 
@@ -554,6 +808,9 @@ client_forward(struct client *c, const char *cmd, size_t len, client_filter_fn *
     struct client_slot *s = client_slot_new(c);
     s->filter = filter;
     s->filter_data = data;
+    s->trk = c->trk_cur; /* a write's keys, for CLIENT TRACKING: told by its reply */
+    s->trk_px = c->px;
+    c->trk_cur = NULL;
     c->px->stats.forwarded++;
     if (upstream_send_db(c->up, c->db, cmd, len, client_upstream_cb, s, &err) != BW_OK)
         client_upstream_cb(s, NULL, 0, err);
@@ -835,7 +1092,7 @@ client_handle_pinned(struct client *c, const struct resp_request *req)
         client_flush(c);
         struct pinned *keep = c->pin;
         c->pin = NULL;
-        client_handle(c, req);
+        client_handle_req(c, req);
         c->pin = keep;
         pinned_follow_db(keep, c->db); /* a SELECT bulwark answered */
         pinned_follow_proto(keep, c->proto); /* a HELLO bulwark answered */
@@ -872,9 +1129,44 @@ client_is_keyspace_wide(const struct resp_request *req)
            (resp_arg_is(a, "copy") && req->argc > 3); /* COPY … DB n REPLACE: another db's key */
 }
 
-/* Handle one parsed request. */
+/*
+ * Handle one parsed request; with CLIENT TRACKING in use, Redis's steps
+ * around it: the table's limit before, the command's end after (in a
+ * session, once its replies are in: client_pinned_deliver).
+ */
 static void
 client_handle(struct client *c, const struct resp_request *req)
+{
+    struct tracking *t = c->px->tracking;
+    if (!tracking_any(t)) {
+        client_handle_req(c, req);
+        return;
+    }
+    tracking_limit(t, (uint64_t)c->px->cfg.tracking_table_max_keys, c->id);
+    client_handle_req(c, req);
+    if (c->trk_cur != NULL) { /* a write not forwarded on a shared connection */
+        if (c->pin != NULL && c->state != CLIENT_CLOSED) {
+            client_trk_merge(&c->trk_pin, c->trk_cur); /* in the session: told when answered */
+            c->trk_after = true;
+        } else {
+            client_trk_release(c->px, c->trk_cur, 0); /* refused: nothing happened */
+        }
+        c->trk_cur = NULL;
+    }
+    if (c->state == CLIENT_CLOSED)
+        return;
+    bool was_client = resp_arg_is(&req->argv[0], "client");
+    if (c->pin != NULL && !pinned_idle(c->pin)) {
+        c->trk_after = true;
+        c->trk_after_client = was_client;
+        return;
+    }
+    client_track_after(c, was_client);
+}
+
+/* Handle one parsed request. */
+static void
+client_handle_req(struct client *c, const struct resp_request *req)
 {
     struct proxy *px = c->px;
     bool forward_unknown;
@@ -925,9 +1217,13 @@ client_handle(struct client *c, const struct resp_request *req)
     if (ci == px->cmd_set) /* before the write's invalidation: its value wakes the held */
         hotkey_on_set(c->ks->hotkey, req);
     if (ci->flags & CMD_WRITE)
-        gate_note_write(px, c->ks->hotkey, ci, req);
-    if (client_is_keyspace_wide(req)) /* no key to drop: every hot cache is emptied */
+        gate_note_write(px, c->ks->hotkey, ci, req, c->id);
+    if (client_is_keyspace_wide(req)) { /* no key to drop: every hot cache is emptied */
         keyspace_flushed(px);
+        client_track_flush(c, req);
+    }
+    if (tracking_any(px->tracking))
+        client_track_read(c, ci, req);
     if (ci->gate != NULL && gate_read(c, ci, req))
         return;
     if (ci == px->cmd_get && hotkey_get(c->ks->hotkey, c, req->argv[1].ptr, req->argv[1].len))
@@ -978,12 +1274,19 @@ client_pinned_request(struct client *c, const struct cmd_info *ci, const struct 
     if (ci != NULL && ci->subcommands != NULL && req->argc >= 2)
         ci = cmd_lookup(ci->subcommands, req->argv[1].ptr, req->argv[1].len);
     if (ci != NULL && (ci->flags & CMD_WRITE))
-        gate_note_write(c->px, c->ks->hotkey, ci, req);
-    if (client_is_keyspace_wide(req))
+        gate_note_write(c->px, c->ks->hotkey, ci, req, c->id);
+    if (client_is_keyspace_wide(req)) {
         keyspace_flushed(c->px);
+        client_track_flush(c, req);
+    }
+    if (ci != NULL && tracking_any(c->px->tracking)) {
+        client_track_read(c, ci, req);
+        client_track_script(c, ci, req);
+    }
     if (req->argv[0].len == 5 && strncasecmp(req->argv[0].ptr, "reset", 5) == 0) {
         const char *pass = c->px->cfg.requirepass; /* RESET's effect on bulwark's side */
         client_set_name(c, NULL, 0);
+        tracking_disable(c->px->tracking, c->id);
         c->authenticated = pass == NULL || pass[0] == '\0';
     }
     char *rewritten = NULL;
@@ -1039,6 +1342,15 @@ client_pinned_deliver(struct client *c, struct evbuffer *reply, size_t len)
     } else {
         evbuffer_remove_buffer(reply, client_slot_buf(c, s), len);
     }
+    if (c->trk_after && pinned_outstanding(c->pin) == 0) {
+        /* the session's writes are answered (a transaction's run at EXEC) */
+        if (c->trk_pin != NULL && !pinned_in_multi(c->pin)) {
+            struct client_trk_write *w = c->trk_pin;
+            c->trk_pin = NULL;
+            client_trk_done(c, w);
+        }
+        client_track_after(c, c->trk_after_client); /* its own invalidations follow */
+    }
     return true;
 }
 
@@ -1050,6 +1362,13 @@ client_unpin(struct client *c)
     c->pin_slot->ready = true;
     c->pin_slot = NULL;
     pinned_free_clean(p);
+    if (c->trk_pin != NULL) {
+        struct client_trk_write *w = c->trk_pin;
+        c->trk_pin = NULL;
+        client_trk_done(c, w);
+    }
+    if (c->trk_after)
+        client_track_after(c, c->trk_after_client);
     client_flush(c);
     client_schedule_input(c);
 }
@@ -1113,7 +1432,8 @@ client_pinned_is_local(const struct resp_request *req)
     if (a->len != 6 || strncasecmp(a->ptr, "client", 6) != 0 || req->argc < 2)
         return false;
     static const char *const subs[] = {"setname", "getname", "id", "info", "list", "kill",
-                                       "unblock"};
+                                       "unblock", "tracking", "caching", "getredir",
+                                       "trackinginfo"};
     for (size_t i = 0; i < BW_ARRAY_LEN(subs); i++)
         if (req->argv[1].len == strlen(subs[i]) &&
             strncasecmp(req->argv[1].ptr, subs[i], req->argv[1].len) == 0)
@@ -1520,6 +1840,12 @@ client_close(struct client *c)
     if (c->state == CLIENT_CLOSED)
         return;
     c->state = CLIENT_CLOSED;
+    tracking_client_gone(px->tracking, c->id);
+    if (c->trk_cur != NULL)
+        client_trk_release(px, c->trk_cur, 0);
+    if (c->trk_pin != NULL)
+        client_trk_release(px, c->trk_pin, 0);
+    c->trk_cur = c->trk_pin = NULL;
     bufferevent_disable(c->bev, EV_READ | EV_WRITE);
     bufferevent_setcb(c->bev, NULL, NULL, NULL, NULL);
     event_del(c->resume_ev);

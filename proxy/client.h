@@ -159,6 +159,37 @@ void client_format_all(struct proxy *px, struct evbuffer *out);
  */
 uint64_t client_blocked_redis_id(struct proxy *px, uint64_t id);
 
+/* ---- CLIENT TRACKING (tracking.h) ------------------------------------------ */
+
+struct tracking_peer;
+
+/* tracking_lookup_fn (arg: the proxy): a live client's protocol and pub/sub state. */
+bool client_tracking_lookup(void *arg, uint64_t id, struct tracking_peer *out);
+
+/*
+ * tracking_send_fn (arg: the proxy): an invalidation for client `to`, queued
+ * after every reply already due to it (the FIFO tail; in a session, between
+ * two of its dedicated connection's replies).
+ */
+void client_tracking_send(void *arg, uint64_t to, const char *bytes, size_t len);
+
+/*
+ * Key (len bytes) changed, by bulwark client writer or TRACKING_WRITER_NONE
+ * (the keyspace watch): tracking clients are told (BCAST ones at the end of
+ * the loop turn). No-op while nobody tracks.
+ */
+void client_tracking_key_changed(struct proxy *px, const char *key, size_t len, uint64_t writer);
+
+/*
+ * A write of client writer to key (len bytes) is being forwarded: while
+ * anyone tracks, the change is told when Redis has made it (the watch's
+ * echo, or the write's reply), attributed to writer.
+ */
+void client_tracking_write(struct proxy *px, const char *key, size_t len, uint64_t writer);
+
+/* The watch named key: the bulwark client whose write to it is in flight, or 0. */
+uint64_t client_tracking_echo_writer(struct proxy *px, const char *key, size_t len);
+
 /* The live client with this id, or NULL (closed ones are gone at once). */
 struct client *client_by_id(struct proxy *px, uint64_t id);
 

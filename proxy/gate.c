@@ -13,6 +13,7 @@
 #include "proxy/proxy.h"
 #include "proxy/reply.h"
 #include "proxy/resp.h"
+#include "proxy/tracking.h"
 #include "proxy/util.h"
 #include "proxy/watch.h"
 
@@ -311,12 +312,12 @@ gate_read(struct client *c, const struct cmd_info *ci, const struct resp_request
 
 void
 gate_note_write(struct proxy *px, struct hotkey *hk, const struct cmd_info *ci,
-                const struct resp_request *req)
+                const struct resp_request *req, uint64_t writer)
 {
     const char *sargv[GATE_STACK_ARGS];
     size_t slen[GATE_STACK_ARGS];
     int sidx[GATE_STACK_ARGS];
-    if (!px->cfg.bloom && hk == NULL)
+    if (!px->cfg.bloom && hk == NULL && !tracking_any(px->tracking))
         return;
     bool heap = req->argc > GATE_STACK_ARGS;
     const char **argv = heap ? bw_malloc(sizeof(char *) * (size_t)req->argc) : sargv;
@@ -330,6 +331,7 @@ gate_note_write(struct proxy *px, struct hotkey *hk, const struct cmd_info *ci,
     for (int i = 0; i < n && i < req->argc; i++) {
         watch_add_key(px->watch, argv[idx[i]], lens[idx[i]]);
         hotkey_on_write(hk, argv[idx[i]], lens[idx[i]]);
+        client_tracking_write(px, argv[idx[i]], lens[idx[i]], writer);
     }
     if (heap) {
         bw_free(argv);

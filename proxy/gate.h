@@ -9,6 +9,7 @@
 #define BW_GATE_H
 
 #include <stdbool.h>
+#include <stdint.h>
 
 struct client;
 struct cmd_info;
@@ -29,10 +30,11 @@ void gate_apply(struct cmd_table *t);
 bool gate_read(struct client *c, const struct cmd_info *ci, const struct resp_request *req);
 
 /*
- * A write (ci has CMD_WRITE): add its keys (cmd_get_keys()) to the filter
- * and drop them from hk, the hot cache of the client's database (NULL: none).
+ * A write (ci has CMD_WRITE) of client writer: add its keys (cmd_get_keys())
+ * to the filter, drop them from hk, the hot cache of the client's database
+ * (NULL: none), and tell the CLIENT TRACKING clients that read them.
  */
 void gate_note_write(struct proxy *px, struct hotkey *hk, const struct cmd_info *ci,
-                     const struct resp_request *req);
+                     const struct resp_request *req, uint64_t writer);
 
 #endif

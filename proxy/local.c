@@ -22,6 +22,7 @@
 #include "proxy/proxy.h"
 #include "proxy/reply.h"
 #include "proxy/resp.h"
+#include "proxy/tracking.h"
 #include "proxy/upstream.h"
 #include "proxy/util.h"
 #include "proxy/watch.h"
@@ -196,6 +197,7 @@ local_reset(struct client *c, const struct resp_request *req)
     client_set_authenticated(c, pass == NULL || pass[0] == '\0');
     client_select(c, 0);
     client_set_proto(c, 2);
+    tracking_disable(client_proxy(c)->tracking, client_id(c));
     client_reply_status(c, "RESET");
     return true;
 }
@@ -442,6 +444,38 @@ local_info_text(struct proxy *px, struct evbuffer *out)
     local_info_own(px, &w, out);
 }
 
+/*
+ * Redis's INFO text (len bytes at s) into out, with its CLIENT TRACKING
+ * fields (tracking_clients in # Clients, tracking_total_* in # Stats)
+ * holding bulwark's figures: bulwark serves tracking to its clients, and
+ * Redis's count only bulwark's own watch.
+ */
+static void
+local_info_upstream_text(struct proxy *px, const char *s, size_t len, struct evbuffer *out)
+{
+    struct tracking_counts tc;
+    tracking_counts(px->tracking, &tc);
+    static const char *const names[] = {"tracking_clients:", "tracking_total_keys:",
+                                        "tracking_total_items:", "tracking_total_prefixes:"};
+    const uint64_t vals[] = {tc.clients, tc.keys, tc.items, tc.prefixes};
+    const char *end = s + len;
+    while (s < end) {
+        const char *nl = memchr(s, '\n', (size_t)(end - s));
+        const char *next = nl != NULL ? nl + 1 : end;
+        size_t i = 0;
+        for (; i < BW_ARRAY_LEN(names); i++) {
+            size_t nlen = strlen(names[i]);
+            if ((size_t)(next - s) > nlen && memcmp(s, names[i], nlen) == 0) {
+                evbuffer_add_printf(out, "%s%llu\r\n", names[i], (unsigned long long)vals[i]);
+                break;
+            }
+        }
+        if (i == BW_ARRAY_LEN(names))
+            evbuffer_add(out, s, (size_t)(next - s));
+        s = next;
+    }
+}
+
 /* INFO filter: the upstream's sections, then bulwark's. */
 static void
 local_info_filter(struct client *c, struct evbuffer *reply, size_t len, const char *err,
@@ -460,9 +494,9 @@ local_info_filter(struct client *c, struct evbuffer *reply, size_t len, const ch
         if (reply != NULL)
             n = reply_parse((const char *)evbuffer_pullup(reply, (ev_ssize_t)len), len);
         if (n != NULL && n->type == '$' && !n->nil)
-            evbuffer_add(text, n->str, n->len);
+            local_info_upstream_text(client_proxy(c), n->str, n->len, text);
         else if (n != NULL && n->type == '=' && n->len >= 4) /* RESP3: "txt:…" */
-            evbuffer_add(text, n->str + 4, n->len - 4);
+            local_info_upstream_text(client_proxy(c), n->str + 4, n->len - 4, text);
         reply_node_free(n);
         local_info_own(client_proxy(c), w, text);
         client_encode_verbatim(c, out, text);
@@ -850,6 +884,10 @@ static const struct local_handler local_handlers[] = {
     {"client|list", local_client_list},
     {"client|kill", local_client_kill},
     {"client|unblock", local_client_unblock},
+    {"client|tracking", local_client_tracking},
+    {"client|caching", local_client_tracking},
+    {"client|getredir", local_client_tracking},
+    {"client|trackinginfo", local_client_tracking},
     {"config|get", local_config_get},
     {"config|set", local_config_set},
     {"config|resetstat", local_config_resetstat},
@@ -866,8 +904,6 @@ struct local_refusal {
 #define LOCAL_NOPROXY ": it cannot work through a proxy"
 
 static const struct local_refusal local_refusals[] = {
-    {"client|tracking", LOCAL_NOPROXY}, {"client|caching", LOCAL_NOPROXY},
-    {"client|getredir", LOCAL_NOPROXY}, {"client|trackinginfo", LOCAL_NOPROXY},
     {"client|no-evict", LOCAL_NOPROXY}, {"client|no-touch", LOCAL_NOPROXY},
     {"sync", LOCAL_NOPROXY},            {"psync", LOCAL_NOPROXY},
     {"replicaof", LOCAL_NOPROXY},       {"slaveof", LOCAL_NOPROXY},

@@ -7,6 +7,8 @@
 #include <event2/buffer.h>
 
 #include "proxy/client.h"
+#include "proxy/proxy.h"
+#include "proxy/tracking.h"
 #include "proxy/resp.h"
 #include "proxy/util.h"
 
@@ -78,6 +80,28 @@ local_client_info(struct client *c, const struct resp_request *req)
 {
     (void)req;
     local_client_lines(c, c);
+    return true;
+}
+
+bool
+local_client_tracking(struct client *c, const struct resp_request *req)
+{
+    struct tracking_arg stack[16];
+    size_t n = (size_t)req->argc;
+    struct tracking_arg *args = n <= 16 ? stack : bw_malloc(n * sizeof(*args));
+    for (size_t i = 0; i < n; i++)
+        args[i] = (struct tracking_arg){req->argv[i].ptr, req->argv[i].len};
+    char *reply = NULL;
+    size_t len = 0;
+    if (tracking_command(client_proxy(c)->tracking, client_id(c), client_proto(c), req->argc,
+                         args, &reply, &len))
+        client_reply_raw(c, reply, len);
+    else /* not one of the four: the table sent something else here */
+        client_reply_error(c, "ERR unknown subcommand '%.*s'", (int)BW_MIN(req->argv[1].len, 128),
+                           req->argv[1].ptr);
+    bw_free(reply);
+    if (args != stack)
+        bw_free(args);
     return true;
 }
 

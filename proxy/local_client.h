@@ -32,5 +32,7 @@ bool local_client_info(struct client *c, const struct resp_request *req);
 bool local_client_list(struct client *c, const struct resp_request *req);
 bool local_client_kill(struct client *c, const struct resp_request *req);
 bool local_client_unblock(struct client *c, const struct resp_request *req);
+/* CLIENT TRACKING / CACHING / GETREDIR / TRACKINGINFO: bulwark's own (tracking.h). */
+bool local_client_tracking(struct client *c, const struct resp_request *req);
 
 #endif

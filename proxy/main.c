@@ -21,12 +21,14 @@
 #include "proxy/client.h"
 #include "proxy/cmdstats.h"
 #include "proxy/command.h"
+#include "proxy/inflight.h"
 #include "proxy/keyspace.h"
 #include "proxy/listener.h"
 #include "proxy/local.h"
 #include "proxy/log.h"
 #include "proxy/metrics.h"
 #include "proxy/proxy.h"
+#include "proxy/tracking.h"
 #include "proxy/upstream.h"
 #include "proxy/util.h"
 #include "proxy/watch.h"
@@ -128,6 +130,7 @@ main_cron_cb(evutil_socket_t fd, short what, void *arg)
     upstream_pool_cron(px->pool, now);
     watch_cron(px->watch, now);
     keyspace_cron(px, now);
+    tracking_limit(px->tracking, (uint64_t)px->cfg.tracking_table_max_keys, TRACKING_WRITER_NONE);
     if (++main_cron_ticks % (1000 / MAIN_CRON_MS) == 0)
         client_cron(px, now);
     if (px->shutting_down) {
@@ -258,6 +261,35 @@ main_adjust_open_files(struct cfg *cfg)
     }
 }
 
+/* BCAST: the keys changed this loop turn, one message per prefix (Redis: beforeSleep). */
+static void
+main_tracking_cb(evutil_socket_t fd, short what, void *arg)
+{
+    struct proxy *px = arg;
+    (void)fd;
+    (void)what;
+    tracking_bcast_flush(px->tracking);
+}
+
+/* The keyspace watch named a key: hot caches and tracking clients drop it. */
+static void
+main_watch_key(void *arg, const char *key, size_t len)
+{
+    struct proxy *px = arg;
+    keyspace_key_changed(px, key, len);
+    client_tracking_key_changed(px, key, len, client_tracking_echo_writer(px, key, len));
+}
+
+/* The watch saw a flush, or was lost: every hot cache and tracked key goes. */
+static void
+main_watch_flush(void *arg)
+{
+    struct proxy *px = arg;
+    keyspace_flushed(px);
+    tracking_flushed(px->tracking, px->trk_flushes > 0 ? px->trk_flush_writer
+                                                       : TRACKING_WRITER_NONE);
+}
+
 static void
 main_cleanup(struct proxy *px)
 {
@@ -266,6 +298,10 @@ main_cleanup(struct proxy *px)
     px->metrics = NULL;
     client_free_all(px);
     keyspace_free_all(px); /* held GETs go to the batchers, then batches are sent */
+    tracking_free(px->tracking);
+    inflight_free(px->trk_writes);
+    if (px->tracking_ev != NULL)
+        event_free(px->tracking_ev);
     upstream_pool_free(px->pool);
     watch_free(px->watch);
     event_free(main_sig_term);
@@ -342,7 +378,10 @@ main(int argc, char **argv)
 
     px.pool = upstream_pool_new(&px, main_on_commands);
     px.watch = watch_new(&px);
-    watch_set_listener(px.watch, keyspace_key_changed, keyspace_flushed, &px);
+    px.tracking = tracking_new(client_tracking_lookup, client_tracking_send, &px);
+    px.tracking_ev = event_new(px.base, -1, 0, main_tracking_cb, &px);
+    BW_ASSERT(px.tracking_ev != NULL);
+    watch_set_listener(px.watch, main_watch_key, main_watch_flush, &px);
     (void)keyspace_get(&px, 0); /* every client starts in database 0 */
     px.listener = listener_new(&px, err, sizeof(err));
     if (px.listener != NULL && px.cfg.metrics_port > 0)

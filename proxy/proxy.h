@@ -43,6 +43,14 @@ struct proxy {
     struct upstream_pool *pool;    /* multiplexed upstream connections (owned) */
     struct watch *watch;           /* keyspace watch and Bloom filter (owned) */
     struct keyspace **keyspaces;   /* per database, created on first use (owned; keyspace.h) */
+    struct tracking *tracking;     /* CLIENT TRACKING served to bulwark's clients (owned) */
+    struct event *tracking_ev;     /* zero-timeout event: BCAST messages of the keys changed
+                                      this loop turn go out (owned) */
+    struct inflight *trk_writes;   /* keys of writes through bulwark in flight while
+                                      someone tracks: the watch's echo names their writer
+                                      (owned, inflight.h) */
+    uint64_t trk_flushes;          /* FLUSHALL/FLUSHDB through bulwark in flight */
+    uint64_t trk_flush_writer;     /* the client of the last of them */
     size_t nkeyspaces;             /* entries in keyspaces (NULL where unused) */
     const struct cmd_info *cmd_get; /* GET's entry in cmds (borrowed), for batching */
     const struct cmd_info *cmd_set; /* SET's entry in cmds (borrowed), for leases */

@@ -659,6 +659,12 @@ watch_sync(struct watch *w)
 {
     if (w->synced_seq == w->px->input_seq)
         return true;
+    return watch_drain(w);
+}
+
+bool
+watch_drain(struct watch *w)
+{
     for (int i = 0; i < WATCH_SYNC_MAX_READS; i++) {
         redisAsyncContext *ac = w->sub;
         char byte;

@@ -87,6 +87,10 @@ bool watch_maybe_contains(const struct watch *w, const char *key, size_t len);
  */
 bool watch_sync(struct watch *w);
 
+/* watch_sync() whether or not a client socket was read since the last call
+ * (a write's reply came: its tracking echo is taken in first). */
+bool watch_drain(struct watch *w);
+
 /* Add a key written through bulwark (to both filters while rebuilding). */
 void watch_add_key(struct watch *w, const char *key, size_t len);
 

@@ -12,8 +12,12 @@
 #                                           `apt-get source redis` when missing
 #
 # Same flags for both runs: --singledb unless SINGLEDB=no, --tags -needs:repl
-# (SYNC/PSYNC are refused by bulwark; so are two tests of unit/type/list that
-# read the replication stream but are tagged needs:debug only, skipped by name). RESP3 tests run (HELLO 3). bulwark runs
+# (SYNC/PSYNC are refused by bulwark; so are four tests of unit/type/list and
+# unit/expire that read the replication stream but are tagged needs:debug
+# only, skipped by name; and unit/tracking's "lazy expired keys" test: a key
+# a NOLOOP client wrote and Redis then expired in the same transaction reaches
+# bulwark's watch as one change it must attribute to that client, so the
+# message the test waits for never comes — see README, Differences). RESP3 tests run (HELLO 3). bulwark runs
 # with --ttl-jitter-percent 0 and --deny-commands '' (the suite uses DEBUG).
 set -u
 here=$(cd "$(dirname "$0")/.." && pwd)
@@ -87,6 +91,9 @@ run_unit() {
         --clients 1 --tags '-needs:repl' \
         --skiptest 'SWAPDB wants to wake blocked client, but the key already expired' \
         --skiptest 'MULTI + LPUSH + EXPIRE + DEBUG SLEEP on blocked client, key already expired' \
+        --skiptest 'SCAN: Lazy-expire should not be wrapped in MULTI/EXEC' \
+        --skiptest 'RANDOMKEY: Lazy-expire should not be wrapped in MULTI/EXEC' \
+        --skiptest 'Tracking gets notification of lazy expired keys' \
         >"$3" 2>&1)
 }
 

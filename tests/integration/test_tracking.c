@@ -1,0 +1,344 @@
+/*
+ * test_tracking: CLIENT TRACKING served by bulwark (issue #15), compared with
+ * Redis's own. Each scenario runs twice, against a reference Redis and
+ * against bulwark, with the same connections and the same requests; every
+ * byte a tracking client (and its REDIRECT client) receives must be the same:
+ * replies, invalidation pushes, __redis__:invalidate messages, nulls. Writes
+ * come from another client, from the tracking client itself, and — against
+ * bulwark — directly on its upstream Redis, bypassing it (what the keyspace
+ * watch must turn into invalidations within 100 ms).
+ */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include <cmocka.h>
+
+#include "proxy/util.h"
+#include "tests/integration/harness.h"
+
+static struct {
+    struct harness_server *redis;   /* bulwark's upstream */
+    struct harness_server *ref;     /* the reference Redis */
+    struct harness_server *bulwark;
+} env;
+
+static int
+group_setup(void **state)
+{
+    (void)state;
+    env.redis = harness_redis_start(NULL);
+    env.ref = harness_reference_start(NULL);
+    env.bulwark = harness_bulwark_start(env.redis->port, HARNESS_ARGS("--ttl-jitter-percent", "0"));
+    return 0;
+}
+
+static int
+group_teardown(void **state)
+{
+    (void)state;
+    harness_bulwark_stop(env.bulwark);
+    harness_redis_stop(env.ref);
+    harness_redis_stop(env.redis);
+    return 0;
+}
+
+/* One run of a scenario against one server. */
+struct run {
+    const struct harness_server *target; /* where the clients connect */
+    const struct harness_server *direct; /* where "direct" writes go (Redis behind it) */
+    struct harness_conn *t;              /* the tracking client */
+    struct harness_conn *r;              /* its REDIRECT client, or NULL */
+    struct harness_conn *w;              /* another client of target */
+    struct harness_conn *d;              /* a client of direct */
+    long long r_id;                      /* r's CLIENT ID */
+    struct harness_buf seen;             /* everything t and r received, labelled */
+};
+
+/* Everything c has for us now (replies and pushes), appended to seen as "tag: …". */
+static void
+drain(struct run *run, struct harness_conn *c, const char *tag, int first_ms)
+{
+    int wait = first_ms;
+    for (;;) {
+        struct harness_buf got = {0};
+        if (harness_conn_read_reply(c, wait, &got) != HARNESS_READ_REPLY) {
+            harness_buf_free(&got);
+            return;
+        }
+        harness_buf_printf(&run->seen, "%s: ", tag);
+        harness_buf_escape(&run->seen, got.data, got.len, 4000);
+        harness_buf_puts(&run->seen, "\n");
+        harness_buf_free(&got);
+        wait = 150;
+    }
+}
+
+/* Send one command line (redis-cli syntax) on c. */
+static void
+send_line(struct harness_conn *c, const char *line)
+{
+    struct harness_buf b = {0};
+    harness_buf_command(&b, line);
+    harness_conn_send(c, b.data, b.len, 0);
+    harness_buf_free(&b);
+}
+
+/* A command on a helper connection whose reply we only wait for. */
+static void
+quiet(struct harness_conn *c, const char *line)
+{
+    send_line(c, line);
+    struct harness_buf got = {0};
+    assert_int_equal(harness_conn_read_reply(c, 5000, &got), HARNESS_READ_REPLY);
+    harness_buf_free(&got);
+}
+
+/* t sends line; what t (and r) then receive is recorded. */
+static void
+t_do(struct run *run, const char *line)
+{
+    send_line(run->t, line);
+    drain(run, run->t, "t", 2000);
+    if (run->r != NULL)
+        drain(run, run->r, "r", 50);
+}
+
+/* Someone else changes something; the invalidations it causes are recorded. */
+static void
+other_do(struct run *run, struct harness_conn *who, const char *line)
+{
+    quiet(who, line);
+    usleep(100 * 1000); /* a direct write reaches bulwark through its watch */
+    drain(run, run->t, "t", 50);
+    if (run->r != NULL)
+        drain(run, run->r, "r", 50);
+}
+
+static void
+run_open(struct run *run, const struct harness_server *target, const struct harness_server *direct,
+         bool redirect)
+{
+    memset(run, 0, sizeof(*run));
+    run->target = target;
+    run->direct = direct;
+    run->t = harness_conn_open(target);
+    run->w = harness_conn_open(target);
+    run->d = harness_conn_open(direct);
+    quiet(run->d, "FLUSHALL");
+    if (redirect) {
+        run->r = harness_conn_open(target);
+        send_line(run->r, "CLIENT ID");
+        struct harness_buf got = {0};
+        assert_int_equal(harness_conn_read_reply(run->r, 5000, &got), HARNESS_READ_REPLY);
+        run->r_id = atoll(got.data + 1);
+        harness_buf_free(&got);
+        send_line(run->r, "SUBSCRIBE __redis__:invalidate");
+        drain(run, run->r, "r", 2000);
+    }
+}
+
+static void
+run_close(struct run *run)
+{
+    harness_conn_close(run->t);
+    harness_conn_close(run->w);
+    harness_conn_close(run->d);
+    if (run->r != NULL)
+        harness_conn_close(run->r);
+}
+
+typedef void scenario_fn(struct run *run);
+
+/* The scenario against Redis and against bulwark: the same bytes, in the same order. */
+static void
+compare(scenario_fn *fn, bool redirect, const char *name)
+{
+    struct run a, b;
+    run_open(&a, env.ref, env.ref, redirect);
+    fn(&a);
+    run_open(&b, env.bulwark, env.redis, redirect);
+    fn(&b);
+    if (a.seen.len != b.seen.len || memcmp(a.seen.data, b.seen.data, a.seen.len) != 0)
+        fail_msg("%s: what the tracking clients received differs\n--- redis:\n%s--- bulwark:\n%s",
+                 name, a.seen.data, b.seen.data);
+    assert_true(strstr(a.seen.data, "invalidate") != NULL); /* the scenario tells something */
+    run_close(&a);
+    run_close(&b);
+    harness_buf_free(&a.seen);
+    harness_buf_free(&b.seen);
+}
+
+/* Default mode, RESP3: reads remembered, changes by others, directly and its own. */
+static void
+sc_default_resp3(struct run *run)
+{
+    t_do(run, "HELLO 3");
+    harness_buf_reset(&run->seen); /* HELLO's id differs */
+    t_do(run, "CLIENT TRACKING on");
+    quiet(run->w, "MSET a 1 b 2 c 3");
+    t_do(run, "GET a");
+    t_do(run, "MGET b c nokey");
+    t_do(run, "HGETALL noh");
+    other_do(run, run->w, "SET a 10");          /* another client through the same server */
+    other_do(run, run->d, "SET b 20");          /* directly on Redis */
+    other_do(run, run->d, "DEL c");
+    other_do(run, run->w, "SET a 11");          /* not read again: no second message */
+    t_do(run, "GET a");
+    t_do(run, "SET a 12");                      /* its own write: after its reply */
+    t_do(run, "GET nokey");
+    other_do(run, run->d, "SET nokey x");       /* absent when read: still tracked */
+    t_do(run, "CLIENT TRACKINGINFO");
+    t_do(run, "GET a");
+    other_do(run, run->w, "FLUSHALL");          /* the null */
+    t_do(run, "PING");
+}
+
+/* RESP2 tracking client redirecting to a subscriber. */
+static void
+sc_redirect_resp2(struct run *run)
+{
+    char line[96];
+    snprintf(line, sizeof(line), "CLIENT TRACKING on REDIRECT %lld", run->r_id);
+    t_do(run, line);
+    t_do(run, "CLIENT GETREDIR");
+    harness_buf_reset(&run->seen); /* GETREDIR shows the id */
+    t_do(run, "GET k1");
+    t_do(run, "GET k2");
+    other_do(run, run->w, "SET k1 v");
+    other_do(run, run->d, "SET k2 v");
+    t_do(run, "GET k1");
+    t_do(run, "SET k1 mine");
+    other_do(run, run->d, "FLUSHDB");
+    t_do(run, "PING");
+}
+
+/* BCAST with prefixes, and NOLOOP. */
+static void
+sc_bcast(struct run *run)
+{
+    t_do(run, "HELLO 3");
+    harness_buf_reset(&run->seen);
+    t_do(run, "CLIENT TRACKING on BCAST PREFIX user: PREFIX sess: NOLOOP");
+    other_do(run, run->w, "MSET user:1 a sess:9 b other:1 c");
+    other_do(run, run->d, "SET user:2 x");
+    t_do(run, "SET user:3 mine");               /* NOLOOP: not told */
+    other_do(run, run->d, "DEL sess:9 other:1");
+    t_do(run, "CLIENT TRACKING on BCAST PREFIX user:x"); /* overlaps user: */
+    t_do(run, "CLIENT TRACKINGINFO");
+    t_do(run, "PING");
+}
+
+/* OPTIN and OPTOUT with CLIENT CACHING. */
+static void
+sc_optin_optout(struct run *run)
+{
+    t_do(run, "HELLO 3");
+    harness_buf_reset(&run->seen);
+    t_do(run, "CLIENT TRACKING on OPTIN");
+    t_do(run, "GET x1");                        /* not remembered */
+    t_do(run, "CLIENT CACHING yes");
+    t_do(run, "GET x2");                        /* remembered */
+    t_do(run, "GET x3");                        /* CACHING applied to one command only */
+    other_do(run, run->w, "MSET x1 a x2 b x3 c");
+    t_do(run, "CLIENT CACHING no");             /* wrong mode: Redis's error */
+    t_do(run, "CLIENT TRACKING off");
+    t_do(run, "CLIENT TRACKING on OPTOUT");
+    t_do(run, "CLIENT CACHING no");
+    t_do(run, "GET y1");                        /* not remembered */
+    t_do(run, "GET y2");                        /* remembered */
+    other_do(run, run->d, "MSET y1 a y2 b");
+    t_do(run, "CLIENT TRACKING on OPTIN OPTOUT");
+    t_do(run, "PING");
+}
+
+/* Transactions: a client's own writes in MULTI are told after EXEC's reply. */
+static void
+sc_multi(struct run *run)
+{
+    t_do(run, "HELLO 3");
+    harness_buf_reset(&run->seen);
+    t_do(run, "CLIENT TRACKING on");
+    t_do(run, "MGET m1 m2");
+    t_do(run, "MULTI");
+    t_do(run, "SET m1 a");
+    t_do(run, "SET m2 b");
+    t_do(run, "EXEC");
+    t_do(run, "MGET m1 m2");
+    other_do(run, run->w, "DEL m1");
+    t_do(run, "PING");
+}
+
+static void
+test_default_resp3(void **state)
+{
+    (void)state;
+    compare(sc_default_resp3, false, "default RESP3");
+}
+
+static void
+test_redirect_resp2(void **state)
+{
+    (void)state;
+    compare(sc_redirect_resp2, true, "REDIRECT RESP2");
+}
+
+static void
+test_bcast_prefix_noloop(void **state)
+{
+    (void)state;
+    compare(sc_bcast, false, "BCAST PREFIX NOLOOP");
+}
+
+static void
+test_optin_optout(void **state)
+{
+    (void)state;
+    compare(sc_optin_optout, false, "OPTIN OPTOUT");
+}
+
+static void
+test_multi(void **state)
+{
+    (void)state;
+    compare(sc_multi, false, "MULTI");
+}
+
+/* INFO's tracking fields are bulwark's: its clients are the ones tracking. */
+static void
+test_info_counts(void **state)
+{
+    (void)state;
+    struct harness_conn *t = harness_conn_open(env.bulwark);
+    harness_conn_send_str(t, "HELLO 3\r\n");
+    struct harness_buf got = {0};
+    assert_int_equal(harness_conn_read_reply(t, 2000, &got), HARNESS_READ_REPLY);
+    harness_buf_free(&got);
+    long long keys0 = harness_info_ll(env.bulwark, "stats", "tracking_total_keys");
+    assert_true(harness_conn_roundtrip(t, "CLIENT TRACKING on\r\n", "+OK\r\n"));
+    assert_true(harness_conn_roundtrip(t, "GET info:a\r\n", "_\r\n"));
+    assert_true(harness_conn_roundtrip(t, "GET info:b\r\n", "_\r\n"));
+    assert_int_equal(harness_info_ll(env.bulwark, "clients", "tracking_clients"), 1);
+    assert_int_equal(harness_info_ll(env.bulwark, "stats", "tracking_total_keys"), keys0 + 2);
+    harness_conn_close(t);
+}
+
+int
+main(void)
+{
+    harness_init(0);
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_default_resp3),
+        cmocka_unit_test(test_redirect_resp2),
+        cmocka_unit_test(test_bcast_prefix_noloop),
+        cmocka_unit_test(test_optin_optout),
+        cmocka_unit_test(test_multi),
+        cmocka_unit_test(test_info_counts),
+    };
+    return harness_finish(cmocka_run_group_tests(tests, group_setup, group_teardown));
+}
