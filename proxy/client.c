@@ -119,6 +119,8 @@ struct client {
                                       takes them (owned) */
     struct client_trk_write *trk_pin; /* writes sent in the session whose replies are not
                                       all in (owned) */
+    struct client_trk_write *trk_mreads; /* keys read inside MULTI: remembered once EXEC ran
+                                      (after its writes, as Redis runs them) (owned) */
     struct event *resume_ev;       /* zero-timeout event that resumes input processing on
                                       the next loop turn (owned): completions never re-enter
                                       client_process_input() from another module's loop */
@@ -393,6 +395,22 @@ client_trk_release(struct proxy *px, struct client_trk_write *w, uint64_t writer
     bw_free(w);
 }
 
+/* The reads of a transaction that ran: remembered now, after its writes were told. */
+static void
+client_trk_mreads(struct client *c)
+{
+    struct client_trk_write *w = c->trk_mreads;
+    c->trk_mreads = NULL;
+    for (size_t i = 0; i < w->n; i++) {
+        struct tracking_arg k = {w->keys[i], w->lens[i]};
+        tracking_remember_keys(c->px->tracking, c->id, &k, 1);
+        bw_free(w->keys[i]);
+    }
+    bw_free(w->keys);
+    bw_free(w->lens);
+    bw_free(w);
+}
+
 /* Merge write src into *dst (a session's writes in flight); src is freed. */
 static void
 client_trk_merge(struct client_trk_write **dst, struct client_trk_write *src)
@@ -459,8 +477,22 @@ client_track_read(struct client *c, const struct cmd_info *ci, const struct resp
     int nk = cmd_get_keys(ci, req->argc, argv, lens, idx, req->argc);
     for (int i = 0; i < nk; i++)
         keys[i] = (struct tracking_arg){argv[idx[i]], lens[idx[i]]};
-    if (nk > 0)
+    if (nk > 0 && c->pin != NULL && pinned_in_multi(c->pin)) {
+        struct client_trk_write *w = c->trk_mreads;
+        if (w == NULL)
+            w = c->trk_mreads = bw_calloc(1, sizeof(*w));
+        for (int i = 0; i < nk; i++) {
+            if (w->n == w->cap) {
+                w->cap = BW_MAX(w->cap * 2, (size_t)4);
+                w->keys = bw_realloc(w->keys, w->cap * sizeof(*w->keys));
+                w->lens = bw_realloc(w->lens, w->cap * sizeof(*w->lens));
+            }
+            w->keys[w->n] = bw_strndup(keys[i].ptr, keys[i].len);
+            w->lens[w->n++] = keys[i].len;
+        }
+    } else if (nk > 0) {
         tracking_remember_keys(c->px->tracking, c->id, keys, (size_t)nk);
+    }
     if (heap) {
         bw_free(argv);
         bw_free(lens);
@@ -1349,6 +1381,8 @@ client_pinned_deliver(struct client *c, struct evbuffer *reply, size_t len)
             c->trk_pin = NULL;
             client_trk_done(c, w);
         }
+        if (c->trk_mreads != NULL && !pinned_in_multi(c->pin))
+            client_trk_mreads(c);
         client_track_after(c, c->trk_after_client); /* its own invalidations follow */
     }
     return true;
@@ -1367,6 +1401,8 @@ client_unpin(struct client *c)
         c->trk_pin = NULL;
         client_trk_done(c, w);
     }
+    if (c->trk_mreads != NULL)
+        client_trk_mreads(c);
     if (c->trk_after)
         client_track_after(c, c->trk_after_client);
     client_flush(c);
@@ -1845,7 +1881,14 @@ client_close(struct client *c)
         client_trk_release(px, c->trk_cur, 0);
     if (c->trk_pin != NULL)
         client_trk_release(px, c->trk_pin, 0);
-    c->trk_cur = c->trk_pin = NULL;
+    if (c->trk_mreads != NULL) { /* never remembered: only freed */
+        for (size_t i = 0; i < c->trk_mreads->n; i++)
+            bw_free(c->trk_mreads->keys[i]);
+        bw_free(c->trk_mreads->keys);
+        bw_free(c->trk_mreads->lens);
+        bw_free(c->trk_mreads);
+    }
+    c->trk_cur = c->trk_pin = c->trk_mreads = NULL;
     bufferevent_disable(c->bev, EV_READ | EV_WRITE);
     bufferevent_setcb(c->bev, NULL, NULL, NULL, NULL);
     event_del(c->resume_ev);

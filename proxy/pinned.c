@@ -475,6 +475,8 @@ void
 pinned_forward(struct pinned *p, const struct resp_request *req, const char *cmd, size_t len)
 {
     pinned_count(p, req);
+    if (p->up != NULL && !p->multi && pinned_is_blocking(req))
+        upstream_pinned_learn_id(p->up); /* for CLIENT UNBLOCK (its reply is bulwark's) */
     if (p->up == NULL || upstream_pinned_send(p->up, cmd, len) != BW_OK) {
         client_pinned_lost(p->c, "dedicated upstream connection lost");
         return;

@@ -483,6 +483,15 @@ upstream_conn_redis_id(const struct upstream_conn *u)
     return u->redis_id;
 }
 
+void
+upstream_pinned_learn_id(struct upstream_conn *u)
+{
+    if (u->redis_id != 0 || u->dead)
+        return;
+    const char *id[] = {"CLIENT", "ID"};
+    upstream_queue_internal(u, 2, id, upstream_client_id_cb);
+}
+
 /* CONFIG GET databases: the indexes a client may SELECT (upstream-databases 0). */
 static void
 upstream_databases_cb(void *privdata, struct evbuffer *reply, size_t len, const char *err)
@@ -593,13 +602,8 @@ upstream_handshake(struct upstream_conn *u)
         }
     }
     u->db = 0; /* a new connection, or one just RESET */
-    if (u->pinned) {
-        if (u->redis_id == 0) { /* new: Redis's id, for CLIENT UNBLOCK of its owner */
-            const char *id[] = {"CLIENT", "ID"};
-            upstream_queue_internal(u, 2, id, upstream_client_id_cb);
-        }
+    if (u->pinned)
         return; /* INFO and COMMAND: the shared connections' business */
-    }
     const char *info[] = {"INFO", "server"};
     upstream_queue_internal(u, 2, info, upstream_info_cb);
     if (u->index == 0)

@@ -100,8 +100,15 @@ void upstream_pinned_select(struct upstream_conn *u, int db);
 /* The database pinned connection u is in (its session may SELECT). */
 int upstream_conn_db(const struct upstream_conn *u);
 
-/* Redis's CLIENT ID of pinned u (asked when it opened), 0 until known. */
+/* Redis's CLIENT ID of pinned u, 0 until known (upstream_pinned_learn_id). */
 uint64_t upstream_conn_redis_id(const struct upstream_conn *u);
+
+/*
+ * Ask Redis for pinned u's CLIENT ID (once per connection), before a
+ * blocking command: CLIENT UNBLOCK of its owner names it. Not at connect: a
+ * reply still pending makes Redis refuse SCRIPT DEBUG ("outside a pipeline").
+ */
+void upstream_pinned_learn_id(struct upstream_conn *u);
 
 /* A session's RESET was answered on pinned u: database 0, RESP2. */
 void upstream_conn_was_reset(struct upstream_conn *u);
