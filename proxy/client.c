@@ -152,6 +152,8 @@ static bool client_handle_refused(struct client *c, const struct resp_request *r
 static void client_pinned_unavailable(struct client *c, const struct resp_request *req,
                                       const char *err);
 static bool client_pinned_is_local(const struct resp_request *req);
+static bool client_subscribed_resp2_harmless(const struct client *c,
+                                             const struct resp_request *req);
 static void client_handle(struct client *c, const struct resp_request *req);
 static void client_handle_req(struct client *c, const struct resp_request *req);
 static void client_handle_pinned(struct client *c, const struct resp_request *req);
@@ -1116,6 +1118,12 @@ client_handle_pinned(struct client *c, const struct resp_request *req)
         client_pinned_request(c, pci, req);
         return;
     }
+    if (!denied && !noauth && client_subscribed_resp2_harmless(c, req)) {
+        /* RESP2 pub/sub: Redis refuses it with its exact error (and would
+         * only show its own connection's view if not subscribed after all) */
+        client_pinned_request(c, pci, req);
+        return;
+    }
     if (pinned_idle(c->pin) && !pinned_in_multi(c->pin)) {
         /* Nothing is due on the dedicated connection: bulwark's own
          * reply (its CLIENT name/id, a refusal) can go in between. */
@@ -1452,6 +1460,21 @@ client_protocol_error(struct client *c)
     c->px->stats.protocol_errors++;
     client_reply_raw(c, err, strlen(err));
     client_close_after_reply(c);
+}
+
+/*
+ * CLIENT ID/INFO/LIST/GETNAME of a RESP2 client known to be subscribed:
+ * Redis answers "Can't execute 'client|id': only (P|S)SUBSCRIBE / …" for
+ * them, in order with the messages, so they go to the session's connection.
+ */
+static bool
+client_subscribed_resp2_harmless(const struct client *c, const struct resp_request *req)
+{
+    if (c->proto != 2 || pinned_counts_replies(c->pin) || !pinned_maybe_subscribed(c->pin) ||
+        req->argc < 2 || !resp_arg_is(&req->argv[0], "client"))
+        return false;
+    return resp_arg_is(&req->argv[1], "id") || resp_arg_is(&req->argv[1], "info") ||
+           resp_arg_is(&req->argv[1], "list") || resp_arg_is(&req->argv[1], "getname");
 }
 
 /*
@@ -2066,13 +2089,17 @@ void
 client_format_info(const struct client *c, struct evbuffer *out)
 {
     /* Redis 7.0's flag letters, in its order, of the states bulwark knows */
-    char flags[8], *f = flags;
+    char flags[12], trk[4], *f = flags;
+    int64_t redir;
     if (c->pin != NULL && pinned_subscriptions(c->pin) > 0)
         *f++ = 'P';
     if (c->pin != NULL && pinned_in_multi(c->pin))
         *f++ = 'x';
     if (c->pin != NULL && pinned_blocked(c->pin) && pinned_subscriptions(c->pin) == 0)
         *f++ = 'b';
+    (void)tracking_client_flags(c->px->tracking, c->id, trk, &redir);
+    for (const char *t = trk; *t != '\0'; t++)
+        *f++ = *t;
     if (c->is_unix)
         *f++ = 'U';
     if (f == flags)
@@ -2085,14 +2112,14 @@ client_format_info(const struct client *c, struct evbuffer *out)
                         "id=%llu addr=%s laddr=%s fd=%d name=%s age=%llu idle=%llu "
                         "flags=%s db=%d sub=0 psub=0 ssub=0 multi=-1 qbuf=%zu qbuf-free=0 "
                         "argv-mem=0 multi-mem=0 rbs=0 rbp=0 obl=0 oll=%llu omem=%zu "
-                        "tot-mem=0 events=r cmd=%s user=default redir=-1 resp=%d\n",
+                        "tot-mem=0 events=r cmd=%s user=default redir=%lld resp=%d\n",
                         (unsigned long long)c->id, c->addr, c->laddr,
                         (int)bufferevent_getfd(c->bev), c->name != NULL ? c->name : "",
                         (unsigned long long)(now - c->created_ms) / 1000,
                         (unsigned long long)(now - c->last_ms) / 1000,
                         flags, c->db, evbuffer_get_length(in),
                         (unsigned long long)c->nslots, evbuffer_get_length(o),
-                        c->last_cmd[0] ? c->last_cmd : "NULL", c->proto);
+                        c->last_cmd[0] ? c->last_cmd : "NULL", (long long)redir, c->proto);
 }
 
 /* client_format_info() of c as a NUL-terminated string without its '\n' (log lines). */

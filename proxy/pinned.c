@@ -61,6 +61,7 @@ struct pinned {
                                   (they look like messages), in RESP3 they are (every
                                   message is a push) */
     int proto;                 /* RESP version of the session (the client's) */
+    bool subscribing;          /* the last (P|S)(UN)SUBSCRIBE sent subscribes */
     uint64_t outstanding;      /* requests whose reply is due (outside pubsub) */
     struct pinned_dbfx *fx;    /* replies that may move the client to another database
                                   (SELECT, EXEC of a transaction with SELECTs), in
@@ -437,6 +438,8 @@ pinned_track_request(struct pinned *p, const struct resp_request *req)
             p->auth_reply = p->replies + p->outstanding;
     } else if (pinned_is_subscribe(a)) {
         p->pubsub = p->dirty = true;
+        p->subscribing = !resp_arg_is(a, "unsubscribe") && !resp_arg_is(a, "punsubscribe") &&
+                         !resp_arg_is(a, "sunsubscribe");
     } else if (resp_arg_is(a, "reset")) {
         p->multi = p->watching = p->sticky = false;
     } else if (pinned_is_debug(req)) {
@@ -497,7 +500,7 @@ pinned_refuse_in_multi(struct pinned *p, const char *error_reply)
 {
     /* An unknown command makes Redis mark the transaction (EXECABORT at
      * EXEC), as a rejected command does; its reply is replaced by ours. */
-    static const char cmd[] = "*1\r\n$22\r\nbulwark-refused-in-multi\r\n";
+    static const char cmd[] = "*1\r\n$24\r\nbulwark-refused-in-multi\r\n";
     if (p->up == NULL || upstream_pinned_send(p->up, cmd, sizeof(cmd) - 1) != BW_OK) {
         client_pinned_lost(p->c, "dedicated upstream connection lost");
         return;
@@ -534,6 +537,12 @@ int64_t
 pinned_subscriptions(const struct pinned *p)
 {
     return p->subs + p->ssubs;
+}
+
+bool
+pinned_maybe_subscribed(const struct pinned *p)
+{
+    return pinned_subscriptions(p) > 0 || (p->pubsub && p->subscribing);
 }
 
 uint64_t

@@ -117,6 +117,9 @@ bool pinned_in_multi(const struct pinned *p);
 /* Channels, patterns and shard channels subscribed (from Redis's replies). */
 int64_t pinned_subscriptions(const struct pinned *p);
 
+/* Subscribed, or the last (P|S)(UN)SUBSCRIBE sent subscribes (not confirmed yet). */
+bool pinned_maybe_subscribed(const struct pinned *p);
+
 /* Replies still due (0 in pub/sub mode, where they are not counted). */
 uint64_t pinned_outstanding(const struct pinned *p);
 

@@ -92,10 +92,11 @@ reply_scan_header_done(struct reply_scan *s)
     s->remaining--;
     if (reply_is_aggregate(s->type)) {
         bool ok;
-        uint64_t items = n > 0 ? reply_aggregate_items(s->type, (uint64_t)n, &ok) : 0;
         if (n < 0 && s->type != '*')
             return REPLY_ERR; /* only RESP2's null array has length -1 */
-        if (n > 0 && (!ok || items > UINT64_MAX - s->remaining))
+        /* (an attribute of 0 pairs still describes the value after it) */
+        uint64_t items = n >= 0 ? reply_aggregate_items(s->type, (uint64_t)n, &ok) : 0;
+        if (n >= 0 && (!ok || items > UINT64_MAX - s->remaining))
             return REPLY_ERR; /* would wrap to "reply complete" */
         s->remaining += items;
         s->state = SCAN_TYPE;

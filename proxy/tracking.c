@@ -587,6 +587,26 @@ tracking_any(const struct tracking *t)
     return t->nclients > 0;
 }
 
+bool
+tracking_client_flags(const struct tracking *t, uint64_t id, char *flags, int64_t *redir)
+{
+    const struct trk_client *c = t->nclients > 0 ? trk_client_get(t, id) : NULL;
+    char *f = flags;
+    *redir = -1;
+    if (c == NULL) {
+        *f = '\0';
+        return false;
+    }
+    *f++ = 't';
+    if (c->flags & TRK_BROKEN)
+        *f++ = 'R';
+    if (c->flags & TRK_BCAST)
+        *f++ = 'B';
+    *f = '\0';
+    *redir = (int64_t)c->redirect;
+    return true;
+}
+
 void
 tracking_disable(struct tracking *t, uint64_t id)
 {

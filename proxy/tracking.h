@@ -237,6 +237,14 @@ bool tracking_command(struct tracking *t, uint64_t id, int resp, int argc,
 /* True when client id has tracking on (cheap: for the request path). */
 bool tracking_is_on(const struct tracking *t, uint64_t id);
 
+/*
+ * CLIENT LIST/INFO of client id, as Redis 7.0 shows tracking: its flag
+ * letters ("t", then "R" for a broken redirect, "B" for BCAST; at most 3 and
+ * a NUL into flags) and redir= (the REDIRECT id, 0 none; -1 when tracking is
+ * off, flags then empty). Returns whether tracking is on.
+ */
+bool tracking_client_flags(const struct tracking *t, uint64_t id, char *flags, int64_t *redir);
+
 /* True when any client has tracking on (the fast path: skip every hook). */
 bool tracking_any(const struct tracking *t);
 

@@ -1,5 +1,5 @@
 /*
- * fuzz_reply: libFuzzer target for the upstream reply scanner and the reply
+ * fuzz_reply: libFuzzer target for the upstream reply scanner (RESP2 and RESP3) and the reply
  * tree parser (proxy/reply.c). Scans each input whole, byte by byte and split
  * at an input-chosen offset, aborts if the three disagree, and cross-checks
  * every reply the scanner delimits against reply_parse() and a re-encoding.
@@ -84,8 +84,8 @@ fuzz_ref_int(const char *s, size_t n, long long *out)
 }
 
 /*
- * Frame one reply at p as RESP2 says (a line ends at the first CRLF), noting
- * in ref what reply_parse() may refuse although the framing is right.
+ * Frame one reply at p as RESP2/RESP3 say (a line ends at the first CRLF),
+ * noting in ref what reply_parse() may refuse although the framing is right.
  * Returns the end of the reply, or NULL when p..end is not one.
  */
 static const char *
@@ -104,54 +104,85 @@ fuzz_ref_walk(const char *p, const char *end, int depth, struct fuzz_ref *ref)
         return NULL;
     line = p;
     p = crlf + 2;
-    if (type == '+' || type == '-' || type == ':') {
-        if (memchr(line, '\n', (size_t)(crlf - line)) != NULL ||
-            (type == ':' && !fuzz_ref_int(line, (size_t)(crlf - line), &n)))
+    size_t ll = (size_t)(crlf - line);
+    if (strchr("+-:_,#(", type) != NULL && type != '\0') {
+        if (memchr(line, '\n', ll) != NULL || (type == ':' && !fuzz_ref_int(line, ll, &n)) ||
+            (type == '_' && ll != 0) ||
+            (type == '#' && (ll != 1 || (line[0] != 't' && line[0] != 'f'))))
             ref->lenient = true;
         return p;
     }
-    if ((type != '$' && type != '*') ||
-        !fuzz_ref_int(line, (size_t)(crlf - line), &n) || n < -1)
+    bool bulk = type == '$' || type == '!' || type == '=';
+    bool agg = type == '*' || type == '%' || type == '~' || type == '>' || type == '|';
+    if ((!bulk && !agg) || !fuzz_ref_int(line, ll, &n) || n < -1 ||
+        (n == -1 && type != '$' && type != '*'))
         return NULL;
-    if (type == '$')
-        return n < 0 ? p : (uint64_t)n + 2 > (uint64_t)(end - p) ? NULL : p + n + 2;
-    for (long long i = 0; i < n && p != NULL; i++)
+    if (bulk) {
+        if (n < 0)
+            return p;
+        if ((uint64_t)n + 2 > (uint64_t)(end - p))
+            return NULL;
+        if (p[n] != '\r' || p[n + 1] != '\n')
+            ref->lenient = true; /* the scanner skips the two bytes unchecked */
+        return p + n + 2;
+    }
+    long long items = type == '%' ? 2 * n : type == '|' ? 2 * n + 1 : n;
+    for (long long i = 0; i < items && p != NULL; i++)
         p = fuzz_ref_walk(p, end, depth + 1, ref);
     return p;
 }
 
 /* ---- tree checks ------------------------------------------------------------ */
 
+static bool
+fuzz_is_agg(char t)
+{
+    return t == '*' || t == '%' || t == '~' || t == '>' || t == '|';
+}
+
+static bool
+fuzz_is_bulk(char t)
+{
+    return t == '$' || t == '!' || t == '=';
+}
+
 /* Check n (parsed from buf, len bytes) against reply.h's promises. */
 static void
 fuzz_check_tree(const struct reply_node *n, const char *buf, size_t len)
 {
-    BW_ASSERT(strchr("+-:$*", n->type) != NULL && n->type != '\0');
-    BW_ASSERT(!n->nil || ((n->type == '$' || n->type == '*') && n->integer == -1));
-    if (n->type != '*' && !n->nil)
+    BW_ASSERT(strchr("+-:$*_,#(!=%~>|", n->type) != NULL && n->type != '\0');
+    BW_ASSERT(!n->nil || n->type == '_' ||
+              ((n->type == '$' || n->type == '*') && n->integer == -1));
+    if (!fuzz_is_agg(n->type) && !n->nil)
         BW_ASSERT(n->str >= buf && n->len <= len && n->str + n->len <= buf + len);
-    if (n->type == '$' && !n->nil)
+    if (fuzz_is_bulk(n->type) && !n->nil)
         BW_ASSERT(n->integer >= 0 && (uint64_t)n->integer == n->len);
-    if (n->type == '*' && !n->nil) {
-        BW_ASSERT(n->integer >= 0 && (n->integer > 0) == (n->elems != NULL));
-        for (int64_t i = 0; i < n->integer; i++)
+    if (fuzz_is_agg(n->type) && !n->nil) {
+        uint64_t want = n->type == '%' ? 2 * (uint64_t)n->integer
+                        : n->type == '|' ? 2 * (uint64_t)n->integer + 1 : (uint64_t)n->integer;
+        BW_ASSERT(n->integer >= 0 && n->nelems == want && (n->nelems > 0) == (n->elems != NULL));
+        for (size_t i = 0; i < n->nelems; i++)
             fuzz_check_tree(&n->elems[i], buf, len);
     }
     (void)reply_node_is(n, "ok");
 }
 
-/* Canonical RESP2 of a tree. */
+/* Canonical RESP of a tree. */
 static void
 fuzz_encode(struct fuzz_buf *b, const struct reply_node *n)
 {
     char head[48];
     int hl;
 
+    if (n->nil && n->type == '_') {
+        fuzz_put(b, "_\r\n", 3);
+        return;
+    }
     if (n->nil) {
         hl = snprintf(head, sizeof(head), "%c-1\r\n", n->type);
-    } else if (n->type == '$') {
-        hl = snprintf(head, sizeof(head), "$%zu\r\n", n->len);
-    } else if (n->type == '*' || n->type == ':') {
+    } else if (fuzz_is_bulk(n->type)) {
+        hl = snprintf(head, sizeof(head), "%c%zu\r\n", n->type, n->len);
+    } else if (fuzz_is_agg(n->type) || n->type == ':') {
         hl = snprintf(head, sizeof(head), "%c%lld\r\n", n->type,
                       (long long)n->integer);
     } else {
@@ -161,11 +192,11 @@ fuzz_encode(struct fuzz_buf *b, const struct reply_node *n)
         return;
     }
     fuzz_put(b, head, (size_t)hl);
-    if (n->type == '$' && !n->nil) {
+    if (fuzz_is_bulk(n->type) && !n->nil) {
         fuzz_put(b, n->str, n->len);
         fuzz_put(b, "\r\n", 2);
     }
-    for (int64_t i = 0; n->type == '*' && i < n->integer; i++)
+    for (size_t i = 0; fuzz_is_agg(n->type) && i < n->nelems; i++)
         fuzz_encode(b, &n->elems[i]);
 }
 
@@ -173,11 +204,11 @@ static void
 fuzz_same_tree(const struct reply_node *a, const struct reply_node *b)
 {
     BW_ASSERT(a->type == b->type && a->nil == b->nil);
-    if (a->type == ':' || a->type == '*')
+    if (a->type == ':' || fuzz_is_agg(a->type) || a->type == '#')
         BW_ASSERT(a->integer == b->integer);
-    if (a->type != ':' && a->type != '*' && !a->nil)
+    if (a->type != ':' && !fuzz_is_agg(a->type) && !a->nil)
         BW_ASSERT(a->len == b->len && memcmp(a->str, b->str, a->len) == 0);
-    for (int64_t i = 0; a->type == '*' && i < a->integer; i++)
+    for (size_t i = 0; fuzz_is_agg(a->type) && i < a->nelems; i++)
         fuzz_same_tree(&a->elems[i], &b->elems[i]);
 }
 

@@ -346,6 +346,27 @@ test_hello_errors(void **state)
     assert_true(harness_same(env.ref, env.bulwark, req, 7));
 }
 
+/* A RESP2 subscriber's CLIENT ID / INFO are refused with Redis's own error, in order,
+ * and the connection goes on (a placeholder's length was once off by two). */
+static void
+test_resp2_subscribed_client_commands(void **state)
+{
+    (void)state;
+    const char *req = "SUBSCRIBE r3:c1\r\nCLIENT ID\r\nCLIENT INFO\r\nPING\r\n"
+                      "UNSUBSCRIBE\r\nPING\r\n";
+    assert_true(harness_same(env.ref, env.bulwark, req, 6));
+    struct harness_conn *c = harness_conn_open(env.bulwark);
+    harness_conn_send_str(c, "SUBSCRIBE r3:c1\r\nHELLO 3\r\nPING\r\n");
+    struct harness_buf got = {0};
+    for (int i = 0; i < 3; i++) {
+        harness_buf_reset(&got);
+        assert_int_equal(harness_conn_read_reply(c, 5000, &got), HARNESS_READ_REPLY);
+    }
+    assert_string_equal(got.data, "*2\r\n$4\r\npong\r\n$0\r\n\r\n"); /* still subscribed */
+    harness_buf_free(&got);
+    harness_conn_close(c);
+}
+
 int
 main(void)
 {
@@ -356,6 +377,7 @@ main(void)
         cmocka_unit_test(test_hello_keeps_pipeline_order),
         cmocka_unit_test(test_resp3_pubsub),
         cmocka_unit_test(test_hello_errors),
+        cmocka_unit_test(test_resp2_subscribed_client_commands),
     };
     return harness_finish(cmocka_run_group_tests(tests, group_setup, group_teardown));
 }
