@@ -11,7 +11,6 @@
 #include <unistd.h>
 
 #include <event2/buffer.h>
-#include <event2/bufferevent.h>
 #include <event2/event.h>
 
 #include "proxy/batch.h"
@@ -59,7 +58,7 @@ struct client {
     struct proxy *px;              /* borrowed */
     uint64_t id;                   /* CLIENT ID, from 1 */
     enum client_state state;       /* see enum client_state */
-    struct bufferevent *bev;       /* the socket (owned, closes fd on free) */
+    struct netio *io;              /* the socket and its buffers (owned, closes fd on free) */
     struct resp_parser *parser;    /* request parser (owned) */
     size_t need;                   /* input bytes needed before parsing again */
     struct client_slot_list slots; /* replies pending, request order (owned) */
@@ -95,6 +94,10 @@ struct client {
     uint64_t obl_soft_since_ms;    /* when the held bytes reached the soft limit, monotonic
                                       ms; 0 = below it */
     bool in_process;               /* inside client_process_input() */
+    const char *move_raw;          /* the big request being handled, whose bytes are at the
+                                      head of the input: client_forward() moves them to the
+                                      upstream (whole chains, no copy); NULL otherwise */
+    bool moved;                    /* client_forward() moved move_raw's bytes out */
     struct event *resume_ev;       /* zero-timeout event that resumes input processing on
                                       the next loop turn (owned): completions never re-enter
                                       client_process_input() from another module's loop */
@@ -184,7 +187,7 @@ static void
 client_maybe_finish(struct client *c)
 {
     if (c->state == CLIENT_DRAINING && c->nslots == 0 &&
-        evbuffer_get_length(bufferevent_get_output(c->bev)) == 0)
+        evbuffer_get_length(netio_output(c->io)) == 0)
         client_close(c);
 }
 
@@ -195,11 +198,11 @@ client_maybe_resume(struct client *c)
         return;
     uint64_t max = (uint64_t)c->px->cfg.client_max_pending;
     if (c->nslots > max / 2 ||
-        evbuffer_get_length(bufferevent_get_output(c->bev)) > CLIENT_OUTPUT_PAUSE_BYTES / 2)
+        evbuffer_get_length(netio_output(c->io)) > CLIENT_OUTPUT_PAUSE_BYTES / 2)
         return;
     c->paused = false;
     if (!c->eof)
-        bufferevent_enable(c->bev, EV_READ);
+        netio_enable_read(c->io, true);
     client_schedule_input(c);
 }
 
@@ -207,7 +210,7 @@ client_maybe_resume(struct client *c)
 static void
 client_flush(struct client *c)
 {
-    struct evbuffer *out = bufferevent_get_output(c->bev);
+    struct evbuffer *out = netio_output(c->io);
     struct client_slot *s;
 
     while ((s = TAILQ_FIRST(&c->slots)) != NULL && s->ready) {
@@ -238,7 +241,7 @@ struct evbuffer *
 client_reply_target(struct client *c)
 {
     if (TAILQ_EMPTY(&c->slots))
-        return bufferevent_get_output(c->bev);
+        return netio_output(c->io);
     struct client_slot *s = client_slot_new(c);
     s->ready = true;
     return client_slot_buf(c, s);
@@ -301,7 +304,7 @@ client_close_after_reply(struct client *c)
 {
     if (c->state == CLIENT_ACTIVE) {
         c->state = CLIENT_DRAINING;
-        bufferevent_disable(c->bev, EV_READ);
+        netio_enable_read(c->io, false);
     }
     client_flush(c);
 }
@@ -333,12 +336,17 @@ client_slot_new_detached(client_slot_fn *fn, void *data)
     return s;
 }
 
-void
-client_slot_finish(struct client_slot *s, const char *data, size_t len)
+/*
+ * Complete s with len bytes: copied from data, or moved from the head of
+ * src when src is not NULL (whole chains change hands).
+ */
+static void
+client_slot_complete(struct client_slot *s, const char *data, struct evbuffer *src, size_t len)
 {
     struct client *c = s->c;
     if (s->fn != NULL) {
-        s->fn(s->fn_data, data, len);
+        s->fn(s->fn_data, src != NULL ? (const char *)evbuffer_pullup(src, (ev_ssize_t)len) : data,
+              len);
         client_slot_free(s);
         return;
     }
@@ -350,18 +358,31 @@ client_slot_finish(struct client_slot *s, const char *data, size_t len)
         c->batch_inflight--;
     if (s->held)
         c->held--;
+    struct evbuffer *out = TAILQ_FIRST(&c->slots) == s ? netio_output(c->io) : NULL;
     if (c->close_asap)
         ; /* closing for its output limit: the reply is dropped */
-    else if (TAILQ_FIRST(&c->slots) == s)
-        evbuffer_add(bufferevent_get_output(c->bev), data, len);
+    else if (src != NULL)
+        evbuffer_remove_buffer(src, out != NULL ? out : client_slot_buf(c, s), len);
     else
-        evbuffer_add(client_slot_buf(c, s), data, len);
+        evbuffer_add(out != NULL ? out : client_slot_buf(c, s), data, len);
     s->ready = true;
     client_flush(c);
     if (c->batch_wait && c->batch_inflight == 0 && c->held == 0 && c->state == CLIENT_ACTIVE) {
         c->batch_wait = false;
         client_schedule_input(c);
     }
+}
+
+void
+client_slot_finish(struct client_slot *s, const char *data, size_t len)
+{
+    client_slot_complete(s, data, NULL, len);
+}
+
+void
+client_slot_finish_move(struct client_slot *s, struct evbuffer *src, size_t len)
+{
+    client_slot_complete(s, NULL, src, len);
 }
 
 struct upstream_conn *
@@ -411,7 +432,7 @@ client_upstream_cb(void *privdata, struct evbuffer *reply, size_t len, const cha
         return;
     }
     bool head = TAILQ_FIRST(&c->slots) == s;
-    struct evbuffer *out = head ? bufferevent_get_output(c->bev) : client_slot_buf(c, s);
+    struct evbuffer *out = head ? netio_output(c->io) : client_slot_buf(c, s);
     if (c->close_asap) { /* closing for its output limit: the reply is dropped */
         if (s->filter != NULL)
             s->filter(NULL, NULL, 0, NULL, NULL, s->filter_data);
@@ -438,7 +459,15 @@ client_forward(struct client *c, const char *cmd, size_t len, client_filter_fn *
     s->filter = filter;
     s->filter_data = data;
     c->px->stats.forwarded++;
-    if (upstream_send_db(c->up, c->db, cmd, len, client_upstream_cb, s, &err) != BW_OK)
+    int rc;
+    if (cmd == c->move_raw) { /* the big request at the head of the input: moved */
+        rc = upstream_send_db_move(c->up, c->db, netio_input(c->io), len, client_upstream_cb, s,
+                                   &err);
+        c->moved = rc == BW_OK;
+    } else {
+        rc = upstream_send_db(c->up, c->db, cmd, len, client_upstream_cb, s, &err);
+    }
+    if (rc != BW_OK)
         client_upstream_cb(s, NULL, 0, err);
 }
 
@@ -913,7 +942,7 @@ bool
 client_pinned_deliver(struct client *c, struct evbuffer *reply, size_t len)
 {
     struct client_slot *s = c->pin_slot;
-    struct evbuffer *out = bufferevent_get_output(c->bev);
+    struct evbuffer *out = netio_output(c->io);
     if (c->close_asap) {
         /* over its output limit: dropped until closed on the next turn */
     } else if (TAILQ_FIRST(&c->slots) == s) {
@@ -948,7 +977,7 @@ client_pinned_lost(struct client *c, const char *reason)
     c->pin = NULL;
     c->pin_slot = NULL;
     if (!stream) { /* each request still due gets the error a shared one would */
-        struct evbuffer *out = TAILQ_FIRST(&c->slots) == s ? bufferevent_get_output(c->bev)
+        struct evbuffer *out = TAILQ_FIRST(&c->slots) == s ? netio_output(c->io)
                                                            : client_slot_buf(c, s);
         for (uint64_t i = 0; i < due; i++)
             evbuffer_add_printf(out, "-ERR upstream %s:%d unavailable: %s\r\n",
@@ -960,7 +989,7 @@ client_pinned_lost(struct client *c, const char *reason)
     s->ready = true;
     if (c->state == CLIENT_ACTIVE) {
         c->state = CLIENT_DRAINING;
-        bufferevent_disable(c->bev, EV_READ);
+        netio_enable_read(c->io, false);
     }
     client_flush(c);
 }
@@ -971,7 +1000,7 @@ client_protocol_error(struct client *c)
 {
     char peek[68];
     const char *err = resp_parser_error(c->parser);
-    struct evbuffer *in = bufferevent_get_input(c->bev);
+    struct evbuffer *in = netio_input(c->io);
     size_t n = BW_MIN(evbuffer_get_length(in), 64);
     log_sanitize((const char *)evbuffer_pullup(in, (ev_ssize_t)n), n, peek, sizeof(peek));
     log_verbose("client id=%llu addr=%s: %.*s; input: '%s'", (unsigned long long)c->id,
@@ -1027,14 +1056,29 @@ static bool
 client_should_pause(struct client *c)
 {
     return c->close_asap || c->nslots >= (uint64_t)c->px->cfg.client_max_pending ||
-           evbuffer_get_length(bufferevent_get_output(c->bev)) > CLIENT_OUTPUT_PAUSE_BYTES;
+           evbuffer_get_length(netio_output(c->io)) > CLIENT_OUTPUT_PAUSE_BYTES;
+}
+
+/*
+ * How many input bytes to parse at once: all avail, except when a big
+ * request is complete in the first chain (netio_set_want put it there):
+ * then that chain alone, so evbuffer_pullup() copies nothing and bytes
+ * that arrived after it (in a chain of their own) are parsed next round.
+ */
+static size_t
+client_parse_span(const struct client *c, struct evbuffer *in, size_t avail)
+{
+    struct evbuffer_iovec first;
+    if (c->need <= NETIO_BIG_BYTES || evbuffer_peek(in, -1, NULL, &first, 1) <= 1)
+        return avail;
+    return first.iov_len >= c->need ? first.iov_len : avail;
 }
 
 /* Parse and handle what the input buffer holds, as far as allowed. */
 static void
 client_process_input(struct client *c)
 {
-    struct evbuffer *in = bufferevent_get_input(c->bev);
+    struct evbuffer *in = netio_input(c->io);
     const struct cfg *cfg = &c->px->cfg;
 
     if (c->pin_waiter != NULL)
@@ -1046,18 +1090,19 @@ client_process_input(struct client *c)
             break;
         if (client_should_pause(c)) {
             c->paused = true;
-            bufferevent_disable(c->bev, EV_READ);
+            netio_enable_read(c->io, false);
             break;
         }
-        const char *buf = (const char *)evbuffer_pullup(in, -1);
-        size_t off = 0;
+        size_t len = client_parse_span(c, in, avail);
+        const char *buf = (const char *)evbuffer_pullup(in, (ev_ssize_t)len);
+        size_t off = 0, drained = 0;
         int rc = RESP_OK;
-        while (c->state == CLIENT_ACTIVE && off < avail && !client_should_pause(c)) {
+        while (c->state == CLIENT_ACTIVE && off < len && !client_should_pause(c)) {
             struct resp_request req;
             size_t used = 0;
             resp_parser_set_limits(c->parser, cfg->proto_max_bulk_len);
             resp_parser_set_authenticated(c->parser, c->authenticated);
-            rc = resp_parse(c->parser, buf + off, avail - off, &used, &req);
+            rc = resp_parse(c->parser, buf + off, len - off, &used, &req);
             if (rc == RESP_OK &&
                 (c->held > 0 || (c->batch != NULL && batch_client_busy(c->batch, c))) &&
                 !client_is_plain_get(&req)) {
@@ -1088,12 +1133,23 @@ client_process_input(struct client *c)
             off += used;
             if (rc != RESP_OK)
                 break;
+            if (req.raw != NULL && req.raw_len > NETIO_BIG_BYTES) {
+                /* a big request: its bytes go to the head of the input, so
+                 * that forwarding it moves them instead of copying */
+                evbuffer_drain(in, (size_t)(req.raw - buf) - drained);
+                drained = (size_t)(req.raw - buf);
+                c->move_raw = req.raw;
+            }
             uint64_t now_us = stats_loop_us(c->px->base); /* cached: no clock read */
             cmdstats_begin(&c->px->cmdstats, now_us);
             client_handle(c, &req);
             cmdstats_end(&c->px->cmdstats, now_us);
+            if (c->moved) /* its bytes left the input (buf stays valid: the upstream's now) */
+                drained += req.raw_len;
+            c->move_raw = NULL;
+            c->moved = false;
         }
-        evbuffer_drain(in, off);
+        evbuffer_drain(in, off - drained);
         if (c->batch_wait || c->pin_wait || c->pin_waiter != NULL)
             break;
         if (rc == RESP_ERR) {
@@ -1101,10 +1157,14 @@ client_process_input(struct client *c)
             break;
         }
         c->need = rc == RESP_AGAIN ? resp_parser_need(c->parser) : 0;
-        if (rc == RESP_AGAIN)
+        if (rc == RESP_AGAIN && len == avail)
             break;
     }
     c->in_process = false;
+    if (c->state == CLIENT_ACTIVE) { /* a big bulk pending: read it into place */
+        size_t have = evbuffer_get_length(in);
+        netio_set_want(c->io, c->need > have ? c->need - have : 0, true);
+    }
     if (c->state == CLIENT_ACTIVE && client_query_buffer_over(c))
         return;
     if (c->eof && c->state == CLIENT_ACTIVE && c->nslots == 0 && !c->batch_wait &&
@@ -1126,7 +1186,7 @@ client_process_input(struct client *c)
 static bool
 client_query_buffer_over(struct client *c)
 {
-    struct evbuffer *in = bufferevent_get_input(c->bev);
+    struct evbuffer *in = netio_input(c->io);
     size_t avail = evbuffer_get_length(in), parsed = resp_parser_parsed(c->parser);
     size_t unparsed = avail - BW_MIN(parsed, avail);
     if (unparsed <= c->px->cfg.client_query_buffer_limit)
@@ -1177,26 +1237,22 @@ client_resume_cb(evutil_socket_t fd, short what, void *arg)
 /* ---- socket callbacks ----------------------------------------------------- */
 
 static void
-client_read_cb(struct bufferevent *bev, void *arg)
+client_read_cb(struct netio *io, void *arg)
 {
     struct client *c = arg;
-    (void)bev;
     c->last_ms = bw_now_ms();
     c->px->input_seq++; /* watch_sync(): bytes read after the watch was last drained */
-    struct evbuffer *in = bufferevent_get_input(c->bev);
-    size_t avail = evbuffer_get_length(in);
-    if (c->need > avail && c->need - avail > 65536) /* a big bulk: take what has arrived */
-        netio_read_big(in, bufferevent_getfd(c->bev), c->need - avail, CLIENT_IO_MAX_BYTES);
+    c->px->stats.net_input_bytes += netio_last_read(io);
     if (client_query_buffer_over(c)) /* after each read, before parsing, as Redis checks */
         return;
     client_process_input(c);
 }
 
 static void
-client_write_cb(struct bufferevent *bev, void *arg)
+client_write_cb(struct netio *io, void *arg)
 {
     struct client *c = arg;
-    (void)bev;
+    (void)io;
     c->last_ms = bw_now_ms();
     client_maybe_finish(c);
     if (c->state == CLIENT_ACTIVE)
@@ -1204,11 +1260,11 @@ client_write_cb(struct bufferevent *bev, void *arg)
 }
 
 static void
-client_event_cb(struct bufferevent *bev, short what, void *arg)
+client_event_cb(struct netio *io, short what, void *arg)
 {
     struct client *c = arg;
-    (void)bev;
-    if ((what & BEV_EVENT_EOF) && !(what & BEV_EVENT_ERROR) && c->state != CLIENT_CLOSED &&
+    (void)io;
+    if ((what & NETIO_EOF) && c->state != CLIENT_CLOSED &&
         c->pin == NULL && !c->eof) {
         /*
          * Read returned 0. Redis 7.0 (readQueryFromClient) frees the client
@@ -1222,13 +1278,13 @@ client_event_cb(struct bufferevent *bev, short what, void *arg)
         log_verbose("client id=%llu addr=%s closed its side", (unsigned long long)c->id,
                     c->addr);
         c->eof = true;
-        bufferevent_disable(c->bev, EV_READ);
+        netio_enable_read(c->io, false);
         client_eof_push(c);
         if (c->state == CLIENT_DRAINING)
             client_maybe_finish(c);
         else if (c->state == CLIENT_ACTIVE && !c->in_process)
             client_schedule_input(c);
-    } else if (what & (BEV_EVENT_EOF | BEV_EVENT_ERROR)) {
+    } else if (what & (NETIO_EOF | NETIO_ERROR)) {
         log_verbose("client id=%llu addr=%s connection error", (unsigned long long)c->id,
                     c->addr);
         client_close(c);
@@ -1251,15 +1307,10 @@ client_count_output(struct evbuffer *buf, const struct evbuffer_cb_info *info, v
 static void
 client_eof_push(struct client *c)
 {
-    struct evbuffer *out = bufferevent_get_output(c->bev);
-    evutil_socket_t fd = bufferevent_getfd(c->bev);
+    struct evbuffer *out = netio_output(c->io);
     if (c->state == CLIENT_CLOSED)
         return;
-    evbuffer_unfreeze(out, 1); /* bufferevent_socket keeps its front frozen between writes */
-    while (evbuffer_get_length(out) > 0 && evbuffer_write(out, fd) > 0)
-        ;
-    evbuffer_freeze(out, 1);
-    if (evbuffer_get_length(out) == 0)
+    if (netio_write_now(c->io) == 0)
         return;
     log_verbose("client id=%llu addr=%s closed its side and does not read: %zu bytes of "
                 "replies dropped", (unsigned long long)c->id, c->addr, evbuffer_get_length(out));
@@ -1279,7 +1330,7 @@ client_obl_class(const struct client *c)
 static size_t
 client_held_bytes(const struct client *c)
 {
-    return evbuffer_get_length(bufferevent_get_output(c->bev)) + c->parked_bytes;
+    return evbuffer_get_length(netio_output(c->io)) + c->parked_bytes;
 }
 
 /*
@@ -1314,7 +1365,7 @@ client_check_output(struct client *c)
              info);
     c->px->stats.client_output_limit_closed++;
     c->close_asap = true;
-    bufferevent_disable(c->bev, EV_READ);
+    netio_enable_read(c->io, false);
     event_active(c->resume_ev, EV_TIMEOUT, 0);
 }
 
@@ -1326,14 +1377,6 @@ client_max_output(struct proxy *px)
     TAILQ_FOREACH(c, &px->clients, link)
         most = BW_MAX(most, client_held_bytes(c));
     return most;
-}
-
-static void
-client_count_input(struct evbuffer *buf, const struct evbuffer_cb_info *info, void *arg)
-{
-    struct client *c = arg;
-    (void)buf;
-    c->px->stats.net_input_bytes += info->n_added;
 }
 
 /* ---- life cycle ----------------------------------------------------------- */
@@ -1354,19 +1397,12 @@ client_accept(struct proxy *px, evutil_socket_t fd, const char *addr, const char
     TAILQ_INIT(&c->slots);
     c->up = upstream_pick(px->pool, c->id);
     client_select(c, 0);
-    evutil_make_socket_nonblocking(fd);
-    c->bev = bufferevent_socket_new(px->base, fd, BEV_OPT_CLOSE_ON_FREE);
-    BW_ASSERT(c->bev != NULL);
-    /* libevent's default of 16 KB per read and write made a 512 MB value
-     * 32,768 loop turns each way; a read takes only what FIONREAD says */
-    bufferevent_set_max_single_read(c->bev, CLIENT_IO_MAX_BYTES);
-    bufferevent_set_max_single_write(c->bev, CLIENT_IO_MAX_BYTES);
-    bufferevent_setcb(c->bev, client_read_cb, client_write_cb, client_event_cb, c);
+    /* reads 16 KB at a time, big bulks straight into place; replies are
+     * written at the end of the loop turn (netio.h) */
+    c->io = netio_new(px->base, fd, client_read_cb, client_write_cb, client_event_cb, c);
     c->resume_ev = event_new(px->base, -1, 0, client_resume_cb, c);
     BW_ASSERT(c->resume_ev != NULL);
-    evbuffer_add_cb(bufferevent_get_output(c->bev), client_count_output, c);
-    evbuffer_add_cb(bufferevent_get_input(c->bev), client_count_input, c);
-    bufferevent_enable(c->bev, EV_READ | EV_WRITE);
+    evbuffer_add_cb(netio_output(c->io), client_count_output, c);
     TAILQ_INSERT_TAIL(&px->clients, c, link);
     px->stats.connected_clients++;
     px->stats.total_connections++;
@@ -1382,8 +1418,11 @@ client_close(struct client *c)
     if (c->state == CLIENT_CLOSED)
         return;
     c->state = CLIENT_CLOSED;
-    bufferevent_disable(c->bev, EV_READ | EV_WRITE);
-    bufferevent_setcb(c->bev, NULL, NULL, NULL, NULL);
+    if (c->close_asap) /* over its output limit: what the kernel still holds for it goes too */
+        netio_set_abortive(c->io);
+    netio_enable_read(c->io, false);
+    netio_enable_write(c->io, false);
+    netio_setcb(c->io, NULL, NULL, NULL, NULL);
     event_del(c->resume_ev);
     upstream_pinned_wait_cancel(c->pin_waiter); /* leave the queue */
     c->pin_waiter = NULL;
@@ -1414,7 +1453,7 @@ client_reap(struct proxy *px)
     struct client *c;
     while ((c = TAILQ_FIRST(&px->reaped)) != NULL) {
         TAILQ_REMOVE(&px->reaped, c, link);
-        bufferevent_free(c->bev);
+        netio_free(c->io);
         event_free(c->resume_ev);
         resp_parser_free(c->parser);
         bw_free(c->name);
@@ -1457,7 +1496,7 @@ client_shutdown_all(struct proxy *px)
         }
         if (c->state == CLIENT_ACTIVE) {
             c->state = CLIENT_DRAINING;
-            bufferevent_disable(c->bev, EV_READ);
+            netio_enable_read(c->io, false);
         }
         client_maybe_finish(c);
     }
@@ -1538,15 +1577,15 @@ void
 client_format_info(const struct client *c, struct evbuffer *out)
 {
     uint64_t now = bw_now_ms();
-    struct evbuffer *o = bufferevent_get_output(c->bev);
-    struct evbuffer *in = bufferevent_get_input(c->bev);
+    struct evbuffer *o = netio_output(c->io);
+    struct evbuffer *in = netio_input(c->io);
     evbuffer_add_printf(out,
                         "id=%llu addr=%s laddr=%s fd=%d name=%s age=%llu idle=%llu "
                         "flags=%s db=%d sub=0 psub=0 ssub=0 multi=-1 qbuf=%zu qbuf-free=0 "
                         "argv-mem=0 multi-mem=0 rbs=0 rbp=0 obl=0 oll=%llu omem=%zu "
                         "tot-mem=0 events=r cmd=%s user=default redir=-1 resp=2\n",
                         (unsigned long long)c->id, c->addr, c->laddr,
-                        (int)bufferevent_getfd(c->bev), c->name != NULL ? c->name : "",
+                        (int)netio_fd(c->io), c->name != NULL ? c->name : "",
                         (unsigned long long)(now - c->created_ms) / 1000,
                         (unsigned long long)(now - c->last_ms) / 1000,
                         c->is_unix ? "U" : "N", c->db, evbuffer_get_length(in),
