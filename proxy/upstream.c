@@ -130,7 +130,12 @@ struct upstream_pool {
     uint64_t pinned_warn_muted;          /* warnings suppressed since (one a second) */
     uint64_t db_switches;                /* SELECTs bulwark sent to move a connection
                                             to a request's database */
+    struct upstream_req_list spare;      /* freed requests kept for reuse (owned): one
+                                            malloc and free per request otherwise */
+    uint64_t nspare;                     /* entries in spare, at most UPSTREAM_SPARE_REQS */
 };
+
+#define UPSTREAM_SPARE_REQS 4096
 
 static void upstream_connect(struct upstream_conn *u);
 static void upstream_pinned_drop(struct upstream_conn *u, const char *reason);
@@ -164,6 +169,29 @@ upstream_close_io(struct upstream_conn *u)
     u->io = NULL;
 }
 
+/* A request record, from the pool's spares when it has one. */
+static struct upstream_req *
+upstream_req_alloc(struct upstream_pool *pool)
+{
+    struct upstream_req *r = STAILQ_FIRST(&pool->spare);
+    if (r == NULL)
+        return bw_malloc(sizeof(*r));
+    STAILQ_REMOVE_HEAD(&pool->spare, link);
+    pool->nspare--;
+    return r;
+}
+
+static void
+upstream_req_free(struct upstream_pool *pool, struct upstream_req *r)
+{
+    if (pool->nspare >= UPSTREAM_SPARE_REQS) {
+        bw_free(r);
+        return;
+    }
+    STAILQ_INSERT_HEAD(&pool->spare, r, link);
+    pool->nspare++;
+}
+
 /* Answer every pending request with err_reply and free them. */
 static void
 upstream_fail_pending(struct upstream_conn *u, const char *err_reply)
@@ -174,7 +202,7 @@ upstream_fail_pending(struct upstream_conn *u, const char *err_reply)
         u->inflight--;
         u->request_errors++;
         r->fn(r->privdata, NULL, 0, err_reply);
-        bw_free(r);
+        upstream_req_free(u->pool, r);
     }
 }
 
@@ -243,7 +271,7 @@ upstream_dispatch(struct upstream_conn *u, struct evbuffer *in, size_t len)
     BW_ASSERT(taken <= len);
     if (taken < len)
         evbuffer_drain(in, len - taken);
-    bw_free(r);
+    upstream_req_free(u->pool, r);
 }
 
 /*
@@ -650,7 +678,7 @@ upstream_send(struct upstream_conn *u, const char *cmd, size_t len,
         *err = u->down_reply;
         return BW_ERR;
     }
-    struct upstream_req *r = bw_malloc(sizeof(*r));
+    struct upstream_req *r = upstream_req_alloc(u->pool);
     r->sent_us = bw_now_us();
     r->fn = fn;
     r->privdata = privdata;
@@ -684,6 +712,7 @@ upstream_pool_new(struct proxy *px, upstream_commands_fn *on_commands)
     pool->conns = bw_calloc((size_t)pool->nconns, sizeof(*pool->conns));
     TAILQ_INIT(&pool->idle);
     TAILQ_INIT(&pool->waiters);
+    STAILQ_INIT(&pool->spare);
     pool->wake_ev = event_new(px->base, -1, 0, upstream_wake_cb, pool);
     BW_ASSERT(pool->wake_ev != NULL);
     if (strchr(px->cfg.upstream_host, ':') != NULL)
@@ -741,6 +770,11 @@ upstream_pool_free(struct upstream_pool *pool)
         evbuffer_free(u->acc);
     }
     bw_free(pool->conns);
+    struct upstream_req *r;
+    while ((r = STAILQ_FIRST(&pool->spare)) != NULL) {
+        STAILQ_REMOVE_HEAD(&pool->spare, link);
+        bw_free(r);
+    }
     bw_free(pool);
 }
 
