@@ -61,6 +61,8 @@ struct upstream_conn {
     uint64_t inflight;                   /* entries in pending */
     struct reply_scan scan;              /* scanner of the reply at the head */
     struct evbuffer *acc;                /* bytes of the reply being read, scanned (owned) */
+    size_t in_scanned;                   /* bytes at the head of the input already fed to
+                                            the scanner: a big bulk's, left in place */
     uint64_t last_read_us;               /* last time bytes arrived, µs (timeouts count from it) */
     struct event *retry_ev;              /* reconnect timer (owned) */
     uint64_t backoff_ms;                 /* next reconnect delay, ms */
@@ -285,9 +287,14 @@ static int
 upstream_scan(struct upstream_conn *u, struct evbuffer *in, size_t *used_in)
 {
     struct evbuffer_iovec stackv[UPSTREAM_PEEK_VECS];
-    int n = evbuffer_peek(in, -1, NULL, NULL, 0), rc = 0;
+    struct evbuffer_ptr at, *from = NULL;
+    if (u->in_scanned > 0) { /* a big bulk's bytes left in place: one or two chains */
+        BW_ASSERT(evbuffer_ptr_set(in, &at, u->in_scanned, EVBUFFER_PTR_SET) == 0);
+        from = &at;
+    }
+    int n = evbuffer_peek(in, -1, from, NULL, 0), rc = 0;
     struct evbuffer_iovec *vec = n <= UPSTREAM_PEEK_VECS ? stackv : bw_malloc(sizeof(*vec) * (size_t)n);
-    n = evbuffer_peek(in, -1, NULL, vec, n);
+    n = evbuffer_peek(in, -1, from, vec, n);
     *used_in = 0;
     for (int i = 0; i < n && rc == 0; i++) {
         size_t used;
@@ -308,12 +315,21 @@ upstream_read_cb(struct netio *io, void *arg)
     struct evbuffer *in = netio_input(io);
 
     u->last_read_us = bw_now_us();
-    while (u->io == io && evbuffer_get_length(in) > 0) {
+    while (u->io == io && evbuffer_get_length(in) > u->in_scanned) {
         size_t used;
         int rc = upstream_scan(u, in, &used);
+        if (rc == 0 && u->scan.bulk_left > NETIO_BIG_BYTES) {
+            /* a big bulk: its bytes stay in the input, which the next reads
+             * fill in large pieces, in one chain (parking them would move
+             * the chain being filled and waste its room) */
+            u->in_scanned += used;
+            netio_set_want(io, (size_t)u->scan.bulk_left, true);
+            return;
+        }
+        used += u->in_scanned;
+        u->in_scanned = 0;
         if (rc == 0) { /* a reply in the making: park its bytes */
             evbuffer_remove_buffer(in, u->acc, used);
-            /* a big bulk: the next reads take it in large pieces */
             netio_set_want(io, (size_t)u->scan.bulk_left, false);
             return;
         }
@@ -636,6 +652,7 @@ upstream_connect(struct upstream_conn *u)
     u->connect_started_ms = bw_now_ms();
     reply_scan_reset(&u->scan);
     evbuffer_drain(u->acc, evbuffer_get_length(u->acc));
+    u->in_scanned = 0;
     u->io = netio_connect(px->base, (struct sockaddr *)&ss, sslen, upstream_read_cb, NULL,
                           upstream_event_cb, u);
     if (u->io == NULL) {
