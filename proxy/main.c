@@ -26,6 +26,7 @@
 #include "proxy/local.h"
 #include "proxy/log.h"
 #include "proxy/metrics.h"
+#include "proxy/netio.h"
 #include "proxy/proxy.h"
 #include "proxy/upstream.h"
 #include "proxy/util.h"
@@ -128,6 +129,7 @@ main_cron_cb(evutil_socket_t fd, short what, void *arg)
     upstream_pool_cron(px->pool, now);
     watch_cron(px->watch, now);
     keyspace_cron(px, now);
+    netio_mem_cron(now, false);
     if (++main_cron_ticks % (1000 / MAIN_CRON_MS) == 0)
         client_cron(px, now);
     if (px->shutting_down) {
@@ -280,6 +282,7 @@ main_cleanup(struct proxy *px)
     cfg_deinit(&px->cfg);
     event_base_free(px->base);
     libevent_global_shutdown();
+    netio_mem_cron(0, true);
 }
 
 int
@@ -290,6 +293,7 @@ main(int argc, char **argv)
     const char *get;
     char err[512];
 
+    netio_mem_init(); /* before any libevent allocation */
     signal(SIGPIPE, SIG_IGN);
     main_configure(&px, argc, argv, &test_only, &get);
     if (get != NULL) {

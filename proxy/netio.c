@@ -2,7 +2,10 @@
 #include "proxy/netio.h"
 
 #include <errno.h>
+#include <pthread.h>
 #include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
 #include <sys/mman.h>
 #include <sys/socket.h>
 #include <sys/uio.h>
@@ -482,4 +485,134 @@ netio_write_now(struct netio *n)
         if (rc == 1 || evbuffer_get_length(n->out) == before)
             return (ssize_t)evbuffer_get_length(n->out);
     }
+}
+
+/* ---- libevent's allocator: big blocks kept for reuse ---------------------- */
+
+#define NETIO_MEM_HDR 16                   /* capacity header; keeps malloc's alignment */
+#define NETIO_MEM_BIG (1u << 20)           /* blocks this big or more are kept when freed */
+#define NETIO_MEM_SLOTS 8                  /* at most this many blocks kept */
+#define NETIO_MEM_KEEP_MS 2000             /* a kept block unused this long is released */
+#define NETIO_MEM_MAX_BYTES (2ull << 30)   /* most bytes kept (allocated, not all touched) */
+
+/* A freed big block, kept. */
+struct netio_mem_kept {
+    char *raw;         /* the malloc'd block, header first (owned) */
+    size_t size;       /* its capacity, bytes after the header */
+    uint64_t since_ms; /* when it was freed, monotonic ms */
+};
+
+static struct netio_mem_kept netio_kept[NETIO_MEM_SLOTS];
+static size_t netio_nkept;       /* entries in netio_kept */
+static size_t netio_kept_bytes;  /* their capacities summed */
+static pthread_mutex_t netio_mem_lock = PTHREAD_MUTEX_INITIALIZER;
+
+/* Take the smallest kept block of at least size (and at most twice it), or NULL. */
+static char *
+netio_mem_take(size_t size, size_t *cap)
+{
+    size_t best = SIZE_MAX, at = 0;
+    pthread_mutex_lock(&netio_mem_lock);
+    for (size_t i = 0; i < netio_nkept; i++)
+        if (netio_kept[i].size >= size && netio_kept[i].size / 2 <= size &&
+            netio_kept[i].size < best) {
+            best = netio_kept[i].size;
+            at = i;
+        }
+    char *raw = NULL;
+    if (best != SIZE_MAX) {
+        raw = netio_kept[at].raw;
+        *cap = best;
+        netio_kept_bytes -= best;
+        netio_kept[at] = netio_kept[--netio_nkept];
+    }
+    pthread_mutex_unlock(&netio_mem_lock);
+    return raw;
+}
+
+static void *
+netio_mem_malloc(size_t size)
+{
+    size_t cap = size;
+    char *raw = size >= NETIO_MEM_BIG ? netio_mem_take(size, &cap) : NULL;
+    if (raw == NULL && (raw = malloc(size + NETIO_MEM_HDR)) == NULL)
+        return NULL;
+    memcpy(raw, &cap, sizeof(cap));
+    return raw + NETIO_MEM_HDR;
+}
+
+static void
+netio_mem_free(void *p)
+{
+    if (p == NULL)
+        return;
+    char *raw = (char *)p - NETIO_MEM_HDR, *drop = NULL;
+    size_t size;
+    memcpy(&size, raw, sizeof(size));
+    if (size < NETIO_MEM_BIG) {
+        free(raw);
+        return;
+    }
+    pthread_mutex_lock(&netio_mem_lock);
+    if (netio_kept_bytes + size > NETIO_MEM_MAX_BYTES) {
+        drop = raw;
+    } else {
+        if (netio_nkept == NETIO_MEM_SLOTS) { /* the oldest goes */
+            size_t old = 0;
+            for (size_t i = 1; i < netio_nkept; i++)
+                if (netio_kept[i].since_ms < netio_kept[old].since_ms)
+                    old = i;
+            drop = netio_kept[old].raw;
+            netio_kept_bytes -= netio_kept[old].size;
+            netio_kept[old] = netio_kept[--netio_nkept];
+        }
+        netio_kept[netio_nkept++] = (struct netio_mem_kept){raw, size, bw_now_ms()};
+        netio_kept_bytes += size;
+    }
+    pthread_mutex_unlock(&netio_mem_lock);
+    free(drop);
+}
+
+static void *
+netio_mem_realloc(void *p, size_t size)
+{
+    if (p == NULL)
+        return netio_mem_malloc(size);
+    char *raw = (char *)p - NETIO_MEM_HDR;
+    size_t cap;
+    memcpy(&cap, raw, sizeof(cap));
+    if (size <= cap && (cap < NETIO_MEM_BIG || size >= cap / 2))
+        return p;
+    void *q = netio_mem_malloc(size);
+    if (q == NULL)
+        return NULL;
+    memcpy(q, p, BW_MIN(cap, size));
+    netio_mem_free(p);
+    return q;
+}
+
+void
+netio_mem_init(void)
+{
+    event_set_mem_functions(netio_mem_malloc, netio_mem_realloc, netio_mem_free);
+}
+
+void
+netio_mem_cron(uint64_t now_ms, bool all)
+{
+    char *drop[NETIO_MEM_SLOTS];
+    size_t ndrop = 0;
+    pthread_mutex_lock(&netio_mem_lock);
+    for (size_t i = 0; i < netio_nkept;) {
+        if (all || now_ms - netio_kept[i].since_ms >= NETIO_MEM_KEEP_MS) {
+            drop[ndrop++] = netio_kept[i].raw;
+            netio_kept_bytes -= netio_kept[i].size;
+            netio_kept[i] = netio_kept[--netio_nkept];
+        } else {
+            i++;
+        }
+    }
+    pthread_mutex_unlock(&netio_mem_lock);
+    for (size_t i = 0; i < ndrop; i++)
+        free(drop[i]);
 }

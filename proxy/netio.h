@@ -12,6 +12,7 @@
 
 #include <stdbool.h>
 #include <stddef.h>
+#include <stdint.h>
 
 #include <event2/util.h>
 
@@ -113,5 +114,17 @@ void netio_set_want(struct netio *n, size_t want, bool contiguous);
  * set; the event callback is not called).
  */
 ssize_t netio_write_now(struct netio *n);
+
+/*
+ * libevent's allocations go through netio (event_set_mem_functions): a
+ * freed block of 1 MB or more (a big bulk's chain) is kept up to 2 s for the
+ * next big bulk, as Redis's jemalloc keeps freed pages for a while, so a
+ * stream of big values is not read into freshly faulted memory each time
+ * (at most 8 blocks, 2 GB of capacity). Call netio_mem_init() before any
+ * other libevent call; netio_mem_cron() releases blocks kept too long (all
+ * of them with all, at exit).
+ */
+void netio_mem_init(void);
+void netio_mem_cron(uint64_t now_ms, bool all);
 
 #endif
