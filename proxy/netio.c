@@ -151,10 +151,18 @@ netio_connect(struct event_base *base, const struct sockaddr *sa, int salen,
  * errors are ignored.
  */
 
-/* Fault in the pages [p, p + len) is about to be written to, in one call. */
+static bool netio_mem_is_warm(const void *p);
+
+/*
+ * Fault in the pages [p, p + len) is about to be written to, in one call;
+ * not in a kept block handed out again (netio_mem_take), whose pages are
+ * resident already (the call cost 150 us per 4 MB for nothing).
+ */
 static void
 netio_populate(void *p, size_t len)
 {
+    if (netio_mem_is_warm(p))
+        return;
     const uintptr_t page = 4096;
     uintptr_t start = (uintptr_t)p & ~(page - 1), end = ((uintptr_t)p + len) & ~(page - 1);
     if (end > start)
@@ -506,6 +514,14 @@ static struct netio_mem_kept netio_kept[NETIO_MEM_SLOTS];
 static size_t netio_nkept;       /* entries in netio_kept */
 static size_t netio_kept_bytes;  /* their capacities summed */
 static pthread_mutex_t netio_mem_lock = PTHREAD_MUTEX_INITIALIZER;
+static _Thread_local uintptr_t netio_warm_lo, netio_warm_hi; /* the block last handed out
+                                                                 again by netio_mem_take */
+
+static bool
+netio_mem_is_warm(const void *p)
+{
+    return (uintptr_t)p >= netio_warm_lo && (uintptr_t)p < netio_warm_hi;
+}
 
 /* Take the smallest kept block of at least size (and at most twice it), or NULL. */
 static char *
@@ -523,6 +539,8 @@ netio_mem_take(size_t size, size_t *cap)
     if (best != SIZE_MAX) {
         raw = netio_kept[at].raw;
         *cap = best;
+        netio_warm_lo = (uintptr_t)raw;
+        netio_warm_hi = (uintptr_t)raw + NETIO_MEM_HDR + best;
         netio_kept_bytes -= best;
         netio_kept[at] = netio_kept[--netio_nkept];
     }
