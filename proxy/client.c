@@ -1334,6 +1334,12 @@ client_event_cb(struct netio *io, short what, void *arg)
         client_eof_push(c);
         if (c->state == CLIENT_DRAINING)
             client_maybe_finish(c);
+        else if (c->state == CLIENT_ACTIVE && !c->in_process && c->nslots == 0 &&
+                 evbuffer_get_length(netio_input(c->io)) == 0 && !c->batch_wait &&
+                 !c->pin_wait && c->pin_waiter == NULL && !c->close_asap)
+            client_close(c); /* nothing read is unanswered: freed now, as Redis frees a
+                                client that read 0 (a connection accepted later in this
+                                loop turn no longer finds it counted against maxclients) */
         else if (c->state == CLIENT_ACTIVE && !c->in_process)
             client_schedule_input(c);
     } else if (what & (NETIO_EOF | NETIO_ERROR)) {
