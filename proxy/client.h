@@ -4,14 +4,16 @@
  *
  * Request flow:
  *
- *   socket --read--> input evbuffer --resp_parse--> request (views)
+ *   socket --read (netio.h: 16 KB a read; a big bulk into one chain)-->
+ *     input evbuffer --resp_parse--> request (views)
  *     --> command lookup, arity, AUTH, deny-commands   (errors: local reply)
  *     --> policy: local handler (local.c)               -> reply now
  *                 forward (raw multibulk bytes)         -> upstream_send()
+ *                 (a big request's chain is moved, not copied)
  *   reply slot FIFO: one slot per request still waiting; local replies made
  *   while earlier slots wait are parked in a ready slot; an upstream reply is
  *   moved into the client's output when its slot is at the head.
- *   output evbuffer --write--> socket
+ *   output evbuffer --write at the end of the loop turn (netio.h)--> socket
  *
  * Back-pressure: a client with client-max-pending requests in flight, or
  * with more than CLIENT_OUTPUT_PAUSE_BYTES of unsent output, is not read
