@@ -120,12 +120,18 @@ batch_get_cb(void *privdata, struct evbuffer *reply, size_t len, const char *err
         batch_entry_answer(e, err, strlen(err));
         return;
     }
-    const char *data = (const char *)evbuffer_pullup(reply, (ev_ssize_t)len);
+    char head[5];
     struct watch *w = e->px->watch;
-    if (((len == 5 && memcmp(data, "$-1\r\n", 5) == 0) || (len == 3 && memcmp(data, "_\r\n", 3) == 0)) &&
+    if (((len == 5 && evbuffer_copyout(reply, head, 5) == 5 && memcmp(head, "$-1\r\n", 5) == 0) ||
+         (len == 3 && evbuffer_copyout(reply, head, 3) == 3 && memcmp(head, "_\r\n", 3) == 0)) &&
         watch_gate_closed(w))
         watch_counters(w)->passed_nil++;
-    batch_entry_answer(e, data, len);
+    if (e->nwaiters == 1) { /* one GET: its reply is moved, not copied */
+        client_slot_finish_move(e->waiters[0], reply, len);
+        batch_entry_free(e);
+        return;
+    }
+    batch_entry_answer(e, (const char *)evbuffer_pullup(reply, (ev_ssize_t)len), len);
 }
 
 /* Append "GET key" (RESP) to out. */

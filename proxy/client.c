@@ -11,7 +11,6 @@
 #include <unistd.h>
 
 #include <event2/buffer.h>
-#include <event2/bufferevent.h>
 #include <event2/event.h>
 
 #include "proxy/batch.h"
@@ -73,7 +72,7 @@ struct client {
     struct proxy *px;              /* borrowed */
     uint64_t id;                   /* CLIENT ID, from 1 */
     enum client_state state;       /* see enum client_state */
-    struct bufferevent *bev;       /* the socket (owned, closes fd on free) */
+    struct netio *io;              /* the socket and its buffers (owned, closes fd on free) */
     struct resp_parser *parser;    /* request parser (owned) */
     size_t need;                   /* input bytes needed before parsing again */
     struct client_slot_list slots; /* replies pending, request order (owned) */
@@ -121,6 +120,12 @@ struct client {
                                       all in (owned) */
     struct client_trk_write *trk_mreads; /* keys read inside MULTI: remembered once EXEC ran
                                       (after its writes, as Redis runs them) (owned) */
+    const char *move_raw;          /* the big request being handled, whose bytes are at the
+                                      head of the input: client_forward() moves them to the
+                                      upstream (whole chains, no copy); NULL otherwise */
+    bool moved;                    /* client_forward() moved move_raw's bytes out */
+    const struct resp_request *pins_req; /* the request pins is about (client_pins), or NULL */
+    bool pins;                     /* pinned_needed(pins_req) */
     struct event *resume_ev;       /* zero-timeout event that resumes input processing on
                                       the next loop turn (owned): completions never re-enter
                                       client_process_input() from another module's loop */
@@ -158,6 +163,7 @@ static void client_handle(struct client *c, const struct resp_request *req);
 static void client_handle_req(struct client *c, const struct resp_request *req);
 static void client_handle_pinned(struct client *c, const struct resp_request *req);
 static bool client_is_denied(const struct proxy *px, const char *name, size_t len);
+static bool client_pins(struct client *c, const struct resp_request *req);
 
 /* Redis's error for a server with no room (networking.c, maxclients). */
 #define CLIENT_NO_ROOM "ERR max number of clients reached"
@@ -166,10 +172,31 @@ static bool client_is_denied(const struct proxy *px, const char *name, size_t le
 
 /* ---- reply slots ---------------------------------------------------------- */
 
+/*
+ * Freed slots kept for reuse by this worker: one slot per request cost a
+ * calloc and a free on every request (callgrind). At most
+ * CLIENT_SLOT_CACHE; emptied by client_free_all().
+ */
+#define CLIENT_SLOT_CACHE 4096
+static _Thread_local struct client_slot *client_slot_cache[CLIENT_SLOT_CACHE];
+static _Thread_local size_t client_slot_cached;
+static _Thread_local bool client_slot_nocache; /* client_free_all() ran: free for real */
+
+/* A zeroed slot, from the cache when it has one. */
+static struct client_slot *
+client_slot_alloc(void)
+{
+    if (client_slot_cached == 0)
+        return bw_calloc(1, sizeof(struct client_slot));
+    struct client_slot *s = client_slot_cache[--client_slot_cached];
+    memset(s, 0, sizeof(*s));
+    return s;
+}
+
 static struct client_slot *
 client_slot_new(struct client *c)
 {
-    struct client_slot *s = bw_calloc(1, sizeof(*s));
+    struct client_slot *s = client_slot_alloc();
     s->c = c;
     cmdstats_slot(&c->px->cmdstats, &s->req);
     TAILQ_INSERT_TAIL(&c->slots, s, link);
@@ -210,14 +237,17 @@ client_slot_free(struct client_slot *s)
         evbuffer_free(s->buf);
     if (s->trk != NULL) /* orphaned before its reply: forget the write */
         client_trk_release(s->trk_px, s->trk, 0);
-    bw_free(s);
+    if (client_slot_cached < CLIENT_SLOT_CACHE && !client_slot_nocache)
+        client_slot_cache[client_slot_cached++] = s;
+    else
+        bw_free(s);
 }
 
 static void
 client_maybe_finish(struct client *c)
 {
     if (c->state == CLIENT_DRAINING && c->nslots == 0 &&
-        evbuffer_get_length(bufferevent_get_output(c->bev)) == 0)
+        evbuffer_get_length(netio_output(c->io)) == 0)
         client_close(c);
 }
 
@@ -228,11 +258,11 @@ client_maybe_resume(struct client *c)
         return;
     uint64_t max = (uint64_t)c->px->cfg.client_max_pending;
     if (c->nslots > max / 2 ||
-        evbuffer_get_length(bufferevent_get_output(c->bev)) > CLIENT_OUTPUT_PAUSE_BYTES / 2)
+        evbuffer_get_length(netio_output(c->io)) > CLIENT_OUTPUT_PAUSE_BYTES / 2)
         return;
     c->paused = false;
     if (!c->eof)
-        bufferevent_enable(c->bev, EV_READ);
+        netio_enable_read(c->io, true);
     client_schedule_input(c);
 }
 
@@ -320,7 +350,7 @@ client_tracking_send(void *arg, uint64_t to, const char *bytes, size_t len)
     if (s != NULL && TAILQ_LAST(&c->slots, client_slot_list) == s) {
         /* a session streams into its slot, whole replies at a time */
         if (TAILQ_FIRST(&c->slots) == s)
-            evbuffer_add(bufferevent_get_output(c->bev), bytes, len);
+            evbuffer_add(netio_output(c->io), bytes, len);
         else
             evbuffer_add(client_slot_buf(c, s), bytes, len);
         return;
@@ -553,7 +583,7 @@ client_track_after(struct client *c, bool was_client_cmd)
 static void
 client_flush(struct client *c)
 {
-    struct evbuffer *out = bufferevent_get_output(c->bev);
+    struct evbuffer *out = netio_output(c->io);
     struct client_slot *s;
 
     while ((s = TAILQ_FIRST(&c->slots)) != NULL && s->ready) {
@@ -584,7 +614,7 @@ struct evbuffer *
 client_reply_target(struct client *c)
 {
     if (TAILQ_EMPTY(&c->slots))
-        return bufferevent_get_output(c->bev);
+        return netio_output(c->io);
     struct client_slot *s = client_slot_new(c);
     s->ready = true;
     return client_slot_buf(c, s);
@@ -700,7 +730,7 @@ client_close_after_reply(struct client *c)
 {
     if (c->state == CLIENT_ACTIVE) {
         c->state = CLIENT_DRAINING;
-        bufferevent_disable(c->bev, EV_READ);
+        netio_enable_read(c->io, false);
     }
     client_flush(c);
 }
@@ -726,18 +756,23 @@ client_slot_new_batched(struct client *c, uint64_t epoch)
 struct client_slot *
 client_slot_new_detached(client_slot_fn *fn, void *data)
 {
-    struct client_slot *s = bw_calloc(1, sizeof(*s));
+    struct client_slot *s = client_slot_alloc();
     s->fn = fn;
     s->fn_data = data;
     return s;
 }
 
-void
-client_slot_finish(struct client_slot *s, const char *data, size_t len)
+/*
+ * Complete s with len bytes: copied from data, or moved from the head of
+ * src when src is not NULL (whole chains change hands).
+ */
+static void
+client_slot_complete(struct client_slot *s, const char *data, struct evbuffer *src, size_t len)
 {
     struct client *c = s->c;
     if (s->fn != NULL) {
-        s->fn(s->fn_data, data, len);
+        s->fn(s->fn_data, src != NULL ? (const char *)evbuffer_pullup(src, (ev_ssize_t)len) : data,
+              len);
         client_slot_free(s);
         return;
     }
@@ -749,19 +784,43 @@ client_slot_finish(struct client_slot *s, const char *data, size_t len)
         c->batch_inflight--;
     if (s->held)
         c->held--;
-    (void)client_resp3_null(c, &data, &len);
+    char head[5];
+    if (src != NULL && c->proto == 3 && len == 5) {
+        /* RESP2's null from a RESP2 source, moved: a RESP3 client gets its own */
+        if (evbuffer_copyout(src, head, 5) == 5 && (head[0] == '$' || head[0] == '*') &&
+            memcmp(head + 1, "-1\r\n", 4) == 0) {
+            evbuffer_drain(src, 5);
+            src = NULL;
+            data = head;
+        }
+    }
+    if (src == NULL)
+        (void)client_resp3_null(c, &data, &len);
+    struct evbuffer *out = TAILQ_FIRST(&c->slots) == s ? netio_output(c->io) : NULL;
     if (c->close_asap)
         ; /* closing for its output limit: the reply is dropped */
-    else if (TAILQ_FIRST(&c->slots) == s)
-        evbuffer_add(bufferevent_get_output(c->bev), data, len);
+    else if (src != NULL)
+        evbuffer_remove_buffer(src, out != NULL ? out : client_slot_buf(c, s), len);
     else
-        evbuffer_add(client_slot_buf(c, s), data, len);
+        evbuffer_add(out != NULL ? out : client_slot_buf(c, s), data, len);
     s->ready = true;
     client_flush(c);
     if (c->batch_wait && c->batch_inflight == 0 && c->held == 0 && c->state == CLIENT_ACTIVE) {
         c->batch_wait = false;
         client_schedule_input(c);
     }
+}
+
+void
+client_slot_finish(struct client_slot *s, const char *data, size_t len)
+{
+    client_slot_complete(s, data, NULL, len);
+}
+
+void
+client_slot_finish_move(struct client_slot *s, struct evbuffer *src, size_t len)
+{
+    client_slot_complete(s, NULL, src, len);
 }
 
 struct upstream_conn *
@@ -811,7 +870,7 @@ client_upstream_cb(void *privdata, struct evbuffer *reply, size_t len, const cha
         return;
     }
     bool head = TAILQ_FIRST(&c->slots) == s;
-    struct evbuffer *out = head ? bufferevent_get_output(c->bev) : client_slot_buf(c, s);
+    struct evbuffer *out = head ? netio_output(c->io) : client_slot_buf(c, s);
     if (c->close_asap) { /* closing for its output limit: the reply is dropped */
         if (s->filter != NULL)
             s->filter(NULL, NULL, 0, NULL, NULL, s->filter_data);
@@ -846,7 +905,15 @@ client_forward(struct client *c, const char *cmd, size_t len, client_filter_fn *
     s->trk_px = c->px;
     c->trk_cur = NULL;
     c->px->stats.forwarded++;
-    if (upstream_send_db(c->up, c->db, cmd, len, client_upstream_cb, s, &err) != BW_OK)
+    int rc;
+    if (cmd == c->move_raw) { /* the big request at the head of the input: moved */
+        rc = upstream_send_db_move(c->up, c->db, netio_input(c->io), len, client_upstream_cb, s,
+                                   &err);
+        c->moved = rc == BW_OK;
+    } else {
+        rc = upstream_send_db(c->up, c->db, cmd, len, client_upstream_cb, s, &err);
+    }
+    if (rc != BW_OK)
         client_upstream_cb(s, NULL, 0, err);
 }
 
@@ -1052,7 +1119,7 @@ client_must_queue(struct client *c, const struct resp_request *req)
 {
     bool woken = c->pin_woken; /* the first request parsed after a wake is the held one */
     c->pin_woken = false;
-    if (!pinned_needed(req) || c->pin_timed_out || c->multi_refused || !client_may_pin(c, req) ||
+    if (!client_pins(c, req) || c->pin_timed_out || c->multi_refused || !client_may_pin(c, req) ||
         !client_pin_admitted(c, req) || client_refused_by_watch(c, req))
         return false;
     if (pinned_is_script(req))
@@ -1169,6 +1236,16 @@ client_is_keyspace_wide(const struct resp_request *req)
            (resp_arg_is(a, "copy") && req->argc > 3); /* COPY … DB n REPLACE: another db's key */
 }
 
+/* CLIENT LIST cmd=: a copy per request, without snprintf (it showed in profiles). */
+static void
+client_set_last_cmd(struct client *c, const char *name)
+{
+    size_t n = strlen(name);
+    n = BW_MIN(n, sizeof(c->last_cmd) - 1);
+    memcpy(c->last_cmd, name, n);
+    c->last_cmd[n] = '\0';
+}
+
 /*
  * Handle one parsed request; with CLIENT TRACKING in use, Redis's steps
  * around it: the table's limit before, the command's end after (in a
@@ -1228,7 +1305,7 @@ client_handle_req(struct client *c, const struct resp_request *req)
     }
     const struct cmd_info *ci = client_lookup(c, req, &forward_unknown);
     cmdstats_command(&px->cmdstats, ci);
-    snprintf(c->last_cmd, sizeof(c->last_cmd), "%s", ci != NULL ? ci->fullname : "NULL");
+    client_set_last_cmd(c, ci != NULL ? ci->fullname : "NULL");
     if (ci == NULL) {
         if (forward_unknown)
             client_forward_request(c, req, NULL, NULL);
@@ -1250,7 +1327,7 @@ client_handle_req(struct client *c, const struct resp_request *req)
                            (int)BW_MIN(req->argv[0].len, 128), req->argv[0].ptr);
         return;
     }
-    if (c->pin != NULL || (pinned_needed(req) && client_may_pin(c, req))) {
+    if (c->pin != NULL || (client_pins(c, req) && client_may_pin(c, req))) {
         client_pinned_request(c, ci, req);
         return;
     }
@@ -1374,7 +1451,7 @@ bool
 client_pinned_deliver(struct client *c, struct evbuffer *reply, size_t len)
 {
     struct client_slot *s = c->pin_slot;
-    struct evbuffer *out = bufferevent_get_output(c->bev);
+    struct evbuffer *out = netio_output(c->io);
     if (c->close_asap) {
         /* over its output limit: dropped until closed on the next turn */
     } else if (TAILQ_FIRST(&c->slots) == s) {
@@ -1429,7 +1506,7 @@ client_pinned_lost(struct client *c, const char *reason)
     c->pin = NULL;
     c->pin_slot = NULL;
     if (!stream) { /* each request still due gets the error a shared one would */
-        struct evbuffer *out = TAILQ_FIRST(&c->slots) == s ? bufferevent_get_output(c->bev)
+        struct evbuffer *out = TAILQ_FIRST(&c->slots) == s ? netio_output(c->io)
                                                            : client_slot_buf(c, s);
         for (uint64_t i = 0; i < due; i++)
             evbuffer_add_printf(out, "-ERR upstream %s:%d unavailable: %s\r\n",
@@ -1441,7 +1518,7 @@ client_pinned_lost(struct client *c, const char *reason)
     s->ready = true;
     if (c->state == CLIENT_ACTIVE) {
         c->state = CLIENT_DRAINING;
-        bufferevent_disable(c->bev, EV_READ);
+        netio_enable_read(c->io, false);
     }
     client_flush(c);
 }
@@ -1452,7 +1529,7 @@ client_protocol_error(struct client *c)
 {
     char peek[68];
     const char *err = resp_parser_error(c->parser);
-    struct evbuffer *in = bufferevent_get_input(c->bev);
+    struct evbuffer *in = netio_input(c->io);
     size_t n = BW_MIN(evbuffer_get_length(in), 64);
     log_sanitize((const char *)evbuffer_pullup(in, (ev_ssize_t)n), n, peek, sizeof(peek));
     log_verbose("client id=%llu addr=%s: %.*s; input: '%s'", (unsigned long long)c->id,
@@ -1501,6 +1578,20 @@ client_pinned_is_local(const struct resp_request *req)
 }
 
 /*
+ * pinned_needed(req), worked out once per request: it compares the command
+ * name with some forty names, and three checks on the way ask it.
+ */
+static bool
+client_pins(struct client *c, const struct resp_request *req)
+{
+    if (c->pins_req != req) {
+        c->pins_req = req;
+        c->pins = pinned_needed(req);
+    }
+    return c->pins;
+}
+
+/*
  * AUTH of an ACL user moves the client to a connection of its own, but only
  * when bulwark has no requirepass: else bulwark's own AUTH rules apply.
  */
@@ -1541,14 +1632,29 @@ static bool
 client_should_pause(struct client *c)
 {
     return c->close_asap || c->nslots >= (uint64_t)c->px->cfg.client_max_pending ||
-           evbuffer_get_length(bufferevent_get_output(c->bev)) > CLIENT_OUTPUT_PAUSE_BYTES;
+           evbuffer_get_length(netio_output(c->io)) > CLIENT_OUTPUT_PAUSE_BYTES;
+}
+
+/*
+ * How many input bytes to parse at once: all avail, except when a big
+ * request is complete in the first chain (netio_set_want put it there):
+ * then that chain alone, so evbuffer_pullup() copies nothing and bytes
+ * that arrived after it (in a chain of their own) are parsed next round.
+ */
+static size_t
+client_parse_span(const struct client *c, struct evbuffer *in, size_t avail)
+{
+    struct evbuffer_iovec first;
+    if (c->need <= NETIO_BIG_BYTES || evbuffer_peek(in, -1, NULL, &first, 1) <= 1)
+        return avail;
+    return first.iov_len >= c->need ? first.iov_len : avail;
 }
 
 /* Parse and handle what the input buffer holds, as far as allowed. */
 static void
 client_process_input(struct client *c)
 {
-    struct evbuffer *in = bufferevent_get_input(c->bev);
+    struct evbuffer *in = netio_input(c->io);
     const struct cfg *cfg = &c->px->cfg;
 
     if (c->pin_waiter != NULL)
@@ -1560,18 +1666,20 @@ client_process_input(struct client *c)
             break;
         if (client_should_pause(c)) {
             c->paused = true;
-            bufferevent_disable(c->bev, EV_READ);
+            netio_enable_read(c->io, false);
             break;
         }
-        const char *buf = (const char *)evbuffer_pullup(in, -1);
-        size_t off = 0;
+        size_t len = client_parse_span(c, in, avail);
+        const char *buf = (const char *)evbuffer_pullup(in, (ev_ssize_t)len);
+        size_t off = 0, drained = 0;
         int rc = RESP_OK;
-        while (c->state == CLIENT_ACTIVE && off < avail && !client_should_pause(c)) {
+        while (c->state == CLIENT_ACTIVE && off < len && !client_should_pause(c)) {
             struct resp_request req;
             size_t used = 0;
             resp_parser_set_limits(c->parser, cfg->proto_max_bulk_len);
             resp_parser_set_authenticated(c->parser, c->authenticated);
-            rc = resp_parse(c->parser, buf + off, avail - off, &used, &req);
+            rc = resp_parse(c->parser, buf + off, len - off, &used, &req);
+            c->pins_req = NULL; /* a new request (maybe at the same address) */
             if (rc == RESP_OK &&
                 (c->held > 0 || (c->batch != NULL && batch_client_busy(c->batch, c))) &&
                 !client_is_plain_get(&req)) {
@@ -1583,7 +1691,7 @@ client_process_input(struct client *c)
                 break;
             }
             if (rc == RESP_OK && c->pin == NULL && c->nslots > 0 &&
-                ((pinned_needed(&req) && client_may_pin(c, &req)) ||
+                ((client_pins(c, &req) && client_may_pin(c, &req)) ||
                  client_switches_proto(c, &req))) {
                 /* A session starts on another upstream connection: Redis
                  * must have run this client's earlier requests first. */
@@ -1603,12 +1711,23 @@ client_process_input(struct client *c)
             off += used;
             if (rc != RESP_OK)
                 break;
+            if (req.raw != NULL && req.raw_len > NETIO_BIG_BYTES) {
+                /* a big request: its bytes go to the head of the input, so
+                 * that forwarding it moves them instead of copying */
+                evbuffer_drain(in, (size_t)(req.raw - buf) - drained);
+                drained = (size_t)(req.raw - buf);
+                c->move_raw = req.raw;
+            }
             uint64_t now_us = stats_loop_us(c->px->base); /* cached: no clock read */
             cmdstats_begin(&c->px->cmdstats, now_us);
             client_handle(c, &req);
             cmdstats_end(&c->px->cmdstats, now_us);
+            if (c->moved) /* its bytes left the input (buf stays valid: the upstream's now) */
+                drained += req.raw_len;
+            c->move_raw = NULL;
+            c->moved = false;
         }
-        evbuffer_drain(in, off);
+        evbuffer_drain(in, off - drained);
         if (c->batch_wait || c->drain_wait || c->pin_waiter != NULL)
             break;
         if (rc == RESP_ERR) {
@@ -1616,10 +1735,14 @@ client_process_input(struct client *c)
             break;
         }
         c->need = rc == RESP_AGAIN ? resp_parser_need(c->parser) : 0;
-        if (rc == RESP_AGAIN)
+        if (rc == RESP_AGAIN && len == avail)
             break;
     }
     c->in_process = false;
+    if (c->state == CLIENT_ACTIVE) { /* a big bulk pending: read it into place */
+        size_t have = evbuffer_get_length(in);
+        netio_set_want(c->io, c->need > have ? c->need - have : 0, true);
+    }
     if (c->state == CLIENT_ACTIVE && client_query_buffer_over(c))
         return;
     if (c->eof && c->state == CLIENT_ACTIVE && c->nslots == 0 && !c->batch_wait &&
@@ -1641,7 +1764,7 @@ client_process_input(struct client *c)
 static bool
 client_query_buffer_over(struct client *c)
 {
-    struct evbuffer *in = bufferevent_get_input(c->bev);
+    struct evbuffer *in = netio_input(c->io);
     size_t avail = evbuffer_get_length(in), parsed = resp_parser_parsed(c->parser);
     size_t unparsed = avail - BW_MIN(parsed, avail);
     if (unparsed <= c->px->cfg.client_query_buffer_limit)
@@ -1692,26 +1815,22 @@ client_resume_cb(evutil_socket_t fd, short what, void *arg)
 /* ---- socket callbacks ----------------------------------------------------- */
 
 static void
-client_read_cb(struct bufferevent *bev, void *arg)
+client_read_cb(struct netio *io, void *arg)
 {
     struct client *c = arg;
-    (void)bev;
     c->last_ms = bw_now_ms();
     c->px->input_seq++; /* watch_sync(): bytes read after the watch was last drained */
-    struct evbuffer *in = bufferevent_get_input(c->bev);
-    size_t avail = evbuffer_get_length(in);
-    if (c->need > avail && c->need - avail > 65536) /* a big bulk: take what has arrived */
-        netio_read_big(in, bufferevent_getfd(c->bev), c->need - avail, CLIENT_IO_MAX_BYTES);
+    c->px->stats.net_input_bytes += netio_last_read(io);
     if (client_query_buffer_over(c)) /* after each read, before parsing, as Redis checks */
         return;
     client_process_input(c);
 }
 
 static void
-client_write_cb(struct bufferevent *bev, void *arg)
+client_write_cb(struct netio *io, void *arg)
 {
     struct client *c = arg;
-    (void)bev;
+    (void)io;
     c->last_ms = bw_now_ms();
     client_maybe_finish(c);
     if (c->state == CLIENT_ACTIVE)
@@ -1719,11 +1838,11 @@ client_write_cb(struct bufferevent *bev, void *arg)
 }
 
 static void
-client_event_cb(struct bufferevent *bev, short what, void *arg)
+client_event_cb(struct netio *io, short what, void *arg)
 {
     struct client *c = arg;
-    (void)bev;
-    if ((what & BEV_EVENT_EOF) && !(what & BEV_EVENT_ERROR) && c->state != CLIENT_CLOSED &&
+    (void)io;
+    if ((what & NETIO_EOF) && c->state != CLIENT_CLOSED &&
         c->pin == NULL && !c->eof) {
         /*
          * Read returned 0. Redis 7.0 (readQueryFromClient) frees the client
@@ -1737,13 +1856,19 @@ client_event_cb(struct bufferevent *bev, short what, void *arg)
         log_verbose("client id=%llu addr=%s closed its side", (unsigned long long)c->id,
                     c->addr);
         c->eof = true;
-        bufferevent_disable(c->bev, EV_READ);
+        netio_enable_read(c->io, false);
         client_eof_push(c);
         if (c->state == CLIENT_DRAINING)
             client_maybe_finish(c);
+        else if (c->state == CLIENT_ACTIVE && !c->in_process && c->nslots == 0 &&
+                 evbuffer_get_length(netio_input(c->io)) == 0 && !c->batch_wait &&
+                 !c->drain_wait && c->pin_waiter == NULL && !c->close_asap)
+            client_close(c); /* nothing read is unanswered: freed now, as Redis frees a
+                                client that read 0 (a connection accepted later in this
+                                loop turn no longer finds it counted against maxclients) */
         else if (c->state == CLIENT_ACTIVE && !c->in_process)
             client_schedule_input(c);
-    } else if (what & (BEV_EVENT_EOF | BEV_EVENT_ERROR)) {
+    } else if (what & (NETIO_EOF | NETIO_ERROR)) {
         log_verbose("client id=%llu addr=%s connection error", (unsigned long long)c->id,
                     c->addr);
         client_close(c);
@@ -1766,15 +1891,10 @@ client_count_output(struct evbuffer *buf, const struct evbuffer_cb_info *info, v
 static void
 client_eof_push(struct client *c)
 {
-    struct evbuffer *out = bufferevent_get_output(c->bev);
-    evutil_socket_t fd = bufferevent_getfd(c->bev);
+    struct evbuffer *out = netio_output(c->io);
     if (c->state == CLIENT_CLOSED)
         return;
-    evbuffer_unfreeze(out, 1); /* bufferevent_socket keeps its front frozen between writes */
-    while (evbuffer_get_length(out) > 0 && evbuffer_write(out, fd) > 0)
-        ;
-    evbuffer_freeze(out, 1);
-    if (evbuffer_get_length(out) == 0)
+    if (netio_write_now(c->io) == 0)
         return;
     log_verbose("client id=%llu addr=%s closed its side and does not read: %zu bytes of "
                 "replies dropped", (unsigned long long)c->id, c->addr, evbuffer_get_length(out));
@@ -1794,7 +1914,7 @@ client_obl_class(const struct client *c)
 static size_t
 client_held_bytes(const struct client *c)
 {
-    return evbuffer_get_length(bufferevent_get_output(c->bev)) + c->parked_bytes;
+    return evbuffer_get_length(netio_output(c->io)) + c->parked_bytes;
 }
 
 /*
@@ -1829,7 +1949,7 @@ client_check_output(struct client *c)
              info);
     c->px->stats.client_output_limit_closed++;
     c->close_asap = true;
-    bufferevent_disable(c->bev, EV_READ);
+    netio_enable_read(c->io, false);
     event_active(c->resume_ev, EV_TIMEOUT, 0);
 }
 
@@ -1841,14 +1961,6 @@ client_max_output(struct proxy *px)
     TAILQ_FOREACH(c, &px->clients, link)
         most = BW_MAX(most, client_held_bytes(c));
     return most;
-}
-
-static void
-client_count_input(struct evbuffer *buf, const struct evbuffer_cb_info *info, void *arg)
-{
-    struct client *c = arg;
-    (void)buf;
-    c->px->stats.net_input_bytes += info->n_added;
 }
 
 /* ---- life cycle ----------------------------------------------------------- */
@@ -1870,19 +1982,12 @@ client_accept(struct proxy *px, evutil_socket_t fd, const char *addr, const char
     c->proto = 2;
     c->up = upstream_pick(px->pool, c->id, 2);
     client_select(c, 0);
-    evutil_make_socket_nonblocking(fd);
-    c->bev = bufferevent_socket_new(px->base, fd, BEV_OPT_CLOSE_ON_FREE);
-    BW_ASSERT(c->bev != NULL);
-    /* libevent's default of 16 KB per read and write made a 512 MB value
-     * 32,768 loop turns each way; a read takes only what FIONREAD says */
-    bufferevent_set_max_single_read(c->bev, CLIENT_IO_MAX_BYTES);
-    bufferevent_set_max_single_write(c->bev, CLIENT_IO_MAX_BYTES);
-    bufferevent_setcb(c->bev, client_read_cb, client_write_cb, client_event_cb, c);
+    /* reads 16 KB at a time, big bulks straight into place; replies are
+     * written at the end of the loop turn (netio.h) */
+    c->io = netio_new(px->base, fd, client_read_cb, client_write_cb, client_event_cb, c);
     c->resume_ev = event_new(px->base, -1, 0, client_resume_cb, c);
     BW_ASSERT(c->resume_ev != NULL);
-    evbuffer_add_cb(bufferevent_get_output(c->bev), client_count_output, c);
-    evbuffer_add_cb(bufferevent_get_input(c->bev), client_count_input, c);
-    bufferevent_enable(c->bev, EV_READ | EV_WRITE);
+    evbuffer_add_cb(netio_output(c->io), client_count_output, c);
     TAILQ_INSERT_TAIL(&px->clients, c, link);
     client_index_add(px, c);
     px->stats.connected_clients++;
@@ -1912,8 +2017,11 @@ client_close(struct client *c)
         bw_free(c->trk_mreads);
     }
     c->trk_cur = c->trk_pin = c->trk_mreads = NULL;
-    bufferevent_disable(c->bev, EV_READ | EV_WRITE);
-    bufferevent_setcb(c->bev, NULL, NULL, NULL, NULL);
+    if (c->close_asap) /* over its output limit: what the kernel still holds for it goes too */
+        netio_set_abortive(c->io);
+    netio_enable_read(c->io, false);
+    netio_enable_write(c->io, false);
+    netio_setcb(c->io, NULL, NULL, NULL, NULL);
     event_del(c->resume_ev);
     upstream_pinned_wait_cancel(c->pin_waiter); /* leave the queue */
     c->pin_waiter = NULL;
@@ -1945,7 +2053,7 @@ client_reap(struct proxy *px)
     struct client *c;
     while ((c = TAILQ_FIRST(&px->reaped)) != NULL) {
         TAILQ_REMOVE(&px->reaped, c, link);
-        bufferevent_free(c->bev);
+        netio_free(c->io);
         event_free(c->resume_ev);
         resp_parser_free(c->parser);
         bw_free(c->name);
@@ -1988,7 +2096,7 @@ client_shutdown_all(struct proxy *px)
         }
         if (c->state == CLIENT_ACTIVE) {
             c->state = CLIENT_DRAINING;
-            bufferevent_disable(c->bev, EV_READ);
+            netio_enable_read(c->io, false);
         }
         client_maybe_finish(c);
     }
@@ -2003,6 +2111,9 @@ client_free_all(struct proxy *px)
     bw_free(px->by_id);
     px->by_id = NULL;
     px->by_id_cap = px->by_id_n = 0;
+    client_slot_nocache = true; /* slots freed later (batches, upstream) are freed */
+    while (client_slot_cached > 0)
+        bw_free(client_slot_cache[--client_slot_cached]);
 }
 
 /* ---- accessors ------------------------------------------------------------ */
@@ -2106,15 +2217,15 @@ client_format_info(const struct client *c, struct evbuffer *out)
         *f++ = 'N';
     *f = '\0';
     uint64_t now = bw_now_ms();
-    struct evbuffer *o = bufferevent_get_output(c->bev);
-    struct evbuffer *in = bufferevent_get_input(c->bev);
+    struct evbuffer *o = netio_output(c->io);
+    struct evbuffer *in = netio_input(c->io);
     evbuffer_add_printf(out,
                         "id=%llu addr=%s laddr=%s fd=%d name=%s age=%llu idle=%llu "
                         "flags=%s db=%d sub=0 psub=0 ssub=0 multi=-1 qbuf=%zu qbuf-free=0 "
                         "argv-mem=0 multi-mem=0 rbs=0 rbp=0 obl=0 oll=%llu omem=%zu "
                         "tot-mem=0 events=r cmd=%s user=default redir=%lld resp=%d\n",
                         (unsigned long long)c->id, c->addr, c->laddr,
-                        (int)bufferevent_getfd(c->bev), c->name != NULL ? c->name : "",
+                        (int)netio_fd(c->io), c->name != NULL ? c->name : "",
                         (unsigned long long)(now - c->created_ms) / 1000,
                         (unsigned long long)(now - c->last_ms) / 1000,
                         flags, c->db, evbuffer_get_length(in),

@@ -4,14 +4,16 @@
  *
  * Request flow:
  *
- *   socket --read--> input evbuffer --resp_parse--> request (views)
+ *   socket --read (netio.h: 16 KB a read; a big bulk into one chain)-->
+ *     input evbuffer --resp_parse--> request (views)
  *     --> command lookup, arity, AUTH, deny-commands   (errors: local reply)
  *     --> policy: local handler (local.c)               -> reply now
  *                 forward (raw multibulk bytes)         -> upstream_send()
+ *                 (a big request's chain is moved, not copied)
  *   reply slot FIFO: one slot per request still waiting; local replies made
  *   while earlier slots wait are parked in a ready slot; an upstream reply is
  *   moved into the client's output when its slot is at the head.
- *   output evbuffer --write--> socket
+ *   output evbuffer --write at the end of the loop turn (netio.h)--> socket
  *
  * Back-pressure: a client with client-max-pending requests in flight, or
  * with more than CLIENT_OUTPUT_PAUSE_BYTES of unsent output, is not read
@@ -37,10 +39,6 @@ struct keyspace;
 
 /* Unsent output above which a client is not read any more, bytes. */
 #define CLIENT_OUTPUT_PAUSE_BYTES (64u * 1024 * 1024)
-
-/* Most bytes one read or one write of a client or upstream socket moves
- * (libevent's default is 16 KB), so big values cross in few loop turns. */
-#define CLIENT_IO_MAX_BYTES (4 * 1024 * 1024)
 
 /*
  * Filter for a forwarded request whose upstream reply bulwark rewrites
@@ -253,6 +251,13 @@ struct client_slot *client_slot_new_detached(client_slot_fn *fn, void *data);
  * what is ready; frees the slot when its client is gone.
  */
 void client_slot_finish(struct client_slot *s, const char *data, size_t len);
+
+/*
+ * client_slot_finish() of the len bytes at the head of src (an upstream
+ * reply), moved instead of copied (whole chains change hands); they are
+ * drained from src unless the slot's client is gone.
+ */
+void client_slot_finish_move(struct client_slot *s, struct evbuffer *src, size_t len);
 
 /*
  * The slot's GET is held by a hot-key lease: until it is answered, the

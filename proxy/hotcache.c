@@ -807,6 +807,15 @@ hot_lease_release(struct hot *h, const char *key, size_t len, const char *value,
 }
 
 size_t
+hot_lease_waiters(struct hot *h, const char *key, size_t len)
+{
+    if (h->leases.count == 0)
+        return 0;
+    struct hot_lease *l = hot_lease_find(h, key, len);
+    return l != NULL ? l->nwaiters : 0;
+}
+
+size_t
 hot_lease_expire(struct hot *h, uint64_t now_ms, hot_waiter_fn *cb, void *ctx)
 {
     void **held = NULL;

@@ -287,6 +287,9 @@ size_t hot_lease_release(struct hot *h, const char *key, size_t len,
                          const char *value, size_t vlen, hot_waiter_fn *cb,
                          void *ctx);
 
+/* GETs held by key's lease now (0: no lease, or none held). */
+size_t hot_lease_waiters(struct hot *h, const char *key, size_t len);
+
 /*
  * End every lease whose time is up at now_ms (expires_at_ms <= now_ms);
  * their waiters go to cb(ctx, waiter, NULL, 0) at once, each counted as a

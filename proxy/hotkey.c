@@ -329,7 +329,9 @@ hotkey_on_set(struct hotkey *hk, const struct resp_request *req)
     if (hk == NULL || req->argc < 3)
         return;
     const struct resp_arg *key = &req->argv[1], *val = &req->argv[2];
-    if (req->argc != 3) { /* options may keep the SET from happening */
+    if (req->argc != 3 || hot_lease_waiters(hk->hot, key->ptr, key->len) == 0) {
+        /* options may keep the SET from happening; or nobody is held, and
+         * a big value is not copied twice for nothing */
         hot_lease_release(hk->hot, key->ptr, key->len, NULL, 0, hotkey_wake, hk);
         return;
     }

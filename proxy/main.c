@@ -27,6 +27,7 @@
 #include "proxy/local.h"
 #include "proxy/log.h"
 #include "proxy/metrics.h"
+#include "proxy/netio.h"
 #include "proxy/proxy.h"
 #include "proxy/tracking.h"
 #include "proxy/upstream.h"
@@ -131,6 +132,7 @@ main_cron_cb(evutil_socket_t fd, short what, void *arg)
     watch_cron(px->watch, now);
     keyspace_cron(px, now);
     tracking_limit(px->tracking, (uint64_t)px->cfg.tracking_table_max_keys, TRACKING_WRITER_NONE);
+    netio_mem_cron(now, false);
     if (++main_cron_ticks % (1000 / MAIN_CRON_MS) == 0)
         client_cron(px, now);
     if (px->shutting_down) {
@@ -316,6 +318,7 @@ main_cleanup(struct proxy *px)
     cfg_deinit(&px->cfg);
     event_base_free(px->base);
     libevent_global_shutdown();
+    netio_mem_cron(0, true);
 }
 
 int
@@ -326,6 +329,7 @@ main(int argc, char **argv)
     const char *get;
     char err[512];
 
+    netio_mem_init(); /* before any libevent allocation */
     signal(SIGPIPE, SIG_IGN);
     main_configure(&px, argc, argv, &test_only, &get);
     if (get != NULL) {

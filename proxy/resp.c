@@ -633,13 +633,6 @@ resp_parse(struct resp_parser *p, const char *buf, size_t len, size_t *consumed,
 /* ---- argument helpers ------------------------------------------------------ */
 
 bool
-resp_arg_is(const struct resp_arg *a, const char *s)
-{
-    size_t n = strlen(s);
-    return a->len == n && strncasecmp(a->ptr, s, n) == 0;
-}
-
-bool
 resp_arg_ll(const struct resp_arg *a, long long *out)
 {
     char tmp[32], *end;

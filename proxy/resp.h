@@ -159,7 +159,25 @@ const char *resp_parser_error(const struct resp_parser *p);
 uint64_t resp_parser_scanned(const struct resp_parser *p);
 
 /* True when argument a equals s (NUL-terminated), ASCII case-insensitively. */
-bool resp_arg_is(const struct resp_arg *a, const char *s);
+static inline bool
+resp_arg_is(const struct resp_arg *a, const char *s)
+{
+    /* Inline, one pass, no strlen: the command-name tests run on every
+     * request and nearly all differ at the first byte. ASCII case folding,
+     * as strncasecmp in the C locale. */
+    size_t i;
+    for (i = 0; s[i] != '\0'; i++) {
+        if (i == a->len)
+            return false; /* a is shorter */
+        unsigned char x = (unsigned char)a->ptr[i], y = (unsigned char)s[i];
+        if (x == y)
+            continue;
+        /* equal but for bit 5 only counts for letters ('@' is not '`') */
+        if ((x | 0x20) != (y | 0x20) || (x | 0x20) < 'a' || (x | 0x20) > 'z')
+            return false;
+    }
+    return i == a->len;
+}
 
 /*
  * Parse the whole argument a as a signed 64-bit decimal, by Redis's

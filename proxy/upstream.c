@@ -1,6 +1,6 @@
 /*
  * upstream: multiplexed, pipelined connections to the upstream Redis over
- * libevent bufferevents; replies are found with the streaming scanner of
+ * netio sockets (netio.h); replies are found with the streaming scanner of
  * reply.c and relayed as raw bytes, in request order.
  */
 #include "proxy/upstream.h"
@@ -17,7 +17,6 @@
 #include <sys/socket.h>
 
 #include <event2/buffer.h>
-#include <event2/bufferevent.h>
 #include <event2/event.h>
 
 #include "proxy/cmdstats.h"
@@ -57,11 +56,13 @@ struct upstream_conn {
     struct upstream_pool *pool;          /* owning pool (borrowed) */
     int index;                           /* position in the pool */
     enum upstream_state state;           /* see the diagram in upstream.h */
-    struct bufferevent *bev;             /* socket (owned), NULL when DOWN */
+    struct netio *io;                    /* socket and its buffers (owned), NULL when DOWN */
     struct upstream_req_list pending;    /* requests in flight (owned), FIFO */
     uint64_t inflight;                   /* entries in pending */
     struct reply_scan scan;              /* scanner of the reply at the head */
     struct evbuffer *acc;                /* bytes of the reply being read, scanned (owned) */
+    size_t in_scanned;                   /* bytes at the head of the input already fed to
+                                            the scanner: a big bulk's, left in place */
     uint64_t last_read_us;               /* last time bytes arrived, µs (timeouts count from it) */
     struct event *retry_ev;              /* reconnect timer (owned) */
     uint64_t backoff_ms;                 /* next reconnect delay, ms */
@@ -141,7 +142,12 @@ struct upstream_pool {
     uint64_t pinned_warn_muted;          /* warnings suppressed since (one a second) */
     uint64_t db_switches;                /* SELECTs bulwark sent to move a connection
                                             to a request's database */
+    struct upstream_req_list spare;      /* freed requests kept for reuse (owned): one
+                                            malloc and free per request otherwise */
+    uint64_t nspare;                     /* entries in spare, at most UPSTREAM_SPARE_REQS */
 };
+
+#define UPSTREAM_SPARE_REQS 4096
 
 static void upstream_connect(struct upstream_conn *u);
 static void upstream_pinned_drop(struct upstream_conn *u, const char *reason);
@@ -153,11 +159,49 @@ static void upstream_pinned_wake_soon(struct upstream_pool *pool);
 /* ---- failure and reconnect ---------------------------------------------- */
 
 static void
-upstream_free_bev_cb(evutil_socket_t fd, short what, void *arg)
+upstream_free_io_cb(evutil_socket_t fd, short what, void *arg)
 {
     (void)fd;
     (void)what;
-    bufferevent_free(arg);
+    netio_free(arg);
+}
+
+/* Stop u's socket and free it from a zero-timeout event (we may be inside its callback). */
+static void
+upstream_close_io(struct upstream_conn *u)
+{
+    struct timeval zero = {0, 0};
+    if (u->io == NULL)
+        return;
+    netio_setcb(u->io, NULL, NULL, NULL, NULL);
+    netio_enable_read(u->io, false);
+    netio_enable_write(u->io, false);
+    if (event_base_once(u->pool->px->base, -1, EV_TIMEOUT, upstream_free_io_cb, u->io, &zero) != 0)
+        netio_free(u->io);
+    u->io = NULL;
+}
+
+/* A request record, from the pool's spares when it has one. */
+static struct upstream_req *
+upstream_req_alloc(struct upstream_pool *pool)
+{
+    struct upstream_req *r = STAILQ_FIRST(&pool->spare);
+    if (r == NULL)
+        return bw_malloc(sizeof(*r));
+    STAILQ_REMOVE_HEAD(&pool->spare, link);
+    pool->nspare--;
+    return r;
+}
+
+static void
+upstream_req_free(struct upstream_pool *pool, struct upstream_req *r)
+{
+    if (pool->nspare >= UPSTREAM_SPARE_REQS) {
+        bw_free(r);
+        return;
+    }
+    STAILQ_INSERT_HEAD(&pool->spare, r, link);
+    pool->nspare++;
 }
 
 /* Answer every pending request with err_reply and free them. */
@@ -170,7 +214,7 @@ upstream_fail_pending(struct upstream_conn *u, const char *err_reply)
         u->inflight--;
         u->request_errors++;
         r->fn(r->privdata, NULL, 0, err_reply);
-        bw_free(r);
+        upstream_req_free(u->pool, r);
     }
 }
 
@@ -189,14 +233,7 @@ upstream_fail(struct upstream_conn *u, const char *reason, const char *err_reply
     snprintf(u->down_reply, sizeof(u->down_reply),
              "-ERR upstream %s unavailable: %s\r\n", u->pool->addr, reason);
     u->state = UPSTREAM_DOWN;
-    if (u->bev != NULL) {
-        struct timeval zero = {0, 0};
-        bufferevent_setcb(u->bev, NULL, NULL, NULL, NULL);
-        bufferevent_disable(u->bev, EV_READ | EV_WRITE);
-        if (event_base_once(px->base, -1, EV_TIMEOUT, upstream_free_bev_cb, u->bev, &zero) != 0)
-            bufferevent_free(u->bev);
-        u->bev = NULL;
-    }
+    upstream_close_io(u);
     if (u->pinned)
         log_verbose("upstream %s pinned connection closed: %s", u->pool->addr, reason);
     else if (was_up || !u->warned_down)
@@ -226,9 +263,6 @@ upstream_retry_cb(evutil_socket_t fd, short what, void *arg)
     upstream_connect(arg);
 }
 
-/* Most bytes one read or write of an upstream socket moves (libevent: 16 KB). */
-#define UPSTREAM_IO_MAX_BYTES (4 * 1024 * 1024)
-
 /* ---- replies -------------------------------------------------------------- */
 
 /* One complete reply of len bytes is at the head of in: hand it over. */
@@ -249,7 +283,7 @@ upstream_dispatch(struct upstream_conn *u, struct evbuffer *in, size_t len)
     BW_ASSERT(taken <= len);
     if (taken < len)
         evbuffer_drain(in, len - taken);
-    bw_free(r);
+    upstream_req_free(u->pool, r);
 }
 
 /*
@@ -263,9 +297,14 @@ static int
 upstream_scan(struct upstream_conn *u, struct evbuffer *in, size_t *used_in)
 {
     struct evbuffer_iovec stackv[UPSTREAM_PEEK_VECS];
-    int n = evbuffer_peek(in, -1, NULL, NULL, 0), rc = 0;
+    struct evbuffer_ptr at, *from = NULL;
+    if (u->in_scanned > 0) { /* a big bulk's bytes left in place: one or two chains */
+        BW_ASSERT(evbuffer_ptr_set(in, &at, u->in_scanned, EVBUFFER_PTR_SET) == 0);
+        from = &at;
+    }
+    int n = evbuffer_peek(in, -1, from, NULL, 0), rc = 0;
     struct evbuffer_iovec *vec = n <= UPSTREAM_PEEK_VECS ? stackv : bw_malloc(sizeof(*vec) * (size_t)n);
-    n = evbuffer_peek(in, -1, NULL, vec, n);
+    n = evbuffer_peek(in, -1, from, vec, n);
     *used_in = 0;
     for (int i = 0; i < n && rc == 0; i++) {
         size_t used;
@@ -280,19 +319,28 @@ upstream_scan(struct upstream_conn *u, struct evbuffer *in, size_t *used_in)
 
 
 static void
-upstream_read_cb(struct bufferevent *bev, void *arg)
+upstream_read_cb(struct netio *io, void *arg)
 {
     struct upstream_conn *u = arg;
-    struct evbuffer *in = bufferevent_get_input(bev);
+    struct evbuffer *in = netio_input(io);
 
     u->last_read_us = bw_now_us();
-    if (u->scan.bulk_left > 65536) /* a big bulk: take what has arrived */
-        netio_read_big(in, bufferevent_getfd(bev), (size_t)u->scan.bulk_left, UPSTREAM_IO_MAX_BYTES);
-    while (u->bev == bev && evbuffer_get_length(in) > 0) {
+    while (u->io == io && evbuffer_get_length(in) > u->in_scanned) {
         size_t used;
         int rc = upstream_scan(u, in, &used);
+        if (rc == 0 && u->scan.bulk_left > NETIO_BIG_BYTES) {
+            /* a big bulk: its bytes stay in the input, which the next reads
+             * fill in large pieces, in one chain (parking them would move
+             * the chain being filled and waste its room) */
+            u->in_scanned += used;
+            netio_set_want(io, (size_t)u->scan.bulk_left, true);
+            return;
+        }
+        used += u->in_scanned;
+        u->in_scanned = 0;
         if (rc == 0) { /* a reply in the making: park its bytes */
             evbuffer_remove_buffer(in, u->acc, used);
+            netio_set_want(io, (size_t)u->scan.bulk_left, false);
             return;
         }
         bool raw = STAILQ_EMPTY(&u->pending) && u->pinned && u->owner != NULL;
@@ -315,19 +363,18 @@ upstream_read_cb(struct bufferevent *bev, void *arg)
         u->replies++;
         u->raw_fn(u->owner, src, len);
         size_t taken = before - evbuffer_get_length(src);
-        if (u->bev == bev && taken < len)
+        if (u->io == io && taken < len)
             evbuffer_drain(src, len - taken);
     }
 }
 
 static void
-upstream_event_cb(struct bufferevent *bev, short what, void *arg)
+upstream_event_cb(struct netio *io, short what, void *arg)
 {
     struct upstream_conn *u = arg;
-    (void)bev;
-    if (what & BEV_EVENT_CONNECTED) {
+    if (what & NETIO_CONNECTED) {
         int one = 1;
-        evutil_socket_t fd = bufferevent_getfd(u->bev);
+        evutil_socket_t fd = netio_fd(io);
         (void)setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
         if (u->connects++ > 0)
             u->reconnects++;
@@ -342,7 +389,7 @@ upstream_event_cb(struct bufferevent *bev, short what, void *arg)
         return;
     }
     char reason[128];
-    if (what & BEV_EVENT_EOF)
+    if (what & NETIO_EOF)
         snprintf(reason, sizeof(reason), "connection closed by upstream");
     else
         snprintf(reason, sizeof(reason), "%s",
@@ -653,20 +700,17 @@ upstream_connect(struct upstream_conn *u)
         upstream_fail(u, reason, NULL);
         return;
     }
-    u->bev = bufferevent_socket_new(px->base, -1, BEV_OPT_CLOSE_ON_FREE);
-    BW_ASSERT(u->bev != NULL);
-    bufferevent_set_max_single_read(u->bev, UPSTREAM_IO_MAX_BYTES); /* 16 KB by default */
-    bufferevent_set_max_single_write(u->bev, UPSTREAM_IO_MAX_BYTES);
-    bufferevent_setcb(u->bev, upstream_read_cb, NULL, upstream_event_cb, u);
     u->state = UPSTREAM_CONNECTING;
     u->connect_started_ms = bw_now_ms();
     reply_scan_reset(&u->scan);
     evbuffer_drain(u->acc, evbuffer_get_length(u->acc));
-    if (bufferevent_socket_connect(u->bev, (struct sockaddr *)&ss, sslen) != 0) {
+    u->in_scanned = 0;
+    u->io = netio_connect(px->base, (struct sockaddr *)&ss, sslen, upstream_read_cb, NULL,
+                          upstream_event_cb, u);
+    if (u->io == NULL) {
         upstream_fail(u, evutil_socket_error_to_string(EVUTIL_SOCKET_ERROR()), NULL);
         return;
     }
-    bufferevent_enable(u->bev, EV_READ | EV_WRITE);
     upstream_handshake(u);
 }
 
@@ -674,7 +718,7 @@ int
 upstream_send_db(struct upstream_conn *u, int db, const char *cmd, size_t len,
                  upstream_reply_fn *fn, void *privdata, const char **err)
 {
-    if (u->state == UPSTREAM_DOWN || u->bev == NULL) {
+    if (u->state == UPSTREAM_DOWN || u->io == NULL) {
         *err = u->down_reply;
         return BW_ERR;
     }
@@ -698,19 +742,29 @@ upstream_send(struct upstream_conn *u, const char *cmd, size_t len,
 {
     u->requests++;
     cmdstats_answered(&u->pool->px->cmdstats, CMDSTATS_BY_UPSTREAM);
-    if (u->state == UPSTREAM_DOWN || u->bev == NULL) {
+    if (u->state == UPSTREAM_DOWN || u->io == NULL) {
         u->request_errors++;
         *err = u->down_reply;
         return BW_ERR;
     }
-    struct upstream_req *r = bw_malloc(sizeof(*r));
+    struct upstream_req *r = upstream_req_alloc(u->pool);
     r->sent_us = bw_now_us();
     r->fn = fn;
     r->privdata = privdata;
     STAILQ_INSERT_TAIL(&u->pending, r, link);
     u->inflight++;
-    if (bufferevent_write(u->bev, cmd, len) != 0)
-        log_warn("upstream %s: bufferevent_write of %zu bytes failed", u->pool->addr, len);
+    if (len > 0 && evbuffer_add(netio_output(u->io), cmd, len) != 0)
+        log_warn("upstream %s: evbuffer_add of %zu bytes failed", u->pool->addr, len);
+    return BW_OK;
+}
+
+int
+upstream_send_db_move(struct upstream_conn *u, int db, struct evbuffer *src, size_t len,
+                      upstream_reply_fn *fn, void *privdata, const char **err)
+{
+    if (upstream_send_db(u, db, NULL, 0, fn, privdata, err) != BW_OK)
+        return BW_ERR;
+    evbuffer_remove_buffer(src, netio_output(u->io), len);
     return BW_OK;
 }
 
@@ -727,6 +781,7 @@ upstream_pool_new(struct proxy *px, upstream_commands_fn *on_commands)
     pool->conns = bw_calloc(2 * (size_t)pool->nconns, sizeof(*pool->conns));
     TAILQ_INIT(&pool->idle);
     TAILQ_INIT(&pool->waiters);
+    STAILQ_INIT(&pool->spare);
     pool->wake_ev = event_new(px->base, -1, 0, upstream_wake_cb, pool);
     BW_ASSERT(pool->wake_ev != NULL);
     if (strchr(px->cfg.upstream_host, ':') != NULL)
@@ -767,9 +822,8 @@ upstream_pool_free(struct upstream_pool *pool)
     while (!TAILQ_EMPTY(&pool->idle)) {
         struct upstream_conn *u = TAILQ_FIRST(&pool->idle);
         TAILQ_REMOVE(&pool->idle, u, idle_link);
-        if (u->bev != NULL)
-            bufferevent_free(u->bev);
-        u->bev = NULL;
+        netio_free(u->io);
+        u->io = NULL;
         u->state = UPSTREAM_DOWN;
         upstream_fail_pending(u, "-ERR bulwark is shutting down\r\n");
         event_free(u->retry_ev);
@@ -781,16 +835,19 @@ upstream_pool_free(struct upstream_pool *pool)
         char err[512];
         snprintf(err, sizeof(err), "-ERR upstream %s: bulwark is shutting down\r\n",
                  pool->addr);
-        if (u->bev != NULL) {
-            bufferevent_free(u->bev);
-            u->bev = NULL;
-        }
+        netio_free(u->io);
+        u->io = NULL;
         u->state = UPSTREAM_DOWN;
         upstream_fail_pending(u, err);
         event_free(u->retry_ev);
         evbuffer_free(u->acc);
     }
     bw_free(pool->conns);
+    struct upstream_req *r;
+    while ((r = STAILQ_FIRST(&pool->spare)) != NULL) {
+        STAILQ_REMOVE_HEAD(&pool->spare, link);
+        bw_free(r);
+    }
     bw_free(pool);
 }
 
@@ -1001,14 +1058,7 @@ upstream_pinned_drop(struct upstream_conn *u, const char *reason)
     if (u->dead)
         return;
     u->dead = true;
-    if (u->bev != NULL) {
-        struct timeval zero = {0, 0};
-        bufferevent_setcb(u->bev, NULL, NULL, NULL, NULL);
-        bufferevent_disable(u->bev, EV_READ | EV_WRITE);
-        if (event_base_once(pool->px->base, -1, EV_TIMEOUT, upstream_free_bev_cb, u->bev, &zero) != 0)
-            bufferevent_free(u->bev);
-        u->bev = NULL;
-    }
+    upstream_close_io(u);
     u->state = UPSTREAM_DOWN;
     if (u->in_idle) {
         TAILQ_REMOVE(&pool->idle, u, idle_link);
@@ -1190,9 +1240,9 @@ upstream_pool_pinned_waiting(const struct upstream_pool *pool)
 int
 upstream_pinned_send(struct upstream_conn *u, const char *cmd, size_t len)
 {
-    if (u->dead || u->bev == NULL)
+    if (u->dead || u->io == NULL)
         return BW_ERR;
-    if (bufferevent_write(u->bev, cmd, len) != 0)
+    if (evbuffer_add(netio_output(u->io), cmd, len) != 0)
         return BW_ERR;
     return BW_OK;
 }

@@ -94,6 +94,15 @@ int upstream_send(struct upstream_conn *u, const char *cmd, size_t len,
 int upstream_send_db(struct upstream_conn *u, int db, const char *cmd, size_t len,
                      upstream_reply_fn *fn, void *privdata, const char **err);
 
+/*
+ * upstream_send_db() of the len bytes at the head of src (a client's input),
+ * moved into u's output (whole chains change hands, no copy) and drained
+ * from src; on BW_ERR src is untouched. The bytes of a moved chain stay
+ * valid until u writes them, which is never before the current loop turn ends.
+ */
+int upstream_send_db_move(struct upstream_conn *u, int db, struct evbuffer *src, size_t len,
+                          upstream_reply_fn *fn, void *privdata, const char **err);
+
 /* Pinned u moves to database db before the owner's next request (its reply is bulwark's). */
 void upstream_pinned_select(struct upstream_conn *u, int db);
 

@@ -15,7 +15,6 @@
 
 #include <event2/buffer.h>
 #include <event2/event.h>
-#include <hiredis/adapters/libevent.h>
 #include <hiredis/async.h>
 #include <hiredis/hiredis.h>
 
@@ -523,6 +522,96 @@ watch_handshake(struct watch *w, redisAsyncContext *ac)
     redisAsyncCommand(ac, watch_log_error_cb, watch_gen_tag(w), "CLIENT SETNAME bulwark-watch");
 }
 
+/*
+ * hiredis 0.14's libevent adapter arms a one-shot read event, so each read of
+ * a watch connection (every loop turn that brings invalidations, i.e. under
+ * writes) cost an epoll_ctl DEL and ADD pair; this adapter keeps one
+ * persistent read event armed until hiredis asks for it to stop.
+ */
+struct watch_ev {
+    redisAsyncContext *ac; /* borrowed: the context the events serve */
+    struct event *rev;     /* EV_READ|EV_PERSIST (owned) */
+    struct event *wev;     /* EV_WRITE, one-shot as hiredis expects (owned) */
+    bool reading;          /* rev is armed */
+};
+
+static void
+watch_ev_read(evutil_socket_t fd, short what, void *arg)
+{
+    struct watch_ev *e = arg;
+    (void)fd;
+    (void)what;
+    redisAsyncHandleRead(e->ac);
+}
+
+static void
+watch_ev_write(evutil_socket_t fd, short what, void *arg)
+{
+    struct watch_ev *e = arg;
+    (void)fd;
+    (void)what;
+    redisAsyncHandleWrite(e->ac);
+}
+
+static void
+watch_ev_add_read(void *arg)
+{
+    struct watch_ev *e = arg;
+    if (!e->reading && event_add(e->rev, NULL) == 0)
+        e->reading = true;
+}
+
+static void
+watch_ev_del_read(void *arg)
+{
+    struct watch_ev *e = arg;
+    if (e->reading)
+        event_del(e->rev);
+    e->reading = false;
+}
+
+static void
+watch_ev_add_write(void *arg)
+{
+    struct watch_ev *e = arg;
+    event_add(e->wev, NULL);
+}
+
+static void
+watch_ev_del_write(void *arg)
+{
+    struct watch_ev *e = arg;
+    event_del(e->wev);
+}
+
+static void
+watch_ev_cleanup(void *arg)
+{
+    struct watch_ev *e = arg;
+    event_free(e->rev);
+    event_free(e->wev);
+    bw_free(e);
+}
+
+/* Attach ac to base with the adapter above (redisLibeventAttach's contract). */
+static void
+watch_ev_attach(redisAsyncContext *ac, struct event_base *base)
+{
+    struct watch_ev *e = bw_calloc(1, sizeof(*e));
+    e->ac = ac;
+    e->rev = event_new(base, ac->c.fd, EV_READ | EV_PERSIST, watch_ev_read, e);
+    e->wev = event_new(base, ac->c.fd, EV_WRITE, watch_ev_write, e);
+    BW_ASSERT(e->rev != NULL && e->wev != NULL);
+    ac->ev.addRead = watch_ev_add_read;
+    ac->ev.delRead = watch_ev_del_read;
+    ac->ev.addWrite = watch_ev_add_write;
+    ac->ev.delWrite = watch_ev_del_write;
+    ac->ev.cleanup = watch_ev_cleanup;
+    ac->ev.data = e;
+    watch_ev_add_read(e);
+    watch_ev_add_write(e); /* the connect completes on writability */
+}
+
 static redisAsyncContext *
 watch_open(struct watch *w)
 {
@@ -536,7 +625,7 @@ watch_open(struct watch *w)
         return NULL;
     }
     ac->data = w;
-    redisLibeventAttach(ac, w->px->base);
+    watch_ev_attach(ac, w->px->base);
     redisAsyncSetConnectCallback(ac, watch_connect_cb);
     redisAsyncSetDisconnectCallback(ac, watch_disconnect_cb);
     return ac;

@@ -872,6 +872,24 @@ test_argv_grows_and_shrinks(void **state)
     resp_parser_free(p);
 }
 
+/* resp_arg_is: ASCII case-insensitive, whole argument, NUL bytes kept. */
+static void
+test_arg_is(void **state)
+{
+    (void)state;
+    struct resp_arg a = {"MuLtI", 5}, z = {"get\0", 4}, at = {"@x", 2}, e = {"", 0};
+    assert_true(resp_arg_is(&a, "multi"));
+    assert_true(resp_arg_is(&a, "MULTI"));
+    assert_false(resp_arg_is(&a, "mult"));
+    assert_false(resp_arg_is(&a, "multix"));
+    assert_false(resp_arg_is(&a, "nulti"));
+    assert_false(resp_arg_is(&z, "get"));
+    assert_false(resp_arg_is(&at, "`x")); /* differs in bit 5, not a letter */
+    assert_true(resp_arg_is(&at, "@X"));
+    assert_true(resp_arg_is(&e, ""));
+    assert_false(resp_arg_is(&e, "a"));
+}
+
 int
 main(void)
 {
@@ -890,6 +908,7 @@ main(void)
         cmocka_unit_test(test_big_bulk_is_linear),
         cmocka_unit_test(test_many_args_and_long_line_are_linear),
         cmocka_unit_test(test_argv_grows_and_shrinks),
+        cmocka_unit_test(test_arg_is),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
