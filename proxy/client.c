@@ -85,6 +85,10 @@ struct client {
     uint64_t batch_epoch;          /* batcher epoch of the last batched GET */
     uint64_t batch_inflight;       /* batched GETs not answered yet */
     bool batch_wait;               /* input held until the batched/held GETs are answered */
+    bool pin_idle_wait;            /* input held: a request bulwark answers itself (HELLO,
+                                      CLIENT …, SELECT) waits until nothing is due on the
+                                      session's connection (or the session ends), as Redis
+                                      reads nothing from a client blocked or mid-reply */
     bool drain_wait;               /* input held until every reply due is in: a request
                                       that starts a pinned session (its writes must come
                                       first), or a HELLO that moves the client to the
@@ -120,6 +124,8 @@ struct client {
                                       all in (owned) */
     struct client_trk_write *trk_mreads; /* keys read inside MULTI: remembered once EXEC ran
                                       (after its writes, as Redis runs them) (owned) */
+    struct client_trk_write *trk_mdirty; /* of those, keys the transaction writes after
+                                      reading them: told once remembered (owned) */
     const char *move_raw;          /* the big request being handled, whose bytes are at the
                                       head of the input: client_forward() moves them to the
                                       upstream (whole chains, no copy); NULL otherwise */
@@ -374,12 +380,47 @@ client_tracking_key_changed(struct proxy *px, const char *key, size_t len, uint6
  * the write is sent: a read that reached Redis before the write would
  * otherwise put the old value back in a client's cache, untold.
  */
+/* Append a copy of key to *list (made when NULL). */
+static void
+client_trk_push(struct client_trk_write **list, const char *key, size_t len)
+{
+    struct client_trk_write *w = *list;
+    if (w == NULL)
+        w = *list = bw_calloc(1, sizeof(*w));
+    if (w->n == w->cap) {
+        w->cap = BW_MAX(w->cap * 2, (size_t)4);
+        w->keys = bw_realloc(w->keys, w->cap * sizeof(*w->keys));
+        w->lens = bw_realloc(w->lens, w->cap * sizeof(*w->lens));
+    }
+    w->keys[w->n] = bw_strndup(key, len);
+    w->lens[w->n++] = len;
+}
+
+/* Free a key list that was never registered anywhere. NULL ok. */
+static void
+client_trk_free_list(struct client_trk_write *w)
+{
+    if (w == NULL)
+        return;
+    for (size_t i = 0; i < w->n; i++)
+        bw_free(w->keys[i]);
+    bw_free(w->keys);
+    bw_free(w->lens);
+    bw_free(w);
+}
+
 void
 client_tracking_write(struct proxy *px, const char *key, size_t len, uint64_t writer)
 {
     struct client *c = client_by_id(px, writer);
     if (!tracking_any(px->tracking) || c == NULL)
         return;
+    if (c->trk_mreads != NULL) /* a transaction writes a key it read: told after EXEC */
+        for (size_t i = 0; i < c->trk_mreads->n; i++)
+            if (c->trk_mreads->lens[i] == len && memcmp(c->trk_mreads->keys[i], key, len) == 0) {
+                client_trk_push(&c->trk_mdirty, key, len);
+                break;
+            }
     if (px->trk_writes == NULL)
         px->trk_writes = inflight_new();
     inflight_add(px->trk_writes, key, len, writer);
@@ -427,20 +468,23 @@ client_trk_release(struct proxy *px, struct client_trk_write *w, uint64_t writer
     bw_free(w);
 }
 
-/* The reads of a transaction that ran: remembered now, after its writes were told. */
+/*
+ * The reads of a transaction that ran: remembered now, after its writes were
+ * told; a key it wrote after reading it is told now (after EXEC's reply).
+ */
 static void
 client_trk_mreads(struct client *c)
 {
-    struct client_trk_write *w = c->trk_mreads;
-    c->trk_mreads = NULL;
+    struct client_trk_write *w = c->trk_mreads, *d = c->trk_mdirty;
+    c->trk_mreads = c->trk_mdirty = NULL;
     for (size_t i = 0; i < w->n; i++) {
         struct tracking_arg k = {w->keys[i], w->lens[i]};
         tracking_remember_keys(c->px->tracking, c->id, &k, 1);
-        bw_free(w->keys[i]);
     }
-    bw_free(w->keys);
-    bw_free(w->lens);
-    bw_free(w);
+    for (size_t i = 0; d != NULL && i < d->n; i++)
+        client_tracking_key_changed(c->px, d->keys[i], d->lens[i], c->id);
+    client_trk_free_list(w);
+    client_trk_free_list(d);
 }
 
 /* Merge write src into *dst (a session's writes in flight); src is freed. */
@@ -510,18 +554,8 @@ client_track_read(struct client *c, const struct cmd_info *ci, const struct resp
     for (int i = 0; i < nk; i++)
         keys[i] = (struct tracking_arg){argv[idx[i]], lens[idx[i]]};
     if (nk > 0 && c->pin != NULL && pinned_in_multi(c->pin)) {
-        struct client_trk_write *w = c->trk_mreads;
-        if (w == NULL)
-            w = c->trk_mreads = bw_calloc(1, sizeof(*w));
-        for (int i = 0; i < nk; i++) {
-            if (w->n == w->cap) {
-                w->cap = BW_MAX(w->cap * 2, (size_t)4);
-                w->keys = bw_realloc(w->keys, w->cap * sizeof(*w->keys));
-                w->lens = bw_realloc(w->lens, w->cap * sizeof(*w->lens));
-            }
-            w->keys[w->n] = bw_strndup(keys[i].ptr, keys[i].len);
-            w->lens[w->n++] = keys[i].len;
-        }
+        for (int i = 0; i < nk; i++)
+            client_trk_push(&c->trk_mreads, keys[i].ptr, keys[i].len);
     } else if (nk > 0) {
         tracking_remember_keys(c->px->tracking, c->id, keys, (size_t)nk);
     }
@@ -1197,9 +1231,15 @@ client_handle_pinned(struct client *c, const struct resp_request *req)
         c->pin_slot->ready = true;
         c->pin_slot = NULL;
         client_flush(c);
+        if (c->state == CLIENT_CLOSED)
+            return; /* it had closed its side and its output could go (adversarial pass) */
         struct pinned *keep = c->pin;
         c->pin = NULL;
         client_handle_req(c, req);
+        if (c->state == CLIENT_CLOSED) {
+            pinned_free(keep); /* closed while bulwark answered: the session goes too */
+            return;
+        }
         c->pin = keep;
         pinned_follow_db(keep, c->db); /* a SELECT bulwark answered */
         pinned_follow_proto(keep, c->proto); /* a HELLO bulwark answered */
@@ -1459,6 +1499,10 @@ client_pinned_deliver(struct client *c, struct evbuffer *reply, size_t len)
     } else {
         evbuffer_remove_buffer(reply, client_slot_buf(c, s), len);
     }
+    if (c->pin_idle_wait && pinned_idle(c->pin)) { /* the held request's turn */
+        c->pin_idle_wait = false;
+        client_schedule_input(c);
+    }
     if (c->trk_after && pinned_outstanding(c->pin) == 0) {
         /* the session's writes are answered (a transaction's run at EXEC) */
         if (c->trk_pin != NULL && !pinned_in_multi(c->pin)) {
@@ -1481,6 +1525,7 @@ client_unpin(struct client *c)
     c->pin_slot->ready = true;
     c->pin_slot = NULL;
     pinned_free_clean(p);
+    c->pin_idle_wait = false; /* a held request goes on, on the shared connection */
     if (c->trk_pin != NULL) {
         struct client_trk_write *w = c->trk_pin;
         c->trk_pin = NULL;
@@ -1505,6 +1550,10 @@ client_pinned_lost(struct client *c, const char *reason)
     pinned_free(c->pin);
     c->pin = NULL;
     c->pin_slot = NULL;
+    if (c->pin_idle_wait) { /* a held request goes on, on the shared connection */
+        c->pin_idle_wait = false;
+        client_schedule_input(c);
+    }
     if (!stream) { /* each request still due gets the error a shared one would */
         struct evbuffer *out = TAILQ_FIRST(&c->slots) == s ? netio_output(c->io)
                                                            : client_slot_buf(c, s);
@@ -1540,18 +1589,38 @@ client_protocol_error(struct client *c)
 }
 
 /*
- * CLIENT ID/INFO/LIST/GETNAME of a RESP2 client known to be subscribed:
- * Redis answers "Can't execute 'client|id': only (P|S)SUBSCRIBE / …" for
- * them, in order with the messages, so they go to the session's connection.
+ * A request bulwark answers itself (HELLO, CLIENT …, SELECT) from a RESP2
+ * client whose session surely runs subscribed when Redis reaches it (the
+ * last pub/sub request subscribed): Redis refuses it, unrun, with its exact
+ * "Can't execute '…': only (P|S)SUBSCRIBE / …" error, in order with the
+ * messages, so it goes to the session's connection as it came.
  */
 static bool
 client_subscribed_resp2_harmless(const struct client *c, const struct resp_request *req)
 {
-    if (c->proto != 2 || pinned_counts_replies(c->pin) || !pinned_maybe_subscribed(c->pin) ||
-        req->argc < 2 || !resp_arg_is(&req->argv[0], "client"))
+    return c->proto == 2 && !pinned_counts_replies(c->pin) && pinned_surely_subscribed(c->pin) &&
+           (client_pinned_is_local(req) || resp_arg_is(&req->argv[0], "select"));
+}
+
+/*
+ * True when req, of a client in a session, is one bulwark answers itself and
+ * must wait for: replies are due on the session (a blocking command, a
+ * script, a pipeline; or pub/sub winding down after UNSUBSCRIBE), so its
+ * reply cannot go in between yet. Redis reads nothing more from a blocked
+ * client either. Not inside MULTI (refused there), not in a Lua debugger
+ * session or a surely subscribed RESP2 one (Redis answers those).
+ */
+static bool
+client_pinned_must_wait(const struct client *c, const struct resp_request *req)
+{
+    /* (a SELECT goes to Redis, followed, except while replies are not counted) */
+    if (!client_pinned_is_local(req) &&
+        !(resp_arg_is(&req->argv[0], "select") && !pinned_counts_replies(c->pin)))
         return false;
-    return resp_arg_is(&req->argv[1], "id") || resp_arg_is(&req->argv[1], "info") ||
-           resp_arg_is(&req->argv[1], "list") || resp_arg_is(&req->argv[1], "getname");
+    if (pinned_idle(c->pin) || pinned_in_multi(c->pin) || pinned_debugging(c->pin))
+        return false;
+    return !client_subscribed_resp2_harmless(c, req) &&
+           (pinned_counts_replies(c->pin) || !pinned_maybe_subscribed(c->pin));
 }
 
 /*
@@ -1700,6 +1769,13 @@ client_process_input(struct client *c)
                 c->need = 0;
                 break;
             }
+            if (rc == RESP_OK && c->pin != NULL && client_pinned_must_wait(c, &req)) {
+                /* Answered by bulwark: after what is due on the session. */
+                resp_parser_reset(c->parser);
+                c->pin_idle_wait = true;
+                c->need = 0;
+                break;
+            }
             if (rc == RESP_OK && c->pin == NULL && client_must_queue(c, &req)) {
                 /* Every dedicated connection is taken: the request (and all
                  * after it) waits unparsed in the pool's FIFO queue. */
@@ -1728,7 +1804,7 @@ client_process_input(struct client *c)
             c->moved = false;
         }
         evbuffer_drain(in, off - drained);
-        if (c->batch_wait || c->drain_wait || c->pin_waiter != NULL)
+        if (c->batch_wait || c->drain_wait || c->pin_idle_wait || c->pin_waiter != NULL)
             break;
         if (rc == RESP_ERR) {
             client_protocol_error(c);
@@ -1746,7 +1822,7 @@ client_process_input(struct client *c)
     if (c->state == CLIENT_ACTIVE && client_query_buffer_over(c))
         return;
     if (c->eof && c->state == CLIENT_ACTIVE && c->nslots == 0 && !c->batch_wait &&
-        !c->drain_wait && c->pin_waiter == NULL && !c->close_asap) {
+        !c->drain_wait && !c->pin_idle_wait && c->pin_waiter == NULL && !c->close_asap) {
         /* every request it sent before closing its side is answered */
         log_verbose("client id=%llu addr=%s closed its side: closing", (unsigned long long)c->id,
                     c->addr);
@@ -1808,7 +1884,7 @@ client_resume_cb(evutil_socket_t fd, short what, void *arg)
         return;
     }
     if (c->state == CLIENT_ACTIVE && !c->paused && !c->in_process && !c->batch_wait &&
-        !c->drain_wait && c->pin_waiter == NULL)
+        !c->drain_wait && !c->pin_idle_wait && c->pin_waiter == NULL)
         client_process_input(c);
 }
 
@@ -1862,7 +1938,7 @@ client_event_cb(struct netio *io, short what, void *arg)
             client_maybe_finish(c);
         else if (c->state == CLIENT_ACTIVE && !c->in_process && c->nslots == 0 &&
                  evbuffer_get_length(netio_input(c->io)) == 0 && !c->batch_wait &&
-                 !c->drain_wait && c->pin_waiter == NULL && !c->close_asap)
+                 !c->drain_wait && !c->pin_idle_wait && c->pin_waiter == NULL && !c->close_asap)
             client_close(c); /* nothing read is unanswered: freed now, as Redis frees a
                                 client that read 0 (a connection accepted later in this
                                 loop turn no longer finds it counted against maxclients) */
@@ -2009,14 +2085,9 @@ client_close(struct client *c)
         client_trk_release(px, c->trk_cur, 0);
     if (c->trk_pin != NULL)
         client_trk_release(px, c->trk_pin, 0);
-    if (c->trk_mreads != NULL) { /* never remembered: only freed */
-        for (size_t i = 0; i < c->trk_mreads->n; i++)
-            bw_free(c->trk_mreads->keys[i]);
-        bw_free(c->trk_mreads->keys);
-        bw_free(c->trk_mreads->lens);
-        bw_free(c->trk_mreads);
-    }
-    c->trk_cur = c->trk_pin = c->trk_mreads = NULL;
+    client_trk_free_list(c->trk_mreads); /* never remembered: only freed */
+    client_trk_free_list(c->trk_mdirty);
+    c->trk_cur = c->trk_pin = c->trk_mreads = c->trk_mdirty = NULL;
     if (c->close_asap) /* over its output limit: what the kernel still holds for it goes too */
         netio_set_abortive(c->io);
     netio_enable_read(c->io, false);
@@ -2028,7 +2099,8 @@ client_close(struct client *c)
     if (c->pin != NULL) { /* closes the connection: a blocked command gets nothing */
         pinned_free(c->pin);
         c->pin = NULL;
-        c->pin_slot->ready = true; /* freed below, nothing refers to it */
+        if (c->pin_slot != NULL) /* (NULL while bulwark answers in between) */
+            c->pin_slot->ready = true; /* freed below, nothing refers to it */
         c->pin_slot = NULL;
     }
     while ((s = TAILQ_FIRST(&c->slots)) != NULL) {

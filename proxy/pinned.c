@@ -422,8 +422,8 @@ pinned_track_request(struct pinned *p, const struct resp_request *req)
         } else if (p->multi) {
             p->msel = bw_realloc(p->msel, (p->nmsel + 1) * sizeof(*p->msel));
             p->msel[p->nmsel++] = (struct pinned_sel){p->multi_queued - 1, (int)db};
-        } else {
-            pinned_push_dbfx(p, (int)db, NULL, 0); /* (never in pub/sub: client.c refuses) */
+        } else if (!pinned_uncounted(p)) { /* (subscribed in RESP2: Redis refuses it) */
+            pinned_push_dbfx(p, (int)db, NULL, 0);
         }
     } else if (resp_arg_is(a, "watch")) {
         p->watching = p->watching || !p->multi;
@@ -478,8 +478,11 @@ void
 pinned_forward(struct pinned *p, const struct resp_request *req, const char *cmd, size_t len)
 {
     pinned_count(p, req);
-    if (p->up != NULL && !p->multi && pinned_is_blocking(req))
-        upstream_pinned_learn_id(p->up); /* for CLIENT UNBLOCK (its reply is bulwark's) */
+    /* for CLIENT UNBLOCK; only with nothing due on the connection: bulwark's
+     * reply is told from the owner's by its place in the FIFO */
+    if (p->up != NULL && !p->multi && !pinned_uncounted(p) && p->outstanding == 0 &&
+        pinned_is_blocking(req))
+        upstream_pinned_learn_id(p->up);
     if (p->up == NULL || upstream_pinned_send(p->up, cmd, len) != BW_OK) {
         client_pinned_lost(p->c, "dedicated upstream connection lost");
         return;
@@ -537,6 +540,18 @@ int64_t
 pinned_subscriptions(const struct pinned *p)
 {
     return p->subs + p->ssubs;
+}
+
+bool
+pinned_surely_subscribed(const struct pinned *p)
+{
+    return p->pubsub && p->subscribing;
+}
+
+bool
+pinned_debugging(const struct pinned *p)
+{
+    return p->debug;
 }
 
 bool

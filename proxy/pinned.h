@@ -117,6 +117,12 @@ bool pinned_in_multi(const struct pinned *p);
 /* Channels, patterns and shard channels subscribed (from Redis's replies). */
 int64_t pinned_subscriptions(const struct pinned *p);
 
+/* The last (P|S)(UN)SUBSCRIBE sent subscribes: Redis runs what follows subscribed. */
+bool pinned_surely_subscribed(const struct pinned *p);
+
+/* SCRIPT DEBUG YES|SYNC was sent: replies are never counted again. */
+bool pinned_debugging(const struct pinned *p);
+
 /* Subscribed, or the last (P|S)(UN)SUBSCRIBE sent subscribes (not confirmed yet). */
 bool pinned_maybe_subscribed(const struct pinned *p);
 

@@ -502,6 +502,31 @@ test_client_unblock(void **state)
     harness_conn_close(ctl);
 }
 
+/*
+ * What bulwark answers itself inside a session waits for what is due there
+ * (a blocking command, a script, pub/sub winding down after UNSUBSCRIBE) and
+ * then comes in order; a surely subscribed RESP2 client gets Redis's own
+ * refusal; a new dedicated connection's first blocking command keeps its
+ * replies (adversarial pass: each of these once lost, swapped or garbled a reply).
+ */
+static void
+test_local_answers_in_sessions_keep_order(void **state)
+{
+    (void)state;
+    static const char *const cases[] = {
+        "UNSUBSCRIBE\r\nCLIENT GETNAME\r\nECHO next\r\n",
+        "UNSUBSCRIBE\r\nSELECT 0\r\nGET s\r\n",
+        "SUBSCRIBE c1\r\nHELLO 3\r\nSELECT 1\r\nCLIENT KILL ID 1\r\nCLIENT ID\r\nPING\r\n",
+        "WATCH x\r\nBLPOP nokey 0.01\r\nPING\r\n",
+        "SUBSCRIBE ch\r\nBLPOP nokey 0.01\r\nUNSUBSCRIBE\r\nPING\r\n",
+        "EVAL \"return 1\" 0\r\nCLIENT GETNAME\r\nPING\r\n",
+        "BLPOP nokey 0.2\r\nCLIENT GETNAME\r\nSELECT 2\r\nPING\r\n",
+    };
+    static const size_t nreplies[] = {3, 3, 6, 3, 4, 3, 4};
+    for (size_t i = 0; i < BW_ARRAY_LEN(cases); i++)
+        assert_true(harness_same(env.ref, env.bulwark, cases[i], nreplies[i]));
+}
+
 int
 main(void)
 {
@@ -517,6 +542,7 @@ main(void)
         cmocka_unit_test(test_session_sees_earlier_writes),
         cmocka_unit_test(test_session_refusals_never_forwarded),
         cmocka_unit_test(test_client_unblock),
+        cmocka_unit_test(test_local_answers_in_sessions_keep_order),
     };
     return harness_finish(cmocka_run_group_tests(tests, group_setup, group_teardown));
 }

@@ -271,6 +271,12 @@ sc_multi(struct run *run)
     t_do(run, "EXEC");
     t_do(run, "MGET m1 m2");
     other_do(run, run->w, "DEL m1");
+    /* a key read then written in one transaction: told after EXEC's reply */
+    quiet(run->w, "SET n1 1");
+    t_do(run, "MULTI");
+    t_do(run, "GET n1");
+    t_do(run, "INCR n1");
+    t_do(run, "EXEC");
     t_do(run, "PING");
 }
 
