@@ -373,13 +373,6 @@ client_tracking_key_changed(struct proxy *px, const char *key, size_t len, uint6
     event_active(px->tracking_ev, EV_TIMEOUT, 0); /* BCAST: at the end of this turn */
 }
 
-/*
- * The change is told when Redis has made it: when the keyspace watch names
- * the key (its echo, attributed to the writer through px->trk_writes), and
- * at the latest when the write's reply arrives (client_trk_done), never when
- * the write is sent: a read that reached Redis before the write would
- * otherwise put the old value back in a client's cache, untold.
- */
 /* Append a copy of key to *list (made when NULL). */
 static void
 client_trk_push(struct client_trk_write **list, const char *key, size_t len)
@@ -409,6 +402,13 @@ client_trk_free_list(struct client_trk_write *w)
     bw_free(w);
 }
 
+/*
+ * The change is told when Redis has made it: when the keyspace watch names
+ * the key (its echo, attributed to the writer through px->trk_writes), and
+ * at the latest when the write's reply arrives (client_trk_done), never when
+ * the write is sent: a read that reached Redis before the write would
+ * otherwise put the old value back in a client's cache, untold.
+ */
 void
 client_tracking_write(struct proxy *px, const char *key, size_t len, uint64_t writer)
 {
@@ -424,16 +424,7 @@ client_tracking_write(struct proxy *px, const char *key, size_t len, uint64_t wr
     if (px->trk_writes == NULL)
         px->trk_writes = inflight_new();
     inflight_add(px->trk_writes, key, len, writer);
-    struct client_trk_write *w = c->trk_cur;
-    if (w == NULL)
-        w = c->trk_cur = bw_calloc(1, sizeof(*w));
-    if (w->n == w->cap) {
-        w->cap = BW_MAX(w->cap * 2, (size_t)4);
-        w->keys = bw_realloc(w->keys, w->cap * sizeof(*w->keys));
-        w->lens = bw_realloc(w->lens, w->cap * sizeof(*w->lens));
-    }
-    w->keys[w->n] = bw_strndup(key, len);
-    w->lens[w->n++] = len;
+    client_trk_push(&c->trk_cur, key, len);
 }
 
 uint64_t
