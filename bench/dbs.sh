@@ -17,8 +17,8 @@ dir=$(mktemp -d /tmp/bulwark-dbs.XXXXXX)
 pids=()
 cleanup() { for p in "${pids[@]}"; do kill "$p" 2>/dev/null; wait "$p" 2>/dev/null; done; rm -rf "$dir"; }
 trap cleanup EXIT INT TERM
-free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1]); s.close()'; }
-wait_ping() { for _ in $(seq 400); do [ "$(redis-cli -p "$1" ping 2>/dev/null)" = PONG ] && return 0; sleep 0.05; done; exit 1; }
+. tests/lib.sh
+wait_ping() { wait_port "$1" "$dir"/*.log || exit 1; }
 rp=$(free_port); bp=$(free_port)
 redis-server --port "$rp" --bind 127.0.0.1 --save '' --appendonly no --dir "$dir" --daemonize no \
     --logfile "$dir/redis.log" & pids+=($!)

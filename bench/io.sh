@@ -29,6 +29,7 @@ for f in "$BIN" "$LG"; do
     [[ -x $f ]] || { echo "io.sh: $f not built (make all bench/loadgen)" >&2; exit 1; }
 done
 
+. tests/lib.sh
 dir=$(mktemp -d /tmp/bulwark-io.XXXXXX)
 pids=()
 cleanup() {
@@ -40,30 +41,17 @@ cleanup() {
 trap cleanup EXIT
 trap 'exit 130' INT TERM
 
-free_port() {
-    local p
-    for p in $(shuf -i 20000-32767 -n 100); do
-        (exec 3<>/dev/tcp/127.0.0.1/"$p") 2>/dev/null || { echo "$p"; return; }
-    done
-    return 1
-}
-wait_port() {
-    local _
-    for _ in $(seq 200); do redis-cli -p "$1" ping >/dev/null 2>&1 && return 0; sleep 0.05; done
-    echo "io.sh: port $1 did not answer" >&2
-    return 1
-}
 
 rport=$(free_port)
 redis-server --port "$rport" --bind 127.0.0.1 --save '' --appendonly no --dir "$dir" \
     --daemonize no --logfile "$dir/redis.log" & rpid=$!
 pids+=("$rpid")
-wait_port "$rport"
+wait_port "$rport" "$dir/redis.log"
 bport=$(free_port)
 "$BIN" --port "$bport" --upstream "127.0.0.1:$rport" --logfile "$dir/bulwark.log" \
     "${EXTRA[@]}" & bpid=$!
 pids+=("$bpid")
-wait_port "$bport"
+wait_port "$bport" "$dir/bulwark.log"
 awk -v n="$KEYS" 'BEGIN { for (i = 0; i < n; i++)
     printf "*3\r\n$3\r\nSET\r\n$16\r\nkey:%012d\r\n$3\r\nxxx\r\n", i }' |
     redis-cli -p "$rport" --pipe >/dev/null

@@ -53,6 +53,7 @@ if ! command -v redis-server >/dev/null || ! command -v redis-benchmark >/dev/nu
     echo "run.sh: redis-server and redis-benchmark are needed (make deps)" >&2; exit 1
 fi
 
+. tests/lib.sh
 dir=$(mktemp -d /tmp/bulwark-bench.XXXXXX)
 pids=()
 cleanup() {
@@ -64,20 +65,6 @@ cleanup() {
 trap cleanup EXIT
 trap 'exit 130' INT TERM
 
-free_port() {
-    local p
-    for p in $(shuf -i 20000-32767 -n 100); do # below the ephemeral ports (32768-60999)
-        (exec 3<>/dev/tcp/127.0.0.1/"$p") 2>/dev/null || { echo "$p"; return; }
-    done
-    return 1
-}
-wait_port() { # port log
-    local _
-    for _ in $(seq 200); do redis-cli -p "$1" ping >/dev/null 2>&1 && return 0; sleep 0.05; done
-    echo "run.sh: port $1 did not answer; the end of $2:" >&2
-    tail -n 5 "$2" >&2 2>/dev/null || true
-    return 1
-}
 
 # ---- start the targets ---------------------------------------------------
 rport=$(free_port)

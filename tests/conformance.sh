@@ -24,6 +24,7 @@
 # with --ttl-jitter-percent 0 and --deny-commands '' (the suite uses DEBUG).
 set -u
 here=$(cd "$(dirname "$0")/.." && pwd)
+. "$here/tests/lib.sh"
 bin=${1:-$here/bulwark}
 units=${UNITS:-unit/scripting unit/functions}
 src=${REDIS_SRC:-}
@@ -50,22 +51,7 @@ fetch_suite() {
     [ -n "$src" ] && [ -x "$src/runtest" ] || { echo "conformance: apt-get source redis failed"; exit 1; }
 }
 
-free_port() {
-    local p
-    for p in $(shuf -i 20000-32767 -n 100); do # below the ephemeral ports (32768-60999)
-        (exec 3<>/dev/tcp/127.0.0.1/$p) 2>/dev/null || { echo "$p"; return; }
-    done
-}
 
-wait_ping() {
-    for _ in $(seq 400); do
-        redis-cli -p "$1" ping 2>/dev/null | grep -q PONG && return 0
-        sleep 0.05
-    done
-    echo "conformance: nothing answers on port $1"
-    tail -n 5 "$work"/r*/redis.log "$work/bulwark.log" 2>/dev/null
-    exit 1
-}
 
 # start_redis PORT: a redis-server configured as the suite's default.conf
 start_redis() {
@@ -77,6 +63,8 @@ start_redis() {
     pids+=($!)
     wait_ping "$1"
 }
+
+wait_ping() { wait_port "$1" "$work"/r*/redis.log "$work/bulwark.log" || exit 1; }
 
 # counts LOG: "ok err exception ignore skip" of a runtest log
 counts() {

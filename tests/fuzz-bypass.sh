@@ -12,6 +12,7 @@
 set -u
 
 root=$(cd "$(dirname "$0")/.." && pwd)
+. "$root/tests/lib.sh"
 sequences=${FUZZ_SEQUENCES:-1000}
 seed=1
 bin=$root/bulwark
@@ -40,25 +41,14 @@ trap cleanup EXIT
 trap 'exit 130' INT TERM
 
 # A free loopback port: bind port 0 and read it back.
-free_port() {
-    python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1]); s.close()'
-}
 
 # Wait (5 s at most) until 127.0.0.1:$1 answers PING.
-wait_ping() {
-    for _ in $(seq 250); do
-        [ "$(redis-cli -p "$1" ping 2>/dev/null)" = PONG ] && return 0
-        sleep 0.02
-    done
-    echo "fuzz-bypass: nothing answers PING on port $1" >&2
-    return 1
-}
 
 start_redis() { # port
     redis-server --port "$1" --bind 127.0.0.1 --save '' --appendonly no --dir "$dir" \
         --daemonize no --logfile "$dir/redis-$1.log" >"$dir/redis-$1.out" 2>&1 &
     pids+=($!)
-    wait_ping "$1"
+    wait_port "$1"
 }
 
 rc=0
@@ -71,7 +61,7 @@ for mode in hot nohot; do
         "${args[@]}" "${extra[@]}" >"$dir/bulwark-$port.out" 2>&1 &
     bpid=$!
     pids+=($bpid)
-    wait_ping "$port" || exit 2
+    wait_port "$port" || exit 2
     echo "== resp-fuzz ${FUZZ_FLAGS:---bypass}, $sequences sequences, seed $seed, bulwark ${args[*]} ${extra[*]}"
     python3 "$tool" --test "127.0.0.1:$port" --test-upstream "127.0.0.1:$up" \
         --ref "127.0.0.1:$ref" ${FUZZ_FLAGS:---bypass} --seed "$seed" --sequences "$sequences" \

@@ -11,16 +11,8 @@ pids=()
 cleanup() { for p in "${pids[@]}"; do { kill -9 "$p"; wait "$p"; } 2>/dev/null; done; if [ -n "${KEEP:-}" ]; then echo "kept $dir"; else rm -rf "$dir"; fi; }
 trap cleanup EXIT
 check() { if eval "$2"; then pass=$((pass+1)); else fail=$((fail+1)); echo "FAIL: $1"; fi; }
-free_port() {
-    local p
-    for p in $(shuf -i 20000-32767 -n 100); do # below the ephemeral ports (32768-60999)
-        (exec 3<>/dev/tcp/127.0.0.1/$p) 2>/dev/null || { echo "$p"; return; }
-    done
-}
-wait_port() {
-    for _ in $(seq 1200); do redis-cli -p "$1" ping >/dev/null 2>&1 && return 0; sleep 0.05; done
-    return 1
-}
+. "$(dirname "$0")/lib.sh"
+WAIT_PORT_TRIES=1200 # 60 s: bulwark starts slowly under valgrind
 
 if ! command -v valgrind >/dev/null; then
     echo "valgrind not installed"; echo "0 passed, 1 failed"; exit 1

@@ -8,6 +8,7 @@
 #   tests/clients/run.sh [BULWARK_BIN]
 set -u
 here=$(cd "$(dirname "$0")" && pwd)
+. "$here/../lib.sh"
 bin=${1:-$here/../../bulwark}
 work=$(mktemp -d /tmp/bulwark-clients.XXXXXX)
 pids=()
@@ -17,22 +18,9 @@ cleanup() {
 }
 trap cleanup EXIT INT TERM
 
-free_port() {
-    local p
-    for p in $(shuf -i 20000-32767 -n 100); do # below the ephemeral ports (32768-60999)
-        (exec 3<>/dev/tcp/127.0.0.1/$p) 2>/dev/null || { echo "$p"; return; }
-    done
-}
 
-wait_ping() {
-    for _ in $(seq 400); do
-        redis-cli -p "$1" ping 2>/dev/null | grep -q PONG && return 0
-        sleep 0.05
-    done
-    echo "clients: nothing answers on port $1"
-    tail -n 5 "$work"/*.log
-    exit 1
-}
+
+wait_ping() { wait_port "$1" "$work"/*.log || exit 1; }
 
 command -v node >/dev/null && command -v npm >/dev/null ||
     { echo "clients: node and npm are needed (make deps)"; exit 1; }

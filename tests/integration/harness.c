@@ -1338,6 +1338,19 @@ harness_same(const struct harness_server *ref, const struct harness_server *sub,
 
 /* ---- INFO fields ---------------------------------------------------------- */
 
+void
+harness_wait_gate(const struct harness_server *b)
+{
+    char v[64] = "";
+    uint64_t t0 = bw_now_ms();
+    while (!harness_info_field(b, "bloom", "bloom_state", v, sizeof(v)) ||
+           strcmp(v, "active") != 0) {
+        if (bw_now_ms() - t0 > 20000)
+            fail_msg("%s: bloom_state is \"%s\", not active, after 20 s", harness_server_name(b), v);
+        usleep(10 * 1000);
+    }
+}
+
 bool
 harness_info_field(const struct harness_server *s, const char *section,
                    const char *name, char *out, size_t outlen)

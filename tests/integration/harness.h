@@ -309,6 +309,12 @@ bool harness_conn_roundtrip(struct harness_conn *c, const char *req,
 bool harness_conn_pipeline(struct harness_conn *c, const char *req, const char *const *expect,
                            size_t n);
 
+/*
+ * Wait (20 s at most, else the test fails) until bulwark b's gate is closed
+ * (INFO bloom: bloom_state:active), so reads of absent keys are answered by it.
+ */
+void harness_wait_gate(const struct harness_server *b);
+
 /* ---- differential comparison ------------------------------------------- */
 
 /*

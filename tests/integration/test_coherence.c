@@ -54,20 +54,6 @@ group_teardown(void **state)
     return 0;
 }
 
-/* Wait (bounded) until b's gate is closed: INFO bloom says bloom_state:active. */
-static void
-wait_gate_active(const struct harness_server *b)
-{
-    char v[64] = "";
-    uint64_t t0 = bw_now_ms();
-    while (!harness_info_field(b, "bloom", "bloom_state", v, sizeof(v)) ||
-           strcmp(v, "active") != 0) {
-        if (bw_now_ms() - t0 > 10000)
-            fail_msg("bloom_state is \"%s\", not active, after 10 s", v);
-        usleep(10 * 1000);
-    }
-}
-
 /* ---- the background write load through bulwark --------------------------- */
 
 /* One writer thread: pipelined SETs through bulwark until stopped. */
@@ -218,7 +204,7 @@ direct_then_read(bool hash, int n, const char *what)
     int run = ++env.run;
     char want[32];
     struct tally t = {0};
-    wait_gate_active(env.bulwark);
+    harness_wait_gate(env.bulwark);
     redisContext *d = harness_redis_connect(env.redis);
     redisContext *bc = harness_redis_connect(env.bulwark);
     uint64_t t0 = bw_now_ms();
@@ -297,7 +283,7 @@ kill_then_read(const char *type)
     writers_start(env.bulwark);
     redisContext *d = harness_redis_connect(env.redis);
     for (int i = 0; i < KILL_ROUNDS; i++) {
-        wait_gate_active(env.bulwark);
+        harness_wait_gate(env.bulwark);
         redisContext *bc = harness_redis_connect(env.bulwark);
         redisReply *r = redisCommand(d, "CLIENT KILL TYPE %s", type);
         assert_non_null(r);

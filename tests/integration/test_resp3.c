@@ -47,21 +47,6 @@ group_teardown(void **state)
     return 0;
 }
 
-/* Wait (bounded) until bulwark's gate is closed: absent reads answered locally. */
-static void
-wait_gate(void)
-{
-    uint64_t t0 = bw_now_ms();
-    for (;;) {
-        char st[32] = "";
-        if (harness_info_field(env.bulwark, "bloom", "bloom_state", st, sizeof(st)) &&
-            strcmp(st, "active") == 0)
-            return;
-        assert_true(bw_now_ms() - t0 < 20000);
-        usleep(20 * 1000);
-    }
-}
-
 /* Requests (redis-cli syntax, one per line) as one pipelined multibulk string. */
 static void
 script_of(struct harness_buf *b, const char *const *lines, size_t n)
@@ -196,7 +181,7 @@ test_resp3_replies(void **state)
     script_of(&b, fill, BW_ARRAY_LEN(fill));
     assert_true(harness_same(env.ref, env.bulwark, b.data, BW_ARRAY_LEN(fill)));
     harness_buf_free(&b);
-    wait_gate();
+    harness_wait_gate(env.bulwark);
 
     struct harness_conn *ref = harness_conn_open(env.ref), *sub = harness_conn_open(env.bulwark);
     hello_both(ref, sub, 3);
@@ -229,7 +214,7 @@ static void
 test_resp3_coalesced_and_hot(void **state)
 {
     (void)state;
-    wait_gate();
+    harness_wait_gate(env.bulwark);
     struct harness_conn *ref = harness_conn_open(env.ref), *sub = harness_conn_open(env.bulwark);
     hello_both(ref, sub, 3);
     const char *lines[300];
@@ -321,7 +306,7 @@ static void
 test_resp3_pubsub(void **state)
 {
     (void)state;
-    wait_gate();
+    harness_wait_gate(env.bulwark);
     struct harness_buf a = {0}, b = {0};
     subscriber_session(env.ref, &a);
     subscriber_session(env.bulwark, &b);

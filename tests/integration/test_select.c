@@ -47,27 +47,6 @@ group_teardown(void **state)
     return 0;
 }
 
-/* Wait (bounded) until b's gate is closed, so absent reads are answered locally. */
-static void
-wait_gate_of(const struct harness_server *b)
-{
-    uint64_t t0 = bw_now_ms();
-    for (;;) {
-        char state[32] = "";
-        if (harness_info_field(b, "bloom", "bloom_state", state, sizeof(state)) &&
-            strcmp(state, "active") == 0)
-            return;
-        assert_true(bw_now_ms() - t0 < 20000);
-        usleep(20 * 1000);
-    }
-}
-
-static void
-wait_gate(void)
-{
-    wait_gate_of(env.bulwark);
-}
-
 /* One command on c; its reply as a string ("(nil)", ":1", "+OK", "$v" …). */
 static const char *
 cmd(redisContext *c, char *buf, size_t size, const char *fmt, ...)
@@ -221,7 +200,7 @@ cross_database_commands(redisContext *via, const char *who)
     redisContext *b1 = harness_redis_connect(env.bulwark);
     assert_string_equal(CMD(b1, "SELECT 1"), "+OK");
     assert_string_equal(CMD(via, "FLUSHALL"), "+OK");
-    wait_gate();
+    harness_wait_gate(env.bulwark);
     /* MOVE: the key leaves db 0 for db 1 */
     assert_string_equal(CMD(via, "SELECT 0"), "+OK");
     assert_string_equal(CMD(via, "SET mv v"), "+OK");
@@ -316,7 +295,7 @@ test_swapdb_during_filter_rebuild(void **state)
         freeReplyObject(redisCommand(d, "SET filler:%d x", i));
     assert_string_equal(CMD(d, "SELECT 5"), "+OK");
     assert_string_equal(CMD(d, "SET moved v"), "+OK");
-    wait_gate_of(b); /* the first build (and any a FLUSHALL started) is over */
+    harness_wait_gate(b); /* the first build (and any a FLUSHALL started) is over */
     long long rebuilds = harness_info_ll(b, "bloom", "bloom_rebuilds");
     assert_string_equal(CMD(d, "SELECT 3"), "+OK");
     assert_string_equal(CMD(d, "FLUSHDB"), "+OK"); /* a rebuild starts: db 1, then db 5 */
