@@ -35,16 +35,18 @@ LDFLAGS := $(SANFLAGS)
 # The daemon's modules, in dependency order (main last).
 DAEMON_SRCS := proxy/util.c proxy/log.c config/config.c config/syntax.c \
                proxy/resp.c proxy/reply.c proxy/command.c proxy/cmdstats.c proxy/stats.c \
-               proxy/jitter.c proxy/tracking.c proxy/inflight.c \
-               bloom/bloom.c proxy/watch.c proxy/gate.c proxy/batch.c proxy/pinned.c \
-               proxy/hotcache.c proxy/hotkey.c proxy/keyspace.c proxy/netio.c \
-               proxy/upstream.c proxy/client.c proxy/local.c proxy/local_client.c \
+               proxy/jitter.c proxy/tracking.c proxy/inflight.c proxy/encode.c \
+               bloom/bloom.c proxy/watch.c proxy/netio.c proxy/upstream.c proxy/slots.c \
+               proxy/session.c proxy/batch.c proxy/hotcache.c proxy/hotkey.c proxy/keyspace.c \
+               proxy/pinned.c proxy/ctrack.c proxy/writes.c proxy/forward.c proxy/gate.c \
+               proxy/local.c proxy/local_client.c proxy/pinstage.c proxy/stages.c proxy/client.c \
                proxy/listener.c proxy/metrics.c \
                proxy/main.c
 
 # One cmocka binary per module, linked only with that module's objects (and
 # util), so the link line enforces the dependency rules of STYLE.md.
-UNIT_TESTS := resp reply config command bloom jitter batch hotcache cmdstats loadgen tracking
+UNIT_TESTS := resp reply config command bloom jitter batch slots encode hotcache cmdstats loadgen \
+              tracking
 UNIT_reply   := proxy/reply.c proxy/util.c
 UNIT_resp    := proxy/resp.c proxy/util.c
 UNIT_config  := config/config.c config/syntax.c
@@ -55,8 +57,14 @@ UNIT_jitter  := proxy/jitter.c proxy/util.c config/config.c config/syntax.c
 UNIT_hotcache := proxy/hotcache.c proxy/util.c
 # tracking: pure; the client layer is two callbacks inside the test.
 UNIT_tracking := proxy/tracking.c proxy/util.c
-# batch: client.c, upstream.c and watch.c are fakes inside the test.
-UNIT_batch   := proxy/batch.c proxy/reply.c proxy/util.c
+# slots: the reply FIFO alone, no socket; encode: the reply encoders.
+UNIT_slots   := proxy/slots.c proxy/stats.c proxy/cmdstats.c proxy/command.c proxy/util.c
+UNIT_LIBS_slots = $(shell pkg-config --libs libevent)
+UNIT_encode  := proxy/encode.c proxy/util.c
+UNIT_LIBS_encode = $(shell pkg-config --libs libevent)
+# batch: real reply slots of sessions without a socket; upstream.c is a fake.
+UNIT_batch   := proxy/batch.c proxy/slots.c proxy/stats.c proxy/cmdstats.c proxy/command.c \
+                proxy/reply.c proxy/util.c
 UNIT_LIBS_batch = $(shell pkg-config --libs libevent)
 # loadgen: its histogram, report and options; no libevent, no hiredis.
 UNIT_loadgen := bench/lg_stats.c bench/lg_opts.c

@@ -8,13 +8,13 @@
 #include <xxhash.h>
 
 #include "proxy/cmdstats.h"
-#include "proxy/client.h"
 #include "proxy/proxy.h"
 #include "proxy/reply.h"
 #include "proxy/resp.h"
+#include "proxy/session.h"
+#include "proxy/slots.h"
 #include "proxy/upstream.h"
 #include "proxy/util.h"
-#include "proxy/watch.h"
 
 #define BATCH_BUCKETS_MIN 64 /* dedup hash buckets, at least */
 
@@ -27,7 +27,7 @@ struct batch_entry {
     char *key;                       /* owned copy */
     size_t len;                      /* bytes in key */
     uint64_t hash;                   /* XXH3 of key */
-    struct client_slot **waiters;    /* reply slots (each owned by its client) */
+    struct slot **waiters;    /* reply slots (each owned by its client) */
     size_t nwaiters;                 /* entries in waiters */
     size_t cap;                      /* allocated waiters */
 };
@@ -107,7 +107,7 @@ static void
 batch_entry_answer(struct batch_entry *e, const char *data, size_t len)
 {
     for (size_t i = 0; i < e->nwaiters; i++)
-        client_slot_finish(e->waiters[i], data, len);
+        slot_finish(e->waiters[i], data, len);
     batch_entry_free(e);
 }
 
@@ -121,13 +121,12 @@ batch_get_cb(void *privdata, struct evbuffer *reply, size_t len, const char *err
         return;
     }
     char head[5];
-    struct watch *w = e->px->watch;
-    if (((len == 5 && evbuffer_copyout(reply, head, 5) == 5 && memcmp(head, "$-1\r\n", 5) == 0) ||
-         (len == 3 && evbuffer_copyout(reply, head, 3) == 3 && memcmp(head, "_\r\n", 3) == 0)) &&
-        watch_gate_closed(w))
-        watch_counters(w)->passed_nil++;
+    if (e->px->on_batch_nil != NULL &&
+        ((len == 5 && evbuffer_copyout(reply, head, 5) == 5 && memcmp(head, "$-1\r\n", 5) == 0) ||
+         (len == 3 && evbuffer_copyout(reply, head, 3) == 3 && memcmp(head, "_\r\n", 3) == 0)))
+        e->px->on_batch_nil(e->px); /* a GET that passed the gate read nil */
     if (e->nwaiters == 1) { /* one GET: its reply is moved, not copied */
-        client_slot_finish_move(e->waiters[0], reply, len);
+        slot_finish_move(e->waiters[0], reply, len);
         batch_entry_free(e);
         return;
     }
@@ -307,18 +306,28 @@ batch_schedule(struct batch *b)
     }
 }
 
-void
-batch_get(struct batch *b, struct client *c, const char *key, size_t len)
+/* A reply slot for a batched GET of s in this epoch. */
+static struct slot *
+batch_slot_new(struct batch *b, struct session *s)
 {
-    cmdstats_answered(&b->px->cmdstats, CMDSTATS_BY_BATCH);
-    batch_get_slot(b, client_slot_new_batched(c, b->epoch), key, len);
+    struct slot *slot = slot_new(&s->q, SLOT_BATCHED);
+    s->batch_epoch = b->epoch;
+    b->px->stats.forwarded++;
+    return slot;
 }
 
 void
-batch_get_slot(struct batch *b, struct client_slot *slot, const char *key, size_t len)
+batch_get(struct batch *b, struct session *s, const char *key, size_t len)
+{
+    cmdstats_answered(&b->px->cmdstats, CMDSTATS_BY_BATCH);
+    batch_get_slot(b, batch_slot_new(b, s), key, len);
+}
+
+void
+batch_get_slot(struct batch *b, struct slot *slot, const char *key, size_t len)
 {
     if (b == NULL) {
-        client_slot_finish(slot, "", 0);
+        slot_finish(slot, "", 0);
         return;
     }
     uint64_t h = XXH3_64bits(key, len);
@@ -332,7 +341,8 @@ batch_get_slot(struct batch *b, struct client_slot *slot, const char *key, size_
         e->waiters = bw_realloc(e->waiters, e->cap * sizeof(*e->waiters));
     }
     e->waiters[e->nwaiters++] = slot;
-    client_slot_joined_batch(slot, b->epoch);
+    if (slot->q != NULL) /* its client's next forward flushes this batch first */
+        slot->q->owner->batch_epoch = b->epoch;
     if (b->npending >= (size_t)BW_MAX(b->px->cfg.batch_max_keys, 1))
         batch_flush(b);
     else
@@ -340,23 +350,23 @@ batch_get_slot(struct batch *b, struct client_slot *slot, const char *key, size_
 }
 
 void
-batch_before_forward(struct batch *b, struct client *c)
+batch_before_forward(struct batch *b, struct session *s)
 {
-    if (b->npending > 0 && client_batch_epoch(c) == b->epoch && client_batch_inflight(c) > 0)
+    if (b->npending > 0 && s->batch_epoch == b->epoch && s->q.nbatched > 0)
         batch_flush(b);
 }
 
 bool
-batch_client_busy(const struct batch *b, const struct client *c)
+batch_client_busy(const struct batch *b, const struct session *s)
 {
-    return b->px->cfg.batch_mode == BATCH_MGET && client_batch_inflight(c) > 0;
+    return b->px->cfg.batch_mode == BATCH_MGET && s->q.nbatched > 0;
 }
 
 /* ---- MGET, key by key ------------------------------------------------------ */
 
 /* One client MGET waiting for its keys. */
 struct batch_mget {
-    struct client_slot *slot; /* the client's reply slot (owned by the client) */
+    struct slot *slot; /* the client's reply slot (owned by the client) */
     int n;                    /* keys in the MGET */
     int remaining;            /* keys not answered yet */
     char *error;              /* first upstream error reply (owned), or NULL */
@@ -375,7 +385,7 @@ static void
 batch_mget_done(struct batch_mget *m)
 {
     if (m->error != NULL) {
-        client_slot_finish(m->slot, m->error, strlen(m->error));
+        slot_finish(m->slot, m->error, strlen(m->error));
     } else {
         struct evbuffer *out = evbuffer_new();
         evbuffer_add_printf(out, "*%d\r\n", m->n);
@@ -388,7 +398,7 @@ batch_mget_done(struct batch_mget *m)
                 evbuffer_add(out, "$-1\r\n", 5);
         }
         size_t len = evbuffer_get_length(out);
-        client_slot_finish(m->slot, (const char *)evbuffer_pullup(out, -1), len);
+        slot_finish(m->slot, (const char *)evbuffer_pullup(out, -1), len);
         evbuffer_free(out);
     }
     for (int i = 0; i < m->n; i++)
@@ -418,15 +428,15 @@ batch_mget_part_cb(void *data, const char *reply, size_t len)
 }
 
 void
-batch_mget(struct batch *b, struct client *c, const struct resp_request *req, const bool *fetch)
+batch_mget(struct batch *b, struct session *s, const struct resp_request *req, const bool *fetch)
 {
     cmdstats_answered(&b->px->cmdstats, CMDSTATS_BY_BATCH);
     struct batch_mget *m = bw_calloc(1, sizeof(*m));
     m->n = req->argc - 1;
-    m->proto = client_proto(c);
+    m->proto = s->proto;
     m->values = bw_calloc((size_t)m->n, sizeof(*m->values));
     m->lens = bw_calloc((size_t)m->n, sizeof(*m->lens));
-    m->slot = client_slot_new_batched(c, b->epoch);
+    m->slot = batch_slot_new(b, s);
     m->remaining = 1; /* held until every part is queued */
     for (int i = 0; i < m->n; i++) {
         if (fetch != NULL && !fetch[i])
@@ -435,7 +445,7 @@ batch_mget(struct batch *b, struct client *c, const struct resp_request *req, co
         p->m = m;
         p->index = i;
         m->remaining++;
-        batch_get_slot(b, client_slot_new_detached(batch_mget_part_cb, p), req->argv[i + 1].ptr,
+        batch_get_slot(b, slot_new_detached(batch_mget_part_cb, p), req->argv[i + 1].ptr,
                        req->argv[i + 1].len);
     }
     if (--m->remaining == 0)

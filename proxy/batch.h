@@ -12,7 +12,7 @@
  * client that forwards anything else first flushes the batch it has keys in
  * (same connection, so Redis sees them in order); in mget mode, where a
  * re-check may come later, the client is not read further until its batched
- * GETs are answered (client.c asks batch_client_busy()).
+ * GETs are answered (stages.c asks batch_client_busy()).
  */
 #ifndef BW_BATCH_H
 #define BW_BATCH_H
@@ -22,11 +22,11 @@
 #include <stdint.h>
 
 struct evbuffer;
-struct client;
+struct session;
 struct proxy;
 struct batch;
 struct upstream_conn;
-struct client_slot;
+struct slot;
 struct resp_request;
 
 /* Modes of batch-mode. */
@@ -43,36 +43,36 @@ struct batch *batch_new(struct proxy *px, struct upstream_conn *up, int db);
 void batch_free(struct batch *b);
 
 /*
- * Queue a GET of key (len bytes, copied) for client c: c gets a reply slot
+ * Queue a GET of key (len bytes, copied) for session s: s gets a reply slot
  * now and the reply when the batch is answered.
  */
-void batch_get(struct batch *b, struct client *c, const char *key, size_t len);
+void batch_get(struct batch *b, struct session *s, const char *key, size_t len);
 
 /*
  * Queue a GET of key (len bytes, copied) for an existing reply slot (one
- * from client_slot_new_batched(), e.g. a GET a lease held). b may be NULL
+ * from slot_new(…, SLOT_BATCHED), e.g. a GET a lease held). b may be NULL
  * only for an orphaned slot, which is then just released.
  */
-void batch_get_slot(struct batch *b, struct client_slot *slot, const char *key, size_t len);
+void batch_get_slot(struct batch *b, struct slot *slot, const char *key, size_t len);
 
 /*
- * MGET of c split into its keys, each coalesced like a GET; the client gets
+ * MGET of s split into its keys, each coalesced like a GET; the client gets
  * one array reply, in key order, as Redis's MGET gives it (a key holding
  * another type reads as nil). fetch (argc-1 flags, may be NULL: all) says
  * which keys to ask for; the others are nil (the Bloom gate knows them
  * absent). An upstream error for any key is the whole reply, as when the
  * MGET itself fails.
  */
-void batch_mget(struct batch *b, struct client *c, const struct resp_request *req,
+void batch_mget(struct batch *b, struct session *s, const struct resp_request *req,
                 const bool *fetch);
 
 /*
- * Before c forwards anything but a batched GET: in pipeline mode, send the
- * batch if c has keys waiting in it.
+ * Before s forwards anything but a batched GET: in pipeline mode, send the
+ * batch if s has keys waiting in it.
  */
-void batch_before_forward(struct batch *b, struct client *c);
+void batch_before_forward(struct batch *b, struct session *s);
 
-/* mget mode: true while c has batched GETs not yet answered. */
-bool batch_client_busy(const struct batch *b, const struct client *c);
+/* mget mode: true while s has batched GETs not yet answered. */
+bool batch_client_busy(const struct batch *b, const struct session *s);
 
 #endif

@@ -119,6 +119,24 @@ struct cmd_info {
                         * absent reply, gate.c); NULL when not gated */
     uint32_t stat_id;  /* bulwark's per-command stats slot (cmdstats.h),
                         * set by cmdstats_assign_table(); 0 = "unknown" */
+    uint32_t rules;    /* enum cmd_rule bits: what the request path's stages do
+                        * with it, set by each stage when a table is installed */
+};
+
+/*
+ * Per-stage rules of a command (cmd_info.rules), so that the request path
+ * recognises its commands by a bit, never by comparing names. Each stage
+ * marks its own (stages.c installs a table).
+ */
+enum cmd_rule {
+    CMD_RULE_GET = 1u << 0,       /* GET: hot-key cache, then the batcher */
+    CMD_RULE_MGET = 1u << 1,      /* MGET: the batcher (mget split) */
+    CMD_RULE_LEASE_SET = 1u << 2, /* SET: its value wakes GETs held by a hot key's lease */
+    CMD_RULE_JITTER = 1u << 3,    /* a cache write whose TTL may be lengthened (jitter.h) */
+    CMD_RULE_WIDE = 1u << 4,      /* a write that names no key (FLUSHALL, FLUSHDB, SWAPDB):
+                                     every hot cache is emptied when it is forwarded */
+    CMD_RULE_WIDE_OPTS = 1u << 5, /* COPY: wide when it has options (DB n REPLACE) */
+    CMD_RULE_FLUSH = 1u << 6,     /* FLUSHALL, FLUSHDB: the watch's null is the client's */
 };
 
 struct cmd_table;

@@ -5,15 +5,14 @@
 
 #include <event2/buffer.h>
 
-#include "proxy/batch.h"
 #include "proxy/cmdstats.h"
-#include "proxy/client.h"
+#include "proxy/encode.h"
+#include "proxy/forward.h"
 #include "proxy/command.h"
-#include "proxy/hotkey.h"
 #include "proxy/proxy.h"
 #include "proxy/reply.h"
 #include "proxy/resp.h"
-#include "proxy/tracking.h"
+#include "proxy/session.h"
 #include "proxy/util.h"
 #include "proxy/watch.h"
 
@@ -54,11 +53,11 @@ static const char *const gate_replies3[] = {
     [GATE_EMPTY_MAP] = "%0\r\n", [GATE_EMPTY_SET] = "~0\r\n",
 };
 
-/* The absent reply of kind for c's protocol. */
+/* The absent reply of kind for s's protocol. */
 static const char *
-gate_absent(const struct client *c, enum gate_kind kind)
+gate_absent(const struct session *s, enum gate_kind kind)
 {
-    return client_proto(c) == 3 ? gate_replies3[kind] : gate_replies[kind];
+    return s->proto == 3 ? gate_replies3[kind] : gate_replies[kind];
 }
 
 /* Source: Redis 7.0 t_string.c, t_hash.c, t_list.c, t_set.c, t_zset.c, db.c,
@@ -133,36 +132,32 @@ gate_args_ok(const struct gate_rule *r, const struct resp_request *req)
 
 /* Passed read: count the replies that come back as absent anyway. */
 static void
-gate_passed_filter(struct client *c, struct evbuffer *reply, size_t len, const char *err,
+gate_passed_filter(struct session *s, struct evbuffer *reply, size_t len, const char *err,
                    struct evbuffer *out, void *data)
 {
     const struct gate_rule *r = data;
-    if (c == NULL)
+    if (s == NULL)
         return;
     if (reply == NULL) {
         evbuffer_add(out, err, strlen(err));
         return;
     }
-    const char *absent = gate_absent(c, r->kind);
+    const char *absent = gate_absent(s, r->kind);
     size_t alen = strlen(absent);
     if (len == alen && memcmp(evbuffer_pullup(reply, (ev_ssize_t)len), absent, alen) == 0)
-        watch_counters(client_proxy(c)->watch)->passed_nil++;
+        watch_counters(s->px->watch)->passed_nil++;
     evbuffer_remove_buffer(reply, out, len);
 }
 
-/* MGET with some keys answered locally: which positions were fetched. */
-struct gate_mget {
-    int nkeys;       /* keys in the client's MGET */
-    bool present[];  /* nkeys flags: true = fetched from upstream */
-};
+
 
 /* Rebuild the client's MGET reply: fetched values in place, nil elsewhere. */
 static void
-gate_mget_filter(struct client *c, struct evbuffer *reply, size_t len, const char *err,
+gate_mget_filter(struct session *s, struct evbuffer *reply, size_t len, const char *err,
                  struct evbuffer *out, void *data)
 {
     struct gate_mget *m = data;
-    if (c == NULL) {
+    if (s == NULL) {
         bw_free(m);
         return;
     }
@@ -178,16 +173,14 @@ gate_mget_filter(struct client *c, struct evbuffer *reply, size_t len, const cha
         bw_free(m);
         return;
     }
-    evbuffer_add_printf(out, "*%d\r\n", m->nkeys);
+    enc_array_len(out, (size_t)m->nkeys);
     int64_t j = 0;
     for (int i = 0; i < m->nkeys; i++) {
         const struct reply_node *e = m->present[i] && j < n->integer ? &n->elems[j++] : NULL;
         if (e == NULL || e->nil || e->type != '$') {
-            client_encode_nil(c, out);
+            enc_nil(out, s->proto);
         } else {
-            evbuffer_add_printf(out, "$%zu\r\n", e->len);
-            evbuffer_add(out, e->str, e->len);
-            evbuffer_add(out, "\r\n", 2);
+            enc_bulk(out, e->str, e->len);
         }
     }
     reply_node_free(n);
@@ -198,23 +191,19 @@ gate_mget_filter(struct client *c, struct evbuffer *reply, size_t len, const cha
 static void
 gate_encode_subset(const struct resp_request *req, const bool *keep, int nkeep, struct evbuffer *out)
 {
-    evbuffer_add_printf(out, "*%d\r\n$%zu\r\n", nkeep + 1, req->argv[0].len);
-    evbuffer_add(out, req->argv[0].ptr, req->argv[0].len);
-    evbuffer_add(out, "\r\n", 2);
-    for (int i = 1; i < req->argc; i++) {
-        if (!keep[i - 1])
-            continue;
-        evbuffer_add_printf(out, "$%zu\r\n", req->argv[i].len);
-        evbuffer_add(out, req->argv[i].ptr, req->argv[i].len);
-        evbuffer_add(out, "\r\n", 2);
-    }
+    enc_array_len(out, (size_t)nkeep + 1);
+    enc_bulk(out, req->argv[0].ptr, req->argv[0].len);
+    for (int i = 1; i < req->argc; i++)
+        if (keep[i - 1])
+            enc_bulk(out, req->argv[i].ptr, req->argv[i].len);
 }
 
 /* MGET / EXISTS: ask upstream only for the keys that may exist. */
 static bool
-gate_multi_key(struct client *c, const struct gate_rule *r, const struct resp_request *req)
+gate_multi_key(struct session *s, const struct gate_rule *r, const struct resp_request *req,
+               struct gate_mget **mget_rest)
 {
-    struct watch *w = client_proxy(c)->watch;
+    struct watch *w = s->px->watch;
     struct watch_counters *k = watch_counters(w);
     int nkeys = req->argc - 1, nmaybe = 0;
     struct gate_mget *m = bw_malloc(sizeof(*m) + (size_t)nkeys * sizeof(bool));
@@ -238,48 +227,46 @@ gate_multi_key(struct client *c, const struct gate_rule *r, const struct resp_re
         return false;
     }
     if (nmaybe == 0) {
-        cmdstats_answered(&client_proxy(c)->cmdstats, CMDSTATS_BY_GATE);
-        struct evbuffer *out = client_reply_target(c);
+        cmdstats_answered(&s->px->cmdstats, CMDSTATS_BY_GATE);
+        struct evbuffer *out = session_reply_target(s);
         if (r->kind == GATE_EXISTS) {
             evbuffer_add(out, ":0\r\n", 4);
         } else {
-            evbuffer_add_printf(out, "*%d\r\n", nkeys);
+            enc_array_len(out, (size_t)nkeys);
             for (int i = 0; i < nkeys; i++)
-                client_encode_nil(c, out);
+                enc_nil(out, s->proto);
         }
         bw_free(m);
         return true;
     }
-    struct proxy *px = client_proxy(c);
-    if (r->kind == GATE_MGET && client_batch(c) != NULL && px->cfg.batch_max_keys > 0 &&
-        px->cfg.batch_mget) {
-        batch_mget(client_batch(c), c, req, m->present); /* the rest, key by key */
-        bw_free(m);
-        return true;
+    if (r->kind == GATE_MGET && mget_rest != NULL) { /* the rest, key by key: the batcher's */
+        *mget_rest = m;
+        return false;
     }
     struct evbuffer *cmd = evbuffer_new();
     gate_encode_subset(req, m->present, nmaybe, cmd);
     size_t len = evbuffer_get_length(cmd);
     const char *bytes = (const char *)evbuffer_pullup(cmd, -1);
     if (r->kind == GATE_EXISTS) { /* absent keys add 0 to the count */
-        client_forward(c, bytes, len, NULL, NULL);
+        fwd_send(s, bytes, len, NULL, NULL);
         bw_free(m);
     } else {
-        client_forward(c, bytes, len, gate_mget_filter, m);
+        fwd_send(s, bytes, len, gate_mget_filter, m);
     }
     evbuffer_free(cmd);
     return true;
 }
 
 bool
-gate_read(struct client *c, const struct cmd_info *ci, const struct resp_request *req)
+gate_read(struct session *s, const struct cmd_info *ci, const struct resp_request *req,
+          struct gate_mget **mget_rest)
 {
     const struct gate_rule *r = ci->gate;
-    struct watch *w = client_proxy(c)->watch;
+    struct watch *w = s->px->watch;
     if (!watch_gate_closed(w) || !gate_args_ok(r, req))
         return false;
     if (r->kind == GATE_MGET || r->kind == GATE_EXISTS)
-        return gate_multi_key(c, r, req);
+        return gate_multi_key(s, r, req, mget_rest);
     struct watch_counters *k = watch_counters(w);
     const struct resp_arg *key = &req->argv[1];
     /* About to answer locally: take in what the watch has delivered first. */
@@ -291,51 +278,26 @@ gate_read(struct client *c, const struct cmd_info *ci, const struct resp_request
          * take it from here (batch.c counts the nils it sees). */
         if (r->kind == GATE_NILS || r == &gate_rules[0])
             return false;
-        client_forward_request(c, req, gate_passed_filter, (void *)r);
+        fwd_request(s, req, gate_passed_filter, (void *)r);
         return true;
     }
     k->gated_reads++;
-    cmdstats_answered(&client_proxy(c)->cmdstats, CMDSTATS_BY_GATE);
-    struct evbuffer *out = client_reply_target(c);
+    cmdstats_answered(&s->px->cmdstats, CMDSTATS_BY_GATE);
+    struct evbuffer *out = session_reply_target(s);
     if (r->kind == GATE_NILS) {
-        evbuffer_add_printf(out, "*%d\r\n", req->argc - 2);
+        enc_array_len(out, (size_t)req->argc - 2);
         for (int i = 2; i < req->argc; i++)
-            client_encode_nil(c, out);
+            enc_nil(out, s->proto);
     } else {
-        const char *absent = gate_absent(c, r->kind);
+        const char *absent = gate_absent(s, r->kind);
         evbuffer_add(out, absent, strlen(absent));
     }
     return true;
 }
 
-#define GATE_STACK_ARGS 64 /* argv arrays on the stack up to this many */
-
 void
-gate_note_write(struct proxy *px, struct hotkey *hk, const struct cmd_info *ci,
-                const struct resp_request *req, uint64_t writer)
+gate_batch_nil(struct proxy *px)
 {
-    const char *sargv[GATE_STACK_ARGS];
-    size_t slen[GATE_STACK_ARGS];
-    int sidx[GATE_STACK_ARGS];
-    if (!px->cfg.bloom && hk == NULL && !tracking_any(px->tracking))
-        return;
-    bool heap = req->argc > GATE_STACK_ARGS;
-    const char **argv = heap ? bw_malloc(sizeof(char *) * (size_t)req->argc) : sargv;
-    size_t *lens = heap ? bw_malloc(sizeof(size_t) * (size_t)req->argc) : slen;
-    int *idx = heap ? bw_malloc(sizeof(int) * (size_t)req->argc) : sidx;
-    for (int i = 0; i < req->argc; i++) {
-        argv[i] = req->argv[i].ptr;
-        lens[i] = req->argv[i].len;
-    }
-    int n = cmd_get_keys(ci, req->argc, argv, lens, idx, req->argc);
-    for (int i = 0; i < n && i < req->argc; i++) {
-        watch_add_key(px->watch, argv[idx[i]], lens[idx[i]]);
-        hotkey_on_write(hk, argv[idx[i]], lens[idx[i]]);
-        client_tracking_write(px, argv[idx[i]], lens[idx[i]], writer);
-    }
-    if (heap) {
-        bw_free(argv);
-        bw_free(lens);
-        bw_free(idx);
-    }
+    if (watch_gate_closed(px->watch))
+        watch_counters(px->watch)->passed_nil++;
 }

@@ -11,10 +11,11 @@
 
 #include "proxy/batch.h"
 #include "proxy/cmdstats.h"
-#include "proxy/client.h"
 #include "proxy/hotcache.h"
 #include "proxy/log.h"
 #include "proxy/proxy.h"
+#include "proxy/session.h"
+#include "proxy/slots.h"
 #include "proxy/reply.h"
 #include "proxy/resp.h"
 #include "proxy/upstream.h"
@@ -38,7 +39,7 @@ struct hotkey {
 /* One upstream fill of a hot key: GET and PTTL pipelined. */
 struct hotkey_fill {
     struct hotkey *hk;          /* borrowed (outlives fills: freed after the pool) */
-    struct client_slot *slot;   /* the client's GET, or NULL for a refresh */
+    struct slot *slot;   /* the client's GET, or NULL for a refresh */
     char *key;                  /* owned copy */
     size_t len;                 /* bytes in key */
     uint64_t token;             /* hot_fetch_begin() generation */
@@ -53,7 +54,7 @@ struct hotkey_fill {
 
 /* A GET held by a lease. */
 struct hotkey_waiter {
-    struct client_slot *slot;   /* the client's reply slot */
+    struct slot *slot;   /* the client's reply slot */
     struct batch *batch;        /* where to send it if the lease ends without a value */
     char *key;                  /* owned copy */
     size_t len;                 /* bytes in key */
@@ -134,7 +135,7 @@ hotkey_wake(void *ctx, void *waiter, const char *value, size_t vlen)
     struct hotkey_waiter *w = waiter;
     (void)ctx;
     if (value != NULL)
-        client_slot_finish(w->slot, value, vlen);
+        slot_finish(w->slot, value, vlen);
     else
         batch_get_slot(w->batch, w->slot, w->key, w->len);
     hotkey_waiter_free(w);
@@ -177,12 +178,12 @@ hotkey_get_cb(void *privdata, struct evbuffer *reply, size_t len, const char *er
     size_t n = reply != NULL ? len : strlen(err);
     if (n == 3 && memcmp(data, "_\r\n", 3) == 0) {
         /* a RESP3 client's fill: held GETs of either protocol share it, in
-         * RESP2's form (client_slot_finish gives RESP3 clients their null) */
+         * RESP2's form (slot_finish gives RESP3 clients their null) */
         data = "$-1\r\n";
         n = 5;
     }
     if (f->slot != NULL)
-        client_slot_finish(f->slot, data, n);
+        slot_finish(f->slot, data, n);
     if (reply != NULL) {
         f->value = bw_strndup(data, n);
         f->vlen = n;
@@ -221,7 +222,7 @@ hotkey_pttl_cb(void *privdata, struct evbuffer *reply, size_t len, const char *e
  * a refresh). Returns false, sending nothing, when a fill of key is out.
  */
 static bool
-hotkey_fetch(struct hotkey *hk, struct upstream_conn *up, struct client_slot *slot,
+hotkey_fetch(struct hotkey *hk, struct upstream_conn *up, struct slot *slot,
              const char *key, size_t len)
 {
     size_t fs = (size_t)(XXH3_64bits(key, len) % HOTKEY_FILL_SLOTS);
@@ -259,7 +260,7 @@ hotkey_fetch(struct hotkey *hk, struct upstream_conn *up, struct client_slot *sl
 }
 
 bool
-hotkey_get(struct hotkey *hk, struct client *c, const char *key, size_t len)
+hotkey_get(struct hotkey *hk, struct session *s, const char *key, size_t len)
 {
     struct hot_hit hit;
     double rate;
@@ -272,20 +273,21 @@ hotkey_get(struct hotkey *hk, struct client *c, const char *key, size_t len)
         return false;
     if (hot_lookup(hk->hot, key, len, now, &hit)) {
         cmdstats_answered(&hk->px->cmdstats, CMDSTATS_BY_HOTCACHE);
-        client_reply_raw(c, hit.value, hit.vlen);
+        evbuffer_add(slotq_target(&s->q), hit.value, hit.vlen);
         if (hit.refresh) /* refresh-ahead: one background fetch, readers keep the value */
-            (void)hotkey_fetch(hk, client_upstream(c), NULL, key, len);
+            (void)hotkey_fetch(hk, s->up, NULL, key, len);
         return true;
     }
-    struct client_slot *slot = client_slot_new_batched(c, client_batch_epoch(c));
+    struct slot *slot = slot_new(&s->q, SLOT_BATCHED);
+    hk->px->stats.forwarded++;
     struct hotkey_waiter *w = bw_calloc(1, sizeof(*w));
     w->slot = slot;
-    w->batch = client_batch(c);
+    w->batch = s->batch;
     w->key = bw_strndup(key, len);
     w->len = len;
     if (hot_lease_hold(hk->hot, key, len, now, w)) {
         cmdstats_answered(&hk->px->cmdstats, CMDSTATS_BY_HOTCACHE);
-        client_slot_mark_held(slot);
+        slot_mark_held(slot);
         return true; /* a lease is out: wait for its SET (or its timeout) */
     }
     hotkey_waiter_free(w);
@@ -294,10 +296,10 @@ hotkey_get(struct hotkey *hk, struct client *c, const char *key, size_t len)
      * upstream too; its value (or the refilling SET) answers them. */
     if (hot_lease_begin(hk->hot, key, len, now, 0))
         hotkey_lease_arm(hk);
-    if (client_batch(c) != NULL)
-        batch_before_forward(client_batch(c), c);
-    if (!hotkey_fetch(hk, client_upstream(c), slot, key, len))
-        batch_get_slot(client_batch(c), slot, key, len); /* a fill is already out */
+    if (s->batch != NULL)
+        batch_before_forward(s->batch, s);
+    if (!hotkey_fetch(hk, s->up, slot, key, len))
+        batch_get_slot(s->batch, slot, key, len); /* a fill is already out */
     return true;
 }
 

@@ -19,7 +19,7 @@
 #include <stdint.h>
 
 struct evbuffer;
-struct client;
+struct session;
 struct proxy;
 struct hotkey;
 struct resp_request;
@@ -38,7 +38,7 @@ void hotkey_free(struct hotkey *hk);
  * here (a cache hit answered, a held GET, or a miss of a hot key fetched
  * with its PTTL); false: not hot, the caller batches it as usual.
  */
-bool hotkey_get(struct hotkey *hk, struct client *c, const char *key, size_t len);
+bool hotkey_get(struct hotkey *hk, struct session *s, const char *key, size_t len);
 
 /* A key written through bulwark (or named on the keyspace watch). */
 void hotkey_invalidate(struct hotkey *hk, const char *key, size_t len);

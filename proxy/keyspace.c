@@ -6,6 +6,7 @@
 #include "proxy/batch.h"
 #include "proxy/hotkey.h"
 #include "proxy/proxy.h"
+#include "proxy/session.h"
 #include "proxy/upstream.h"
 #include "proxy/util.h"
 
@@ -117,4 +118,34 @@ keyspace_info_hotkeys(struct proxy *px, struct evbuffer *out)
             hks[n++] = px->keyspaces[i]->hotkey;
     hotkey_info(hks, n, out);
     bw_free(hks);
+}
+
+void
+keyspace_select(struct session *s, int db)
+{
+    /* A batched GET still pending in the old database's batcher goes out
+     * first: nothing the client sends later may overtake it. */
+    if (s->batch != NULL)
+        batch_before_forward(s->batch, s);
+    if (s->up == NULL)
+        s->up = upstream_pick(s->px->pool, s->id, s->proto);
+    s->db = db;
+    s->ks = keyspace_get(s->px, db);
+    s->batch = keyspace_batch(s->px, s->ks, s->id, s->proto);
+}
+
+void
+keyspace_set_proto(struct session *s, int proto)
+{
+    if (s->proto == proto)
+        return;
+    /* The shared connection and batcher of the other protocol: nothing of
+     * this client is due on the old ones (the HELLO was held until then),
+     * so nothing it sends later overtakes them. */
+    if (s->batch != NULL)
+        batch_before_forward(s->batch, s);
+    s->proto = proto;
+    s->q.proto = proto;
+    s->up = upstream_pick(s->px->pool, s->id, proto);
+    s->batch = keyspace_batch(s->px, s->ks, s->id, proto);
 }

@@ -25,6 +25,7 @@ struct batch;
 struct evbuffer;
 struct hotkey;
 struct proxy;
+struct session;
 
 /* One database's protections (the fields are read by the request path). */
 struct keyspace {
@@ -49,6 +50,20 @@ struct keyspace *keyspace_get(struct proxy *px, int db);
  */
 struct batch *keyspace_batch(struct proxy *px, struct keyspace *ks, uint64_t client_id,
                              int proto);
+
+/*
+ * Session s now works in database db (0 <= db < px->databases, checked by
+ * the caller; also on connect, which picks its shared upstream connection):
+ * its requests use db's keyspace and batcher. A GET of the old database
+ * still batched is sent first.
+ */
+void keyspace_select(struct session *s, int db);
+
+/*
+ * HELLO switched s to proto: its later requests use the shared connection
+ * and batcher of that protocol. Called with nothing of s due on the old ones.
+ */
+void keyspace_set_proto(struct session *s, int proto);
 
 /* Free every keyspace (held GETs go to the batchers, then batches are sent). */
 void keyspace_free_all(struct proxy *px);

@@ -12,16 +12,17 @@
 #include <event2/buffer.h>
 
 #include "config/config.h"
-#include "proxy/client.h"
 #include "proxy/cmdstats.h"
 #include "proxy/command.h"
+#include "proxy/encode.h"
+#include "proxy/forward.h"
 #include "proxy/hotkey.h"
 #include "proxy/keyspace.h"
-#include "proxy/jitter.h"
 #include "proxy/log.h"
 #include "proxy/proxy.h"
 #include "proxy/reply.h"
 #include "proxy/resp.h"
+#include "proxy/session.h"
 #include "proxy/tracking.h"
 #include "proxy/upstream.h"
 #include "proxy/util.h"
@@ -29,7 +30,7 @@
 
 #define BULWARK_VERSION "0.1.0"
 
-typedef bool local_fn(struct client *c, const struct resp_request *req);
+typedef bool local_fn(struct session *s, const struct resp_request *req);
 
 /* A command bulwark answers: cmd_info.extra of LOCAL_HANDLER entries. */
 struct local_handler {
@@ -42,118 +43,118 @@ struct local_handler {
 /* ---- connection commands -------------------------------------------------- */
 
 static bool
-local_ping(struct client *c, const struct resp_request *req)
+local_ping(struct session *s, const struct resp_request *req)
 {
-    if (upstream_pool_script_inflight(client_proxy(c)->pool))
+    if (upstream_pool_script_inflight(s->px->pool))
         return false; /* Redis answers: -BUSY while a script runs too long, as it would */
     if (req->argc > 2)
-        client_reply_error(c, "ERR wrong number of arguments for 'ping' command");
+        session_reply_error(s, "ERR wrong number of arguments for 'ping' command");
     else if (req->argc == 2)
-        client_reply_bulk(c, req->argv[1].ptr, req->argv[1].len);
+        session_reply_bulk(s, req->argv[1].ptr, req->argv[1].len);
     else
-        client_reply_status(c, "PONG");
+        session_reply_status(s, "PONG");
     return true;
 }
 
 static bool
-local_echo(struct client *c, const struct resp_request *req)
+local_echo(struct session *s, const struct resp_request *req)
 {
-    if (upstream_pool_script_inflight(client_proxy(c)->pool))
+    if (upstream_pool_script_inflight(s->px->pool))
         return false; /* as PING */
-    client_reply_bulk(c, req->argv[1].ptr, req->argv[1].len);
+    session_reply_bulk(s, req->argv[1].ptr, req->argv[1].len);
     return true;
 }
 
 static bool
-local_quit(struct client *c, const struct resp_request *req)
+local_quit(struct session *s, const struct resp_request *req)
 {
     (void)req;
-    client_reply_status(c, "OK");
-    client_close_after_reply(c);
+    session_reply_status(s, "OK");
+    s->ops->close_after_reply(s);
     return true;
 }
 
 static bool
-local_select(struct client *c, const struct resp_request *req)
+local_select(struct session *s, const struct resp_request *req)
 {
     long long id;
     if (!resp_arg_ll(&req->argv[1], &id))
-        client_reply_error(c, "ERR value is not an integer or out of range");
+        session_reply_error(s, "ERR value is not an integer or out of range");
     else if (id < INT32_MIN || id > INT32_MAX)
-        client_reply_error(c, "ERR value is out of range, value must between -2147483648 and "
+        session_reply_error(s, "ERR value is out of range, value must between -2147483648 and "
                               "2147483647");
-    else if (id < 0 || id >= client_proxy(c)->databases)
-        client_reply_error(c, "ERR DB index is out of range");
+    else if (id < 0 || id >= s->px->databases)
+        session_reply_error(s, "ERR DB index is out of range");
     else {
-        client_select(c, (int)id);
-        client_reply_status(c, "OK");
+        keyspace_select(s, (int)id);
+        session_reply_status(s, "OK");
     }
     return true;
 }
 
 /* Check user/password against requirepass; replies on failure. */
 static bool
-local_check_password(struct client *c, const struct resp_arg *user, const struct resp_arg *pass)
+local_check_password(struct session *s, const struct resp_arg *user, const struct resp_arg *pass)
 {
-    const char *want = client_proxy(c)->cfg.requirepass;
+    const char *want = s->px->cfg.requirepass;
     bool nopass = want == NULL || want[0] == '\0';
     bool user_ok = user == NULL || (user->len == 7 && memcmp(user->ptr, "default", 7) == 0);
     bool pass_ok = nopass || (pass->len == strlen(want) && memcmp(pass->ptr, want, pass->len) == 0);
     if (user_ok && pass_ok) {
-        client_set_authenticated(c, true);
+        s->authenticated = true;
         return true;
     }
-    client_reply_error(c, "WRONGPASS invalid username-password pair or user is disabled.");
+    session_reply_error(s, "WRONGPASS invalid username-password pair or user is disabled.");
     return false;
 }
 
 static bool
-local_auth(struct client *c, const struct resp_request *req)
+local_auth(struct session *s, const struct resp_request *req)
 {
-    const char *want = client_proxy(c)->cfg.requirepass;
+    const char *want = s->px->cfg.requirepass;
     if (req->argc > 3) {
-        client_reply_error(c, "ERR syntax error");
+        session_reply_error(s, "ERR syntax error");
         return true;
     }
     if (req->argc == 2 && (want == NULL || want[0] == '\0')) {
-        client_reply_error(c, "ERR AUTH <password> called without any password configured "
+        session_reply_error(s, "ERR AUTH <password> called without any password configured "
                               "for the default user. Are you sure your configuration is correct?");
         return true;
     }
     const struct resp_arg *user = req->argc == 3 ? &req->argv[1] : NULL;
-    if (local_check_password(c, user, &req->argv[req->argc - 1]))
-        client_reply_status(c, "OK");
+    if (local_check_password(s, user, &req->argv[req->argc - 1]))
+        session_reply_status(s, "OK");
     return true;
 }
 
 
 /* The HELLO reply: a map of 7 pairs (RESP2: a flat array), as Redis 7.0 sends it. */
 static void
-local_hello_reply(struct client *c)
+local_hello_reply(struct session *s)
 {
-    struct evbuffer *out = client_reply_target(c);
-    const char *ver = client_proxy(c)->upstream_version;
-    client_encode_map_len(c, out, 7);
+    struct evbuffer *out = session_reply_target(s);
+    const char *ver = s->px->upstream_version;
+    enc_map_len(out, s->proto, 7);
     evbuffer_add_printf(out,
                         "$6\r\nserver\r\n$5\r\nredis\r\n$7\r\nversion\r\n$%zu\r\n%s\r\n"
                         "$5\r\nproto\r\n:%d\r\n$2\r\nid\r\n:%llu\r\n$4\r\nmode\r\n"
                         "$10\r\nstandalone\r\n$4\r\nrole\r\n$6\r\nmaster\r\n"
                         "$7\r\nmodules\r\n*0\r\n",
-                        strlen(ver), ver, client_proto(c), (unsigned long long)client_id(c));
+                        strlen(ver), ver, s->proto, (unsigned long long)s->id);
 }
 
 static bool
-local_hello(struct client *c, const struct resp_request *req)
+local_hello(struct session *s, const struct resp_request *req)
 {
     const struct resp_arg *user = NULL, *pass = NULL, *name = NULL;
     long long ver = 0; /* none named: the connection keeps its protocol */
     if (req->argc >= 2) {
         if (!resp_arg_ll(&req->argv[1], &ver)) {
-            client_reply_error(c, "ERR Protocol version is not an integer or out of range");
+            session_reply_error(s, "ERR Protocol version is not an integer or out of range");
             return true;
         }
         if (ver < 2 || ver > 3) {
-            client_reply_error(c, "NOPROTO unsupported protocol version");
+            session_reply_error(s, "NOPROTO unsupported protocol version");
             return true;
         }
     }
@@ -166,117 +167,53 @@ local_hello(struct client *c, const struct resp_request *req)
         } else if (resp_arg_is(&req->argv[j], "SETNAME") && more >= 1) {
             name = &req->argv[++j];
         } else {
-            client_reply_error(c, "ERR Syntax error in HELLO option '%.*s'",
+            session_reply_error(s, "ERR Syntax error in HELLO option '%.*s'",
                                (int)BW_MIN(req->argv[j].len, 900), req->argv[j].ptr);
             return true;
         }
     }
-    if (user != NULL && !local_check_password(c, user, pass))
+    if (user != NULL && !local_check_password(s, user, pass))
         return true;
-    if (!client_authenticated(c)) {
-        client_reply_error(c, "NOAUTH HELLO must be called with the client already "
+    if (!s->authenticated) {
+        session_reply_error(s, "NOAUTH HELLO must be called with the client already "
                               "authenticated, otherwise the HELLO AUTH <user> <pass> option can "
                               "be used to authenticate the client and select the RESP protocol "
                               "version at the same time");
         return true;
     }
-    if (name != NULL && !local_client_set_name(c, name))
+    if (name != NULL && !local_client_set_name(s, name))
         return true;
     if (ver != 0)
-        client_set_proto(c, (int)ver);
-    local_hello_reply(c);
+        keyspace_set_proto(s, (int)ver);
+    local_hello_reply(s);
     return true;
 }
 
 static bool
-local_reset(struct client *c, const struct resp_request *req)
+local_reset(struct session *s, const struct resp_request *req)
 {
-    const char *pass = client_proxy(c)->cfg.requirepass;
     (void)req;
-    client_set_name(c, NULL, 0);
-    client_set_authenticated(c, pass == NULL || pass[0] == '\0');
-    client_select(c, 0);
-    client_set_proto(c, 2);
-    tracking_disable(client_proxy(c)->tracking, client_id(c));
-    client_reply_status(c, "RESET");
+    session_reset_auth(s);
+    keyspace_select(s, 0);
+    keyspace_set_proto(s, 2);
+    tracking_disable(s->px->tracking, s->id);
+    session_reply_status(s, "RESET");
     return true;
 }
 
 /* EXEC/DISCARD can only ever be "without MULTI" while MULTI is refused. */
 static bool
-local_exec(struct client *c, const struct resp_request *req)
+local_exec(struct session *s, const struct resp_request *req)
 {
-    client_reply_error(c, "ERR %s without MULTI", resp_arg_is(&req->argv[0], "exec") ? "EXEC" : "DISCARD");
+    session_reply_error(s, "ERR %s without MULTI", resp_arg_is(&req->argv[0], "exec") ? "EXEC" : "DISCARD");
     return true;
 }
 
 static bool
-local_unwatch(struct client *c, const struct resp_request *req)
+local_unwatch(struct session *s, const struct resp_request *req)
 {
     (void)req;
-    client_reply_status(c, "OK");
-    return true;
-}
-
-/* ---- TTL jitter -------------------------------------------------------------- */
-
-#define LOCAL_JITTER_MAX_ARGS 16 /* SET with every option has fewer */
-
-static bool local_jitter(struct client *c, const struct resp_request *req);
-
-bool
-local_jitter_encode(struct client *c, const struct cmd_info *ci, const struct resp_request *req,
-                    char **out, size_t *outlen)
-{
-    struct proxy *px = client_proxy(c);
-    const struct cfg *cfg = &px->cfg;
-    struct jitter_arg args[LOCAL_JITTER_MAX_ARGS];
-    struct jitter_result res;
-
-    if (ci == NULL || ci->policy != LOCAL_HANDLER ||
-        ((const struct local_handler *)ci->extra)->fn != local_jitter ||
-        cfg->ttl_jitter_percent == 0 || req->argc > LOCAL_JITTER_MAX_ARGS)
-        return false;
-    struct jitter_opts o = {
-        .percent = (unsigned)cfg->ttl_jitter_percent,
-        .max_ms = cfg->ttl_jitter_max_ms,
-        .min_ttl_ms = cfg->ttl_jitter_min_ttl_ms,
-        .expire = cfg->ttl_jitter_expire,
-        .absolute = cfg->ttl_jitter_absolute,
-        .keep_unit = false,
-        .exclude = (const char *const *)cfg->ttl_jitter_exclude,
-        .exclude_count = cfg->ttl_jitter_exclude_count,
-    };
-    for (int i = 0; i < req->argc; i++) {
-        args[i].ptr = req->argv[i].ptr;
-        args[i].len = req->argv[i].len;
-    }
-    if (!jitter_rewrite(&o, &px->jitter_rng, bw_wall_ms(), req->argc, args, &res))
-        return false;
-    size_t n = jitter_encode(req->argc, args, &res, NULL, 0);
-    *out = bw_malloc(n);
-    BW_ASSERT(jitter_encode(req->argc, args, &res, *out, n) == n);
-    *outlen = n;
-    px->stats.ttl_jittered_writes++;
-    px->stats.ttl_jitter_added_ms += res.added_ms;
-    return true;
-}
-
-/*
- * Cache writes with an expiry: forward them with a lengthened TTL when
- * jitter.c says so (rules in proxy/jitter.h), else as they came.
- */
-static bool
-local_jitter(struct client *c, const struct resp_request *req)
-{
-    char *buf;
-    size_t n;
-    struct proxy *px = client_proxy(c);
-    const struct cmd_info *ci = cmd_lookup(px->cmds, req->argv[0].ptr, req->argv[0].len);
-    if (!local_jitter_encode(c, ci, req, &buf, &n))
-        return false;
-    client_forward(c, buf, n, NULL, NULL);
-    bw_free(buf);
+    session_reply_status(s, "OK");
     return true;
 }
 
@@ -387,7 +324,7 @@ local_info_proxy(struct proxy *px, struct evbuffer *out)
                         (unsigned long long)upstream_pool_pinned_waiting(px->pool));
     evbuffer_add_printf(out, "client_output_limit_closed:%llu\r\nclient_recent_max_output_buffer:%zu\r\n",
                         (unsigned long long)s->client_output_limit_closed,
-                        client_max_output(px));
+                        session_max_output(px));
 }
 
 /* "# Bulwark_commandstats": Redis's cmdstat_ lines of the requests bulwark handled. */
@@ -478,45 +415,45 @@ local_info_upstream_text(struct proxy *px, const char *s, size_t len, struct evb
 
 /* INFO filter: the upstream's sections, then bulwark's. */
 static void
-local_info_filter(struct client *c, struct evbuffer *reply, size_t len, const char *err,
+local_info_filter(struct session *s, struct evbuffer *reply, size_t len, const char *err,
                   struct evbuffer *out, void *data)
 {
     struct local_info_want *w = data;
-    if (c != NULL && reply == NULL && !w->proxy && !w->upstream && !w->bloom && !w->hotkeys &&
+    if (s != NULL && reply == NULL && !w->proxy && !w->upstream && !w->bloom && !w->hotkeys &&
         !w->cmdstats && !w->latstats) {
         evbuffer_add(out, err, strlen(err)); /* only Redis's sections asked: say it failed */
         bw_free(w);
         return;
     }
-    if (c != NULL) {
+    if (s != NULL) {
         struct evbuffer *text = evbuffer_new();
         struct reply_node *n = NULL;
         if (reply != NULL)
             n = reply_parse((const char *)evbuffer_pullup(reply, (ev_ssize_t)len), len);
         if (n != NULL && n->type == '$' && !n->nil)
-            local_info_upstream_text(client_proxy(c), n->str, n->len, text);
+            local_info_upstream_text(s->px, n->str, n->len, text);
         else if (n != NULL && n->type == '=' && n->len >= 4) /* RESP3: "txt:…" */
-            local_info_upstream_text(client_proxy(c), n->str + 4, n->len - 4, text);
+            local_info_upstream_text(s->px, n->str + 4, n->len - 4, text);
         reply_node_free(n);
-        local_info_own(client_proxy(c), w, text);
-        client_encode_verbatim(c, out, text);
+        local_info_own(s->px, w, text);
+        enc_verbatim(out, s->proto, text);
         evbuffer_free(text);
     }
     bw_free(w);
 }
 
 static bool
-local_info(struct client *c, const struct resp_request *req)
+local_info(struct session *s, const struct resp_request *req)
 {
     struct local_info_want *w = bw_malloc(sizeof(*w));
     local_info_parse(req, w);
     if (w->redis) {
-        client_forward_request(c, req, local_info_filter, w);
+        fwd_request(s, req, local_info_filter, w);
         return true;
     }
     struct evbuffer *text = evbuffer_new();
-    local_info_own(client_proxy(c), w, text);
-    client_encode_verbatim(c, client_reply_target(c), text);
+    local_info_own(s->px, w, text);
+    enc_verbatim(session_reply_target(s), s->proto, text);
     evbuffer_free(text);
     bw_free(w);
     return true;
@@ -585,21 +522,21 @@ local_config_get_free(struct local_config_get *g)
 
 /* Add bulwark's matches and write the reply to out: a map (RESP2: a flat array). */
 static void
-local_config_get_finish(struct client *c, struct local_config_get *g, struct evbuffer *out)
+local_config_get_finish(struct session *s, struct local_config_get *g, struct evbuffer *out)
 {
     for (int i = 0; i < g->npatterns; i++)
-        cfg_get(&client_proxy(c)->cfg, g->patterns[i], local_config_emit, g);
-    client_encode_map_len(c, out, (size_t)g->count / 2);
+        cfg_get(&s->px->cfg, g->patterns[i], local_config_emit, g);
+    enc_map_len(out, s->proto, (size_t)g->count / 2);
     evbuffer_add_buffer(out, g->items);
 }
 
 /* CONFIG GET filter: the upstream's pairs minus bulwark's names, then bulwark's. */
 static void
-local_config_get_filter(struct client *c, struct evbuffer *reply, size_t len, const char *err,
+local_config_get_filter(struct session *s, struct evbuffer *reply, size_t len, const char *err,
                         struct evbuffer *out, void *data)
 {
     struct local_config_get *g = data;
-    if (c != NULL) {
+    if (s != NULL) {
         struct reply_node *n = NULL;
         if (reply != NULL)
             n = reply_parse((const char *)evbuffer_pullup(reply, (ev_ssize_t)len), len);
@@ -622,15 +559,15 @@ local_config_get_filter(struct client *c, struct evbuffer *reply, size_t len, co
             g->count += 2;
         }
         reply_node_free(n);
-        local_config_get_finish(c, g, out);
+        local_config_get_finish(s, g, out);
     }
     local_config_get_free(g);
 }
 
 static bool
-local_config_get(struct client *c, const struct resp_request *req)
+local_config_get(struct session *s, const struct resp_request *req)
 {
-    struct proxy *px = client_proxy(c);
+    struct proxy *px = s->px;
     struct local_config_get *g = bw_calloc(1, sizeof(*g));
     bool upstream = false;
     g->items = evbuffer_new();
@@ -642,10 +579,10 @@ local_config_get(struct client *c, const struct resp_request *req)
             upstream = true;
     }
     if (upstream && !local_config_denied(px)) {
-        client_forward_request(c, req, local_config_get_filter, g);
+        fwd_request(s, req, local_config_get_filter, g);
         return true;
     }
-    local_config_get_finish(c, g, client_reply_target(c));
+    local_config_get_finish(s, g, session_reply_target(s));
     local_config_get_free(g);
     return true;
 }
@@ -675,23 +612,23 @@ local_config_apply(struct proxy *px, const struct local_config_set *s)
 }
 
 static void
-local_config_set_filter(struct client *c, struct evbuffer *reply, size_t len, const char *err,
+local_config_set_filter(struct session *s, struct evbuffer *reply, size_t len, const char *err,
                         struct evbuffer *out, void *data)
 {
-    struct local_config_set *s = data;
-    if (c != NULL) {
+    struct local_config_set *cs = data;
+    if (s != NULL) {
         const char *p = reply != NULL ? (const char *)evbuffer_pullup(reply, 1) : NULL;
         if (p != NULL && p[0] == '+') {
-            local_config_apply(client_proxy(c), s);
+            local_config_apply(s->px, cs);
             /* busy-reply-threshold (lua-time-limit) may have changed */
-            upstream_pool_refresh_busy_threshold(client_proxy(c)->pool);
+            upstream_pool_refresh_busy_threshold(s->px->pool);
         }
         if (reply != NULL)
             evbuffer_remove_buffer(reply, out, len);
         else
             evbuffer_add(out, err, strlen(err));
     }
-    local_config_set_free(s);
+    local_config_set_free(cs);
 }
 
 int
@@ -722,7 +659,7 @@ local_maxclients_fit(struct proxy *px, int want, char *err, size_t errlen)
  * and returns false on an invalid or duplicate own parameter.
  */
 static bool
-local_config_split(struct client *c, const struct resp_request *req, struct local_config_set *own,
+local_config_split(struct session *s, const struct resp_request *req, struct local_config_set *own,
                    struct evbuffer *fwd_args, int *nfwd)
 {
     struct cfg scratch;
@@ -733,7 +670,7 @@ local_config_split(struct client *c, const struct resp_request *req, struct loca
         char *name = bw_strndup(req->argv[i].ptr, req->argv[i].len);
         char *value = bw_strndup(req->argv[i + 1].ptr, req->argv[i + 1].len);
         if (!cfg_is_own(name) ||
-            (cfg_is_shared(name) && !local_config_denied(client_proxy(c)))) {
+            (cfg_is_shared(name) && !local_config_denied(s->px))) {
             /* Redis's; a shared one (client-output-buffer-limit) is Redis's
              * and bulwark's: validated here too, applied when Redis says OK */
             local_add_bulk(fwd_args, req->argv[i].ptr, req->argv[i].len);
@@ -749,12 +686,12 @@ local_config_split(struct client *c, const struct resp_request *req, struct loca
             if (strcasecmp(own->names[j], name) == 0)
                 ok = false, snprintf(err, sizeof(err), "duplicate parameter");
         if (ok && cfg_set(&scratch, name, value, err, sizeof(err)) != 0 &&
-            !cfg_is_same(&client_proxy(c)->cfg, name, value))
+            !cfg_is_same(&s->px->cfg, name, value))
             ok = false;
         if (ok && strcasecmp(name, "maxclients") == 0)
-            ok = local_maxclients_fit(client_proxy(c), scratch.maxclients, err, sizeof(err));
+            ok = local_maxclients_fit(s->px, scratch.maxclients, err, sizeof(err));
         if (!ok)
-            client_reply_error(c, "ERR CONFIG SET failed (possibly related to argument '%s') - %s",
+            session_reply_error(s, "ERR CONFIG SET failed (possibly related to argument '%s') - %s",
                                name, err);
         own->names = bw_realloc(own->names, sizeof(char *) * (size_t)(own->n + 1));
         own->values = bw_realloc(own->values, sizeof(char *) * (size_t)(own->n + 1));
@@ -766,25 +703,25 @@ local_config_split(struct client *c, const struct resp_request *req, struct loca
 }
 
 static bool
-local_config_set(struct client *c, const struct resp_request *req)
+local_config_set(struct session *s, const struct resp_request *req)
 {
-    struct proxy *px = client_proxy(c);
+    struct proxy *px = s->px;
     if ((req->argc - 2) % 2 != 0) {
-        client_reply_error(c, "ERR wrong number of arguments for 'config|set' command");
+        session_reply_error(s, "ERR wrong number of arguments for 'config|set' command");
         return true;
     }
     struct local_config_set *own = bw_calloc(1, sizeof(*own));
     struct evbuffer *fwd = evbuffer_new();
     int nfwd = 0;
-    if (!local_config_split(c, req, own, fwd, &nfwd)) {
+    if (!local_config_split(s, req, own, fwd, &nfwd)) {
         local_config_set_free(own);
     } else if (nfwd == 0) {
         local_config_apply(px, own);
         local_config_set_free(own);
-        client_reply_status(c, "OK");
+        session_reply_status(s, "OK");
     } else if (local_config_denied(px)) {
         local_config_set_free(own);
-        client_reply_error(c, "ERR CONFIG SET of Redis parameters is disabled in bulwark "
+        session_reply_error(s, "ERR CONFIG SET of Redis parameters is disabled in bulwark "
                               "(deny-commands CONFIG)");
     } else {
         struct evbuffer *cmd = evbuffer_new(); /* the client's own words, its case kept */
@@ -793,7 +730,7 @@ local_config_set(struct client *c, const struct resp_request *req)
         local_add_bulk(cmd, req->argv[1].ptr, req->argv[1].len);
         evbuffer_add_buffer(cmd, fwd);
         size_t n = evbuffer_get_length(cmd);
-        client_forward(c, (const char *)evbuffer_pullup(cmd, -1), n, local_config_set_filter, own);
+        fwd_send(s, (const char *)evbuffer_pullup(cmd, -1), n, local_config_set_filter, own);
         evbuffer_free(cmd);
     }
     evbuffer_free(fwd);
@@ -801,14 +738,14 @@ local_config_set(struct client *c, const struct resp_request *req)
 }
 
 static bool
-local_config_resetstat(struct client *c, const struct resp_request *req)
+local_config_resetstat(struct session *s, const struct resp_request *req)
 {
-    struct proxy *px = client_proxy(c);
+    struct proxy *px = s->px;
     stats_reset(&px->stats);
     cmdstats_reset(&px->cmdstats);
     upstream_pool_reset_stats(px->pool);
     if (local_config_denied(px)) {
-        client_reply_status(c, "OK");
+        session_reply_status(s, "OK");
         return true;
     }
     (void)req;
@@ -817,11 +754,11 @@ local_config_resetstat(struct client *c, const struct resp_request *req)
 
 /* CONFIG REWRITE / HELP …: forwarded unless CONFIG is denied. */
 static bool
-local_config_other(struct client *c, const struct resp_request *req)
+local_config_other(struct session *s, const struct resp_request *req)
 {
-    if (!local_config_denied(client_proxy(c)))
+    if (!local_config_denied(s->px))
         return false;
-    client_reply_error(c, "ERR CONFIG %.*s of Redis is disabled in bulwark (deny-commands CONFIG)",
+    session_reply_error(s, "ERR CONFIG %.*s of Redis is disabled in bulwark (deny-commands CONFIG)",
                        (int)BW_MIN(req->argv[1].len, 32), req->argv[1].ptr);
     return true;
 }
@@ -829,15 +766,15 @@ local_config_other(struct client *c, const struct resp_request *req)
 /* ---- BULWARK ------------------------------------------------------------------ */
 
 void
-local_bulwark(struct client *c, const struct resp_request *req)
+local_bulwark(struct session *s, const struct resp_request *req)
 {
     long long n = 10;
     if (req->argc >= 2 && resp_arg_is(&req->argv[1], "hotkeys") && req->argc <= 3) {
         if (req->argc == 3 && (!resp_arg_ll(&req->argv[2], &n) || n < 0)) {
-            client_reply_error(c, "ERR value is not an integer or out of range");
+            session_reply_error(s, "ERR value is not an integer or out of range");
             return;
         }
-        hotkey_top_reply(client_keyspace(c)->hotkey, (size_t)n, client_reply_target(c));
+        hotkey_top_reply(s->ks->hotkey, (size_t)n, session_reply_target(s));
         return;
     }
     if (req->argc == 2 && resp_arg_is(&req->argv[1], "help")) {
@@ -845,13 +782,13 @@ local_bulwark(struct client *c, const struct resp_request *req)
             "*3\r\n+BULWARK <subcommand>. Subcommands are:\r\n"
             "+HOTKEYS [<count>]: the hottest keys with their estimated reads per second.\r\n"
             "+HELP: this text.\r\n";
-        client_reply_raw(c, help, sizeof(help) - 1);
+        session_reply_raw(s, help, sizeof(help) - 1);
         return;
     }
     if (req->argc < 2)
-        client_reply_error(c, "ERR wrong number of arguments for 'bulwark' command");
+        session_reply_error(s, "ERR wrong number of arguments for 'bulwark' command");
     else
-        client_reply_error(c, "ERR unknown subcommand '%.*s'. Try BULWARK HELP.",
+        session_reply_error(s, "ERR unknown subcommand '%.*s'. Try BULWARK HELP.",
                            (int)BW_MIN(req->argv[1].len, 128), req->argv[1].ptr);
 }
 
@@ -869,14 +806,6 @@ static const struct local_handler local_handlers[] = {
     {"discard", local_exec},
     {"unwatch", local_unwatch},
     {"info", local_info},
-    {"set", local_jitter},
-    {"setex", local_jitter},
-    {"psetex", local_jitter},
-    {"expire", local_jitter},
-    {"pexpire", local_jitter},
-    {"expireat", local_jitter},
-    {"pexpireat", local_jitter},
-    {"getex", local_jitter},
     {"client|setname", local_client_setname},
     {"client|getname", local_client_getname},
     {"client|id", local_client_id},
@@ -946,16 +875,16 @@ local_apply_policies(struct proxy *px, struct cmd_table *t)
 }
 
 bool
-local_dispatch(struct client *c, const struct cmd_info *ci, const struct resp_request *req)
+local_dispatch(struct session *s, const struct cmd_info *ci, const struct resp_request *req)
 {
     if (ci->policy == LOCAL_HANDLER) {
         const struct local_handler *h = ci->extra;
-        return h->fn(c, req);
+        return h->fn(s, req);
     }
     if (ci->policy == LOCAL_REFUSED) {
         char err[256];
         local_refusal_error(ci, err, sizeof(err));
-        client_reply_raw(c, err, strlen(err));
+        session_reply_raw(s, err, strlen(err));
         return true;
     }
     return false;

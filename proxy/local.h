@@ -9,7 +9,7 @@
 #include <stdbool.h>
 #include <stddef.h>
 
-struct client;
+struct session;
 struct evbuffer;
 struct cfg;
 struct cmd_info;
@@ -32,7 +32,7 @@ void local_apply_policies(struct proxy *px, struct cmd_table *t);
  * Returns true when the client got its reply (or a forward with a filter
  * was queued), false when the request is to be forwarded as it came.
  */
-bool local_dispatch(struct client *c, const struct cmd_info *ci, const struct resp_request *req);
+bool local_dispatch(struct session *s, const struct cmd_info *ci, const struct resp_request *req);
 
 /*
  * The whole error reply ("-ERR <NAME> is not supported by bulwark…\r\n")
@@ -47,7 +47,7 @@ void local_refusal_error(const struct cmd_info *ci, char *out, size_t size);
 void local_info_text(struct proxy *px, struct evbuffer *out);
 
 /* BULWARK HOTKEYS [N] | HELP: bulwark's own command (not Redis's). */
-void local_bulwark(struct client *c, const struct resp_request *req);
+void local_bulwark(struct session *s, const struct resp_request *req);
 
 /*
  * Descriptors bulwark keeps beside its clients' (Redis's reserve of 32 for
@@ -57,14 +57,5 @@ void local_bulwark(struct client *c, const struct resp_request *req);
  * maxclients plus this (main at start, CONFIG SET maxclients).
  */
 int local_fd_reserve(const struct cfg *cfg);
-
-/*
- * TTL jitter for a forwarded request: when ci/req is a cache write whose TTL
- * jitter lengthens (rules in proxy/jitter.h), *out gets the rewritten request
- * (RESP, *outlen bytes; caller frees with bw_free) and true is returned, with
- * the INFO counters updated; false leaves the request as it came.
- */
-bool local_jitter_encode(struct client *c, const struct cmd_info *ci,
-                         const struct resp_request *req, char **out, size_t *outlen);
 
 #endif

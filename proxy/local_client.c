@@ -6,11 +6,79 @@
 
 #include <event2/buffer.h>
 
-#include "proxy/client.h"
+#include "proxy/encode.h"
+#include "proxy/forward.h"
+#include "proxy/pinned.h"
 #include "proxy/proxy.h"
 #include "proxy/tracking.h"
 #include "proxy/resp.h"
+#include "proxy/session.h"
 #include "proxy/util.h"
+
+
+/* Which clients CLIENT KILL closes (Redis 7.0 networking.c); NULL / 0 / -1
+ * members match every client. Strings are not NUL-terminated. */
+struct local_kill_filter {
+    const char *addr;  /* peer "ip:port", as CLIENT LIST addr= */
+    size_t addr_len;
+    const char *laddr; /* local "ip:port", as CLIENT LIST laddr= */
+    size_t laddr_len;
+    uint64_t id;       /* CLIENT ID, 0 = any */
+    int type;          /* LOCAL_KILL_TYPE_*, or -1 = any */
+    bool no_user;      /* USER names a user none of bulwark's clients has */
+    bool skipme;       /* never self */
+};
+
+#define LOCAL_KILL_TYPE_NORMAL 0 /* not subscribed (MONITOR included, as Redis) */
+#define LOCAL_KILL_TYPE_PUBSUB 1 /* subscribed to a channel, pattern or shard channel */
+#define LOCAL_KILL_TYPE_OTHER 2  /* master / replica: bulwark has none */
+
+static bool
+local_kill_matches(const struct session *c, const struct local_kill_filter *f)
+{
+    if (f->no_user)
+        return false;
+    if (f->addr != NULL && (strlen(c->addr) != f->addr_len ||
+                            memcmp(c->addr, f->addr, f->addr_len) != 0))
+        return false;
+    if (f->laddr != NULL && (strlen(c->laddr) != f->laddr_len ||
+                             memcmp(c->laddr, f->laddr, f->laddr_len) != 0))
+        return false;
+    if (f->id != 0 && c->id != f->id)
+        return false;
+    if (f->type >= 0) {
+        bool pubsub = c->pin != NULL && pinned_subscriptions(c->pin) > 0;
+        int type = pubsub ? LOCAL_KILL_TYPE_PUBSUB : LOCAL_KILL_TYPE_NORMAL;
+        if (type != f->type)
+            return false;
+    }
+    return true;
+}
+
+/*
+ * Close every client that matches f, except self, which is only counted,
+ * *kill_self set: the caller replies, then closes it after the reply.
+ * Returns the number of clients matched.
+ */
+static size_t
+local_client_kill_matching(struct session *self, const struct local_kill_filter *f,
+                           bool *kill_self)
+{
+    struct session *c, *next;
+    size_t killed = 0;
+    *kill_self = false;
+    for (c = TAILQ_FIRST(&self->px->sessions); c != NULL; c = next) {
+        next = TAILQ_NEXT(c, link);
+        if (!local_kill_matches(c, f) || (c == self && f->skipme))
+            continue;
+        killed++;
+        if (c == self)
+            *kill_self = true;
+        else
+            c->ops->close(c);
+    }
+    return killed;
+}
 
 /* Redis's clientSetName rule: printable ASCII without spaces. */
 static bool
@@ -23,68 +91,68 @@ local_valid_name(const struct resp_arg *a)
 }
 
 bool
-local_client_set_name(struct client *c, const struct resp_arg *name)
+local_client_set_name(struct session *s, const struct resp_arg *name)
 {
     if (!local_valid_name(name)) {
-        client_reply_error(c, "ERR Client names cannot contain spaces, newlines or special "
+        session_reply_error(s, "ERR Client names cannot contain spaces, newlines or special "
                               "characters.");
         return false;
     }
-    client_set_name(c, name->ptr, name->len);
+    session_set_name(s, name->ptr, name->len);
     return true;
 }
 
 bool
-local_client_setname(struct client *c, const struct resp_request *req)
+local_client_setname(struct session *s, const struct resp_request *req)
 {
-    if (local_client_set_name(c, &req->argv[2]))
-        client_reply_status(c, "OK");
+    if (local_client_set_name(s, &req->argv[2]))
+        session_reply_status(s, "OK");
     return true;
 }
 
 bool
-local_client_getname(struct client *c, const struct resp_request *req)
+local_client_getname(struct session *s, const struct resp_request *req)
 {
-    const char *name = client_name(c);
+    const char *name = s->name;
     (void)req;
     if (name == NULL)
-        client_reply_nil(c);
+        session_reply_nil(s);
     else
-        client_reply_bulk(c, name, strlen(name));
+        session_reply_bulk(s, name, strlen(name));
     return true;
 }
 
 bool
-local_client_id(struct client *c, const struct resp_request *req)
+local_client_id(struct session *s, const struct resp_request *req)
 {
     (void)req;
-    client_reply_int(c, (long long)client_id(c));
+    session_reply_int(s, (long long)s->id);
     return true;
 }
 
 /* Reply with CLIENT INFO of only, or CLIENT LIST of all clients (only NULL). */
 static void
-local_client_lines(struct client *c, const struct client *only)
+local_client_lines(struct session *s, const struct session *only)
 {
     struct evbuffer *lines = evbuffer_new();
     if (only != NULL)
-        client_format_info(only, lines);
+        only->ops->format_info(only, lines);
     else
-        client_format_all(client_proxy(c), lines);
-    client_encode_verbatim(c, client_reply_target(c), lines);
+        session_format_all(s->px, lines);
+    enc_verbatim(session_reply_target(s), s->proto, lines);
     evbuffer_free(lines);
 }
 
 bool
-local_client_info(struct client *c, const struct resp_request *req)
+local_client_info(struct session *s, const struct resp_request *req)
 {
     (void)req;
-    local_client_lines(c, c);
+    local_client_lines(s, s);
     return true;
 }
 
 bool
-local_client_tracking(struct client *c, const struct resp_request *req)
+local_client_tracking(struct session *s, const struct resp_request *req)
 {
     struct tracking_arg stack[16];
     size_t n = (size_t)req->argc;
@@ -93,11 +161,11 @@ local_client_tracking(struct client *c, const struct resp_request *req)
         args[i] = (struct tracking_arg){req->argv[i].ptr, req->argv[i].len};
     char *reply = NULL;
     size_t len = 0;
-    if (tracking_command(client_proxy(c)->tracking, client_id(c), client_proto(c), req->argc,
+    if (tracking_command(s->px->tracking, s->id, s->proto, req->argc,
                          args, &reply, &len))
-        client_reply_raw(c, reply, len);
+        session_reply_raw(s, reply, len);
     else /* not one of the four: the table sent something else here */
-        client_reply_error(c, "ERR unknown subcommand '%.*s'", (int)BW_MIN(req->argv[1].len, 128),
+        session_reply_error(s, "ERR unknown subcommand '%.*s'", (int)BW_MIN(req->argv[1].len, 128),
                            req->argv[1].ptr);
     bw_free(reply);
     if (args != stack)
@@ -111,21 +179,22 @@ local_client_tracking(struct client *c, const struct resp_request *req)
  * request names that connection's id); any other gets 0.
  */
 bool
-local_client_unblock(struct client *c, const struct resp_request *req)
+local_client_unblock(struct session *s, const struct resp_request *req)
 {
     long long id;
     if (req->argc == 4 && !resp_arg_is(&req->argv[3], "timeout") &&
         !resp_arg_is(&req->argv[3], "error")) {
-        client_reply_error(c, "ERR CLIENT UNBLOCK reason should be TIMEOUT or ERROR");
+        session_reply_error(s, "ERR CLIENT UNBLOCK reason should be TIMEOUT or ERROR");
         return true;
     }
     if (!resp_arg_ll(&req->argv[2], &id)) {
-        client_reply_error(c, "ERR value is not an integer or out of range");
+        session_reply_error(s, "ERR value is not an integer or out of range");
         return true;
     }
-    uint64_t rid = id > 0 ? client_blocked_redis_id(client_proxy(c), (uint64_t)id) : 0;
+    const struct session *t = id > 0 ? session_by_id(s->px, (uint64_t)id) : NULL;
+    uint64_t rid = t != NULL && t->pin != NULL && pinned_blocked(t->pin) ? pinned_redis_id(t->pin) : 0;
     if (rid == 0) {
-        client_reply_int(c, 0);
+        session_reply_int(s, 0);
         return true;
     }
     char num[24], cmd[128];
@@ -134,7 +203,7 @@ local_client_unblock(struct client *c, const struct resp_request *req)
                 ? snprintf(cmd, sizeof(cmd), "*4\r\n$6\r\nCLIENT\r\n$7\r\nUNBLOCK\r\n$%d\r\n%s\r\n$%zu\r\n%.*s\r\n",
                            nl, num, req->argv[3].len, (int)req->argv[3].len, req->argv[3].ptr)
                 : snprintf(cmd, sizeof(cmd), "*3\r\n$6\r\nCLIENT\r\n$7\r\nUNBLOCK\r\n$%d\r\n%s\r\n", nl, num);
-    client_forward(c, cmd, (size_t)n, NULL, NULL);
+    fwd_send(s, cmd, (size_t)n, NULL, NULL);
     return true;
 }
 
@@ -143,37 +212,37 @@ local_client_unblock(struct client *c, const struct resp_request *req)
  * bulwark's clients are all "normal" ones.
  */
 bool
-local_client_list(struct client *c, const struct resp_request *req)
+local_client_list(struct session *s, const struct resp_request *req)
 {
     struct evbuffer *lines = evbuffer_new();
     if (req->argc == 2) {
-        client_format_all(client_proxy(c), lines);
+        session_format_all(s->px, lines);
     } else if (req->argc == 4 && resp_arg_is(&req->argv[2], "type")) {
         const struct resp_arg *t = &req->argv[3];
         if (!resp_arg_is(t, "normal") && !resp_arg_is(t, "master") && !resp_arg_is(t, "replica") &&
             !resp_arg_is(t, "slave") && !resp_arg_is(t, "pubsub")) {
-            client_reply_error(c, "ERR Unknown client type '%.*s'", (int)BW_MIN(t->len, 128), t->ptr);
+            session_reply_error(s, "ERR Unknown client type '%.*s'", (int)BW_MIN(t->len, 128), t->ptr);
             evbuffer_free(lines);
             return true;
         }
         if (resp_arg_is(t, "normal"))
-            client_format_all(client_proxy(c), lines);
+            session_format_all(s->px, lines);
     } else if (req->argc > 3 && resp_arg_is(&req->argv[2], "id")) {
         for (int i = 3; i < req->argc; i++) {
             long long id;
             if (!resp_arg_ll(&req->argv[i], &id) || id <= 0) {
-                client_reply_error(c, "ERR Invalid client ID");
+                session_reply_error(s, "ERR Invalid client ID");
                 evbuffer_free(lines);
                 return true;
             }
-            client_format_id(client_proxy(c), (uint64_t)id, lines);
+            session_format_id(s->px, (uint64_t)id, lines);
         }
     } else {
-        client_reply_error(c, "ERR syntax error");
+        session_reply_error(s, "ERR syntax error");
         evbuffer_free(lines);
         return true;
     }
-    client_encode_verbatim(c, client_reply_target(c), lines);
+    enc_verbatim(session_reply_target(s), s->proto, lines);
     evbuffer_free(lines);
     return true;
 }
@@ -185,9 +254,9 @@ local_client_list(struct client *c, const struct resp_request *req)
  * are all user "default" (as CLIENT LIST says): another USER matches none.
  */
 bool
-local_client_kill(struct client *c, const struct resp_request *req)
+local_client_kill(struct session *s, const struct resp_request *req)
 {
-    struct client_kill_filter f = {.type = -1, .skipme = true};
+    struct local_kill_filter f = {.type = -1, .skipme = true};
     bool self;
     if (req->argc == 3) {
         f.addr = req->argv[2].ptr;
@@ -198,23 +267,23 @@ local_client_kill(struct client *c, const struct resp_request *req)
         const struct resp_arg *o = &req->argv[i], *v = &req->argv[i + 1];
         long long id;
         if (i + 1 >= req->argc) {
-            client_reply_error(c, "ERR syntax error");
+            session_reply_error(s, "ERR syntax error");
             return true;
         } else if (resp_arg_is(o, "id")) {
             if (!resp_arg_ll(v, &id) || id < 1) {
-                client_reply_error(c, "ERR client-id should be greater than 0");
+                session_reply_error(s, "ERR client-id should be greater than 0");
                 return true;
             }
             f.id = (uint64_t)id;
         } else if (resp_arg_is(o, "type")) {
             if (resp_arg_is(v, "normal"))
-                f.type = CLIENT_KILL_TYPE_NORMAL;
+                f.type = LOCAL_KILL_TYPE_NORMAL;
             else if (resp_arg_is(v, "pubsub"))
-                f.type = CLIENT_KILL_TYPE_PUBSUB;
+                f.type = LOCAL_KILL_TYPE_PUBSUB;
             else if (resp_arg_is(v, "master") || resp_arg_is(v, "replica") || resp_arg_is(v, "slave"))
-                f.type = CLIENT_KILL_TYPE_OTHER;
+                f.type = LOCAL_KILL_TYPE_OTHER;
             else {
-                client_reply_error(c, "ERR Unknown client type '%.*s'", (int)BW_MIN(v->len, 128),
+                session_reply_error(s, "ERR Unknown client type '%.*s'", (int)BW_MIN(v->len, 128),
                                    v->ptr);
                 return true;
             }
@@ -226,18 +295,18 @@ local_client_kill(struct client *c, const struct resp_request *req)
         } else if (resp_arg_is(o, "skipme") && (resp_arg_is(v, "yes") || resp_arg_is(v, "no"))) {
             f.skipme = resp_arg_is(v, "yes");
         } else {
-            client_reply_error(c, "ERR syntax error");
+            session_reply_error(s, "ERR syntax error");
             return true;
         }
     }
-    size_t n = client_kill(c, &f, &self);
+    size_t n = local_client_kill_matching(s, &f, &self);
     if (req->argc == 3 && n == 0)
-        client_reply_error(c, "ERR No such client");
+        session_reply_error(s, "ERR No such client");
     else if (req->argc == 3)
-        client_reply_status(c, "OK");
+        session_reply_status(s, "OK");
     else
-        client_reply_int(c, (long long)n);
+        session_reply_int(s, (long long)n);
     if (self)
-        client_close_after_reply(c);
+        s->ops->close_after_reply(s);
     return true;
 }

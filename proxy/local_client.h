@@ -7,7 +7,7 @@
 
 #include <stdbool.h>
 
-struct client;
+struct session;
 struct resp_arg;
 struct resp_request;
 
@@ -16,7 +16,7 @@ struct resp_request;
  * spaces, as Redis's clientSetName; an empty name clears it. On a bad name
  * replies Redis's error and returns false (c unchanged).
  */
-bool local_client_set_name(struct client *c, const struct resp_arg *name);
+bool local_client_set_name(struct session *s, const struct resp_arg *name);
 
 /*
  * The handlers (struct local_handler's fn): each replies to c for req (arity
@@ -25,14 +25,14 @@ bool local_client_set_name(struct client *c, const struct resp_arg *name);
  * the caller) or ID/ADDR/LADDR/TYPE/USER/SKIPME (the count), and closes the
  * caller after its reply when it matched itself.
  */
-bool local_client_setname(struct client *c, const struct resp_request *req);
-bool local_client_getname(struct client *c, const struct resp_request *req);
-bool local_client_id(struct client *c, const struct resp_request *req);
-bool local_client_info(struct client *c, const struct resp_request *req);
-bool local_client_list(struct client *c, const struct resp_request *req);
-bool local_client_kill(struct client *c, const struct resp_request *req);
-bool local_client_unblock(struct client *c, const struct resp_request *req);
+bool local_client_setname(struct session *s, const struct resp_request *req);
+bool local_client_getname(struct session *s, const struct resp_request *req);
+bool local_client_id(struct session *s, const struct resp_request *req);
+bool local_client_info(struct session *s, const struct resp_request *req);
+bool local_client_list(struct session *s, const struct resp_request *req);
+bool local_client_kill(struct session *s, const struct resp_request *req);
+bool local_client_unblock(struct session *s, const struct resp_request *req);
 /* CLIENT TRACKING / CACHING / GETREDIR / TRACKINGINFO: bulwark's own (tracking.h). */
-bool local_client_tracking(struct client *c, const struct resp_request *req);
+bool local_client_tracking(struct session *s, const struct resp_request *req);
 
 #endif

@@ -19,6 +19,9 @@
 #include "config/config.h"
 #include "proxy/batch.h"
 #include "proxy/client.h"
+#include "proxy/ctrack.h"
+#include "proxy/gate.h"
+#include "proxy/stages.h"
 #include "proxy/cmdstats.h"
 #include "proxy/command.h"
 #include "proxy/inflight.h"
@@ -67,7 +70,7 @@ static void
 main_on_commands(struct proxy *px, struct cmd_table *t)
 {
     cmdstats_assign_table(&px->cmdstats, t);
-    client_set_command_table(px, t, true);
+    stages_set_command_table(px, t, true);
 }
 
 static void
@@ -136,7 +139,7 @@ main_cron_cb(evutil_socket_t fd, short what, void *arg)
     if (++main_cron_ticks % (1000 / MAIN_CRON_MS) == 0)
         client_cron(px, now);
     if (px->shutting_down) {
-        bool idle = TAILQ_EMPTY(&px->clients) && upstream_pool_inflight(px->pool) == 0;
+        bool idle = TAILQ_EMPTY(&px->sessions) && upstream_pool_inflight(px->pool) == 0;
         if (idle || now >= main_shutdown_deadline_ms) {
             if (!idle)
                 log_warn("shutdown-timeout reached with requests in flight");
@@ -279,7 +282,7 @@ main_watch_key(void *arg, const char *key, size_t len)
 {
     struct proxy *px = arg;
     keyspace_key_changed(px, key, len);
-    client_tracking_key_changed(px, key, len, client_tracking_echo_writer(px, key, len));
+    ctrack_key_changed(px, key, len, ctrack_echo_writer(px, key, len));
 }
 
 /* The watch saw a flush, or was lost: every hot cache and tracked key goes. */
@@ -361,9 +364,10 @@ main(int argc, char **argv)
     px.base = event_base_new_with_config(ecfg);
     event_config_free(ecfg);
     BW_ASSERT(px.base != NULL);
-    TAILQ_INIT(&px.clients);
+    TAILQ_INIT(&px.sessions);
     TAILQ_INIT(&px.reaped);
     px.next_client_id = 1;
+    px.on_batch_nil = gate_batch_nil;
     snprintf(px.upstream_version, sizeof(px.upstream_version), "7.0.0");
     px.databases = px.cfg.upstream_databases > 0 ? px.cfg.upstream_databases : 16;
     stats_init(&px.stats);
@@ -371,7 +375,7 @@ main(int argc, char **argv)
     jitter_rng_seed(&px.jitter_rng, 0);
     struct cmd_table *builtin = cmd_table_builtin();
     cmdstats_assign_table(&px.cmdstats, builtin);
-    client_set_command_table(&px, builtin, false);
+    stages_set_command_table(&px, builtin, false);
     px.reap_ev = event_new(px.base, -1, 0, main_reap_cb, &px);
     px.cron_ev = event_new(px.base, -1, EV_PERSIST, main_cron_cb, &px);
     struct timeval tick = {0, MAIN_CRON_MS * 1000};
@@ -382,7 +386,7 @@ main(int argc, char **argv)
 
     px.pool = upstream_pool_new(&px, main_on_commands);
     px.watch = watch_new(&px);
-    px.tracking = tracking_new(client_tracking_lookup, client_tracking_send, &px);
+    px.tracking = tracking_new(ctrack_lookup, ctrack_send, &px);
     px.tracking_ev = event_new(px.base, -1, 0, main_tracking_cb, &px);
     BW_ASSERT(px.tracking_ev != NULL);
     watch_set_listener(px.watch, main_watch_key, main_watch_flush, &px);

@@ -9,11 +9,12 @@
 #include <event2/buffer.h>
 
 #include "proxy/cmdstats.h"
-#include "proxy/client.h"
 #include "proxy/command.h"
+#include "proxy/keyspace.h"
 #include "proxy/proxy.h"
 #include "proxy/reply.h"
 #include "proxy/resp.h"
+#include "proxy/session.h"
 #include "proxy/upstream.h"
 #include "proxy/util.h"
 
@@ -39,7 +40,8 @@ struct pinned_dbfx {
 };
 
 struct pinned {
-    struct client *c;          /* owner (borrowed; it frees us) */
+    struct session *s;         /* owner (borrowed; it frees us) */
+    const struct pinned_ops *ops; /* the owner's callbacks (borrowed, static) */
     struct upstream_conn *up;  /* the dedicated connection (borrowed from the pool) */
     bool multi;                /* MULTI sent, EXEC/DISCARD not yet */
     bool watching;             /* WATCH sent outside MULTI, no EXEC/DISCARD/UNWATCH yet */
@@ -244,8 +246,8 @@ pinned_track_reply(struct pinned *p, const char *r, size_t len)
         p->subs = p->ssubs = 0;
         upstream_conn_was_reset(p->up); /* RESET also goes back to database 0 and RESP2 */
         p->proto = 2;
-        client_select(p->c, 0);
-        client_set_proto(p->c, 2);
+        keyspace_select(p->s, 0);
+        keyspace_set_proto(p->s, 2);
         return;
     }
     /* RESP2's confirmations are arrays, RESP3's pushes */
@@ -296,7 +298,7 @@ pinned_track_select(struct pinned *p, const char *r, size_t len)
         p->fx_head = p->nfx = 0;
     if (db >= 0) {
         upstream_conn_set_db(p->up, db);
-        client_select(p->c, db);
+        keyspace_select(p->s, db);
     }
 }
 
@@ -326,7 +328,7 @@ pinned_raw_cb(void *owner, struct evbuffer *reply, size_t len)
     if (p->marker_out && pinned_is_marker(p, r, len)) {
         p->marker_out = false;
         if (p->sent_after == 0 && pinned_clean(p)) {
-            client_unpin(p->c); /* frees p: touch nothing after */
+            p->ops->unpin(p->s); /* frees p: touch nothing after */
             return;
         }
         pinned_maybe_marker(p);
@@ -350,12 +352,12 @@ pinned_raw_cb(void *owner, struct evbuffer *reply, size_t len)
             struct evbuffer *mine = evbuffer_new();
             evbuffer_add(mine, text, strlen(text));
             bw_free(text);
-            bool alive = client_pinned_deliver(p->c, mine, evbuffer_get_length(mine));
+            bool alive = p->ops->deliver(p->s, mine, evbuffer_get_length(mine));
             evbuffer_free(mine);
             if (!alive)
                 return; /* the client was closed: p is gone */
             if (!p->pubsub && p->outstanding == 0 && pinned_clean(p)) {
-                client_unpin(p->c); /* frees p */
+                p->ops->unpin(p->s); /* frees p */
                 return;
             }
             pinned_maybe_marker(p);
@@ -369,10 +371,10 @@ pinned_raw_cb(void *owner, struct evbuffer *reply, size_t len)
         }
     }
     pinned_track_reply(p, r, len);
-    if (!client_pinned_deliver(p->c, reply, len))
+    if (!p->ops->deliver(p->s, reply, len))
         return; /* the client was closed (output limit): p is gone */
     if (!p->pubsub && !p->debug && p->outstanding == 0 && pinned_clean(p)) {
-        client_unpin(p->c); /* every reply is out and nothing is left: frees p */
+        p->ops->unpin(p->s); /* every reply is out and nothing is left: frees p */
         return;
     }
     pinned_maybe_marker(p);
@@ -384,23 +386,24 @@ pinned_down_cb(void *owner, const char *reason)
 {
     struct pinned *p = owner;
     p->up = NULL;
-    client_pinned_lost(p->c, reason);
+    p->ops->lost(p->s, reason);
 }
 
 struct pinned *
-pinned_start(struct client *c, char *err, size_t errlen)
+pinned_start(struct session *s, const struct pinned_ops *ops, char *err, size_t errlen)
 {
-    struct proxy *px = client_proxy(c);
+    struct proxy *px = s->px;
     struct pinned *p = bw_calloc(1, sizeof(*p));
-    p->c = c;
-    p->proto = client_proto(c);
+    p->s = s;
+    p->ops = ops;
+    p->proto = s->proto;
     p->up = upstream_pinned_acquire(px->pool, p->proto, p, pinned_raw_cb, pinned_down_cb, err,
                                     errlen);
     if (p->up == NULL) {
         bw_free(p);
         return NULL;
     }
-    upstream_pinned_select(p->up, client_db(c)); /* the session starts in the client's db */
+    upstream_pinned_select(p->up, s->db); /* the session starts in the client's db */
     return p;
 }
 
@@ -485,7 +488,7 @@ pinned_track_request(struct pinned *p, const struct resp_request *req)
 static void
 pinned_count(struct pinned *p, const struct resp_request *req)
 {
-    struct proxy *px = client_proxy(p->c);
+    struct proxy *px = p->s->px;
     if (px->cmdstats.cur.id == 0) { /* inside a session: not looked up before */
         const struct cmd_info *ci = cmd_lookup(px->cmds, req->argv[0].ptr, req->argv[0].len);
         if (ci != NULL && ci->subcommands != NULL && req->argc >= 2) {
@@ -508,7 +511,7 @@ pinned_forward(struct pinned *p, const struct resp_request *req, const char *cmd
         pinned_is_blocking(req))
         upstream_pinned_learn_id(p->up);
     if (p->up == NULL || upstream_pinned_send(p->up, cmd, len) != BW_OK) {
-        client_pinned_lost(p->c, "dedicated upstream connection lost");
+        p->ops->lost(p->s, "dedicated upstream connection lost");
         return;
     }
     if (p->marker_out)
@@ -529,7 +532,7 @@ pinned_refuse_in_multi(struct pinned *p, const char *error_reply)
      * EXEC), as a rejected command does; its reply is replaced by ours. */
     static const char cmd[] = "*1\r\n$24\r\nbulwark-refused-in-multi\r\n";
     if (p->up == NULL || upstream_pinned_send(p->up, cmd, sizeof(cmd) - 1) != BW_OK) {
-        client_pinned_lost(p->c, "dedicated upstream connection lost");
+        p->ops->lost(p->s, "dedicated upstream connection lost");
         return;
     }
     p->outstanding++;

@@ -27,8 +27,10 @@
 #include <stddef.h>
 #include <stdint.h>
 
-struct client;
+struct evbuffer;
 struct pinned;
+struct session;
+struct tracking_peer;
 struct resp_request;
 
 /*
@@ -50,13 +52,29 @@ bool pinned_needed(const struct resp_request *req);
 bool pinned_is_script(const struct resp_request *req);
 
 /*
- * Open a pinned session for c. Returns it (the client owns it), or NULL with
- * the client's error in err ("ERR …", see upstream_pinned_acquire()): none
- * free (the client checks upstream_pinned_room() first and waits), or no
- * socket (EMFILE …). The client then gets that error and stays on the
- * shared connection.
+ * What the session's owner is told (pinstage.c); each call may free p:
+ *   deliver  a reply (len bytes at the head of reply) for the client, to
+ *            move into its pinned slot; false when the client was closed
+ *   unpin    every reply is delivered and the state is clean: back to the
+ *            shared connection (frees p)
+ *   lost     the dedicated connection is gone (frees p)
  */
-struct pinned *pinned_start(struct client *c, char *err, size_t errlen);
+struct pinned_ops {
+    bool (*deliver)(struct session *s, struct evbuffer *reply, size_t len);
+    void (*unpin)(struct session *s);
+    void (*lost)(struct session *s, const char *reason);
+};
+
+/*
+ * Open a pinned session for s. Returns it (s owns it), or NULL with the
+ * client's error in err ("ERR …", see upstream_pinned_acquire()): none
+ * free (the caller checks upstream_pinned_room() first and waits), or no
+ * socket (EMFILE …). The client then gets that error and stays on the
+ * shared connection. The session follows s's SELECTs and RESET
+ * (keyspace_select, keyspace_set_proto).
+ */
+struct pinned *pinned_start(struct session *s, const struct pinned_ops *ops, char *err,
+                            size_t errlen);
 
 /*
  * Send one request of the client (cmd: len bytes of RESP, copied) and track

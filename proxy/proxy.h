@@ -26,6 +26,9 @@ struct cmd_info;
 struct keyspace;
 struct client;
 struct metrics;
+struct session;
+
+TAILQ_HEAD(session_list, session);
 
 TAILQ_HEAD(client_list, client);
 
@@ -52,15 +55,13 @@ struct proxy {
     uint64_t trk_flushes;          /* FLUSHALL/FLUSHDB through bulwark in flight */
     uint64_t trk_flush_writer;     /* the client of the last of them */
     size_t nkeyspaces;             /* entries in keyspaces (NULL where unused) */
-    const struct cmd_info *cmd_get; /* GET's entry in cmds (borrowed), for batching */
-    const struct cmd_info *cmd_set; /* SET's entry in cmds (borrowed), for leases */
-    const struct cmd_info *cmd_mget; /* MGET's entry in cmds (borrowed), for batching */
     struct listener *listener;     /* listening sockets (owned), NULL once closed */
-    struct client_list clients;    /* every live client (each owned by this list) */
-    struct client **by_id;         /* live clients by id: open addressing, linear probing
+    struct session_list sessions;  /* every live client's session (each owned by its
+                                      connection, client.c) */
+    struct session **by_id;        /* live sessions by id: open addressing, linear probing
                                       (owned array of by_id_cap, a power of two; NULL:
                                       empty), for messages addressed to a client id */
-    size_t by_id_cap, by_id_n;     /* slots in by_id; clients in it */
+    size_t by_id_cap, by_id_n;     /* slots in by_id; sessions in it */
     struct client_list reaped;     /* clients closed, freed by reap_ev (owned) */
     struct event *reap_ev;         /* zero-timeout event that frees reaped clients (owned) */
     struct event *cron_ev;         /* 100 ms periodic housekeeping (owned) */
@@ -74,6 +75,8 @@ struct proxy {
                                       /metrics) */
     struct metrics *metrics;       /* the /metrics HTTP server (owned), NULL when off */
     struct jitter_rng jitter_rng;  /* TTL jitter draws of this worker */
+    void (*on_batch_nil)(struct proxy *px); /* a batched GET read nil (main wires the
+                                      gate's stale-filter count), or NULL */
 };
 
 #endif

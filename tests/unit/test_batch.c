@@ -1,9 +1,9 @@
 /*
  * Unit tests of proxy/batch.c: de-duplication, the order replies reach their
  * slots, the batch-max-keys limit, mget-mode re-checks, flush before a
- * client's other requests, and a batch freed with keys waiting. client.c,
- * upstream.c and watch.c are replaced by fakes that record what the batcher
- * does; libevent is real.
+ * client's other requests, and a batch freed with keys waiting. The reply
+ * slots are the real ones (slots.c) of sessions without a socket; upstream.c
+ * is a fake that records what the batcher sends; libevent is real.
  */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -11,6 +11,7 @@
 #include <stddef.h>
 #include <stdint.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include <cmocka.h>
@@ -18,32 +19,24 @@
 #include <event2/event.h>
 
 #include "proxy/batch.h"
-#include "proxy/client.h"
 #include "proxy/proxy.h"
 #include "proxy/resp.h"
 #include "proxy/upstream.h"
-#include "proxy/watch.h"
+#include "proxy/session.h"
+#include "proxy/slots.h"
 
-/* ---- fakes --------------------------------------------------------------- */
+/* ---- fakes and a client without a socket --------------------------------- */
 
-struct client {
-    uint64_t epoch;    /* client_batch_epoch() */
-    uint64_t inflight; /* client_batch_inflight() */
+/* A client as the batcher sees it: a session whose replies land in out. */
+struct tclient {
+    struct session s;
+    struct evbuffer *out;
 };
 
-struct client_slot {
-    struct client *c; /* owner, or NULL for a detached slot */
-    client_slot_fn *fn; /* detached: receives the reply */
-    void *fn_data;      /* its argument */
-    char reply[256];  /* bytes given by client_slot_finish() */
-    size_t len;       /* bytes in reply */
-    bool done;        /* finished */
-};
-
-#define MAX_SLOTS 64
 #define MAX_SENT 64
-static struct client_slot slots[MAX_SLOTS];
-static int nslots;
+#define MAX_CLIENTS 8
+static struct tclient *clients[MAX_CLIENTS];
+static int nclients;
 
 /* One request the batcher sent upstream. */
 struct sent {
@@ -54,78 +47,41 @@ struct sent {
 };
 static struct sent sent[MAX_SENT];
 static int nsent;
-static struct watch_counters counters;
+static struct proxy px;
 
-struct client_slot *
-client_slot_new_batched(struct client *c, uint64_t epoch)
+static void
+tc_flushed(struct session *s)
 {
-    struct client_slot *s = &slots[nslots++];
-    memset(s, 0, sizeof(*s));
-    s->c = c;
-    c->epoch = epoch;
-    c->inflight++;
-    return s;
+    (void)s;
 }
 
-void
-client_slot_joined_batch(struct client_slot *s, uint64_t epoch)
+static const struct slotq_ops tc_ops = {.flushed = tc_flushed, .grew = tc_flushed};
+
+/* A new client (freed by teardown). */
+static struct session *
+tc_new(void)
 {
-    if (s->c != NULL)
-        s->c->epoch = epoch;
+    struct tclient *c = calloc(1, sizeof(*c));
+    assert_non_null(c);
+    c->out = evbuffer_new();
+    slotq_init(&c->s.q, c->out, &c->s, &tc_ops, &px.cmdstats, px.base);
+    c->s.px = &px;
+    assert_true(nclients < MAX_CLIENTS);
+    clients[nclients++] = c;
+    return &c->s;
 }
 
-struct client_slot *
-client_slot_new_detached(client_slot_fn *fn, void *data)
+/* Everything s has received so far, as a string. */
+static const char *
+tc_out(struct session *s)
 {
-    struct client_slot *s = &slots[nslots++];
-    memset(s, 0, sizeof(*s));
-    s->fn = fn;
-    s->fn_data = data;
-    return s;
-}
-
-int
-client_proto(const struct client *c)
-{
-    (void)c;
-    return 2;
-}
-
-void
-client_slot_finish(struct client_slot *s, const char *data, size_t len)
-{
-    assert_false(s->done);
-    if (s->fn != NULL) {
-        s->done = true;
-        s->fn(s->fn_data, data, len);
-        return;
-    }
-    memcpy(s->reply, data, len);
-    s->len = len;
-    s->done = true;
-    s->c->inflight--;
-}
-
-/* The moved reply (batch.c hands a lone GET's reply over with it). */
-void
-client_slot_finish_move(struct client_slot *s, struct evbuffer *src, size_t len)
-{
-    char buf[256];
-    assert_true(len <= sizeof(buf));
-    assert_int_equal(evbuffer_remove(src, buf, len), (int)len);
-    client_slot_finish(s, buf, len);
-}
-
-uint64_t
-client_batch_epoch(const struct client *c)
-{
-    return c->epoch;
-}
-
-uint64_t
-client_batch_inflight(const struct client *c)
-{
-    return c->inflight;
+    static char buf[1024];
+    struct tclient *c = (struct tclient *)s;
+    size_t n = evbuffer_get_length(c->out);
+    assert_true(n < sizeof(buf));
+    evbuffer_copyout(c->out, buf, n);
+    buf[n] = '\0';
+    return buf;
 }
 
 static int sent_db[64]; /* database of each request sent (upstream_send_db) */
@@ -155,20 +111,6 @@ upstream_send(struct upstream_conn *u, const char *cmd, size_t len, upstream_rep
     return 0;
 }
 
-bool
-watch_gate_closed(const struct watch *w)
-{
-    (void)w;
-    return false;
-}
-
-struct watch_counters *
-watch_counters(struct watch *w)
-{
-    (void)w;
-    return &counters;
-}
-
 /* Answer sent request i with reply (RESP bytes). */
 static void
 answer(int i, const char *reply)
@@ -181,8 +123,6 @@ answer(int i, const char *reply)
 
 /* ---- fixture ----------------------------------------------------------- */
 
-static struct proxy px;
-
 static int
 setup(void **state)
 {
@@ -192,7 +132,7 @@ setup(void **state)
     px.cfg.batch_max_keys = 128;
     px.cfg.batch_window_us = 0;
     px.cfg.batch_mode = BATCH_PIPELINE;
-    nslots = nsent = 0;
+    nsent = 0;
     return 0;
 }
 
@@ -200,6 +140,12 @@ static int
 teardown(void **state)
 {
     (void)state;
+    for (int i = 0; i < nclients; i++) {
+        slotq_orphan(&clients[i]->s.q);
+        evbuffer_free(clients[i]->out);
+        free(clients[i]);
+    }
+    nclients = 0;
     event_base_free(px.base);
     return 0;
 }
@@ -216,13 +162,13 @@ turn(void)
 static void
 test_dedup_and_order(void **state)
 {
-    struct client a = {0}, b = {0}, c = {0};
+    struct session *a = tc_new(), *b = tc_new(), *c = tc_new();
     (void)state;
     struct batch *bt = batch_new(&px, NULL, 0);
-    batch_get(bt, &a, "k", 1);
-    batch_get(bt, &b, "k", 1);
-    batch_get(bt, &c, "j", 1);
-    batch_get(bt, &a, "k", 1);
+    batch_get(bt, a, "k", 1);
+    batch_get(bt, b, "k", 1);
+    batch_get(bt, c, "j", 1);
+    batch_get(bt, a, "k", 1);
     assert_int_equal(nsent, 0); /* nothing before the turn ends */
     turn();
     assert_int_equal(nsent, 2);
@@ -230,12 +176,13 @@ test_dedup_and_order(void **state)
     assert_string_equal(sent[1].cmd, "*2\r\n$3\r\nGET\r\n$1\r\nj\r\n");
     assert_int_equal(px.stats.batch_dedup_saved, 2);
     answer(1, "$2\r\njj\r\n");
+    assert_string_equal(tc_out(c), "$2\r\njj\r\n");
+    assert_string_equal(tc_out(a), "");
     answer(0, "$-1\r\n");
-    assert_string_equal(slots[0].reply, "$-1\r\n");
-    assert_string_equal(slots[1].reply, "$-1\r\n");
-    assert_string_equal(slots[2].reply, "$2\r\njj\r\n");
-    assert_string_equal(slots[3].reply, "$-1\r\n");
-    assert_int_equal(a.inflight + b.inflight + c.inflight, 0);
+    assert_string_equal(tc_out(a), "$-1\r\n$-1\r\n");
+    assert_string_equal(tc_out(b), "$-1\r\n");
+    assert_int_equal(a->q.nbatched + b->q.nbatched + c->q.nbatched, 0);
+    assert_int_equal(a->q.n + b->q.n + c->q.n, 0);
     assert_int_equal(px.stats.batch_batches, 1);
     assert_int_equal(px.stats.batch_keys, 2);
     batch_free(bt);
@@ -244,77 +191,80 @@ test_dedup_and_order(void **state)
 static void
 test_max_keys_sends_full_batch_at_once(void **state)
 {
-    struct client a = {0};
+    struct session *a = tc_new();
     (void)state;
     px.cfg.batch_max_keys = 2;
     struct batch *bt = batch_new(&px, NULL, 0);
-    batch_get(bt, &a, "k1", 2);
+    batch_get(bt, a, "k1", 2);
     assert_int_equal(nsent, 0);
-    batch_get(bt, &a, "k2", 2);
+    batch_get(bt, a, "k2", 2);
     assert_int_equal(nsent, 2); /* full: sent without waiting for the turn */
-    batch_get(bt, &a, "k3", 2);
+    batch_get(bt, a, "k3", 2);
     turn();
     assert_int_equal(nsent, 3);
     assert_int_equal(px.stats.batch_max_keys_seen, 2);
     for (int i = 0; i < 3; i++)
         answer(i, ":1\r\n");
+    assert_string_equal(tc_out(a), ":1\r\n:1\r\n:1\r\n");
     batch_free(bt);
 }
 
 static void
 test_mget_mode_rechecks_nils(void **state)
 {
-    struct client a = {0}, b = {0};
+    struct session *a = tc_new(), *b = tc_new();
     (void)state;
     px.cfg.batch_mode = BATCH_MGET;
     struct batch *bt = batch_new(&px, NULL, 0);
-    batch_get(bt, &a, "s", 1);
-    batch_get(bt, &b, "l", 1);
-    assert_true(batch_client_busy(bt, &a));
+    batch_get(bt, a, "s", 1);
+    batch_get(bt, b, "l", 1);
+    assert_true(batch_client_busy(bt, a));
     turn();
     assert_int_equal(nsent, 1);
     assert_string_equal(sent[0].cmd, "*3\r\n$4\r\nMGET\r\n$1\r\ns\r\n$1\r\nl\r\n");
     answer(0, "*2\r\n$3\r\nval\r\n$-1\r\n");
-    assert_string_equal(slots[0].reply, "$3\r\nval\r\n");
-    assert_false(slots[1].done);
-    assert_int_equal(nsent, 2); /* the nil is asked again as a lone GET */
+    assert_string_equal(tc_out(a), "$3\r\nval\r\n");
+    assert_string_equal(tc_out(b), ""); /* its nil is asked again as a lone GET */
+    assert_int_equal(nsent, 2);
     assert_string_equal(sent[1].cmd, "*2\r\n$3\r\nGET\r\n$1\r\nl\r\n");
     answer(1, "-WRONGTYPE Operation against a key holding the wrong kind of value\r\n");
-    assert_string_equal(slots[1].reply,
+    assert_string_equal(tc_out(b),
                         "-WRONGTYPE Operation against a key holding the wrong kind of value\r\n");
     assert_int_equal(px.stats.batch_rechecks, 1);
-    assert_false(batch_client_busy(bt, &a));
+    assert_false(batch_client_busy(bt, a));
+    assert_false(batch_client_busy(bt, b));
     batch_free(bt);
 }
 
 static void
 test_mget_error_reaches_every_waiter(void **state)
 {
-    struct client a = {0};
+    struct session *a = tc_new();
     (void)state;
     px.cfg.batch_mode = BATCH_MGET;
     struct batch *bt = batch_new(&px, NULL, 0);
-    batch_get(bt, &a, "x", 1);
-    batch_get(bt, &a, "y", 1);
+    batch_get(bt, a, "x", 1);
+    batch_get(bt, a, "y", 1);
     turn();
     sent[0].fn(sent[0].privdata, NULL, 0, "-ERR upstream 127.0.0.1:1 unavailable: down\r\n");
-    assert_string_equal(slots[0].reply, "-ERR upstream 127.0.0.1:1 unavailable: down\r\n");
-    assert_string_equal(slots[1].reply, "-ERR upstream 127.0.0.1:1 unavailable: down\r\n");
+    assert_string_equal(tc_out(a), "-ERR upstream 127.0.0.1:1 unavailable: down\r\n"
+                                   "-ERR upstream 127.0.0.1:1 unavailable: down\r\n");
     batch_free(bt);
 }
 
 static void
 test_flush_before_clients_other_requests(void **state)
 {
-    struct client a = {0}, other = {0};
+    struct session *a = tc_new(), *other = tc_new();
     (void)state;
     struct batch *bt = batch_new(&px, NULL, 0);
-    batch_get(bt, &a, "k", 1);
-    batch_before_forward(bt, &other); /* has nothing waiting: no flush */
+    batch_get(bt, a, "k", 1);
+    batch_before_forward(bt, other); /* has nothing waiting: no flush */
     assert_int_equal(nsent, 0);
-    batch_before_forward(bt, &a); /* its GET must reach Redis before its write */
+    batch_before_forward(bt, a); /* its GET must reach Redis before its write */
     assert_int_equal(nsent, 1);
     answer(0, "$1\r\nv\r\n");
+    assert_string_equal(tc_out(a), "$1\r\nv\r\n");
     batch_free(bt);
 }
 
@@ -323,56 +273,90 @@ test_flush_before_clients_other_requests(void **state)
 static void
 test_flush_before_write_of_late_joined_slot(void **state)
 {
-    struct client a = {0};
+    struct session *a = tc_new();
     (void)state;
     struct batch *bt = batch_new(&px, NULL, 0);
-    batch_get(bt, &a, "x", 1);
+    batch_get(bt, a, "x", 1);
     turn(); /* epoch 0 flushed; a's slot was made then */
-    struct client_slot *late = client_slot_new_batched(&a, 0);
+    struct slot *late = slot_new(&a->q, SLOT_BATCHED);
     batch_get_slot(bt, late, "k", 1);
     assert_int_equal(nsent, 1);
-    batch_before_forward(bt, &a);
+    batch_before_forward(bt, a);
     assert_int_equal(nsent, 2);
-    answer(0, "$1\r\nv\r\n");
     answer(1, "$1\r\nw\r\n");
-    assert_string_equal(late->reply, "$1\r\nw\r\n");
+    assert_string_equal(tc_out(a), ""); /* behind x's reply */
+    answer(0, "$1\r\nv\r\n");
+    assert_string_equal(tc_out(a), "$1\r\nv\r\n$1\r\nw\r\n");
     batch_free(bt);
 }
 
 static void
 test_free_with_keys_waiting_sends_them(void **state)
 {
-    struct client a = {0};
+    struct session *a = tc_new();
     (void)state;
     struct batch *bt = batch_new(&px, NULL, 0);
-    batch_get(bt, &a, "k", 1);
+    batch_get(bt, a, "k", 1);
     batch_free(bt); /* the entry now belongs to the request in flight */
     assert_int_equal(nsent, 1);
     answer(0, "$1\r\nv\r\n");
-    assert_string_equal(slots[0].reply, "$1\r\nv\r\n");
+    assert_string_equal(tc_out(a), "$1\r\nv\r\n");
+}
+
+/* A client gone before its reply: the orphaned slot is freed by the answer. */
+static void
+test_orphaned_slot_freed_by_its_answer(void **state)
+{
+    struct session *a = tc_new(), *b = tc_new();
+    (void)state;
+    struct batch *bt = batch_new(&px, NULL, 0);
+    batch_get(bt, a, "k", 1);
+    batch_get(bt, b, "k", 1);
+    turn();
+    slotq_orphan(&a->q); /* a closes */
+    answer(0, "$1\r\nv\r\n");
+    assert_string_equal(tc_out(a), "");
+    assert_string_equal(tc_out(b), "$1\r\nv\r\n");
+    batch_free(bt);
 }
 
 /* MGET split into its keys: one array in key order, WRONGTYPE as nil. */
 static void
 test_mget_key_by_key(void **state)
 {
-    struct client a = {0};
+    struct session *a = tc_new();
     (void)state;
     px.cfg.batch_mode = BATCH_MGET;
     struct batch *bt = batch_new(&px, NULL, 0);
     struct resp_arg argv[] = {{"MGET", 4}, {"a", 1}, {"l", 1}, {"a", 1}, {"z", 1}};
     struct resp_request req = {5, argv, NULL, 0, false};
     bool fetch[] = {true, true, true, false}; /* z: absent per the gate */
-    batch_mget(bt, &a, &req, fetch);
+    batch_mget(bt, a, &req, fetch);
     turn();
     assert_int_equal(nsent, 1);
     assert_string_equal(sent[0].cmd, "*3\r\n$4\r\nMGET\r\n$1\r\na\r\n$1\r\nl\r\n");
     answer(0, "*2\r\n$2\r\nva\r\n$-1\r\n");
-    assert_false(slots[0].done); /* l is re-checked */
+    assert_string_equal(tc_out(a), ""); /* l is re-checked */
     answer(1, "-WRONGTYPE Operation against a key holding the wrong kind of value\r\n");
-    assert_true(slots[0].done);
-    assert_string_equal(slots[0].reply, "*4\r\n$2\r\nva\r\n$-1\r\n$2\r\nva\r\n$-1\r\n");
-    assert_int_equal(a.inflight, 0);
+    assert_string_equal(tc_out(a), "*4\r\n$2\r\nva\r\n$-1\r\n$2\r\nva\r\n$-1\r\n");
+    assert_int_equal(a->q.nbatched, 0);
+    batch_free(bt);
+}
+
+/* A RESP3 client's coalesced GET of a missing key reads RESP3's null. */
+static void
+test_resp3_client_gets_its_null(void **state)
+{
+    struct session *a = tc_new(), *b = tc_new();
+    (void)state;
+    a->proto = a->q.proto = 3;
+    struct batch *bt = batch_new(&px, NULL, 0);
+    batch_get(bt, a, "k", 1);
+    batch_get(bt, b, "k", 1);
+    turn();
+    answer(0, "$-1\r\n");
+    assert_string_equal(tc_out(a), "_\r\n");
+    assert_string_equal(tc_out(b), "$-1\r\n");
     batch_free(bt);
 }
 
@@ -380,15 +364,17 @@ test_mget_key_by_key(void **state)
 static void
 test_batch_reads_in_its_database(void **state)
 {
-    struct client a = {0};
+    struct session *a = tc_new();
     (void)state;
     struct batch *b5 = batch_new(&px, NULL, 5);
-    batch_get(b5, &a, "k", 1);
-    batch_get(b5, &a, "j", 1);
+    batch_get(b5, a, "k", 1);
+    batch_get(b5, a, "j", 1);
     turn();
     assert_true(nsent >= 1);
     for (int i = 0; i < nsent; i++)
         assert_int_equal(sent_db[i], 5);
+    for (int i = 0; i < nsent; i++)
+        answer(i, ":0\r\n");
     batch_free(b5);
 }
 
@@ -404,7 +390,9 @@ main(void)
         cmocka_unit_test_setup_teardown(test_flush_before_write_of_late_joined_slot, setup,
                                         teardown),
         cmocka_unit_test_setup_teardown(test_free_with_keys_waiting_sends_them, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_orphaned_slot_freed_by_its_answer, setup, teardown),
         cmocka_unit_test_setup_teardown(test_mget_key_by_key, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_resp3_client_gets_its_null, setup, teardown),
         cmocka_unit_test_setup_teardown(test_batch_reads_in_its_database, setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);

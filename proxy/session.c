@@ -1,0 +1,229 @@
+/*
+ * session: the request path's view of a client connection (see session.h).
+ */
+#include "proxy/session.h"
+
+#include <stdarg.h>
+#include <stdio.h>
+#include <string.h>
+#include <strings.h>
+
+#include <event2/buffer.h>
+
+#include "proxy/encode.h"
+#include "proxy/proxy.h"
+#include "proxy/resp.h"
+#include "proxy/util.h"
+
+/* ---- sessions by id: open addressing, linear probing ----------------------- */
+
+static size_t
+session_id_slot(uint64_t id, size_t cap)
+{
+    return (size_t)((id * 0x9E3779B97F4A7C15ull) >> 32) & (cap - 1);
+}
+
+static void
+session_index_add(struct proxy *px, struct session *s)
+{
+    if ((px->by_id_n + 1) * 2 > px->by_id_cap) { /* keep it at most half full */
+        size_t cap = BW_MAX(px->by_id_cap * 2, (size_t)64);
+        struct session **old = px->by_id;
+        size_t oldcap = px->by_id_cap;
+        px->by_id = bw_calloc(cap, sizeof(*px->by_id));
+        px->by_id_cap = cap;
+        px->by_id_n = 0;
+        for (size_t i = 0; i < oldcap; i++)
+            if (old[i] != NULL)
+                session_index_add(px, old[i]);
+        bw_free(old);
+    }
+    size_t i = session_id_slot(s->id, px->by_id_cap);
+    while (px->by_id[i] != NULL)
+        i = (i + 1) & (px->by_id_cap - 1);
+    px->by_id[i] = s;
+    px->by_id_n++;
+}
+
+static void
+session_index_remove(struct proxy *px, struct session *s)
+{
+    size_t mask = px->by_id_cap - 1, i = session_id_slot(s->id, px->by_id_cap);
+    while (px->by_id[i] != s)
+        i = (i + 1) & mask;
+    px->by_id[i] = NULL;
+    px->by_id_n--;
+    /* backward shift: entries after the hole that probed past it move up */
+    for (size_t j = (i + 1) & mask; px->by_id[j] != NULL; j = (j + 1) & mask) {
+        size_t home = session_id_slot(px->by_id[j]->id, px->by_id_cap);
+        if (((j - home) & mask) >= ((j - i) & mask)) {
+            px->by_id[i] = px->by_id[j];
+            px->by_id[j] = NULL;
+            i = j;
+        }
+    }
+}
+
+struct session *
+session_by_id(struct proxy *px, uint64_t id)
+{
+    if (px->by_id_cap == 0)
+        return NULL;
+    size_t mask = px->by_id_cap - 1;
+    for (size_t i = session_id_slot(id, px->by_id_cap); px->by_id[i] != NULL; i = (i + 1) & mask)
+        if (px->by_id[i]->id == id)
+            return px->by_id[i];
+    return NULL;
+}
+
+void
+session_index_free(struct proxy *px)
+{
+    bw_free(px->by_id);
+    px->by_id = NULL;
+    px->by_id_cap = px->by_id_n = 0;
+}
+
+/* ---- life cycle ------------------------------------------------------------ */
+
+void
+session_init(struct session *s, struct proxy *px, const struct session_ops *ops,
+             const struct slotq_ops *qops, struct evbuffer *out, const char *addr,
+             const char *laddr, bool is_unix)
+{
+    s->px = px;
+    s->ops = ops;
+    s->id = px->next_client_id++;
+    s->is_unix = is_unix;
+    snprintf(s->addr, sizeof(s->addr), "%s", addr);
+    snprintf(s->laddr, sizeof(s->laddr), "%s", laddr);
+    session_reset_auth(s);
+    slotq_init(&s->q, out, s, qops, &px->cmdstats, px->base);
+    s->proto = 2;
+    TAILQ_INSERT_TAIL(&px->sessions, s, link);
+    session_index_add(px, s);
+}
+
+void
+session_deinit(struct session *s)
+{
+    s->closed = true;
+    slotq_orphan(&s->q);
+    TAILQ_REMOVE(&s->px->sessions, s, link);
+    session_index_remove(s->px, s);
+    bw_free(s->name);
+    s->name = NULL;
+}
+
+void
+session_set_name(struct session *s, const char *name, size_t len)
+{
+    bw_free(s->name);
+    s->name = name != NULL && len > 0 ? bw_strndup(name, len) : NULL;
+}
+
+void
+session_reset_auth(struct session *s)
+{
+    const char *pass = s->px->cfg.requirepass;
+    session_set_name(s, NULL, 0);
+    s->authenticated = pass == NULL || pass[0] == '\0';
+}
+
+/* ---- replies --------------------------------------------------------------- */
+
+struct evbuffer *
+session_reply_target(struct session *s)
+{
+    return slotq_target(&s->q);
+}
+
+void
+session_reply_raw(struct session *s, const char *data, size_t len)
+{
+    evbuffer_add(slotq_target(&s->q), data, len);
+}
+
+void
+session_reply_error(struct session *s, const char *fmt, ...)
+{
+    char msg[1024];
+    va_list ap;
+    va_start(ap, fmt);
+    int n = vsnprintf(msg, sizeof(msg), fmt, ap);
+    va_end(ap);
+    (void)n;
+    enc_error(slotq_target(&s->q), "%s", msg);
+}
+
+void
+session_reply_status(struct session *s, const char *status)
+{
+    enc_status(slotq_target(&s->q), status);
+}
+
+void
+session_reply_bulk(struct session *s, const char *data, size_t len)
+{
+    enc_bulk(slotq_target(&s->q), data, len);
+}
+
+void
+session_reply_int(struct session *s, long long v)
+{
+    enc_int(slotq_target(&s->q), v);
+}
+
+void
+session_reply_nil(struct session *s)
+{
+    enc_nil(slotq_target(&s->q), s->proto);
+}
+
+/* ---- CLIENT LIST, INFO ------------------------------------------------------ */
+
+void
+session_format_all(struct proxy *px, struct evbuffer *out)
+{
+    struct session *s;
+    TAILQ_FOREACH(s, &px->sessions, link)
+        s->ops->format_info(s, out);
+}
+
+void
+session_format_id(struct proxy *px, uint64_t id, struct evbuffer *out)
+{
+    struct session *s = session_by_id(px, id);
+    if (s != NULL)
+        s->ops->format_info(s, out);
+}
+
+size_t
+session_max_output(struct proxy *px)
+{
+    size_t most = 0;
+    struct session *s;
+    TAILQ_FOREACH(s, &px->sessions, link)
+        most = BW_MAX(most, s->ops->held_bytes(s));
+    return most;
+}
+
+/* ---- deny-commands ---------------------------------------------------------- */
+
+bool
+session_is_denied(const struct proxy *px, const char *name, size_t len)
+{
+    for (size_t i = 0; i < px->cfg.deny_commands_count; i++) {
+        const char *d = px->cfg.deny_commands[i];
+        if (strlen(d) == len && strncasecmp(d, name, len) == 0)
+            return true;
+    }
+    return false;
+}
+
+void
+session_reply_denied(struct session *s, const struct resp_request *req)
+{
+    session_reply_error(s, "ERR command '%.*s' is disabled in bulwark (deny-commands)",
+                        (int)BW_MIN(req->argv[0].len, 128), req->argv[0].ptr);
+}
