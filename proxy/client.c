@@ -26,7 +26,6 @@
 #include "proxy/session.h"
 #include "proxy/stages.h"
 #include "proxy/stats.h"
-#include "proxy/tracking.h"
 #include "proxy/upstream.h"
 #include "proxy/util.h"
 
@@ -56,7 +55,6 @@ struct client {
     struct event *resume_ev;       /* zero-timeout event that resumes input processing on
                                       the next loop turn (owned): completions never re-enter
                                       client_process_input() from another module's loop */
-    uint64_t created_ms;           /* accept time, monotonic ms */
     uint64_t last_ms;              /* last read or write, monotonic ms */
 };
 
@@ -65,8 +63,7 @@ static void client_schedule_input(struct client *c);
 static void client_check_output(struct client *c);
 static void client_eof_push(struct client *c);
 static bool client_query_buffer_over(struct client *c);
-static void client_info_line(const struct client *c, char *out, size_t size);
-static void client_format_info(const struct session *s, struct evbuffer *out);
+static void client_io_stats(const struct session *s, struct session_io *io);
 
 static struct client *
 client_of(const struct session *s)
@@ -172,7 +169,7 @@ static const struct session_ops client_session_ops = {
     .close_after_reply = client_op_close_after_reply,
     .close = client_op_close,
     .resume = client_op_resume,
-    .format_info = client_format_info,
+    .io_stats = client_io_stats,
     .held_bytes = client_op_held_bytes,
 };
 
@@ -353,7 +350,7 @@ client_query_buffer_over(struct client *c)
     char head[64];
     ev_ssize_t n = evbuffer_copyout_from(in, &at, head, sizeof(head));
     log_sanitize(head, n > 0 ? (size_t)n : 0, peek, sizeof(peek));
-    client_info_line(c, info, sizeof(info));
+    session_info_line(&c->s, info, sizeof(info));
     log_warn("Closing client that reached max query buffer length: %s (qbuf initial bytes: "
              "\"%s\")", info, peek);
     client_close(c);
@@ -480,41 +477,20 @@ client_eof_push(struct client *c)
 
 /* ---- output limits -------------------------------------------------------- */
 
-/* client-output-buffer-limit class of c (Redis getClientType: MONITOR is normal). */
-static int
-client_obl_class(const struct client *c)
-{
-    return c->s.pin != NULL && pinned_subscriptions(c->s.pin) > 0 ? CFG_OBL_PUBSUB : CFG_OBL_NORMAL;
-}
-
 /*
- * Redis 7.0 checkClientOutputBufferLimits() on the bytes bulwark holds for
- * c: at or above hard, or at or above soft for more than soft-seconds, c is
- * closed on the next loop turn (Redis's "close ASAP"; never inside the
- * evbuffer or upstream callback that grew it), and nothing more is kept
- * for it meanwhile. Called on every change of its output.
+ * Called on every change of c's output: over its client-output-buffer-limit
+ * (session_output_over), c is closed on the next loop turn (Redis's "close
+ * ASAP"; never inside the evbuffer or upstream callback that grew it), and
+ * nothing more is kept for it meanwhile.
  */
 static void
 client_check_output(struct client *c)
 {
-    if (c->state == CLIENT_CLOSED || c->close_asap)
-        return;
-    size_t used = client_held_bytes(c);
-    const struct cfg_obl *l = &c->s.px->cfg.client_obl[client_obl_class(c)];
-    bool hard = l->hard_bytes > 0 && used >= l->hard_bytes;
-    bool soft = l->soft_bytes > 0 && used >= l->soft_bytes;
-    if (!soft) {
-        c->obl_soft_since_ms = 0;
-    } else if (!hard) {
-        uint64_t now = bw_now_ms();
-        if (c->obl_soft_since_ms == 0)
-            c->obl_soft_since_ms = now;
-        soft = now - c->obl_soft_since_ms > l->soft_seconds * 1000;
-    }
-    if (!hard && !soft)
+    if (c->state == CLIENT_CLOSED || c->close_asap ||
+        !session_output_over(&c->s, client_held_bytes(c), &c->obl_soft_since_ms))
         return;
     char info[512];
-    client_info_line(c, info, sizeof(info));
+    session_info_line(&c->s, info, sizeof(info));
     log_warn("Client %s scheduled to be closed ASAP for overcoming of output buffer limits.",
              info);
     c->s.px->stats.client_output_limit_closed++;
@@ -531,7 +507,7 @@ client_accept(struct proxy *px, evutil_socket_t fd, const char *addr, const char
               bool is_unix)
 {
     struct client *c = bw_calloc(1, sizeof(*c));
-    c->created_ms = c->last_ms = bw_now_ms();
+    c->last_ms = bw_now_ms();
     c->parser = resp_parser_new();
     /* reads 16 KB at a time, big bulks straight into place; replies are
      * written at the end of the loop turn (netio.h) */
@@ -645,53 +621,13 @@ client_free_all(struct proxy *px)
 
 /* ---- CLIENT LIST ------------------------------------------------------------ */
 
-/* One line of CLIENT LIST / CLIENT INFO for s, with '\n', appended to out. */
+/* CLIENT LIST's figures of the socket behind s. */
 static void
-client_format_info(const struct session *s, struct evbuffer *out)
+client_io_stats(const struct session *s, struct session_io *io)
 {
     const struct client *c = client_of(s);
-    /* Redis 7.0's flag letters, in its order, of the states bulwark knows */
-    char flags[12], trk[4], *f = flags;
-    int64_t redir;
-    if (s->pin != NULL && pinned_subscriptions(s->pin) > 0)
-        *f++ = 'P';
-    if (s->pin != NULL && pinned_in_multi(s->pin))
-        *f++ = 'x';
-    if (s->pin != NULL && pinned_blocked(s->pin) && pinned_subscriptions(s->pin) == 0)
-        *f++ = 'b';
-    (void)tracking_client_flags(s->px->tracking, s->id, trk, &redir);
-    for (const char *t = trk; *t != '\0'; t++)
-        *f++ = *t;
-    if (s->is_unix)
-        *f++ = 'U';
-    if (f == flags)
-        *f++ = 'N';
-    *f = '\0';
-    uint64_t now = bw_now_ms();
-    evbuffer_add_printf(out,
-                        "id=%llu addr=%s laddr=%s fd=%d name=%s age=%llu idle=%llu "
-                        "flags=%s db=%d sub=0 psub=0 ssub=0 multi=-1 qbuf=%zu qbuf-free=0 "
-                        "argv-mem=0 multi-mem=0 rbs=0 rbp=0 obl=0 oll=%llu omem=%zu "
-                        "tot-mem=0 events=r cmd=%s user=default redir=%lld resp=%d\n",
-                        (unsigned long long)s->id, s->addr, s->laddr, (int)netio_fd(c->io),
-                        s->name != NULL ? s->name : "",
-                        (unsigned long long)(now - c->created_ms) / 1000,
-                        (unsigned long long)(now - c->last_ms) / 1000, flags, s->db,
-                        evbuffer_get_length(netio_input(c->io)), (unsigned long long)s->q.n,
-                        evbuffer_get_length(netio_output(c->io)),
-                        s->last_cmd[0] ? s->last_cmd : "NULL", (long long)redir, s->proto);
-}
-
-/* client_format_info() of c as a NUL-terminated string without its '\n' (log lines). */
-static void
-client_info_line(const struct client *c, char *out, size_t size)
-{
-    struct evbuffer *b = evbuffer_new();
-    client_format_info(&c->s, b);
-    size_t n = evbuffer_copyout(b, out, size - 1) > 0 ? evbuffer_get_length(b) : 0;
-    n = BW_MIN(n, size - 1);
-    while (n > 0 && (out[n - 1] == '\n' || out[n - 1] == '\r'))
-        n--;
-    out[n] = '\0';
-    evbuffer_free(b);
+    io->fd = (int)netio_fd(c->io);
+    io->qbuf = evbuffer_get_length(netio_input(c->io));
+    io->omem = evbuffer_get_length(netio_output(c->io));
+    io->idle_ms = bw_now_ms() - c->last_ms;
 }

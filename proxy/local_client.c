@@ -136,7 +136,7 @@ local_client_lines(struct session *s, const struct session *only)
 {
     struct evbuffer *lines = evbuffer_new();
     if (only != NULL)
-        only->ops->format_info(only, lines);
+        session_format_info(only, lines);
     else
         session_format_all(s->px, lines);
     enc_verbatim(session_reply_target(s), s->proto, lines);

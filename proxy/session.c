@@ -11,8 +11,10 @@
 #include <event2/buffer.h>
 
 #include "proxy/encode.h"
+#include "proxy/pinned.h"
 #include "proxy/proxy.h"
 #include "proxy/resp.h"
+#include "proxy/tracking.h"
 #include "proxy/util.h"
 
 /* ---- sessions by id: open addressing, linear probing ----------------------- */
@@ -95,6 +97,7 @@ session_init(struct session *s, struct proxy *px, const struct session_ops *ops,
     s->ops = ops;
     s->id = px->next_client_id++;
     s->is_unix = is_unix;
+    s->created_ms = bw_now_ms();
     snprintf(s->addr, sizeof(s->addr), "%s", addr);
     snprintf(s->laddr, sizeof(s->laddr), "%s", laddr);
     session_reset_auth(s);
@@ -183,11 +186,59 @@ session_reply_nil(struct session *s)
 /* ---- CLIENT LIST, INFO ------------------------------------------------------ */
 
 void
+session_format_info(const struct session *s, struct evbuffer *out)
+{
+    /* Redis 7.0's flag letters, in its order, of the states bulwark knows */
+    char flags[12], trk[4], *f = flags;
+    int64_t redir;
+    if (s->pin != NULL && pinned_subscriptions(s->pin) > 0)
+        *f++ = 'P';
+    if (s->pin != NULL && pinned_in_multi(s->pin))
+        *f++ = 'x';
+    if (s->pin != NULL && pinned_blocked(s->pin) && pinned_subscriptions(s->pin) == 0)
+        *f++ = 'b';
+    (void)tracking_client_flags(s->px->tracking, s->id, trk, &redir);
+    for (const char *t = trk; *t != '\0'; t++)
+        *f++ = *t;
+    if (s->is_unix)
+        *f++ = 'U';
+    if (f == flags)
+        *f++ = 'N';
+    *f = '\0';
+    struct session_io io;
+    s->ops->io_stats(s, &io);
+    evbuffer_add_printf(out,
+                        "id=%llu addr=%s laddr=%s fd=%d name=%s age=%llu idle=%llu "
+                        "flags=%s db=%d sub=0 psub=0 ssub=0 multi=-1 qbuf=%zu qbuf-free=0 "
+                        "argv-mem=0 multi-mem=0 rbs=0 rbp=0 obl=0 oll=%llu omem=%zu "
+                        "tot-mem=0 events=r cmd=%s user=default redir=%lld resp=%d\n",
+                        (unsigned long long)s->id, s->addr, s->laddr, io.fd,
+                        s->name != NULL ? s->name : "",
+                        (unsigned long long)(bw_now_ms() - s->created_ms) / 1000,
+                        (unsigned long long)io.idle_ms / 1000, flags, s->db, io.qbuf,
+                        (unsigned long long)s->q.n, io.omem, s->last_cmd[0] ? s->last_cmd : "NULL",
+                        (long long)redir, s->proto);
+}
+
+void
+session_info_line(const struct session *s, char *out, size_t size)
+{
+    struct evbuffer *b = evbuffer_new();
+    session_format_info(s, b);
+    size_t n = evbuffer_copyout(b, out, size - 1) > 0 ? evbuffer_get_length(b) : 0;
+    n = BW_MIN(n, size - 1);
+    while (n > 0 && (out[n - 1] == '\n' || out[n - 1] == '\r'))
+        n--;
+    out[n] = '\0';
+    evbuffer_free(b);
+}
+
+void
 session_format_all(struct proxy *px, struct evbuffer *out)
 {
     struct session *s;
     TAILQ_FOREACH(s, &px->sessions, link)
-        s->ops->format_info(s, out);
+        session_format_info(s, out);
 }
 
 void
@@ -195,7 +246,7 @@ session_format_id(struct proxy *px, uint64_t id, struct evbuffer *out)
 {
     struct session *s = session_by_id(px, id);
     if (s != NULL)
-        s->ops->format_info(s, out);
+        session_format_info(s, out);
 }
 
 size_t
@@ -226,4 +277,25 @@ session_reply_denied(struct session *s, const struct resp_request *req)
 {
     session_reply_error(s, "ERR command '%.*s' is disabled in bulwark (deny-commands)",
                         (int)BW_MIN(req->argv[0].len, 128), req->argv[0].ptr);
+}
+
+/* ---- client-output-buffer-limit --------------------------------------------- */
+
+bool
+session_output_over(const struct session *s, size_t used, uint64_t *soft_since_ms)
+{
+    /* the class: Redis getClientType (MONITOR is normal) */
+    int cls = s->pin != NULL && pinned_subscriptions(s->pin) > 0 ? CFG_OBL_PUBSUB : CFG_OBL_NORMAL;
+    const struct cfg_obl *l = &s->px->cfg.client_obl[cls];
+    bool hard = l->hard_bytes > 0 && used >= l->hard_bytes;
+    bool soft = l->soft_bytes > 0 && used >= l->soft_bytes;
+    if (!soft) {
+        *soft_since_ms = 0;
+    } else if (!hard) {
+        uint64_t now = bw_now_ms();
+        if (*soft_since_ms == 0)
+            *soft_since_ms = now;
+        soft = now - *soft_since_ms > l->soft_seconds * 1000;
+    }
+    return hard || soft;
 }

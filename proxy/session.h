@@ -31,6 +31,14 @@ struct pinned;
 struct ctrk_write;
 struct session;
 
+/* What CLIENT LIST shows of a session's socket. */
+struct session_io {
+    int fd;           /* fd= */
+    size_t qbuf;      /* qbuf=: input not consumed yet */
+    size_t omem;      /* omem=: output not written yet */
+    uint64_t idle_ms; /* since the last read or write */
+};
+
 /* What the connection does for the request path. */
 struct session_ops {
     /* Close after the replies due are out (QUIT, CLIENT KILL of itself). */
@@ -39,8 +47,8 @@ struct session_ops {
     void (*close)(struct session *s);
     /* Parse the connection's input again on the next loop turn (a hold ended). */
     void (*resume)(struct session *s);
-    /* One CLIENT LIST line of s, with '\n', appended to out. */
-    void (*format_info)(const struct session *s, struct evbuffer *out);
+    /* CLIENT LIST's figures of the socket (session_format_info). */
+    void (*io_stats)(const struct session *s, struct session_io *io);
     /* Reply bytes held for s (output and parked), for INFO. */
     size_t (*held_bytes)(const struct session *s);
 };
@@ -71,6 +79,7 @@ struct session {
     char addr[64];                 /* peer "ip:port" */
     char laddr[64];                /* local "ip:port" */
     bool is_unix;                  /* accepted on the unix socket */
+    uint64_t created_ms;           /* accept time, monotonic ms (CLIENT LIST age=) */
     char last_cmd[32];             /* name of the last command, lowercase (CLIENT LIST cmd=) */
     uint64_t commands;             /* requests handled */
 
@@ -153,9 +162,23 @@ bool session_is_denied(const struct proxy *px, const char *name, size_t len);
 /* bulwark's error for a denied request. */
 void session_reply_denied(struct session *s, const struct resp_request *req);
 
+/* One CLIENT LIST / CLIENT INFO line of s, with '\n', appended to out. */
+void session_format_info(const struct session *s, struct evbuffer *out);
+
+/* session_format_info() as a NUL-terminated string without its '\n' (log lines). */
+void session_info_line(const struct session *s, char *out, size_t size);
+
 /* CLIENT LIST of every session / of the one with this id (if live). */
 void session_format_all(struct proxy *px, struct evbuffer *out);
 void session_format_id(struct proxy *px, uint64_t id, struct evbuffer *out);
+
+/*
+ * Redis 7.0 checkClientOutputBufferLimits() on the used bytes held for s (of
+ * its class: pub/sub when subscribed, else normal): true at or above hard,
+ * or at or above soft for more than soft-seconds (*soft_since_ms: when it
+ * reached soft, monotonic ms, 0 below; the caller's storage).
+ */
+bool session_output_over(const struct session *s, size_t used, uint64_t *soft_since_ms);
 
 /* The most reply bytes held for one client now (INFO client_recent_max_output_buffer). */
 size_t session_max_output(struct proxy *px);
