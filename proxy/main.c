@@ -324,6 +324,40 @@ main_cleanup(struct proxy *px)
     netio_mem_cron(0, true);
 }
 
+/* The event loop, the proxy's lists and counters, the built-in command table, cron, signals. */
+static void
+main_init_loop(struct proxy *px)
+{
+    event_set_log_callback(main_libevent_log);
+    /* Precise timers (timerfd): batch-window and deadlines are in µs; the
+     * default epoll timeout would round a 100 µs window up to 1 ms or more. */
+    struct event_config *ecfg = event_config_new();
+    BW_ASSERT(ecfg != NULL);
+    event_config_set_flag(ecfg, EVENT_BASE_FLAG_PRECISE_TIMER);
+    px->base = event_base_new_with_config(ecfg);
+    event_config_free(ecfg);
+    BW_ASSERT(px->base != NULL);
+    TAILQ_INIT(&px->sessions);
+    TAILQ_INIT(&px->reaped);
+    px->next_client_id = 1;
+    px->on_batch_nil = gate_batch_nil; /* the gate counts the nils the batcher reads */
+    snprintf(px->upstream_version, sizeof(px->upstream_version), "7.0.0");
+    px->databases = px->cfg.upstream_databases > 0 ? px->cfg.upstream_databases : 16;
+    stats_init(&px->stats);
+    cmdstats_init(&px->cmdstats);
+    jitter_rng_seed(&px->jitter_rng, 0);
+    struct cmd_table *builtin = cmd_table_builtin();
+    cmdstats_assign_table(&px->cmdstats, builtin);
+    stages_set_command_table(px, builtin, false);
+    px->reap_ev = event_new(px->base, -1, 0, main_reap_cb, px);
+    px->cron_ev = event_new(px->base, -1, EV_PERSIST, main_cron_cb, px);
+    struct timeval tick = {0, MAIN_CRON_MS * 1000};
+    BW_ASSERT(px->reap_ev != NULL && px->cron_ev != NULL && evtimer_add(px->cron_ev, &tick) == 0);
+    main_add_signal(px, &main_sig_term, SIGTERM);
+    main_add_signal(px, &main_sig_int, SIGINT);
+    main_add_signal(px, &main_sig_hup, SIGHUP);
+}
+
 int
 main(int argc, char **argv)
 {
@@ -355,35 +389,7 @@ main(int argc, char **argv)
     if (px.cfg.pidfile != NULL && px.cfg.pidfile[0] != '\0')
         main_write_pidfile(px.cfg.pidfile);
 
-    event_set_log_callback(main_libevent_log);
-    /* Precise timers (timerfd): batch-window and deadlines are in µs; the
-     * default epoll timeout would round a 100 µs window up to 1 ms or more. */
-    struct event_config *ecfg = event_config_new();
-    BW_ASSERT(ecfg != NULL);
-    event_config_set_flag(ecfg, EVENT_BASE_FLAG_PRECISE_TIMER);
-    px.base = event_base_new_with_config(ecfg);
-    event_config_free(ecfg);
-    BW_ASSERT(px.base != NULL);
-    TAILQ_INIT(&px.sessions);
-    TAILQ_INIT(&px.reaped);
-    px.next_client_id = 1;
-    px.on_batch_nil = gate_batch_nil;
-    snprintf(px.upstream_version, sizeof(px.upstream_version), "7.0.0");
-    px.databases = px.cfg.upstream_databases > 0 ? px.cfg.upstream_databases : 16;
-    stats_init(&px.stats);
-    cmdstats_init(&px.cmdstats);
-    jitter_rng_seed(&px.jitter_rng, 0);
-    struct cmd_table *builtin = cmd_table_builtin();
-    cmdstats_assign_table(&px.cmdstats, builtin);
-    stages_set_command_table(&px, builtin, false);
-    px.reap_ev = event_new(px.base, -1, 0, main_reap_cb, &px);
-    px.cron_ev = event_new(px.base, -1, EV_PERSIST, main_cron_cb, &px);
-    struct timeval tick = {0, MAIN_CRON_MS * 1000};
-    BW_ASSERT(px.reap_ev != NULL && px.cron_ev != NULL && evtimer_add(px.cron_ev, &tick) == 0);
-    main_add_signal(&px, &main_sig_term, SIGTERM);
-    main_add_signal(&px, &main_sig_int, SIGINT);
-    main_add_signal(&px, &main_sig_hup, SIGHUP);
-
+    main_init_loop(&px);
     px.pool = upstream_pool_new(&px, main_on_commands);
     px.watch = watch_new(&px);
     px.tracking = tracking_new(ctrack_lookup, ctrack_send, &px);
