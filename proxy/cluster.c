@@ -1,6 +1,6 @@
 /*
  * cluster: hash slots, the upstream slot map (CLUSTER SLOTS / SHARDS),
- * MOVED/ASK parsing.
+ * MOVED/ASK parsing, and bulwark's CLUSTER answers as a one-node cluster.
  * Pure: libc, proxy/reply.h, proxy/util.h. The contract is in cluster.h.
  */
 #include "proxy/cluster.h"
@@ -57,6 +57,391 @@ cluster_keyslot(const char *key, size_t len)
             return cluster_crc16(open + 1, (size_t)(close - open - 1)) & (CLUSTER_SLOTS - 1);
     }
     return cluster_crc16(key, len) & (CLUSTER_SLOTS - 1);
+}
+
+/* ---- node ids ----------------------------------------------------------- */
+
+/* splitmix64's finalizer (Steele, Lea, Flood, OOPSLA 2014). */
+static uint64_t
+cluster_mix64(uint64_t z)
+{
+    z += 0x9e3779b97f4a7c15ull;
+    z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ull;
+    z = (z ^ (z >> 27)) * 0x94d049bb133111ebull;
+    return z ^ (z >> 31);
+}
+
+void
+cluster_node_id(const char *seed, size_t seed_len, char out[CLUSTER_NAMELEN + 1])
+{
+    static const char hex[] = "0123456789abcdef";
+    const unsigned char *p = (const unsigned char *)seed;
+    size_t pos = 0;
+
+    for (uint64_t k = 1; pos < CLUSTER_NAMELEN; k++) {
+        uint64_t h = 0xcbf29ce484222325ull ^ cluster_mix64(k); /* FNV-1a-64 */
+
+        for (size_t i = 0; i < seed_len; i++)
+            h = (h ^ p[i]) * 0x100000001b3ull;
+        h = cluster_mix64(h ^ seed_len);
+        for (int b = 60; b >= 0 && pos < CLUSTER_NAMELEN; b -= 4)
+            out[pos++] = hex[(h >> b) & 0xf];
+    }
+    out[CLUSTER_NAMELEN] = '\0';
+}
+
+/* ---- output buffer and RESP writing ------------------------------------ */
+
+static void
+out_put(struct cluster_out *o, const void *p, size_t n)
+{
+    if (o->cap - o->len < n) {
+        size_t cap = BW_MAX(BW_MAX(o->cap * 2, (size_t)256), o->len + n);
+
+        o->buf = bw_realloc(o->buf, cap);
+        o->cap = cap;
+    }
+    if (n > 0)
+        memcpy(o->buf + o->len, p, n);
+    o->len += n;
+}
+
+static void
+out_str(struct cluster_out *o, const char *s)
+{
+    out_put(o, s, strlen(s));
+}
+
+/* "<type><n>\r\n": an aggregate header, or a bulk's length line. */
+static void
+out_head(struct cluster_out *o, char type, uint64_t n)
+{
+    char line[32];
+    int w = snprintf(line, sizeof(line), "%c%llu\r\n", type, (unsigned long long)n);
+
+    out_put(o, line, (size_t)w);
+}
+
+static void
+out_int(struct cluster_out *o, int64_t v)
+{
+    char line[32];
+    int w = snprintf(line, sizeof(line), ":%lld\r\n", (long long)v);
+
+    out_put(o, line, (size_t)w);
+}
+
+static void
+out_bulk(struct cluster_out *o, const char *p, size_t n)
+{
+    out_head(o, '$', n);
+    out_put(o, p, n);
+    out_put(o, "\r\n", 2);
+}
+
+static void
+out_bulk_str(struct cluster_out *o, const char *s)
+{
+    out_bulk(o, s, strlen(s));
+}
+
+/* A map of pairs entries: RESP3 '%', RESP2 a flat array (addReplyMapLen). */
+static void
+out_map(struct cluster_out *o, int proto, size_t pairs)
+{
+    if (proto >= 3)
+        out_head(o, '%', pairs);
+    else
+        out_head(o, '*', pairs * 2);
+}
+
+/* Text as addReplyVerbatim(..., "txt"): RESP3 "=<n+4>\r\ntxt:...", RESP2 bulk. */
+static void
+out_text(struct cluster_out *o, int proto, const char *p, size_t n)
+{
+    if (proto < 3) {
+        out_bulk(o, p, n);
+        return;
+    }
+    out_head(o, '=', n + 4);
+    out_put(o, "txt:", 4);
+    out_put(o, p, n);
+    out_put(o, "\r\n", 2);
+}
+
+void
+cluster_out_deinit(struct cluster_out *o)
+{
+    bw_free(o->buf);
+    memset(o, 0, sizeof(*o));
+}
+
+/* ---- bulwark as a one-node cluster ------------------------------------- */
+
+void
+cluster_self_init(struct cluster_self *s, const char *ip, int port, const char *seed,
+                  size_t seed_len)
+{
+    memset(s, 0, sizeof(*s));
+    s->ip = ip;
+    s->port = port;
+    s->bus_port = port <= 65535 - 10000 ? port + 10000 : 0;
+    cluster_node_id(seed, seed_len, s->id);
+}
+
+static bool
+self_has_hostname(const struct cluster_self *s)
+{
+    return s->hostname != NULL && s->hostname[0] != '\0';
+}
+
+/* getPreferredEndpoint(): the ip, or the hostname ("?" when none). */
+static const char *
+self_endpoint(const struct cluster_self *s)
+{
+    if (!s->prefer_hostname)
+        return s->ip;
+    return self_has_hostname(s) ? s->hostname : "?";
+}
+
+void
+cluster_reply_info(struct cluster_out *o, const struct cluster_self *s, int proto)
+{
+    struct cluster_out t = {0};
+    char line[160];
+
+    out_str(&t, "cluster_state:ok\r\n"
+                "cluster_slots_assigned:16384\r\n"
+                "cluster_slots_ok:16384\r\n"
+                "cluster_slots_pfail:0\r\n"
+                "cluster_slots_fail:0\r\n"
+                "cluster_known_nodes:1\r\n"
+                "cluster_size:1\r\n");
+    int w = snprintf(line, sizeof(line), "cluster_current_epoch:%llu\r\ncluster_my_epoch:%llu\r\n",
+                     (unsigned long long)s->current_epoch, (unsigned long long)s->config_epoch);
+    out_put(&t, line, (size_t)w);
+    out_str(&t, "cluster_stats_messages_sent:0\r\n"
+                "cluster_stats_messages_received:0\r\n"
+                "total_cluster_links_buffer_limit_exceeded:0\r\n");
+    out_text(o, proto, t.buf, t.len);
+    cluster_out_deinit(&t);
+}
+
+void
+cluster_reply_nodes(struct cluster_out *o, const struct cluster_self *s, int proto)
+{
+    struct cluster_out t = {0};
+    char line[64];
+
+    out_put(&t, s->id, CLUSTER_NAMELEN);
+    out_str(&t, " ");
+    out_str(&t, s->ip);
+    int w = snprintf(line, sizeof(line), ":%d@%d", s->port, s->bus_port);
+    out_put(&t, line, (size_t)w);
+    if (self_has_hostname(s)) {
+        out_str(&t, ",");
+        out_str(&t, s->hostname);
+    }
+    w = snprintf(line, sizeof(line), " myself,master - 0 0 %llu connected 0-16383\n",
+                 (unsigned long long)s->config_epoch);
+    out_put(&t, line, (size_t)w);
+    out_text(o, proto, t.buf, t.len);
+    cluster_out_deinit(&t);
+}
+
+/* addNodeToNodeReply(): endpoint, port, id, then the other endpoints. */
+void
+cluster_reply_slots(struct cluster_out *o, const struct cluster_self *s, int proto)
+{
+    bool meta_hostname = !s->prefer_hostname && self_has_hostname(s);
+
+    out_str(o, "*1\r\n*3\r\n:0\r\n:16383\r\n*4\r\n");
+    out_bulk_str(o, self_endpoint(s));
+    out_int(o, s->port);
+    out_bulk(o, s->id, CLUSTER_NAMELEN);
+    out_map(o, proto, (s->prefer_hostname ? 1 : 0) + (meta_hostname ? 1 : 0));
+    if (s->prefer_hostname) {
+        out_bulk_str(o, "ip");
+        out_bulk_str(o, s->ip);
+    }
+    if (meta_hostname) {
+        out_bulk_str(o, "hostname");
+        out_bulk_str(o, s->hostname);
+    }
+}
+
+/* clusterReplyShards() / addNodeDetailsToShardReply() for the one node. */
+void
+cluster_reply_shards(struct cluster_out *o, const struct cluster_self *s, int proto)
+{
+    out_str(o, "*1\r\n");
+    out_map(o, proto, 2);
+    out_bulk_str(o, "slots");
+    out_str(o, "*2\r\n:0\r\n:16383\r\n");
+    out_bulk_str(o, "nodes");
+    out_str(o, "*1\r\n");
+    out_map(o, proto, self_has_hostname(s) ? 8 : 7);
+    out_bulk_str(o, "id");
+    out_bulk(o, s->id, CLUSTER_NAMELEN);
+    out_bulk_str(o, "port");
+    out_int(o, s->port);
+    out_bulk_str(o, "ip");
+    out_bulk_str(o, s->ip);
+    out_bulk_str(o, "endpoint");
+    out_bulk_str(o, self_endpoint(s));
+    if (self_has_hostname(s)) {
+        out_bulk_str(o, "hostname");
+        out_bulk_str(o, s->hostname);
+    }
+    out_bulk_str(o, "role");
+    out_bulk_str(o, "master");
+    out_bulk_str(o, "replication-offset");
+    out_int(o, 0);
+    out_bulk_str(o, "health");
+    out_bulk_str(o, "online");
+}
+
+void
+cluster_reply_myid(struct cluster_out *o, const struct cluster_self *s)
+{
+    out_bulk(o, s->id, CLUSTER_NAMELEN);
+}
+
+void
+cluster_reply_keyslot(struct cluster_out *o, const char *key, size_t len)
+{
+    out_int(o, cluster_keyslot(key, len));
+}
+
+/* ---- CLUSTER <subcommand> ---------------------------------------------- */
+
+/* What cluster_command() does with a subcommand. */
+enum cluster_sub_kind {
+    SUB_UNSERVED = 0, /* Redis has it, bulwark does not answer it */
+    SUB_INFO,
+    SUB_NODES,
+    SUB_SLOTS,
+    SUB_SHARDS,
+    SUB_MYID,
+    SUB_KEYSLOT
+};
+
+/* One CLUSTER subcommand of Redis 7.0.15 (src/commands.c). */
+struct cluster_sub {
+    const char *name; /* lowercase, as in the 'cluster|<name>' error */
+    int arity;        /* Redis's: n exactly n arguments, -n at least n */
+    enum cluster_sub_kind kind;
+};
+
+static const struct cluster_sub cluster_subs[] = {
+    {"addslots", -3, SUB_UNSERVED},
+    {"addslotsrange", -4, SUB_UNSERVED},
+    {"bumpepoch", 2, SUB_UNSERVED},
+    {"count-failure-reports", 3, SUB_UNSERVED},
+    {"countkeysinslot", 3, SUB_UNSERVED},
+    {"delslots", -3, SUB_UNSERVED},
+    {"delslotsrange", -4, SUB_UNSERVED},
+    {"failover", -2, SUB_UNSERVED},
+    {"flushslots", 2, SUB_UNSERVED},
+    {"forget", 3, SUB_UNSERVED},
+    {"getkeysinslot", 4, SUB_UNSERVED},
+    {"help", 2, SUB_UNSERVED},
+    {"info", 2, SUB_INFO},
+    {"keyslot", 3, SUB_KEYSLOT},
+    {"links", 2, SUB_UNSERVED},
+    {"meet", -4, SUB_UNSERVED},
+    {"myid", 2, SUB_MYID},
+    {"nodes", 2, SUB_NODES},
+    {"replicas", 3, SUB_UNSERVED},
+    {"replicate", 3, SUB_UNSERVED},
+    {"reset", -2, SUB_UNSERVED},
+    {"saveconfig", 2, SUB_UNSERVED},
+    {"set-config-epoch", 3, SUB_UNSERVED},
+    {"setslot", -4, SUB_UNSERVED},
+    {"shards", 2, SUB_SHARDS},
+    {"slaves", 3, SUB_UNSERVED},
+    {"slots", 2, SUB_SLOTS},
+};
+
+static const struct cluster_sub *
+cluster_sub_lookup(const char *name, size_t len)
+{
+    for (size_t i = 0; i < BW_ARRAY_LEN(cluster_subs); i++) {
+        const struct cluster_sub *s = &cluster_subs[i];
+
+        if (strlen(s->name) == len && strncasecmp(s->name, name, len) == 0)
+            return s;
+    }
+    return NULL;
+}
+
+/* commandCheckExistence(): "%.128s" of the name (so cut at a NUL too), then
+ * CR and LF mapped to spaces over the whole message. */
+static void
+out_unknown_sub(struct cluster_out *o, const char *cmd, size_t cmdlen, const char *sub,
+                size_t sublen)
+{
+    const char *nul = memchr(sub, '\0', BW_MIN(sublen, (size_t)128));
+    size_t n = nul != NULL ? (size_t)(nul - sub) : BW_MIN(sublen, (size_t)128);
+
+    out_str(o, "-ERR unknown subcommand '");
+    for (size_t i = 0; i < n; i++) {
+        char ch = sub[i] == '\r' || sub[i] == '\n' ? ' ' : sub[i];
+
+        out_put(o, &ch, 1);
+    }
+    out_str(o, "'. Try ");
+    for (size_t i = 0; i < cmdlen && cmd[i] != '\0'; i++) {
+        char ch = cmd[i] >= 'a' && cmd[i] <= 'z' ? (char)(cmd[i] - 'a' + 'A') : cmd[i];
+
+        out_put(o, ch == '\r' || ch == '\n' ? " " : &ch, 1);
+    }
+    out_str(o, " HELP.\r\n");
+}
+
+int
+cluster_command(struct cluster_out *o, const struct cluster_self *s, int proto, int argc,
+                const char *const *argv, const size_t *argvlen)
+{
+    BW_ASSERT(argc >= 1);
+    if (argc == 1) {
+        out_str(o, "-ERR wrong number of arguments for 'cluster' command\r\n");
+        return CLUSTER_CMD_DONE;
+    }
+    const struct cluster_sub *sub = cluster_sub_lookup(argv[1], argvlen[1]);
+    if (sub == NULL) {
+        out_unknown_sub(o, argv[0], argvlen[0], argv[1], argvlen[1]);
+        return CLUSTER_CMD_DONE;
+    }
+    if ((sub->arity > 0 && argc != sub->arity) || argc < -sub->arity) {
+        out_str(o, "-ERR wrong number of arguments for 'cluster|");
+        out_str(o, sub->name);
+        out_str(o, "' command\r\n");
+        return CLUSTER_CMD_DONE;
+    }
+    switch (sub->kind) {
+    case SUB_INFO:
+        cluster_reply_info(o, s, proto);
+        break;
+    case SUB_NODES:
+        cluster_reply_nodes(o, s, proto);
+        break;
+    case SUB_SLOTS:
+        cluster_reply_slots(o, s, proto);
+        break;
+    case SUB_SHARDS:
+        cluster_reply_shards(o, s, proto);
+        break;
+    case SUB_MYID:
+        cluster_reply_myid(o, s);
+        break;
+    case SUB_KEYSLOT:
+        cluster_reply_keyslot(o, argv[2], argvlen[2]);
+        break;
+    case SUB_UNSERVED:
+        return CLUSTER_CMD_UNSERVED;
+    }
+    return CLUSTER_CMD_DONE;
 }
 
 /* ---- redirections ------------------------------------------------------- */

@@ -1,7 +1,8 @@
 /*
  * cluster: the pure half of Redis Cluster support — hash slots (CRC16 with
  * {hash tags}), the slot map read from an upstream's CLUSTER SLOTS or CLUSTER
- * SHARDS reply, and MOVED/ASK redirections. Pure: libc, proxy/reply.h and
+ * SHARDS reply, MOVED/ASK redirections, and bulwark's own CLUSTER answers as
+ * a one-node cluster that owns every slot. Pure: libc, proxy/reply.h and
  * proxy/util.h only; no I/O, no clock. Not thread-safe: one map per worker.
  *
  * How the daemon uses it (issue #16):
@@ -15,6 +16,28 @@
  *                   cluster_parse_redirect() says where to go, and
  *                   cluster_map_move_slot() applies a MOVED until the next
  *                   refresh.
+ *   client side     CLUSTER <sub> from a client: cluster_command() appends
+ *                   bulwark's own answer (one node, every slot, itself) to a
+ *                   struct cluster_out, so cluster-aware clients (redis-cli
+ *                   -c, ioredis Cluster, redis-py RedisCluster) send every
+ *                   key to bulwark and never see a MOVED.
+ *
+ * The one-node answers are byte for byte those of a real redis-server 7.0.15
+ * started with --cluster-enabled yes and given all slots by CLUSTER
+ * ADDSLOTSRANGE 0 16383 (captured in RESP2 and after HELLO 3; the references
+ * are in tests/unit/test_cluster.c), with these differences, all in values,
+ * never in shape:
+ *   - the node id, ip, hostname and ports are bulwark's (cluster_self);
+ *   - cluster_current_epoch, cluster_my_epoch and the config epoch in NODES
+ *     are cluster_self's (0 and 0 by default, as on that reference node);
+ *   - cluster_stats_messages_*: a real node counts its bus messages (0 while
+ *     it is alone, growing once it has peers); bulwark has no bus: always 0
+ *     sent / 0 received, no per-type lines;
+ *   - ping_sent / pong_received in NODES are 0 (as for "myself" in Redis);
+ *   - replication-offset in SHARDS is 0 (a lone master with no replica has
+ *     no backlog and reports 0 too);
+ *   - cluster_state is always ok: bulwark answers the upstream's failures
+ *     per request, it does not present them as a down cluster.
  */
 #ifndef BW_CLUSTER_H
 #define BW_CLUSTER_H
@@ -182,5 +205,117 @@ struct cluster_redirect {
  * with *r filled, or BW_ERR (r unspecified) for anything else.
  */
 int cluster_parse_redirect(const char *s, size_t len, struct cluster_redirect *r);
+
+/* ---- bulwark as a one-node cluster -------------------------------------- */
+
+/* A growable byte buffer the answers are appended to. Zero it to start. */
+struct cluster_out {
+    char *buf;  /* owned: bytes appended so far (not NUL-terminated), NULL
+                   before the first append */
+    size_t len; /* bytes used; the caller may set it to 0 to reuse buf */
+    size_t cap; /* bytes allocated at buf */
+};
+
+/* Free o's bytes and zero it. */
+void cluster_out_deinit(struct cluster_out *o);
+
+/*
+ * INFO's "# Cluster" section as a cluster node writes it (genRedisInfoString()
+ * in server.c; "INFO cluster" of a cluster node is exactly this in a bulk).
+ * bulwark must say cluster_enabled:1 when it answers CLUSTER as a node:
+ * redis-py's RedisCluster (4.3) reads INFO first and refuses a seed node
+ * with "Cluster mode is not enabled on this node" otherwise.
+ */
+#define CLUSTER_INFO_SECTION "# Cluster\r\ncluster_enabled:1\r\n"
+
+/* Who bulwark says it is. Filled by cluster_self_init(), then adjusted. */
+struct cluster_self {
+    char id[CLUSTER_NAMELEN + 1]; /* node id: 40 lowercase hex digits */
+    const char *ip;               /* borrowed: announced ip, NUL-terminated, at most
+                                     CLUSTER_HOST_MAX bytes. "" is what a lone Redis
+                                     node says, and redis-py then uses the address it
+                                     connected to, but ioredis 5 skips a node with no
+                                     host and never gets a slot map: announce the
+                                     address the client reached (getsockname()) */
+    const char *hostname;         /* borrowed: announced hostname
+                                     (cluster-announce-hostname), NULL or "" for none */
+    bool prefer_hostname;         /* cluster-preferred-endpoint-type hostname: the
+                                     endpoint is the hostname ("?" when none) */
+    int port;                     /* client port bulwark listens on, 1..65535 */
+    int bus_port;                 /* shown after '@' in NODES: bulwark has no bus;
+                                     port + 10000 (Redis's default) unless above
+                                     65535, then 0 */
+    uint64_t current_epoch;       /* cluster_current_epoch; 0 */
+    uint64_t config_epoch;        /* cluster_my_epoch and the NODES epoch; 0 */
+};
+
+/*
+ * Fill s for ip:port (ip borrowed, as the field) with no hostname, the
+ * default bus port and epochs, and the id cluster_node_id(seed, seed_len).
+ */
+void cluster_self_init(struct cluster_self *s, const char *ip, int port, const char *seed,
+                       size_t seed_len);
+
+/*
+ * A node id derived from seed (seed_len bytes, any bytes): 40 lowercase hex
+ * digits and a NUL into out. The same seed always gives the same id
+ * (160 bits from three FNV-1a-64 hashes of the seed, each salted and
+ * finished with splitmix64's mixer); different seeds give different ids
+ * with overwhelming probability. Seed it with what identifies this bulwark
+ * (e.g. its announced "ip:port"), so restarts keep the id.
+ */
+void cluster_node_id(const char *seed, size_t seed_len, char out[CLUSTER_NAMELEN + 1]);
+
+/*
+ * Append bulwark's answer to one CLUSTER subcommand, in RESP2 (proto 2) or
+ * RESP3 (proto 3). Each appends one whole reply to o:
+ *   info     bulk (RESP2) / verbatim txt (RESP3) of the 12 lines of CLUSTER
+ *            INFO (cluster_state:ok, 16384 slots ok, 1 known node, size 1)
+ *   nodes    bulk / verbatim: "<id> <ip>:<port>@<bus>[,<hostname>]
+ *            myself,master - 0 0 <epoch> connected 0-16383\n"
+ *   slots    one range 0-16383: endpoint, port, id, metadata (array in
+ *            RESP2, map in RESP3: hostname when the ip is preferred and a
+ *            hostname is set; ip when the hostname is preferred)
+ *   shards   one shard: slots [0, 16383], one node map (array of pairs in
+ *            RESP2) with id, port, ip, endpoint, [hostname], role master,
+ *            replication-offset 0, health online
+ *   myid     bulk of the 40-digit id
+ *   keyslot  integer cluster_keyslot(key, len)
+ */
+void cluster_reply_info(struct cluster_out *o, const struct cluster_self *s, int proto);
+void cluster_reply_nodes(struct cluster_out *o, const struct cluster_self *s, int proto);
+void cluster_reply_slots(struct cluster_out *o, const struct cluster_self *s, int proto);
+void cluster_reply_shards(struct cluster_out *o, const struct cluster_self *s, int proto);
+void cluster_reply_myid(struct cluster_out *o, const struct cluster_self *s);
+void cluster_reply_keyslot(struct cluster_out *o, const char *key, size_t len);
+
+/* cluster_command() outcomes. */
+enum {
+    CLUSTER_CMD_DONE = 0,    /* o got the whole reply (an answer or an error) */
+    CLUSTER_CMD_UNSERVED = 1 /* a Redis 7.0 CLUSTER subcommand with a valid
+                                arity that bulwark does not answer itself
+                                (ADDSLOTS, COUNTKEYSINSLOT, HELP, ...): o is
+                                unchanged; the caller refuses or forwards */
+};
+
+/*
+ * Answer the request CLUSTER argv[1] ... (argc >= 1 arguments; argv[i] is
+ * argvlen[i] bytes, borrowed; argv[0] is the command name) in proto 2 or
+ * 3, as redis-server 7.0.15 would, through the functions above:
+ *   INFO, NODES, SLOTS, SHARDS, MYID, KEYSLOT <key>  answered;
+ *   argc == 1            "-ERR wrong number of arguments for 'cluster' command"
+ *   an unknown name      "-ERR unknown subcommand '<name>'. Try CLUSTER HELP."
+ *                        (name cut at 128 bytes and at a NUL, CR and LF as
+ *                        spaces: commandCheckExistence() in server.c)
+ *   a wrong arity        "-ERR wrong number of arguments for 'cluster|<sub>'
+ *                        command" (commandCheckArity(); arities of
+ *                        src/commands.c)
+ *   any other subcommand CLUSTER_CMD_UNSERVED, nothing appended.
+ * The admission stage normally answers the last two error kinds first from
+ * the command table (cmd_arity_error(), cmd_unknown_subcommand_error()); the
+ * bytes are the same. Returns CLUSTER_CMD_DONE or CLUSTER_CMD_UNSERVED.
+ */
+int cluster_command(struct cluster_out *o, const struct cluster_self *s, int proto, int argc,
+                    const char *const *argv, const size_t *argvlen);
 
 #endif

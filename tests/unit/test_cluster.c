@@ -1,9 +1,21 @@
 /*
  * Unit tests of proxy/cluster: CRC16 and hash slots against a real
- * redis-server 7.0.15's CLUSTER KEYSLOT, the slot map read from a real
- * 3-master/3-replica cluster's CLUSTER SLOTS and SHARDS (RESP2 and RESP3,
- * captured from tests/cluster-lib.sh's cluster_start with a plain socket,
- * before and after HELLO 3), hostile replies, and MOVED/ASK lines.
+ * redis-server 7.0.15's CLUSTER KEYSLOT, the one-node CLUSTER answers against
+ * bytes captured from a real one-node cluster, the slot map read from a real
+ * 3-master/3-replica cluster's CLUSTER SLOTS and SHARDS (RESP2 and RESP3),
+ * hostile replies, and MOVED/ASK lines.
+ *
+ * How the references were captured: redis-server --cluster-enabled yes
+ * --save '' --appendonly no on a loopback port, CLUSTER ADDSLOTSRANGE 0
+ * 16383, cluster_state:ok, then each CLUSTER subcommand sent as RESP over a
+ * plain socket (python3), before and after HELLO 3, the raw reply bytes kept;
+ * the variants come from CONFIG SET cluster-announce-ip 127.0.0.1, then
+ * cluster-announce-hostname bulwark.local, then
+ * cluster-preferred-endpoint-type hostname, then cluster-announce-hostname ""
+ * on that same node. REF_ID, REF_PORT and REF_BUS are that node's id, port
+ * and bus port (the values that differ from node to node); the tests give
+ * bulwark the same three, so the bytes must be equal as they are. The
+ * 6-node replies come from tests/cluster-lib.sh's cluster_start.
  */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -19,6 +31,10 @@
 #include "proxy/cluster.h"
 #include "proxy/reply.h"
 #include "proxy/util.h"
+
+#define REF_ID "6698f7984ff3c8a344a97c7d9e2cad24a9283a43"
+#define REF_PORT "26047"
+#define REF_BUS "36047"
 
 /* ---- CRC16 and hash slots ------------------------------------------------ */
 
@@ -132,6 +148,218 @@ test_keyslot_tags(void **state)
     }
 }
 
+/* ---- node ids ------------------------------------------------------------ */
+
+static void
+test_node_id(void **state)
+{
+    (void)state;
+    char a[CLUSTER_NAMELEN + 1], b[CLUSTER_NAMELEN + 1], c[CLUSTER_NAMELEN + 1];
+
+    cluster_node_id("127.0.0.1:6380", 14, a);
+    cluster_node_id("127.0.0.1:6380", 14, b);
+    cluster_node_id("127.0.0.1:6381", 14, c);
+    assert_string_equal(a, b);
+    assert_string_not_equal(a, c);
+    assert_int_equal(strlen(a), CLUSTER_NAMELEN);
+    assert_int_equal(strspn(a, "0123456789abcdef"), CLUSTER_NAMELEN);
+    cluster_node_id("", 0, b);
+    assert_int_equal(strspn(b, "0123456789abcdef"), CLUSTER_NAMELEN);
+    assert_string_not_equal(a, b);
+    /* No two of 2000 seeds collide, and no id repeats a 16-digit block. */
+    static char ids[2000][CLUSTER_NAMELEN + 1];
+    for (int i = 0; i < 2000; i++) {
+        char seed[16];
+        int n = snprintf(seed, sizeof(seed), "%d", i);
+
+        cluster_node_id(seed, (size_t)n, ids[i]);
+        assert_memory_not_equal(ids[i], ids[i] + 16, 16);
+        for (int j = 0; j < i; j++)
+            assert_string_not_equal(ids[i], ids[j]);
+    }
+}
+
+/* ---- one-node answers: references ----------------------------------------- */
+
+/* lone SLOTS RESP2 */
+static const char ref_lone_slots_2[] =
+    "*1\r\n*3\r\n:0\r\n:16383\r\n*4\r\n$0\r\n\r\n:" REF_PORT "\r\n$40\r\n"
+    REF_ID "\r\n*0\r\n";
+/* lone SHARDS RESP2 */
+static const char ref_lone_shards_2[] =
+    "*1\r\n*4\r\n$5\r\nslots\r\n*2\r\n:0\r\n:16383\r\n$5\r\nnodes\r\n*1\r\n*14\r\n$2\r\n"
+    "id\r\n$40\r\n" REF_ID "\r\n$4\r\nport\r\n:" REF_PORT "\r\n"
+    "$2\r\nip\r\n$0\r\n\r\n$8\r\nendpoint\r\n$0\r\n\r\n$4\r\nrole\r\n$6\r\nmaster\r\n"
+    "$18\r\nreplication-offset\r\n:0\r\n$6\r\nhealth\r\n$6\r\nonline\r\n";
+/* lone NODES RESP2 */
+static const char ref_lone_nodes_2[] =
+    "$94\r\n"
+    REF_ID " :" REF_PORT "@" REF_BUS " myself,master - 0 0 0 "
+    "connected 0-16383\n\r\n";
+/* lone INFO RESP2 */
+static const char ref_lone_info_2[] =
+    "$312\r\ncluster_state:ok\r\ncluster_slots_assigned:16384\r\n"
+    "cluster_slots_ok:16384\r\ncluster_slots_pfail:0\r\ncluster_slots_fail:0\r\n"
+    "cluster_known_nodes:1\r\ncluster_size:1\r\ncluster_current_epoch:0\r\n"
+    "cluster_my_epoch:0\r\ncluster_stats_messages_sent:0\r\n"
+    "cluster_stats_messages_received:0\r\ntotal_cluster_links_buffer_limit_exceeded:0\r\n"
+    "\r\n";
+/* lone MYID RESP2 */
+static const char ref_lone_myid_2[] =
+    "$40\r\n" REF_ID "\r\n";
+/* lone SLOTS RESP3 */
+static const char ref_lone_slots_3[] =
+    "*1\r\n*3\r\n:0\r\n:16383\r\n*4\r\n$0\r\n\r\n:" REF_PORT "\r\n$40\r\n"
+    REF_ID "\r\n%0\r\n";
+/* lone SHARDS RESP3 */
+static const char ref_lone_shards_3[] =
+    "*1\r\n%2\r\n$5\r\nslots\r\n*2\r\n:0\r\n:16383\r\n$5\r\nnodes\r\n*1\r\n%7\r\n$2\r\n"
+    "id\r\n$40\r\n" REF_ID "\r\n$4\r\nport\r\n:" REF_PORT "\r\n"
+    "$2\r\nip\r\n$0\r\n\r\n$8\r\nendpoint\r\n$0\r\n\r\n$4\r\nrole\r\n$6\r\nmaster\r\n"
+    "$18\r\nreplication-offset\r\n:0\r\n$6\r\nhealth\r\n$6\r\nonline\r\n";
+/* lone NODES RESP3 */
+static const char ref_lone_nodes_3[] =
+    "=98\r\n"
+    "txt:" REF_ID " :" REF_PORT "@" REF_BUS " myself,master - 0 0 0 "
+    "connected 0-16383\n\r\n";
+/* lone INFO RESP3 */
+static const char ref_lone_info_3[] =
+    "=316\r\ntxt:cluster_state:ok\r\ncluster_slots_assigned:16384\r\n"
+    "cluster_slots_ok:16384\r\ncluster_slots_pfail:0\r\ncluster_slots_fail:0\r\n"
+    "cluster_known_nodes:1\r\ncluster_size:1\r\ncluster_current_epoch:0\r\n"
+    "cluster_my_epoch:0\r\ncluster_stats_messages_sent:0\r\n"
+    "cluster_stats_messages_received:0\r\ntotal_cluster_links_buffer_limit_exceeded:0\r\n"
+    "\r\n";
+/* lone MYID RESP3 */
+static const char ref_lone_myid_3[] =
+    "$40\r\n" REF_ID "\r\n";
+/* ip SLOTS RESP2 */
+static const char ref_ip_slots_2[] =
+    "*1\r\n*3\r\n:0\r\n:16383\r\n*4\r\n$9\r\n127.0.0.1\r\n:" REF_PORT "\r\n$40\r\n"
+    REF_ID "\r\n*0\r\n";
+/* ip SHARDS RESP2 */
+static const char ref_ip_shards_2[] =
+    "*1\r\n*4\r\n$5\r\nslots\r\n*2\r\n:0\r\n:16383\r\n$5\r\nnodes\r\n*1\r\n*14\r\n$2\r\n"
+    "id\r\n$40\r\n" REF_ID "\r\n$4\r\nport\r\n:" REF_PORT "\r\n"
+    "$2\r\nip\r\n$9\r\n127.0.0.1\r\n$8\r\nendpoint\r\n$9\r\n127.0.0.1\r\n$4\r\nrole\r\n"
+    "$6\r\nmaster\r\n$18\r\nreplication-offset\r\n:0\r\n$6\r\nhealth\r\n$6\r\nonline\r\n";
+/* ip NODES RESP2 */
+static const char ref_ip_nodes_2[] =
+    "$103\r\n"
+    REF_ID " 127.0.0.1:" REF_PORT "@" REF_BUS " myself,master - 0 0 0 "
+    "connected 0-16383\n\r\n";
+/* ip SLOTS RESP3 */
+static const char ref_ip_slots_3[] =
+    "*1\r\n*3\r\n:0\r\n:16383\r\n*4\r\n$9\r\n127.0.0.1\r\n:" REF_PORT "\r\n$40\r\n"
+    REF_ID "\r\n%0\r\n";
+/* ip SHARDS RESP3 */
+static const char ref_ip_shards_3[] =
+    "*1\r\n%2\r\n$5\r\nslots\r\n*2\r\n:0\r\n:16383\r\n$5\r\nnodes\r\n*1\r\n%7\r\n$2\r\n"
+    "id\r\n$40\r\n" REF_ID "\r\n$4\r\nport\r\n:" REF_PORT "\r\n"
+    "$2\r\nip\r\n$9\r\n127.0.0.1\r\n$8\r\nendpoint\r\n$9\r\n127.0.0.1\r\n$4\r\nrole\r\n"
+    "$6\r\nmaster\r\n$18\r\nreplication-offset\r\n:0\r\n$6\r\nhealth\r\n$6\r\nonline\r\n";
+/* ip NODES RESP3 */
+static const char ref_ip_nodes_3[] =
+    "=107\r\n"
+    "txt:" REF_ID " 127.0.0.1:" REF_PORT "@" REF_BUS " myself,master - 0 0 0 "
+    "connected 0-16383\n\r\n";
+/* host SLOTS RESP2 */
+static const char ref_host_slots_2[] =
+    "*1\r\n*3\r\n:0\r\n:16383\r\n*4\r\n$9\r\n127.0.0.1\r\n:" REF_PORT "\r\n$40\r\n"
+    REF_ID "\r\n*2\r\n$8\r\nhostname\r\n$13\r\n"
+    "bulwark.local\r\n";
+/* host SHARDS RESP2 */
+static const char ref_host_shards_2[] =
+    "*1\r\n*4\r\n$5\r\nslots\r\n*2\r\n:0\r\n:16383\r\n$5\r\nnodes\r\n*1\r\n*16\r\n$2\r\n"
+    "id\r\n$40\r\n" REF_ID "\r\n$4\r\nport\r\n:" REF_PORT "\r\n"
+    "$2\r\nip\r\n$9\r\n127.0.0.1\r\n$8\r\nendpoint\r\n$9\r\n127.0.0.1\r\n$8\r\n"
+    "hostname\r\n$13\r\nbulwark.local\r\n$4\r\nrole\r\n$6\r\nmaster\r\n$18\r\n"
+    "replication-offset\r\n:0\r\n$6\r\nhealth\r\n$6\r\nonline\r\n";
+/* host NODES RESP2 */
+static const char ref_host_nodes_2[] =
+    "$117\r\n"
+    REF_ID " 127.0.0.1:" REF_PORT "@" REF_BUS ",bulwark.local myself,master - 0 0 0 "
+    "connected 0-16383\n\r\n";
+/* host SLOTS RESP3 */
+static const char ref_host_slots_3[] =
+    "*1\r\n*3\r\n:0\r\n:16383\r\n*4\r\n$9\r\n127.0.0.1\r\n:" REF_PORT "\r\n$40\r\n"
+    REF_ID "\r\n%1\r\n$8\r\nhostname\r\n$13\r\n"
+    "bulwark.local\r\n";
+/* host SHARDS RESP3 */
+static const char ref_host_shards_3[] =
+    "*1\r\n%2\r\n$5\r\nslots\r\n*2\r\n:0\r\n:16383\r\n$5\r\nnodes\r\n*1\r\n%8\r\n$2\r\n"
+    "id\r\n$40\r\n" REF_ID "\r\n$4\r\nport\r\n:" REF_PORT "\r\n"
+    "$2\r\nip\r\n$9\r\n127.0.0.1\r\n$8\r\nendpoint\r\n$9\r\n127.0.0.1\r\n$8\r\n"
+    "hostname\r\n$13\r\nbulwark.local\r\n$4\r\nrole\r\n$6\r\nmaster\r\n$18\r\n"
+    "replication-offset\r\n:0\r\n$6\r\nhealth\r\n$6\r\nonline\r\n";
+/* host NODES RESP3 */
+static const char ref_host_nodes_3[] =
+    "=121\r\n"
+    "txt:" REF_ID " 127.0.0.1:" REF_PORT "@" REF_BUS ",bulwark.local myself,master - 0 0 0 "
+    "connected 0-16383\n\r\n";
+/* phost SLOTS RESP2 */
+static const char ref_phost_slots_2[] =
+    "*1\r\n*3\r\n:0\r\n:16383\r\n*4\r\n$13\r\nbulwark.local\r\n:" REF_PORT "\r\n$40\r\n"
+    REF_ID "\r\n*2\r\n$2\r\nip\r\n$9\r\n127.0.0.1\r\n";
+/* phost SHARDS RESP2 */
+static const char ref_phost_shards_2[] =
+    "*1\r\n*4\r\n$5\r\nslots\r\n*2\r\n:0\r\n:16383\r\n$5\r\nnodes\r\n*1\r\n*16\r\n$2\r\n"
+    "id\r\n$40\r\n" REF_ID "\r\n$4\r\nport\r\n:" REF_PORT "\r\n"
+    "$2\r\nip\r\n$9\r\n127.0.0.1\r\n$8\r\nendpoint\r\n$13\r\nbulwark.local\r\n$8\r\n"
+    "hostname\r\n$13\r\nbulwark.local\r\n$4\r\nrole\r\n$6\r\nmaster\r\n$18\r\n"
+    "replication-offset\r\n:0\r\n$6\r\nhealth\r\n$6\r\nonline\r\n";
+/* phost NODES RESP2 */
+static const char ref_phost_nodes_2[] =
+    "$117\r\n"
+    REF_ID " 127.0.0.1:" REF_PORT "@" REF_BUS ",bulwark.local myself,master - 0 0 0 "
+    "connected 0-16383\n\r\n";
+/* phost SLOTS RESP3 */
+static const char ref_phost_slots_3[] =
+    "*1\r\n*3\r\n:0\r\n:16383\r\n*4\r\n$13\r\nbulwark.local\r\n:" REF_PORT "\r\n$40\r\n"
+    REF_ID "\r\n%1\r\n$2\r\nip\r\n$9\r\n127.0.0.1\r\n";
+/* phost SHARDS RESP3 */
+static const char ref_phost_shards_3[] =
+    "*1\r\n%2\r\n$5\r\nslots\r\n*2\r\n:0\r\n:16383\r\n$5\r\nnodes\r\n*1\r\n%8\r\n$2\r\n"
+    "id\r\n$40\r\n" REF_ID "\r\n$4\r\nport\r\n:" REF_PORT "\r\n"
+    "$2\r\nip\r\n$9\r\n127.0.0.1\r\n$8\r\nendpoint\r\n$13\r\nbulwark.local\r\n$8\r\n"
+    "hostname\r\n$13\r\nbulwark.local\r\n$4\r\nrole\r\n$6\r\nmaster\r\n$18\r\n"
+    "replication-offset\r\n:0\r\n$6\r\nhealth\r\n$6\r\nonline\r\n";
+/* phost NODES RESP3 */
+static const char ref_phost_nodes_3[] =
+    "=121\r\n"
+    "txt:" REF_ID " 127.0.0.1:" REF_PORT "@" REF_BUS ",bulwark.local myself,master - 0 0 0 "
+    "connected 0-16383\n\r\n";
+/* pnohost SLOTS RESP2 */
+static const char ref_pnohost_slots_2[] =
+    "*1\r\n*3\r\n:0\r\n:16383\r\n*4\r\n$1\r\n?\r\n:" REF_PORT "\r\n$40\r\n"
+    REF_ID "\r\n*2\r\n$2\r\nip\r\n$9\r\n127.0.0.1\r\n";
+/* pnohost SHARDS RESP2 */
+static const char ref_pnohost_shards_2[] =
+    "*1\r\n*4\r\n$5\r\nslots\r\n*2\r\n:0\r\n:16383\r\n$5\r\nnodes\r\n*1\r\n*14\r\n$2\r\n"
+    "id\r\n$40\r\n" REF_ID "\r\n$4\r\nport\r\n:" REF_PORT "\r\n"
+    "$2\r\nip\r\n$9\r\n127.0.0.1\r\n$8\r\nendpoint\r\n$1\r\n?\r\n$4\r\nrole\r\n$6\r\n"
+    "master\r\n$18\r\nreplication-offset\r\n:0\r\n$6\r\nhealth\r\n$6\r\nonline\r\n";
+/* pnohost NODES RESP2 */
+static const char ref_pnohost_nodes_2[] =
+    "$103\r\n"
+    REF_ID " 127.0.0.1:" REF_PORT "@" REF_BUS " myself,master - 0 0 0 "
+    "connected 0-16383\n\r\n";
+/* pnohost SLOTS RESP3 */
+static const char ref_pnohost_slots_3[] =
+    "*1\r\n*3\r\n:0\r\n:16383\r\n*4\r\n$1\r\n?\r\n:" REF_PORT "\r\n$40\r\n"
+    REF_ID "\r\n%1\r\n$2\r\nip\r\n$9\r\n127.0.0.1\r\n";
+/* pnohost SHARDS RESP3 */
+static const char ref_pnohost_shards_3[] =
+    "*1\r\n%2\r\n$5\r\nslots\r\n*2\r\n:0\r\n:16383\r\n$5\r\nnodes\r\n*1\r\n%7\r\n$2\r\n"
+    "id\r\n$40\r\n" REF_ID "\r\n$4\r\nport\r\n:" REF_PORT "\r\n"
+    "$2\r\nip\r\n$9\r\n127.0.0.1\r\n$8\r\nendpoint\r\n$1\r\n?\r\n$4\r\nrole\r\n$6\r\n"
+    "master\r\n$18\r\nreplication-offset\r\n:0\r\n$6\r\nhealth\r\n$6\r\nonline\r\n";
+/* pnohost NODES RESP3 */
+static const char ref_pnohost_nodes_3[] =
+    "=107\r\n"
+    "txt:" REF_ID " 127.0.0.1:" REF_PORT "@" REF_BUS " myself,master - 0 0 0 "
+    "connected 0-16383\n\r\n";
+
 /* ---- a real 3-master, 3-replica cluster (tests/cluster-lib.sh), its replies ---- */
 
 static const char real_slots_2[] =
@@ -202,6 +430,310 @@ static const char real_shards_3[] =
     "$4\r\nport\r\n:22529\r\n$2\r\nip\r\n$9\r\n127.0.0.1\r\n$8\r\nendpoint\r\n$9\r\n"
     "127.0.0.1\r\n$4\r\nrole\r\n$7\r\nreplica\r\n$18\r\nreplication-offset\r\n:42\r\n"
     "$6\r\nhealth\r\n$6\r\nonline\r\n";
+
+/* One variant of the reference node: what was announced, and its bytes. */
+struct ref_variant {
+    const char *name;
+    const char *ip;       /* cluster-announce-ip in effect ("" none) */
+    const char *hostname; /* cluster-announce-hostname, NULL none */
+    bool prefer_hostname; /* cluster-preferred-endpoint-type hostname */
+    const char *slots[2], *shards[2], *nodes[2]; /* RESP2, RESP3 */
+};
+
+static const struct ref_variant ref_variants[] = {
+    {"lone", "", NULL, false, {ref_lone_slots_2, ref_lone_slots_3},
+     {ref_lone_shards_2, ref_lone_shards_3}, {ref_lone_nodes_2, ref_lone_nodes_3}},
+    {"ip", "127.0.0.1", NULL, false, {ref_ip_slots_2, ref_ip_slots_3},
+     {ref_ip_shards_2, ref_ip_shards_3}, {ref_ip_nodes_2, ref_ip_nodes_3}},
+    {"host", "127.0.0.1", "bulwark.local", false, {ref_host_slots_2, ref_host_slots_3},
+     {ref_host_shards_2, ref_host_shards_3}, {ref_host_nodes_2, ref_host_nodes_3}},
+    {"phost", "127.0.0.1", "bulwark.local", true, {ref_phost_slots_2, ref_phost_slots_3},
+     {ref_phost_shards_2, ref_phost_shards_3}, {ref_phost_nodes_2, ref_phost_nodes_3}},
+    {"pnohost", "127.0.0.1", "", true, {ref_pnohost_slots_2, ref_pnohost_slots_3},
+     {ref_pnohost_shards_2, ref_pnohost_shards_3}, {ref_pnohost_nodes_2, ref_pnohost_nodes_3}},
+};
+
+/* The reference node as a struct cluster_self. */
+static void
+ref_self(struct cluster_self *s, const struct ref_variant *v)
+{
+    cluster_self_init(s, v->ip, atoi(REF_PORT), "unused", 6);
+    memcpy(s->id, REF_ID, CLUSTER_NAMELEN + 1);
+    assert_int_equal(s->bus_port, atoi(REF_BUS)); /* port + 10000 */
+    s->hostname = v->hostname;
+    s->prefer_hostname = v->prefer_hostname;
+}
+
+typedef void reply_fn(struct cluster_out *o, const struct cluster_self *s, int proto);
+
+/* fn's bytes for s in proto equal want, exactly. */
+static void
+assert_reply(reply_fn *fn, const struct cluster_self *s, int proto, const char *want,
+             const char *what)
+{
+    struct cluster_out o = {0};
+
+    fn(&o, s, proto);
+    if (o.len != strlen(want) || memcmp(o.buf, want, o.len) != 0) {
+        fprintf(stderr, "%s RESP%d:\n got  %.*s\n want %s\n", what, proto, (int)o.len, o.buf,
+                want);
+        fail();
+    }
+    cluster_out_deinit(&o);
+}
+
+static void
+test_reply_exact(void **state)
+{
+    (void)state;
+    struct cluster_self s;
+
+    for (size_t i = 0; i < BW_ARRAY_LEN(ref_variants); i++) {
+        const struct ref_variant *v = &ref_variants[i];
+
+        ref_self(&s, v);
+        for (int p = 0; p < 2; p++) {
+            assert_reply(cluster_reply_slots, &s, p + 2, v->slots[p], v->name);
+            assert_reply(cluster_reply_shards, &s, p + 2, v->shards[p], v->name);
+            assert_reply(cluster_reply_nodes, &s, p + 2, v->nodes[p], v->name);
+            /* INFO does not depend on the endpoint. */
+            assert_reply(cluster_reply_info, &s, p + 2, p == 0 ? ref_lone_info_2 : ref_lone_info_3,
+                         "info");
+        }
+        struct cluster_out o = {0};
+        cluster_reply_myid(&o, &s);
+        assert_int_equal(o.len, strlen(ref_lone_myid_2));
+        assert_memory_equal(o.buf, ref_lone_myid_2, o.len);
+        assert_string_equal(ref_lone_myid_2, ref_lone_myid_3);
+        cluster_out_deinit(&o);
+    }
+}
+
+/* INFO cluster of the reference node: "$30\r\n# Cluster\r\ncluster_enabled:1\r\n\r\n". */
+static void
+test_info_section(void **state)
+{
+    (void)state;
+    static const char ref[] = "$30\r\n# Cluster\r\ncluster_enabled:1\r\n\r\n";
+
+    assert_int_equal(strlen(CLUSTER_INFO_SECTION), 30);
+    assert_memory_equal(ref + 5, CLUSTER_INFO_SECTION, strlen(CLUSTER_INFO_SECTION));
+}
+
+/* One whole reply parsed; aborts the test when it is not. */
+static struct reply_node *
+parse_whole(const struct cluster_out *o)
+{
+    struct reply_node *n = reply_parse(o->buf, o->len);
+
+    assert_non_null(n);
+    return n;
+}
+
+/* The text of an INFO/NODES reply: a bulk (RESP2) or verbatim "txt:" (RESP3). */
+static void
+assert_text(const struct reply_node *n, int proto, const char *want)
+{
+    if (proto == 2) {
+        assert_int_equal(n->type, '$');
+        assert_int_equal(n->len, strlen(want));
+        assert_memory_equal(n->str, want, n->len);
+    } else {
+        assert_int_equal(n->type, '=');
+        assert_int_equal(n->len, strlen(want) + 4);
+        assert_memory_equal(n->str, "txt:", 4);
+        assert_memory_equal(n->str + 4, want, n->len - 4);
+    }
+}
+
+/* Other values than the reference's: lengths follow, epochs show, and the
+ * answers read back as a map of one master owning every slot. */
+static void
+test_reply_values(void **state)
+{
+    (void)state;
+    struct cluster_self s;
+    char nodes_line[256];
+
+    cluster_self_init(&s, "10.1.2.3", 7000, "10.1.2.3:7000", 13);
+    s.current_epoch = 5;
+    s.config_epoch = 7;
+    assert_int_equal(s.bus_port, 17000);
+    snprintf(nodes_line, sizeof(nodes_line),
+             "%s 10.1.2.3:7000@17000 myself,master - 0 0 7 connected 0-16383\n", s.id);
+    for (int proto = 2; proto <= 3; proto++) {
+        struct cluster_out o = {0};
+
+        cluster_reply_nodes(&o, &s, proto);
+        struct reply_node *n = parse_whole(&o);
+        assert_text(n, proto, nodes_line);
+        reply_node_free(n);
+
+        o.len = 0;
+        cluster_reply_info(&o, &s, proto);
+        n = parse_whole(&o);
+        assert_non_null(strstr(n->str, "cluster_current_epoch:5\r\ncluster_my_epoch:7\r\n"));
+        reply_node_free(n);
+
+        o.len = 0;
+        cluster_reply_slots(&o, &s, proto);
+        struct cluster_map *m = cluster_map_new();
+        char err[128];
+        assert_int_equal(cluster_map_parse_slots(m, o.buf, o.len, NULL, err, sizeof(err)), BW_OK);
+        assert_int_equal(cluster_map_node_count(m), 1);
+        assert_string_equal(cluster_map_node(m, 0)->host, "10.1.2.3");
+        assert_int_equal(cluster_map_node(m, 0)->port, 7000);
+        assert_string_equal(cluster_map_node(m, 0)->id, s.id);
+        assert_true(cluster_map_covered(m));
+
+        o.len = 0;
+        cluster_reply_shards(&o, &s, proto);
+        assert_int_equal(cluster_map_parse_shards(m, o.buf, o.len, NULL, err, sizeof(err)), BW_OK);
+        assert_int_equal(cluster_map_node_count(m), 1);
+        assert_string_equal(cluster_map_node(m, 0)->id, s.id);
+        assert_false(cluster_map_node(m, 0)->replica);
+        assert_true(cluster_map_covered(m));
+        cluster_map_free(m);
+        cluster_out_deinit(&o);
+    }
+    /* A port above 55535 has no default bus port. */
+    cluster_self_init(&s, "", 60000, "x", 1);
+    assert_int_equal(s.bus_port, 0);
+}
+
+/* ---- CLUSTER <subcommand> ---------------------------------------------------- */
+
+/* Run cluster_command on the n words (lengths by strlen unless lens). */
+static int
+run_cmd(struct cluster_out *o, const struct cluster_self *s, int proto, int n,
+        const char *const *words, const size_t *lens)
+{
+    size_t l[8];
+
+    for (int i = 0; i < n; i++)
+        l[i] = lens != NULL ? lens[i] : strlen(words[i]);
+    o->len = 0;
+    return cluster_command(o, s, proto, n, words, l);
+}
+
+/* Requests and the exact replies of redis-server 7.0.15 to them. */
+static const struct {
+    int argc;
+    const char *argv[4];
+    size_t lens[4]; /* 0: strlen */
+    const char *reply;
+} cmd_refs[] = {
+    {1, {"cluster"}, {0}, "-ERR wrong number of arguments for 'cluster' command\r\n"},
+    {2, {"cluster", "FOO"}, {0}, "-ERR unknown subcommand 'FOO'. Try CLUSTER HELP.\r\n"},
+    {4, {"cluster", "FOO", "bar", "baz"}, {0},
+     "-ERR unknown subcommand 'FOO'. Try CLUSTER HELP.\r\n"},
+    {2, {"cluster", "a\r\nb"}, {0}, "-ERR unknown subcommand 'a  b'. Try CLUSTER HELP.\r\n"},
+    {2, {"cluster", "a\0b"}, {0, 3}, "-ERR unknown subcommand 'a'. Try CLUSTER HELP.\r\n"},
+    {2, {"cluster", ""}, {0}, "-ERR unknown subcommand ''. Try CLUSTER HELP.\r\n"},
+    {3, {"CluSter", "Info", "x"}, {0},
+     "-ERR wrong number of arguments for 'cluster|info' command\r\n"},
+    {3, {"cluster", "SLOTS", "x"}, {0},
+     "-ERR wrong number of arguments for 'cluster|slots' command\r\n"},
+    {3, {"cluster", "shards", "x"}, {0},
+     "-ERR wrong number of arguments for 'cluster|shards' command\r\n"},
+    {3, {"cluster", "nodes", "x"}, {0},
+     "-ERR wrong number of arguments for 'cluster|nodes' command\r\n"},
+    {3, {"cluster", "myid", "x"}, {0},
+     "-ERR wrong number of arguments for 'cluster|myid' command\r\n"},
+    {2, {"cluster", "keyslot"}, {0},
+     "-ERR wrong number of arguments for 'cluster|keyslot' command\r\n"},
+    {4, {"cluster", "keyslot", "a", "b"}, {0},
+     "-ERR wrong number of arguments for 'cluster|keyslot' command\r\n"},
+    {2, {"cluster", "countkeysinslot"}, {0},
+     "-ERR wrong number of arguments for 'cluster|countkeysinslot' command\r\n"},
+    {3, {"cluster", "help", "x"}, {0},
+     "-ERR wrong number of arguments for 'cluster|help' command\r\n"},
+    {3, {"cluster", "keyslot", "foo"}, {0}, ":12182\r\n"},
+    {3, {"cluster", "KEYSLOT", "{user1000}.following"}, {0}, ":3443\r\n"},
+    {3, {"cluster", "keyslot", "a\0b"}, {0, 0, 3}, ":8383\r\n"},
+};
+
+static void
+test_command_refs(void **state)
+{
+    (void)state;
+    struct cluster_self s;
+    struct cluster_out o = {0};
+
+    ref_self(&s, &ref_variants[1]);
+    for (size_t i = 0; i < BW_ARRAY_LEN(cmd_refs); i++) {
+        size_t lens[4];
+
+        for (int j = 0; j < cmd_refs[i].argc; j++)
+            lens[j] = cmd_refs[i].lens[j] ? cmd_refs[i].lens[j] : strlen(cmd_refs[i].argv[j]);
+        for (int proto = 2; proto <= 3; proto++) {
+            assert_int_equal(run_cmd(&o, &s, proto, cmd_refs[i].argc, cmd_refs[i].argv, lens),
+                             CLUSTER_CMD_DONE);
+            assert_int_equal(o.len, strlen(cmd_refs[i].reply));
+            assert_memory_equal(o.buf, cmd_refs[i].reply, o.len);
+        }
+    }
+    /* A subcommand name is cut at 128 bytes. */
+    char longname[200], want[256];
+    memset(longname, 'x', sizeof(longname));
+    const char *w[2] = {"cluster", longname};
+    size_t l[2] = {7, sizeof(longname)};
+    snprintf(want, sizeof(want), "-ERR unknown subcommand '%.128s'. Try CLUSTER HELP.\r\n",
+             longname);
+    assert_int_equal(run_cmd(&o, &s, 2, 2, w, l), CLUSTER_CMD_DONE);
+    assert_int_equal(o.len, strlen(want));
+    assert_memory_equal(o.buf, want, o.len);
+    cluster_out_deinit(&o);
+}
+
+static void
+test_command_answers(void **state)
+{
+    (void)state;
+    struct cluster_self s;
+    struct cluster_out o = {0};
+    static const char *const subs[] = {"info", "NODES", "Slots", "shards", "myid"};
+    reply_fn *fns[] = {cluster_reply_info, cluster_reply_nodes, cluster_reply_slots,
+                       cluster_reply_shards, NULL};
+
+    ref_self(&s, &ref_variants[2]);
+    for (int proto = 2; proto <= 3; proto++) {
+        for (size_t i = 0; i < BW_ARRAY_LEN(subs); i++) {
+            const char *w[2] = {"CLUSTER", subs[i]};
+            struct cluster_out want = {0};
+
+            assert_int_equal(run_cmd(&o, &s, proto, 2, w, NULL), CLUSTER_CMD_DONE);
+            if (fns[i] != NULL)
+                fns[i](&want, &s, proto);
+            else
+                cluster_reply_myid(&want, &s);
+            assert_int_equal(o.len, want.len);
+            assert_memory_equal(o.buf, want.buf, o.len);
+            cluster_out_deinit(&want);
+        }
+    }
+    /* Subcommands Redis has and bulwark leaves to its caller: nothing
+     * appended. */
+    static const char *const unserved[][3] = {
+        {"cluster", "countkeysinslot", "1"}, {"cluster", "help", NULL},
+        {"cluster", "addslots", "1"},        {"cluster", "getkeysinslot", "1"},
+        {"cluster", "links", NULL},          {"cluster", "REPLICAS", "x"},
+    };
+    for (size_t i = 0; i < BW_ARRAY_LEN(unserved); i++) {
+        int argc = unserved[i][2] != NULL ? 3 : 2;
+
+        if (strcmp(unserved[i][1], "getkeysinslot") == 0) {
+            const char *w[4] = {"cluster", "getkeysinslot", "1", "10"};
+            assert_int_equal(run_cmd(&o, &s, 2, 4, w, NULL), CLUSTER_CMD_UNSERVED);
+        } else {
+            assert_int_equal(run_cmd(&o, &s, 2, argc, unserved[i], NULL), CLUSTER_CMD_UNSERVED);
+        }
+        assert_int_equal(o.len, 0);
+    }
+    cluster_out_deinit(&o);
+}
+
+
 
 #define M1 "45a20eb3ee643226fc19e9d7dbedd3a061d08243" /* 22477, 0-5460 */
 #define M2 "e56117bc2290379a3a0d060286a96b59bc728ebc" /* 22329, 5461-10922 */
@@ -294,6 +826,48 @@ test_map_real(void **state)
     assert_real_map(m);
     cluster_map_free(m);
     cluster_map_free(NULL);
+}
+
+/* The one-node references read as upstream replies: Redis's own lone node
+ * sends an empty ip, and with the hostname preferred but unset, "?". */
+static void
+test_map_endpoints(void **state)
+{
+    (void)state;
+    struct cluster_map *m = cluster_map_new();
+    char err[128] = "";
+
+    assert_int_equal(cluster_map_parse_slots(m, ref_lone_slots_2, strlen(ref_lone_slots_2), NULL,
+                                             err, sizeof(err)), BW_ERR);
+    assert_non_null(strstr(err, "no usable endpoint"));
+    assert_int_equal(cluster_map_parse_slots(m, ref_lone_slots_3, strlen(ref_lone_slots_3),
+                                             "10.0.0.9", err, sizeof(err)), BW_OK);
+    assert_string_equal(cluster_map_node(m, 0)->host, "10.0.0.9");
+    assert_string_equal(cluster_map_node(m, 0)->id, REF_ID);
+    assert_int_equal(cluster_map_node(m, 0)->port, atoi(REF_PORT));
+    assert_true(cluster_map_covered(m));
+    assert_int_equal(cluster_map_parse_shards(m, ref_lone_shards_2, strlen(ref_lone_shards_2),
+                                              "seed.example", err, sizeof(err)), BW_OK);
+    assert_string_equal(cluster_map_node(m, 0)->host, "seed.example");
+    /* "?" falls back to the metadata's ip (SLOTS) or "ip" (SHARDS). */
+    assert_int_equal(cluster_map_parse_slots(m, ref_pnohost_slots_2, strlen(ref_pnohost_slots_2),
+                                             NULL, err, sizeof(err)), BW_OK);
+    assert_string_equal(cluster_map_node(m, 0)->host, "127.0.0.1");
+    assert_int_equal(cluster_map_parse_slots(m, ref_pnohost_slots_3, strlen(ref_pnohost_slots_3),
+                                             NULL, err, sizeof(err)), BW_OK);
+    assert_string_equal(cluster_map_node(m, 0)->host, "127.0.0.1");
+    assert_int_equal(cluster_map_parse_shards(m, ref_pnohost_shards_3,
+                                              strlen(ref_pnohost_shards_3), NULL, err,
+                                              sizeof(err)), BW_OK);
+    assert_string_equal(cluster_map_node(m, 0)->host, "127.0.0.1");
+    /* A preferred hostname is used as it is. */
+    assert_int_equal(cluster_map_parse_slots(m, ref_phost_slots_2, strlen(ref_phost_slots_2), NULL,
+                                             err, sizeof(err)), BW_OK);
+    assert_string_equal(cluster_map_node(m, 0)->host, "bulwark.local");
+    assert_int_equal(cluster_map_parse_shards(m, ref_phost_shards_3, strlen(ref_phost_shards_3),
+                                              NULL, err, sizeof(err)), BW_OK);
+    assert_string_equal(cluster_map_node(m, 0)->host, "bulwark.local");
+    cluster_map_free(m);
 }
 
 /* ---- hostile replies ------------------------------------------------------- */
@@ -623,7 +1197,14 @@ main(void)
         cmocka_unit_test(test_crc16),
         cmocka_unit_test(test_keyslot_real),
         cmocka_unit_test(test_keyslot_tags),
+        cmocka_unit_test(test_node_id),
+        cmocka_unit_test(test_reply_exact),
+        cmocka_unit_test(test_reply_values),
+        cmocka_unit_test(test_info_section),
+        cmocka_unit_test(test_command_refs),
+        cmocka_unit_test(test_command_answers),
         cmocka_unit_test(test_map_real),
+        cmocka_unit_test(test_map_endpoints),
         cmocka_unit_test(test_map_hostile_real),
         cmocka_unit_test(test_map_bad_replies),
         cmocka_unit_test(test_map_good_odd),
