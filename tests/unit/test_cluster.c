@@ -692,19 +692,24 @@ test_command_answers(void **state)
     (void)state;
     struct cluster_self s;
     struct cluster_out o = {0};
-    static const char *const subs[] = {"info", "NODES", "Slots", "shards", "myid"};
-    reply_fn *fns[] = {cluster_reply_info, cluster_reply_nodes, cluster_reply_slots,
-                       cluster_reply_shards, NULL};
+    static const struct {
+        const char *sub; /* as a client might spell it */
+        reply_fn *fn;    /* the answer; NULL: MYID */
+    } answers[] = {
+        {"info", cluster_reply_info},   {"NODES", cluster_reply_nodes},
+        {"Slots", cluster_reply_slots}, {"shards", cluster_reply_shards},
+        {"myid", NULL},
+    };
 
     ref_self(&s, &ref_variants[2]);
     for (int proto = 2; proto <= 3; proto++) {
-        for (size_t i = 0; i < BW_ARRAY_LEN(subs); i++) {
-            const char *w[2] = {"CLUSTER", subs[i]};
+        for (size_t i = 0; i < BW_ARRAY_LEN(answers); i++) {
+            const char *w[2] = {"CLUSTER", answers[i].sub};
             struct cluster_out want = {0};
 
             assert_int_equal(run_cmd(&o, &s, proto, 2, w, NULL), CLUSTER_CMD_DONE);
-            if (fns[i] != NULL)
-                fns[i](&want, &s, proto);
+            if (answers[i].fn != NULL)
+                answers[i].fn(&want, &s, proto);
             else
                 cluster_reply_myid(&want, &s);
             assert_int_equal(o.len, want.len);
