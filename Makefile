@@ -47,7 +47,7 @@ DAEMON_SRCS := proxy/util.c proxy/log.c config/config.c config/syntax.c \
 # One cmocka binary per module, linked only with that module's objects (and
 # util), so the link line enforces the dependency rules of STYLE.md.
 UNIT_TESTS := resp reply config command bloom jitter batch slots encode hotcache cmdstats loadgen \
-              tracking
+              tracking cluster
 UNIT_reply   := proxy/reply.c proxy/util.c
 UNIT_resp    := proxy/resp.c proxy/util.c
 UNIT_config  := config/config.c config/syntax.c
@@ -56,6 +56,8 @@ UNIT_cmdstats := proxy/cmdstats.c proxy/command.c proxy/util.c
 UNIT_bloom   := bloom/bloom.c
 UNIT_jitter  := proxy/jitter.c proxy/util.c config/config.c config/syntax.c
 UNIT_hotcache := proxy/hotcache.c proxy/util.c
+# cluster: pure (hash slots, slot map, one-node CLUSTER answers).
+UNIT_cluster := proxy/cluster.c proxy/reply.c proxy/util.c
 # tracking: pure; the client layer is two callbacks inside the test.
 UNIT_tracking := proxy/tracking.c proxy/util.c
 # slots: the reply FIFO alone, no socket; encode: the reply encoders.
