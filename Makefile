@@ -37,9 +37,10 @@ LDFLAGS := $(SANFLAGS)
 DAEMON_SRCS := proxy/util.c proxy/log.c config/config.c config/syntax.c \
                proxy/resp.c proxy/reply.c proxy/command.c proxy/cmdstats.c proxy/stats.c \
                proxy/jitter.c proxy/tracking.c proxy/inflight.c proxy/encode.c \
-               bloom/bloom.c proxy/watch.c proxy/netio.c proxy/upstream.c proxy/slots.c \
+               bloom/bloom.c proxy/watch.c proxy/netio.c proxy/upstream.c proxy/cluster.c \
+               proxy/router.c proxy/slots.c \
                proxy/session.c proxy/batch.c proxy/hotcache.c proxy/hotkey.c proxy/keyspace.c \
-               proxy/pinned.c proxy/ctrack.c proxy/writes.c proxy/forward.c proxy/gate.c \
+               proxy/pinned.c proxy/ctrack.c proxy/writes.c proxy/forward.c proxy/cfwd.c proxy/gate.c \
                proxy/local.c proxy/local_client.c proxy/pinstage.c proxy/stages.c proxy/client.c \
                proxy/listener.c proxy/metrics.c \
                proxy/main.c

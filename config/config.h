@@ -40,6 +40,9 @@ struct cfg_obl {
  * unset string is NULL (an empty value in the file, "", also means NULL).
  * Durations are stored in milliseconds whatever their bare unit.
  */
+/* upstream-cluster values. */
+enum cfg_cluster { CFG_CLUSTER_AUTO = 0, CFG_CLUSTER_NO = 1, CFG_CLUSTER_YES = 2 };
+
 struct cfg {
     /* "bind": TCP addresses to listen on, owned; default 127.0.0.1 */
     char **bind;
@@ -81,6 +84,9 @@ struct cfg {
     int upstream_db;          /* "upstream-db": retired, only 0 is accepted */
     int upstream_databases;   /* "upstream-databases" 0..2147483647, default 0 (learn) */
     int upstream_connections; /* "upstream-connections" 1..64, default 1 */
+    int upstream_cluster;     /* "upstream-cluster": CFG_CLUSTER_AUTO, _NO, _YES */
+    /* "cluster-refresh-interval" ms, 100..3600000, default 10000; runtime */
+    uint64_t cluster_refresh_interval_ms;
     /* "upstream-connect-timeout" ms, 1..3600000, default 1000; runtime */
     uint64_t upstream_connect_timeout_ms;
     /* "upstream-timeout" ms per request, 1..3600000, default 5000; runtime */

@@ -121,6 +121,8 @@ struct cmd_info {
                         * set by cmdstats_assign_table(); 0 = "unknown" */
     uint32_t rules;    /* enum cmd_rule bits: what the request path's stages do
                         * with it, set by each stage when a table is installed */
+    int fanout;        /* in front of a Redis Cluster: how it is split or sent to
+                        * every master (cfwd.c); 0: by its keys' slot */
 };
 
 /*

@@ -12,6 +12,8 @@
 #include <event2/buffer.h>
 
 #include "config/config.h"
+#include "proxy/cfwd.h"
+#include "proxy/cluster.h"
 #include "proxy/cmdstats.h"
 #include "proxy/command.h"
 #include "proxy/encode.h"
@@ -22,6 +24,7 @@
 #include "proxy/proxy.h"
 #include "proxy/reply.h"
 #include "proxy/resp.h"
+#include "proxy/router.h"
 #include "proxy/session.h"
 #include "proxy/tracking.h"
 #include "proxy/upstream.h"
@@ -83,6 +86,8 @@ local_select(struct session *s, const struct resp_request *req)
     else if (id < INT32_MIN || id > INT32_MAX)
         session_reply_error(s, "ERR value is out of range, value must between -2147483648 and "
                               "2147483647");
+    else if (id != 0 && router_active(s->px)) /* Redis Cluster's own answer */
+        session_reply_error(s, "ERR SELECT is not allowed in cluster mode");
     else if (id < 0 || id >= s->px->databases)
         session_reply_error(s, "ERR DB index is out of range");
     else {
@@ -213,6 +218,60 @@ static bool
 local_unwatch(struct session *s, const struct resp_request *req)
 {
     (void)req;
+    session_reply_status(s, "OK");
+    return true;
+}
+
+/* ---- in front of a Redis Cluster ----------------------------------------------- */
+
+/*
+ * CLUSTER … in front of a Redis Cluster: bulwark answers INFO, SLOTS, SHARDS,
+ * NODES, MYID and KEYSLOT as a one-node cluster that owns every slot (the
+ * address the client reached), so cluster-aware clients send everything
+ * here and never see MOVED; COUNTKEYSINSLOT and GETKEYSINSLOT go to the
+ * slot's master; the rest to the master of slot 0. In front of one Redis:
+ * forwarded (Redis says cluster support is disabled).
+ */
+static bool
+local_cluster(struct session *s, const struct resp_request *req)
+{
+    if (!router_active(s->px))
+        return false;
+    const char *argv[8];
+    size_t lens[8];
+    int argc = BW_MIN(req->argc, 8);
+    for (int i = 0; i < argc; i++) {
+        argv[i] = req->argv[i].ptr;
+        lens[i] = req->argv[i].len;
+    }
+    char ip[64];
+    size_t iplen = strcspn(s->laddr, " ");
+    const char *colon = memrchr(s->laddr, ':', iplen);
+    snprintf(ip, sizeof(ip), "%.*s", (int)(colon != NULL ? colon - s->laddr : 0), s->laddr);
+    struct cluster_self self;
+    cluster_self_init(&self, ip, s->px->cfg.port, s->laddr, strlen(s->laddr));
+    struct cluster_out o = {0};
+    if (cluster_command(&o, &self, s->proto, argc, argv, lens) == CLUSTER_CMD_DONE) {
+        session_reply_raw(s, o.buf, o.len);
+        cluster_out_deinit(&o);
+        return true;
+    }
+    cluster_out_deinit(&o);
+    long long slot;
+    if ((resp_arg_is(&req->argv[1], "countkeysinslot") ||
+         resp_arg_is(&req->argv[1], "getkeysinslot")) &&
+        resp_arg_ll(&req->argv[2], &slot) && slot >= 0 && slot < CLUSTER_SLOTS)
+        return cfwd_to_slot(s, req, (unsigned)slot), true;
+    return false;
+}
+
+/* READONLY, READWRITE, ASKING: bulwark routes to masters itself; +OK. */
+static bool
+local_cluster_noop(struct session *s, const struct resp_request *req)
+{
+    (void)req;
+    if (!router_active(s->px))
+        return false;
     session_reply_status(s, "OK");
     return true;
 }
@@ -806,6 +865,17 @@ static const struct local_handler local_handlers[] = {
     {"discard", local_exec},
     {"unwatch", local_unwatch},
     {"info", local_info},
+    {"cluster|info", local_cluster},
+    {"cluster|slots", local_cluster},
+    {"cluster|shards", local_cluster},
+    {"cluster|nodes", local_cluster},
+    {"cluster|myid", local_cluster},
+    {"cluster|keyslot", local_cluster},
+    {"cluster|countkeysinslot", local_cluster},
+    {"cluster|getkeysinslot", local_cluster},
+    {"readonly", local_cluster_noop},
+    {"readwrite", local_cluster_noop},
+    {"asking", local_cluster_noop},
     {"client|setname", local_client_setname},
     {"client|getname", local_client_getname},
     {"client|id", local_client_id},

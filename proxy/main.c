@@ -21,6 +21,7 @@
 #include "proxy/client.h"
 #include "proxy/ctrack.h"
 #include "proxy/gate.h"
+#include "proxy/router.h"
 #include "proxy/stages.h"
 #include "proxy/cmdstats.h"
 #include "proxy/command.h"
@@ -71,6 +72,7 @@ main_on_commands(struct proxy *px, struct cmd_table *t)
 {
     cmdstats_assign_table(&px->cmdstats, t);
     stages_set_command_table(px, t, true);
+    router_probe(px); /* a Redis Cluster node? */
 }
 
 static void
@@ -134,6 +136,7 @@ main_cron_cb(evutil_socket_t fd, short what, void *arg)
     upstream_pool_cron(px->pool, now);
     watch_cron(px->watch, now);
     keyspace_cron(px, now);
+    router_cron(px, now);
     tracking_limit(px->tracking, (uint64_t)px->cfg.tracking_table_max_keys, TRACKING_WRITER_NONE);
     netio_mem_cron(now, false);
     if (++main_cron_ticks % (1000 / MAIN_CRON_MS) == 0)
@@ -307,6 +310,7 @@ main_cleanup(struct proxy *px)
     inflight_free(px->trk_writes);
     if (px->tracking_ev != NULL)
         event_free(px->tracking_ev);
+    router_free(px);
     upstream_pool_free(px->pool);
     watch_free(px->watch);
     event_free(main_sig_term);

@@ -27,6 +27,7 @@ struct keyspace;
 struct client;
 struct metrics;
 struct session;
+struct router;
 
 TAILQ_HEAD(session_list, session);
 
@@ -43,7 +44,10 @@ struct proxy {
     int databases;                 /* databases a client may SELECT: upstream-databases,
                                       else the upstream's CONFIG GET databases (16 until
                                       known) */
-    struct upstream_pool *pool;    /* multiplexed upstream connections (owned) */
+    struct upstream_pool *pool;    /* multiplexed upstream connections (owned); in front of
+                                      a Redis Cluster, the seed node's */
+    struct router *router;         /* Redis Cluster slot map and per-master pools (owned,
+                                      router.h), NULL for one Redis */
     struct watch *watch;           /* keyspace watch and Bloom filter (owned) */
     struct keyspace **keyspaces;   /* per database, created on first use (owned; keyspace.h) */
     struct tracking *tracking;     /* CLIENT TRACKING served to bulwark's clients (owned) */

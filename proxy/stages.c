@@ -10,6 +10,7 @@
 #include <event2/buffer.h>
 
 #include "proxy/batch.h"
+#include "proxy/cfwd.h"
 #include "proxy/cmdstats.h"
 #include "proxy/command.h"
 #include "proxy/ctrack.h"
@@ -22,6 +23,7 @@
 #include "proxy/pinstage.h"
 #include "proxy/proxy.h"
 #include "proxy/resp.h"
+#include "proxy/router.h"
 #include "proxy/tracking.h"
 #include "proxy/util.h"
 #include "proxy/writes.h"
@@ -196,7 +198,7 @@ stage_batches_mget(const struct session *s)
 static enum stage_rc
 stage_gate(struct stage_req *r)
 {
-    if (r->ci->gate == NULL)
+    if (r->ci->gate == NULL || router_active(r->s->px)) /* one node's watch: not the cluster's */
         return STAGE_NEXT;
     bool mget = (r->ci->rules & CMD_RULE_MGET) && stage_batches_mget(r->s);
     return gate_read(r->s, r->ci, r->req, mget ? &r->mget_rest : NULL) ? STAGE_DONE
@@ -206,7 +208,7 @@ stage_gate(struct stage_req *r)
 static enum stage_rc
 stage_hot(struct stage_req *r)
 {
-    if (!(r->ci->rules & CMD_RULE_GET))
+    if (!(r->ci->rules & CMD_RULE_GET) || router_active(r->s->px))
         return STAGE_NEXT;
     const struct resp_arg *key = &r->req->argv[1];
     return hotkey_get(r->s->ks->hotkey, r->s, key->ptr, key->len) ? STAGE_DONE : STAGE_NEXT;
@@ -216,6 +218,8 @@ static enum stage_rc
 stage_batch(struct stage_req *r)
 {
     struct session *s = r->s;
+    if (router_active(s->px)) /* batchers are per connection of one node */
+        return STAGE_NEXT;
     if ((r->ci->rules & CMD_RULE_MGET) && stage_batches_mget(s)) {
         batch_mget(s->batch, s, r->req, r->mget_rest != NULL ? r->mget_rest->present : NULL);
         return STAGE_DONE;
@@ -240,12 +244,28 @@ stage_forward(struct stage_req *r)
 {
     char *rewritten;
     size_t len;
-    if (writes_jitter(r->s, r->ci, r->req, &rewritten, &len)) {
+    bool jittered = writes_jitter(r->s, r->ci, r->req, &rewritten, &len);
+    if (router_active(r->s->px)) {
+        struct evbuffer *b = NULL;
+        if (!jittered && r->req->raw == NULL) { /* an inline request */
+            b = evbuffer_new();
+            fwd_encode(r->req, b);
+            len = evbuffer_get_length(b);
+        }
+        cfwd_request(r->s, r->ci, r->req,
+                     jittered ? rewritten
+                     : b != NULL ? (const char *)evbuffer_pullup(b, -1)
+                                 : r->req->raw,
+                     jittered || b != NULL ? len : r->req->raw_len);
+        if (b != NULL)
+            evbuffer_free(b);
+    } else if (jittered) {
         fwd_send(r->s, rewritten, len, NULL, NULL);
-        bw_free(rewritten);
     } else {
         fwd_request(r->s, r->req, NULL, NULL);
     }
+    if (jittered)
+        bw_free(rewritten);
     return STAGE_DONE;
 }
 
@@ -318,6 +338,7 @@ stages_set_command_table(struct proxy *px, struct cmd_table *t, bool learned)
     local_apply_policies(px, t);
     gate_apply(t);
     writes_apply(t);
+    cfwd_apply(t);
     struct cmd_info *ci;
     if ((ci = cmd_lookup_mut(t, "get", 3)) != NULL)
         ci->rules |= CMD_RULE_GET;

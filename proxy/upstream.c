@@ -122,6 +122,9 @@ struct upstream_pool {
     struct upstream_conn *conns;         /* owned array of 2 * nconns: RESP2 ones
                                             (0 … nconns-1, connected at start), then
                                             RESP3 ones (opened on first use) */
+    char host[256];                      /* the node's host (the upstream directive's, or a
+                                            cluster node's) */
+    int port;                            /* its port */
     char addr[300];                      /* "host:port" for messages */
     upstream_commands_fn *on_commands;   /* receives the learned command table */
     struct upstream_conn_list idle;      /* pinned connections waiting for an owner (owned) */
@@ -655,7 +658,7 @@ upstream_handshake(struct upstream_conn *u)
     upstream_queue_internal(u, 2, info, upstream_info_cb);
     if (u->index == 0)
         upstream_queue_busy_threshold(u);
-    if (u->index == 0 && !u->pool->px->cmds_learned) {
+    if (u->index == 0 && !u->pool->px->cmds_learned && u->pool->on_commands != NULL) {
         const char *cmd[] = {"COMMAND"};
         upstream_queue_internal(u, 1, cmd, upstream_command_cb);
     }
@@ -665,7 +668,7 @@ upstream_handshake(struct upstream_conn *u)
 
 /* Resolve host:port (numeric first, then getaddrinfo); false with a reason. */
 static bool
-upstream_resolve(const struct cfg *cfg, struct sockaddr_storage *ss, int *sslen,
+upstream_resolve(const struct upstream_pool *pool, struct sockaddr_storage *ss, int *sslen,
                  char *reason, size_t reasonlen)
 {
     struct addrinfo hints, *res = NULL;
@@ -673,11 +676,10 @@ upstream_resolve(const struct cfg *cfg, struct sockaddr_storage *ss, int *sslen,
     memset(&hints, 0, sizeof(hints));
     hints.ai_family = AF_UNSPEC;
     hints.ai_socktype = SOCK_STREAM;
-    snprintf(port, sizeof(port), "%d", cfg->upstream_port);
-    int rc = getaddrinfo(cfg->upstream_host, port, &hints, &res);
+    snprintf(port, sizeof(port), "%d", pool->port);
+    int rc = getaddrinfo(pool->host, port, &hints, &res);
     if (rc != 0 || res == NULL) {
-        snprintf(reason, reasonlen, "cannot resolve %s: %s", cfg->upstream_host,
-                 gai_strerror(rc));
+        snprintf(reason, reasonlen, "cannot resolve %.100s: %s", pool->host, gai_strerror(rc));
         return false;
     }
     memcpy(ss, res->ai_addr, res->ai_addrlen);
@@ -696,7 +698,7 @@ upstream_connect(struct upstream_conn *u)
 
     if (px->shutting_down || u->state != UPSTREAM_DOWN)
         return;
-    if (!upstream_resolve(&px->cfg, &ss, &sslen, reason, sizeof(reason))) {
+    if (!upstream_resolve(u->pool, &ss, &sslen, reason, sizeof(reason))) {
         upstream_fail(u, reason, NULL);
         return;
     }
@@ -773,7 +775,16 @@ upstream_send_db_move(struct upstream_conn *u, int db, struct evbuffer *src, siz
 struct upstream_pool *
 upstream_pool_new(struct proxy *px, upstream_commands_fn *on_commands)
 {
+    return upstream_pool_new_at(px, px->cfg.upstream_host, px->cfg.upstream_port, on_commands);
+}
+
+struct upstream_pool *
+upstream_pool_new_at(struct proxy *px, const char *host, int port,
+                     upstream_commands_fn *on_commands)
+{
     struct upstream_pool *pool = bw_calloc(1, sizeof(*pool));
+    snprintf(pool->host, sizeof(pool->host), "%s", host);
+    pool->port = port;
     pool->px = px;
     pool->on_commands = on_commands;
     pool->busy_threshold_ms = UPSTREAM_BUSY_THRESHOLD_MS;
@@ -784,12 +795,10 @@ upstream_pool_new(struct proxy *px, upstream_commands_fn *on_commands)
     STAILQ_INIT(&pool->spare);
     pool->wake_ev = event_new(px->base, -1, 0, upstream_wake_cb, pool);
     BW_ASSERT(pool->wake_ev != NULL);
-    if (strchr(px->cfg.upstream_host, ':') != NULL)
-        snprintf(pool->addr, sizeof(pool->addr), "[%s]:%d", px->cfg.upstream_host,
-                 px->cfg.upstream_port);
+    if (strchr(host, ':') != NULL)
+        snprintf(pool->addr, sizeof(pool->addr), "[%s]:%d", host, port);
     else
-        snprintf(pool->addr, sizeof(pool->addr), "%s:%d", px->cfg.upstream_host,
-                 px->cfg.upstream_port);
+        snprintf(pool->addr, sizeof(pool->addr), "%s:%d", host, port);
     for (int i = 0; i < 2 * pool->nconns; i++) {
         struct upstream_conn *u = &pool->conns[i];
         u->pool = pool;
@@ -1338,4 +1347,10 @@ upstream_pool_pinned_stats(const struct upstream_pool *pool, uint64_t *now, uint
     *now = (uint64_t)pool->npinned;
     *peak = pool->pinned_peak;
     *refused = pool->pinned_refused;
+}
+
+const char *
+upstream_pool_addr(const struct upstream_pool *pool)
+{
+    return pool->addr;
 }

@@ -58,6 +58,16 @@ typedef void upstream_commands_fn(struct proxy *px, struct cmd_table *t);
  */
 struct upstream_pool *upstream_pool_new(struct proxy *px, upstream_commands_fn *on_commands);
 
+/*
+ * upstream_pool_new() for the Redis at host:port (a Redis Cluster node;
+ * host copied). on_commands may be NULL.
+ */
+struct upstream_pool *upstream_pool_new_at(struct proxy *px, const char *host, int port,
+                                           upstream_commands_fn *on_commands);
+
+/* "host:port" of the pool's Redis, for messages. */
+const char *upstream_pool_addr(const struct upstream_pool *pool);
+
 /* Close every connection (pending requests get an error) and free. NULL ok. */
 void upstream_pool_free(struct upstream_pool *pool);
 

@@ -1,0 +1,559 @@
+/*
+ * cfwd: forwarding in front of a Redis Cluster (see cfwd.h).
+ */
+#include "proxy/cfwd.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <event2/buffer.h>
+#include <event2/event.h>
+
+#include "proxy/cluster.h"
+#include "proxy/command.h"
+#include "proxy/encode.h"
+#include "proxy/proxy.h"
+#include "proxy/reply.h"
+#include "proxy/resp.h"
+#include "proxy/router.h"
+#include "proxy/session.h"
+#include "proxy/slots.h"
+#include "proxy/upstream.h"
+#include "proxy/util.h"
+
+/* cmd_info.fanout kinds. */
+enum cfwd_kind {
+    CFWD_SLOT = 0,   /* by its keys' slot */
+    CFWD_MGET,       /* split, values merged in key order */
+    CFWD_SUM,        /* split (or every master), integers summed */
+    CFWD_ALLOK,      /* split (or every master), +OK when all are */
+    CFWD_KEYS,       /* every master, arrays concatenated */
+    CFWD_FIRST,      /* every master, the first one's reply */
+    CFWD_RANDOM,     /* a random master */
+    CFWD_SCAN,       /* master by master */
+};
+
+static const struct {
+    const char *name; /* "container|sub" for subcommands */
+    enum cfwd_kind kind;
+} cfwd_rules[] = {
+    {"mget", CFWD_MGET},          {"del", CFWD_SUM},          {"unlink", CFWD_SUM},
+    {"exists", CFWD_SUM},         {"touch", CFWD_SUM},        {"mset", CFWD_ALLOK},
+    {"dbsize", CFWD_SUM},         {"flushall", CFWD_ALLOK},   {"flushdb", CFWD_ALLOK},
+    {"keys", CFWD_KEYS},          {"randomkey", CFWD_RANDOM}, {"scan", CFWD_SCAN},
+    {"script|load", CFWD_FIRST},  {"script|exists", CFWD_FIRST}, {"script|flush", CFWD_ALLOK},
+    {"function|load", CFWD_FIRST}, {"function|delete", CFWD_FIRST},
+    {"function|flush", CFWD_ALLOK},
+};
+
+#define CFWD_MAX_TRIES 5        /* redirects and retries of one request */
+#define CFWD_TRYAGAIN_MS 100    /* TRYAGAIN: resent after this */
+#define CFWD_MAX_MASTERS 4096   /* SCAN's cursor has room for this many */
+#define CFWD_SCAN_SHIFT 12
+
+void
+cfwd_apply(struct cmd_table *t)
+{
+    for (size_t i = 0; i < BW_ARRAY_LEN(cfwd_rules); i++) {
+        const char *name = cfwd_rules[i].name, *bar = strchr(name, '|');
+        struct cmd_info *ci = cmd_lookup_mut(t, name, bar != NULL ? (size_t)(bar - name)
+                                                                  : strlen(name));
+        if (ci != NULL && bar != NULL)
+            ci = ci->subcommands != NULL
+                     ? cmd_lookup_mut(ci->subcommands, bar + 1, strlen(bar + 1))
+                     : NULL;
+        if (ci != NULL)
+            ci->fanout = cfwd_rules[i].kind;
+    }
+}
+
+/* ---- one request to one node, redirects followed ---------------------------- */
+
+struct cfwd_parent;
+
+/* One request (or part of a split one) on its way. */
+struct cfwd_req {
+    struct proxy *px;            /* borrowed */
+    struct slot *slot;           /* the client's reply slot (its queue's), or NULL: a part */
+    struct cfwd_parent *parent;  /* a part's whole (owned by its parts together) */
+    int part;                    /* which part */
+    uint64_t client_id;          /* picks the shared connection, as for one Redis */
+    int proto;                   /* the client's RESP version: the connection's */
+    unsigned hslot;              /* the hash slot it is routed by */
+    int tries;                   /* redirects and retries so far */
+    size_t len;                  /* bytes in cmd */
+    char cmd[];                  /* the request (owned) */
+};
+
+static void cfwd_send(struct cfwd_req *r, struct upstream_pool *pool, bool asking);
+static void cfwd_part_done(struct cfwd_req *r, const char *reply, size_t len);
+
+static struct cfwd_req *
+cfwd_req_new(struct session *s, const char *cmd, size_t len, unsigned hslot)
+{
+    struct cfwd_req *r = bw_malloc(sizeof(*r) + len);
+    memset(r, 0, sizeof(*r));
+    r->px = s->px;
+    r->client_id = s->id;
+    r->proto = s->proto;
+    r->hslot = hslot;
+    r->len = len;
+    memcpy(r->cmd, cmd, len);
+    return r;
+}
+
+/* The final reply of r (len bytes at the head of reply, or err): to its client. */
+static void
+cfwd_complete(struct cfwd_req *r, struct evbuffer *reply, size_t len, const char *err)
+{
+    if (reply == NULL)
+        r->px->stats.upstream_errors++;
+    if (r->parent != NULL) {
+        const char *p = reply != NULL ? (const char *)evbuffer_pullup(reply, (ev_ssize_t)len)
+                                      : err;
+        cfwd_part_done(r, p, reply != NULL ? len : strlen(err));
+    } else if (reply != NULL) {
+        slot_finish_move(r->slot, reply, len); /* an orphaned slot is freed */
+    } else {
+        slot_finish(r->slot, err, strlen(err));
+    }
+    bw_free(r);
+}
+
+static void
+cfwd_retry_cb(evutil_socket_t fd, short what, void *arg)
+{
+    struct cfwd_req *r = arg;
+    (void)fd;
+    (void)what;
+    cfwd_send(r, router_pool(r->px, r->hslot), false);
+}
+
+static void
+cfwd_discard_cb(void *privdata, struct evbuffer *reply, size_t len, const char *err)
+{
+    (void)privdata, (void)reply, (void)len, (void)err; /* ASKING's +OK is bulwark's */
+}
+
+/* True when the reply (len bytes at p) starts with the error word w. */
+static bool
+cfwd_is_error(const char *p, size_t len, const char *w)
+{
+    size_t n = strlen(w);
+    return len > n + 1 && p[0] == '-' && memcmp(p + 1, w, n) == 0;
+}
+
+static void
+cfwd_reply_cb(void *privdata, struct evbuffer *reply, size_t len, const char *err)
+{
+    struct cfwd_req *r = privdata;
+    char head[8];
+    if (reply == NULL || r->tries >= CFWD_MAX_TRIES ||
+        evbuffer_copyout(reply, head, BW_MIN(len, sizeof(head))) < 4 || head[0] != '-') {
+        cfwd_complete(r, reply, len, err);
+        return;
+    }
+    size_t n = BW_MIN(len, (size_t)600);
+    const char *p = (const char *)evbuffer_pullup(reply, (ev_ssize_t)n);
+    struct cluster_redirect rd;
+    if ((cfwd_is_error(p, n, "MOVED") || cfwd_is_error(p, n, "ASK")) &&
+        cluster_parse_redirect(p, n, &rd) == BW_OK) {
+        r->tries++;
+        if (!rd.ask)
+            router_moved(r->px, &rd);
+        const char *host = rd.host[0] != '\0' ? rd.host : r->px->cfg.upstream_host;
+        cfwd_send(r, rd.ask ? router_pool_at(r->px, host, rd.port) : router_pool(r->px, rd.slot),
+                  rd.ask);
+        return;
+    }
+    if (cfwd_is_error(p, n, "TRYAGAIN")) {
+        r->tries++;
+        struct timeval tv = {0, CFWD_TRYAGAIN_MS * 1000};
+        BW_ASSERT(event_base_once(r->px->base, -1, EV_TIMEOUT, cfwd_retry_cb, r, &tv) == 0);
+        return;
+    }
+    if (cfwd_is_error(p, n, "CLUSTERDOWN"))
+        router_refresh_soon(r->px);
+    cfwd_complete(r, reply, len, err);
+}
+
+/* Send r on pool (after ASKING when asked to). */
+static void
+cfwd_send(struct cfwd_req *r, struct upstream_pool *pool, bool asking)
+{
+    static const char cmd_asking[] = "*1\r\n$6\r\nASKING\r\n";
+    const char *err;
+    struct upstream_conn *u = upstream_pick(pool, r->client_id, r->proto);
+    if (asking)
+        (void)upstream_send(u, cmd_asking, sizeof(cmd_asking) - 1, cfwd_discard_cb, NULL, &err);
+    if (upstream_send(u, r->cmd, r->len, cfwd_reply_cb, r, &err) != BW_OK) {
+        router_refresh_soon(r->px); /* the node may be gone: its slots moved */
+        cfwd_complete(r, NULL, 0, err);
+    }
+}
+
+/* ---- split and fanned-out requests ------------------------------------------ */
+
+/* A request sent in parts; its reply is made when the last part is in. */
+struct cfwd_parent {
+    struct slot *slot;           /* the client's reply slot */
+    enum cfwd_kind kind;         /* how the parts' replies are merged */
+    int proto;                   /* the client's RESP version */
+    int remaining;               /* parts not answered yet */
+    char *error;                 /* the first part's error, whole (owned), or NULL */
+    long long sum;               /* CFWD_SUM */
+    struct evbuffer *acc;        /* CFWD_KEYS elements; CFWD_FIRST the first part's reply */
+    size_t count;                /* CFWD_KEYS elements in acc */
+    int nkeys;                   /* CFWD_MGET: keys of the client's MGET */
+    int **part_keys;             /* CFWD_MGET: per part, the key indexes it asks (owned) */
+    int *part_n;                 /* CFWD_MGET: keys per part (owned) */
+    char **vals;                 /* CFWD_MGET: per key, its encoded value (owned) or NULL */
+    size_t *vlens;
+    int scan_master;             /* CFWD_SCAN: the master's place */
+    int scan_masters;            /* CFWD_SCAN: masters */
+};
+
+/* Encode one element of a part's array (a bulk, or nil) into out. */
+static void
+cfwd_encode_elem(struct evbuffer *out, const struct reply_node *e, int proto)
+{
+    if (e->nil || (e->type != '$' && e->type != '+'))
+        enc_nil(out, proto);
+    else
+        enc_bulk(out, e->str, e->len);
+}
+
+static void
+cfwd_part_merge(struct cfwd_parent *p, int part, const char *reply, size_t len)
+{
+    struct reply_node *n = reply_parse(reply, len);
+    if (p->kind == CFWD_SUM && n != NULL && n->type == ':') {
+        p->sum += n->integer;
+    } else if (p->kind == CFWD_FIRST && part == 0) {
+        evbuffer_add(p->acc, reply, len);
+    } else if (p->kind == CFWD_KEYS && n != NULL && n->type == '*' && !n->nil) {
+        for (size_t i = 0; i < n->nelems; i++)
+            cfwd_encode_elem(p->acc, &n->elems[i], p->proto);
+        p->count += n->nelems;
+    } else if (p->kind == CFWD_MGET && n != NULL && n->type == '*' && !n->nil) {
+        for (size_t i = 0; i < n->nelems && (int)i < p->part_n[part]; i++) {
+            struct evbuffer *b = evbuffer_new();
+            cfwd_encode_elem(b, &n->elems[i], p->proto);
+            int k = p->part_keys[part][i];
+            p->vlens[k] = evbuffer_get_length(b);
+            p->vals[k] = bw_malloc(p->vlens[k]);
+            evbuffer_remove(b, p->vals[k], p->vlens[k]);
+            evbuffer_free(b);
+        }
+    }
+    reply_node_free(n);
+}
+
+/* Every part is in: the client's reply. */
+static void
+cfwd_parent_finish(struct cfwd_parent *p)
+{
+    struct evbuffer *out = evbuffer_new();
+    if (p->error != NULL) {
+        evbuffer_add(out, p->error, strlen(p->error));
+    } else if (p->kind == CFWD_SUM) {
+        enc_int(out, p->sum);
+    } else if (p->kind == CFWD_ALLOK) {
+        enc_status(out, "OK");
+    } else if (p->kind == CFWD_FIRST) {
+        evbuffer_add_buffer(out, p->acc);
+    } else if (p->kind == CFWD_KEYS) {
+        enc_array_len(out, p->count);
+        evbuffer_add_buffer(out, p->acc);
+    } else if (p->kind == CFWD_MGET) {
+        enc_array_len(out, (size_t)p->nkeys);
+        for (int k = 0; k < p->nkeys; k++) {
+            if (p->vals[k] != NULL)
+                evbuffer_add(out, p->vals[k], p->vlens[k]);
+            else
+                enc_nil(out, p->proto);
+        }
+    }
+    size_t len = evbuffer_get_length(out);
+    slot_finish(p->slot, (const char *)evbuffer_pullup(out, -1), len);
+    evbuffer_free(out);
+    for (int k = 0; p->vals != NULL && k < p->nkeys; k++)
+        bw_free(p->vals[k]);
+    for (int i = 0; p->part_keys != NULL && p->part_keys[i] != NULL; i++)
+        bw_free(p->part_keys[i]);
+    bw_free(p->part_keys);
+    bw_free(p->part_n);
+    bw_free(p->vals);
+    bw_free(p->vlens);
+    bw_free(p->error);
+    if (p->acc != NULL)
+        evbuffer_free(p->acc);
+    bw_free(p);
+}
+
+static void
+cfwd_part_done(struct cfwd_req *r, const char *reply, size_t len)
+{
+    struct cfwd_parent *p = r->parent;
+    if (len > 0 && reply[0] == '-') {
+        if (p->error == NULL)
+            p->error = bw_strndup(reply, len);
+    } else {
+        cfwd_part_merge(p, r->part, reply, len);
+    }
+    if (--p->remaining == 0)
+        cfwd_parent_finish(p);
+}
+
+static struct cfwd_parent *
+cfwd_parent_new(struct session *s, enum cfwd_kind kind, int parts)
+{
+    struct cfwd_parent *p = bw_calloc(1, sizeof(*p));
+    p->slot = slot_new(&s->q, SLOT_PLAIN);
+    p->kind = kind;
+    p->proto = s->proto;
+    p->remaining = parts;
+    if (kind == CFWD_KEYS || kind == CFWD_FIRST)
+        p->acc = evbuffer_new();
+    return p;
+}
+
+/* Send part `part` (bytes cmd/len, routed by hslot) of p. */
+static void
+cfwd_send_part(struct session *s, struct cfwd_parent *p, int part, const char *cmd, size_t len,
+               unsigned hslot, struct upstream_pool *pool)
+{
+    struct cfwd_req *r = cfwd_req_new(s, cmd, len, hslot);
+    r->parent = p;
+    r->part = part;
+    cfwd_send(r, pool, false);
+}
+
+/* The same request to every master; the replies merged by kind. */
+static void
+cfwd_every_master(struct session *s, enum cfwd_kind kind, const char *cmd, size_t len)
+{
+    struct upstream_pool *pools[64];
+    size_t n = BW_MIN(router_masters(s->px, pools, BW_ARRAY_LEN(pools)), BW_ARRAY_LEN(pools));
+    struct cfwd_parent *p = cfwd_parent_new(s, kind, (int)n);
+    for (size_t i = 0; i < n; i++)
+        cfwd_send_part(s, p, (int)i, cmd, len, 0, pools[i]);
+}
+
+/*
+ * A multi-key command whose keys span slots (nkeys keys at argv indexes idx,
+ * step: arguments per key — 2 for MSET): one request per slot, with the
+ * keys (and values) of that slot in their order.
+ */
+static void
+cfwd_split(struct session *s, enum cfwd_kind kind, const struct resp_request *req,
+           const int *idx, const unsigned *hs, int nkeys, int step)
+{
+    int *part_of = bw_malloc(sizeof(int) * (size_t)nkeys);
+    unsigned *part_slot = bw_malloc(sizeof(unsigned) * (size_t)nkeys);
+    int nparts = 0;
+    for (int k = 0; k < nkeys; k++) {
+        int j = 0;
+        while (j < nparts && part_slot[j] != hs[k])
+            j++;
+        if (j == nparts)
+            part_slot[nparts++] = hs[k];
+        part_of[k] = j;
+    }
+    struct cfwd_parent *p = cfwd_parent_new(s, kind, nparts);
+    if (kind == CFWD_MGET) {
+        p->nkeys = nkeys;
+        p->vals = bw_calloc((size_t)nkeys, sizeof(*p->vals));
+        p->vlens = bw_calloc((size_t)nkeys, sizeof(*p->vlens));
+        p->part_keys = bw_calloc((size_t)nparts + 1, sizeof(*p->part_keys));
+        p->part_n = bw_calloc((size_t)nparts, sizeof(*p->part_n));
+    }
+    struct evbuffer *b = evbuffer_new();
+    for (int j = 0; j < nparts; j++) {
+        int n = 0;
+        for (int k = 0; k < nkeys; k++)
+            n += part_of[k] == j;
+        enc_array_len(b, (size_t)(1 + n * step));
+        enc_bulk(b, req->argv[0].ptr, req->argv[0].len);
+        if (kind == CFWD_MGET)
+            p->part_keys[j] = bw_malloc(sizeof(int) * (size_t)n);
+        for (int k = 0; k < nkeys; k++) {
+            if (part_of[k] != j)
+                continue;
+            if (kind == CFWD_MGET)
+                p->part_keys[j][p->part_n[j]++] = k;
+            for (int a = 0; a < step; a++)
+                enc_bulk(b, req->argv[idx[k] + a].ptr, req->argv[idx[k] + a].len);
+        }
+        size_t len = evbuffer_get_length(b);
+        cfwd_send_part(s, p, j, (const char *)evbuffer_pullup(b, -1), len, part_slot[j],
+                       router_pool(s->px, part_slot[j]));
+        evbuffer_drain(b, len);
+    }
+    evbuffer_free(b);
+    bw_free(part_of);
+    bw_free(part_slot);
+}
+
+/* SCAN's reply from one master: its keys, and the cursor made global. */
+static void
+cfwd_scan_cb(void *data, const char *reply, size_t len)
+{
+    struct cfwd_parent *p = data;
+    struct evbuffer *out = evbuffer_new();
+    struct reply_node *n = reply_parse(reply, len);
+    unsigned long long next = 0;
+    bool ok = n != NULL && n->type == '*' && n->nelems == 2 && n->elems[0].type == '$' &&
+              n->elems[1].type == '*' && n->elems[0].len > 0 && n->elems[0].len < 21;
+    if (ok) {
+        char digits[24], *end;
+        memcpy(digits, n->elems[0].str, n->elems[0].len);
+        digits[n->elems[0].len] = '\0';
+        next = strtoull(digits, &end, 10);
+        ok = *end == '\0';
+    }
+    if (!ok) {
+        evbuffer_add(out, reply, len); /* an error, as Redis sent it */
+    } else {
+        unsigned long long cursor = next == 0 ? (unsigned long long)(p->scan_master + 1) : 0;
+        if (next == 0 && p->scan_master + 1 >= p->scan_masters)
+            cursor = 0;
+        else if (next != 0)
+            cursor = (next << CFWD_SCAN_SHIFT) | (unsigned long long)p->scan_master;
+        char num[32];
+        int w = snprintf(num, sizeof(num), "%llu", cursor);
+        enc_array_len(out, 2);
+        enc_bulk(out, num, (size_t)w);
+        enc_array_len(out, n->elems[1].nelems);
+        for (size_t i = 0; i < n->elems[1].nelems; i++)
+            cfwd_encode_elem(out, &n->elems[1].elems[i], p->proto);
+    }
+    reply_node_free(n);
+    size_t olen = evbuffer_get_length(out);
+    slot_finish(p->slot, (const char *)evbuffer_pullup(out, -1), olen);
+    evbuffer_free(out);
+    bw_free(p);
+}
+
+/* SCAN cursor [options]: to the master the cursor names, with its own cursor. */
+static void
+cfwd_scan(struct session *s, const struct resp_request *req)
+{
+    struct upstream_pool *pools[CFWD_MAX_MASTERS];
+    int n = (int)BW_MIN(router_masters(s->px, pools, CFWD_MAX_MASTERS), CFWD_MAX_MASTERS);
+    char digits[32];
+    size_t dl = BW_MIN(req->argv[1].len, sizeof(digits) - 1);
+    memcpy(digits, req->argv[1].ptr, dl);
+    digits[dl] = '\0';
+    char *end;
+    unsigned long long c = strtoull(digits, &end, 10);
+    int master = (int)(c & (CFWD_MAX_MASTERS - 1));
+    if (dl == 0 || *end != '\0' || digits[0] == '-' || master >= n) {
+        session_reply_error(s, "ERR invalid cursor");
+        return;
+    }
+    struct cfwd_parent *p = cfwd_parent_new(s, CFWD_SCAN, 1);
+    p->scan_master = master;
+    p->scan_masters = n;
+    struct evbuffer *b = evbuffer_new();
+    char own[32];
+    int w = snprintf(own, sizeof(own), "%llu", c >> CFWD_SCAN_SHIFT);
+    enc_array_len(b, (size_t)req->argc);
+    enc_bulk(b, req->argv[0].ptr, req->argv[0].len);
+    enc_bulk(b, own, (size_t)w);
+    for (int i = 2; i < req->argc; i++)
+        enc_bulk(b, req->argv[i].ptr, req->argv[i].len);
+    size_t len = evbuffer_get_length(b);
+    struct cfwd_req *r = cfwd_req_new(s, (const char *)evbuffer_pullup(b, -1), len, 0);
+    evbuffer_free(b);
+    r->slot = slot_new_detached(cfwd_scan_cb, p);
+    cfwd_send(r, pools[master], false);
+}
+
+/* ---- the stage -------------------------------------------------------------- */
+
+#define CFWD_STACK_ARGS 64
+
+/* Keyless: one master, or several (fanout kinds). */
+static void
+cfwd_keyless(struct session *s, const struct cmd_info *ci, const struct resp_request *req,
+             const char *cmd, size_t len)
+{
+    enum cfwd_kind kind = (enum cfwd_kind)ci->fanout;
+    if (kind == CFWD_SCAN) {
+        cfwd_scan(s, req);
+    } else if (kind == CFWD_SUM || kind == CFWD_ALLOK || kind == CFWD_KEYS ||
+               kind == CFWD_FIRST) {
+        cfwd_every_master(s, kind, cmd, len);
+    } else {
+        struct upstream_pool *pools[64];
+        size_t n = BW_MIN(router_masters(s->px, pools, 64), (size_t)64);
+        struct cfwd_req *r = cfwd_req_new(s, cmd, len, 0);
+        r->slot = slot_new(&s->q, SLOT_PLAIN);
+        cfwd_send(r, kind == CFWD_RANDOM ? pools[(size_t)random() % n] : router_pool(s->px, 0),
+                  false);
+    }
+}
+
+void
+cfwd_request(struct session *s, const struct cmd_info *ci, const struct resp_request *req,
+             const char *cmd, size_t len)
+{
+    const char *sargv[CFWD_STACK_ARGS];
+    size_t slen[CFWD_STACK_ARGS];
+    int sidx[CFWD_STACK_ARGS];
+    unsigned shs[CFWD_STACK_ARGS];
+    bool heap = req->argc > CFWD_STACK_ARGS;
+    size_t na = (size_t)req->argc;
+    const char **argv = heap ? bw_malloc(na * sizeof(*argv)) : sargv;
+    size_t *lens = heap ? bw_malloc(na * sizeof(*lens)) : slen;
+    int *idx = heap ? bw_malloc(na * sizeof(*idx)) : sidx;
+    unsigned *hs = heap ? bw_malloc(na * sizeof(*hs)) : shs;
+    for (int i = 0; i < req->argc; i++) {
+        argv[i] = req->argv[i].ptr;
+        lens[i] = req->argv[i].len;
+    }
+    int nk = ci != NULL ? cmd_get_keys(ci, req->argc, argv, lens, idx, req->argc) : 0;
+    bool cross = false;
+    for (int k = 0; k < nk; k++) {
+        hs[k] = cluster_keyslot(argv[idx[k]], lens[idx[k]]);
+        cross = cross || hs[k] != hs[0];
+    }
+    if (nk <= 0) {
+        cfwd_keyless(s, ci, req, cmd, len);
+    } else if (!cross) {
+        struct cfwd_req *r = cfwd_req_new(s, cmd, len, hs[0]);
+        r->slot = slot_new(&s->q, SLOT_PLAIN);
+        cfwd_send(r, router_pool(s->px, hs[0]), false);
+    } else if (ci->fanout == CFWD_MGET || ci->fanout == CFWD_SUM || ci->fanout == CFWD_ALLOK) {
+        cfwd_split(s, (enum cfwd_kind)ci->fanout, req, idx, hs, nk, ci->key_step > 1 ? 2 : 1);
+    } else {
+        session_reply_error(s, "CROSSSLOT Keys in request don't hash to the same slot");
+    }
+    if (heap) {
+        bw_free(argv);
+        bw_free(lens);
+        bw_free(idx);
+        bw_free(hs);
+    }
+}
+
+void
+cfwd_to_slot(struct session *s, const struct resp_request *req, unsigned hslot)
+{
+    struct evbuffer *b = evbuffer_new();
+    const char *cmd = req->raw;
+    size_t len = req->raw_len;
+    if (cmd == NULL) {
+        enc_array_len(b, (size_t)req->argc);
+        for (int i = 0; i < req->argc; i++)
+            enc_bulk(b, req->argv[i].ptr, req->argv[i].len);
+        len = evbuffer_get_length(b);
+        cmd = (const char *)evbuffer_pullup(b, -1);
+    }
+    struct cfwd_req *r = cfwd_req_new(s, cmd, len, hslot);
+    r->slot = slot_new(&s->q, SLOT_PLAIN);
+    cfwd_send(r, router_pool(s->px, hslot), false);
+    evbuffer_free(b);
+}

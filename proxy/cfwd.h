@@ -1,0 +1,50 @@
+/*
+ * cfwd: the forward stage in front of a Redis Cluster (router.h). A request
+ * goes to the master of its keys' hash slot; MOVED is followed (the map
+ * learns the slot's new owner), ASK is followed with ASKING on the target
+ * without changing the map, TRYAGAIN is retried after 100 ms — at most five
+ * redirects or retries, then the client gets the last reply. Keys in more
+ * than one slot:
+ *
+ *   MGET                         split per slot, the values merged in key order
+ *   DEL UNLINK EXISTS TOUCH      split per slot, the counts summed
+ *   MSET                         split per slot, +OK when every part says so
+ *   anything else                Redis Cluster's -CROSSSLOT error, never sent
+ *
+ * Keyless commands go to the master of slot 0, except:
+ *
+ *   DBSIZE                       every master, summed
+ *   FLUSHALL FLUSHDB             every master, +OK when every one says so
+ *   SCRIPT FLUSH, FUNCTION FLUSH (same)
+ *   KEYS                         every master, the keys concatenated
+ *   SCRIPT LOAD/EXISTS, FUNCTION LOAD/DELETE  every master, the first one's reply
+ *   RANDOMKEY                    a random master
+ *   SCAN                         master by master: the cursor carries the master's
+ *                                place (cursor = redis cursor × 4096 + master)
+ *
+ * Any part's error is the whole reply (the first one).
+ */
+#ifndef BW_CFWD_H
+#define BW_CFWD_H
+
+#include <stddef.h>
+
+struct cmd_info;
+struct cmd_table;
+struct resp_request;
+struct session;
+
+/* Mark the commands split or fanned out (cmd_info.fanout) in t. */
+void cfwd_apply(struct cmd_table *t);
+
+/*
+ * Forward req of s (ci: its command, subcommand resolved; cmd/len: its bytes
+ * as they go, TTL jitter applied) to the cluster.
+ */
+void cfwd_request(struct session *s, const struct cmd_info *ci, const struct resp_request *req,
+                  const char *cmd, size_t len);
+
+/* Forward req of s to the master of hash slot hslot (CLUSTER COUNTKEYSINSLOT …). */
+void cfwd_to_slot(struct session *s, const struct resp_request *req, unsigned hslot);
+
+#endif

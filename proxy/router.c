@@ -1,0 +1,268 @@
+/*
+ * router: slot map and per-master connection pools (see router.h).
+ */
+#include "proxy/router.h"
+
+#include <stdio.h>
+#include <string.h>
+
+#include <event2/buffer.h>
+
+#include "proxy/cluster.h"
+#include "proxy/log.h"
+#include "proxy/proxy.h"
+#include "proxy/upstream.h"
+#include "proxy/util.h"
+
+/* One node bulwark has connections to. */
+struct router_node {
+    char host[CLUSTER_HOST_MAX + 1]; /* as the map names it */
+    int port;
+    struct upstream_pool *pool;      /* owned; the seed's is px->pool (borrowed) */
+};
+
+struct router {
+    struct cluster_map *map;         /* the slot map (owned) */
+    struct router_node *nodes;       /* every node connected so far (owned array) */
+    size_t nnodes, cap;
+    int16_t slot_node[CLUSTER_SLOTS]; /* slot -> index in nodes of its master, -1 none */
+    bool refreshing;                 /* a CLUSTER SLOTS is in flight */
+    bool refresh_due;                /* read the map again at the next cron */
+    uint64_t last_refresh_ms;        /* when the map was last read, monotonic ms */
+    uint64_t refreshes;              /* maps read */
+    uint64_t moved;                  /* MOVED replies followed */
+};
+
+static const char router_cmd_slots[] = "*2\r\n$7\r\nCLUSTER\r\n$5\r\nSLOTS\r\n";
+
+bool
+router_active(const struct proxy *px)
+{
+    return px->router != NULL;
+}
+
+/* The node at host:port, connected when new. */
+static int
+router_node_at(struct proxy *px, const char *host, int port)
+{
+    struct router *r = px->router;
+    for (size_t i = 0; i < r->nnodes; i++)
+        if (r->nodes[i].port == port && strcmp(r->nodes[i].host, host) == 0)
+            return (int)i;
+    if (r->nnodes == r->cap) {
+        r->cap = BW_MAX(r->cap * 2, (size_t)8);
+        r->nodes = bw_realloc(r->nodes, r->cap * sizeof(*r->nodes));
+    }
+    struct router_node *n = &r->nodes[r->nnodes];
+    snprintf(n->host, sizeof(n->host), "%s", host);
+    n->port = port;
+    bool seed = port == px->cfg.upstream_port && strcmp(host, px->cfg.upstream_host) == 0;
+    n->pool = seed ? px->pool : upstream_pool_new_at(px, host, port, NULL);
+    log_verbose("cluster: connections to node %s:%d", host, port);
+    return (int)r->nnodes++;
+}
+
+/* slot_node from the map: the master of each slot, connected. */
+static void
+router_index(struct proxy *px)
+{
+    struct router *r = px->router;
+    for (unsigned s = 0; s < CLUSTER_SLOTS; s++) {
+        int i = cluster_map_slot_node(r->map, s);
+        const struct cluster_node *n = i >= 0 ? cluster_map_node(r->map, (size_t)i) : NULL;
+        r->slot_node[s] = n != NULL ? (int16_t)router_node_at(px, n->host, n->port) : -1;
+    }
+}
+
+/* A CLUSTER SLOTS reply: the new map, or (first time) standalone. */
+static void
+router_slots_cb(void *privdata, struct evbuffer *reply, size_t len, const char *err)
+{
+    struct proxy *px = privdata;
+    struct router *r = px->router;
+    char why[256];
+    const char *p = reply != NULL ? (const char *)evbuffer_pullup(reply, (ev_ssize_t)len) : NULL;
+    r->refreshing = false;
+    r->last_refresh_ms = bw_now_ms();
+    if (p == NULL || p[0] == '-') {
+        int n = p != NULL ? (int)BW_MIN(strcspn(p, "\r\n"), len) : (int)strcspn(err, "\r\n");
+        log_warn("cluster: CLUSTER SLOTS failed: %.*s", n, p != NULL ? p : err);
+        r->refresh_due = true;
+        return;
+    }
+    if (cluster_map_parse_slots(r->map, p, len, px->cfg.upstream_host, why, sizeof(why)) !=
+        BW_OK) {
+        log_warn("cluster: unreadable CLUSTER SLOTS reply: %s", why);
+        r->refresh_due = true;
+        return;
+    }
+    router_index(px);
+    r->refreshes++;
+    if (!cluster_map_covered(r->map))
+        log_warn("cluster: %zu of %d slots have a master", cluster_map_slots_assigned(r->map),
+                 CLUSTER_SLOTS);
+}
+
+/* Send CLUSTER SLOTS to the master of slot 0 (or the seed). */
+static void
+router_refresh(struct proxy *px)
+{
+    struct router *r = px->router;
+    const char *err;
+    struct upstream_pool *pool = router_pool(px, 0);
+    if (r->refreshing)
+        return;
+    r->refresh_due = false;
+    if (upstream_send(upstream_pick(pool, 0, 2), router_cmd_slots, sizeof(router_cmd_slots) - 1,
+                      router_slots_cb, px, &err) != BW_OK &&
+        (pool = px->pool) != NULL &&
+        upstream_send(upstream_pick(pool, 0, 2), router_cmd_slots,
+                      sizeof(router_cmd_slots) - 1, router_slots_cb, px, &err) != BW_OK) {
+        r->refresh_due = true; /* both down: the cron tries again */
+        return;
+    }
+    r->refreshing = true;
+}
+
+/* The probe's answer: a cluster node (an array) or not (an error). */
+static void
+router_probe_cb(void *privdata, struct evbuffer *reply, size_t len, const char *err)
+{
+    struct proxy *px = privdata;
+    const char *p = reply != NULL ? (const char *)evbuffer_pullup(reply, (ev_ssize_t)len) : NULL;
+    if (p == NULL || p[0] == '-') {
+        if (px->cfg.upstream_cluster == CFG_CLUSTER_YES) {
+            log_warn("cluster: upstream-cluster yes, but CLUSTER SLOTS failed: %.*s",
+                     (int)strcspn(p != NULL ? p : err, "\r\n"), p != NULL ? p : err);
+            router_probe(px);
+        } else {
+            log_verbose("upstream is not a Redis Cluster node");
+        }
+        return;
+    }
+    struct router *r = bw_calloc(1, sizeof(*r));
+    r->map = cluster_map_new();
+    memset(r->slot_node, 0xff, sizeof(r->slot_node));
+    px->router = r;
+    px->databases = 1; /* a cluster has database 0 only */
+    router_slots_cb(px, reply, len, err);
+    log_notice("upstream is a Redis Cluster: %zu nodes, %zu slots served", r->nnodes,
+               cluster_map_slots_assigned(r->map));
+}
+
+void
+router_probe(struct proxy *px)
+{
+    const char *err;
+    if (px->cfg.upstream_cluster == CFG_CLUSTER_NO || px->router != NULL)
+        return;
+    (void)upstream_send(upstream_pick(px->pool, 0, 2), router_cmd_slots,
+                        sizeof(router_cmd_slots) - 1, router_probe_cb, px, &err);
+}
+
+struct upstream_pool *
+router_pool(struct proxy *px, unsigned slot)
+{
+    struct router *r = px->router;
+    if (r == NULL || r->nnodes == 0)
+        return px->pool;
+    int i = r->slot_node[slot & (CLUSTER_SLOTS - 1)];
+    if (i < 0)
+        i = r->slot_node[0] >= 0 ? r->slot_node[0] : 0;
+    return r->nodes[i].pool;
+}
+
+struct upstream_pool *
+router_pool_at(struct proxy *px, const char *host, int port)
+{
+    if (px->router == NULL)
+        return px->pool;
+    return px->router->nodes[router_node_at(px, host, port)].pool;
+}
+
+size_t
+router_masters(struct proxy *px, struct upstream_pool **out, size_t max)
+{
+    struct router *r = px->router;
+    size_t n = 0;
+    if (r == NULL || r->nnodes == 0) {
+        if (max > 0)
+            out[0] = px->pool;
+        return 1;
+    }
+    for (unsigned s = 0; s < CLUSTER_SLOTS; s++) {
+        int i = r->slot_node[s];
+        if (i < 0 || (s > 0 && r->slot_node[s - 1] == i))
+            continue;
+        struct upstream_pool *p = r->nodes[i].pool;
+        bool dup = false;
+        for (size_t j = 0; j < n && j < max; j++)
+            dup = dup || out[j] == p;
+        if (dup)
+            continue;
+        if (n < max)
+            out[n] = p;
+        n++;
+    }
+    return n;
+}
+
+void
+router_moved(struct proxy *px, const struct cluster_redirect *rd)
+{
+    struct router *r = px->router;
+    if (r == NULL)
+        return;
+    r->moved++;
+    const char *host = rd->host[0] != '\0' ? rd->host : px->cfg.upstream_host;
+    if (cluster_map_move_slot(r->map, rd->slot, host, rd->port) == BW_OK)
+        r->slot_node[rd->slot] = (int16_t)router_node_at(px, host, rd->port);
+    r->refresh_due = true;
+}
+
+void
+router_refresh_soon(struct proxy *px)
+{
+    if (px->router != NULL)
+        px->router->refresh_due = true;
+}
+
+void
+router_cron(struct proxy *px, uint64_t now_ms)
+{
+    struct router *r = px->router;
+    if (r == NULL)
+        return;
+    if (r->refresh_due || now_ms - r->last_refresh_ms >= px->cfg.cluster_refresh_interval_ms)
+        router_refresh(px);
+}
+
+void
+router_info(const struct proxy *px, char *out, size_t size)
+{
+    const struct router *r = px->router;
+    if (r == NULL) {
+        snprintf(out, size, "upstream_cluster:no\r\n");
+        return;
+    }
+    snprintf(out, size,
+             "upstream_cluster:yes\r\ncluster_nodes_connected:%zu\r\n"
+             "cluster_slots_served:%zu\r\ncluster_map_reads:%llu\r\ncluster_moved:%llu\r\n",
+             r->nnodes, cluster_map_slots_assigned(r->map), (unsigned long long)r->refreshes,
+             (unsigned long long)r->moved);
+}
+
+void
+router_free(struct proxy *px)
+{
+    struct router *r = px->router;
+    if (r == NULL)
+        return;
+    for (size_t i = 0; i < r->nnodes; i++)
+        if (r->nodes[i].pool != px->pool)
+            upstream_pool_free(r->nodes[i].pool);
+    bw_free(r->nodes);
+    cluster_map_free(r->map);
+    bw_free(r);
+    px->router = NULL;
+}
