@@ -80,7 +80,7 @@ INTEG_TESTS := $(patsubst tests/integration/%.c,%,$(filter-out tests/integration
 obj = $(patsubst %.c,$(BUILD)/%.o,$(1))
 
 .PHONY: all test unit integration valgrind asan fuzz fuzz-bypass bench run deps deps-check format lint \
-        clean conformance clients deps-graph func-length structure
+        clean conformance clients deps-graph func-length structure cluster
 
 all: deps-check $(BIN)
 
@@ -158,10 +158,15 @@ else
 	@bash tests/valgrind.sh ./$(BIN)
 endif
 
-test: structure unit integration valgrind clients
+test: structure unit integration valgrind clients cluster
 
 # The layering rules: no call circle between files, no function over FUNC_MAX lines.
 structure: deps-graph func-length
+
+# bulwark in front of a real Redis Cluster (3 masters + 3 replicas on free ports):
+# routing, split commands, MOVED/ASK, transactions, redis-py RedisCluster, ioredis Cluster.
+cluster: deps-check $(BIN)
+	@bash tests/cluster/run.sh ./$(BIN)
 
 # Real client libraries (node-redis, ioredis from npm; redis-py from Debian) through bulwark.
 clients: deps-check $(BIN)

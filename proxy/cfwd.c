@@ -557,3 +557,27 @@ cfwd_to_slot(struct session *s, const struct resp_request *req, unsigned hslot)
     cfwd_send(r, router_pool(s->px, hslot), false);
     evbuffer_free(b);
 }
+
+struct upstream_pool *
+cfwd_key_pool(struct session *s, const struct cmd_info *ci, const struct resp_request *req)
+{
+    const char *argv[CFWD_STACK_ARGS];
+    size_t lens[CFWD_STACK_ARGS];
+    int idx[CFWD_STACK_ARGS];
+    int argc = BW_MIN(req->argc, CFWD_STACK_ARGS);
+    for (int i = 0; i < argc; i++) {
+        argv[i] = req->argv[i].ptr;
+        lens[i] = req->argv[i].len;
+    }
+    if (ci != NULL && ci->subcommands != NULL && req->argc >= 2)
+        ci = cmd_lookup(ci->subcommands, req->argv[1].ptr, req->argv[1].len);
+    int nk = ci != NULL ? cmd_get_keys(ci, argc, argv, lens, idx, argc) : 0;
+    return nk > 0 ? router_pool(s->px, cluster_keyslot(argv[idx[0]], lens[idx[0]])) : NULL;
+}
+
+struct upstream_pool *
+cfwd_pool_for(struct session *s, const struct cmd_info *ci, const struct resp_request *req)
+{
+    struct upstream_pool *p = cfwd_key_pool(s, ci, req);
+    return p != NULL ? p : router_pool(s->px, 0);
+}

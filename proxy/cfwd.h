@@ -33,6 +33,7 @@ struct cmd_info;
 struct cmd_table;
 struct resp_request;
 struct session;
+struct upstream_pool;
 
 /* Mark the commands split or fanned out (cmd_info.fanout) in t. */
 void cfwd_apply(struct cmd_table *t);
@@ -43,6 +44,18 @@ void cfwd_apply(struct cmd_table *t);
  */
 void cfwd_request(struct session *s, const struct cmd_info *ci, const struct resp_request *req,
                   const char *cmd, size_t len);
+
+/*
+ * The pool a session that req starts connects to: the master of its first
+ * key's slot (a blocking command, WATCH, a script), or of slot 0 (MULTI,
+ * SUBSCRIBE: pub/sub reaches every node).
+ */
+struct upstream_pool *cfwd_pool_for(struct session *s, const struct cmd_info *ci,
+                                    const struct resp_request *req);
+
+/* The pool of the master of req's first key; NULL when it names none. */
+struct upstream_pool *cfwd_key_pool(struct session *s, const struct cmd_info *ci,
+                                    const struct resp_request *req);
 
 /* Forward req of s to the master of hash slot hslot (CLUSTER COUNTKEYSINSLOT …). */
 void cfwd_to_slot(struct session *s, const struct resp_request *req, unsigned hslot);

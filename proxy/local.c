@@ -222,6 +222,16 @@ local_unwatch(struct session *s, const struct resp_request *req)
     return true;
 }
 
+/* "# Upstream": the pool's lines, then the cluster's. */
+static void
+local_info_upstream(struct proxy *px, struct evbuffer *text)
+{
+    char cl[256];
+    upstream_pool_info(px->pool, text);
+    router_info(px, cl, sizeof(cl));
+    evbuffer_add(text, cl, strlen(cl));
+}
+
 /* ---- in front of a Redis Cluster ----------------------------------------------- */
 
 /*
@@ -421,7 +431,7 @@ local_info_own(struct proxy *px, const struct local_info_want *w, struct evbuffe
         if (i == 0)
             local_info_proxy(px, text);
         else if (i == 1)
-            upstream_pool_info(px->pool, text);
+            local_info_upstream(px, text);
         else if (i == 2)
             watch_info(px->watch, text);
         else if (i == 3)

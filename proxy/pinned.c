@@ -397,7 +397,7 @@ pinned_start(struct session *s, const struct pinned_ops *ops, char *err, size_t 
     p->s = s;
     p->ops = ops;
     p->proto = s->proto;
-    p->up = upstream_pinned_acquire(px->pool, p->proto, p, pinned_raw_cb, pinned_down_cb, err,
+    p->up = upstream_pinned_acquire(s->pin_pool != NULL ? s->pin_pool : px->pool, p->proto, p, pinned_raw_cb, pinned_down_cb, err,
                                     errlen);
     if (p->up == NULL) {
         bw_free(p);

@@ -15,6 +15,7 @@
 
 #include "proxy/batch.h"
 #include "proxy/command.h"
+#include "proxy/cfwd.h"
 #include "proxy/ctrack.h"
 #include "proxy/encode.h"
 #include "proxy/forward.h"
@@ -23,6 +24,7 @@
 #include "proxy/pinned.h"
 #include "proxy/proxy.h"
 #include "proxy/resp.h"
+#include "proxy/router.h"
 #include "proxy/session.h"
 #include "proxy/tracking.h"
 #include "proxy/upstream.h"
@@ -232,7 +234,12 @@ pinstage_handle(struct session *s, const struct resp_request *req, struct pinned
     bool bad_select = pinstage_select_refused(s, req);
     *keep = NULL;
     if (!denied && !refused && !noauth && !bad_select && !pinstage_is_local(req)) {
-        pinstage_request(s, pci, req);
+        struct upstream_pool *kp = router_active(px) ? cfwd_key_pool(s, pci, req) : NULL;
+        if (kp != NULL && s->pin_pool != NULL && kp != s->pin_pool) /* another node's keys */
+            pinned_refuse_in_multi(s->pin, "-CROSSSLOT Keys in request don't hash to the same "
+                                            "slot\r\n");
+        else
+            pinstage_request(s, pci, req);
         return true;
     }
     if (!denied && !noauth && pinstage_subscribed_harmless(s, req)) {
@@ -297,6 +304,7 @@ pinstage_request(struct session *s, const struct cmd_info *ci, const struct resp
             pinstage_unavailable(s, req, PINSTAGE_NO_ROOM);
             return;
         }
+        s->pin_pool = router_active(s->px) ? cfwd_pool_for(s, ci, req) : NULL;
         s->pin = pinned_start(s, &pinstage_ops, err, sizeof(err));
         if (s->pin == NULL && pinned_is_script(req)) {
             /* upstream-pinned-max reached: the script still runs, on the
@@ -528,4 +536,53 @@ pinstage_switches_proto(const struct session *s, const struct resp_request *req)
         return true;
     return req->argc >= 2 && resp_arg_is(&req->argv[0], "hello") &&
            resp_arg_ll(&req->argv[1], &v) && (v == 2 || v == 3) && v != s->proto;
+}
+
+/* ---- MULTI in front of a Redis Cluster ------------------------------------------ */
+
+bool
+pinstage_defer_multi(struct session *s, const struct resp_request *req)
+{
+    if (!router_active(s->px) || s->pin != NULL || req->argc != 1 ||
+        !resp_arg_is(&req->argv[0], "multi"))
+        return false;
+    /* its node is the one of the transaction's first command: MULTI waits
+     * for it, its reply's place kept */
+    s->cl_multi_slot = slot_new(&s->q, SLOT_PLAIN);
+    return true;
+}
+
+bool
+pinstage_deferred_multi(struct session *s, const struct resp_request *req, struct pinned **keep)
+{
+    static const char multi[] = "*1\r\n$5\r\nMULTI\r\n";
+    struct resp_arg multi_arg = {"MULTI", 5};
+    struct resp_request multi_req = {1, &multi_arg, multi, sizeof(multi) - 1, false};
+    struct slot *ms = s->cl_multi_slot;
+    char err[512];
+    *keep = NULL;
+    if (req->argc == 1 && (resp_arg_is(&req->argv[0], "exec") ||
+                           resp_arg_is(&req->argv[0], "discard"))) {
+        s->cl_multi_slot = NULL; /* an empty transaction: Redis's own replies */
+        slot_finish(ms, "+OK\r\n", 5);
+        session_reply_raw(s, resp_arg_is(&req->argv[0], "exec") ? "*0\r\n" : "+OK\r\n",
+                          resp_arg_is(&req->argv[0], "exec") ? 4 : 5);
+        return true;
+    }
+    const struct cmd_info *ci = cmd_lookup(s->px->cmds, req->argv[0].ptr, req->argv[0].len);
+    s->pin_pool = cfwd_pool_for(s, ci, req);
+    s->pin = pinned_start(s, &pinstage_ops, err, sizeof(err));
+    s->cl_multi_slot = NULL;
+    if (s->pin == NULL) { /* no connection: a refused MULTI, this request its first */
+        struct evbuffer *out = slot_output(ms);
+        enc_error(out, "%s", err);
+        slot_ready(ms);
+        s->multi_refused = true;
+        return pinstage_handle_refused(s, req);
+    }
+    s->pin_slot = ms; /* MULTI's reply, then the session's, in its place */
+    pinned_forward(s->pin, &multi_req, multi, sizeof(multi) - 1);
+    if (s->pin == NULL)
+        return true; /* the connection was lost at once: the client was told */
+    return pinstage_handle(s, req, keep);
 }

@@ -73,4 +73,19 @@ bool pinstage_must_queue(struct session *s, const struct resp_request *req);
 /* Queue s for a dedicated connection (SESSION_HOLD_POOL until the pool wakes it). */
 void pinstage_queue(struct session *s);
 
+/*
+ * In front of a Redis Cluster, MULTI (of a client not in a session) waits for
+ * the transaction's first command, whose keys name the node: true when req
+ * was that MULTI (its reply's place is kept in s->cl_multi_slot).
+ */
+bool pinstage_defer_multi(struct session *s, const struct resp_request *req);
+
+/*
+ * The request after a deferred MULTI: EXEC or DISCARD of the empty
+ * transaction are answered as Redis would; anything else starts the session
+ * on the node of its keys (MULTI first) and is handled as pinstage_handle().
+ */
+bool pinstage_deferred_multi(struct session *s, const struct resp_request *req,
+                             struct pinned **keep);
+
 #endif

@@ -242,11 +242,12 @@ router_info(const struct proxy *px, char *out, size_t size)
 {
     const struct router *r = px->router;
     if (r == NULL) {
-        snprintf(out, size, "upstream_cluster:no\r\n");
+        snprintf(out, size, "upstream_cluster:0\r\ncluster_nodes_connected:0\r\n"
+                            "cluster_slots_served:0\r\ncluster_map_reads:0\r\ncluster_moved:0\r\n");
         return;
     }
     snprintf(out, size,
-             "upstream_cluster:yes\r\ncluster_nodes_connected:%zu\r\n"
+             "upstream_cluster:1\r\ncluster_nodes_connected:%zu\r\n"
              "cluster_slots_served:%zu\r\ncluster_map_reads:%llu\r\ncluster_moved:%llu\r\n",
              r->nnodes, cluster_map_slots_assigned(r->map), (unsigned long long)r->refreshes,
              (unsigned long long)r->moved);

@@ -25,6 +25,7 @@ struct proxy;
 struct resp_request;
 struct keyspace;
 struct upstream_conn;
+struct upstream_pool;
 struct upstream_waiter;
 struct batch;
 struct pinned;
@@ -108,6 +109,11 @@ struct session {
     /* pinned session (pinned.c) */
     struct pinned *pin;            /* dedicated-connection session (owned), or NULL */
     struct slot *pin_slot;         /* the slot its replies stream into (in q) */
+    struct slot *cl_multi_slot;    /* in front of a cluster: a MULTI waiting for the
+                                      transaction's first command (its reply's slot) */
+    struct upstream_pool *pin_pool; /* where the next session's connection comes from: NULL
+                                      the upstream's; in front of a cluster, the master of
+                                      the starting request's first key (borrowed) */
     bool multi_refused;            /* a MULTI was refused: up to EXEC/DISCARD a failed
                                       transaction, never run outside one */
     bool watch_refused;            /* a WATCH was refused: the next MULTI is refused too */

@@ -71,6 +71,8 @@ stage_bulwark(struct stage_req *r)
 static enum stage_rc
 stage_pinned(struct stage_req *r)
 {
+    if (r->s->cl_multi_slot != NULL) /* the transaction's first command names its node */
+        return pinstage_deferred_multi(r->s, r->req, &r->pin_keep) ? STAGE_DONE : STAGE_NEXT;
     if (r->s->pin == NULL)
         return STAGE_NEXT;
     return pinstage_handle(r->s, r->req, &r->pin_keep) ? STAGE_DONE : STAGE_NEXT;
@@ -174,6 +176,8 @@ stage_pin_start(struct stage_req *r)
 {
     if (!pinstage_pins(r->s, r->req) || !pinstage_may_pin(r->s, r->req))
         return STAGE_NEXT;
+    if (pinstage_defer_multi(r->s, r->req))
+        return STAGE_DONE;
     pinstage_request(r->s, r->ci, r->req);
     return STAGE_DONE;
 }

@@ -1,0 +1,229 @@
+#!/usr/bin/python3
+"""bulwark in front of a real Redis Cluster (3 masters + 3 replicas), as a
+client that knows nothing about clusters sees it, and as cluster-aware
+clients (redis-cli -c, redis-py RedisCluster) see it.
+
+usage: checks.py BULWARK_PORT CLUSTER_PORT...
+Every check compares with what the cluster itself holds or answers."""
+import socket
+import sys
+import time
+
+import redis
+from redis.cluster import RedisCluster
+
+BW = int(sys.argv[1])
+NODES = [int(p) for p in sys.argv[2:]]
+failures = []
+
+
+def check(name, cond, detail=""):
+    print(("ok   " if cond else "FAIL ") + name + ("" if cond else ": " + str(detail)))
+    if not cond:
+        failures.append(name)
+
+
+def raw(port, *cmds, proto=2):
+    """Send commands (lists of args) in one pipeline; return the raw reply bytes."""
+    s = socket.create_connection(("127.0.0.1", port))
+    s.settimeout(5)
+    out = b""
+    if proto == 3:
+        cmds = (["HELLO", "3"],) + cmds
+    for c in cmds:
+        out += b"*%d\r\n" % len(c)
+        for a in c:
+            a = a if isinstance(a, bytes) else str(a).encode()
+            out += b"$%d\r\n%s\r\n" % (len(a), a)
+    s.sendall(out)
+    data = b""
+    # read until every reply is in: count replies with a tiny RESP scanner
+    want = len(cmds)
+    while True:
+        try:
+            chunk = s.recv(65536)
+        except socket.timeout:
+            break
+        if not chunk:
+            break
+        data += chunk
+        if count_replies(data) >= want:
+            break
+    s.close()
+    if proto == 3:
+        data = data[skip_one(data, 0):]
+    return data
+
+
+def skip_one(b, i):
+    t = b[i:i + 1]
+    j = b.index(b"\r\n", i)
+    line = b[i + 1:j]
+    i = j + 2
+    if t in (b"+", b"-", b":", b"_", b",", b"#", b"("):
+        return i
+    if t in (b"$", b"=", b"!"):
+        n = int(line)
+        return i if n < 0 else i + n + 2
+    if t in (b"*", b"~", b">", b"%", b"|"):
+        n = int(line)
+        if n < 0:
+            return i
+        if t in (b"%", b"|"):
+            n *= 2
+        for _ in range(n):
+            i = skip_one(b, i)
+        return i
+    raise ValueError("bad reply")
+
+
+def count_replies(b):
+    i, n = 0, 0
+    try:
+        while i < len(b):
+            i = skip_one(b, i)
+            n += 1
+    except (ValueError, IndexError):
+        pass
+    return n
+
+
+direct = RedisCluster(host="127.0.0.1", port=NODES[0])
+masters = [n for n in direct.get_nodes() if n.server_type == "primary"]
+bw = redis.Redis(port=BW)
+check("three masters in the cluster", len(masters) == 3, len(masters))
+
+# ---- plain client: routing by slot -------------------------------------------
+for i in range(1000):
+    bw.set(f"key:{i}", f"v{i}")
+vals = [direct.get(f"key:{i}") for i in range(1000)]
+check("1000 SETs through bulwark land on their masters",
+      vals == [f"v{i}".encode() for i in range(1000)])
+check("GETs through bulwark", [bw.get(f"key:{i}") for i in range(0, 1000, 97)] ==
+      [f"v{i}".encode() for i in range(0, 1000, 97)])
+keys = [f"key:{i}" for i in range(20)] + ["missing:1", "missing:2"]
+check("MGET across slots, in key order", bw.mget(keys) == [direct.get(k) for k in keys])
+r3 = raw(BW, ["MGET", "key:1", "missing:1", "key:2"], proto=3)
+check("MGET across slots in RESP3: RESP3 nulls", r3 == b"*3\r\n$2\r\nv1\r\n_\r\n$2\r\nv2\r\n", r3)
+check("EXISTS across slots, summed", bw.exists("key:1", "key:2", "key:3", "missing:1", "key:1") == 4)
+check("TOUCH across slots", bw.touch("key:1", "key:2", "missing:1") == 2)
+bw.mset({f"ms:{i}": i for i in range(30)})
+check("MSET across slots", [direct.get(f"ms:{i}") for i in range(30)] ==
+      [str(i).encode() for i in range(30)])
+check("DEL across slots, summed", bw.delete(*[f"ms:{i}" for i in range(30)], "missing:1") == 30)
+check("UNLINK across slots", bw.unlink("key:998", "key:999", "missing:1") == 2)
+
+# ---- Redis Cluster's own errors -----------------------------------------------
+a, b = "key:1", "key:2"
+assert direct.keyslot(a) != direct.keyslot(b)
+mine = raw(BW, ["SUNION", a, b])
+node = direct.get_node_from_key(a)
+theirs = raw(node.port, ["SUNION", a, b])
+check("CROSSSLOT: Redis Cluster's bytes", mine == theirs and mine.startswith(b"-CROSSSLOT"),
+      (mine, theirs))
+check("SELECT 1: Redis Cluster's bytes", raw(BW, ["SELECT", "1"]) == raw(node.port, ["SELECT", "1"]))
+
+# ---- keyless commands over every master -----------------------------------------
+total = sum(redis.Redis(port=m.port).dbsize() for m in masters)
+check("DBSIZE is the masters' sum", bw.dbsize() == total, (bw.dbsize(), total))
+check("KEYS * finds every key", len(bw.keys("*")) == total)
+seen, cursor = set(), 0
+while True:
+    cursor, batch = bw.scan(cursor, count=100)
+    seen.update(batch)
+    if cursor == 0:
+        break
+allkeys = set()
+for m in masters:
+    allkeys.update(redis.Redis(port=m.port).keys("*"))
+check("SCAN through bulwark visits every key of every master", seen == allkeys,
+      (len(seen), len(allkeys)))
+check("RANDOMKEY", bw.randomkey() in allkeys)
+
+# ---- bulwark as a one-node cluster for cluster-aware clients ---------------------
+info = bw.execute_command("CLUSTER", "INFO")
+check("CLUSTER INFO: ok", b"cluster_state:ok" in (info if isinstance(info, bytes) else str(info).encode()))
+slots = bw.execute_command("CLUSTER", "SLOTS")
+check("CLUSTER SLOTS: one node, every slot, bulwark itself",
+      len(slots) == 1 and slots[0][0] == 0 and slots[0][1] == 16383 and slots[0][2][1] == BW,
+      slots)
+check("CLUSTER KEYSLOT as Redis", bw.execute_command("CLUSTER", "KEYSLOT", "{user}x") ==
+      direct.keyslot("{user}x"))
+check("CLUSTER COUNTKEYSINSLOT from the slot's master",
+      bw.execute_command("CLUSTER", "COUNTKEYSINSLOT", direct.keyslot("key:1")) ==
+      node.redis_connection.execute_command("CLUSTER", "COUNTKEYSINSLOT", direct.keyslot("key:1")))
+rc = RedisCluster(host="127.0.0.1", port=BW)
+for i in range(10000):
+    rc.set(f"rc:{i}", i)
+check("redis-py RedisCluster through bulwark: 10,000 keys",
+      all(int(direct.get(f"rc:{i}")) == i for i in range(0, 10000, 7)))
+pipe = rc.pipeline()
+for i in range(200):
+    pipe.incr(f"rcp:{i}")
+check("redis-py RedisCluster pipeline", pipe.execute() == [1] * 200)
+
+# ---- sessions: transactions, blocking commands, pub/sub ------------------------
+for tag in ("{a}", "{b}", "{c}", "{d}"):
+    p = bw.pipeline(transaction=True)
+    p.set(f"{tag}x", 1).incr(f"{tag}x").get(f"{tag}x")
+    res = p.execute()
+    check(f"MULTI/EXEC on hash-tagged keys {tag} (slot {direct.keyslot(tag + 'x')})",
+          res == [True, 2, b"2"], res)
+    check(f"  … applied on the cluster {tag}", direct.get(f"{tag}x") == b"2")
+tags = ["{t%d}" % i for i in range(20)]
+ka = tags[0] + "y"
+kb = next(t + "y" for t in tags if direct.get_node_from_key(t + "y").port !=
+          direct.get_node_from_key(ka).port)
+r = raw(BW, ["MULTI"], ["SET", ka, "1"], ["SET", kb, "1"], ["EXEC"])
+check("a transaction over two masters: CROSSSLOT, then EXECABORT",
+      r == b"+OK\r\n+QUEUED\r\n-CROSSSLOT Keys in request don't hash to the same slot\r\n"
+           b"-EXECABORT Transaction discarded because of previous errors.\r\n", r)
+check("  … nothing applied", direct.get(ka) is None and direct.get(kb) is None)
+check("MULTI then EXEC at once: Redis's empty transaction",
+      raw(BW, ["MULTI"], ["EXEC"]) == b"+OK\r\n*0\r\n")
+import threading
+got = []
+t = threading.Thread(target=lambda: got.append(redis.Redis(port=BW).blpop("{q}list", 5)))
+t.start()
+time.sleep(0.3)
+bw.lpush("{q}list", "item")
+t.join()
+check("BLPOP on a key of any master gets its item", got == [(b"{q}list", b"item")], got)
+sub = redis.Redis(port=BW).pubsub()
+sub.subscribe("chan")
+time.sleep(0.2)
+bw.publish("chan", "hello")
+msg = None
+for _ in range(50):
+    msg = sub.get_message(timeout=0.1)
+    if msg and msg["type"] == "message":
+        break
+check("SUBSCRIBE/PUBLISH through bulwark", msg is not None and msg.get("data") == b"hello", msg)
+
+# ---- MOVED and ASK: a slot moved from one master to another ----------------------
+key = "moving:key"
+bw.set(key, "here")
+slot = direct.keyslot(key)
+src = direct.get_node_from_key(key)
+dst = [m for m in masters if m.port != src.port][0]
+src_r, dst_r = redis.Redis(port=src.port), redis.Redis(port=dst.port)
+src_id = src_r.execute_command("CLUSTER", "MYID").decode()
+dst_id = dst_r.execute_command("CLUSTER", "MYID").decode()
+dst_r.execute_command("CLUSTER", "SETSLOT", slot, "IMPORTING", src_id)
+src_r.execute_command("CLUSTER", "SETSLOT", slot, "MIGRATING", dst_id)
+src_r.execute_command("MIGRATE", "127.0.0.1", dst.port, "", 0, 5000, "KEYS", key)
+check("ASK followed (the key is on the importing node)", bw.get(key) == b"here")
+for m in masters:
+    redis.Redis(port=m.port).execute_command("CLUSTER", "SETSLOT", slot, "NODE", dst_id)
+time.sleep(0.5)
+check("MOVED followed (the slot has a new master)", bw.get(key) == b"here")
+bw.set(key, "there")
+check("writes follow the move", dst_r.get(key) == b"there")
+stats = bw.info("upstream")
+check("INFO counts the MOVED", stats.get("cluster_moved", 0) >= 1, stats)
+
+bw.flushall()
+check("FLUSHALL empties every master",
+      sum(redis.Redis(port=m.port).dbsize() for m in masters) == 0)
+print("%d failed" % len(failures))
+sys.exit(1 if failures else 0)
