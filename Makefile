@@ -268,6 +268,27 @@ func-length:
 format:
 	clang-format -i $(wildcard proxy/*.[ch] bloom/*.[ch] config/*.[ch] tests/*/*.[ch] bench/*.[ch])
 
+# Exit 1 when clang-format (.clang-format, clang-format 14) would change any
+# file make format formats; each such file is named with the number of its
+# lines that would change. Not in make test yet: 33 files written for 80
+# columns and struct comments aligned by hand still differ (see the commit
+# that added .clang-format). FORMAT_SHOW=N also shows N violations per file.
+CLANG_FORMAT ?= clang-format
+FORMAT_SHOW  ?= 0
+FORMAT_SRCS   = $(wildcard proxy/*.[ch] bloom/*.[ch] config/*.[ch] tests/*/*.[ch] bench/*.[ch])
+.PHONY: format-check
+format-check:
+	@bad=0; lines=0; for f in $(FORMAT_SRCS); do \
+	  $(CLANG_FORMAT) --dry-run --Werror --ferror-limit=1 "$$f" 2>/dev/null && continue; \
+	  n=$$($(CLANG_FORMAT) "$$f" | diff "$$f" - | grep -c '^<'); \
+	  echo "$$f: $$n lines would change"; bad=$$((bad + 1)); lines=$$((lines + n)); \
+	  [ "$(FORMAT_SHOW)" = 0 ] || $(CLANG_FORMAT) --dry-run --ferror-limit=$(FORMAT_SHOW) "$$f"; \
+	done; \
+	if [ $$bad -gt 0 ]; then \
+	  echo "format-check: $$bad of $(words $(FORMAT_SRCS)) files, $$lines lines would change (make format)"; \
+	  exit 1; fi; \
+	echo "format-check: $(words $(FORMAT_SRCS)) files as clang-format leaves them"
+
 lint:
 	cppcheck --quiet --error-exitcode=1 --enable=warning,performance -I. \
 	    --include=/usr/include/$(shell $(CC) -print-multiarch)/sys/queue.h proxy bloom config bench
