@@ -886,7 +886,9 @@ test_get(void **state)
     assert_int_equal(cfg_get(&c, "port*x", collect, &p), 0);
     assert_int_equal(cfg_get(&c, "", collect, &p), 0);
     p.n = 0;
-    assert_int_equal(cfg_get(&c, "*", collect, &p), 58); /* + upstream-databases, metrics-port, metrics-bind, client-output-buffer-limit, tracking-table-max-keys */
+    assert_int_equal(cfg_get(&c, "*", collect, &p), 60); /* + upstream-databases, metrics-port, metrics-bind, client-output-buffer-limit, tracking-table-max-keys, upstream-cluster, cluster-refresh-interval */
+    assert_string_equal(get1(&c, "upstream-cluster"), "auto");
+    assert_string_equal(get1(&c, "cluster-refresh-interval"), "10000");
     assert_string_equal(get1(&c, "bind"), "127.0.0.1 -::1");
     assert_string_equal(get1(&c, "unixsocketperm"), "700");
     assert_string_equal(get1(&c, "unixsocket"), "/tmp/b.sock");
