@@ -12,6 +12,7 @@
 #include "proxy/proxy.h"
 #include "proxy/reply.h"
 #include "proxy/resp.h"
+#include "proxy/router.h"
 #include "proxy/session.h"
 #include "proxy/util.h"
 #include "proxy/watch.h"
@@ -257,11 +258,68 @@ gate_multi_key(struct session *s, const struct gate_rule *r, const struct resp_r
     return true;
 }
 
+/* The absent reply of r for req, answered now. */
+static void
+gate_answer_absent(struct session *s, const struct gate_rule *r, const struct resp_request *req)
+{
+    cmdstats_answered(&s->px->cmdstats, CMDSTATS_BY_GATE);
+    struct evbuffer *out = session_reply_target(s);
+    if (r->kind == GATE_NILS) {
+        enc_array_len(out, (size_t)req->argc - 2);
+        for (int i = 2; i < req->argc; i++)
+            enc_nil(out, s->proto);
+    } else {
+        const char *absent = gate_absent(s, r->kind);
+        evbuffer_add(out, absent, strlen(absent));
+    }
+}
+
+/* True when some master's filter may hold key (all of them complete: else true). */
+static bool
+gate_cluster_maybe(struct watch *const *ws, size_t n, const struct resp_arg *key, bool sync)
+{
+    for (size_t i = 0; i < n; i++)
+        if ((sync && !watch_sync(ws[i])) || !watch_gate_closed(ws[i]))
+            return true;
+    for (size_t i = 0; i < n; i++)
+        if (watch_maybe_contains(ws[i], key->ptr, key->len))
+            return true;
+    return false;
+}
+
+/*
+ * In front of a Redis Cluster: a single-key read is answered absent only
+ * when no master's filter may hold its key (router_watches(): a map that
+ * lags behind a resharding or failover never makes a key that exists look
+ * absent); multi-key reads are split per slot by the forward stage.
+ */
+static bool
+gate_read_cluster(struct session *s, const struct gate_rule *r, const struct resp_request *req)
+{
+    struct watch *ws[64];
+    size_t n = router_watches(s->px, ws, BW_ARRAY_LEN(ws));
+    if (n == 0 || n > BW_ARRAY_LEN(ws) || r->kind == GATE_MGET || r->kind == GATE_EXISTS ||
+        !gate_args_ok(r, req))
+        return false;
+    struct watch_counters *k = watch_counters(s->px->watch);
+    /* about to answer locally: take in what every watch has delivered first */
+    if (gate_cluster_maybe(ws, n, &req->argv[1], false) ||
+        gate_cluster_maybe(ws, n, &req->argv[1], true)) {
+        k->passed_reads++;
+        return false;
+    }
+    k->gated_reads++;
+    gate_answer_absent(s, r, req);
+    return true;
+}
+
 bool
 gate_read(struct session *s, const struct cmd_info *ci, const struct resp_request *req,
           struct gate_mget **mget_rest)
 {
     const struct gate_rule *r = ci->gate;
+    if (router_active(s->px))
+        return gate_read_cluster(s, r, req);
     struct watch *w = s->px->watch;
     if (!watch_gate_closed(w) || !gate_args_ok(r, req))
         return false;
@@ -282,16 +340,7 @@ gate_read(struct session *s, const struct cmd_info *ci, const struct resp_reques
         return true;
     }
     k->gated_reads++;
-    cmdstats_answered(&s->px->cmdstats, CMDSTATS_BY_GATE);
-    struct evbuffer *out = session_reply_target(s);
-    if (r->kind == GATE_NILS) {
-        enc_array_len(out, (size_t)req->argc - 2);
-        for (int i = 2; i < req->argc; i++)
-            enc_nil(out, s->proto);
-    } else {
-        const char *absent = gate_absent(s, r->kind);
-        evbuffer_add(out, absent, strlen(absent));
-    }
+    gate_answer_absent(s, r, req);
     return true;
 }
 

@@ -123,6 +123,8 @@ static const struct metrics_map metrics_map[] = {
       "Cluster nodes bulwark has connection pools to"),
     G("cluster_slots_served", "bulwark_cluster_slots_served",
       "Hash slots with a master in bulwark's slot map"),
+    G("cluster_gates_closed", "bulwark_cluster_gates_closed",
+      "Cluster nodes whose keyspace watch has its Bloom filter complete (gate closed)"),
     C("cluster_map_reads", "bulwark_cluster_map_reads_total",
       "Cluster slot maps read (CLUSTER SLOTS)"),
     C("cluster_moved", "bulwark_cluster_moved_total", "MOVED redirects followed"),

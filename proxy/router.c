@@ -13,12 +13,15 @@
 #include "proxy/proxy.h"
 #include "proxy/upstream.h"
 #include "proxy/util.h"
+#include "proxy/watch.h"
 
 /* One node bulwark has connections to. */
 struct router_node {
     char host[CLUSTER_HOST_MAX + 1]; /* as the map names it */
     int port;
     struct upstream_pool *pool;      /* owned; the seed's is px->pool (borrowed) */
+    struct watch *watch;             /* its keyspace watch and Bloom filter (owned; the
+                                        seed's is px->watch, borrowed) */
 };
 
 struct router {
@@ -58,6 +61,9 @@ router_node_at(struct proxy *px, const char *host, int port)
     n->port = port;
     bool seed = port == px->cfg.upstream_port && strcmp(host, px->cfg.upstream_host) == 0;
     n->pool = seed ? px->pool : upstream_pool_new_at(px, host, port, NULL);
+    n->watch = seed ? px->watch : watch_new_at(px, host, port);
+    if (!seed)
+        watch_copy_listener(n->watch, px->watch);
     log_verbose("cluster: connections to node %s:%d", host, port);
     return (int)r->nnodes++;
 }
@@ -227,12 +233,43 @@ router_refresh_soon(struct proxy *px)
         px->router->refresh_due = true;
 }
 
+size_t
+router_watches(struct proxy *px, struct watch **out, size_t max)
+{
+    struct router *r = px->router;
+    bool seen[4096] = {false};
+    size_t n = 0;
+    for (unsigned s = 0; r != NULL && s < CLUSTER_SLOTS; s++) {
+        int i = r->slot_node[s];
+        if (i < 0 || i >= 4096 || seen[i])
+            continue;
+        seen[i] = true;
+        if (n < max)
+            out[n] = r->nodes[i].watch;
+        n++;
+    }
+    return n;
+}
+
+struct watch *
+router_watch(struct proxy *px, unsigned slot)
+{
+    struct router *r = px->router;
+    if (r == NULL)
+        return px->watch;
+    int i = r->slot_node[slot & (CLUSTER_SLOTS - 1)];
+    return i >= 0 ? r->nodes[i].watch : NULL;
+}
+
 void
 router_cron(struct proxy *px, uint64_t now_ms)
 {
     struct router *r = px->router;
     if (r == NULL)
         return;
+    for (size_t i = 0; i < r->nnodes; i++)
+        if (r->nodes[i].watch != px->watch) /* (main's cron runs the seed's) */
+            watch_cron(r->nodes[i].watch, now_ms);
     if (r->refresh_due || now_ms - r->last_refresh_ms >= px->cfg.cluster_refresh_interval_ms)
         router_refresh(px);
 }
@@ -241,16 +278,17 @@ void
 router_info(const struct proxy *px, char *out, size_t size)
 {
     const struct router *r = px->router;
-    if (r == NULL) {
-        snprintf(out, size, "upstream_cluster:0\r\ncluster_nodes_connected:0\r\n"
-                            "cluster_slots_served:0\r\ncluster_map_reads:0\r\ncluster_moved:0\r\n");
-        return;
-    }
+    size_t closed = 0;
+    for (size_t i = 0; r != NULL && i < r->nnodes; i++)
+        closed += watch_gate_closed(r->nodes[i].watch);
     snprintf(out, size,
-             "upstream_cluster:1\r\ncluster_nodes_connected:%zu\r\n"
-             "cluster_slots_served:%zu\r\ncluster_map_reads:%llu\r\ncluster_moved:%llu\r\n",
-             r->nnodes, cluster_map_slots_assigned(r->map), (unsigned long long)r->refreshes,
-             (unsigned long long)r->moved);
+             "upstream_cluster:%d\r\ncluster_nodes_connected:%zu\r\n"
+             "cluster_slots_served:%zu\r\ncluster_gates_closed:%zu\r\n"
+             "cluster_map_reads:%llu\r\ncluster_moved:%llu\r\n",
+             r != NULL, r != NULL ? r->nnodes : 0,
+             r != NULL ? cluster_map_slots_assigned(r->map) : 0, closed,
+             r != NULL ? (unsigned long long)r->refreshes : 0,
+             r != NULL ? (unsigned long long)r->moved : 0);
 }
 
 void
@@ -259,9 +297,12 @@ router_free(struct proxy *px)
     struct router *r = px->router;
     if (r == NULL)
         return;
-    for (size_t i = 0; i < r->nnodes; i++)
+    for (size_t i = 0; i < r->nnodes; i++) {
         if (r->nodes[i].pool != px->pool)
             upstream_pool_free(r->nodes[i].pool);
+        if (r->nodes[i].watch != px->watch)
+            watch_free(r->nodes[i].watch);
+    }
     bw_free(r->nodes);
     cluster_map_free(r->map);
     bw_free(r);

@@ -25,6 +25,7 @@ struct proxy;
 struct router;
 struct upstream_conn;
 struct upstream_pool;
+struct watch;
 
 /*
  * The upstream's commands are known (its first connection is up): ask it
@@ -49,6 +50,23 @@ struct upstream_pool *router_pool_at(struct proxy *px, const char *host, int por
  * into out; returns how many there are.
  */
 size_t router_masters(struct proxy *px, struct upstream_pool **out, size_t max);
+
+/*
+ * The keyspace watch (and Bloom filter) of the master of slot: px->watch in
+ * front of one Redis; NULL for an unassigned slot. Every master has its own:
+ * a new master (a failover, a new node) starts warming, its slots' reads
+ * pass the gate until its SCAN is done.
+ */
+struct watch *router_watch(struct proxy *px, unsigned slot);
+
+/*
+ * The watches of every master that owns slots in bulwark's map: up to max
+ * into out; returns how many there are. The gate answers a key absent only
+ * when none of them may hold it: a map that lags behind a resharding or a
+ * failover can then make a read pass the gate, never answer nil for a key
+ * that exists on another master.
+ */
+size_t router_watches(struct proxy *px, struct watch **out, size_t max);
 
 /* A MOVED was received: its slot now belongs to its target (until the next read). */
 void router_moved(struct proxy *px, const struct cluster_redirect *r);

@@ -202,7 +202,7 @@ stage_batches_mget(const struct session *s)
 static enum stage_rc
 stage_gate(struct stage_req *r)
 {
-    if (r->ci->gate == NULL || router_active(r->s->px)) /* one node's watch: not the cluster's */
+    if (r->ci->gate == NULL)
         return STAGE_NEXT;
     bool mget = (r->ci->rules & CMD_RULE_MGET) && stage_batches_mget(r->s);
     return gate_read(r->s, r->ci, r->req, mget ? &r->mget_rest : NULL) ? STAGE_DONE

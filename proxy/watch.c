@@ -31,6 +31,8 @@
 
 struct watch {
     struct proxy *px;               /* borrowed */
+    char host[256];                 /* the node watched (the upstream, or a cluster master) */
+    int port;
     enum watch_state state;         /* see watch.h */
     redisAsyncContext *sub;         /* subscriber (hiredis owns; we clear on disconnect) */
     redisAsyncContext *trk;         /* tracking + SCAN + DBSIZE connection */
@@ -615,8 +617,7 @@ watch_ev_attach(redisAsyncContext *ac, struct event_base *base)
 static redisAsyncContext *
 watch_open(struct watch *w)
 {
-    const struct cfg *cfg = &w->px->cfg;
-    redisAsyncContext *ac = redisAsyncConnect(cfg->upstream_host, cfg->upstream_port);
+    redisAsyncContext *ac = redisAsyncConnect(w->host, w->port);
     if (ac == NULL || ac->err) {
         snprintf(w->last_error, sizeof(w->last_error), "%s",
                  ac != NULL ? ac->errstr : "out of memory");
@@ -686,8 +687,16 @@ watch_connect(struct watch *w)
 struct watch *
 watch_new(struct proxy *px)
 {
+    return watch_new_at(px, px->cfg.upstream_host, px->cfg.upstream_port);
+}
+
+struct watch *
+watch_new_at(struct proxy *px, const char *host, int port)
+{
     struct watch *w = bw_calloc(1, sizeof(*w));
     w->px = px;
+    snprintf(w->host, sizeof(w->host), "%s", host);
+    w->port = port;
     w->backoff_ms = WATCH_BACKOFF_MIN_MS;
     w->retry_ev = evtimer_new(px->base, watch_retry_cb, w);
     w->scan_ev = evtimer_new(px->base, watch_scan_timer_cb, w);
@@ -701,6 +710,12 @@ watch_new(struct proxy *px)
     w->state = WATCH_WARMING;
     watch_connect(w);
     return w;
+}
+
+void
+watch_copy_listener(struct watch *dst, const struct watch *src)
+{
+    watch_set_listener(dst, src->on_key, src->on_flush, src->listener);
 }
 
 void

@@ -60,6 +60,12 @@ void watch_set_listener(struct watch *w, watch_key_fn *on_key, watch_flush_fn *o
  */
 struct watch *watch_new(struct proxy *px);
 
+/* watch_new() of the Redis at host:port (a Redis Cluster master; host copied). */
+struct watch *watch_new_at(struct proxy *px, const char *host, int port);
+
+/* dst tells the listeners src tells. */
+void watch_copy_listener(struct watch *dst, const struct watch *src);
+
 /* Close the connections and free the filters. NULL is a no-op. */
 void watch_free(struct watch *w);
 

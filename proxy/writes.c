@@ -5,6 +5,7 @@
 
 #include <string.h>
 
+#include "proxy/cluster.h"
 #include "proxy/command.h"
 #include "proxy/ctrack.h"
 #include "proxy/hotkey.h"
@@ -12,6 +13,7 @@
 #include "proxy/keyspace.h"
 #include "proxy/proxy.h"
 #include "proxy/resp.h"
+#include "proxy/router.h"
 #include "proxy/session.h"
 #include "proxy/tracking.h"
 #include "proxy/util.h"
@@ -68,8 +70,12 @@ writes_keys(struct session *s, const struct cmd_info *ci, const struct resp_requ
         lens[i] = req->argv[i].len;
     }
     int n = cmd_get_keys(ci, req->argc, argv, lens, idx, req->argc);
+    bool cluster = router_active(px);
     for (int i = 0; i < n && i < req->argc; i++) {
-        watch_add_key(px->watch, argv[idx[i]], lens[idx[i]]);
+        struct watch *w = cluster ? router_watch(px, cluster_keyslot(argv[idx[i]], lens[idx[i]]))
+                                  : px->watch;
+        if (w != NULL) /* (an unassigned slot: its master, when known, has its watch) */
+            watch_add_key(w, argv[idx[i]], lens[idx[i]]);
         hotkey_on_write(hk, argv[idx[i]], lens[idx[i]]);
         ctrack_write(px, argv[idx[i]], lens[idx[i]], s->id);
     }

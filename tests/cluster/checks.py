@@ -113,6 +113,29 @@ check("MSET across slots", [direct.get(f"ms:{i}") for i in range(30)] ==
 check("DEL across slots, summed", bw.delete(*[f"ms:{i}" for i in range(30)], "missing:1") == 30)
 check("UNLINK across slots", bw.unlink("key:998", "key:999", "missing:1") == 2)
 
+# ---- the Bloom gate, one keyspace watch per master --------------------------------
+for _ in range(100):
+    if bw.info("upstream").get("cluster_gates_closed") == 3:
+        break
+    time.sleep(0.1)
+check("every master's watch has its filter (3 gates closed)",
+      bw.info("upstream").get("cluster_gates_closed") == 3, bw.info("upstream"))
+calls = lambda: sum(redis.Redis(port=m.port).info("commandstats").get("cmdstat_get", {}).get("calls", 0)
+                    for m in masters)
+before, gated = calls(), bw.info("bloom")["bloom_gated_reads"]
+for i in range(200):
+    assert bw.get(f"never:{i}") is None
+check("GETs of absent keys answered by the gate, not the cluster",
+      calls() - before < 20 and bw.info("bloom")["bloom_gated_reads"] - gated >= 180,
+      (calls() - before, bw.info("bloom")["bloom_gated_reads"] - gated))
+wrong = 0
+for i in range(300): # written straight on their master, read at once through bulwark
+    k = f"direct:{i}"
+    redis.Redis(port=direct.get_node_from_key(k).port).set(k, i)
+    wrong += bw.get(k) != str(i).encode()
+check("keys written directly on any master read back at once (no gate false negative)",
+      wrong == 0, wrong)
+
 # ---- Redis Cluster's own errors -----------------------------------------------
 a, b = "key:1", "key:2"
 assert direct.keyslot(a) != direct.keyslot(b)
