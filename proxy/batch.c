@@ -53,6 +53,8 @@ struct batch {
     bool scheduled;                  /* flush_ev is pending or active */
     uint64_t epoch;                  /* flushes so far: keys a client added in this epoch wait */
     size_t last_batch_keys;          /* keys in the last batch sent */
+    bool pipeline_only;              /* GETs only, whatever batch-mode says (a Redis Cluster
+                                        node: one MGET must stay in one slot) */
 };
 
 static void batch_flush(struct batch *b);
@@ -79,6 +81,12 @@ batch_new(struct proxy *px, struct upstream_conn *up, int db)
     b->nbuckets = BATCH_BUCKETS_MIN;
     b->buckets = bw_calloc(b->nbuckets, sizeof(*b->buckets));
     return b;
+}
+
+void
+batch_set_pipeline_only(struct batch *b)
+{
+    b->pipeline_only = true;
 }
 
 void
@@ -121,6 +129,15 @@ batch_get_cb(void *privdata, struct evbuffer *reply, size_t len, const char *err
         return;
     }
     char head[5];
+    if (e->px->on_batch_redirect != NULL && evbuffer_copyout(reply, head, 1) == 1 &&
+        head[0] == '-') {
+        const char *p = (const char *)evbuffer_pullup(reply, (ev_ssize_t)len);
+        if (e->px->on_batch_redirect(e->px, e->key, e->len, e->waiters, e->nwaiters, p, len)) {
+            e->nwaiters = 0; /* the hook took the slots (a MOVED or ASK followed) */
+            batch_entry_free(e);
+            return;
+        }
+    }
     if (e->px->on_batch_nil != NULL &&
         ((len == 5 && evbuffer_copyout(reply, head, 5) == 5 && memcmp(head, "$-1\r\n", 5) == 0) ||
          (len == 3 && evbuffer_copyout(reply, head, 3) == 3 && memcmp(head, "_\r\n", 3) == 0)))
@@ -238,7 +255,7 @@ batch_flush(struct batch *b)
     b->npending = 0;
     b->spare = NULL;
     b->spare_cap = 0;
-    if (b->px->cfg.batch_mode == BATCH_MGET && nkeys > 1) {
+    if (b->px->cfg.batch_mode == BATCH_MGET && !b->pipeline_only && nkeys > 1) {
         batch_send_mget(b, keys, nkeys);
     } else {
         for (size_t i = 0; i < nkeys; i++)
@@ -359,7 +376,7 @@ batch_before_forward(struct batch *b, struct session *s)
 bool
 batch_client_busy(const struct batch *b, const struct session *s)
 {
-    return b->px->cfg.batch_mode == BATCH_MGET && s->q.nbatched > 0;
+    return b->px->cfg.batch_mode == BATCH_MGET && !b->pipeline_only && s->q.nbatched > 0;
 }
 
 /* ---- MGET, key by key ------------------------------------------------------ */

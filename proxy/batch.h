@@ -39,6 +39,9 @@ enum batch_mode { BATCH_PIPELINE = 0, BATCH_MGET = 1 };
  */
 struct batch *batch_new(struct proxy *px, struct upstream_conn *up, int db);
 
+/* GETs only, whatever batch-mode says (a Redis Cluster node's batcher). */
+void batch_set_pipeline_only(struct batch *b);
+
 /* Send what waits, then free. Waiting GETs get their replies later. NULL ok. */
 void batch_free(struct batch *b);
 

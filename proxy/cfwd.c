@@ -10,6 +10,7 @@
 #include <event2/buffer.h>
 #include <event2/event.h>
 
+#include "proxy/batch.h"
 #include "proxy/cluster.h"
 #include "proxy/command.h"
 #include "proxy/encode.h"
@@ -90,17 +91,24 @@ static void cfwd_send(struct cfwd_req *r, struct upstream_pool *pool, bool askin
 static void cfwd_part_done(struct cfwd_req *r, const char *reply, size_t len);
 
 static struct cfwd_req *
-cfwd_req_new(struct session *s, const char *cmd, size_t len, unsigned hslot)
+cfwd_req_alloc(struct proxy *px, uint64_t client_id, int proto, const char *cmd, size_t len,
+               unsigned hslot)
 {
     struct cfwd_req *r = bw_malloc(sizeof(*r) + len);
     memset(r, 0, sizeof(*r));
-    r->px = s->px;
-    r->client_id = s->id;
-    r->proto = s->proto;
+    r->px = px;
+    r->client_id = client_id;
+    r->proto = proto;
     r->hslot = hslot;
     r->len = len;
     memcpy(r->cmd, cmd, len);
     return r;
+}
+
+static struct cfwd_req *
+cfwd_req_new(struct session *s, const char *cmd, size_t len, unsigned hslot)
+{
+    return cfwd_req_alloc(s->px, s->id, s->proto, cmd, len, hslot);
 }
 
 /* The final reply of r (len bytes at the head of reply, or err): to its client. */
@@ -144,19 +152,16 @@ cfwd_is_error(const char *p, size_t len, const char *w)
     return len > n + 1 && p[0] == '-' && memcmp(p + 1, w, n) == 0;
 }
 
-static void
-cfwd_reply_cb(void *privdata, struct evbuffer *reply, size_t len, const char *err)
+/*
+ * The error reply p (n bytes) of r: a MOVED or ASK is followed (r resent),
+ * a TRYAGAIN retried later; true when r was taken so.
+ */
+static bool
+cfwd_redirect(struct cfwd_req *r, const char *p, size_t n)
 {
-    struct cfwd_req *r = privdata;
-    char head[8];
-    if (reply == NULL || r->tries >= CFWD_MAX_TRIES ||
-        evbuffer_copyout(reply, head, BW_MIN(len, sizeof(head))) < 4 || head[0] != '-') {
-        cfwd_complete(r, reply, len, err);
-        return;
-    }
-    size_t n = BW_MIN(len, (size_t)600);
-    const char *p = (const char *)evbuffer_pullup(reply, (ev_ssize_t)n);
     struct cluster_redirect rd;
+    if (r->tries >= CFWD_MAX_TRIES)
+        return false;
     if ((cfwd_is_error(p, n, "MOVED") || cfwd_is_error(p, n, "ASK")) &&
         cluster_parse_redirect(p, n, &rd) == BW_OK) {
         r->tries++;
@@ -165,17 +170,61 @@ cfwd_reply_cb(void *privdata, struct evbuffer *reply, size_t len, const char *er
         const char *host = rd.host[0] != '\0' ? rd.host : r->px->cfg.upstream_host;
         cfwd_send(r, rd.ask ? router_pool_at(r->px, host, rd.port) : router_pool(r->px, rd.slot),
                   rd.ask);
-        return;
+        return true;
     }
     if (cfwd_is_error(p, n, "TRYAGAIN")) {
         r->tries++;
         struct timeval tv = {0, CFWD_TRYAGAIN_MS * 1000};
         BW_ASSERT(event_base_once(r->px->base, -1, EV_TIMEOUT, cfwd_retry_cb, r, &tv) == 0);
-        return;
+        return true;
     }
     if (cfwd_is_error(p, n, "CLUSTERDOWN"))
         router_refresh_soon(r->px);
+    return false;
+}
+
+static void
+cfwd_reply_cb(void *privdata, struct evbuffer *reply, size_t len, const char *err)
+{
+    struct cfwd_req *r = privdata;
+    char head[8];
+    if (reply != NULL && evbuffer_copyout(reply, head, BW_MIN(len, sizeof(head))) >= 4 &&
+        head[0] == '-') {
+        size_t n = BW_MIN(len, (size_t)600);
+        if (cfwd_redirect(r, (const char *)evbuffer_pullup(reply, (ev_ssize_t)n), n))
+            return;
+    }
     cfwd_complete(r, reply, len, err);
+}
+
+bool
+cfwd_batch_redirect(struct proxy *px, const char *key, size_t len, struct slot **waiters,
+                    size_t n, const char *reply, size_t rlen)
+{
+    size_t m = BW_MIN(rlen, (size_t)600);
+    if (!cfwd_is_error(reply, m, "MOVED") && !cfwd_is_error(reply, m, "ASK") &&
+        !cfwd_is_error(reply, m, "TRYAGAIN"))
+        return false;
+    struct evbuffer *b = evbuffer_new();
+    enc_array_len(b, 2);
+    enc_bulk(b, "GET", 3);
+    enc_bulk(b, key, len);
+    size_t clen = evbuffer_get_length(b);
+    const char *cmd = (const char *)evbuffer_pullup(b, -1);
+    for (size_t i = 0; i < n; i++) { /* each waiter's GET follows the redirect */
+        const struct session *s = waiters[i]->q != NULL ? waiters[i]->q->owner : NULL;
+        if (waiters[i]->q == NULL && waiters[i]->fn == NULL) {
+            slot_free(waiters[i]); /* orphaned: its client is gone */
+            continue;
+        }
+        struct cfwd_req *r = cfwd_req_alloc(px, s != NULL ? s->id : 0, s != NULL ? s->proto : 2,
+                                            cmd, clen, cluster_keyslot(key, len));
+        r->slot = waiters[i];
+        if (!cfwd_redirect(r, reply, m))
+            cfwd_complete(r, NULL, 0, "-ERR cluster redirect loop\r\n");
+    }
+    evbuffer_free(b);
+    return true;
 }
 
 /* Send r on pool (after ASKING when asked to). */
@@ -500,6 +549,8 @@ void
 cfwd_request(struct session *s, const struct cmd_info *ci, const struct resp_request *req,
              const char *cmd, size_t len)
 {
+    if (s->batch != NULL) /* its batched GETs first: nothing it sends later overtakes them */
+        batch_before_forward(s->batch, s);
     const char *sargv[CFWD_STACK_ARGS];
     size_t slen[CFWD_STACK_ARGS];
     int sidx[CFWD_STACK_ARGS];

@@ -27,9 +27,12 @@
 #ifndef BW_CFWD_H
 #define BW_CFWD_H
 
+#include <stdbool.h>
 #include <stddef.h>
 
 struct cmd_info;
+struct proxy;
+struct slot;
 struct cmd_table;
 struct resp_request;
 struct session;
@@ -59,5 +62,13 @@ struct upstream_pool *cfwd_key_pool(struct session *s, const struct cmd_info *ci
 
 /* Forward req of s to the master of hash slot hslot (CLUSTER COUNTKEYSINSLOT …). */
 void cfwd_to_slot(struct session *s, const struct resp_request *req, unsigned hslot);
+
+/*
+ * px->on_batch_redirect: a batched GET of key was answered with MOVED, ASK
+ * or TRYAGAIN (reply, rlen bytes): each waiter's GET follows it as a
+ * forwarded request would. True when taken (the waiters are cfwd's now).
+ */
+bool cfwd_batch_redirect(struct proxy *px, const char *key, size_t len, struct slot **waiters,
+                         size_t n, const char *reply, size_t rlen);
 
 #endif

@@ -19,6 +19,7 @@
 #include "config/config.h"
 #include "proxy/batch.h"
 #include "proxy/client.h"
+#include "proxy/cfwd.h"
 #include "proxy/ctrack.h"
 #include "proxy/gate.h"
 #include "proxy/router.h"
@@ -345,6 +346,7 @@ main_init_loop(struct proxy *px)
     TAILQ_INIT(&px->reaped);
     px->next_client_id = 1;
     px->on_batch_nil = gate_batch_nil; /* the gate counts the nils the batcher reads */
+    px->on_batch_redirect = cfwd_batch_redirect; /* a cluster's MOVED/ASK to a batched GET */
     snprintf(px->upstream_version, sizeof(px->upstream_version), "7.0.0");
     px->databases = px->cfg.upstream_databases > 0 ? px->cfg.upstream_databases : 16;
     stats_init(&px->stats);

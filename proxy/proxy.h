@@ -28,6 +28,7 @@ struct client;
 struct metrics;
 struct session;
 struct router;
+struct slot;
 
 TAILQ_HEAD(session_list, session);
 
@@ -81,6 +82,11 @@ struct proxy {
     struct jitter_rng jitter_rng;  /* TTL jitter draws of this worker */
     void (*on_batch_nil)(struct proxy *px); /* a batched GET read nil (main wires the
                                       gate's stale-filter count), or NULL */
+    bool (*on_batch_redirect)(struct proxy *px, const char *key, size_t len,
+                              struct slot **waiters, size_t n, const char *reply,
+                              size_t rlen); /* a batched GET's error reply (len bytes): true
+                                      when it was a cluster redirect and the hook took
+                                      the waiters (main wires cfwd's), or NULL */
 };
 
 #endif

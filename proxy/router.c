@@ -8,6 +8,7 @@
 
 #include <event2/buffer.h>
 
+#include "proxy/batch.h"
 #include "proxy/cluster.h"
 #include "proxy/log.h"
 #include "proxy/proxy.h"
@@ -22,6 +23,8 @@ struct router_node {
     struct upstream_pool *pool;      /* owned; the seed's is px->pool (borrowed) */
     struct watch *watch;             /* its keyspace watch and Bloom filter (owned; the
                                         seed's is px->watch, borrowed) */
+    struct batch **batches;          /* GET batchers per shared connection (owned, made on
+                                        first use): RESP2 ones, then RESP3 ones */
 };
 
 struct router {
@@ -57,6 +60,7 @@ router_node_at(struct proxy *px, const char *host, int port)
         r->nodes = bw_realloc(r->nodes, r->cap * sizeof(*r->nodes));
     }
     struct router_node *n = &r->nodes[r->nnodes];
+    memset(n, 0, sizeof(*n));
     snprintf(n->host, sizeof(n->host), "%s", host);
     n->port = port;
     bool seed = port == px->cfg.upstream_port && strcmp(host, px->cfg.upstream_host) == 0;
@@ -233,6 +237,25 @@ router_refresh_soon(struct proxy *px)
         px->router->refresh_due = true;
 }
 
+struct batch *
+router_batch(struct proxy *px, unsigned slot, uint64_t client_id, int proto)
+{
+    struct router *r = px->router;
+    int i = r != NULL ? r->slot_node[slot & (CLUSTER_SLOTS - 1)] : -1;
+    if (i < 0)
+        return NULL;
+    struct router_node *n = &r->nodes[i];
+    int nc = BW_MAX(px->cfg.upstream_connections, 1);
+    if (n->batches == NULL)
+        n->batches = bw_calloc(2 * (size_t)nc, sizeof(*n->batches));
+    size_t k = (proto == 3 ? (size_t)nc : 0) + (size_t)(client_id % (uint64_t)nc);
+    if (n->batches[k] == NULL) {
+        n->batches[k] = batch_new(px, upstream_pick(n->pool, client_id, proto), 0);
+        batch_set_pipeline_only(n->batches[k]);
+    }
+    return n->batches[k];
+}
+
 size_t
 router_watches(struct proxy *px, struct watch **out, size_t max)
 {
@@ -297,6 +320,12 @@ router_free(struct proxy *px)
     struct router *r = px->router;
     if (r == NULL)
         return;
+    int nb = 2 * BW_MAX(px->cfg.upstream_connections, 1);
+    for (size_t i = 0; i < r->nnodes; i++) {
+        for (int j = 0; r->nodes[i].batches != NULL && j < nb; j++)
+            batch_free(r->nodes[i].batches[j]); /* what waits is sent */
+        bw_free(r->nodes[i].batches);
+    }
     for (size_t i = 0; i < r->nnodes; i++) {
         if (r->nodes[i].pool != px->pool)
             upstream_pool_free(r->nodes[i].pool);

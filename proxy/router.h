@@ -20,6 +20,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
+struct batch;
 struct cluster_redirect;
 struct proxy;
 struct router;
@@ -67,6 +68,14 @@ struct watch *router_watch(struct proxy *px, unsigned slot);
  * that exists on another master.
  */
 size_t router_watches(struct proxy *px, struct watch **out, size_t max);
+
+/*
+ * The GET batcher of the master of slot for a client with this id speaking
+ * proto (the one on the connection its other requests to that master use;
+ * pipelined GETs only: an MGET must stay in one slot); NULL for an
+ * unassigned slot.
+ */
+struct batch *router_batch(struct proxy *px, unsigned slot, uint64_t client_id, int proto);
 
 /* A MOVED was received: its slot now belongs to its target (until the next read). */
 void router_moved(struct proxy *px, const struct cluster_redirect *r);

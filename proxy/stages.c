@@ -11,6 +11,7 @@
 
 #include "proxy/batch.h"
 #include "proxy/cfwd.h"
+#include "proxy/cluster.h"
 #include "proxy/cmdstats.h"
 #include "proxy/command.h"
 #include "proxy/ctrack.h"
@@ -218,12 +219,30 @@ stage_hot(struct stage_req *r)
     return hotkey_get(r->s->ks->hotkey, r->s, key->ptr, key->len) ? STAGE_DONE : STAGE_NEXT;
 }
 
+/* In front of a Redis Cluster: GETs coalesce per master (pipelined GETs). */
+static enum stage_rc
+stage_batch_cluster(struct stage_req *r)
+{
+    struct session *s = r->s;
+    const struct resp_arg *key = &r->req->argv[1];
+    if (!(r->ci->rules & CMD_RULE_GET) || s->px->cfg.batch_max_keys <= 0)
+        return STAGE_NEXT;
+    struct batch *b = router_batch(s->px, cluster_keyslot(key->ptr, key->len), s->id, s->proto);
+    if (b == NULL)
+        return STAGE_NEXT;
+    if (s->batch != b && s->batch != NULL) /* its GETs elsewhere go first: one batcher */
+        batch_before_forward(s->batch, s);
+    s->batch = b;
+    batch_get(b, s, key->ptr, key->len);
+    return STAGE_DONE;
+}
+
 static enum stage_rc
 stage_batch(struct stage_req *r)
 {
     struct session *s = r->s;
-    if (router_active(s->px)) /* batchers are per connection of one node */
-        return STAGE_NEXT;
+    if (router_active(s->px))
+        return stage_batch_cluster(r);
     if ((r->ci->rules & CMD_RULE_MGET) && stage_batches_mget(s)) {
         batch_mget(s->batch, s, r->req, r->mget_rest != NULL ? r->mget_rest->present : NULL);
         return STAGE_DONE;

@@ -136,6 +136,15 @@ for i in range(300): # written straight on their master, read at once through bu
 check("keys written directly on any master read back at once (no gate false negative)",
       wrong == 0, wrong)
 
+import subprocess
+bw.set("hot:key", "v")
+before = calls()
+subprocess.run(["redis-benchmark", "-p", str(BW), "-c", "50", "-P", "16", "-n", "40000", "-q",
+                "GET", "hot:key"], check=True, capture_output=True)
+saved = calls() - before
+check("concurrent GETs of one key coalesced per master (40,000 client GETs)",
+      saved < 20000, saved)
+
 # ---- Redis Cluster's own errors -----------------------------------------------
 a, b = "key:1", "key:2"
 assert direct.keyslot(a) != direct.keyslot(b)
