@@ -113,25 +113,47 @@ router_slots_cb(void *privdata, struct evbuffer *reply, size_t len, const char *
                  CLUSTER_SLOTS);
 }
 
-/* Send CLUSTER SLOTS to the master of slot 0 (or the seed). */
+/* CLUSTER SLOTS on pool (only when one of its connections is up: up_only). */
+static bool
+router_ask_slots(struct proxy *px, struct upstream_pool *pool, bool up_only)
+{
+    const char *err;
+    if (pool == NULL || (up_only && !upstream_pool_is_up(pool)))
+        return false;
+    return upstream_send(upstream_pick(pool, 0, 2), router_cmd_slots,
+                         sizeof(router_cmd_slots) - 1, router_slots_cb, px, &err) == BW_OK;
+}
+
+/*
+ * Send CLUSTER SLOTS to a node that can answer: the master of slot 0, the
+ * seed, then any other node connected to (a node up first); when none takes
+ * it, the map's nodes not connected yet (replicas) are connected to and the
+ * next cron asks them. A dead node is never the only one asked: after a
+ * failover of the seed or of slot 0's master, the map comes from a survivor.
+ */
 static void
 router_refresh(struct proxy *px)
 {
     struct router *r = px->router;
-    const char *err;
-    struct upstream_pool *pool = router_pool(px, 0);
     if (r->refreshing)
         return;
-    r->refresh_due = false;
-    if (upstream_send(upstream_pick(pool, 0, 2), router_cmd_slots, sizeof(router_cmd_slots) - 1,
-                      router_slots_cb, px, &err) != BW_OK &&
-        (pool = px->pool) != NULL &&
-        upstream_send(upstream_pick(pool, 0, 2), router_cmd_slots,
-                      sizeof(router_cmd_slots) - 1, router_slots_cb, px, &err) != BW_OK) {
-        r->refresh_due = true; /* both down: the cron tries again */
-        return;
-    }
     r->refreshing = true;
+    r->refresh_due = false;
+    for (int pass = 0; pass < 2; pass++) {
+        bool up_only = pass == 0;
+        if (router_ask_slots(px, router_pool(px, 0), up_only) ||
+            router_ask_slots(px, px->pool, up_only))
+            return;
+        for (size_t i = 0; i < r->nnodes; i++)
+            if (router_ask_slots(px, r->nodes[i].pool, up_only))
+                return;
+    }
+    r->refreshing = false;
+    r->refresh_due = true; /* every node known is down: the cron tries again */
+    for (size_t i = 0; i < cluster_map_node_count(r->map); i++) {
+        const struct cluster_node *n = cluster_map_node(r->map, i);
+        (void)router_node_at(px, n->host, n->port); /* connects when new */
+    }
 }
 
 /* The probe's answer: a cluster node (an array) or not (an error). */

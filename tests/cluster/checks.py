@@ -257,5 +257,29 @@ check("INFO counts the MOVED", stats.get("cluster_moved", 0) >= 1, stats)
 bw.flushall()
 check("FLUSHALL empties every master",
       sum(redis.Redis(port=m.port).dbsize() for m in masters) == 0)
+
+# ---- the upstream node (master of slot 0) killed: its replica takes over ----------
+# Bulwark must read the new map from a surviving node (it used to ask only the
+# master of slot 0 and the upstream node: the dead one, forever).
+import os
+import signal
+seed = redis.Redis(port=NODES[0])
+check("the upstream node is a master", seed.execute_command("ROLE")[0] == b"master")
+fkeys = [k for k in (f"fo:{i}" for i in range(300))
+         if direct.get_node_from_key(k).port == NODES[0]][:20]
+for k in fkeys:
+    bw.set(k, k)
+time.sleep(0.5)  # replicated
+os.kill(int(seed.info("server")["process_id"]), signal.SIGKILL)
+t0, served = time.time(), False
+while not served and time.time() - t0 < 30:
+    try:
+        served = bw.set(fkeys[0], "after") and bw.get(fkeys[0]) == b"after"
+    except redis.ResponseError:
+        time.sleep(0.1)
+check("the upstream node killed: its slots served again through bulwark (%.1f s)"
+      % (time.time() - t0), served)
+check("  … with the values written before", [bw.get(k) for k in fkeys[1:]] ==
+      [k.encode() for k in fkeys[1:]])
 print("%d failed" % len(failures))
 sys.exit(1 if failures else 0)
