@@ -312,9 +312,12 @@ router_cron(struct proxy *px, uint64_t now_ms)
     struct router *r = px->router;
     if (r == NULL)
         return;
-    for (size_t i = 0; i < r->nnodes; i++)
-        if (r->nodes[i].watch != px->watch) /* (main's cron runs the seed's) */
+    for (size_t i = 0; i < r->nnodes; i++) { /* (main's cron runs the seed's) */
+        if (r->nodes[i].watch != px->watch)
             watch_cron(r->nodes[i].watch, now_ms);
+        if (r->nodes[i].pool != px->pool)
+            upstream_pool_cron(r->nodes[i].pool, now_ms);
+    }
     if (r->refresh_due || now_ms - r->last_refresh_ms >= px->cfg.cluster_refresh_interval_ms)
         router_refresh(px);
 }

@@ -258,6 +258,31 @@ bw.flushall()
 check("FLUSHALL empties every master",
       sum(redis.Redis(port=m.port).dbsize() for m in masters) == 0)
 
+# ---- a master that stops answering: upstream-timeout on every node ---------------
+# (CLIENT PAUSE: the node's cluster bus still runs, so no failover)
+other = [m for m in masters if m.port != NODES[0]][0]
+okey = next(k for k in (f"pause:{i}" for i in range(1000))
+            if direct.get_node_from_key(k).port == other.port)
+bw.set(okey, "x")
+redis.Redis(port=other.port).execute_command("CLIENT", "PAUSE", 6500, "ALL")
+t0 = time.time()
+try:
+    got = redis.Redis(port=BW, socket_timeout=20).get(okey)
+except redis.ResponseError as e:
+    got = e
+took = time.time() - t0
+check("a paused master (not the upstream node): upstream-timeout answers (%.1f s)" % took,
+      isinstance(got, redis.ResponseError) and "timed out" in str(got) and took < 6.2, (got, took))
+time.sleep(max(0, 7 - took))
+for _ in range(50):
+    try:
+        if bw.get(okey) == b"x":
+            break
+    except redis.ResponseError:
+        pass
+    time.sleep(0.1)
+check("  … served again once it answers", bw.get(okey) == b"x")
+
 # ---- the upstream node (master of slot 0) killed: its replica takes over ----------
 # Bulwark must read the new map from a surviving node (it used to ask only the
 # master of slot 0 and the upstream node: the dead one, forever).
