@@ -83,6 +83,8 @@ struct cfwd_req {
     int proto;                   /* the client's RESP version: the connection's */
     unsigned hslot;              /* the hash slot it is routed by */
     int tries;                   /* redirects and retries so far */
+    struct upstream_pool *at;    /* the node it was last sent to (borrowed) */
+    struct upstream_pool *mover; /* the node that last answered MOVED, or NULL */
     size_t len;                  /* bytes in cmd */
     char cmd[];                  /* the request (owned) */
 };
@@ -168,8 +170,18 @@ cfwd_redirect(struct cfwd_req *r, const char *p, size_t n)
         if (!rd.ask)
             router_moved(r->px, &rd);
         const char *host = rd.host[0] != '\0' ? rd.host : r->px->cfg.upstream_host;
-        cfwd_send(r, rd.ask ? router_pool_at(r->px, host, rd.port) : router_pool(r->px, rd.slot),
-                  rd.ask);
+        struct upstream_pool *to = router_pool_at(r->px, host, rd.port);
+        bool asking = rd.ask;
+        if (!rd.ask) {
+            /* MOVED back to a node that sent it away: the slot is changing
+             * hands, the old owner gave it up and the new one still imports
+             * it (redis-cli --cluster reshard sets the owner node by node,
+             * the old owner first). ASKING makes the importing node serve
+             * it; a node not importing the slot ignores it. */
+            asking = to == r->mover;
+            r->mover = r->at;
+        }
+        cfwd_send(r, to, asking);
         return true;
     }
     if (cfwd_is_error(p, n, "TRYAGAIN")) {
@@ -234,6 +246,7 @@ cfwd_send(struct cfwd_req *r, struct upstream_pool *pool, bool asking)
     static const char cmd_asking[] = "*1\r\n$6\r\nASKING\r\n";
     const char *err;
     struct upstream_conn *u = upstream_pick(pool, r->client_id, r->proto);
+    r->at = pool;
     if (asking)
         (void)upstream_send(u, cmd_asking, sizeof(cmd_asking) - 1, cfwd_discard_cb, NULL, &err);
     if (upstream_send(u, r->cmd, r->len, cfwd_reply_cb, r, &err) != BW_OK) {

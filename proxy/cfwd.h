@@ -2,9 +2,11 @@
  * cfwd: the forward stage in front of a Redis Cluster (router.h). A request
  * goes to the master of its keys' hash slot; MOVED is followed (the map
  * learns the slot's new owner), ASK is followed with ASKING on the target
- * without changing the map, TRYAGAIN is retried after 100 ms — at most five
- * redirects or retries, then the client gets the last reply. Keys in more
- * than one slot:
+ * without changing the map, a MOVED back to a node that already sent the
+ * request away is followed with ASKING (a slot changing hands: its old owner
+ * gave it up, the new one still imports it), TRYAGAIN is retried after
+ * 100 ms — at most five redirects or retries, then the client gets the last
+ * reply. Keys in more than one slot:
  *
  *   MGET                         split per slot, the values merged in key order
  *   DEL UNLINK EXISTS TOUCH      split per slot, the counts summed

@@ -258,6 +258,30 @@ bw.flushall()
 check("FLUSHALL empties every master",
       sum(redis.Redis(port=m.port).dbsize() for m in masters) == 0)
 
+# ---- a slot changing hands: MOVED back and forth -------------------------------
+# redis-cli --cluster reshard gives the slot to its new owner node by node, the
+# old owner first: for a moment the old owner answers MOVED to the new one and
+# the new one, still importing, MOVED back. Bulwark asks the node that sent it
+# away with ASKING instead of bouncing until its five tries are used.
+key = "pingpong:key"
+slot = direct.keyslot(key)
+src = direct.get_node_from_key(key)
+dst = [m for m in masters if m.port != src.port][0]
+src_r, dst_r = redis.Redis(port=src.port), redis.Redis(port=dst.port)
+src_id = src_r.execute_command("CLUSTER", "MYID").decode()
+dst_id = dst_r.execute_command("CLUSTER", "MYID").decode()
+bw.set(key, "v1")
+dst_r.execute_command("CLUSTER", "SETSLOT", slot, "IMPORTING", src_id)
+src_r.execute_command("CLUSTER", "SETSLOT", slot, "MIGRATING", dst_id)
+src_r.execute_command("MIGRATE", "127.0.0.1", dst.port, "", 0, 5000, "KEYS", key)
+src_r.execute_command("CLUSTER", "SETSLOT", slot, "NODE", dst_id)
+check("MOVED back and forth (old owner done, new one importing): served",
+      raw(BW, ["GET", key], ["SET", key, "v2"]) == b"$2\r\nv1\r\n+OK\r\n",
+      raw(BW, ["GET", key]))
+for m in masters:
+    redis.Redis(port=m.port).execute_command("CLUSTER", "SETSLOT", slot, "NODE", dst_id)
+check("  … the write is on the new owner", dst_r.get(key) == b"v2")
+
 # ---- a master that stops answering: upstream-timeout on every node ---------------
 # (CLIENT PAUSE: the node's cluster bus still runs, so no failover)
 other = [m for m in masters if m.port != NODES[0]][0]
