@@ -32,6 +32,10 @@ struct router {
     struct router_node *nodes;       /* every node connected so far (owned array) */
     size_t nnodes, cap;
     int16_t slot_node[CLUSTER_SLOTS]; /* slot -> index in nodes of its master, -1 none */
+    int *masters;                    /* indexes in nodes of the masters slot_node names, in
+                                        slot order, each once (owned): router_masters() and
+                                        router_watches() run per request (the gate) */
+    size_t nmasters;
     bool refreshing;                 /* a CLUSTER SLOTS is in flight */
     bool refresh_due;                /* read the map again at the next cron */
     uint64_t last_refresh_ms;        /* when the map was last read, monotonic ms */
@@ -72,6 +76,23 @@ router_node_at(struct proxy *px, const char *host, int port)
     return (int)r->nnodes++;
 }
 
+/* masters from slot_node (after every change of slot_node). */
+static void
+router_list_masters(struct router *r)
+{
+    bool *seen = bw_calloc(r->nnodes + 1, sizeof(*seen));
+    r->masters = bw_realloc(r->masters, (r->nnodes + 1) * sizeof(*r->masters));
+    r->nmasters = 0;
+    for (unsigned s = 0; s < CLUSTER_SLOTS; s++) {
+        int i = r->slot_node[s];
+        if (i < 0 || seen[i])
+            continue;
+        seen[i] = true;
+        r->masters[r->nmasters++] = i;
+    }
+    bw_free(seen);
+}
+
 /* slot_node from the map: the master of each slot, connected. */
 static void
 router_index(struct proxy *px)
@@ -82,6 +103,7 @@ router_index(struct proxy *px)
         const struct cluster_node *n = i >= 0 ? cluster_map_node(r->map, (size_t)i) : NULL;
         r->slot_node[s] = n != NULL ? (int16_t)router_node_at(px, n->host, n->port) : -1;
     }
+    router_list_masters(r);
 }
 
 /* A CLUSTER SLOTS reply: the new map, or (first time) standalone. */
@@ -216,27 +238,14 @@ size_t
 router_masters(struct proxy *px, struct upstream_pool **out, size_t max)
 {
     struct router *r = px->router;
-    size_t n = 0;
     if (r == NULL || r->nnodes == 0) {
         if (max > 0)
             out[0] = px->pool;
         return 1;
     }
-    for (unsigned s = 0; s < CLUSTER_SLOTS; s++) {
-        int i = r->slot_node[s];
-        if (i < 0 || (s > 0 && r->slot_node[s - 1] == i))
-            continue;
-        struct upstream_pool *p = r->nodes[i].pool;
-        bool dup = false;
-        for (size_t j = 0; j < n && j < max; j++)
-            dup = dup || out[j] == p;
-        if (dup)
-            continue;
-        if (n < max)
-            out[n] = p;
-        n++;
-    }
-    return n;
+    for (size_t j = 0; j < r->nmasters && j < max; j++)
+        out[j] = r->nodes[r->masters[j]].pool;
+    return r->nmasters;
 }
 
 void
@@ -247,8 +256,13 @@ router_moved(struct proxy *px, const struct cluster_redirect *rd)
         return;
     r->moved++;
     const char *host = rd->host[0] != '\0' ? rd->host : px->cfg.upstream_host;
-    if (cluster_map_move_slot(r->map, rd->slot, host, rd->port) == BW_OK)
-        r->slot_node[rd->slot] = (int16_t)router_node_at(px, host, rd->port);
+    if (cluster_map_move_slot(r->map, rd->slot, host, rd->port) == BW_OK) {
+        int i = router_node_at(px, host, rd->port);
+        if (r->slot_node[rd->slot] != i) {
+            r->slot_node[rd->slot] = (int16_t)i;
+            router_list_masters(r);
+        }
+    }
     r->refresh_due = true;
 }
 
@@ -282,18 +296,11 @@ size_t
 router_watches(struct proxy *px, struct watch **out, size_t max)
 {
     struct router *r = px->router;
-    bool seen[4096] = {false};
-    size_t n = 0;
-    for (unsigned s = 0; r != NULL && s < CLUSTER_SLOTS; s++) {
-        int i = r->slot_node[s];
-        if (i < 0 || i >= 4096 || seen[i])
-            continue;
-        seen[i] = true;
-        if (n < max)
-            out[n] = r->nodes[i].watch;
-        n++;
-    }
-    return n;
+    if (r == NULL)
+        return 0;
+    for (size_t j = 0; j < r->nmasters && j < max; j++)
+        out[j] = r->nodes[r->masters[j]].watch;
+    return r->nmasters;
 }
 
 struct watch *
@@ -358,6 +365,7 @@ router_free(struct proxy *px)
             watch_free(r->nodes[i].watch);
     }
     bw_free(r->nodes);
+    bw_free(r->masters);
     cluster_map_free(r->map);
     bw_free(r);
     px->router = NULL;
