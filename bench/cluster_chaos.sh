@@ -23,18 +23,22 @@
 # after the window (bulwark's own delay to follow the new map is "lag").
 #
 # Usage: bench/cluster_chaos.sh [scenario …]   (default: all four)
-# Environment: BULWARK_BIN=./bulwark WARM_S=3 AFTER_S=6 LOAD_S=10
+# Environment: BULWARK_BIN=./bulwark BULWARK_ARGS= (more options) WARM_S=3 AFTER_S=6 LOAD_S=10
 #   RESHARD_SLOTS=1000 RB_N=200000 (requests per redis-benchmark test)
+#   PREFILL=1000000 (SETs of key:… through bulwark before the load: ~630,000
+#   keys, ~39,000 in the resharded slots)
 #   CHECK_THREADS=6 CHECK_KEYS=2000 (keys per checker thread)
 #   WINDOW_SLACK_S=1 KEEP=1 (keep the work directory: logs, raw results)
 set -uo pipefail
 cd "$(dirname "$0")/.."
 BIN=${BULWARK_BIN:-./bulwark}
+BULWARK_ARGS=${BULWARK_ARGS:-}
 WARM_S=${WARM_S:-3}
 AFTER_S=${AFTER_S:-6}
 LOAD_S=${LOAD_S:-10}
 RESHARD_SLOTS=${RESHARD_SLOTS:-1000}
 RB_N=${RB_N:-200000}
+PREFILL=${PREFILL:-1000000}
 CHECK_THREADS=${CHECK_THREADS:-6}
 CHECK_KEYS=${CHECK_KEYS:-2000}
 WINDOW_SLACK_S=${WINDOW_SLACK_S:-1}
@@ -105,7 +109,8 @@ run_scenario() {
     cluster_start "$d" >&2 || { echo "$name: no cluster" >&2; return 1; }
     seed=$CLUSTER_SEED
     bp=$(free_port)
-    "$BIN" --port "$bp" --upstream "127.0.0.1:$seed" --logfile "$d/bulwark.log" &
+    # shellcheck disable=SC2086
+    "$BIN" --port "$bp" --upstream "127.0.0.1:$seed" --logfile "$d/bulwark.log" $BULWARK_ARGS &
     bw=$!
     pids+=("$bw")
     wait_port "$bp" "$d/bulwark.log" || return 1
@@ -113,6 +118,9 @@ run_scenario() {
         redis-cli -p "$bp" info upstream | grep -q 'cluster_slots_served:16384' && break
         sleep 0.05
     done
+    if [ "$PREFILL" -gt 0 ]; then # keys for the resharding to move (and the gate to know)
+        redis-benchmark -p "$bp" -c 50 -P 64 -t set -r 1000000 -n "$PREFILL" -q >/dev/null 2>&1
+    fi
     /usr/bin/python3 bench/cluster_check.py "$bp" "$d/stop" "$CHECK_THREADS" "$CHECK_KEYS" \
         >"$d/check.json" 2>"$d/check.err" &
     local ck=$!

@@ -10,11 +10,12 @@ key once more (the final sweep) and prints one JSON object.
 Each thread owns its keys (RUN:t:i, spread over every slot), so it always
 knows what a read must return: the value of its last acknowledged SET, or —
 after a SET that failed (the write may or may not have happened) — that value
-or the one before. Half the threads send one request at a time; the other half
+or the one before. A third of the threads send one request at a time; a third
 send pipelines of 24 mixed requests (a SET followed by GETs of the same key
-inside one pipeline must see it: order across redirections). Ops: SET, GET of
-an owned key, GET of a key nobody writes (must be nil), MGET of 4 owned keys
-(split per slot by bulwark).
+inside one pipeline must see it: order across redirections); a third send a
+SET and, without waiting for its reply, a GET of the same key in a second
+write (the GET must see the SET). Ops: SET, GET of an owned key, GET of a key
+nobody writes (must be nil), MGET of 4 owned keys (split per slot by bulwark).
 
 Counted:
   wrong      a value other than an acceptable one (not ours, or not the last)
@@ -28,6 +29,7 @@ Counted:
 import json
 import os
 import random
+import socket
 import sys
 import threading
 import time
@@ -60,7 +62,8 @@ def note_error(text, when):
         res["last_error"] = when
         b = int(when * 10)  # errors per 100 ms, for the window checks
         res["err_hist"][b] = res["err_hist"].get(b, 0) + 1
-        kind = " ".join(text.split()[:3])[:60]
+        words = text.replace("ResponseError: ERR ", "ResponseError: ").split()
+        kind = " ".join(words[:3])[:60]
         res["error_kinds"][kind] = res["error_kinds"].get(kind, 0) + 1
         if len(res["error_samples"]) < 20:
             res["error_samples"].append([round(when, 3), text[:200]])
@@ -178,6 +181,67 @@ def worker(t, pipelined):
             check(keys, op, rep, now)
 
 
+def resp_read(f):
+    """One reply from the buffered socket f: bytes, None, str (status), or an Exception."""
+    line = f.readline()
+    if not line:
+        raise ConnectionError("connection closed")
+    t, rest = line[:1], line[1:-2]
+    if t == b"+":
+        return rest.decode()
+    if t == b"-":
+        return redis.ResponseError(rest.decode())
+    if t == b"$":
+        n = int(rest)
+        return None if n < 0 else f.read(n + 2)[:-2].decode()
+    raise ConnectionError("unexpected reply %r" % line[:40])
+
+
+def resp_cmd(*args):
+    out = b"*%d\r\n" % len(args)
+    for a in args:
+        a = a.encode()
+        out += b"$%d\r\n%s\r\n" % (len(a), a)
+    return out
+
+
+def split_worker(t):
+    """SET, then GET of the same key written separately without waiting for the
+    SET's reply (a pipelining client whose requests reach bulwark in two
+    reads): the GET must see the SET, across redirections and map changes."""
+    rng = random.Random(t * 7919 + 1)
+    keys = Keys(t)
+    state["keys"][t] = keys
+    s = f = None
+    while not os.path.exists(STOPFILE):
+        if s is None:
+            try:
+                s = socket.create_connection(("127.0.0.1", PORT), timeout=10)
+                s.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+                f = s.makefile("rb")
+            except OSError as e:
+                note_error("ConnectionError: %s" % e, time.time())
+                s = None
+                time.sleep(0.01)
+                continue
+        i = rng.randrange(KEYS)
+        v = keys.value(i)
+        ops = [("set", i, v), ("get", i, None)]
+        try:
+            s.sendall(resp_cmd("SET", keys.names[i], v))
+            if rng.random() < 0.5:
+                time.sleep(0.0002)
+            s.sendall(resp_cmd("GET", keys.names[i]))
+            replies = [resp_read(f), resp_read(f)]
+        except (OSError, ConnectionError) as e:
+            replies = [e, e]
+            s.close()
+            s = None
+        now = time.time()
+        for op, rep in zip(ops, replies):
+            check(keys, op, rep, now)
+
+
 def sweep(keys):
     """Every key once more, after the load: all served, all as last written."""
     r = redis.Redis(port=PORT, socket_timeout=10)
@@ -197,7 +261,8 @@ def sweep(keys):
 
 state = {"keys": {}}
 start = time.time()
-threads = [threading.Thread(target=worker, args=(t, t % 2 == 1)) for t in range(THREADS)]
+threads = [threading.Thread(target=worker, args=(t, t % 3 == 1)) if t % 3 != 2 else
+           threading.Thread(target=split_worker, args=(t,)) for t in range(THREADS)]
 for th in threads:
     th.start()
 for th in threads:
