@@ -29,7 +29,7 @@ cleanup() {
 }
 trap cleanup EXIT INT TERM
 cluster_start "$dir" >/dev/null
-masters=$(for p in $CLUSTER_PORTS; do redis-cli -p "$p" role | head -1 | grep -q master && echo "$p"; done)
+masters=$(for p in $CLUSTER_PORTS; do redis-cli -p "$p" role | head -1 | grep -q master && echo "$p"; done; true)
 rp=$(free_port); bc=$(free_port); bs=$(free_port)
 redis-server --port "$rp" --bind 127.0.0.1 --save '' --appendonly no --dir "$dir" \
     --logfile "$dir/redis.log" & pids+=($!)
@@ -78,16 +78,19 @@ cpu() {
     done
     echo "$t"
 }
-# load PORT [--cluster] KIND: KIND absent (90% absent keys) or hot (one key)
+# load PORT [--cluster] KIND: KIND absent (99% absent keys) or hot (one key: direct, the
+# master that owns it, as a cluster-aware client would send it there)
+redis-cli -c -p "$CLUSTER_SEED" set hotkey v >/dev/null
+owner=$(for p in $masters; do [ "$(redis-cli -p "$p" get hotkey 2>/dev/null)" = v ] && echo "$p"; done; true)
 load() {
     if [ "$3" = absent ]; then
-        redis-benchmark -p "$1" $2 -t get -n "$N" -r 10000000 -c "$C" -P 16 -q >/dev/null 2>&1
+        redis-benchmark -p "$1" $2 -t get -n "$N" -r 10000000 -c "$C" -P 16 -q >/dev/null 2>&1 || true
     else
-        redis-benchmark -p "$1" $2 -n "$N" -c "$C" -P 16 -q GET hotkey >/dev/null 2>&1
+        local port=$1
+        [ "$1" = "$CLUSTER_SEED" ] && port=$owner
+        redis-benchmark -p "$port" -n "$N" -c "$C" -P 16 -q GET hotkey >/dev/null 2>&1 || true
     fi
 }
-redis-benchmark -p "$CLUSTER_SEED" --cluster -n 1 -q SET hotkey v >/dev/null 2>&1 || true
-redis-cli -c -p "$CLUSTER_SEED" set hotkey v >/dev/null
 echo
 echo "| load ($N GETs, -c $C -P 16) | cluster CPU direct, s | cluster CPU through bulwark, s | saved |"
 echo "| --- | ---: | ---: | ---: |"
