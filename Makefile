@@ -48,7 +48,7 @@ DAEMON_SRCS := proxy/util.c proxy/log.c config/config.c config/syntax.c \
 # One cmocka binary per module, linked only with that module's objects (and
 # util), so the link line enforces the dependency rules of STYLE.md.
 UNIT_TESTS := resp reply config command bloom jitter batch slots encode hotcache cmdstats loadgen \
-              tracking cluster
+              tracking cluster stages
 UNIT_reply   := proxy/reply.c proxy/util.c
 UNIT_resp    := proxy/resp.c proxy/util.c
 UNIT_config  := config/config.c config/syntax.c
@@ -70,6 +70,13 @@ UNIT_LIBS_encode = $(shell pkg-config --libs libevent)
 UNIT_batch   := proxy/batch.c proxy/slots.c proxy/stats.c proxy/cmdstats.c proxy/command.c \
                 proxy/reply.c proxy/util.c
 UNIT_LIBS_batch = $(shell pkg-config --libs libevent)
+# stages: the stage table with real sessions, reply slots, command table and parser;
+# every feature module it calls (gate, hotkey, batch, local, forward, pinstage,
+# writes, ctrack, cfwd, router, pinned, tracking) is a fake inside the test.
+UNIT_stages  := proxy/stages.c proxy/session.c proxy/slots.c proxy/encode.c proxy/command.c \
+                proxy/resp.c proxy/cmdstats.c proxy/stats.c proxy/cluster.c proxy/reply.c \
+                proxy/util.c
+UNIT_LIBS_stages = $(shell pkg-config --libs libevent)
 # loadgen: its histogram, report and options; no libevent, no hiredis.
 UNIT_loadgen := bench/lg_stats.c bench/lg_opts.c
 
