@@ -64,6 +64,8 @@ stage_bulwark(struct stage_req *r)
         return STAGE_NEXT;
     if (!r->s->authenticated)
         session_reply_error(r->s, "NOAUTH Authentication required.");
+    else if (session_is_denied(r->s->px, a->ptr, a->len))
+        session_reply_denied(r->s, r->req);
     else
         local_bulwark(r->s, r->req);
     return STAGE_DONE;
@@ -149,7 +151,9 @@ stage_admission(struct stage_req *r)
     cmdstats_command(&s->px->cmdstats, r->ci);
     stage_set_last_cmd(s, r->ci != NULL ? r->ci->fullname : "NULL");
     if (r->ci == NULL) {
-        if (r->forward_unknown)
+        if (r->forward_unknown && session_is_denied(s->px, req->argv[0].ptr, req->argv[0].len))
+            session_reply_denied(s, req); /* unknown to the built-in table, denied all the same */
+        else if (r->forward_unknown)
             fwd_request(s, req, NULL, NULL);
         return STAGE_DONE;
     }

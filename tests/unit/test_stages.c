@@ -823,6 +823,22 @@ test_deny_commands_except_config(void **state)
     run("CONFIG SET deny-commands x");
     assert_string_equal(trace_buf, "writes_note:config|set:shared local_dispatch:config|set");
     assert_string_equal(output(), "+LOCAL\r\n");
+
+    /* denied although the built-in table does not know it (COMMAND not learned) */
+    char *deny2[] = {(char *)"foo", (char *)"bulwark"};
+    px.cfg.deny_commands = deny2;
+    px.cmds_learned = false;
+    output_clear();
+    trace_clear();
+    run("FOO a");
+    assert_string_equal(output(), "-ERR command 'FOO' is disabled in bulwark (deny-commands)\r\n");
+    assert_int_equal(nforwards, 0);
+    output_clear();
+    run("BULWARK HOTKEYS"); /* bulwark's own command can be denied too */
+    assert_string_equal(output(),
+                        "-ERR command 'BULWARK' is disabled in bulwark (deny-commands)\r\n");
+    assert_string_equal(trace_buf, "");
+    px.cmds_learned = true;
     px.cfg.deny_commands = NULL;
     px.cfg.deny_commands_count = 0;
 }
