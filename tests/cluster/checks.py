@@ -181,6 +181,20 @@ check("a transaction over two masters: CROSSSLOT, then EXECABORT",
 check("  … nothing applied", direct.get(ka) is None and direct.get(kb) is None)
 check("MULTI then EXEC at once: Redis's empty transaction",
       raw(BW, ["MULTI"], ["EXEC"]) == b"+OK\r\n*0\r\n")
+steps = []  # a client that waits for each reply (redis-cli, Redis's own test client)
+s = socket.create_connection(("127.0.0.1", BW))
+s.settimeout(2)
+for c in (["MULTI"], ["SET", kb, "2"], ["INCR", kb], ["EXEC"]):
+    s.sendall(b"*%d\r\n" % len(c) + b"".join(b"$%d\r\n%s\r\n" % (len(a), a.encode()) for a in c))
+    try:
+        steps.append(s.recv(100))
+    except socket.timeout:
+        steps.append(b"(no reply)")
+        break
+s.close()
+check("MULTI answered before the transaction's first command is sent",
+      steps == [b"+OK\r\n", b"+QUEUED\r\n", b"+QUEUED\r\n", b"*2\r\n+OK\r\n:3\r\n"], steps)
+check("  … applied on the master of its keys", direct.get(kb) == b"3")
 import threading
 got = []
 t = threading.Thread(target=lambda: got.append(redis.Redis(port=BW).blpop("{q}list", 5)))
