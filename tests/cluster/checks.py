@@ -214,6 +214,49 @@ for _ in range(50):
         break
 check("SUBSCRIBE/PUBLISH through bulwark", msg is not None and msg.get("data") == b"hello", msg)
 
+# ---- node-wide commands reach every master (Redis's test suite in cluster mode) ----
+slot0_port = direct.nodes_manager.get_node_from_slot(0).port
+far = next("{far%d}" % i for i in range(100)  # a key of another master than slot 0's
+           if direct.get_node_from_key("{far%d}" % i).port != slot0_port)
+bw.config_set("hash-max-listpack-entries", 7)
+got = [redis.Redis(port=m.port).config_get("hash-max-listpack-entries") for m in masters]
+check("CONFIG SET reaches every master",
+      all(g == {"hash-max-listpack-entries": "7"} for g in got), got)
+bw.config_set("hash-max-listpack-entries", 128)
+for i in range(30):
+    bw.get(f"key:{i}")  # keyspace hits on every master
+bw.config_resetstat()
+hits = [redis.Redis(port=m.port).info("stats")["keyspace_hits"] for m in masters]
+check("CONFIG RESETSTAT reaches every master", hits == [0] * len(masters), hits)
+blocked = []
+t = threading.Thread(target=lambda: blocked.append(redis.Redis(port=BW).blpop(far + "list", 5)))
+t.start()
+n = 0
+for _ in range(50):
+    n = bw.info("clients")["blocked_clients"]
+    if n:
+        break
+    time.sleep(0.05)
+check("INFO blocked_clients counts a client blocked on another master than slot 0's", n == 1, n)
+bw.lpush(far + "list", "x")
+t.join()
+ks = bw.info("keyspace").get("db0", {}).get("keys", 0)
+total = sum(redis.Redis(port=m.port).dbsize() for m in masters)
+check("INFO keyspace: the keys of every master", ks == total, (ks, total))
+bw.config_set("deny-commands", "SHUTDOWN")  # DEBUG allowed (the nodes allow it: run.sh)
+bw.set(far, "v")
+obj = raw(BW, ["DEBUG", "OBJECT", far])
+check("DEBUG OBJECT of a key on another master than slot 0's", obj.startswith(b"+Value at:"), obj)
+bw.execute_command("DEBUG", "SET-ACTIVE-EXPIRE", 0)
+for i in range(30):
+    bw.set(f"exp:{i}", 1, px=1)
+time.sleep(0.3)  # active expiry would have taken them by now (10 cycles a second)
+left = sum(redis.Redis(port=m.port).info("keyspace").get("db0", {}).get("expires", 0)
+           for m in masters)
+check("DEBUG SET-ACTIVE-EXPIRE 0 reaches every master", left == 30, left)
+bw.execute_command("DEBUG", "SET-ACTIVE-EXPIRE", 1)
+bw.config_set("deny-commands", "SHUTDOWN DEBUG")
+
 # ---- MOVED and ASK: a slot moved from one master to another ----------------------
 key = "moving:key"
 bw.set(key, "here")
