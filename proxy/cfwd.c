@@ -777,6 +777,14 @@ cfwd_send_filtered(struct session *s, const char *cmd, size_t len, enum cfwd_to 
     cfwd_send(r, router_pool(s->px, 0), false);
 }
 
+void
+cfwd_send_at(struct session *s, struct upstream_pool *pool, const char *cmd, size_t len)
+{
+    struct cfwd_req *r = cfwd_req_new(s, cmd, len, 0);
+    r->slot = slot_new(&s->q, SLOT_PLAIN);
+    cfwd_send(r, pool, false);
+}
+
 struct upstream_pool *
 cfwd_key_pool(struct session *s, const struct cmd_info *ci, const struct resp_request *req)
 {

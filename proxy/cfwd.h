@@ -82,6 +82,9 @@ enum cfwd_to {
 void cfwd_send_filtered(struct session *s, const char *cmd, size_t len, enum cfwd_to to,
                         slot_filter_fn *filter, void *data);
 
+/* Send cmd (len bytes of RESP multibulk) of s to the node of pool (CLIENT UNBLOCK). */
+void cfwd_send_at(struct session *s, struct upstream_pool *pool, const char *cmd, size_t len);
+
 /* Forward req of s to the master of hash slot hslot (CLUSTER COUNTKEYSINSLOT …). */
 void cfwd_to_slot(struct session *s, const struct resp_request *req, unsigned hslot);
 

@@ -240,6 +240,20 @@ for _ in range(50):
 check("INFO blocked_clients counts a client blocked on another master than slot 0's", n == 1, n)
 bw.lpush(far + "list", "x")
 t.join()
+blocked = []
+cb = redis.Redis(port=BW)
+cid = cb.client_id()
+t = threading.Thread(target=lambda: blocked.append(cb.blpop(far + "list", 5)))
+t.start()
+unblocked = 0
+for _ in range(50):
+    unblocked = bw.client_unblock(cid)
+    if unblocked:
+        break
+    time.sleep(0.05)
+t.join()
+check("CLIENT UNBLOCK of a client blocked on another master than slot 0's",
+      unblocked == 1 and blocked == [None], (unblocked, blocked))
 ks = bw.info("keyspace").get("db0", {}).get("keys", 0)
 total = sum(redis.Redis(port=m.port).dbsize() for m in masters)
 check("INFO keyspace: the keys of every master", ks == total, (ks, total))
