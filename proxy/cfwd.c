@@ -14,6 +14,7 @@
 #include "proxy/cluster.h"
 #include "proxy/command.h"
 #include "proxy/encode.h"
+#include "proxy/forward.h"
 #include "proxy/proxy.h"
 #include "proxy/reply.h"
 #include "proxy/resp.h"
@@ -33,6 +34,8 @@ enum cfwd_kind {
     CFWD_FIRST,      /* every master, the first one's reply */
     CFWD_RANDOM,     /* a random master */
     CFWD_SCAN,       /* master by master */
+    CFWD_INFO,       /* every master, INFO texts merged (cfwd_info_merge) */
+    CFWD_DEBUG,      /* by its subcommand (cfwd_debug) */
 };
 
 static const struct {
@@ -45,7 +48,8 @@ static const struct {
     {"keys", CFWD_KEYS},          {"randomkey", CFWD_RANDOM}, {"scan", CFWD_SCAN},
     {"script|load", CFWD_FIRST},  {"script|exists", CFWD_FIRST}, {"script|flush", CFWD_ALLOK},
     {"function|load", CFWD_FIRST}, {"function|delete", CFWD_FIRST},
-    {"function|flush", CFWD_ALLOK},
+    {"function|flush", CFWD_ALLOK}, {"config|resetstat", CFWD_ALLOK},
+    {"config|rewrite", CFWD_ALLOK}, {"debug", CFWD_DEBUG},
 };
 
 #define CFWD_MAX_TRIES 5        /* redirects and retries of one request */
@@ -117,6 +121,11 @@ cfwd_req_new(struct session *s, const char *cmd, size_t len, unsigned hslot)
 static void
 cfwd_complete(struct cfwd_req *r, struct evbuffer *reply, size_t len, const char *err)
 {
+    if (r->parent == NULL && r->slot->filter != NULL) { /* INFO, CONFIG GET …: rewritten */
+        fwd_slot_reply(r->slot, reply, len, err);
+        bw_free(r);
+        return;
+    }
     if (reply == NULL)
         r->px->stats.upstream_errors++;
     if (r->parent != NULL) {
@@ -274,6 +283,29 @@ struct cfwd_parent {
     size_t *vlens;
     int scan_master;             /* CFWD_SCAN: the master's place */
     int scan_masters;            /* CFWD_SCAN: masters */
+    int nparts;                  /* parts sent */
+    char **texts;                /* CFWD_INFO: per part, its INFO text (owned) or NULL */
+    size_t *tlens;
+};
+
+/* INFO fields that count per node: the merged INFO shows their sum over the masters. */
+static const char *const cfwd_info_sums[] = {
+    "connected_clients", "blocked_clients", "tracking_clients", "clients_in_timeout_table",
+    "used_memory", "rdb_changes_since_last_save", "total_connections_received",
+    "total_commands_processed", "instantaneous_ops_per_sec", "total_net_input_bytes",
+    "total_net_output_bytes", "rejected_connections", "expired_keys",
+    "expired_time_cap_reached_count", "evicted_keys", "evicted_clients", "keyspace_hits",
+    "keyspace_misses", "total_forks", "total_error_replies", "total_reads_processed",
+    "total_writes_processed",
+};
+
+#define CFWD_INFO_DBS 16
+
+/* One "dbN:keys=…,expires=…,avg_ttl=…" line summed over the masters. */
+struct cfwd_info_db {
+    long long keys, expires;
+    double ttl_weight; /* sum of avg_ttl × expires */
+    bool seen;
 };
 
 /* Encode one element of a part's array (a bulk, or nil) into out. */
@@ -294,6 +326,13 @@ cfwd_part_merge(struct cfwd_parent *p, int part, const char *reply, size_t len)
         p->sum += n->integer;
     } else if (p->kind == CFWD_FIRST && part == 0) {
         evbuffer_add(p->acc, reply, len);
+    } else if (p->kind == CFWD_INFO && n != NULL && (n->type == '$' || n->type == '=') &&
+               !n->nil) {
+        size_t skip = n->type == '=' && n->len >= 4 ? 4 : 0; /* RESP3's "txt:" */
+        p->texts[part] = bw_malloc(n->len - skip + 1);
+        memcpy(p->texts[part], n->str + skip, n->len - skip);
+        p->texts[part][n->len - skip] = '\0';
+        p->tlens[part] = n->len - skip;
     } else if (p->kind == CFWD_KEYS && n != NULL && n->type == '*' && !n->nil) {
         for (size_t i = 0; i < n->nelems; i++)
             cfwd_encode_elem(p->acc, &n->elems[i], p->proto);
@@ -310,6 +349,116 @@ cfwd_part_merge(struct cfwd_parent *p, int part, const char *reply, size_t len)
         }
     }
     reply_node_free(n);
+}
+
+/* The line at p (up to end) ends before *next; its length without "\r\n". */
+static size_t
+cfwd_line(const char *p, const char *end, const char **next)
+{
+    const char *nl = memchr(p, '\n', (size_t)(end - p));
+    *next = nl != NULL ? nl + 1 : end;
+    size_t n = (size_t)(*next - p);
+    while (n > 0 && (p[n - 1] == '\n' || p[n - 1] == '\r'))
+        n--;
+    return n;
+}
+
+/* The integer of field name ("name:value" line) in the INFO text t (len bytes). */
+static bool
+cfwd_info_value(const char *t, size_t len, const char *name, long long *v)
+{
+    size_t nl = strlen(name);
+    const char *next;
+    for (const char *q = t, *end = t + len; q < end; q = next) {
+        size_t n = cfwd_line(q, end, &next);
+        if (n > nl + 1 && n - nl - 1 < 24 && memcmp(q, name, nl) == 0 && q[nl] == ':') {
+            char digits[24], *e;
+            memcpy(digits, q + nl + 1, n - nl - 1);
+            digits[n - nl - 1] = '\0';
+            *v = strtoll(digits, &e, 10);
+            return *e == '\0';
+        }
+    }
+    return false;
+}
+
+/* The "# Keyspace" lines of every master's text, summed per database. */
+static void
+cfwd_info_keyspace(const struct cfwd_parent *p, struct evbuffer *out)
+{
+    struct cfwd_info_db db[CFWD_INFO_DBS];
+    memset(db, 0, sizeof(db));
+    for (int i = 0; i < p->nparts; i++) {
+        bool in = false;
+        const char *next;
+        for (const char *q = p->texts[i], *end = q + p->tlens[i]; q != NULL && q < end;
+             q = next) {
+            size_t n = cfwd_line(q, end, &next);
+            int d;
+            long long keys, expires, ttl;
+            if (n > 0 && q[0] == '#')
+                in = n >= 10 && memcmp(q, "# Keyspace", 10) == 0;
+            else if (in && sscanf(q, "db%d:keys=%lld,expires=%lld,avg_ttl=%lld", &d, &keys,
+                                  &expires, &ttl) == 4 && d >= 0 && d < CFWD_INFO_DBS) {
+                db[d].seen = true;
+                db[d].keys += keys;
+                db[d].expires += expires;
+                db[d].ttl_weight += (double)ttl * (double)expires;
+            }
+        }
+    }
+    for (int d = 0; d < CFWD_INFO_DBS; d++)
+        if (db[d].seen)
+            evbuffer_add_printf(out, "db%d:keys=%lld,expires=%lld,avg_ttl=%lld\r\n", d,
+                                db[d].keys, db[d].expires,
+                                db[d].expires > 0
+                                    ? (long long)(db[d].ttl_weight / (double)db[d].expires)
+                                    : 0);
+}
+
+/* A field of cfwd_info_sums: its line with the sum over the masters' texts. */
+static bool
+cfwd_info_sum(const struct cfwd_parent *p, const char *line, size_t n, struct evbuffer *out)
+{
+    const char *colon = memchr(line, ':', n);
+    long long v, sum = 0;
+    if (colon == NULL)
+        return false;
+    for (size_t i = 0; i < BW_ARRAY_LEN(cfwd_info_sums); i++) {
+        const char *name = cfwd_info_sums[i];
+        if (strlen(name) != (size_t)(colon - line) || memcmp(line, name, strlen(name)) != 0)
+            continue;
+        for (int j = 0; j < p->nparts; j++)
+            if (p->texts[j] != NULL && cfwd_info_value(p->texts[j], p->tlens[j], name, &v))
+                sum += v;
+        evbuffer_add_printf(out, "%s:%lld\r\n", name, sum);
+        return true;
+    }
+    return false;
+}
+
+/*
+ * One INFO text for the cluster: the first master's (slot 0's), with the
+ * fields that count per node (cfwd_info_sums) summed over the masters and
+ * "# Keyspace" summed per database (avg_ttl weighted by expires).
+ */
+static void
+cfwd_info_merge(const struct cfwd_parent *p, struct evbuffer *out)
+{
+    const char *t = p->texts[0], *next;
+    bool keyspace = false;
+    for (const char *q = t, *end = t + p->tlens[0]; t != NULL && q < end; q = next) {
+        size_t n = cfwd_line(q, end, &next);
+        if (n > 0 && q[0] == '#') {
+            keyspace = n >= 10 && memcmp(q, "# Keyspace", 10) == 0;
+            evbuffer_add(out, q, (size_t)(next - q));
+            if (keyspace)
+                cfwd_info_keyspace(p, out);
+        } else if (!(keyspace && n > 2 && memcmp(q, "db", 2) == 0) &&
+                   !cfwd_info_sum(p, q, n, out)) {
+            evbuffer_add(out, q, (size_t)(next - q));
+        }
+    }
 }
 
 /* Every part is in: the client's reply. */
@@ -336,10 +485,23 @@ cfwd_parent_finish(struct cfwd_parent *p)
             else
                 enc_nil(out, p->proto);
         }
+    } else if (p->kind == CFWD_INFO) {
+        struct evbuffer *text = evbuffer_new();
+        cfwd_info_merge(p, text);
+        size_t tl = evbuffer_get_length(text);
+        enc_bulk(out, (const char *)evbuffer_pullup(text, -1), tl);
+        evbuffer_free(text);
     }
     size_t len = evbuffer_get_length(out);
-    slot_finish(p->slot, (const char *)evbuffer_pullup(out, -1), len);
+    if (p->slot->filter != NULL) /* INFO, CONFIG SET: rewritten */
+        fwd_slot_reply(p->slot, out, len, NULL);
+    else
+        slot_finish(p->slot, (const char *)evbuffer_pullup(out, -1), len);
     evbuffer_free(out);
+    for (int i = 0; p->texts != NULL && i < p->nparts; i++)
+        bw_free(p->texts[i]);
+    bw_free(p->texts);
+    bw_free(p->tlens);
     for (int k = 0; p->vals != NULL && k < p->nkeys; k++)
         bw_free(p->vals[k]);
     for (int i = 0; p->part_keys != NULL && p->part_keys[i] != NULL; i++)
@@ -376,8 +538,13 @@ cfwd_parent_new(struct session *s, enum cfwd_kind kind, int parts)
     p->kind = kind;
     p->proto = s->proto;
     p->remaining = parts;
+    p->nparts = parts;
     if (kind == CFWD_KEYS || kind == CFWD_FIRST)
         p->acc = evbuffer_new();
+    if (kind == CFWD_INFO) {
+        p->texts = bw_calloc((size_t)parts, sizeof(*p->texts));
+        p->tlens = bw_calloc((size_t)parts, sizeof(*p->tlens));
+    }
     return p;
 }
 
@@ -392,13 +559,16 @@ cfwd_send_part(struct session *s, struct cfwd_parent *p, int part, const char *c
     cfwd_send(r, pool, false);
 }
 
-/* The same request to every master; the replies merged by kind. */
+/* The same request to every master; the replies merged by kind, then through filter. */
 static void
-cfwd_every_master(struct session *s, enum cfwd_kind kind, const char *cmd, size_t len)
+cfwd_every_master(struct session *s, enum cfwd_kind kind, const char *cmd, size_t len,
+                  slot_filter_fn *filter, void *data)
 {
     struct upstream_pool *pools[64];
     size_t n = BW_MIN(router_masters(s->px, pools, BW_ARRAY_LEN(pools)), BW_ARRAY_LEN(pools));
     struct cfwd_parent *p = cfwd_parent_new(s, kind, (int)n);
+    p->slot->filter = filter;
+    p->slot->filter_data = data;
     for (size_t i = 0; i < n; i++)
         cfwd_send_part(s, p, (int)i, cmd, len, 0, pools[i]);
 }
@@ -537,6 +707,37 @@ cfwd_scan(struct session *s, const struct resp_request *req)
 
 #define CFWD_STACK_ARGS 64
 
+/* DEBUG subcommands that name a key (at argv[2]): the key's master. */
+static const char *const cfwd_debug_keyed[] = {
+    "object", "sdslen", "listpack", "quicklist", "htstats-key", "digest-value",
+};
+
+/* DEBUG subcommands that set or do something node-wide: every master. */
+static const char *const cfwd_debug_every[] = {
+    "reload", "loadaof", "sleep", "set-active-expire", "quicklist-packed-threshold",
+    "set-skip-checksum-validation", "aof-flush-sleep", "set-disable-deny-scripts",
+    "pause-cron", "replybuffer", "change-repl-id", "config-rewrite-force-all",
+};
+
+/* DEBUG: where its subcommand works (above); anything else to the master of slot 0. */
+static void
+cfwd_debug(struct session *s, const struct resp_request *req, const char *cmd, size_t len)
+{
+    unsigned hslot = 0;
+    for (size_t i = 0; req->argc >= 3 && i < BW_ARRAY_LEN(cfwd_debug_keyed); i++)
+        if (resp_arg_is(&req->argv[1], cfwd_debug_keyed[i]))
+            hslot = cluster_keyslot(req->argv[2].ptr, req->argv[2].len);
+    for (size_t i = 0; i < BW_ARRAY_LEN(cfwd_debug_every); i++) {
+        if (resp_arg_is(&req->argv[1], cfwd_debug_every[i])) {
+            cfwd_every_master(s, CFWD_ALLOK, cmd, len, NULL, NULL);
+            return;
+        }
+    }
+    struct cfwd_req *r = cfwd_req_new(s, cmd, len, hslot);
+    r->slot = slot_new(&s->q, SLOT_PLAIN);
+    cfwd_send(r, router_pool(s->px, hslot), false);
+}
+
 /* Keyless: one master, or several (fanout kinds). */
 static void
 cfwd_keyless(struct session *s, const struct cmd_info *ci, const struct resp_request *req,
@@ -545,9 +746,11 @@ cfwd_keyless(struct session *s, const struct cmd_info *ci, const struct resp_req
     enum cfwd_kind kind = (enum cfwd_kind)ci->fanout;
     if (kind == CFWD_SCAN) {
         cfwd_scan(s, req);
+    } else if (kind == CFWD_DEBUG) {
+        cfwd_debug(s, req, cmd, len);
     } else if (kind == CFWD_SUM || kind == CFWD_ALLOK || kind == CFWD_KEYS ||
                kind == CFWD_FIRST) {
-        cfwd_every_master(s, kind, cmd, len);
+        cfwd_every_master(s, kind, cmd, len, NULL, NULL);
     } else {
         struct upstream_pool *pools[64];
         size_t n = BW_MIN(router_masters(s->px, pools, 64), (size_t)64);
@@ -620,6 +823,30 @@ cfwd_to_slot(struct session *s, const struct resp_request *req, unsigned hslot)
     r->slot = slot_new(&s->q, SLOT_PLAIN);
     cfwd_send(r, router_pool(s->px, hslot), false);
     evbuffer_free(b);
+}
+
+void
+cfwd_send_filtered(struct session *s, const char *cmd, size_t len, enum cfwd_to to,
+                   slot_filter_fn *filter, void *data)
+{
+    if (to != CFWD_TO_ONE) {
+        cfwd_every_master(s, to == CFWD_TO_ALL_OK ? CFWD_ALLOK : CFWD_INFO, cmd, len, filter,
+                          data);
+        return;
+    }
+    struct cfwd_req *r = cfwd_req_new(s, cmd, len, 0);
+    r->slot = slot_new(&s->q, SLOT_PLAIN);
+    r->slot->filter = filter;
+    r->slot->filter_data = data;
+    cfwd_send(r, router_pool(s->px, 0), false);
+}
+
+void
+cfwd_send_at(struct session *s, struct upstream_pool *pool, const char *cmd, size_t len)
+{
+    struct cfwd_req *r = cfwd_req_new(s, cmd, len, 0);
+    r->slot = slot_new(&s->q, SLOT_PLAIN);
+    cfwd_send(r, pool, false);
 }
 
 struct upstream_pool *

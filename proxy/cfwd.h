@@ -23,6 +23,14 @@
  *   RANDOMKEY                    a random master
  *   SCAN                         master by master: the cursor carries the master's
  *                                place (cursor = redis cursor × 4096 + master)
+ *   CONFIG SET/RESETSTAT/REWRITE every master, +OK when every one says so
+ *   INFO                         every master: slot 0's master's text, with the
+ *                                fields that count per node (blocked_clients,
+ *                                expired_keys, total_forks …) and # Keyspace summed
+ *   DEBUG OBJECT … key           the key's master (OBJECT SDSLEN LISTPACK QUICKLIST
+ *                                HTSTATS-KEY DIGEST-VALUE, by their first key)
+ *   DEBUG SET-ACTIVE-EXPIRE …    every master, +OK when every one says so (the
+ *                                node-wide settings, SLEEP, RELOAD, LOADAOF)
  *
  * Any part's error is the whole reply (the first one).
  */
@@ -31,6 +39,8 @@
 
 #include <stdbool.h>
 #include <stddef.h>
+
+#include "proxy/slots.h"
 
 struct cmd_info;
 struct proxy;
@@ -61,6 +71,24 @@ struct upstream_pool *cfwd_pool_for(struct session *s, const struct cmd_info *ci
 /* The pool of the master of req's first key; NULL when it names none. */
 struct upstream_pool *cfwd_key_pool(struct session *s, const struct cmd_info *ci,
                                     const struct resp_request *req);
+
+/* Where cfwd_send_filtered() sends a keyless request. */
+enum cfwd_to {
+    CFWD_TO_ONE,      /* the master of slot 0 (CONFIG GET) */
+    CFWD_TO_ALL_OK,   /* every master: +OK when every one says so, else the first error */
+    CFWD_TO_ALL_INFO, /* every master: one INFO text (above) */
+};
+
+/*
+ * A keyless request bulwark forwards for itself (cmd/len: RESP multibulk),
+ * its reply (merged, for the every-master kinds) through filter as
+ * fwd_send() does.
+ */
+void cfwd_send_filtered(struct session *s, const char *cmd, size_t len, enum cfwd_to to,
+                        slot_filter_fn *filter, void *data);
+
+/* Send cmd (len bytes of RESP multibulk) of s to the node of pool (CLIENT UNBLOCK). */
+void cfwd_send_at(struct session *s, struct upstream_pool *pool, const char *cmd, size_t len);
 
 /* Forward req of s to the master of hash slot hslot (CLUSTER COUNTKEYSINSLOT …). */
 void cfwd_to_slot(struct session *s, const struct resp_request *req, unsigned hslot);

@@ -16,11 +16,9 @@
 #include "proxy/upstream.h"
 #include "proxy/util.h"
 
-/* Upstream reply (or failure) for the slot in privdata. */
-static void
-fwd_reply_cb(void *privdata, struct evbuffer *reply, size_t len, const char *err)
+void
+fwd_slot_reply(struct slot *s, struct evbuffer *reply, size_t len, const char *err)
 {
-    struct slot *s = privdata;
     struct slotq *q = s->q;
     if (q == NULL) { /* orphaned: the client is gone (filter and hook told) */
         slot_free(s);
@@ -43,6 +41,13 @@ fwd_reply_cb(void *privdata, struct evbuffer *reply, size_t len, const char *err
     if (reply == NULL)
         owner->px->stats.upstream_errors++;
     slot_ready(s); /* a write's invalidations follow its reply (ctrack's hook) */
+}
+
+/* Upstream reply (or failure) for the slot in privdata. */
+static void
+fwd_reply_cb(void *privdata, struct evbuffer *reply, size_t len, const char *err)
+{
+    fwd_slot_reply(privdata, reply, len, err);
 }
 
 void

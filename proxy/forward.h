@@ -28,6 +28,14 @@ void fwd_send(struct session *s, const char *cmd, size_t len, slot_filter_fn *fi
 void fwd_request(struct session *s, const struct resp_request *req, slot_filter_fn *filter,
                  void *data);
 
+/*
+ * Complete s (a slot of fwd_send's making: its filter, if any, set) with an
+ * upstream reply (len bytes at the head of reply; what it leaves there is the
+ * caller's to drain) or a failure
+ * (reply NULL, err): through its filter, or as is; an orphaned s is freed.
+ */
+void fwd_slot_reply(struct slot *s, struct evbuffer *reply, size_t len, const char *err);
+
 /* req as RESP multibulk, appended to out. */
 void fwd_encode(const struct resp_request *req, struct evbuffer *out);
 

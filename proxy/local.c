@@ -286,6 +286,38 @@ local_cluster_noop(struct session *s, const struct resp_request *req)
     return true;
 }
 
+/* ---- requests bulwark forwards for itself ------------------------------------- */
+
+/*
+ * cmd (len bytes of RESP multibulk) through filter: to the upstream, or in
+ * front of a Redis Cluster where `to` says (cfwd.h).
+ */
+static void
+local_send(struct session *s, const char *cmd, size_t len, enum cfwd_to to,
+           slot_filter_fn *filter, void *data)
+{
+    if (router_active(s->px))
+        cfwd_send_filtered(s, cmd, len, to, filter, data);
+    else
+        fwd_send(s, cmd, len, filter, data);
+}
+
+/* local_send() of req (an inline request encoded as multibulk). */
+static void
+local_send_req(struct session *s, const struct resp_request *req, enum cfwd_to to,
+               slot_filter_fn *filter, void *data)
+{
+    if (req->raw != NULL) {
+        local_send(s, req->raw, req->raw_len, to, filter, data);
+        return;
+    }
+    struct evbuffer *b = evbuffer_new();
+    fwd_encode(req, b);
+    size_t len = evbuffer_get_length(b);
+    local_send(s, (const char *)evbuffer_pullup(b, -1), len, to, filter, data);
+    evbuffer_free(b);
+}
+
 /* ---- INFO ------------------------------------------------------------------- */
 
 /* bulwark's own INFO sections wanted by a request. */
@@ -517,7 +549,7 @@ local_info(struct session *s, const struct resp_request *req)
     struct local_info_want *w = bw_malloc(sizeof(*w));
     local_info_parse(req, w);
     if (w->redis) {
-        fwd_request(s, req, local_info_filter, w);
+        local_send_req(s, req, CFWD_TO_ALL_INFO, local_info_filter, w);
         return true;
     }
     struct evbuffer *text = evbuffer_new();
@@ -648,7 +680,7 @@ local_config_get(struct session *s, const struct resp_request *req)
             upstream = true;
     }
     if (upstream && !local_config_denied(px)) {
-        fwd_request(s, req, local_config_get_filter, g);
+        local_send_req(s, req, CFWD_TO_ONE, local_config_get_filter, g);
         return true;
     }
     local_config_get_finish(s, g, session_reply_target(s));
@@ -799,7 +831,8 @@ local_config_set(struct session *s, const struct resp_request *req)
         local_add_bulk(cmd, req->argv[1].ptr, req->argv[1].len);
         evbuffer_add_buffer(cmd, fwd);
         size_t n = evbuffer_get_length(cmd);
-        fwd_send(s, (const char *)evbuffer_pullup(cmd, -1), n, local_config_set_filter, own);
+        local_send(s, (const char *)evbuffer_pullup(cmd, -1), n, CFWD_TO_ALL_OK,
+                   local_config_set_filter, own);
         evbuffer_free(cmd);
     }
     evbuffer_free(fwd);

@@ -6,6 +6,7 @@
 
 #include <event2/buffer.h>
 
+#include "proxy/cfwd.h"
 #include "proxy/encode.h"
 #include "proxy/forward.h"
 #include "proxy/pinned.h"
@@ -211,7 +212,11 @@ local_client_unblock(struct session *s, const struct resp_request *req)
                 ? snprintf(cmd, sizeof(cmd), "*4\r\n$6\r\nCLIENT\r\n$7\r\nUNBLOCK\r\n$%d\r\n%s\r\n$%zu\r\n%.*s\r\n",
                            nl, num, req->argv[3].len, (int)req->argv[3].len, req->argv[3].ptr)
                 : snprintf(cmd, sizeof(cmd), "*3\r\n$6\r\nCLIENT\r\n$7\r\nUNBLOCK\r\n$%d\r\n%s\r\n", nl, num);
-    fwd_send(s, cmd, (size_t)n, NULL, NULL);
+    if (router_active(s->px)) /* in front of a cluster: on the node t is blocked on */
+        cfwd_send_at(s, t->pin_pool != NULL ? t->pin_pool : router_pool(s->px, 0), cmd,
+                     (size_t)n);
+    else
+        fwd_send(s, cmd, (size_t)n, NULL, NULL);
     return true;
 }
 

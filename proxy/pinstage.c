@@ -381,7 +381,10 @@ pinstage_refuse(struct session *s, const struct resp_request *req, const char *w
 static bool
 pinstage_deliver(struct session *s, struct evbuffer *reply, size_t len)
 {
-    if (!s->q.drop) /* over its output limit: dropped until closed on the next turn */
+    if (s->cl_multi_swallow) { /* a deferred MULTI's: the client had bulwark's +OK */
+        s->cl_multi_swallow = false;
+        evbuffer_drain(reply, len);
+    } else if (!s->q.drop) /* over its output limit: dropped until closed on the next turn */
         evbuffer_remove_buffer(reply, slot_output(s->pin_slot), len);
     if (s->hold == SESSION_HOLD_IDLE && pinned_idle(s->pin)) { /* the held request's turn */
         s->hold = SESSION_RUN;
@@ -415,6 +418,9 @@ pinstage_lost(struct session *s, const char *reason)
                 (unsigned long long)s->id, s->addr, reason);
     uint64_t due = pinned_outstanding(s->pin);
     bool stream = due == 0 && !pinned_idle(s->pin); /* pub/sub: no count to answer */
+    if (s->cl_multi_swallow && due > 0) /* the deferred MULTI's reply: already answered */
+        due--;
+    s->cl_multi_swallow = false;
     struct slot *ps = s->pin_slot;
     pinned_free(s->pin);
     s->pin = NULL;
@@ -546,9 +552,10 @@ pinstage_defer_multi(struct session *s, const struct resp_request *req)
     if (!router_active(s->px) || s->pin != NULL || req->argc != 1 ||
         !resp_arg_is(&req->argv[0], "multi"))
         return false;
-    /* its node is the one of the transaction's first command: MULTI waits
-     * for it, its reply's place kept */
-    s->cl_multi_slot = slot_new(&s->q, SLOT_PLAIN);
+    /* its node is the one of the transaction's first command: MULTI is
+     * sent with it; Redis's reply to MULTI outside a session is always +OK */
+    s->cl_multi = true;
+    session_reply_status(s, "OK");
     return true;
 }
 
@@ -558,13 +565,12 @@ pinstage_deferred_multi(struct session *s, const struct resp_request *req, struc
     static const char multi[] = "*1\r\n$5\r\nMULTI\r\n";
     struct resp_arg multi_arg = {"MULTI", 5};
     struct resp_request multi_req = {1, &multi_arg, multi, sizeof(multi) - 1, false};
-    struct slot *ms = s->cl_multi_slot;
     char err[512];
     *keep = NULL;
+    s->cl_multi = false;
     if (req->argc == 1 && (resp_arg_is(&req->argv[0], "exec") ||
                            resp_arg_is(&req->argv[0], "discard"))) {
-        s->cl_multi_slot = NULL; /* an empty transaction: Redis's own replies */
-        slot_finish(ms, "+OK\r\n", 5);
+        /* an empty transaction: Redis's own replies */
         session_reply_raw(s, resp_arg_is(&req->argv[0], "exec") ? "*0\r\n" : "+OK\r\n",
                           resp_arg_is(&req->argv[0], "exec") ? 4 : 5);
         return true;
@@ -572,15 +578,12 @@ pinstage_deferred_multi(struct session *s, const struct resp_request *req, struc
     const struct cmd_info *ci = cmd_lookup(s->px->cmds, req->argv[0].ptr, req->argv[0].len);
     s->pin_pool = cfwd_pool_for(s, ci, req);
     s->pin = pinned_start(s, &pinstage_ops, err, sizeof(err));
-    s->cl_multi_slot = NULL;
-    if (s->pin == NULL) { /* no connection: a refused MULTI, this request its first */
-        struct evbuffer *out = slot_output(ms);
-        enc_error(out, "%s", err);
-        slot_ready(ms);
+    if (s->pin == NULL) { /* no connection: every command fails, EXEC -EXECABORT */
         s->multi_refused = true;
         return pinstage_handle_refused(s, req);
     }
-    s->pin_slot = ms; /* MULTI's reply, then the session's, in its place */
+    s->pin_slot = slot_new(&s->q, SLOT_PLAIN);
+    s->cl_multi_swallow = true; /* the client has had its +OK */
     pinned_forward(s->pin, &multi_req, multi, sizeof(multi) - 1);
     if (s->pin == NULL)
         return true; /* the connection was lost at once: the client was told */

@@ -74,16 +74,18 @@ bool pinstage_must_queue(struct session *s, const struct resp_request *req);
 void pinstage_queue(struct session *s);
 
 /*
- * In front of a Redis Cluster, MULTI (of a client not in a session) waits for
- * the transaction's first command, whose keys name the node: true when req
- * was that MULTI (its reply's place is kept in s->cl_multi_slot).
+ * In front of a Redis Cluster, MULTI (of a client not in a session) is sent
+ * with the transaction's first command, whose keys name the node: true when
+ * req was that MULTI, answered +OK at once (s->cl_multi) as Redis always
+ * does outside a session — a client may wait for it before sending more.
  */
 bool pinstage_defer_multi(struct session *s, const struct resp_request *req);
 
 /*
  * The request after a deferred MULTI: EXEC or DISCARD of the empty
  * transaction are answered as Redis would; anything else starts the session
- * on the node of its keys (MULTI first) and is handled as pinstage_handle().
+ * on the node of its keys (MULTI first, its reply dropped) and is handled as
+ * pinstage_handle().
  */
 bool pinstage_deferred_multi(struct session *s, const struct resp_request *req,
                              struct pinned **keep);

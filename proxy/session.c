@@ -111,10 +111,6 @@ void
 session_deinit(struct session *s)
 {
     s->closed = true;
-    if (s->cl_multi_slot != NULL) { /* nobody completes it: freed with the ready ones */
-        s->cl_multi_slot->ready = true;
-        s->cl_multi_slot = NULL;
-    }
     slotq_orphan(&s->q);
     TAILQ_REMOVE(&s->px->sessions, s, link);
     session_index_remove(s->px, s);

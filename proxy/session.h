@@ -109,8 +109,10 @@ struct session {
     /* pinned session (pinned.c) */
     struct pinned *pin;            /* dedicated-connection session (owned), or NULL */
     struct slot *pin_slot;         /* the slot its replies stream into (in q) */
-    struct slot *cl_multi_slot;    /* in front of a cluster: a MULTI waiting for the
-                                      transaction's first command (its reply's slot) */
+    bool cl_multi;                 /* in front of a cluster: a MULTI bulwark answered,
+                                      sent with the transaction's first command */
+    bool cl_multi_swallow;         /* that MULTI's reply is the next on the session's
+                                      connection: the client has had bulwark's +OK */
     struct upstream_pool *pin_pool; /* where the next session's connection comes from: NULL
                                       the upstream's; in front of a cluster, the master of
                                       the starting request's first key (borrowed) */

@@ -74,7 +74,7 @@ stage_bulwark(struct stage_req *r)
 static enum stage_rc
 stage_pinned(struct stage_req *r)
 {
-    if (r->s->cl_multi_slot != NULL) /* the transaction's first command names its node */
+    if (r->s->cl_multi) /* the transaction's first command names its node */
         return pinstage_deferred_multi(r->s, r->req, &r->pin_keep) ? STAGE_DONE : STAGE_NEXT;
     if (r->s->pin == NULL)
         return STAGE_NEXT;

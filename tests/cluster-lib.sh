@@ -24,6 +24,10 @@ CLUSTER_OK_TIMEOUT=${CLUSTER_OK_TIMEOUT:-60}
 # a loaded 2-core machine.
 CLUSTER_NODE_TIMEOUT_MS=${CLUSTER_NODE_TIMEOUT_MS:-2000}
 
+# CLUSTER_SERVER_ARGS: extra redis-server arguments for every node (an array
+# the caller sets; none when unset), e.g. (--enable-debug-command yes) for
+# Redis's test suite (tests/conformance.sh, CLUSTER=yes).
+
 # cluster_free_port TAKEN…: a client port whose bus port is free too, and
 # neither is one of TAKEN (ports already handed out but not yet bound).
 cluster_free_port() {
@@ -51,11 +55,13 @@ cluster_state_ok() {
 }
 
 # cluster_start DIR: six cluster-enabled redis-servers (data, nodes-*.conf,
-# logs and pid files in DIR), joined by redis-cli --cluster create with one
-# replica per master, then waits until every node says cluster_state:ok and
-# sees the settled topology (cluster_settled). Exports CLUSTER_PORTS and
-# CLUSTER_SEED; DIR/ports keeps the ports for cluster_stop. Returns 1
-# (servers started so far stopped, logs kept) on failure.
+# logs and pid files in DIR; each node its own RDB file and AOF directory, so
+# that DEBUG RELOAD or BGSAVE on two nodes at once share none), joined by
+# redis-cli --cluster create with one replica per master, then waits until
+# every node says cluster_state:ok and sees the settled topology
+# (cluster_settled). Exports CLUSTER_PORTS and CLUSTER_SEED; DIR/ports keeps
+# the ports for cluster_stop. Returns 1 (servers started so far stopped, logs
+# kept) on failure.
 #
 # Two settings only speed up the start: repl-diskless-sync-delay 0 (a
 # replica's first sync starts at once, not after 5 s) and
@@ -79,7 +85,9 @@ cluster_start() {
             --cluster-node-timeout "$CLUSTER_NODE_TIMEOUT_MS" \
             --repl-diskless-sync-delay 0 --repl-ping-replica-period 1 \
             --save '' --appendonly no --dir "$dir" --daemonize yes \
-            --pidfile "$dir/redis-$p.pid" --logfile "$dir/redis-$p.log" ||
+            --dbfilename "dump-$p.rdb" --appenddirname "appendonlydir-$p" \
+            --pidfile "$dir/redis-$p.pid" --logfile "$dir/redis-$p.log" \
+            "${CLUSTER_SERVER_ARGS[@]}" ||
             { cluster_stop "$dir"; return 1; }
     done
     for p in "${ports[@]}"; do

@@ -213,6 +213,20 @@ check("a transaction over two masters: CROSSSLOT, then EXECABORT",
 check("  … nothing applied", direct.get(ka) is None and direct.get(kb) is None)
 check("MULTI then EXEC at once: Redis's empty transaction",
       raw(BW, ["MULTI"], ["EXEC"]) == b"+OK\r\n*0\r\n")
+steps = []  # a client that waits for each reply (redis-cli, Redis's own test client)
+s = socket.create_connection(("127.0.0.1", BW))
+s.settimeout(2)
+for c in (["MULTI"], ["SET", kb, "2"], ["INCR", kb], ["EXEC"]):
+    s.sendall(b"*%d\r\n" % len(c) + b"".join(b"$%d\r\n%s\r\n" % (len(a), a.encode()) for a in c))
+    try:
+        steps.append(s.recv(100))
+    except socket.timeout:
+        steps.append(b"(no reply)")
+        break
+s.close()
+check("MULTI answered before the transaction's first command is sent",
+      steps == [b"+OK\r\n", b"+QUEUED\r\n", b"+QUEUED\r\n", b"*2\r\n+OK\r\n:3\r\n"], steps)
+check("  … applied on the master of its keys", direct.get(kb) == b"3")
 import threading
 got = []
 t = threading.Thread(target=lambda: got.append(redis.Redis(port=BW).blpop("{q}list", 5)))
@@ -231,6 +245,63 @@ for _ in range(50):
     if msg and msg["type"] == "message":
         break
 check("SUBSCRIBE/PUBLISH through bulwark", msg is not None and msg.get("data") == b"hello", msg)
+
+# ---- node-wide commands reach every master (Redis's test suite in cluster mode) ----
+slot0_port = direct.nodes_manager.get_node_from_slot(0).port
+far = next("{far%d}" % i for i in range(100)  # a key of another master than slot 0's
+           if direct.get_node_from_key("{far%d}" % i).port != slot0_port)
+bw.config_set("hash-max-listpack-entries", 7)
+got = [redis.Redis(port=m.port).config_get("hash-max-listpack-entries") for m in masters]
+check("CONFIG SET reaches every master",
+      all(g == {"hash-max-listpack-entries": "7"} for g in got), got)
+bw.config_set("hash-max-listpack-entries", 128)
+for i in range(30):
+    bw.get(f"key:{i}")  # keyspace hits on every master
+bw.config_resetstat()
+hits = [redis.Redis(port=m.port).info("stats")["keyspace_hits"] for m in masters]
+check("CONFIG RESETSTAT reaches every master", hits == [0] * len(masters), hits)
+blocked = []
+t = threading.Thread(target=lambda: blocked.append(redis.Redis(port=BW).blpop(far + "list", 5)))
+t.start()
+n = 0
+for _ in range(50):
+    n = bw.info("clients")["blocked_clients"]
+    if n:
+        break
+    time.sleep(0.05)
+check("INFO blocked_clients counts a client blocked on another master than slot 0's", n == 1, n)
+bw.lpush(far + "list", "x")
+t.join()
+blocked = []
+cb = redis.Redis(port=BW)
+cid = cb.client_id()
+t = threading.Thread(target=lambda: blocked.append(cb.blpop(far + "list", 5)))
+t.start()
+unblocked = 0
+for _ in range(50):
+    unblocked = bw.client_unblock(cid)
+    if unblocked:
+        break
+    time.sleep(0.05)
+t.join()
+check("CLIENT UNBLOCK of a client blocked on another master than slot 0's",
+      unblocked == 1 and blocked == [None], (unblocked, blocked))
+ks = bw.info("keyspace").get("db0", {}).get("keys", 0)
+total = sum(redis.Redis(port=m.port).dbsize() for m in masters)
+check("INFO keyspace: the keys of every master", ks == total, (ks, total))
+bw.config_set("deny-commands", "SHUTDOWN")  # DEBUG allowed (the nodes allow it: run.sh)
+bw.set(far, "v")
+obj = raw(BW, ["DEBUG", "OBJECT", far])
+check("DEBUG OBJECT of a key on another master than slot 0's", obj.startswith(b"+Value at:"), obj)
+bw.execute_command("DEBUG", "SET-ACTIVE-EXPIRE", 0)
+for i in range(30):
+    bw.set(f"exp:{i}", 1, px=1)
+time.sleep(0.3)  # active expiry would have taken them by now (10 cycles a second)
+left = sum(redis.Redis(port=m.port).info("keyspace").get("db0", {}).get("expires", 0)
+           for m in masters)
+check("DEBUG SET-ACTIVE-EXPIRE 0 reaches every master", left == 30, left)
+bw.execute_command("DEBUG", "SET-ACTIVE-EXPIRE", 1)
+bw.config_set("deny-commands", "SHUTDOWN DEBUG")
 
 # ---- MOVED and ASK: a slot moved from one master to another ----------------------
 key = "moving:key"

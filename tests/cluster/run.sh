@@ -20,6 +20,7 @@ cleanup() {
 }
 trap cleanup EXIT INT TERM
 
+CLUSTER_SERVER_ARGS=(--enable-debug-command yes) # checks.py: DEBUG through bulwark
 cluster_start "$work" || { echo "cluster: could not start a Redis Cluster"; exit 1; }
 bport=$(free_port)
 "$bin" --port "$bport" --upstream "127.0.0.1:$CLUSTER_SEED" --logfile "$work/bulwark.log" &
