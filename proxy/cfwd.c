@@ -822,5 +822,17 @@ struct upstream_pool *
 cfwd_pool_for(struct session *s, const struct cmd_info *ci, const struct resp_request *req)
 {
     struct upstream_pool *p = cfwd_key_pool(s, ci, req);
-    return p != NULL ? p : router_pool(s->px, 0);
+    if (p != NULL)
+        return p;
+    if (req->argc == 2 && resp_arg_is(&req->argv[1], "kill") &&
+        (resp_arg_is(&req->argv[0], "script") || resp_arg_is(&req->argv[0], "function"))) {
+        /* the master where a script bulwark sent may be running (one with keys
+         * runs on their master) */
+        struct upstream_pool *pools[64];
+        size_t n = cfwd_masters(s->px, pools, BW_ARRAY_LEN(pools));
+        for (size_t i = 0; i < n; i++)
+            if (upstream_pool_script_inflight(pools[i]))
+                return pools[i];
+    }
+    return router_pool(s->px, 0);
 }
