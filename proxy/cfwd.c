@@ -266,6 +266,22 @@ cfwd_send(struct cfwd_req *r, struct upstream_pool *pool, bool asking)
 
 /* ---- split and fanned-out requests ------------------------------------------ */
 
+/*
+ * The masters (at most max) into pools. When no slot has one (a map read
+ * while the cluster is down or being set up) the node router_pool() picks
+ * for slot 0, so that Redis answers (-CLUSTERDOWN …).
+ */
+static size_t
+cfwd_masters(struct proxy *px, struct upstream_pool **pools, size_t max)
+{
+    size_t n = BW_MIN(router_masters(px, pools, max), max);
+    if (n == 0) {
+        pools[0] = router_pool(px, 0);
+        n = 1;
+    }
+    return n;
+}
+
 /* A request sent in parts; its reply is made when the last part is in. */
 struct cfwd_parent {
     struct slot *slot;           /* the client's reply slot */
@@ -565,7 +581,7 @@ cfwd_every_master(struct session *s, enum cfwd_kind kind, const char *cmd, size_
                   slot_filter_fn *filter, void *data)
 {
     struct upstream_pool *pools[64];
-    size_t n = BW_MIN(router_masters(s->px, pools, BW_ARRAY_LEN(pools)), BW_ARRAY_LEN(pools));
+    size_t n = cfwd_masters(s->px, pools, BW_ARRAY_LEN(pools));
     struct cfwd_parent *p = cfwd_parent_new(s, kind, (int)n);
     p->slot->filter = filter;
     p->slot->filter_data = data;
@@ -673,7 +689,7 @@ static void
 cfwd_scan(struct session *s, const struct resp_request *req)
 {
     struct upstream_pool *pools[CFWD_MAX_MASTERS];
-    int n = (int)BW_MIN(router_masters(s->px, pools, CFWD_MAX_MASTERS), CFWD_MAX_MASTERS);
+    int n = (int)cfwd_masters(s->px, pools, CFWD_MAX_MASTERS);
     char digits[32];
     size_t dl = BW_MIN(req->argv[1].len, sizeof(digits) - 1);
     memcpy(digits, req->argv[1].ptr, dl);
@@ -753,7 +769,7 @@ cfwd_keyless(struct session *s, const struct cmd_info *ci, const struct resp_req
         cfwd_every_master(s, kind, cmd, len, NULL, NULL);
     } else {
         struct upstream_pool *pools[64];
-        size_t n = BW_MIN(router_masters(s->px, pools, 64), (size_t)64);
+        size_t n = cfwd_masters(s->px, pools, BW_ARRAY_LEN(pools));
         struct cfwd_req *r = cfwd_req_new(s, cmd, len, 0);
         r->slot = slot_new(&s->q, SLOT_PLAIN);
         cfwd_send(r, kind == CFWD_RANDOM ? pools[(size_t)random() % n] : router_pool(s->px, 0),
@@ -870,5 +886,17 @@ struct upstream_pool *
 cfwd_pool_for(struct session *s, const struct cmd_info *ci, const struct resp_request *req)
 {
     struct upstream_pool *p = cfwd_key_pool(s, ci, req);
-    return p != NULL ? p : router_pool(s->px, 0);
+    if (p != NULL)
+        return p;
+    if (req->argc == 2 && resp_arg_is(&req->argv[1], "kill") &&
+        (resp_arg_is(&req->argv[0], "script") || resp_arg_is(&req->argv[0], "function"))) {
+        /* the master where a script bulwark sent may be running (one with keys
+         * runs on their master) */
+        struct upstream_pool *pools[64];
+        size_t n = cfwd_masters(s->px, pools, BW_ARRAY_LEN(pools));
+        for (size_t i = 0; i < n; i++)
+            if (upstream_pool_script_inflight(pools[i]))
+                return pools[i];
+    }
+    return router_pool(s->px, 0);
 }

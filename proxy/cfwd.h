@@ -63,7 +63,8 @@ void cfwd_request(struct session *s, const struct cmd_info *ci, const struct res
 /*
  * The pool a session that req starts connects to: the master of its first
  * key's slot (a blocking command, WATCH, a script), or of slot 0 (MULTI,
- * SUBSCRIBE: pub/sub reaches every node).
+ * SUBSCRIBE: pub/sub reaches every node); SCRIPT KILL and FUNCTION KILL: the
+ * first master where a script bulwark sent may be running.
  */
 struct upstream_pool *cfwd_pool_for(struct session *s, const struct cmd_info *ci,
                                     const struct resp_request *req);

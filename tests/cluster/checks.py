@@ -289,6 +289,29 @@ check("CLIENT UNBLOCK of a client blocked on another master than slot 0's",
 ks = bw.info("keyspace").get("db0", {}).get("keys", 0)
 total = sum(redis.Redis(port=m.port).dbsize() for m in masters)
 check("INFO keyspace: the keys of every master", ks == total, (ks, total))
+bw.config_set("busy-reply-threshold", 100)  # the kill is served within 0.1 s, not 5 s
+evaled = []
+def busy():
+    try:
+        redis.Redis(port=BW).eval("while true do end", 1, far + "k")
+    except redis.ResponseError as e:
+        evaled.append(str(e))
+t = threading.Thread(target=busy, daemon=True)  # a script never killed must not hang the run
+t.start()
+killed = None
+for _ in range(50):
+    time.sleep(0.05)
+    try:
+        killed = bw.script_kill()
+        break
+    except redis.ResponseError as e:
+        killed = str(e)  # NOTBUSY: not started yet
+t.join(5)
+check("SCRIPT KILL of a script running on another master than slot 0's",
+      killed is True and len(evaled) == 1 and "killed" in evaled[0], (killed, evaled))
+if t.is_alive():  # not killed: stop it on its node, or every later check fails
+    redis.Redis(port=direct.get_node_from_key(far).port).script_kill()
+bw.config_set("busy-reply-threshold", 5000)
 bw.config_set("deny-commands", "SHUTDOWN")  # DEBUG allowed (the nodes allow it: run.sh)
 bw.set(far, "v")
 obj = raw(BW, ["DEBUG", "OBJECT", far])
