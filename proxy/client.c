@@ -281,6 +281,22 @@ client_parse_run(struct client *c, const char *buf, size_t len, size_t *off, siz
     return rc;
 }
 
+/*
+ * A client that closed its side: every request it sent is answered — no
+ * slot due, or only its session's, with nothing due on it or blocked (a
+ * blocking command or a subscription waits for what can no longer come:
+ * Redis frees a client that read 0 too).
+ */
+static bool
+client_eof_answered(const struct client *c)
+{
+    const struct session *s = &c->s;
+    if (s->q.n == 0)
+        return true;
+    return s->pin != NULL && s->q.n == 1 && s->pin_slot != NULL &&
+           (pinned_outstanding(s->pin) == 0 || pinned_blocked(s->pin));
+}
+
 /* Parse and handle what the input buffer holds, as far as allowed. */
 static void
 client_process_input(struct client *c)
@@ -320,8 +336,8 @@ client_process_input(struct client *c)
     }
     if (c->state == CLIENT_ACTIVE && client_query_buffer_over(c))
         return;
-    if (c->eof && c->state == CLIENT_ACTIVE && c->s.q.n == 0 && c->s.hold == SESSION_RUN &&
-        !c->close_asap) {
+    if (c->eof && c->state == CLIENT_ACTIVE && c->s.hold == SESSION_RUN && !c->close_asap &&
+        evbuffer_get_length(in) == 0 && client_eof_answered(c)) {
         /* every request it sent before closing its side is answered */
         log_verbose("client id=%llu addr=%s closed its side: closing",
                     (unsigned long long)c->s.id, c->s.addr);

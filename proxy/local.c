@@ -723,6 +723,7 @@ local_config_set_filter(struct session *s, struct evbuffer *reply, size_t len, c
             local_config_apply(s->px, cs);
             /* busy-reply-threshold (lua-time-limit) may have changed */
             upstream_pool_refresh_busy_threshold(s->px->pool);
+            router_refresh_busy_threshold(s->px); /* every master's pool, in a cluster */
         }
         if (reply != NULL)
             evbuffer_remove_buffer(reply, out, len);

@@ -40,6 +40,8 @@ static bool pinstage_deliver(struct session *s, struct evbuffer *reply, size_t l
 static void pinstage_unpin(struct session *s);
 static void pinstage_lost(struct session *s, const char *reason);
 static bool pinstage_is_local(const struct resp_request *req);
+static bool pinstage_other_node(struct session *s, const struct cmd_info *ci,
+                                const struct resp_request *req);
 static bool pinstage_subscribed_harmless(const struct session *s, const struct resp_request *req);
 static void pinstage_refuse(struct session *s, const struct resp_request *req, const char *why);
 
@@ -234,12 +236,25 @@ pinstage_handle(struct session *s, const struct resp_request *req, struct pinned
     bool bad_select = pinstage_select_refused(s, req);
     *keep = NULL;
     if (!denied && !refused && !noauth && !bad_select && !pinstage_is_local(req)) {
-        struct upstream_pool *kp = router_active(px) ? cfwd_key_pool(s, pci, req) : NULL;
-        if (kp != NULL && s->pin_pool != NULL && kp != s->pin_pool) /* another node's keys */
+        if (!pinstage_other_node(s, pci, req)) {
+            pinstage_request(s, pci, req);
+        } else if (pinned_in_multi(s->pin)) { /* a transaction stays on one node */
             pinned_refuse_in_multi(s->pin, "-CROSSSLOT Keys in request don't hash to the same "
                                             "slot\r\n");
-        else
+        } else if (pinned_idle(s->pin)) {
+            /* another master's keys outside a transaction (after EXEC, while
+             * WATCHing): the shared path takes it, the session set aside */
+            struct slot *ps = s->pin_slot;
+            s->pin_slot = NULL;
+            slot_ready(ps);
+            if (s->closed)
+                return true;
+            *keep = s->pin;
+            s->pin = NULL;
+            return false;
+        } else { /* (stages_hold waits until the session is idle: not reached) */
             pinstage_request(s, pci, req);
+        }
         return true;
     }
     if (!denied && !noauth && pinstage_subscribed_harmless(s, req)) {
@@ -389,6 +404,8 @@ pinstage_deliver(struct session *s, struct evbuffer *reply, size_t len)
     if (s->hold == SESSION_HOLD_IDLE && pinned_idle(s->pin)) { /* the held request's turn */
         s->hold = SESSION_RUN;
         s->ops->resume(s);
+    } else if (pinned_outstanding(s->pin) == 0) {
+        s->ops->resume(s); /* a client that closed its side may be done now */
     }
     ctrack_pinned_answered(s);
     return true;
@@ -464,9 +481,25 @@ pinstage_subscribed_harmless(const struct session *s, const struct resp_request 
  * client either. Not inside MULTI (refused there), not in a Lua debugger
  * session or a surely subscribed RESP2 one (Redis answers those).
  */
+/* In front of a cluster: req names keys of another master than the session's. */
+static bool
+pinstage_other_node(struct session *s, const struct cmd_info *ci, const struct resp_request *req)
+{
+    if (!router_active(s->px) || s->pin_pool == NULL)
+        return false;
+    struct upstream_pool *kp = cfwd_key_pool(s, ci, req);
+    return kp != NULL && kp != s->pin_pool;
+}
+
 bool
 pinstage_must_wait(const struct session *s, const struct resp_request *req)
 {
+    if (router_active(s->px) && !pinned_in_multi(s->pin) && !pinned_idle(s->pin)) {
+        /* another master's keys outside a transaction: after what is due */
+        const struct cmd_info *ci = cmd_lookup(s->px->cmds, req->argv[0].ptr, req->argv[0].len);
+        if (pinstage_other_node((struct session *)s, ci, req))
+            return true;
+    }
     /* (a SELECT goes to Redis, followed, except while replies are not counted) */
     if (!pinstage_is_local(req) &&
         !(resp_arg_is(&req->argv[0], "select") && !pinned_counts_replies(s->pin)))

@@ -314,6 +314,15 @@ router_watch(struct proxy *px, unsigned slot)
 }
 
 void
+router_refresh_busy_threshold(struct proxy *px)
+{
+    struct router *r = px->router;
+    for (size_t i = 0; r != NULL && i < r->nnodes; i++)
+        if (r->nodes[i].pool != px->pool)
+            upstream_pool_refresh_busy_threshold(r->nodes[i].pool);
+}
+
+void
 router_cron(struct proxy *px, uint64_t now_ms)
 {
     struct router *r = px->router;

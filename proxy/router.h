@@ -83,6 +83,9 @@ void router_moved(struct proxy *px, const struct cluster_redirect *r);
 /* Read the slot map again soon (a node failed, a refresh was asked). */
 void router_refresh_soon(struct proxy *px);
 
+/* A CONFIG SET went through: every node's pool reads Redis's busy-reply-threshold again. */
+void router_refresh_busy_threshold(struct proxy *px);
+
 /* The proxy's 100 ms cron: the periodic refresh. */
 void router_cron(struct proxy *px, uint64_t now_ms);
 
