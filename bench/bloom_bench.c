@@ -64,20 +64,18 @@ bench_keys(const char *prefix, uint64_t n)
         exit(1);
     }
     for (uint64_t i = 0; i < n; i++)
-        snprintf(keys + i * BENCH_KEY_LEN, BENCH_KEY_LEN + 1, "%.3s:%012llu",
-                 prefix, (unsigned long long)(i % 1000000000000u));
+        snprintf(keys + i * BENCH_KEY_LEN, BENCH_KEY_LEN + 1, "%.3s:%012llu", prefix,
+                 (unsigned long long)(i % 1000000000000u));
     return keys;
 }
 
 /* ns per lookup of n keys; *found gets how many were "maybe present". */
 static double
-bench_lookup(const struct bloom *b, const char *keys, uint64_t n,
-             uint64_t *found)
+bench_lookup(const struct bloom *b, const char *keys, uint64_t n, uint64_t *found)
 {
     uint64_t hits = 0, t0 = bench_now_ns();
     for (uint64_t i = 0; i < n; i++)
-        hits +=
-            bloom_maybe_contains(b, keys + i * BENCH_KEY_LEN, BENCH_KEY_LEN);
+        hits += bloom_maybe_contains(b, keys + i * BENCH_KEY_LEN, BENCH_KEY_LEN);
     uint64_t t1 = bench_now_ns();
     *found = hits;
     return (double)(t1 - t0) / (double)n;
@@ -91,15 +89,14 @@ bench_min(double *best, double v)
 }
 
 static int
-bench_run(const struct bench_case *c, const char *present, const char *absent,
-          uint64_t n, double p, struct bench_result *r)
+bench_run(const struct bench_case *c, const char *present, const char *absent, uint64_t n,
+          double p, struct bench_result *r)
 {
     char err[256];
 
     memset(r, 0, sizeof(*r));
     for (int rep = 0; rep < BENCH_REPS; rep++) {
-        struct bloom *b =
-            bloom_new(n / c->divisor, p, c->scaling, err, sizeof(err));
+        struct bloom *b = bloom_new(n / c->divisor, p, c->scaling, err, sizeof(err));
         if (b == NULL) {
             fprintf(stderr, "bloom_bench: %s\n", err);
             return -1;
@@ -157,8 +154,8 @@ bench_io(const char *present, uint64_t n, double p)
     else
         printf("\nnon-scaling, %.1f MB: bloom_estimated_fpr %.1f ms (%.5f), "
                "bloom_save %.1f ms (with fsync), bloom_load %.1f ms\n",
-               (double)bloom_memory_bytes(b) / 1e6, (double)(t1 - t0) / 1e6,
-               est, (double)(t2 - t1) / 1e6, (double)(t3 - t2) / 1e6);
+               (double)bloom_memory_bytes(b) / 1e6, (double)(t1 - t0) / 1e6, est,
+               (double)(t2 - t1) / 1e6, (double)(t3 - t2) / 1e6);
     unlink(path);
     rmdir(dir);
     bloom_free(b);
@@ -197,8 +194,7 @@ main(int argc, char **argv)
     char *present = bench_keys("key", n), *absent = bench_keys("abs", n);
     printf("%llu keys of %u bytes, fp_rate %g, best of %d runs; "
            "bloom_hash alone: %.1f ns/key\n\n",
-           (unsigned long long)n, BENCH_KEY_LEN, p, BENCH_REPS,
-           bench_hash(present, n));
+           (unsigned long long)n, BENCH_KEY_LEN, p, BENCH_REPS, bench_hash(present, n));
     printf("| filter | sub-filters | add ns | lookup ns present, scalar | "
            "absent, scalar | present, AVX2 | absent, AVX2 | measured fpr | "
            "bits/key (inserted) | bits/key (capacity) |\n");
@@ -208,8 +204,8 @@ main(int argc, char **argv)
         struct bench_result r;
         if (bench_run(&cases[i], present, absent, n, p, &r) != 0)
             return 1;
-        printf("| %s | %u | %.1f | %.1f | %.1f | ", cases[i].name, r.filters,
-               r.add_ns, r.hit_ns[0], r.miss_ns[0]);
+        printf("| %s | %u | %.1f | %.1f | %.1f | ", cases[i].name, r.filters, r.add_ns,
+               r.hit_ns[0], r.miss_ns[0]);
         if (r.simd)
             printf("%.1f | %.1f | ", r.hit_ns[1], r.miss_ns[1]);
         else

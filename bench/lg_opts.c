@@ -12,47 +12,45 @@
 static void
 usage(FILE *f)
 {
-    fprintf(
-        f,
-        "Usage: loadgen [options]\n"
-        "  -h, --host HOST         target host (default 127.0.0.1)\n"
-        "  -p, --port PORT         target port (default 6380)\n"
-        "      --redis HOST:PORT   Redis whose INFO commandstats counts "
-        "upstream commands\n"
-        "  -c, --conns N           connections (default 50)\n"
-        "      --threads T         event-loop threads sharing the connections "
-        "(default 1)\n"
-        "  -P, --pipeline N        commands sent per batch per connection "
-        "(default 1)\n"
-        "  -d, --duration S        run for S seconds (default 5)\n"
-        "  -n, --requests N        or send N commands (overrides --duration)\n"
-        "  -k, --keys N            key space size (default 100000)\n"
-        "      --dist D            uniform | zipf:S | sequential (default "
-        "uniform)\n"
-        "      --absent F          fraction of GETs for keys that never exist "
-        "(0..1)\n"
-        "      --value-size B      SET value bytes (default 100)\n"
-        "      --write-ratio F     fraction of requests that are SETs (0..1)\n"
-        "      --ttl S             EX seconds on SETs and cache fills (default "
-        "none)\n"
-        "      --mode M            plain | cache-aside | avalanche (default "
-        "plain)\n"
-        "      --db-latency MS     simulated database load, ms (default 5)\n"
-        "      --prefill           SET every key (with --ttl) before the run\n"
-        "      --window            keep P in flight per connection, refilled "
-        "reply by\n"
-        "                          reply (default: batches of P, as "
-        "redis-benchmark -P)\n"
-        "      --prefix P          key prefix (default \"key:\"); keys are P + "
-        "12 digits\n"
-        "      --timeline          print commands, nils and database loads "
-        "per second\n"
-        "      --seed N            random seed (default: from the clock)\n"
-        "avalanche = cache-aside + --prefill + --timeline, --ttl 20 unless "
-        "given:\n"
-        "the keys are written with one EX as fast as possible, then read "
-        "across\n"
-        "their expiry; every miss is a database load and a SET EX ttl.\n");
+    fprintf(f, "Usage: loadgen [options]\n"
+               "  -h, --host HOST         target host (default 127.0.0.1)\n"
+               "  -p, --port PORT         target port (default 6380)\n"
+               "      --redis HOST:PORT   Redis whose INFO commandstats counts "
+               "upstream commands\n"
+               "  -c, --conns N           connections (default 50)\n"
+               "      --threads T         event-loop threads sharing the connections "
+               "(default 1)\n"
+               "  -P, --pipeline N        commands sent per batch per connection "
+               "(default 1)\n"
+               "  -d, --duration S        run for S seconds (default 5)\n"
+               "  -n, --requests N        or send N commands (overrides --duration)\n"
+               "  -k, --keys N            key space size (default 100000)\n"
+               "      --dist D            uniform | zipf:S | sequential (default "
+               "uniform)\n"
+               "      --absent F          fraction of GETs for keys that never exist "
+               "(0..1)\n"
+               "      --value-size B      SET value bytes (default 100)\n"
+               "      --write-ratio F     fraction of requests that are SETs (0..1)\n"
+               "      --ttl S             EX seconds on SETs and cache fills (default "
+               "none)\n"
+               "      --mode M            plain | cache-aside | avalanche (default "
+               "plain)\n"
+               "      --db-latency MS     simulated database load, ms (default 5)\n"
+               "      --prefill           SET every key (with --ttl) before the run\n"
+               "      --window            keep P in flight per connection, refilled "
+               "reply by\n"
+               "                          reply (default: batches of P, as "
+               "redis-benchmark -P)\n"
+               "      --prefix P          key prefix (default \"key:\"); keys are P + "
+               "12 digits\n"
+               "      --timeline          print commands, nils and database loads "
+               "per second\n"
+               "      --seed N            random seed (default: from the clock)\n"
+               "avalanche = cache-aside + --prefill + --timeline, --ttl 20 unless "
+               "given:\n"
+               "the keys are written with one EX as fast as possible, then read "
+               "across\n"
+               "their expiry; every miss is a database load and a SET EX ttl.\n");
 }
 
 /* The number in v, or exit 2 naming option name and [min, max]. */
@@ -65,9 +63,8 @@ opt_num(const char *name, const char *v, double min, double max)
     errno = 0;
     d = strtod(v, &end);
     if (errno || end == v || *end || !(d >= min && d <= max)) {
-        fprintf(stderr,
-                "loadgen: --%s wants a number in [%g, %g], got \"%s\"\n", name,
-                min, max, v);
+        fprintf(stderr, "loadgen: --%s wants a number in [%g, %g], got \"%s\"\n", name, min, max,
+                v);
         exit(2);
     }
     return d;
@@ -90,8 +87,7 @@ opt_hostport(const char *v, const char **host, int *port)
     len = (size_t)(colon - v);
     h = calloc(1, len + 1);
     if (h == NULL) {
-        fprintf(stderr, "loadgen: out of memory (%zu x %zu bytes)\n", (size_t)1,
-                len + 1);
+        fprintf(stderr, "loadgen: out of memory (%zu x %zu bytes)\n", (size_t)1, len + 1);
         exit(1);
     }
     memcpy(h, v, len);
@@ -209,8 +205,7 @@ lg_opts_parse(struct lg_opts *o, int argc, char **argv)
                           .db_latency_ms = 5,
                           .prefix = "key:",
                           .zipf_s = 0.99};
-    while ((ch = getopt_long(argc, argv, "h:p:c:P:d:n:k:", long_opts, NULL)) !=
-           -1) {
+    while ((ch = getopt_long(argc, argv, "h:p:c:P:d:n:k:", long_opts, NULL)) != -1) {
         opt_apply(o, ch, optarg, &ttl_given);
     }
     if (optind < argc || strlen(o->prefix) > LG_PREFIX_MAX) {
@@ -236,16 +231,14 @@ lg_opts_parse(struct lg_opts *o, int argc, char **argv)
 void
 lg_opts_print(FILE *f, const struct lg_opts *o)
 {
-    fprintf(f, "loadgen: %s:%d conns %u pipeline %u mode %s dist %s", o->host,
-            o->port, o->conns, o->pipeline, mode_names[o->mode],
-            dist_names[o->dist]);
+    fprintf(f, "loadgen: %s:%d conns %u pipeline %u mode %s dist %s", o->host, o->port, o->conns,
+            o->pipeline, mode_names[o->mode], dist_names[o->dist]);
     if (o->dist == LG_ZIPF) {
         fprintf(f, ":%g", o->zipf_s);
     }
     fprintf(f,
             " keys %u absent %.2f writes %.2f value %zu B ttl %u s "
             "db-latency %u ms",
-            o->keys, o->absent, o->write_ratio, o->value_size, o->ttl_s,
-            o->db_latency_ms);
+            o->keys, o->absent, o->write_ratio, o->value_size, o->ttl_s, o->db_latency_ms);
     fprintf(f, o->threads > 1 ? " threads %u\n" : "\n", o->threads);
 }

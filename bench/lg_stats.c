@@ -20,8 +20,7 @@ hist_index(uint64_t v)
     }
     unsigned msb = 63u - (unsigned)__builtin_clzll(v);
     unsigned shift = msb - LG_SUB_BITS;
-    return 2 * LG_SUB + (shift - 1) * LG_SUB +
-           (unsigned)((v >> shift) - LG_SUB);
+    return 2 * LG_SUB + (shift - 1) * LG_SUB + (unsigned)((v >> shift) - LG_SUB);
 }
 
 /* Middle of bucket i: the value reported for every value counted in it. */
@@ -114,8 +113,7 @@ lg_calls_sum(const char *info)
 {
     int64_t sum = 0;
 
-    for (const char *p = strstr(info, "calls="); p;
-         p = strstr(p + 6, "calls=")) {
+    for (const char *p = strstr(info, "calls="); p; p = strstr(p + 6, "calls=")) {
         if (p > info && p[-1] == ':') { /* not rejected_ / failed_calls= */
             sum += strtoll(p + 6, NULL, 10);
         }
@@ -156,8 +154,7 @@ lg_peak_db_loads(const struct lg *lg, unsigned nticks)
 
 /* Sum of second sec's ticks (of nticks) into *t. */
 static void
-tick_second(const struct lg *lg, unsigned sec, unsigned nticks,
-            struct lg_tick *t)
+tick_second(const struct lg *lg, unsigned sec, unsigned nticks, struct lg_tick *t)
 {
     *t = (struct lg_tick){0};
     for (unsigned j = sec * 10; j < sec * 10 + 10 && j < nticks; j++) {
@@ -177,8 +174,8 @@ report_timeline(FILE *f, const struct lg *lg, unsigned nticks)
         fprintf(f, "timeline: second, commands/s, nil/s, database loads/s\n");
         for (unsigned sec = 0; sec * 10 < nticks; sec++) {
             tick_second(lg, sec, nticks, &t);
-            fprintf(f, "  %3u  %9" PRIu64 "  %8" PRIu64 "  %8" PRIu64 "\n", sec,
-                    t.done, t.nil, t.db_loads);
+            fprintf(f, "  %3u  %9" PRIu64 "  %8" PRIu64 "  %8" PRIu64 "\n", sec, t.done, t.nil,
+                    t.db_loads);
         }
     }
     fprintf(f, "TIMELINE db_loads_per_s=");
@@ -197,8 +194,7 @@ report_cpu(FILE *f, const struct lg *lg, double cpu, double cpu_max)
     /* Near 1.0 in one thread, the rate is bounded by loadgen's own CPU. */
     fprintf(f, "client cpu: %.0f%% of one core", cpu * 100.0);
     if (lg->o.threads > 1) {
-        fprintf(f, " over %u threads, the busiest %.0f%%", lg->o.threads,
-                cpu_max * 100.0);
+        fprintf(f, " over %u threads, the busiest %.0f%%", lg->o.threads, cpu_max * 100.0);
     }
     fprintf(f, "%s\n",
             cpu_max >= LG_CPU_BOUND
@@ -207,8 +203,8 @@ report_cpu(FILE *f, const struct lg *lg, double cpu, double cpu_max)
 }
 
 void
-lg_report(FILE *f, const struct lg *lg, int64_t upstream_before,
-          int64_t upstream_after, double cpu, double cpu_max)
+lg_report(FILE *f, const struct lg *lg, int64_t upstream_before, int64_t upstream_after,
+          double cpu, double cpu_max)
 {
     /* nothing answered (end_ns 0): 0 s and 0 req/s, not a wrapped difference */
     double secs = lg->o.requests ? (lg->end_ns > lg->start_ns
@@ -227,32 +223,27 @@ lg_report(FILE *f, const struct lg *lg, int64_t upstream_before,
     if (upstream_before >= 0 && upstream_after >= 0) {
         up = upstream_after - upstream_before - 1; /* our first INFO */
         if (lg->done > 0) {
-            snprintf(per_req, sizeof(per_req), "%.3f",
-                     (double)up / (double)lg->done);
+            snprintf(per_req, sizeof(per_req), "%.3f", (double)up / (double)lg->done);
         }
     }
     fprintf(f,
-            "run: %.2f s, %" PRIu64 " commands (GET %" PRIu64 ", SET %" PRIu64
-            "), nil %" PRIu64 ", errors %" PRIu64 "\n",
+            "run: %.2f s, %" PRIu64 " commands (GET %" PRIu64 ", SET %" PRIu64 "), nil %" PRIu64
+            ", errors %" PRIu64 "\n",
             secs, lg->done, lg->gets, lg->sets, lg->nils, lg->errors);
     fprintf(f, "throughput: %.0f commands/s\n", rps);
-    fprintf(f, "latency us: p50 %.1f  p99 %.1f  p99.9 %.1f  max %.1f\n", p50,
-            p99, p999, (double)lg->hist.max / 1e3);
+    fprintf(f, "latency us: p50 %.1f  p99 %.1f  p99.9 %.1f  max %.1f\n", p50, p99, p999,
+            (double)lg->hist.max / 1e3);
     if (up >= 0) {
-        fprintf(f, "upstream: %lld commands at %s:%d, %s per client command\n",
-                (long long)up, lg->o.redis_host, lg->o.redis_port, per_req);
+        fprintf(f, "upstream: %lld commands at %s:%d, %s per client command\n", (long long)up,
+                lg->o.redis_host, lg->o.redis_port, per_req);
     }
-    fprintf(f,
-            "database: %" PRIu64 " loads, %.0f/s, peak %" PRIu64
-            "/s (any 1 s window)\n",
+    fprintf(f, "database: %" PRIu64 " loads, %.0f/s, peak %" PRIu64 "/s (any 1 s window)\n",
             lg->db_loads, secs > 0 ? (double)lg->db_loads / secs : 0.0, peak);
     report_cpu(f, lg, cpu, cpu_max);
     report_timeline(f, lg, nticks);
     fprintf(f,
             "RESULT rps=%.0f p50_us=%.1f p99_us=%.1f p999_us=%.1f "
-            "upstream_per_req=%s db_loads=%" PRIu64
-            " peak_db_loads_per_s=%" PRIu64 " nil=%" PRIu64 " errors=%" PRIu64
-            " client_cpu=%.2f client_cpu_max_thread=%.2f\n",
-            rps, p50, p99, p999, per_req, lg->db_loads, peak, lg->nils,
-            lg->errors, cpu, cpu_max);
+            "upstream_per_req=%s db_loads=%" PRIu64 " peak_db_loads_per_s=%" PRIu64
+            " nil=%" PRIu64 " errors=%" PRIu64 " client_cpu=%.2f client_cpu_max_thread=%.2f\n",
+            rps, p50, p99, p999, per_req, lg->db_loads, peak, lg->nils, lg->errors, cpu, cpu_max);
 }

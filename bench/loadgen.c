@@ -68,7 +68,7 @@ struct lg_shared {
     int64_t upstream_before; /* commandstats calls at the start, or -1 */
     uint64_t start_cpu_ns;   /* process CPU time at the start, ns */
     uint64_t start_ns;       /* monotonic ns at the start */
-    double *zipf_cdf; /* owned: o.keys cumulative probabilities, or NULL */
+    double *zipf_cdf;        /* owned: o.keys cumulative probabilities, or NULL */
 };
 
 /* One request in flight on a connection. */
@@ -303,8 +303,7 @@ lg_check_done(struct lg *lg)
 {
     /* Running with nothing in flight: the request count is reached, or
      * every connection is gone. */
-    if (lg->busy == 0 &&
-        (lg->phase == LG_RUNNING || lg->phase == LG_DRAINING)) {
+    if (lg->busy == 0 && (lg->phase == LG_RUNNING || lg->phase == LG_DRAINING)) {
         lg->phase = LG_DONE;
         event_base_loopbreak(lg->base);
     }
@@ -324,8 +323,7 @@ slot_send(struct lg_slot *s, size_t len, enum lg_state st)
     }
     slot_set_state(s, st);
     s->sent_ns = now_ns();
-    if (redisAsyncFormattedCommand(s->conn->ac, reply_cb, s, lg->cmd, len) !=
-        REDIS_OK) {
+    if (redisAsyncFormattedCommand(s->conn->ac, reply_cb, s, lg->cmd, len) != REDIS_OK) {
         lg->errors++;
         slot_set_state(s, LG_IDLE);
     }
@@ -346,15 +344,13 @@ slot_issue(struct lg_slot *s)
     struct lg *lg = s->conn->lg;
     bool write;
 
-    if (lg->phase != LG_RUNNING ||
-        (lg->o.requests && lg->issued >= lg->o.requests)) {
+    if (lg->phase != LG_RUNNING || (lg->o.requests && lg->issued >= lg->o.requests)) {
         slot_set_state(s, LG_IDLE);
         return;
     }
     lg->issued++;
     write = lg->o.write_ratio > 0 && rng_double(&lg->rng) < lg->o.write_ratio;
-    s->absent =
-        !write && lg->o.absent > 0 && rng_double(&lg->rng) < lg->o.absent;
+    s->absent = !write && lg->o.absent > 0 && rng_double(&lg->rng) < lg->o.absent;
     s->key = s->absent ? 0 : key_draw(lg);
     if (write) {
         slot_send(s, cmd_set(lg, s->key, lg->o.ttl_s), LG_SET);
@@ -388,8 +384,7 @@ static void
 slot_db_load(struct lg_slot *s)
 {
     struct lg *lg = s->conn->lg;
-    struct timeval tv = {lg->o.db_latency_ms / 1000,
-                         (long)(lg->o.db_latency_ms % 1000) * 1000};
+    struct timeval tv = {lg->o.db_latency_ms / 1000, (long)(lg->o.db_latency_ms % 1000) * 1000};
 
     lg->db_loads++;
     tick_at(lg, now_ns())->db_loads++;
@@ -490,8 +485,8 @@ reply_cb(redisAsyncContext *ac, void *r, void *privdata)
         return;
     }
     run_account(lg, s, reply);
-    if (s->state == LG_GET && reply->type == REDIS_REPLY_NIL &&
-        lg->o.mode != LG_PLAIN && lg->phase == LG_RUNNING) {
+    if (s->state == LG_GET && reply->type == REDIS_REPLY_NIL && lg->o.mode != LG_PLAIN &&
+        lg->phase == LG_RUNNING) {
         slot_db_load(s);
     } else {
         lg_issue(s);
@@ -511,8 +506,8 @@ commandstats_calls(const struct lg_opts *o)
     int64_t sum = 0;
 
     if (c == NULL || c->err) {
-        fprintf(stderr, "loadgen: --redis %s:%d: %s\n", o->redis_host,
-                o->redis_port, c ? c->errstr : "out of memory");
+        fprintf(stderr, "loadgen: --redis %s:%d: %s\n", o->redis_host, o->redis_port,
+                c ? c->errstr : "out of memory");
         redisFree(c);
         return -1;
     }
@@ -555,8 +550,7 @@ lg_barrier(struct lg *lg)
 
     pthread_mutex_lock(&sh->mu);
     if (++sh->arrived == sh->threads && !sh->aborted) {
-        sh->upstream_before =
-            lg->o.redis_host ? commandstats_calls(&lg->o) : -1;
+        sh->upstream_before = lg->o.redis_host ? commandstats_calls(&lg->o) : -1;
         sh->start_cpu_ns = cpu_ns(CLOCK_PROCESS_CPUTIME_ID);
         sh->start_ns = now_ns();
         sh->released = true;
@@ -608,8 +602,7 @@ lg_start_run(struct lg *lg)
     if (lg->o.duration_s > 0) {
         struct timeval tv = {(time_t)lg->o.duration_s,
                              (suseconds_t)(fmod(lg->o.duration_s, 1.0) * 1e6)};
-        lg->deadline_ns =
-            lg->start_ns + (uint64_t)(lg->o.duration_s * LG_NS_PER_S);
+        lg->deadline_ns = lg->start_ns + (uint64_t)(lg->o.duration_s * LG_NS_PER_S);
         event_add(lg->stop_timer, &tv);
     }
     for (unsigned i = 0; i < lg->o.conns; i++) {
@@ -634,8 +627,7 @@ lg_start(struct lg *lg)
     lg->phase = LG_PREFILLING;
     lg->prefill_ns = now_ns();
     for (unsigned j = 0; j < lg->conns[0].nslots; j++) {
-        for (unsigned i = 0;
-             i < lg->o.conns && lg->prefill_next < lg->prefill_end; i++) {
+        for (unsigned i = 0; i < lg->o.conns && lg->prefill_next < lg->prefill_end; i++) {
             struct lg_slot *s = &lg->conns[i].slots[j];
             s->key = lg->prefill_next++;
             slot_send(s, cmd_set(lg, s->key, lg->o.ttl_s), LG_PREFILL);
@@ -650,8 +642,7 @@ connect_cb(const redisAsyncContext *ac, int status)
     struct lg *lg = c->lg;
 
     if (status != REDIS_OK) {
-        fprintf(stderr, "loadgen: connect %s:%d: %s\n", lg->o.host, lg->o.port,
-                ac->errstr);
+        fprintf(stderr, "loadgen: connect %s:%d: %s\n", lg->o.host, lg->o.port, ac->errstr);
         c->ac = NULL; /* hiredis frees the context */
         lg_fail(lg);
         return;
@@ -685,8 +676,8 @@ conn_timer_cb(evutil_socket_t fd, short what, void *arg)
 
     (void)fd;
     (void)what;
-    fprintf(stderr, "loadgen: only %u of %u connections up after %d s\n",
-            lg->up, lg->o.conns, LG_CONNECT_S);
+    fprintf(stderr, "loadgen: only %u of %u connections up after %d s\n", lg->up, lg->o.conns,
+            LG_CONNECT_S);
     lg_fail(lg);
 }
 
@@ -695,8 +686,7 @@ static int
 lg_init(struct lg *lg)
 {
     struct timeval tv = {LG_CONNECT_S, 0};
-    unsigned nslots =
-        lg->o.pipeline > LG_PREFILL_DEPTH ? lg->o.pipeline : LG_PREFILL_DEPTH;
+    unsigned nslots = lg->o.pipeline > LG_PREFILL_DEPTH ? lg->o.pipeline : LG_PREFILL_DEPTH;
 
     lg->base = event_base_new();
     if (lg->base == NULL) {
@@ -713,8 +703,7 @@ lg_init(struct lg *lg)
     memset(lg->value, 'x', lg->o.value_size);
     lg->stop_timer = evtimer_new(lg->base, stop_timer_cb, lg);
     lg->conn_timer = evtimer_new(lg->base, conn_timer_cb, lg);
-    if (lg->stop_timer == NULL || lg->conn_timer == NULL ||
-        event_add(lg->conn_timer, &tv)) {
+    if (lg->stop_timer == NULL || lg->conn_timer == NULL || event_add(lg->conn_timer, &tv)) {
         fprintf(stderr, "loadgen: cannot create timers\n");
         return -1;
     }
@@ -726,8 +715,7 @@ lg_init(struct lg *lg)
         c->slots = xcalloc(nslots, sizeof(*c->slots));
         for (unsigned j = 0; j < nslots; j++) {
             c->slots[j].conn = c;
-            c->slots[j].db_timer =
-                evtimer_new(lg->base, db_timer_cb, &c->slots[j]);
+            c->slots[j].db_timer = evtimer_new(lg->base, db_timer_cb, &c->slots[j]);
             if (c->slots[j].db_timer == NULL) {
                 fprintf(stderr, "loadgen: evtimer_new failed\n");
                 return -1;
@@ -735,8 +723,8 @@ lg_init(struct lg *lg)
         }
         c->ac = redisAsyncConnect(lg->o.host, lg->o.port);
         if (c->ac == NULL || c->ac->err) {
-            fprintf(stderr, "loadgen: connect %s:%d: %s\n", lg->o.host,
-                    lg->o.port, c->ac ? c->ac->errstr : "out of memory");
+            fprintf(stderr, "loadgen: connect %s:%d: %s\n", lg->o.host, lg->o.port,
+                    c->ac ? c->ac->errstr : "out of memory");
             if (c->ac) {
                 redisAsyncFree(c->ac);
                 c->ac = NULL;
@@ -762,8 +750,7 @@ lg_deinit(struct lg *lg)
         }
     }
     for (unsigned i = 0; lg->conns && i < lg->o.conns; i++) {
-        for (unsigned j = 0; lg->conns[i].slots && j < lg->conns[i].nslots;
-             j++) {
+        for (unsigned j = 0; lg->conns[i].slots && j < lg->conns[i].nslots; j++) {
             if (lg->conns[i].slots[j].db_timer) {
                 event_free(lg->conns[i].slots[j].db_timer);
             }
@@ -811,8 +798,7 @@ worker_main(void *arg)
     event_base_dispatch(lg->base);
     if (lg->start_ns != 0) {
         uint64_t wall = now_ns() - lg->start_ns;
-        lg->cpu_share = wall ? (double)(cpu_ns(CLOCK_THREAD_CPUTIME_ID) -
-                                        lg->start_tcpu_ns) /
+        lg->cpu_share = wall ? (double)(cpu_ns(CLOCK_THREAD_CPUTIME_ID) - lg->start_tcpu_ns) /
                                    (double)wall
                              : 0.0;
     }
@@ -859,8 +845,7 @@ workers_join(struct lg *w, unsigned n, const struct lg_shared *sh)
     }
     wall = now_ns() - sh->start_ns;
     if (sh->released && wall > 0) {
-        return (double)(cpu_ns(CLOCK_PROCESS_CPUTIME_ID) - sh->start_cpu_ns) /
-               (double)wall;
+        return (double)(cpu_ns(CLOCK_PROCESS_CPUTIME_ID) - sh->start_cpu_ns) / (double)wall;
     }
     return 0;
 }
@@ -869,15 +854,14 @@ workers_join(struct lg *w, unsigned n, const struct lg_shared *sh)
  * (whose o is the whole run's; sum->ticks is allocated here, freed by the
  * caller). */
 static void
-lg_summary(struct lg *sum, const struct lg *w, unsigned n,
-           const struct lg_shared *sh, double cpu, double cpu_max)
+lg_summary(struct lg *sum, const struct lg *w, unsigned n, const struct lg_shared *sh, double cpu,
+           double cpu_max)
 {
     int64_t upstream_after = -1;
     double prefill_ms = 0;
 
     for (unsigned i = 0; i < n; i++) {
-        prefill_ms =
-            w[i].prefill_ms > prefill_ms ? w[i].prefill_ms : prefill_ms;
+        prefill_ms = w[i].prefill_ms > prefill_ms ? w[i].prefill_ms : prefill_ms;
     }
     if (sum->o.prefill) {
         printf("prefill: %u keys%s in %.0f ms\n", sum->o.keys,

@@ -65,17 +65,17 @@ struct lg_opts {
     const char *redis_host; /* owned, lives until exit: Redis whose INFO
                                commandstats is diffed, or NULL */
     int redis_port;         /* its port */
-    unsigned conns;    /* connections, 1..10000 (of this thread, in a worker) */
-    unsigned threads;  /* event-loop threads, 1..LG_THREADS_MAX, <= conns */
-    unsigned pipeline; /* commands per batch per connection, 1..1024 */
-    double duration_s; /* run length, s; 0 = run until requests */
-    uint64_t requests; /* commands to send (of this thread, in a worker);
+    unsigned conns;         /* connections, 1..10000 (of this thread, in a worker) */
+    unsigned threads;       /* event-loop threads, 1..LG_THREADS_MAX, <= conns */
+    unsigned pipeline;      /* commands per batch per connection, 1..1024 */
+    double duration_s;      /* run length, s; 0 = run until requests */
+    uint64_t requests;      /* commands to send (of this thread, in a worker);
                           0 = until duration_s */
-    uint32_t keys;     /* key space [0, keys) */
-    enum lg_dist dist; /* key distribution */
-    double zipf_s;     /* zipf exponent, > 0 */
-    double absent;     /* fraction of GETs for keys that never exist */
-    size_t value_size; /* SET value, bytes */
+    uint32_t keys;          /* key space [0, keys) */
+    enum lg_dist dist;      /* key distribution */
+    double zipf_s;          /* zipf exponent, > 0 */
+    double absent;          /* fraction of GETs for keys that never exist */
+    size_t value_size;      /* SET value, bytes */
     double write_ratio;     /* fraction of requests that are SETs */
     unsigned ttl_s;         /* EX on writes and cache fills; 0 = none */
     enum lg_mode mode;      /* what a request does */
@@ -85,9 +85,9 @@ struct lg_opts {
                                flight) instead of redis-benchmark's batches:
                                send P, wait for all P, send the next P */
     bool timeline;          /* print per-second rows after the summary */
-    const char *prefix; /* borrowed from argv or static: key prefix; keys are
+    const char *prefix;     /* borrowed from argv or static: key prefix; keys are
                            prefix + 12 digits */
-    uint64_t seed;      /* RNG seed; 0 = from the clock */
+    uint64_t seed;          /* RNG seed; 0 = from the clock */
 };
 
 /* Latency histogram, ns. */
@@ -111,10 +111,10 @@ struct lg_shared;
 
 /* The whole run: one per worker thread, and one that main() sums them into. */
 struct lg {
-    struct lg_opts o;     /* options (conns, requests: this thread's share) */
-    struct lg_shared *sh; /* borrowed: what the run's threads share */
-    pthread_t tid;        /* the worker thread */
-    unsigned id;          /* worker index, 0..threads-1 */
+    struct lg_opts o;         /* options (conns, requests: this thread's share) */
+    struct lg_shared *sh;     /* borrowed: what the run's threads share */
+    pthread_t tid;            /* the worker thread */
+    unsigned id;              /* worker index, 0..threads-1 */
     struct event_base *base;  /* owned: the event loop */
     struct lg_conn *conns;    /* owned: o.conns connections */
     enum lg_phase phase;      /* where the run stands */
@@ -124,7 +124,7 @@ struct lg {
     uint64_t busy;            /* slots not LG_IDLE */
     uint32_t prefill_next;    /* next key to prefill */
     uint32_t prefill_end;     /* end of this thread's prefill range */
-    uint32_t prefill_count;    /* keys in that range */
+    uint32_t prefill_count;   /* keys in that range */
     uint32_t prefill_done;    /* prefill SETs answered */
     double prefill_ms;        /* prefill time, ms (0 until done) */
     uint64_t prefill_ns;      /* prefill start, monotonic ns */
@@ -201,8 +201,8 @@ void lg_merge(struct lg *sum, const struct lg *w, unsigned n);
  * over the run's wall time (may exceed 1 with threads), cpu_max the busiest
  * worker's share of one core.
  */
-void lg_report(FILE *f, const struct lg *lg, int64_t upstream_before,
-               int64_t upstream_after, double cpu, double cpu_max);
+void lg_report(FILE *f, const struct lg *lg, int64_t upstream_before, int64_t upstream_after,
+               double cpu, double cpu_max);
 
 /*
  * Sum of the calls= fields of an INFO commandstats reply (NUL-terminated

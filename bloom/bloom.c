@@ -62,9 +62,9 @@
 #define BLOOM_IO_LANES 8192u
 
 /* The eight odd multipliers of Apache Parquet BloomFilter.md (SALT). */
-static const uint32_t bloom_salt[BLOOM_WORDS] = {
-    0x47b6137bU, 0x44974d91U, 0x8824ad5bU, 0xa2b7289dU,
-    0x705495c7U, 0x2df1424bU, 0x9efc4947U, 0x5c6bfb31U};
+static const uint32_t bloom_salt[BLOOM_WORDS] = {0x47b6137bU, 0x44974d91U, 0x8824ad5bU,
+                                                 0xa2b7289dU, 0x705495c7U, 0x2df1424bU,
+                                                 0x9efc4947U, 0x5c6bfb31U};
 
 /*
  * One sub-filter: nblocks 256-bit blocks sized for capacity keys at fp_rate.
@@ -81,14 +81,14 @@ struct bloom_sub {
 
 /* A scalable filter: a fixed array of sub-filters, the first nfilters live. */
 struct bloom {
-    _Atomic uint32_t nfilters; /* live sub-filters, 1..BLOOM_MAX_FILTERS;
+    _Atomic uint32_t nfilters;                /* live sub-filters, 1..BLOOM_MAX_FILTERS;
                                   release-stored on growth, acquire-loaded */
-    _Atomic bool grow_failed;  /* the next sub-filter passed a limit */
-    _Atomic bool simd;         /* lookups use bloom_contains_avx2() */
-    bool scaling;              /* add sub-filters when the newest is full */
-    uint64_t capacity;         /* keys of sub-filter 0, as given to bloom_new */
-    double fp_rate;            /* compound target rate, as given to bloom_new */
-    pthread_mutex_t grow_lock; /* serializes growth (bloom_grow()) */
+    _Atomic bool grow_failed;                 /* the next sub-filter passed a limit */
+    _Atomic bool simd;                        /* lookups use bloom_contains_avx2() */
+    bool scaling;                             /* add sub-filters when the newest is full */
+    uint64_t capacity;                        /* keys of sub-filter 0, as given to bloom_new */
+    double fp_rate;                           /* compound target rate, as given to bloom_new */
+    pthread_mutex_t grow_lock;                /* serializes growth (bloom_grow()) */
     struct bloom_sub subs[BLOOM_MAX_FILTERS]; /* [0, nfilters) live */
 };
 
@@ -209,8 +209,7 @@ bloom_sub_rate(const struct bloom *b, uint32_t i)
 /* ---- sub-filters -------------------------------------------------------- */
 
 static void
-bloom_sub_init(struct bloom_sub *s, uint64_t nblocks, uint64_t capacity,
-               double fp_rate)
+bloom_sub_init(struct bloom_sub *s, uint64_t nblocks, uint64_t capacity, double fp_rate)
 {
     s->lanes = bloom_alloc_lanes(nblocks);
     s->nblocks = nblocks;
@@ -244,8 +243,7 @@ bloom_masks(uint64_t h, uint64_t mask[BLOOM_LANES])
 
 /* Are all bits of mask set in h's block of s? Relaxed loads. */
 static inline bool
-bloom_sub_check(const struct bloom_sub *s, uint64_t h,
-                const uint64_t mask[BLOOM_LANES])
+bloom_sub_check(const struct bloom_sub *s, uint64_t h, const uint64_t mask[BLOOM_LANES])
 {
     _Atomic uint64_t *blk = bloom_sub_block(s, h);
 
@@ -287,19 +285,18 @@ __attribute__((target("avx2"))) static bool
 bloom_contains_avx2(const struct bloom *b, uint64_t h)
 {
     uint32_t n = atomic_load_explicit(&b->nfilters, memory_order_acquire);
-    __m256i salt =
-        _mm256_loadu_si256((const __m256i *)(const void *)bloom_salt);
+    __m256i salt = _mm256_loadu_si256((const __m256i *)(const void *)bloom_salt);
     __m256i key = _mm256_set1_epi32((int)(uint32_t)h);
     __m256i shift = _mm256_srli_epi32(_mm256_mullo_epi32(key, salt), 27);
     __m256i mask = _mm256_sllv_epi32(_mm256_set1_epi32(1), shift);
 
     for (uint32_t i = n; i-- > 0;) {
         _Atomic uint64_t *blk = bloom_sub_block(&b->subs[i], h);
-        __m256i v = _mm256_set_epi64x(
-            (long long)atomic_load_explicit(&blk[3], memory_order_relaxed),
-            (long long)atomic_load_explicit(&blk[2], memory_order_relaxed),
-            (long long)atomic_load_explicit(&blk[1], memory_order_relaxed),
-            (long long)atomic_load_explicit(&blk[0], memory_order_relaxed));
+        __m256i v =
+            _mm256_set_epi64x((long long)atomic_load_explicit(&blk[3], memory_order_relaxed),
+                              (long long)atomic_load_explicit(&blk[2], memory_order_relaxed),
+                              (long long)atomic_load_explicit(&blk[1], memory_order_relaxed),
+                              (long long)atomic_load_explicit(&blk[0], memory_order_relaxed));
         if (_mm256_testc_si256(v, mask)) /* (~v & mask) == 0 */
             return true;
     }
@@ -339,8 +336,7 @@ bloom_alloc(uint64_t capacity, double fp_rate, bool scaling)
 }
 
 struct bloom *
-bloom_new(uint64_t capacity, double fp_rate, bool scaling, char *err,
-          size_t errlen)
+bloom_new(uint64_t capacity, double fp_rate, bool scaling, char *err, size_t errlen)
 {
     uint64_t nblocks;
 
@@ -349,9 +345,8 @@ bloom_new(uint64_t capacity, double fp_rate, bool scaling, char *err,
         return NULL;
     }
     if (!(fp_rate >= BLOOM_MIN_FP_RATE && fp_rate <= BLOOM_MAX_FP_RATE)) {
-        bloom_seterr(err, errlen,
-                     "bloom fp_rate %g out of range: must be in [%g, %g]",
-                     fp_rate, BLOOM_MIN_FP_RATE, BLOOM_MAX_FP_RATE);
+        bloom_seterr(err, errlen, "bloom fp_rate %g out of range: must be in [%g, %g]", fp_rate,
+                     BLOOM_MIN_FP_RATE, BLOOM_MAX_FP_RATE);
         return NULL;
     }
     struct bloom *b = bloom_alloc(capacity, fp_rate, scaling);
@@ -360,8 +355,7 @@ bloom_new(uint64_t capacity, double fp_rate, bool scaling, char *err,
         bloom_seterr(err, errlen,
                      "bloom too large: %llu keys at fp_rate %g need more "
                      "than %llu blocks",
-                     (unsigned long long)capacity, rate0,
-                     (unsigned long long)BLOOM_MAX_BLOCKS);
+                     (unsigned long long)capacity, rate0, (unsigned long long)BLOOM_MAX_BLOCKS);
         bloom_free(b);
         return NULL;
     }
@@ -449,8 +443,7 @@ bloom_add_hash(struct bloom *b, uint64_t h)
     struct bloom_sub *last = &b->subs[n - 1];
     if (!bloom_sub_set(last, h, mask))
         return false;
-    uint64_t count =
-        atomic_fetch_add_explicit(&last->count, 1, memory_order_relaxed) + 1;
+    uint64_t count = atomic_fetch_add_explicit(&last->count, 1, memory_order_relaxed) + 1;
     if (b->scaling && count >= last->capacity &&
         !atomic_load_explicit(&b->grow_failed, memory_order_relaxed))
         bloom_grow(b, n);
@@ -535,8 +528,7 @@ bloom_saturated(const struct bloom *b)
 
     if (count < last->capacity)
         return false;
-    return !b->scaling ||
-           atomic_load_explicit(&b->grow_failed, memory_order_relaxed);
+    return !b->scaling || atomic_load_explicit(&b->grow_failed, memory_order_relaxed);
 }
 
 static uint64_t
@@ -655,8 +647,7 @@ static int
 bloom_io_write(struct bloom_io *io, const void *buf, size_t len)
 {
     if (fwrite(buf, 1, len, io->fp) != len) {
-        bloom_seterr(io->err, io->errlen, "bloom save %s: write: %s", io->path,
-                     strerror(errno));
+        bloom_seterr(io->err, io->errlen, "bloom save %s: write: %s", io->path, strerror(errno));
         return BLOOM_ERR;
     }
     XXH3_64bits_update(io->hash, buf, len);
@@ -681,8 +672,7 @@ bloom_encode_header(const struct bloom *b, uint32_t n, uint8_t *hdr)
         bloom_put64(e, s->nblocks);
         bloom_put64(e + 8, s->capacity);
         bloom_put64(e + 16, bloom_dbl_bits(s->fp_rate));
-        bloom_put64(e + 24,
-                    atomic_load_explicit(&s->count, memory_order_relaxed));
+        bloom_put64(e + 24, atomic_load_explicit(&s->count, memory_order_relaxed));
     }
     return BLOOM_HDR_BYTES + (size_t)n * BLOOM_ENTRY_BYTES;
 }
@@ -707,9 +697,8 @@ bloom_write_all(const struct bloom *b, struct bloom_io *io)
         for (uint64_t off = 0; off < total && rc == BLOOM_OK;) {
             size_t k = 0;
             for (; k < BLOOM_IO_LANES && off < total; k++, off++)
-                bloom_put64(
-                    buf + 8 * k,
-                    atomic_load_explicit(&s->lanes[off], memory_order_relaxed));
+                bloom_put64(buf + 8 * k,
+                            atomic_load_explicit(&s->lanes[off], memory_order_relaxed));
             rc = bloom_io_write(io, buf, 8 * k);
         }
     }
@@ -727,13 +716,11 @@ bloom_io_close(struct bloom_io *io)
     int rc = BLOOM_OK;
 
     if (fflush(io->fp) != 0 || fsync(fileno(io->fp)) != 0) {
-        bloom_seterr(io->err, io->errlen, "bloom save %s: flush: %s", io->path,
-                     strerror(errno));
+        bloom_seterr(io->err, io->errlen, "bloom save %s: flush: %s", io->path, strerror(errno));
         rc = BLOOM_ERR;
     }
     if (fclose(io->fp) != 0 && rc == BLOOM_OK) {
-        bloom_seterr(io->err, io->errlen, "bloom save %s: close: %s", io->path,
-                     strerror(errno));
+        bloom_seterr(io->err, io->errlen, "bloom save %s: close: %s", io->path, strerror(errno));
         rc = BLOOM_ERR;
     }
     io->fp = NULL;
@@ -750,15 +737,13 @@ bloom_save(const struct bloom *b, const char *path, char *err, size_t errlen)
     snprintf(tmp, tlen, "%s.tmp.XXXXXX", path);
     int fd = mkstemp(tmp);
     if (fd < 0) {
-        bloom_seterr(err, errlen, "bloom save %s: create %s: %s", path, tmp,
-                     strerror(errno));
+        bloom_seterr(err, errlen, "bloom save %s: create %s: %s", path, tmp, strerror(errno));
         free(tmp);
         return BLOOM_ERR;
     }
     io.fp = fdopen(fd, "wb");
     if (io.fp == NULL) {
-        bloom_seterr(err, errlen, "bloom save %s: fdopen: %s", path,
-                     strerror(errno));
+        bloom_seterr(err, errlen, "bloom save %s: fdopen: %s", path, strerror(errno));
         close(fd);
         unlink(tmp);
         free(tmp);
@@ -772,8 +757,7 @@ bloom_save(const struct bloom *b, const char *path, char *err, size_t errlen)
     if (bloom_io_close(&io) != BLOOM_OK)
         rc = BLOOM_ERR;
     if (rc == BLOOM_OK && rename(tmp, path) != 0) {
-        bloom_seterr(err, errlen, "bloom save %s: rename: %s", path,
-                     strerror(errno));
+        bloom_seterr(err, errlen, "bloom save %s: rename: %s", path, strerror(errno));
         rc = BLOOM_ERR;
     }
     if (rc != BLOOM_OK)
@@ -810,11 +794,9 @@ bloom_io_read(struct bloom_io *io, void *buf, size_t len)
         return BLOOM_OK;
     }
     if (ferror(io->fp))
-        bloom_seterr(io->err, io->errlen, "bloom load %s: read: %s", io->path,
-                     strerror(errno));
+        bloom_seterr(io->err, io->errlen, "bloom load %s: read: %s", io->path, strerror(errno));
     else
-        bloom_seterr(io->err, io->errlen, "bloom load %s: file is truncated",
-                     io->path);
+        bloom_seterr(io->err, io->errlen, "bloom load %s: file is truncated", io->path);
     return BLOOM_ERR;
 }
 
@@ -823,21 +805,18 @@ static int
 bloom_check_header(struct bloom_io *io, struct bloom_hdr *h)
 {
     bool ok = h->capacity >= 1 && h->fp_rate >= BLOOM_MIN_FP_RATE &&
-              h->fp_rate <= BLOOM_MAX_FP_RATE &&
-              (h->flags & ~BLOOM_FLAG_SCALING) == 0 &&
+              h->fp_rate <= BLOOM_MAX_FP_RATE && (h->flags & ~BLOOM_FLAG_SCALING) == 0 &&
               (h->n == 1 || (h->flags & BLOOM_FLAG_SCALING));
 
     h->payload = 0;
     for (uint32_t i = 0; i < h->n && ok; i++) {
-        ok = h->subs[i].nblocks >= 1 &&
-             h->subs[i].nblocks <= BLOOM_MAX_BLOCKS &&
+        ok = h->subs[i].nblocks >= 1 && h->subs[i].nblocks <= BLOOM_MAX_BLOCKS &&
              h->subs[i].capacity >= 1 && h->subs[i].fp_rate > 0.0 &&
              h->subs[i].fp_rate <= BLOOM_MAX_FP_RATE;
         h->payload += h->subs[i].nblocks * BLOOM_BLOCK_BYTES;
     }
     if (!ok) {
-        bloom_seterr(io->err, io->errlen,
-                     "bloom load %s: corrupt header: parameter out of range",
+        bloom_seterr(io->err, io->errlen, "bloom load %s: corrupt header: parameter out of range",
                      io->path);
         return BLOOM_ERR;
     }
@@ -866,39 +845,32 @@ bloom_read_header(struct bloom_io *io, struct bloom_hdr *h)
     if (bloom_io_read(io, hdr, BLOOM_HDR_BYTES) != BLOOM_OK)
         return BLOOM_ERR;
     if (memcmp(hdr, BLOOM_FILE_MAGIC, sizeof(BLOOM_FILE_MAGIC)) != 0) {
-        bloom_seterr(io->err, io->errlen,
-                     "bloom load %s: bad magic: not a bulwark bloom file",
+        bloom_seterr(io->err, io->errlen, "bloom load %s: bad magic: not a bulwark bloom file",
                      io->path);
         return BLOOM_ERR;
     }
     h->version = bloom_get32(hdr + 8);
     if (h->version != BLOOM_FILE_VERSION) {
-        bloom_seterr(io->err, io->errlen,
-                     "bloom load %s: unsupported version %u (expected %u)",
+        bloom_seterr(io->err, io->errlen, "bloom load %s: unsupported version %u (expected %u)",
                      io->path, h->version, BLOOM_FILE_VERSION);
         return BLOOM_ERR;
     }
     h->n = bloom_get32(hdr + 40);
-    size_t hlen =
-        BLOOM_HDR_BYTES +
-        (size_t)(h->n <= BLOOM_MAX_FILTERS ? h->n : 0) * BLOOM_ENTRY_BYTES;
-    if (bloom_io_read(io, hdr + BLOOM_HDR_BYTES, hlen - BLOOM_HDR_BYTES) !=
-            BLOOM_OK ||
+    size_t hlen = BLOOM_HDR_BYTES +
+                  (size_t)(h->n <= BLOOM_MAX_FILTERS ? h->n : 0) * BLOOM_ENTRY_BYTES;
+    if (bloom_io_read(io, hdr + BLOOM_HDR_BYTES, hlen - BLOOM_HDR_BYTES) != BLOOM_OK ||
         bloom_io_read(io, sum, sizeof(sum)) != BLOOM_OK)
         return BLOOM_ERR;
     if (bloom_get64(sum) != XXH3_64bits(hdr, hlen)) {
-        bloom_seterr(io->err, io->errlen,
-                     "bloom load %s: header checksum mismatch: corrupted",
+        bloom_seterr(io->err, io->errlen, "bloom load %s: header checksum mismatch: corrupted",
                      io->path);
         return BLOOM_ERR;
     }
     h->flags = bloom_get32(hdr + 12);
     h->capacity = bloom_get64(hdr + 24);
     h->fp_rate = bloom_bits_dbl(bloom_get64(hdr + 32));
-    if (bloom_get64(hdr + 16) != BLOOM_SEED || h->n == 0 ||
-        h->n > BLOOM_MAX_FILTERS) {
-        bloom_seterr(io->err, io->errlen,
-                     "bloom load %s: corrupt header: bad seed or %u filters",
+    if (bloom_get64(hdr + 16) != BLOOM_SEED || h->n == 0 || h->n > BLOOM_MAX_FILTERS) {
+        bloom_seterr(io->err, io->errlen, "bloom load %s: corrupt header: bad seed or %u filters",
                      io->path, h->n);
         return BLOOM_ERR;
     }
@@ -911,20 +883,16 @@ static int
 bloom_check_size(struct bloom_io *io, const struct bloom_hdr *h)
 {
     struct stat st;
-    uint64_t want = BLOOM_HDR_BYTES + (uint64_t)h->n * BLOOM_ENTRY_BYTES + 8 +
-                    h->payload + 8;
+    uint64_t want = BLOOM_HDR_BYTES + (uint64_t)h->n * BLOOM_ENTRY_BYTES + 8 + h->payload + 8;
 
     if (fstat(fileno(io->fp), &st) != 0) {
-        bloom_seterr(io->err, io->errlen, "bloom load %s: stat: %s", io->path,
-                     strerror(errno));
+        bloom_seterr(io->err, io->errlen, "bloom load %s: stat: %s", io->path, strerror(errno));
         return BLOOM_ERR;
     }
     if ((uint64_t)st.st_size == want)
         return BLOOM_OK;
-    bloom_seterr(io->err, io->errlen,
-                 "bloom load %s: file is %s: %llu bytes, header says %llu",
-                 io->path,
-                 (uint64_t)st.st_size < want ? "truncated" : "corrupted",
+    bloom_seterr(io->err, io->errlen, "bloom load %s: file is %s: %llu bytes, header says %llu",
+                 io->path, (uint64_t)st.st_size < want ? "truncated" : "corrupted",
                  (unsigned long long)st.st_size, (unsigned long long)want);
     return BLOOM_ERR;
 }
@@ -940,8 +908,7 @@ bloom_read_payload(struct bloom_io *io, struct bloom *b, uint32_t n)
         struct bloom_sub *s = &b->subs[i];
         uint64_t total = s->nblocks * BLOOM_LANES;
         for (uint64_t off = 0; off < total && rc == BLOOM_OK;) {
-            size_t k = total - off < BLOOM_IO_LANES ? (size_t)(total - off)
-                                                    : BLOOM_IO_LANES;
+            size_t k = total - off < BLOOM_IO_LANES ? (size_t)(total - off) : BLOOM_IO_LANES;
             rc = bloom_io_read(io, buf, 8 * k);
             for (size_t j = 0; j < k && rc == BLOOM_OK; j++, off++)
                 atomic_init(&s->lanes[off], bloom_get64(buf + 8 * j));
@@ -952,13 +919,11 @@ bloom_read_payload(struct bloom_io *io, struct bloom *b, uint32_t n)
         return rc;
     uint64_t want = XXH3_64bits_digest(io->hash);
     if (fread(sum, 1, sizeof(sum), io->fp) != sizeof(sum)) {
-        bloom_seterr(io->err, io->errlen, "bloom load %s: file is truncated",
-                     io->path);
+        bloom_seterr(io->err, io->errlen, "bloom load %s: file is truncated", io->path);
         return BLOOM_ERR;
     }
     if (bloom_get64(sum) != want) {
-        bloom_seterr(io->err, io->errlen,
-                     "bloom load %s: checksum mismatch: payload corrupted",
+        bloom_seterr(io->err, io->errlen, "bloom load %s: checksum mismatch: payload corrupted",
                      io->path);
         return BLOOM_ERR;
     }
@@ -969,12 +934,10 @@ bloom_read_payload(struct bloom_io *io, struct bloom *b, uint32_t n)
 static struct bloom *
 bloom_load_body(struct bloom_io *io, const struct bloom_hdr *h)
 {
-    struct bloom *b =
-        bloom_alloc(h->capacity, h->fp_rate, h->flags & BLOOM_FLAG_SCALING);
+    struct bloom *b = bloom_alloc(h->capacity, h->fp_rate, h->flags & BLOOM_FLAG_SCALING);
 
     for (uint32_t i = 0; i < h->n; i++) {
-        bloom_sub_init(&b->subs[i], h->subs[i].nblocks, h->subs[i].capacity,
-                       h->subs[i].fp_rate);
+        bloom_sub_init(&b->subs[i], h->subs[i].nblocks, h->subs[i].capacity, h->subs[i].fp_rate);
         atomic_init(&b->subs[i].count, h->subs[i].count);
     }
     atomic_store_explicit(&b->nfilters, h->n, memory_order_release);
@@ -994,8 +957,7 @@ bloom_load(const char *path, char *err, size_t errlen)
 
     io.fp = fopen(path, "rb");
     if (io.fp == NULL) {
-        bloom_seterr(err, errlen, "bloom load %s: open: %s", path,
-                     strerror(errno));
+        bloom_seterr(err, errlen, "bloom load %s: open: %s", path, strerror(errno));
         free(h);
         return NULL;
     }
@@ -1003,8 +965,7 @@ bloom_load(const char *path, char *err, size_t errlen)
     if (io.hash == NULL)
         bloom_oom(0);
     XXH3_64bits_reset(io.hash);
-    if (bloom_read_header(&io, h) == BLOOM_OK &&
-        bloom_check_size(&io, h) == BLOOM_OK)
+    if (bloom_read_header(&io, h) == BLOOM_OK && bloom_check_size(&io, h) == BLOOM_OK)
         b = bloom_load_body(&io, h);
     XXH3_freeState(io.hash);
     fclose(io.fp);

@@ -111,8 +111,8 @@ struct bloom;
  * capacity 0, fp_rate out of range or NaN, or more than BLOOM_MAX_BLOCKS
  * blocks needed.
  */
-struct bloom *bloom_new(uint64_t capacity, double fp_rate, bool scaling,
-                        char *err, size_t errlen);
+struct bloom *bloom_new(uint64_t capacity, double fp_rate, bool scaling, char *err,
+                        size_t errlen);
 
 /* Free the filter and all its sub-filters. NULL is a no-op. Exclusive. */
 void bloom_free(struct bloom *b);
@@ -209,8 +209,7 @@ double bloom_estimated_fpr(const struct bloom *b);
  * Returns BLOOM_OK, or BLOOM_ERR with the reason (and strerror) in err; on
  * error path is untouched and the temporary file removed.
  */
-int bloom_save(const struct bloom *b, const char *path, char *err,
-               size_t errlen);
+int bloom_save(const struct bloom *b, const char *path, char *err, size_t errlen);
 
 /* Version written by bloom_save() and the only one bloom_load() accepts. */
 #define BLOOM_FILE_VERSION 1u

@@ -45,14 +45,14 @@ enum cfg_type {
 
 /* One row of the table: everything bulwark knows about a directive. */
 struct cfg_directive {
-    const char *name;   /* lower-case name, as in the file and CONFIG */
-    enum cfg_type type; /* value syntax and storage */
-    size_t off;         /* offsetof(struct cfg, member) */
-    size_t off2;        /* offset of the count (LIST) or port (HOSTPORT) */
-    const char *def;    /* default in config syntax; NULL = unset */
-    long long min;      /* lowest value in the bare unit (numeric types) */
-    long long max;      /* highest value in the bare unit (numeric types) */
-    uint64_t unit_ms; /* DURATION: milliseconds in one bare unit (1 or 1000) */
+    const char *name;         /* lower-case name, as in the file and CONFIG */
+    enum cfg_type type;       /* value syntax and storage */
+    size_t off;               /* offsetof(struct cfg, member) */
+    size_t off2;              /* offset of the count (LIST) or port (HOSTPORT) */
+    const char *def;          /* default in config syntax; NULL = unset */
+    long long min;            /* lowest value in the bare unit (numeric types) */
+    long long max;            /* highest value in the bare unit (numeric types) */
+    uint64_t unit_ms;         /* DURATION: milliseconds in one bare unit (1 or 1000) */
     const char *const *names; /* ENUM: NULL-terminated names, index = value */
     unsigned flags;           /* CFG_F_* */
     const char *help;         /* one line for --help and the sample file */
@@ -97,13 +97,12 @@ struct cfg_directive {
 #define CFG_TABLE_LEN (sizeof(cfg_table) / sizeof(cfg_table[0]))
 
 /* A broken table or invariant is a bug: abort, as BW_ASSERT would. */
-#define CFG_CHECK(cond, what)                                                  \
-    do {                                                                       \
-        if (!(cond)) {                                                         \
-            fprintf(stderr, "config: %s:%d: %s (%s)\n", __FILE__, __LINE__,    \
-                    #cond, what);                                              \
-            abort();                                                           \
-        }                                                                      \
+#define CFG_CHECK(cond, what)                                                             \
+    do {                                                                                  \
+        if (!(cond)) {                                                                    \
+            fprintf(stderr, "config: %s:%d: %s (%s)\n", __FILE__, __LINE__, #cond, what); \
+            abort();                                                                      \
+        }                                                                                 \
     } while (0)
 
 static const struct cfg_directive *
@@ -118,25 +117,24 @@ cfg_lookup(const char *name)
 
 /* Member access: p is the member of c at offset off. */
 #define CFG_AT(c, off, type) ((type *)(void *)((char *)(c) + (off)))
-#define CFG_CAT(c, off, type)                                                  \
-    ((type const *)(const void *)((const char *)(c) + (off)))
+#define CFG_CAT(c, off, type) ((type const *)(const void *)((const char *)(c) + (off)))
 
 /* ---- value parsing ------------------------------------------------------ */
 
 /* Why a value was refused; cfg_reason() turns it into text. */
 enum cfg_verr {
-    CFG_V_OK,       /* accepted */
-    CFG_V_ARITY,    /* wrong number of arguments */
-    CFG_V_INT,      /* not an integer */
-    CFG_V_OCTAL,    /* not an octal number */
-    CFG_V_RANGE,    /* parsed, outside [min, max] */
-    CFG_V_BOOL,     /* not yes/no */
-    CFG_V_SIZE,     /* not a memory value */
-    CFG_V_DURATION, /* not a duration */
-    CFG_V_UNIT,     /* duration not a whole number of the bare unit */
-    CFG_V_ENUM,     /* not one of the names */
-    CFG_V_HOSTPORT, /* not host:port */
-    CFG_V_RATIO,    /* not a decimal number */
+    CFG_V_OK,        /* accepted */
+    CFG_V_ARITY,     /* wrong number of arguments */
+    CFG_V_INT,       /* not an integer */
+    CFG_V_OCTAL,     /* not an octal number */
+    CFG_V_RANGE,     /* parsed, outside [min, max] */
+    CFG_V_BOOL,      /* not yes/no */
+    CFG_V_SIZE,      /* not a memory value */
+    CFG_V_DURATION,  /* not a duration */
+    CFG_V_UNIT,      /* duration not a whole number of the bare unit */
+    CFG_V_ENUM,      /* not one of the names */
+    CFG_V_HOSTPORT,  /* not host:port */
+    CFG_V_RATIO,     /* not a decimal number */
     CFG_V_OBL_ARITY, /* client-output-buffer-limit: words not a multiple of 4 */
     CFG_V_OBL_CLASS, /* ... a class other than normal, replica/slave, pubsub */
     CFG_V_OBL_VALUE  /* ... a bad hard, soft or soft-seconds */
@@ -226,8 +224,7 @@ cfg_parse_list(int argc, const char *const *argv, char ***out, size_t *count)
 
 /* Parse one numeric or bool value into *num (bare unit for durations: ms). */
 static enum cfg_verr
-cfg_parse_scalar(const struct cfg_directive *d, const char *s, long long *num,
-                 uint64_t *u64)
+cfg_parse_scalar(const struct cfg_directive *d, const char *s, long long *num, uint64_t *u64)
 {
     char *end;
     uint64_t ms;
@@ -255,9 +252,7 @@ cfg_parse_scalar(const struct cfg_directive *d, const char *s, long long *num,
         if (e != CFG_V_OK)
             return e;
         *u64 = ms;
-        *num = ms / d->unit_ms > (uint64_t)LLONG_MAX
-                   ? -1
-                   : (long long)(ms / d->unit_ms);
+        *num = ms / d->unit_ms > (uint64_t)LLONG_MAX ? -1 : (long long)(ms / d->unit_ms);
         return CFG_V_OK;
     case CFG_T_ENUM:
         for (int i = 0; d->names[i] != NULL; i++) {
@@ -325,8 +320,7 @@ cfg_value_free(struct cfg *c, const struct cfg_directive *d)
         free(*CFG_AT(c, d->off, char *));
         *CFG_AT(c, d->off, char *) = NULL;
     } else if (d->type == CFG_T_LIST) {
-        cfg_free_words(*CFG_AT(c, d->off, char **),
-                       *CFG_AT(c, d->off2, size_t));
+        cfg_free_words(*CFG_AT(c, d->off, char **), *CFG_AT(c, d->off2, size_t));
         *CFG_AT(c, d->off, char **) = NULL;
         *CFG_AT(c, d->off2, size_t) = 0;
     }
@@ -334,8 +328,7 @@ cfg_value_free(struct cfg *c, const struct cfg_directive *d)
 
 /* Store an already validated scalar. */
 static void
-cfg_store_scalar(struct cfg *c, const struct cfg_directive *d, long long num,
-                 uint64_t u64)
+cfg_store_scalar(struct cfg *c, const struct cfg_directive *d, long long num, uint64_t u64)
 {
     switch (d->type) {
     case CFG_T_BOOL:
@@ -355,8 +348,7 @@ cfg_store_scalar(struct cfg *c, const struct cfg_directive *d, long long num,
  * Set d in c from argc arguments. c changes only when CFG_V_OK is returned.
  */
 static enum cfg_verr
-cfg_value_set(struct cfg *c, const struct cfg_directive *d, int argc,
-              const char *const *argv)
+cfg_value_set(struct cfg *c, const struct cfg_directive *d, int argc, const char *const *argv)
 {
     long long num = 0;
     uint64_t u64 = 0;
@@ -412,8 +404,7 @@ cfg_value_set(struct cfg *c, const struct cfg_directive *d, int argc,
         e = cfg_parse_scalar(d, argv[0], &num, &u64);
         if (e != CFG_V_OK)
             return e;
-        if (d->type != CFG_T_BOOL && d->type != CFG_T_ENUM &&
-            (num < d->min || num > d->max))
+        if (d->type != CFG_T_BOOL && d->type != CFG_T_ENUM && (num < d->min || num > d->max))
             return CFG_V_RANGE;
         cfg_store_scalar(c, d, num, u64);
     }
@@ -437,13 +428,11 @@ cfg_value_format(const struct cfg *c, const struct cfg_directive *d)
         snprintf(buf, sizeof(buf), "%o", (unsigned)*CFG_CAT(c, d->off, int));
         return cfg_xstrdup(buf);
     case CFG_T_SIZE:
-        snprintf(buf, sizeof(buf), "%llu",
-                 (unsigned long long)*CFG_CAT(c, d->off, uint64_t));
+        snprintf(buf, sizeof(buf), "%llu", (unsigned long long)*CFG_CAT(c, d->off, uint64_t));
         return cfg_xstrdup(buf);
     case CFG_T_DURATION:
-        snprintf(
-            buf, sizeof(buf), "%llu",
-            (unsigned long long)(*CFG_CAT(c, d->off, uint64_t) / d->unit_ms));
+        snprintf(buf, sizeof(buf), "%llu",
+                 (unsigned long long)(*CFG_CAT(c, d->off, uint64_t) / d->unit_ms));
         return cfg_xstrdup(buf);
     case CFG_T_ENUM:
         return cfg_xstrdup(d->names[*CFG_CAT(c, d->off, int)]);
@@ -470,9 +459,8 @@ cfg_value_format(const struct cfg *c, const struct cfg_directive *d)
         size_t len = strlen(h) + 16;
         char *out = cfg_xrealloc(NULL, len);
         /* brackets also keep a host that starts with '[' ("[[x]:1") */
-        snprintf(out, len,
-                 strchr(h, ':') != NULL || h[0] == '[' ? "[%s]:%d" : "%s:%d",
-                 h, *CFG_CAT(c, d->off2, int));
+        snprintf(out, len, strchr(h, ':') != NULL || h[0] == '[' ? "[%s]:%d" : "%s:%d", h,
+                 *CFG_CAT(c, d->off2, int));
         return out;
     }
     case CFG_T_LIST:
@@ -501,8 +489,7 @@ cfg_enum_list(const struct cfg_directive *d, char *out, size_t outlen)
 
     out[0] = '\0';
     for (int i = 0; d->names[i] != NULL && at < outlen; i++)
-        at += (size_t)snprintf(out + at, outlen - at, "%s%s", i ? ", " : "",
-                               d->names[i]);
+        at += (size_t)snprintf(out + at, outlen - at, "%s%s", i ? ", " : "", d->names[i]);
 }
 
 /* Fixed texts per enum cfg_verr; RANGE and ENUM are formatted below. */
@@ -561,30 +548,24 @@ cfg_reason(const struct cfg_directive *d, enum cfg_verr e, bool redis, int argc,
     if (d->type == CFG_T_ENUM)
         cfg_enum_list(d, names, sizeof(names));
     if (e == CFG_V_RANGE && redis)
-        snprintf(err, errlen, "argument must be between %s and %s inclusive",
-                 lo, hi);
+        snprintf(err, errlen, "argument must be between %s and %s inclusive", lo, hi);
     else if (e == CFG_V_RANGE)
-        snprintf(err, errlen, "'%s' must be between %s and %s%s, got %.64s",
-                 d->name, lo, hi, unit, v);
+        snprintf(err, errlen, "'%s' must be between %s and %s%s, got %.64s", d->name, lo, hi,
+                 unit, v);
     else if (e == CFG_V_ENUM && redis)
-        snprintf(err, errlen, "argument(s) must be one of the following: %s",
-                 names);
+        snprintf(err, errlen, "argument(s) must be one of the following: %s", names);
     else if (e == CFG_V_ENUM)
-        snprintf(err, errlen, "'%s' must be one of %s, got '%.64s'", d->name,
-                 names, v);
+        snprintf(err, errlen, "'%s' must be one of %s, got '%.64s'", d->name, names, v);
     else if (redis)
         snprintf(err, errlen, "%s", cfg_redis_text[e]);
     else if (e == CFG_V_ARITY && d->type == CFG_T_OBL)
         snprintf(err, errlen, "'%s' needs <class> <hard> <soft> <soft-seconds>", d->name);
     else if (e == CFG_V_ARITY && d->type == CFG_T_LIST)
-        snprintf(err, errlen,
-                 "'%s' needs at least one argument (\"\" for none)", d->name);
+        snprintf(err, errlen, "'%s' needs at least one argument (\"\" for none)", d->name);
     else if (e == CFG_V_ARITY)
-        snprintf(err, errlen, "'%s' takes exactly one argument, got %d",
-                 d->name, argc);
+        snprintf(err, errlen, "'%s' takes exactly one argument, got %d", d->name, argc);
     else
-        snprintf(err, errlen, "'%s' must be %s%s, got '%.64s'", d->name,
-                 cfg_file_rule[e],
+        snprintf(err, errlen, "'%s' must be %s%s, got '%.64s'", d->name, cfg_file_rule[e],
                  e != CFG_V_DURATION ? ""
                  : d->unit_ms == 1   ? " (bare number = ms)"
                                      : " (bare number = s)",
@@ -595,11 +576,11 @@ cfg_reason(const struct cfg_directive *d, enum cfg_verr e, bool redis, int argc,
 
 /* State of one cfg_load_*() / cfg_apply_args() call. */
 struct cfg_ctx {
-    struct cfg *c; /* borrowed: the config being filled */
-    char *err;     /* borrowed: caller's error buffer */
-    size_t errlen; /* bytes in err */
-    bool err_full; /* err already has its "where: " prefix */
-    int depth;     /* files being read (open[0..depth)) */
+    struct cfg *c;                     /* borrowed: the config being filled */
+    char *err;                         /* borrowed: caller's error buffer */
+    size_t errlen;                     /* bytes in err */
+    bool err_full;                     /* err already has its "where: " prefix */
+    int depth;                         /* files being read (open[0..depth)) */
     char *open[CFG_INCLUDE_DEPTH_MAX]; /* owned realpath()s of those files */
 };
 
@@ -640,8 +621,7 @@ cfg_include(struct cfg_ctx *x, const char *path, const char *basedir)
 
 /* Execute one split line (or command-line group); reason in x->err. */
 static int
-cfg_exec(struct cfg_ctx *x, int argc, char **argv, const size_t *lens,
-         const char *basedir)
+cfg_exec(struct cfg_ctx *x, int argc, char **argv, const size_t *lens, const char *basedir)
 {
     const struct cfg_directive *d;
     enum cfg_verr e;
@@ -657,8 +637,7 @@ cfg_exec(struct cfg_ctx *x, int argc, char **argv, const size_t *lens,
     }
     if (strcasecmp(argv[0], "include") == 0) {
         if (argc != 2) {
-            snprintf(x->err, x->errlen,
-                     "'include' takes exactly one argument, got %d", argc - 1);
+            snprintf(x->err, x->errlen, "'include' takes exactly one argument, got %d", argc - 1);
             return CFG_ERR;
         }
         return cfg_include(x, argv[1], basedir);
@@ -673,8 +652,7 @@ cfg_exec(struct cfg_ctx *x, int argc, char **argv, const size_t *lens,
     }
     e = cfg_value_set(x->c, d, argc - 1, (const char *const *)argv + 1);
     if (e != CFG_V_OK) {
-        cfg_reason(d, e, false, argc - 1, (const char *const *)argv + 1, x->err,
-                   x->errlen);
+        cfg_reason(d, e, false, argc - 1, (const char *const *)argv + 1, x->err, x->errlen);
         return CFG_ERR;
     }
     if (x->c->upstream_db != 0) {
@@ -710,8 +688,7 @@ cfg_err_where(struct cfg_ctx *x, const char *name, long line)
 
 /* Parse text (modified in place); name for errors, basedir for includes. */
 static int
-cfg_parse_text(struct cfg_ctx *x, char *text, const char *name,
-               const char *basedir)
+cfg_parse_text(struct cfg_ctx *x, char *text, const char *name, const char *basedir)
 {
     long lineno = 0;
     char *line = text, *next;
@@ -793,11 +770,10 @@ cfg_read_file(struct cfg_ctx *x, const char *path, bool top)
     text = real != NULL ? cfg_slurp(f) : NULL;
     if (text == NULL) {
         if (top)
-            snprintf(x->err, x->errlen, "%s: cannot open: %s", path,
-                     strerror(errno));
+            snprintf(x->err, x->errlen, "%s: cannot open: %s", path, strerror(errno));
         else
-            snprintf(x->err, x->errlen, "cannot open include file '%s': %s",
-                     path, strerror(errno));
+            snprintf(x->err, x->errlen, "cannot open include file '%s': %s", path,
+                     strerror(errno));
         x->err_full = top;
         if (f != NULL)
             fclose(f);
@@ -807,8 +783,7 @@ cfg_read_file(struct cfg_ctx *x, const char *path, bool top)
     fclose(f);
     for (int i = 0; i < x->depth; i++) {
         if (strcmp(x->open[i], real) == 0) {
-            snprintf(x->err, x->errlen,
-                     "include loop: '%s' is already being read", path);
+            snprintf(x->err, x->errlen, "include loop: '%s' is already being read", path);
             free(real);
             free(text);
             return CFG_ERR;
@@ -836,8 +811,7 @@ cfg_init(struct cfg *c)
     memset(c, 0, sizeof(*c));
     for (size_t i = 0; i < CFG_TABLE_LEN; i++) {
         const struct cfg_directive *d = &cfg_table[i];
-        CFG_CHECK(d->def == NULL || cfg_value_set(c, d, 1, &d->def) == CFG_V_OK,
-                  d->name);
+        CFG_CHECK(d->def == NULL || cfg_value_set(c, d, 1, &d->def) == CFG_V_OK, d->name);
     }
 }
 
@@ -860,8 +834,7 @@ cfg_load_file(struct cfg *c, const char *path, char *err, size_t errlen)
 }
 
 int
-cfg_load_string(struct cfg *c, const char *text, const char *name, char *err,
-                size_t errlen)
+cfg_load_string(struct cfg *c, const char *text, const char *name, char *err, size_t errlen)
 {
     struct cfg_ctx x = {.c = c, .err = err, .errlen = errlen};
     char *copy = cfg_xstrdup(text);
@@ -875,8 +848,7 @@ cfg_load_string(struct cfg *c, const char *text, const char *name, char *err,
 
 /* Apply "--name args..." groups without recording them. */
 static int
-cfg_apply_words(struct cfg *c, int argc, char *const *argv, char *err,
-                size_t errlen)
+cfg_apply_words(struct cfg *c, int argc, char *const *argv, char *err, size_t errlen)
 {
     struct cfg_ctx x = {.c = c, .err = err, .errlen = errlen};
 
@@ -919,8 +891,7 @@ cfg_apply_args(struct cfg *c, int argc, char **argv, char *err, size_t errlen)
     if (cfg_apply_words(c, argc, argv, err, errlen) != CFG_OK)
         return CFG_ERR;
     c->overrides =
-        cfg_xrealloc(c->overrides, (c->override_count + (size_t)argc) *
-                                       sizeof(*c->overrides));
+        cfg_xrealloc(c->overrides, (c->override_count + (size_t)argc) * sizeof(*c->overrides));
     for (int i = 0; i < argc; i++)
         c->overrides[c->override_count++] = cfg_xstrdup(argv[i]);
     return CFG_OK;
@@ -940,8 +911,7 @@ cfg_is_shared(const char *name)
 }
 
 int
-cfg_set(struct cfg *c, const char *name, const char *value, char *err,
-        size_t errlen)
+cfg_set(struct cfg *c, const char *name, const char *value, char *err, size_t errlen)
 {
     const struct cfg_directive *d = cfg_lookup(name);
     enum cfg_verr e;
@@ -1004,8 +974,7 @@ cfg_get(const struct cfg *c, const char *pattern, cfg_emit_fn *emit, void *ud)
         char *v;
 
         if (exact ? strcasecmp(pattern, d->name) != 0
-                  : !cfg_glob_match(pattern, plen, d->name, strlen(d->name),
-                                    true))
+                  : !cfg_glob_match(pattern, plen, d->name, strlen(d->name), true))
             continue;
         v = cfg_value_format(c, d);
         emit(ud, exact ? pattern : d->name, v);
@@ -1023,24 +992,22 @@ cfg_reload(struct cfg *live, const char *path, char *err, size_t errlen)
 
     cfg_init(&fresh);
     if (cfg_load_file(&fresh, path, err, errlen) != CFG_OK ||
-        cfg_apply_words(&fresh, (int)live->override_count, live->overrides, err,
-                        errlen) != CFG_OK) {
+        cfg_apply_words(&fresh, (int)live->override_count, live->overrides, err, errlen) !=
+            CFG_OK) {
         cfg_deinit(&fresh);
         return CFG_ERR;
     }
     err[0] = '\0';
     for (size_t i = 0; i < CFG_TABLE_LEN; i++) {
         const struct cfg_directive *d = &cfg_table[i];
-        char *was = cfg_value_format(live, d),
-             *now = cfg_value_format(&fresh, d);
+        char *was = cfg_value_format(live, d), *now = cfg_value_format(&fresh, d);
         /* The text form is lossless: list words never contain spaces. */
         if (strcmp(was, now) != 0 && (d->flags & CFG_F_RUNTIME)) {
             const char *text = now;
             CFG_CHECK(cfg_value_set(live, d, 1, &text) == CFG_V_OK, d->name);
         } else if (strcmp(was, now) != 0 && at < errlen) {
-            at += (size_t)snprintf(
-                err + at, errlen - at, "%s%s",
-                at ? ", " : "restart required to apply: ", d->name);
+            at += (size_t)snprintf(err + at, errlen - at, "%s%s",
+                                   at ? ", " : "restart required to apply: ", d->name);
         }
         free(was);
         free(now);
@@ -1053,13 +1020,17 @@ cfg_reload(struct cfg *live, const char *path, char *err, size_t errlen)
 static void
 cfg_syntax(const struct cfg_directive *d, char *out, size_t outlen)
 {
-    static const char *const syntax[] = {
-        [CFG_T_BOOL] = "yes|no",       [CFG_T_INT] = "integer",
-        [CFG_T_OCTAL] = "octal",       [CFG_T_SIZE] = "bytes",
-        [CFG_T_DURATION] = "",         [CFG_T_ENUM] = "name",
-        [CFG_T_STRING] = "string",     [CFG_T_LIST] = "word ...", [CFG_T_RATIO] = "number",
-        [CFG_T_HOSTPORT] = "host:port",
-        [CFG_T_OBL] = "class hard soft soft-seconds ..."};
+    static const char *const syntax[] = {[CFG_T_BOOL] = "yes|no",
+                                         [CFG_T_INT] = "integer",
+                                         [CFG_T_OCTAL] = "octal",
+                                         [CFG_T_SIZE] = "bytes",
+                                         [CFG_T_DURATION] = "",
+                                         [CFG_T_ENUM] = "name",
+                                         [CFG_T_STRING] = "string",
+                                         [CFG_T_LIST] = "word ...",
+                                         [CFG_T_RATIO] = "number",
+                                         [CFG_T_HOSTPORT] = "host:port",
+                                         [CFG_T_OBL] = "class hard soft soft-seconds ..."};
 
     if (d->type == CFG_T_INT)
         snprintf(out, outlen, "integer %lld..%lld", d->min, d->max);
@@ -1085,7 +1056,7 @@ cfg_print_help(FILE *out)
         const struct cfg_directive *d = &cfg_table[i];
         cfg_syntax(d, syntax, sizeof(syntax));
         fprintf(out, "  %s <%s>  (default %s%s)\n      %s\n", d->name, syntax,
-                d->def != NULL ? d->def : "\"\"",
-                (d->flags & CFG_F_RUNTIME) ? ", runtime" : "", d->help);
+                d->def != NULL ? d->def : "\"\"", (d->flags & CFG_F_RUNTIME) ? ", runtime" : "",
+                d->help);
     }
 }

@@ -96,8 +96,8 @@ struct cfg {
     /* "deny-commands" names as written, owned; SHUTDOWN DEBUG; runtime */
     int tracking_table_max_keys; /* "tracking-table-max-keys" (CLIENT TRACKING's default-mode
                                     table), default 1000000 as Redis; runtime */
-    int upstream_pinned_max;     /* "upstream-pinned-max" dedicated connections at most, default 1024; runtime */
-    int upstream_pinned_idle;    /* "upstream-pinned-idle" idle dedicated connections kept, default 16; runtime */
+    int upstream_pinned_max; /* "upstream-pinned-max" dedicated connections at most, default 1024; runtime */
+    int upstream_pinned_idle; /* "upstream-pinned-idle" idle dedicated connections kept, default 16; runtime */
     /* "upstream-pinned-wait" ms a request waits for a dedicated connection, 0..86400000,
      * default 60000; 0 = refuse at once; runtime */
     uint64_t upstream_pinned_wait_ms;
@@ -109,35 +109,43 @@ struct cfg {
     bool daemonize; /* "daemonize" yes|no, default no */
     char *pidfile;  /* "pidfile" path, owned; NULL = none */
     /* "shutdown-timeout" ms (a bare number is seconds), default 10 s */
-    int ttl_jitter_percent;      /* "ttl-jitter-percent" 0..1000, default 10; 0 = off; runtime */
-    uint64_t ttl_jitter_max_ms;  /* "ttl-jitter-max" ms, cap of the extra TTL, default 1 h; runtime */
-    uint64_t ttl_jitter_min_ttl_ms; /* "ttl-jitter-min-ttl" ms: shorter TTLs stay exact, default 0; runtime */
-    bool ttl_jitter_expire;      /* "ttl-jitter-expire" yes: EXPIRE/PEXPIRE/GETEX too; default no; runtime */
-    bool ttl_jitter_absolute;    /* "ttl-jitter-absolute" yes: EXAT/PXAT/…AT too; default no; runtime */
-    char **ttl_jitter_exclude;   /* "ttl-jitter-exclude" key globs never jittered, owned; repeatable; runtime */
+    int ttl_jitter_percent; /* "ttl-jitter-percent" 0..1000, default 10; 0 = off; runtime */
+    uint64_t
+        ttl_jitter_max_ms; /* "ttl-jitter-max" ms, cap of the extra TTL, default 1 h; runtime */
+    uint64_t
+        ttl_jitter_min_ttl_ms; /* "ttl-jitter-min-ttl" ms: shorter TTLs stay exact, default 0; runtime */
+    bool
+        ttl_jitter_expire; /* "ttl-jitter-expire" yes: EXPIRE/PEXPIRE/GETEX too; default no; runtime */
+    bool
+        ttl_jitter_absolute; /* "ttl-jitter-absolute" yes: EXAT/PXAT/…AT too; default no; runtime */
+    char **
+        ttl_jitter_exclude; /* "ttl-jitter-exclude" key globs never jittered, owned; repeatable; runtime */
     size_t ttl_jitter_exclude_count; /* entries in ttl_jitter_exclude */
-    int batch_max_keys;          /* "batch-max-keys" keys per GET batch, default 128; 0 = no batching; runtime */
-    int batch_window_us;         /* "batch-window" µs a batch waits for more GETs under concurrency, default 100; runtime */
-    int batch_mode;              /* "batch-mode" 0 pipeline, 1 mget (default); runtime */
-    bool batch_mget;             /* "batch-mget" split MGETs into coalesced GETs; default no; runtime */
-    bool hotkey;                 /* "hotkey" yes: hot-key cache and leases; default yes */
-    int hotkey_threshold;        /* "hotkey-threshold" reads/s from which a key is hot, default 100 */
-    int hotkey_max_keys;         /* "hotkey-max-keys" cached keys at most, default 10000 */
-    uint64_t hotkey_maxmemory;   /* "hotkey-maxmemory" cached bytes at most, default 64mb */
-    uint64_t hotkey_ttl_ms;      /* "hotkey-ttl" longest life of a cached value, ms, default 1000 */
+    int batch_max_keys; /* "batch-max-keys" keys per GET batch, default 128; 0 = no batching; runtime */
+    int batch_window_us; /* "batch-window" µs a batch waits for more GETs under concurrency, default 100; runtime */
+    int batch_mode;       /* "batch-mode" 0 pipeline, 1 mget (default); runtime */
+    bool batch_mget;      /* "batch-mget" split MGETs into coalesced GETs; default no; runtime */
+    bool hotkey;          /* "hotkey" yes: hot-key cache and leases; default yes */
+    int hotkey_threshold; /* "hotkey-threshold" reads/s from which a key is hot, default 100 */
+    int hotkey_max_keys;  /* "hotkey-max-keys" cached keys at most, default 10000 */
+    uint64_t hotkey_maxmemory; /* "hotkey-maxmemory" cached bytes at most, default 64mb */
+    uint64_t hotkey_ttl_ms;    /* "hotkey-ttl" longest life of a cached value, ms, default 1000 */
     double hotkey_refresh_ratio; /* "hotkey-refresh-ratio" refresh-ahead point, default 0.8 */
-    uint64_t hotkey_lease_ms;    /* "hotkey-lease" ms GETs of a missing hot key are held, default 200 */
-    bool bloom;                  /* "bloom" yes: the Bloom filter gate is on; default yes */
-    double bloom_error_rate;     /* "bloom-error-rate" false positive rate, default 0.01 */
-    int bloom_capacity;          /* "bloom-capacity" keys of the first sub-filter, default 1000000 */
-    int bloom_scan_count;        /* "bloom-scan-count" SCAN COUNT, default 1000; runtime */
-    uint64_t bloom_scan_interval_ms; /* "bloom-scan-interval" ms between SCAN calls, default 1; runtime */
-    double bloom_rebuild_ratio;  /* "bloom-rebuild-ratio" keys added / DBSIZE - 1 that triggers a rebuild, default 0.5; runtime */
-    bool bloom_trust_writes;     /* "bloom-trust-writes" gate without tracking; default no; runtime */
+    uint64_t
+        hotkey_lease_ms; /* "hotkey-lease" ms GETs of a missing hot key are held, default 200 */
+    bool bloom;          /* "bloom" yes: the Bloom filter gate is on; default yes */
+    double bloom_error_rate; /* "bloom-error-rate" false positive rate, default 0.01 */
+    int bloom_capacity;      /* "bloom-capacity" keys of the first sub-filter, default 1000000 */
+    int bloom_scan_count;    /* "bloom-scan-count" SCAN COUNT, default 1000; runtime */
+    uint64_t
+        bloom_scan_interval_ms; /* "bloom-scan-interval" ms between SCAN calls, default 1; runtime */
+    double
+        bloom_rebuild_ratio; /* "bloom-rebuild-ratio" keys added / DBSIZE - 1 that triggers a rebuild, default 0.5; runtime */
+    bool bloom_trust_writes; /* "bloom-trust-writes" gate without tracking; default no; runtime */
     uint64_t shutdown_timeout_ms;
-    int metrics_port;            /* "metrics-port" of the /metrics HTTP server; 0 = off (default) */
-    char **metrics_bind;         /* "metrics-bind" addresses of it, owned; default 127.0.0.1 */
-    size_t metrics_bind_count;   /* entries in metrics_bind */
+    int metrics_port;          /* "metrics-port" of the /metrics HTTP server; 0 = off (default) */
+    char **metrics_bind;       /* "metrics-bind" addresses of it, owned; default 127.0.0.1 */
+    size_t metrics_bind_count; /* entries in metrics_bind */
 
     /* owned copies of the words given to cfg_apply_args(), for cfg_reload() */
     char **overrides;
@@ -198,8 +206,7 @@ int cfg_load_file(struct cfg *c, const char *path, char *err, size_t errlen);
  * name in errors ("name:line: reason"); relative includes resolve against
  * the working directory.
  */
-int cfg_load_string(struct cfg *c, const char *text, const char *name,
-                    char *err, size_t errlen);
+int cfg_load_string(struct cfg *c, const char *text, const char *name, char *err, size_t errlen);
 
 /*
  * Apply command-line overrides, as redis-server: argv holds only the option
@@ -214,8 +221,7 @@ int cfg_load_string(struct cfg *c, const char *text, const char *name,
  * Returns CFG_OK, or CFG_ERR with "(command line):--name: reason" in err (a
  * word before any --name gives "(command line):word: reason").
  */
-int cfg_apply_args(struct cfg *c, int argc, char **argv, char *err,
-                   size_t errlen);
+int cfg_apply_args(struct cfg *c, int argc, char **argv, char *err, size_t errlen);
 
 /* True if name (case-insensitive) is one of bulwark's directives. */
 bool cfg_is_own(const char *name);
@@ -244,8 +250,7 @@ bool cfg_is_shared(const char *name);
  * A name that is not bulwark's gives CFG_ERR and "Unknown option"; callers
  * test cfg_is_own() first and forward other names upstream.
  */
-int cfg_set(struct cfg *c, const char *name, const char *value, char *err,
-            size_t errlen);
+int cfg_set(struct cfg *c, const char *name, const char *value, char *err, size_t errlen);
 
 /* Receives one CONFIG GET pair; both strings are valid during the call only. */
 /*
@@ -269,8 +274,7 @@ typedef void cfg_emit_fn(void *ud, const char *name, const char *value);
  * upstream as host:port ([addr]:port for IPv6).
  * Returns the number of pairs emitted.
  */
-size_t cfg_get(const struct cfg *c, const char *pattern, cfg_emit_fn *emit,
-               void *ud);
+size_t cfg_get(const struct cfg *c, const char *pattern, cfg_emit_fn *emit, void *ud);
 
 /*
  * Glob match with Redis's stringmatchlen() rules (util.c): * any run,
@@ -280,8 +284,7 @@ size_t cfg_get(const struct cfg *c, const char *pattern, cfg_emit_fn *emit,
  * match the empty string. nocase folds ASCII case. Lengths in bytes; neither
  * string needs a NUL.
  */
-bool cfg_glob_match(const char *pattern, size_t plen, const char *s,
-                    size_t slen, bool nocase);
+bool cfg_glob_match(const char *pattern, size_t plen, const char *s, size_t slen, bool nocase);
 
 /*
  * SIGHUP: read path into a fresh config from the defaults, re-apply

@@ -71,9 +71,8 @@ cfg_memtoull(const char *p, uint64_t *out)
     static const struct {
         const char *unit;
         uint64_t mul;
-    } units[] = {{"", 1},           {"b", 1},          {"k", 1000},
-                 {"kb", 1024},      {"m", 1000000},    {"mb", 1048576},
-                 {"g", 1000000000}, {"gb", 1073741824}};
+    } units[] = {{"", 1},        {"b", 1},        {"k", 1000},       {"kb", 1024},
+                 {"m", 1000000}, {"mb", 1048576}, {"g", 1000000000}, {"gb", 1073741824}};
     const char *u = p;
     uint64_t val = 0, mul = 0;
 
@@ -246,8 +245,7 @@ cfg_glob_class(const char **pp, size_t *plenp, unsigned char ch, bool nocase)
 
 /* Redis util.c stringmatchlen_impl, bounds-checked. */
 static bool
-cfg_glob_impl(const char *p, size_t plen, const char *s, size_t slen,
-              bool nocase, bool *skip)
+cfg_glob_impl(const char *p, size_t plen, const char *s, size_t slen, bool nocase, bool *skip)
 {
     while (plen > 0 && slen > 0) {
         unsigned char pc = (unsigned char)p[0], sc = (unsigned char)s[0];
@@ -294,8 +292,7 @@ cfg_glob_impl(const char *p, size_t plen, const char *s, size_t slen,
 }
 
 bool
-cfg_glob_match(const char *pattern, size_t plen, const char *s, size_t slen,
-               bool nocase)
+cfg_glob_match(const char *pattern, size_t plen, const char *s, size_t slen, bool nocase)
 {
     bool skip = false;
 

@@ -20,40 +20,40 @@
 
 /* One distinct key of a batch and the GETs waiting for it. */
 struct batch_entry {
-    struct proxy *px;                /* borrowed; outlives the batcher */
-    struct upstream_conn *up;        /* connection the key is read on (borrowed) */
-    int db;                          /* database the key is read in */
-    struct batch_entry *next;        /* dedup bucket chain (pending only) */
-    char *key;                       /* owned copy */
-    size_t len;                      /* bytes in key */
-    uint64_t hash;                   /* XXH3 of key */
+    struct proxy *px;         /* borrowed; outlives the batcher */
+    struct upstream_conn *up; /* connection the key is read on (borrowed) */
+    int db;                   /* database the key is read in */
+    struct batch_entry *next; /* dedup bucket chain (pending only) */
+    char *key;                /* owned copy */
+    size_t len;               /* bytes in key */
+    uint64_t hash;            /* XXH3 of key */
     struct slot **waiters;    /* reply slots (each owned by its client) */
-    size_t nwaiters;                 /* entries in waiters */
-    size_t cap;                      /* allocated waiters */
+    size_t nwaiters;          /* entries in waiters */
+    size_t cap;               /* allocated waiters */
 };
 
 /* The keys of one MGET sent in mget mode. */
 struct batch_group {
-    size_t n;                        /* entries */
-    struct batch_entry *entries[];   /* owned until answered */
+    size_t n;                      /* entries */
+    struct batch_entry *entries[]; /* owned until answered */
 };
 
 struct batch {
-    struct proxy *px;                /* borrowed */
-    struct upstream_conn *up;        /* borrowed */
-    int db;                          /* the database of its GETs (a keyspace's batcher) */
-    struct batch_entry **pending;    /* keys waiting for the flush (owned) */
-    size_t npending;                 /* entries in pending */
-    size_t cap;                      /* allocated pending */
-    struct batch_entry **spare;      /* the array of the last batch sent, reused (owned) */
-    size_t spare_cap;                /* allocated spare */
-    struct batch_entry **buckets;    /* dedup index of pending (chains borrowed) */
-    size_t nbuckets;                 /* power of two */
-    struct event *flush_ev;          /* end-of-turn / batch-window flush (owned) */
-    bool scheduled;                  /* flush_ev is pending or active */
-    uint64_t epoch;                  /* flushes so far: keys a client added in this epoch wait */
-    size_t last_batch_keys;          /* keys in the last batch sent */
-    bool pipeline_only;              /* GETs only, whatever batch-mode says (a Redis Cluster
+    struct proxy *px;             /* borrowed */
+    struct upstream_conn *up;     /* borrowed */
+    int db;                       /* the database of its GETs (a keyspace's batcher) */
+    struct batch_entry **pending; /* keys waiting for the flush (owned) */
+    size_t npending;              /* entries in pending */
+    size_t cap;                   /* allocated pending */
+    struct batch_entry **spare;   /* the array of the last batch sent, reused (owned) */
+    size_t spare_cap;             /* allocated spare */
+    struct batch_entry **buckets; /* dedup index of pending (chains borrowed) */
+    size_t nbuckets;              /* power of two */
+    struct event *flush_ev;       /* end-of-turn / batch-window flush (owned) */
+    bool scheduled;               /* flush_ev is pending or active */
+    uint64_t epoch;               /* flushes so far: keys a client added in this epoch wait */
+    size_t last_batch_keys;       /* keys in the last batch sent */
+    bool pipeline_only;           /* GETs only, whatever batch-mode says (a Redis Cluster
                                         node: one MGET must stay in one slot) */
 };
 
@@ -142,7 +142,7 @@ batch_get_cb(void *privdata, struct evbuffer *reply, size_t len, const char *err
         ((len == 5 && evbuffer_copyout(reply, head, 5) == 5 && memcmp(head, "$-1\r\n", 5) == 0) ||
          (len == 3 && evbuffer_copyout(reply, head, 3) == 3 && memcmp(head, "_\r\n", 3) == 0)))
         e->px->on_batch_nil(e->px); /* a GET that passed the gate read nil */
-    if (e->nwaiters == 1) { /* one GET: its reply is moved, not copied */
+    if (e->nwaiters == 1) {         /* one GET: its reply is moved, not copied */
         slot_finish_move(e->waiters[0], reply, len);
         batch_entry_free(e);
         return;
@@ -221,8 +221,8 @@ batch_send_mget(struct batch *b, struct batch_entry *const *keys, size_t nkeys)
         evbuffer_add(cmd, "\r\n", 2);
     }
     size_t n = evbuffer_get_length(cmd);
-    if (upstream_send_db(b->up, b->db, (const char *)evbuffer_pullup(cmd, -1), n, batch_mget_cb, g,
-                         &err) != BW_OK)
+    if (upstream_send_db(b->up, b->db, (const char *)evbuffer_pullup(cmd, -1), n, batch_mget_cb,
+                         g, &err) != BW_OK)
         batch_mget_cb(g, NULL, 0, err);
     evbuffer_free(cmd);
 }
@@ -384,12 +384,12 @@ batch_client_busy(const struct batch *b, const struct session *s)
 /* One client MGET waiting for its keys. */
 struct batch_mget {
     struct slot *slot; /* the client's reply slot (owned by the client) */
-    int n;                    /* keys in the MGET */
-    int remaining;            /* keys not answered yet */
-    char *error;              /* first upstream error reply (owned), or NULL */
-    char **values;            /* n bulk replies "$len\r\n…\r\n" (owned) or NULL: nil */
-    int proto;                /* the client's RESP version: its nulls */
-    size_t *lens;             /* their lengths */
+    int n;             /* keys in the MGET */
+    int remaining;     /* keys not answered yet */
+    char *error;       /* first upstream error reply (owned), or NULL */
+    char **values;     /* n bulk replies "$len\r\n…\r\n" (owned) or NULL: nil */
+    int proto;         /* the client's RESP version: its nulls */
+    size_t *lens;      /* their lengths */
 };
 
 /* One key of a batch_mget. */

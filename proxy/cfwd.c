@@ -26,35 +26,48 @@
 
 /* cmd_info.fanout kinds. */
 enum cfwd_kind {
-    CFWD_SLOT = 0,   /* by its keys' slot */
-    CFWD_MGET,       /* split, values merged in key order */
-    CFWD_SUM,        /* split (or every master), integers summed */
-    CFWD_ALLOK,      /* split (or every master), +OK when all are */
-    CFWD_KEYS,       /* every master, arrays concatenated */
-    CFWD_FIRST,      /* every master, the first one's reply */
-    CFWD_RANDOM,     /* a random master */
-    CFWD_SCAN,       /* master by master */
-    CFWD_INFO,       /* every master, INFO texts merged (cfwd_info_merge) */
-    CFWD_DEBUG,      /* by its subcommand (cfwd_debug) */
+    CFWD_SLOT = 0, /* by its keys' slot */
+    CFWD_MGET,     /* split, values merged in key order */
+    CFWD_SUM,      /* split (or every master), integers summed */
+    CFWD_ALLOK,    /* split (or every master), +OK when all are */
+    CFWD_KEYS,     /* every master, arrays concatenated */
+    CFWD_FIRST,    /* every master, the first one's reply */
+    CFWD_RANDOM,   /* a random master */
+    CFWD_SCAN,     /* master by master */
+    CFWD_INFO,     /* every master, INFO texts merged (cfwd_info_merge) */
+    CFWD_DEBUG,    /* by its subcommand (cfwd_debug) */
 };
 
 static const struct {
     const char *name; /* "container|sub" for subcommands */
     enum cfwd_kind kind;
 } cfwd_rules[] = {
-    {"mget", CFWD_MGET},          {"del", CFWD_SUM},          {"unlink", CFWD_SUM},
-    {"exists", CFWD_SUM},         {"touch", CFWD_SUM},        {"mset", CFWD_ALLOK},
-    {"dbsize", CFWD_SUM},         {"flushall", CFWD_ALLOK},   {"flushdb", CFWD_ALLOK},
-    {"keys", CFWD_KEYS},          {"randomkey", CFWD_RANDOM}, {"scan", CFWD_SCAN},
-    {"script|load", CFWD_FIRST},  {"script|exists", CFWD_FIRST}, {"script|flush", CFWD_ALLOK},
-    {"function|load", CFWD_FIRST}, {"function|delete", CFWD_FIRST},
-    {"function|flush", CFWD_ALLOK}, {"config|resetstat", CFWD_ALLOK},
-    {"config|rewrite", CFWD_ALLOK}, {"debug", CFWD_DEBUG},
+    {"mget", CFWD_MGET},
+    {"del", CFWD_SUM},
+    {"unlink", CFWD_SUM},
+    {"exists", CFWD_SUM},
+    {"touch", CFWD_SUM},
+    {"mset", CFWD_ALLOK},
+    {"dbsize", CFWD_SUM},
+    {"flushall", CFWD_ALLOK},
+    {"flushdb", CFWD_ALLOK},
+    {"keys", CFWD_KEYS},
+    {"randomkey", CFWD_RANDOM},
+    {"scan", CFWD_SCAN},
+    {"script|load", CFWD_FIRST},
+    {"script|exists", CFWD_FIRST},
+    {"script|flush", CFWD_ALLOK},
+    {"function|load", CFWD_FIRST},
+    {"function|delete", CFWD_FIRST},
+    {"function|flush", CFWD_ALLOK},
+    {"config|resetstat", CFWD_ALLOK},
+    {"config|rewrite", CFWD_ALLOK},
+    {"debug", CFWD_DEBUG},
 };
 
-#define CFWD_MAX_TRIES 5        /* redirects and retries of one request */
-#define CFWD_TRYAGAIN_MS 100    /* TRYAGAIN: resent after this */
-#define CFWD_MAX_MASTERS 4096   /* SCAN's cursor has room for this many */
+#define CFWD_MAX_TRIES 5      /* redirects and retries of one request */
+#define CFWD_TRYAGAIN_MS 100  /* TRYAGAIN: resent after this */
+#define CFWD_MAX_MASTERS 4096 /* SCAN's cursor has room for this many */
 #define CFWD_SCAN_SHIFT 12
 
 void
@@ -62,8 +75,8 @@ cfwd_apply(struct cmd_table *t)
 {
     for (size_t i = 0; i < BW_ARRAY_LEN(cfwd_rules); i++) {
         const char *name = cfwd_rules[i].name, *bar = strchr(name, '|');
-        struct cmd_info *ci = cmd_lookup_mut(t, name, bar != NULL ? (size_t)(bar - name)
-                                                                  : strlen(name));
+        struct cmd_info *ci =
+            cmd_lookup_mut(t, name, bar != NULL ? (size_t)(bar - name) : strlen(name));
         if (ci != NULL && bar != NULL)
             ci = ci->subcommands != NULL
                      ? cmd_lookup_mut(ci->subcommands, bar + 1, strlen(bar + 1))
@@ -284,34 +297,49 @@ cfwd_masters(struct proxy *px, struct upstream_pool **pools, size_t max)
 
 /* A request sent in parts; its reply is made when the last part is in. */
 struct cfwd_parent {
-    struct slot *slot;           /* the client's reply slot */
-    enum cfwd_kind kind;         /* how the parts' replies are merged */
-    int proto;                   /* the client's RESP version */
-    int remaining;               /* parts not answered yet */
-    char *error;                 /* the first part's error, whole (owned), or NULL */
-    long long sum;               /* CFWD_SUM */
-    struct evbuffer *acc;        /* CFWD_KEYS elements; CFWD_FIRST the first part's reply */
-    size_t count;                /* CFWD_KEYS elements in acc */
-    int nkeys;                   /* CFWD_MGET: keys of the client's MGET */
-    int **part_keys;             /* CFWD_MGET: per part, the key indexes it asks (owned) */
-    int *part_n;                 /* CFWD_MGET: keys per part (owned) */
-    char **vals;                 /* CFWD_MGET: per key, its encoded value (owned) or NULL */
+    struct slot *slot;    /* the client's reply slot */
+    enum cfwd_kind kind;  /* how the parts' replies are merged */
+    int proto;            /* the client's RESP version */
+    int remaining;        /* parts not answered yet */
+    char *error;          /* the first part's error, whole (owned), or NULL */
+    long long sum;        /* CFWD_SUM */
+    struct evbuffer *acc; /* CFWD_KEYS elements; CFWD_FIRST the first part's reply */
+    size_t count;         /* CFWD_KEYS elements in acc */
+    int nkeys;            /* CFWD_MGET: keys of the client's MGET */
+    int **part_keys;      /* CFWD_MGET: per part, the key indexes it asks (owned) */
+    int *part_n;          /* CFWD_MGET: keys per part (owned) */
+    char **vals;          /* CFWD_MGET: per key, its encoded value (owned) or NULL */
     size_t *vlens;
-    int scan_master;             /* CFWD_SCAN: the master's place */
-    int scan_masters;            /* CFWD_SCAN: masters */
-    int nparts;                  /* parts sent */
-    char **texts;                /* CFWD_INFO: per part, its INFO text (owned) or NULL */
+    int scan_master;  /* CFWD_SCAN: the master's place */
+    int scan_masters; /* CFWD_SCAN: masters */
+    int nparts;       /* parts sent */
+    char **texts;     /* CFWD_INFO: per part, its INFO text (owned) or NULL */
     size_t *tlens;
 };
 
 /* INFO fields that count per node: the merged INFO shows their sum over the masters. */
 static const char *const cfwd_info_sums[] = {
-    "connected_clients", "blocked_clients", "tracking_clients", "clients_in_timeout_table",
-    "used_memory", "rdb_changes_since_last_save", "total_connections_received",
-    "total_commands_processed", "instantaneous_ops_per_sec", "total_net_input_bytes",
-    "total_net_output_bytes", "rejected_connections", "expired_keys",
-    "expired_time_cap_reached_count", "evicted_keys", "evicted_clients", "keyspace_hits",
-    "keyspace_misses", "total_forks", "total_error_replies", "total_reads_processed",
+    "connected_clients",
+    "blocked_clients",
+    "tracking_clients",
+    "clients_in_timeout_table",
+    "used_memory",
+    "rdb_changes_since_last_save",
+    "total_connections_received",
+    "total_commands_processed",
+    "instantaneous_ops_per_sec",
+    "total_net_input_bytes",
+    "total_net_output_bytes",
+    "rejected_connections",
+    "expired_keys",
+    "expired_time_cap_reached_count",
+    "evicted_keys",
+    "evicted_clients",
+    "keyspace_hits",
+    "keyspace_misses",
+    "total_forks",
+    "total_error_replies",
+    "total_reads_processed",
     "total_writes_processed",
 };
 
@@ -414,8 +442,10 @@ cfwd_info_keyspace(const struct cfwd_parent *p, struct evbuffer *out)
             long long keys, expires, ttl;
             if (n > 0 && q[0] == '#')
                 in = n >= 10 && memcmp(q, "# Keyspace", 10) == 0;
-            else if (in && sscanf(q, "db%d:keys=%lld,expires=%lld,avg_ttl=%lld", &d, &keys,
-                                  &expires, &ttl) == 4 && d >= 0 && d < CFWD_INFO_DBS) {
+            else if (in &&
+                     sscanf(q, "db%d:keys=%lld,expires=%lld,avg_ttl=%lld", &d, &keys, &expires,
+                            &ttl) == 4 &&
+                     d >= 0 && d < CFWD_INFO_DBS) {
                 db[d].seen = true;
                 db[d].keys += keys;
                 db[d].expires += expires;
@@ -595,8 +625,8 @@ cfwd_every_master(struct session *s, enum cfwd_kind kind, const char *cmd, size_
  * keys (and values) of that slot in their order.
  */
 static void
-cfwd_split(struct session *s, enum cfwd_kind kind, const struct resp_request *req,
-           const int *idx, const unsigned *hs, int nkeys, int step)
+cfwd_split(struct session *s, enum cfwd_kind kind, const struct resp_request *req, const int *idx,
+           const unsigned *hs, int nkeys, int step)
 {
     int *part_of = bw_malloc(sizeof(int) * (size_t)nkeys);
     unsigned *part_slot = bw_malloc(sizeof(unsigned) * (size_t)nkeys);
@@ -730,9 +760,18 @@ static const char *const cfwd_debug_keyed[] = {
 
 /* DEBUG subcommands that set or do something node-wide: every master. */
 static const char *const cfwd_debug_every[] = {
-    "reload", "loadaof", "sleep", "set-active-expire", "quicklist-packed-threshold",
-    "set-skip-checksum-validation", "aof-flush-sleep", "set-disable-deny-scripts",
-    "pause-cron", "replybuffer", "change-repl-id", "config-rewrite-force-all",
+    "reload",
+    "loadaof",
+    "sleep",
+    "set-active-expire",
+    "quicklist-packed-threshold",
+    "set-skip-checksum-validation",
+    "aof-flush-sleep",
+    "set-disable-deny-scripts",
+    "pause-cron",
+    "replybuffer",
+    "change-repl-id",
+    "config-rewrite-force-all",
 };
 
 /* DEBUG: where its subcommand works (above); anything else to the master of slot 0. */

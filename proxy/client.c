@@ -38,24 +38,24 @@ enum client_state {
 };
 
 struct client {
-    struct session s;              /* what the request path sees (first: client_of()) */
-    TAILQ_ENTRY(client) link;      /* in proxy.reaped once closed */
-    enum client_state state;       /* see enum client_state */
-    struct netio *io;              /* the socket and its buffers (owned, closes fd on free) */
-    struct resp_parser *parser;    /* request parser (owned) */
-    size_t need;                   /* input bytes needed before parsing again */
-    bool paused;                   /* reading stopped by back-pressure */
-    bool eof;                      /* the client closed its side: nothing more is read;
+    struct session s;           /* what the request path sees (first: client_of()) */
+    TAILQ_ENTRY(client) link;   /* in proxy.reaped once closed */
+    enum client_state state;    /* see enum client_state */
+    struct netio *io;           /* the socket and its buffers (owned, closes fd on free) */
+    struct resp_parser *parser; /* request parser (owned) */
+    size_t need;                /* input bytes needed before parsing again */
+    bool paused;                /* reading stopped by back-pressure */
+    bool eof;                   /* the client closed its side: nothing more is read;
                                       replies go straight to the socket (client_eof_push) */
-    bool close_asap;               /* passed client-output-buffer-limit: closed from
+    bool close_asap;            /* passed client-output-buffer-limit: closed from
                                       resume_ev on the next loop turn, no reply kept */
-    uint64_t obl_soft_since_ms;    /* when the held bytes reached the soft limit, monotonic
+    uint64_t obl_soft_since_ms; /* when the held bytes reached the soft limit, monotonic
                                       ms; 0 = below it */
-    bool in_process;               /* inside client_process_input() */
-    struct event *resume_ev;       /* zero-timeout event that resumes input processing on
+    bool in_process;            /* inside client_process_input() */
+    struct event *resume_ev;    /* zero-timeout event that resumes input processing on
                                       the next loop turn (owned): completions never re-enter
                                       client_process_input() from another module's loop */
-    uint64_t last_ms;              /* last read or write, monotonic ms */
+    uint64_t last_ms;           /* last read or write, monotonic ms */
 };
 
 static void client_process_input(struct client *c);
@@ -368,7 +368,8 @@ client_query_buffer_over(struct client *c)
     log_sanitize(head, n > 0 ? (size_t)n : 0, peek, sizeof(peek));
     session_info_line(&c->s, info, sizeof(info));
     log_warn("Closing client that reached max query buffer length: %s (qbuf initial bytes: "
-             "\"%s\")", info, peek);
+             "\"%s\")",
+             info, peek);
     client_close(c);
     return true;
 }
@@ -432,8 +433,7 @@ client_event_cb(struct netio *io, short what, void *arg)
 {
     struct client *c = arg;
     (void)io;
-    if ((what & NETIO_EOF) && c->state != CLIENT_CLOSED &&
-        c->s.pin == NULL && !c->eof) {
+    if ((what & NETIO_EOF) && c->state != CLIENT_CLOSED && c->s.pin == NULL && !c->eof) {
         /*
          * Read returned 0. Redis 7.0 (readQueryFromClient) frees the client
          * then, its unsent output dropped; the requests it read before have
@@ -487,7 +487,8 @@ client_eof_push(struct client *c)
     if (netio_write_now(c->io) == 0)
         return;
     log_verbose("client id=%llu addr=%s closed its side and does not read: %zu bytes of "
-                "replies dropped", (unsigned long long)c->s.id, c->s.addr, evbuffer_get_length(out));
+                "replies dropped",
+                (unsigned long long)c->s.id, c->s.addr, evbuffer_get_length(out));
     client_close(c);
 }
 
@@ -559,7 +560,7 @@ client_close(struct client *c)
     if (c->s.pin != NULL) { /* closes the connection: a blocked command gets nothing */
         pinned_free(c->s.pin);
         c->s.pin = NULL;
-        if (c->s.pin_slot != NULL) /* (NULL while bulwark answers in between) */
+        if (c->s.pin_slot != NULL)       /* (NULL while bulwark answers in between) */
             c->s.pin_slot->ready = true; /* freed below, nothing refers to it */
         c->s.pin_slot = NULL;
     }

@@ -39,8 +39,8 @@ struct client;
  * non-blocking, TCP_NODELAY and keepalive per cfg, starts reading.
  * addr is the peer, already formatted as Redis's "ip:port" (copied).
  */
-void client_accept(struct proxy *px, evutil_socket_t fd, const char *addr,
-                   const char *laddr, bool is_unix);
+void client_accept(struct proxy *px, evutil_socket_t fd, const char *addr, const char *laddr,
+                   bool is_unix);
 
 /* Close a client now (unsent output dropped); freed from the reap event. */
 void client_close(struct client *c);

@@ -217,7 +217,8 @@ cluster_reply_info(struct cluster_out *o, const struct cluster_self *s, int prot
                 "cluster_slots_fail:0\r\n"
                 "cluster_known_nodes:1\r\n"
                 "cluster_size:1\r\n");
-    int w = snprintf(line, sizeof(line), "cluster_current_epoch:%llu\r\ncluster_my_epoch:%llu\r\n",
+    int w = snprintf(line, sizeof(line),
+                     "cluster_current_epoch:%llu\r\ncluster_my_epoch:%llu\r\n",
                      (unsigned long long)s->current_epoch, (unsigned long long)s->config_epoch);
     out_put(&t, line, (size_t)w);
     out_str(&t, "cluster_stats_messages_sent:0\r\n"
@@ -861,8 +862,8 @@ slots_range(struct map_parse *p, const struct reply_node *r)
 }
 
 int
-cluster_map_parse_slots(struct cluster_map *m, const char *buf, size_t len, const char *asked_host,
-                        char *err, size_t errlen)
+cluster_map_parse_slots(struct cluster_map *m, const char *buf, size_t len,
+                        const char *asked_host, char *err, size_t errlen)
 {
     struct map_parse p = {cluster_map_new(), asked_host, err, errlen};
     struct reply_node *root = map_parse_root(&p, buf, len);
@@ -971,8 +972,8 @@ shards_one(struct map_parse *p, const struct reply_node *sh)
 }
 
 int
-cluster_map_parse_shards(struct cluster_map *m, const char *buf, size_t len, const char *asked_host,
-                         char *err, size_t errlen)
+cluster_map_parse_shards(struct cluster_map *m, const char *buf, size_t len,
+                         const char *asked_host, char *err, size_t errlen)
 {
     struct map_parse p = {cluster_map_new(), asked_host, err, errlen};
     struct reply_node *root = map_parse_root(&p, buf, len);

@@ -56,8 +56,8 @@ cmdstats_intern(struct cmdstats *cs, const char *name)
 
 /* Walk state of cmdstats_assign_table. */
 struct cmdstats_walk {
-    struct cmdstats *cs;   /* borrowed */
-    struct cmd_table *t;   /* the table walked (borrowed, mutable) */
+    struct cmdstats *cs; /* borrowed */
+    struct cmd_table *t; /* the table walked (borrowed, mutable) */
 };
 
 static void

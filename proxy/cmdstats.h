@@ -58,9 +58,9 @@ extern const char *const cmdstats_by_names[CMDSTATS_BY_N];
  * of two is a bin's upper bound, so counts at or below one are exact.
  */
 struct cmdstats_hist {
-    uint64_t count;                /* values added */
-    uint64_t sum;                  /* their sum (µs for latencies) */
-    uint64_t bins[CMDSTATS_BINS];  /* values per bin, see cmdstats_hist_upper() */
+    uint64_t count;               /* values added */
+    uint64_t sum;                 /* their sum (µs for latencies) */
+    uint64_t bins[CMDSTATS_BINS]; /* values per bin, see cmdstats_hist_upper() */
 };
 
 /* One command's counters. */
@@ -80,13 +80,13 @@ struct cmdstats_req {
 /* Every counter of a worker. */
 struct cmdstats {
     struct cmdstats_cmd cmds[CMDSTATS_MAX]; /* by stat id; 0 is "unknown" */
-    uint32_t ncmds;                /* ids in use (1 + names interned) */
-    struct cmdstats_req cur;       /* the request being handled */
-    uint8_t cur_by;                /* enum cmdstats_by of cur; CMDSTATS_BY_N = unset */
-    bool cur_slotted;              /* cur got a reply slot */
-    struct cmdstats_req *cur_slot; /* that slot's copy (borrowed), NULL once done */
-    struct cmdstats_hist upstream_rtt; /* upstream round trips, µs */
-    struct cmdstats_hist batch_keys;   /* keys per coalesced GET batch */
+    uint32_t ncmds;                         /* ids in use (1 + names interned) */
+    struct cmdstats_req cur;                /* the request being handled */
+    uint8_t cur_by;                         /* enum cmdstats_by of cur; CMDSTATS_BY_N = unset */
+    bool cur_slotted;                       /* cur got a reply slot */
+    struct cmdstats_req *cur_slot;          /* that slot's copy (borrowed), NULL once done */
+    struct cmdstats_hist upstream_rtt;      /* upstream round trips, µs */
+    struct cmdstats_hist batch_keys;        /* keys per coalesced GET batch */
 };
 
 /* Zero everything; id 0 is "unknown". */

@@ -230,9 +230,8 @@ cmd_keys_kind_of(const char *name, size_t len, uint32_t flags, bool sub)
 
 /* Fill the fields of c, a new or reused entry, for name under parent. */
 static void
-cmd_info_fill(struct cmd_info *c, const struct cmd_info *parent,
-              const char *name, size_t len, int arity, uint32_t flags,
-              int first_key, int last_key, int key_step)
+cmd_info_fill(struct cmd_info *c, const struct cmd_info *parent, const char *name, size_t len,
+              int arity, uint32_t flags, int first_key, int last_key, int key_step)
 {
     size_t plen = parent != NULL ? strlen(parent->fullname) + 1 : 0;
 
@@ -262,9 +261,8 @@ cmd_info_fill(struct cmd_info *c, const struct cmd_info *parent,
 
 /* Add or reset the entry name in t; parent is NULL for a command. */
 static struct cmd_info *
-cmd_table_put(struct cmd_table *t, const struct cmd_info *parent,
-              const char *name, size_t len, int arity, uint32_t flags,
-              int first_key, int last_key, int key_step)
+cmd_table_put(struct cmd_table *t, const struct cmd_info *parent, const char *name, size_t len,
+              int arity, uint32_t flags, int first_key, int last_key, int key_step)
 {
     size_t i = cmd_slot_find(t, name, len);
     struct cmd_info *c;
@@ -284,25 +282,22 @@ cmd_table_put(struct cmd_table *t, const struct cmd_info *parent,
         t->entries[t->count++] = c;
         t->slots[i] = (uint32_t)t->count;
     }
-    cmd_info_fill(c, parent, name, len, arity, flags, first_key, last_key,
-                  key_step);
+    cmd_info_fill(c, parent, name, len, arity, flags, first_key, last_key, key_step);
     if (t->count * 2 > t->nslots)
         cmd_table_grow(t); /* after fill: rehashing reads c->name */
     return c;
 }
 
 struct cmd_info *
-cmd_table_add(struct cmd_table *t, const char *name, size_t len, int arity,
-              uint32_t flags, int first_key, int last_key, int key_step)
+cmd_table_add(struct cmd_table *t, const char *name, size_t len, int arity, uint32_t flags,
+              int first_key, int last_key, int key_step)
 {
-    return cmd_table_put(t, NULL, name, len, arity, flags, first_key, last_key,
-                         key_step);
+    return cmd_table_put(t, NULL, name, len, arity, flags, first_key, last_key, key_step);
 }
 
 struct cmd_info *
-cmd_info_add_sub(struct cmd_info *parent, const char *name, size_t len,
-                 int arity, uint32_t flags, int first_key, int last_key,
-                 int key_step)
+cmd_info_add_sub(struct cmd_info *parent, const char *name, size_t len, int arity, uint32_t flags,
+                 int first_key, int last_key, int key_step)
 {
     const char *bar = memchr(name, '|', len);
 
@@ -312,8 +307,8 @@ cmd_info_add_sub(struct cmd_info *parent, const char *name, size_t len,
     }
     if (parent->subcommands == NULL)
         parent->subcommands = cmd_table_new();
-    return cmd_table_put(parent->subcommands, parent, name, len, arity, flags,
-                         first_key, last_key, key_step);
+    return cmd_table_put(parent->subcommands, parent, name, len, arity, flags, first_key,
+                         last_key, key_step);
 }
 
 struct cmd_table *
@@ -324,14 +319,14 @@ cmd_table_builtin(void)
     for (size_t i = 0; i < BW_ARRAY_LEN(cmd_builtin_entries); i++) {
         const struct cmd_builtin_entry *b = &cmd_builtin_entries[i];
         if (b->parent == NULL) {
-            cmd_table_add(t, b->name, strlen(b->name), b->arity, b->flags,
-                          b->first_key, b->last_key, b->key_step);
+            cmd_table_add(t, b->name, strlen(b->name), b->arity, b->flags, b->first_key,
+                          b->last_key, b->key_step);
             continue;
         }
         struct cmd_info *p = cmd_lookup_mut(t, b->parent, strlen(b->parent));
         BW_ASSERT(p != NULL);
-        cmd_info_add_sub(p, b->name, strlen(b->name), b->arity, b->flags,
-                         b->first_key, b->last_key, b->key_step);
+        cmd_info_add_sub(p, b->name, strlen(b->name), b->arity, b->flags, b->first_key,
+                         b->last_key, b->key_step);
     }
     return t;
 }
@@ -386,8 +381,8 @@ cmd_count(const struct cmd_table *t)
 }
 
 void
-cmd_table_foreach(const struct cmd_table *t,
-                  void (*fn)(const struct cmd_info *c, void *ud), void *ud)
+cmd_table_foreach(const struct cmd_table *t, void (*fn)(const struct cmd_info *c, void *ud),
+                  void *ud)
 {
     for (size_t i = 0; i < t->count; i++)
         fn(t->entries[i], ud);
@@ -471,8 +466,8 @@ cmd_arity_error(const struct cmd_info *c, char *out, size_t outlen)
 }
 
 size_t
-cmd_unknown_subcommand_error(const struct cmd_info *container, const char *sub,
-                             size_t sublen, char *out, size_t outlen)
+cmd_unknown_subcommand_error(const struct cmd_info *container, const char *sub, size_t sublen,
+                             char *out, size_t outlen)
 {
     struct cmd_out o = {out, outlen, 0};
 
@@ -488,16 +483,15 @@ cmd_unknown_subcommand_error(const struct cmd_info *container, const char *sub,
 }
 
 size_t
-cmd_unknown_command_error(int argc, const char *const *argv,
-                          const size_t *argvlen, char *out, size_t outlen)
+cmd_unknown_command_error(int argc, const char *const *argv, const size_t *argvlen, char *out,
+                          size_t outlen)
 {
     struct cmd_out o = {out, outlen, 0};
     size_t args = 0; /* bytes of the "'a' 'b' " list so far */
 
     BW_ASSERT(argc >= 1);
     cmd_out_str(&o, "-ERR unknown command '");
-    cmd_out_put(&o, argv[0], cmd_cstr_len(argv[0], argvlen[0], CMD_ERR_CUT),
-                true);
+    cmd_out_put(&o, argv[0], cmd_cstr_len(argv[0], argvlen[0], CMD_ERR_CUT), true);
     cmd_out_str(&o, "', with args beginning with: ");
     for (int i = 1; i < argc && args < CMD_ERR_CUT; i++) {
         size_t n = cmd_cstr_len(argv[i], argvlen[i], CMD_ERR_CUT - args);
@@ -557,8 +551,7 @@ cmd_parse_ll(const char *s, size_t len, long long *out)
     }
     if (i >= len || s[i] < '1' || s[i] > '9')
         return false;
-    lim =
-        neg ? (unsigned long long)LLONG_MAX + 1 : (unsigned long long)LLONG_MAX;
+    lim = neg ? (unsigned long long)LLONG_MAX + 1 : (unsigned long long)LLONG_MAX;
     for (; i < len; i++) {
         if (s[i] < '0' || s[i] > '9')
             return false;
@@ -596,13 +589,11 @@ cmd_keys_range(const struct cmd_info *c, struct cmd_keys *k)
  * store_idx > 0 is emitted first (ZUNIONSTORE's destination).
  */
 static int
-cmd_keys_counted(struct cmd_keys *k, int nk_idx, long long min, int trailing,
-                 int store_idx)
+cmd_keys_counted(struct cmd_keys *k, int nk_idx, long long min, int trailing, int store_idx)
 {
     long long num;
 
-    if (nk_idx >= k->argc ||
-        !cmd_parse_ll(k->argv[nk_idx], k->argvlen[nk_idx], &num))
+    if (nk_idx >= k->argc || !cmd_parse_ll(k->argv[nk_idx], k->argvlen[nk_idx], &num))
         return -1;
     if (num < min || num > (long long)(k->argc - nk_idx - 1 - trailing))
         return -1;
@@ -622,8 +613,7 @@ cmd_keys_xread(struct cmd_keys *k, bool group)
 
     for (int i = 1; i < k->argc && streams == 0; i++) {
         int more = k->argc - i - 1;
-        if ((cmd_keys_is(k, i, "block") || cmd_keys_is(k, i, "count")) &&
-            more >= 1) {
+        if ((cmd_keys_is(k, i, "block") || cmd_keys_is(k, i, "count")) && more >= 1) {
             i++;
         } else if (cmd_keys_is(k, i, "streams") && more >= 1) {
             streams = i + 1;
@@ -652,16 +642,14 @@ cmd_keys_sort(struct cmd_keys *k, bool readonly)
         return -1;
     for (int j = 2; j < k->argc; j++) {
         int left = k->argc - j - 1;
-        if (cmd_keys_is(k, j, "asc") || cmd_keys_is(k, j, "desc") ||
-            cmd_keys_is(k, j, "alpha")) {
+        if (cmd_keys_is(k, j, "asc") || cmd_keys_is(k, j, "desc") || cmd_keys_is(k, j, "alpha")) {
             continue;
         } else if (cmd_keys_is(k, j, "limit") && left >= 2) {
             j += 2;
         } else if (cmd_keys_is(k, j, "store") && left >= 1 && !readonly) {
             store = j + 1;
             j++;
-        } else if ((cmd_keys_is(k, j, "by") || cmd_keys_is(k, j, "get")) &&
-                   left >= 1) {
+        } else if ((cmd_keys_is(k, j, "by") || cmd_keys_is(k, j, "get")) && left >= 1) {
             j++;
         } else {
             return -1;
@@ -720,9 +708,7 @@ cmd_keys_georadius(struct cmd_keys *k, int base)
             continue;
         if (cmd_keys_is(k, i, "count") && more) {
             i++;
-        } else if ((cmd_keys_is(k, i, "store") ||
-                    cmd_keys_is(k, i, "storedist")) &&
-                   more) {
+        } else if ((cmd_keys_is(k, i, "store") || cmd_keys_is(k, i, "storedist")) && more) {
             store = ++i;
         } else {
             return -1;
@@ -735,8 +721,8 @@ cmd_keys_georadius(struct cmd_keys *k, int base)
 }
 
 int
-cmd_get_keys(const struct cmd_info *c, int argc, const char *const *argv,
-             const size_t *argvlen, int *out_idx, int max_out)
+cmd_get_keys(const struct cmd_info *c, int argc, const char *const *argv, const size_t *argvlen,
+             int *out_idx, int max_out)
 {
     struct cmd_keys k = {argc, argv, argvlen, out_idx, max_out, 0};
 

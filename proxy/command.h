@@ -18,30 +18,30 @@
  * from COMMAND (or the built-in one) never has them set.
  */
 enum cmd_flag {
-    CMD_WRITE = 1u << 0,          /* "write": may modify the keyspace */
-    CMD_READONLY = 1u << 1,       /* "readonly": reads keys only */
-    CMD_DENYOOM = 1u << 2,        /* "denyoom": refused when over maxmemory */
-    CMD_MODULE = 1u << 3,         /* "module": implemented by a module */
-    CMD_ADMIN = 1u << 4,          /* "admin": administrative */
-    CMD_PUBSUB = 1u << 5,         /* "pubsub": publish/subscribe related */
-    CMD_NOSCRIPT = 1u << 6,       /* "noscript": not allowed in scripts */
-    CMD_BLOCKING = 1u << 7,       /* "blocking": may block the client */
-    CMD_LOADING = 1u << 8,        /* "loading": allowed while loading */
-    CMD_STALE = 1u << 9,          /* "stale": allowed on a stale replica */
-    CMD_SKIP_MONITOR = 1u << 10,  /* "skip_monitor": not shown in MONITOR */
-    CMD_SKIP_SLOWLOG = 1u << 11,  /* "skip_slowlog": not in SLOWLOG */
-    CMD_ASKING = 1u << 12,        /* "asking": cluster ASKING related */
-    CMD_FAST = 1u << 13,          /* "fast": O(1) or O(log N) */
-    CMD_NO_AUTH = 1u << 14,       /* "no_auth": allowed before AUTH */
-    CMD_MAY_REPLICATE = 1u << 15, /* "may_replicate" (hidden by 7.0) */
-    CMD_SENTINEL = 1u << 16,      /* "sentinel" (hidden by 7.0) */
-    CMD_ONLY_SENTINEL = 1u << 17, /* "only_sentinel" (hidden by 7.0) */
+    CMD_WRITE = 1u << 0,              /* "write": may modify the keyspace */
+    CMD_READONLY = 1u << 1,           /* "readonly": reads keys only */
+    CMD_DENYOOM = 1u << 2,            /* "denyoom": refused when over maxmemory */
+    CMD_MODULE = 1u << 3,             /* "module": implemented by a module */
+    CMD_ADMIN = 1u << 4,              /* "admin": administrative */
+    CMD_PUBSUB = 1u << 5,             /* "pubsub": publish/subscribe related */
+    CMD_NOSCRIPT = 1u << 6,           /* "noscript": not allowed in scripts */
+    CMD_BLOCKING = 1u << 7,           /* "blocking": may block the client */
+    CMD_LOADING = 1u << 8,            /* "loading": allowed while loading */
+    CMD_STALE = 1u << 9,              /* "stale": allowed on a stale replica */
+    CMD_SKIP_MONITOR = 1u << 10,      /* "skip_monitor": not shown in MONITOR */
+    CMD_SKIP_SLOWLOG = 1u << 11,      /* "skip_slowlog": not in SLOWLOG */
+    CMD_ASKING = 1u << 12,            /* "asking": cluster ASKING related */
+    CMD_FAST = 1u << 13,              /* "fast": O(1) or O(log N) */
+    CMD_NO_AUTH = 1u << 14,           /* "no_auth": allowed before AUTH */
+    CMD_MAY_REPLICATE = 1u << 15,     /* "may_replicate" (hidden by 7.0) */
+    CMD_SENTINEL = 1u << 16,          /* "sentinel" (hidden by 7.0) */
+    CMD_ONLY_SENTINEL = 1u << 17,     /* "only_sentinel" (hidden by 7.0) */
     CMD_NO_MANDATORY_KEYS = 1u << 18, /* "no_mandatory_keys": keys optional */
     CMD_PROTECTED = 1u << 19,         /* "protected" (hidden by 7.0) */
     CMD_NO_ASYNC_LOADING = 1u << 20,  /* "no_async_loading" */
     CMD_NO_MULTI = 1u << 21,          /* "no_multi": refused inside MULTI */
-    CMD_MOVABLEKEYS = 1u << 22, /* "movablekeys": keys not at fixed spots */
-    CMD_ALLOW_BUSY = 1u << 23,  /* "allow_busy": allowed during BUSY */
+    CMD_MOVABLEKEYS = 1u << 22,       /* "movablekeys": keys not at fixed spots */
+    CMD_ALLOW_BUSY = 1u << 23,        /* "allow_busy": allowed during BUSY */
 };
 
 /*
@@ -112,16 +112,16 @@ struct cmd_info {
     enum cmd_keys_kind keys_kind;  /* how cmd_get_keys() finds the keys */
     struct cmd_table *subcommands; /* owned, NULL when not a container */
     const struct cmd_info *parent; /* borrowed, the container; NULL if none */
-    int policy;        /* bulwark's use, set by the daemon; 0 by default */
-    const void *extra; /* borrowed, bulwark's per-command data for the
+    int policy;                    /* bulwark's use, set by the daemon; 0 by default */
+    const void *extra;             /* borrowed, bulwark's per-command data for the
                         * policy (local handler, refusal); NULL by default */
-    const void *gate;  /* borrowed, the Bloom gate's rule for this read (its
+    const void *gate;              /* borrowed, the Bloom gate's rule for this read (its
                         * absent reply, gate.c); NULL when not gated */
-    uint32_t stat_id;  /* bulwark's per-command stats slot (cmdstats.h),
+    uint32_t stat_id;              /* bulwark's per-command stats slot (cmdstats.h),
                         * set by cmdstats_assign_table(); 0 = "unknown" */
-    uint32_t rules;    /* enum cmd_rule bits: what the request path's stages do
+    uint32_t rules;                /* enum cmd_rule bits: what the request path's stages do
                         * with it, set by each stage when a table is installed */
-    int fanout;        /* in front of a Redis Cluster: how it is split or sent to
+    int fanout;                    /* in front of a Redis Cluster: how it is split or sent to
                         * every master (cfwd.c); 0: by its keys' slot */
 };
 
@@ -157,9 +157,8 @@ void cmd_table_free(struct cmd_table *t);
  * len >= 1. Returns the entry, owned by t. keys_kind is set from the name
  * (see enum cmd_keys_kind; CMD_KEYS_UNKNOWN for other CMD_MOVABLEKEYS names).
  */
-struct cmd_info *cmd_table_add(struct cmd_table *t, const char *name,
-                               size_t len, int arity, uint32_t flags,
-                               int first_key, int last_key, int key_step);
+struct cmd_info *cmd_table_add(struct cmd_table *t, const char *name, size_t len, int arity,
+                               uint32_t flags, int first_key, int last_key, int key_step);
 
 /*
  * Add the subcommand name[0..len) to the container parent, creating its
@@ -168,9 +167,9 @@ struct cmd_info *cmd_table_add(struct cmd_table *t, const char *name,
  * stripped. Same fields, replacement and ownership rules as cmd_table_add();
  * fullname becomes "<parent>|<name>". Returns the subcommand, owned by parent.
  */
-struct cmd_info *cmd_info_add_sub(struct cmd_info *parent, const char *name,
-                                  size_t len, int arity, uint32_t flags,
-                                  int first_key, int last_key, int key_step);
+struct cmd_info *cmd_info_add_sub(struct cmd_info *parent, const char *name, size_t len,
+                                  int arity, uint32_t flags, int first_key, int last_key,
+                                  int key_step);
 
 /*
  * The built-in Redis 7.0 table: every command and subcommand of
@@ -184,12 +183,10 @@ struct cmd_table *cmd_table_builtin(void);
  * Find name[0..len): ASCII case-insensitive and binary-safe ("get\0" is not
  * "get", as in Redis). O(1) average (open addressing). NULL when unknown.
  */
-const struct cmd_info *cmd_lookup(const struct cmd_table *t, const char *name,
-                                  size_t len);
+const struct cmd_info *cmd_lookup(const struct cmd_table *t, const char *name, size_t len);
 
 /* cmd_lookup() returning a mutable entry, e.g. to set policy and extra. */
-struct cmd_info *cmd_lookup_mut(struct cmd_table *t, const char *name,
-                                size_t len);
+struct cmd_info *cmd_lookup_mut(struct cmd_table *t, const char *name, size_t len);
 
 /*
  * Resolve a request argv[0..argc) (argvlen[i] bytes each) as Redis 7.0 does
@@ -200,8 +197,7 @@ struct cmd_info *cmd_lookup_mut(struct cmd_table *t, const char *name,
  * see cmd_is_unknown_sub()); NULL when argv[0] is unknown or argc < 1.
  */
 const struct cmd_info *cmd_lookup_argv(const struct cmd_table *t, int argc,
-                                       const char *const *argv,
-                                       const size_t *argvlen);
+                                       const char *const *argv, const size_t *argvlen);
 
 /*
  * True when c, the result of cmd_lookup_argv() for argc arguments, is a
@@ -237,9 +233,8 @@ size_t cmd_arity_error(const struct cmd_info *c, char *out, size_t outlen);
  * NUL, and '\r' and '\n' become spaces; the container's name is uppercased.
  * Output and return value as cmd_arity_error().
  */
-size_t cmd_unknown_subcommand_error(const struct cmd_info *container,
-                                    const char *sub, size_t sublen, char *out,
-                                    size_t outlen);
+size_t cmd_unknown_subcommand_error(const struct cmd_info *container, const char *sub,
+                                    size_t sublen, char *out, size_t outlen);
 
 /*
  * Write Redis 7.0's reply to an unknown command argv[0..argc) (argc >= 1):
@@ -250,9 +245,8 @@ size_t cmd_unknown_subcommand_error(const struct cmd_info *container,
  * string stops at its first NUL; '\r' and '\n' become spaces; other bytes
  * pass unchanged. Output and return value as cmd_arity_error().
  */
-size_t cmd_unknown_command_error(int argc, const char *const *argv,
-                                 const size_t *argvlen, char *out,
-                                 size_t outlen);
+size_t cmd_unknown_command_error(int argc, const char *const *argv, const size_t *argvlen,
+                                 char *out, size_t outlen);
 
 /*
  * Find the key arguments of the request argv[0..argc) for c (the result of
@@ -280,8 +274,7 @@ size_t cmd_count(const struct cmd_table *t);
 
 /* Call fn(entry, ud) for each entry of t in insertion order (subcommands
  * are reached through entry->subcommands). fn must not modify t. */
-void cmd_table_foreach(const struct cmd_table *t,
-                       void (*fn)(const struct cmd_info *c, void *ud),
+void cmd_table_foreach(const struct cmd_table *t, void (*fn)(const struct cmd_info *c, void *ud),
                        void *ud);
 
 #endif

@@ -21,8 +21,7 @@ struct session;
  * session's big request at the head of its input, s->move_raw) through
  * filter (NULL: relayed as is; takes ownership of data).
  */
-void fwd_send(struct session *s, const char *cmd, size_t len, slot_filter_fn *filter,
-              void *data);
+void fwd_send(struct session *s, const char *cmd, size_t len, slot_filter_fn *filter, void *data);
 
 /* Forward req as it came (inline requests re-encoded to multibulk). */
 void fwd_request(struct session *s, const struct resp_request *req, slot_filter_fn *filter,

@@ -43,14 +43,14 @@ struct gate_rule {
 
 static const char *const gate_replies[] = {
     [GATE_NIL_BULK] = "$-1\r\n", [GATE_EMPTY_BULK] = "$0\r\n\r\n", [GATE_ZERO] = ":0\r\n",
-    [GATE_MINUS2] = ":-2\r\n",   [GATE_NONE] = "+none\r\n",       [GATE_EMPTY_ARRAY] = "*0\r\n",
+    [GATE_MINUS2] = ":-2\r\n",   [GATE_NONE] = "+none\r\n",        [GATE_EMPTY_ARRAY] = "*0\r\n",
     [GATE_EMPTY_MAP] = "*0\r\n", [GATE_EMPTY_SET] = "*0\r\n",
 };
 
 /* The same for a RESP3 client (Redis 7.0 with HELLO 3). */
 static const char *const gate_replies3[] = {
     [GATE_NIL_BULK] = "_\r\n",   [GATE_EMPTY_BULK] = "$0\r\n\r\n", [GATE_ZERO] = ":0\r\n",
-    [GATE_MINUS2] = ":-2\r\n",   [GATE_NONE] = "+none\r\n",       [GATE_EMPTY_ARRAY] = "*0\r\n",
+    [GATE_MINUS2] = ":-2\r\n",   [GATE_NONE] = "+none\r\n",        [GATE_EMPTY_ARRAY] = "*0\r\n",
     [GATE_EMPTY_MAP] = "%0\r\n", [GATE_EMPTY_SET] = "~0\r\n",
 };
 
@@ -190,7 +190,8 @@ gate_mget_filter(struct session *s, struct evbuffer *reply, size_t len, const ch
 
 /* Encode argv[0] and the keys flagged in keep (argv[1..]) as a multibulk. */
 static void
-gate_encode_subset(const struct resp_request *req, const bool *keep, int nkeep, struct evbuffer *out)
+gate_encode_subset(const struct resp_request *req, const bool *keep, int nkeep,
+                   struct evbuffer *out)
 {
     enc_array_len(out, (size_t)nkeep + 1);
     enc_bulk(out, req->argv[0].ptr, req->argv[0].len);

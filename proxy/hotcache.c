@@ -117,8 +117,7 @@ hot_hash_key(const struct hot *h, const char *key, size_t len)
 }
 
 static bool
-hot_node_is(const struct hot_node *n, struct hot_hash hh, const char *key,
-            size_t len)
+hot_node_is(const struct hot_node *n, struct hot_hash hh, const char *key, size_t len)
 {
     return n->hash.lo == hh.lo && n->hash.hi == hh.hi && n->klen == len &&
            (len == 0 || memcmp(n->key, key, len) == 0);
@@ -153,8 +152,7 @@ hot_index_head(struct hot_index *ix, struct hot_hash hh)
 }
 
 static struct hot_node *
-hot_index_find(struct hot_index *ix, struct hot_hash hh, const char *key,
-               size_t len)
+hot_index_find(struct hot_index *ix, struct hot_hash hh, const char *key, size_t len)
 {
     struct hot_node *n;
 
@@ -317,8 +315,7 @@ hot_top_recount(struct hot *h)
 
 /* Track key with sketch count c if it is tracked or beats the smallest. */
 static void
-hot_top_note(struct hot *h, struct hot_hash hh, const char *key, size_t len,
-             uint32_t c)
+hot_top_note(struct hot *h, struct hot_hash hh, const char *key, size_t len, uint32_t c)
 {
     size_t i, min_i = 0;
     struct hot_top_item *t;
@@ -425,8 +422,8 @@ hot_new(const struct hot_opts *o, char *err, size_t errlen)
 }
 
 static void hot_entry_drop(struct hot *h, struct hot_entry *e);
-static void hot_lease_hand_back(struct hot_lease *l, const char *value,
-                                size_t vlen, hot_waiter_fn *cb, void *ctx);
+static void hot_lease_hand_back(struct hot_lease *l, const char *value, size_t vlen,
+                                hot_waiter_fn *cb, void *ctx);
 
 void
 hot_free(struct hot *h, hot_waiter_fn *cb, void *ctx)
@@ -456,8 +453,7 @@ hot_free(struct hot *h, hot_waiter_fn *cb, void *ctx)
 /* ---- detection -------------------------------------------------------- */
 
 bool
-hot_note_read(struct hot *h, const char *key, size_t len, uint64_t now_ms,
-              double *rate_rps)
+hot_note_read(struct hot *h, const char *key, size_t len, uint64_t now_ms, double *rate_rps)
 {
     struct hot_hash hh = hot_hash_key(h, key, len);
     uint32_t c;
@@ -571,8 +567,7 @@ hot_life_ms(const struct hot *h, int64_t pttl_ms)
 }
 
 static struct hot_entry *
-hot_entry_new(struct hot_hash hh, const char *key, size_t len,
-              const char *value, size_t vlen)
+hot_entry_new(struct hot_hash hh, const char *key, size_t len, const char *value, size_t vlen)
 {
     struct hot_entry *e = bw_malloc(hot_entry_cost(len, vlen));
 
@@ -589,8 +584,8 @@ hot_entry_new(struct hot_hash hh, const char *key, size_t len,
 }
 
 enum hot_store_result
-hot_store(struct hot *h, const char *key, size_t len, uint64_t token,
-          const char *value, size_t vlen, int64_t pttl_ms, uint64_t now_ms)
+hot_store(struct hot *h, const char *key, size_t len, uint64_t token, const char *value,
+          size_t vlen, int64_t pttl_ms, uint64_t now_ms)
 {
     struct hot_hash hh = hot_hash_key(h, key, len);
     uint64_t life = hot_life_ms(h, pttl_ms);
@@ -599,8 +594,7 @@ hot_store(struct hot *h, const char *key, size_t len, uint64_t token,
 
     BW_ASSERT(token >= 1 && token <= h->seq);
     hot_age(h, now_ms);
-    if (token < h->flush_seq ||
-        token < h->gen_slots[hh.hi & (HOT_GEN_SLOTS - 1)])
+    if (token < h->flush_seq || token < h->gen_slots[hh.hi & (HOT_GEN_SLOTS - 1)])
         return HOT_STALE;
     if (life == 0)
         return HOT_NO_TTL;
@@ -609,8 +603,7 @@ hot_store(struct hot *h, const char *key, size_t len, uint64_t token,
     e = (struct hot_entry *)hot_index_find(&h->cache, hh, key, len);
     if (e != NULL)
         hot_entry_drop(h, e);
-    while (h->cache.count >= h->o.max_keys ||
-           h->cache_bytes + cost > h->o.max_bytes)
+    while (h->cache.count >= h->o.max_keys || h->cache_bytes + cost > h->o.max_bytes)
         hot_entry_drop(h, hot_pick_victim(h, now_ms));
     e = hot_entry_new(hh, key, len, value, vlen);
     e->created_ms = now_ms;
@@ -623,8 +616,7 @@ hot_store(struct hot *h, const char *key, size_t len, uint64_t token,
 }
 
 bool
-hot_lookup(struct hot *h, const char *key, size_t len, uint64_t now_ms,
-           struct hot_hit *hit)
+hot_lookup(struct hot *h, const char *key, size_t len, uint64_t now_ms, struct hot_hit *hit)
 {
     struct hot_hash hh = hot_hash_key(h, key, len);
     struct hot_entry *e;
@@ -681,9 +673,7 @@ hot_invalidate(struct hot *h, const char *key, size_t len)
         h->st.hotkey_invalidations++;
     }
     /* Written: a spent lease lets go (a live one waits for its refill). */
-    l = h->leases.count > 0
-            ? (struct hot_lease *)hot_index_find(&h->leases, hh, key, len)
-            : NULL;
+    l = h->leases.count > 0 ? (struct hot_lease *)hot_index_find(&h->leases, hh, key, len) : NULL;
     if (l != NULL && l->spent) {
         hot_index_del(&h->leases, &l->node);
         hot_lease_hand_back(l, NULL, 0, NULL, NULL);
@@ -704,8 +694,8 @@ hot_flush(struct hot *h)
 
 /* Give l's waiters to cb (l already out of the index), then free l. */
 static void
-hot_lease_hand_back(struct hot_lease *l, const char *value, size_t vlen,
-                    hot_waiter_fn *cb, void *ctx)
+hot_lease_hand_back(struct hot_lease *l, const char *value, size_t vlen, hot_waiter_fn *cb,
+                    void *ctx)
 {
     size_t i;
 
@@ -742,8 +732,7 @@ hot_lease_evict_spent(struct hot *h)
 }
 
 bool
-hot_lease_begin(struct hot *h, const char *key, size_t len, uint64_t now_ms,
-                uint64_t lease_ms)
+hot_lease_begin(struct hot *h, const char *key, size_t len, uint64_t now_ms, uint64_t lease_ms)
 {
     struct hot_hash hh = hot_hash_key(h, key, len);
     struct hot_lease *l;
@@ -767,8 +756,7 @@ hot_lease_begin(struct hot *h, const char *key, size_t len, uint64_t now_ms,
 }
 
 bool
-hot_lease_hold(struct hot *h, const char *key, size_t len, uint64_t now_ms,
-               void *waiter)
+hot_lease_hold(struct hot *h, const char *key, size_t len, uint64_t now_ms, void *waiter)
 {
     struct hot_lease *l;
 
@@ -788,8 +776,8 @@ hot_lease_hold(struct hot *h, const char *key, size_t len, uint64_t now_ms,
 }
 
 size_t
-hot_lease_release(struct hot *h, const char *key, size_t len, const char *value,
-                  size_t vlen, hot_waiter_fn *cb, void *ctx)
+hot_lease_release(struct hot *h, const char *key, size_t len, const char *value, size_t vlen,
+                  hot_waiter_fn *cb, void *ctx)
 {
     struct hot_lease *l;
     size_t n;
@@ -864,8 +852,7 @@ hot_lease_cancel(struct hot *h, const char *key, size_t len, void *waiter)
     for (i = 0; i < l->nwaiters; i++) {
         if (l->waiters[i] != waiter)
             continue;
-        memmove(&l->waiters[i], &l->waiters[i + 1],
-                (l->nwaiters - i - 1) * sizeof(*l->waiters));
+        memmove(&l->waiters[i], &l->waiters[i + 1], (l->nwaiters - i - 1) * sizeof(*l->waiters));
         l->nwaiters--;
         return true;
     }
@@ -879,8 +866,7 @@ hot_lease_next_deadline(const struct hot *h)
     size_t i;
 
     for (i = 0; i < h->leases.count; i++) {
-        const struct hot_lease *l =
-            (const struct hot_lease *)h->leases.dense[i];
+        const struct hot_lease *l = (const struct hot_lease *)h->leases.dense[i];
 
         if (!l->spent)
             t = BW_MIN(t, l->expires_at_ms);

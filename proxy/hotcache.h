@@ -62,15 +62,15 @@ struct hot_opts {
                                also bounds active leases */
     size_t max_bytes;       /* cached bytes at most, counting key, value and
                                struct overhead (hotkey-maxmemory), >= 1 */
-    uint64_t ttl_ms;      /* longest life of an entry, ms (hotkey-ttl), >= 1 */
-    double refresh_ratio; /* refresh-ahead once an entry is older than this
+    uint64_t ttl_ms;        /* longest life of an entry, ms (hotkey-ttl), >= 1 */
+    double refresh_ratio;   /* refresh-ahead once an entry is older than this
                              fraction of its life, [0, 1]; 1: never
                              (hotkey-refresh-ratio) */
-    uint64_t lease_ms;    /* default lease length, ms (hotkey-lease);
+    uint64_t lease_ms;      /* default lease length, ms (hotkey-lease);
                              0 disables leases */
-    uint64_t decay_ms;    /* sketch counters halve every decay_ms, >= 1 */
-    size_t top_keys;      /* keys tracked for hot_top(), >= 1 */
-    uint64_t seed;        /* hash and sampling seed; any value, fixed
+    uint64_t decay_ms;      /* sketch counters halve every decay_ms, >= 1 */
+    size_t top_keys;        /* keys tracked for hot_top(), >= 1 */
+    uint64_t seed;          /* hash and sampling seed; any value, fixed
                              seeds give reproducible behaviour */
 };
 
@@ -128,12 +128,10 @@ struct hot;
  * or NULL: forward the GET upstream. The callback may call hot_* functions
  * on h, except from hot_free().
  */
-typedef void hot_waiter_fn(void *ctx, void *waiter, const char *value,
-                           size_t vlen);
+typedef void hot_waiter_fn(void *ctx, void *waiter, const char *value, size_t vlen);
 
 /* One hot_top() row: key bytes (borrowed for the call) and its rate. */
-typedef void hot_top_fn(void *ctx, const char *key, size_t len,
-                        double rate_rps);
+typedef void hot_top_fn(void *ctx, const char *key, size_t len, double rate_rps);
 
 /*
  * Fill o with the defaults: threshold 100 reads/s, 10000 keys, 64 MB,
@@ -172,8 +170,7 @@ void hot_free(struct hot *h, hot_waiter_fn *cb, void *ctx);
  * period); a key that stops being read falls below the threshold likewise.
  * Also keeps the key in the top list when it is among the top_keys largest.
  */
-bool hot_note_read(struct hot *h, const char *key, size_t len, uint64_t now_ms,
-                   double *rate_rps);
+bool hot_note_read(struct hot *h, const char *key, size_t len, uint64_t now_ms, double *rate_rps);
 
 /* Estimated rate of key in reads/s at now_ms, as hot_note_read() without
  * counting a read. */
@@ -183,8 +180,7 @@ double hot_rate(struct hot *h, const char *key, size_t len, uint64_t now_ms);
  * The aged sketch count of key at now_ms (never below the key's true aged
  * count; see HOT_CMS_*), and the aged total N of all counts.
  */
-uint64_t hot_sketch_count(struct hot *h, const char *key, size_t len,
-                          uint64_t now_ms);
+uint64_t hot_sketch_count(struct hot *h, const char *key, size_t len, uint64_t now_ms);
 uint64_t hot_sketch_total(struct hot *h, uint64_t now_ms);
 
 /*
@@ -194,8 +190,7 @@ uint64_t hot_sketch_total(struct hot *h, uint64_t now_ms);
  * enters it when its estimate beats the smallest tracked one) and may
  * include keys below the threshold. Returns the number of rows reported.
  */
-size_t hot_top(struct hot *h, size_t n, uint64_t now_ms, hot_top_fn *cb,
-               void *ctx);
+size_t hot_top(struct hot *h, size_t n, uint64_t now_ms, hot_top_fn *cb, void *ctx);
 
 /*
  * Look key up in the cache at now_ms. An entry at or past its expiry is
@@ -208,8 +203,7 @@ size_t hot_top(struct hot *h, size_t n, uint64_t now_ms, hot_top_fn *cb,
  * false is returned. Returns false when nothing usable is cached; counts a
  * miss only if the key is hot.
  */
-bool hot_lookup(struct hot *h, const char *key, size_t len, uint64_t now_ms,
-                struct hot_hit *hit);
+bool hot_lookup(struct hot *h, const char *key, size_t len, uint64_t now_ms, struct hot_hit *hit);
 
 /*
  * Take a generation token before sending the read whose reply will be
@@ -234,9 +228,8 @@ uint64_t hot_fetch_begin(struct hot *h, const char *key, size_t len);
  * seen, else the coldest: lowest sketch count, ties to the soonest expiry.
  * Stores whatever the key's rate: the caller fetches only hot keys.
  */
-enum hot_store_result hot_store(struct hot *h, const char *key, size_t len,
-                                uint64_t token, const char *value, size_t vlen,
-                                int64_t pttl_ms, uint64_t now_ms);
+enum hot_store_result hot_store(struct hot *h, const char *key, size_t len, uint64_t token,
+                                const char *value, size_t vlen, int64_t pttl_ms, uint64_t now_ms);
 
 /*
  * key (len bytes) was or may have been modified: drop its entry and make
@@ -263,8 +256,8 @@ void hot_flush(struct hot *h);
  * readers are never held twice for nothing), or max_keys live leases exist
  * (a spent one is evicted to make room).
  */
-bool hot_lease_begin(struct hot *h, const char *key, size_t len,
-                     uint64_t now_ms, uint64_t lease_ms);
+bool hot_lease_begin(struct hot *h, const char *key, size_t len, uint64_t now_ms,
+                     uint64_t lease_ms);
 
 /*
  * If key has a lease still active at now_ms, record waiter (non-NULL,
@@ -274,8 +267,7 @@ bool hot_lease_begin(struct hot *h, const char *key, size_t len,
  * through hot_lease_release(), hot_lease_expire() or hot_free(), unless
  * hot_lease_cancel() takes it out first.
  */
-bool hot_lease_hold(struct hot *h, const char *key, size_t len, uint64_t now_ms,
-                    void *waiter);
+bool hot_lease_hold(struct hot *h, const char *key, size_t len, uint64_t now_ms, void *waiter);
 
 /*
  * End key's lease: each held waiter, in hold order, goes to
@@ -283,9 +275,8 @@ bool hot_lease_hold(struct hot *h, const char *key, size_t len, uint64_t now_ms,
  * new value of a SET through bulwark, encoded as a GET reply), or NULL to
  * have them forwarded. Returns the number handed back (0 if no lease).
  */
-size_t hot_lease_release(struct hot *h, const char *key, size_t len,
-                         const char *value, size_t vlen, hot_waiter_fn *cb,
-                         void *ctx);
+size_t hot_lease_release(struct hot *h, const char *key, size_t len, const char *value,
+                         size_t vlen, hot_waiter_fn *cb, void *ctx);
 
 /* GETs held by key's lease now (0: no lease, or none held). */
 size_t hot_lease_waiters(struct hot *h, const char *key, size_t len);
@@ -297,8 +288,7 @@ size_t hot_lease_waiters(struct hot *h, const char *key, size_t len);
  * (hot_invalidate(), hot_lease_release()). Returns the number of waiters
  * handed back.
  */
-size_t hot_lease_expire(struct hot *h, uint64_t now_ms, hot_waiter_fn *cb,
-                        void *ctx);
+size_t hot_lease_expire(struct hot *h, uint64_t now_ms, hot_waiter_fn *cb, void *ctx);
 
 /*
  * Take waiter out of key's lease without a callback (its client closed).

@@ -38,26 +38,26 @@ struct hotkey {
 
 /* One upstream fill of a hot key: GET and PTTL pipelined. */
 struct hotkey_fill {
-    struct hotkey *hk;          /* borrowed (outlives fills: freed after the pool) */
-    struct slot *slot;   /* the client's GET, or NULL for a refresh */
-    char *key;                  /* owned copy */
-    size_t len;                 /* bytes in key */
-    uint64_t token;             /* hot_fetch_begin() generation */
-    char *value;                /* GET reply bytes (owned) once arrived */
-    size_t vlen;                /* bytes in value */
-    bool lease;                 /* the GET came back nil: a lease was started */
-    bool stale;                 /* the key was written or invalidated meanwhile:
+    struct hotkey *hk; /* borrowed (outlives fills: freed after the pool) */
+    struct slot *slot; /* the client's GET, or NULL for a refresh */
+    char *key;         /* owned copy */
+    size_t len;        /* bytes in key */
+    uint64_t token;    /* hot_fetch_begin() generation */
+    char *value;       /* GET reply bytes (owned) once arrived */
+    size_t vlen;       /* bytes in value */
+    bool lease;        /* the GET came back nil: a lease was started */
+    bool stale;        /* the key was written or invalidated meanwhile:
                                    its value must not reach held GETs */
-    size_t fill_slot;           /* index in hotkey.filling */
-    int pending;                /* replies still due (2, then 1, then 0) */
+    size_t fill_slot;  /* index in hotkey.filling */
+    int pending;       /* replies still due (2, then 1, then 0) */
 };
 
 /* A GET held by a lease. */
 struct hotkey_waiter {
     struct slot *slot;   /* the client's reply slot */
-    struct batch *batch;        /* where to send it if the lease ends without a value */
-    char *key;                  /* owned copy */
-    size_t len;                 /* bytes in key */
+    struct batch *batch; /* where to send it if the lease ends without a value */
+    char *key;           /* owned copy */
+    size_t len;          /* bytes in key */
 };
 
 static void hotkey_wake(void *ctx, void *waiter, const char *value, size_t vlen);
@@ -174,7 +174,8 @@ static void
 hotkey_get_cb(void *privdata, struct evbuffer *reply, size_t len, const char *err)
 {
     struct hotkey_fill *f = privdata;
-    const char *data = reply != NULL ? (const char *)evbuffer_pullup(reply, (ev_ssize_t)len) : err;
+    const char *data = reply != NULL ? (const char *)evbuffer_pullup(reply, (ev_ssize_t)len)
+                                     : err;
     size_t n = reply != NULL ? len : strlen(err);
     if (n == 3 && memcmp(data, "_\r\n", 3) == 0) {
         /* a RESP3 client's fill: held GETs of either protocol share it, in
@@ -208,7 +209,8 @@ hotkey_pttl_cb(void *privdata, struct evbuffer *reply, size_t len, const char *e
     int64_t pttl = -2;
     (void)err;
     if (reply != NULL) {
-        struct reply_node *n = reply_parse((const char *)evbuffer_pullup(reply, (ev_ssize_t)len), len);
+        struct reply_node *n =
+            reply_parse((const char *)evbuffer_pullup(reply, (ev_ssize_t)len), len);
         if (n != NULL && n->type == ':')
             pttl = n->integer;
         reply_node_free(n);
@@ -222,8 +224,8 @@ hotkey_pttl_cb(void *privdata, struct evbuffer *reply, size_t len, const char *e
  * a refresh). Returns false, sending nothing, when a fill of key is out.
  */
 static bool
-hotkey_fetch(struct hotkey *hk, struct upstream_conn *up, struct slot *slot,
-             const char *key, size_t len)
+hotkey_fetch(struct hotkey *hk, struct upstream_conn *up, struct slot *slot, const char *key,
+             size_t len)
 {
     size_t fs = (size_t)(XXH3_64bits(key, len) % HOTKEY_FILL_SLOTS);
     if (hk->filling[fs] != NULL)
@@ -398,8 +400,9 @@ hotkey_info(struct hotkey *const *hks, size_t n, struct evbuffer *out)
                         "hotkey_lease_spent:%llu\r\n"
                         "hotkey_databases:%zu\r\n",
                         coherent, (unsigned long long)s.hotkey_cached_keys,
-                        (unsigned long long)s.hotkey_cache_bytes, (unsigned long long)s.hotkey_hits,
-                        (unsigned long long)s.hotkey_misses, (unsigned long long)s.hotkey_refreshes,
+                        (unsigned long long)s.hotkey_cache_bytes,
+                        (unsigned long long)s.hotkey_hits, (unsigned long long)s.hotkey_misses,
+                        (unsigned long long)s.hotkey_refreshes,
                         (unsigned long long)s.hotkey_invalidations,
                         (unsigned long long)s.hotkey_lease_holds,
                         (unsigned long long)s.hotkey_lease_wakeups,

@@ -27,8 +27,7 @@ enum jitter_flag {
     JITTER_F_PXAT = 1 << 8,    /* absolute unix milliseconds */
 };
 
-#define JITTER_F_EXPIRY                                                        \
-    (JITTER_F_EX | JITTER_F_PX | JITTER_F_EXAT | JITTER_F_PXAT)
+#define JITTER_F_EXPIRY (JITTER_F_EX | JITTER_F_PX | JITTER_F_EXAT | JITTER_F_PXAT)
 
 /* Where a request carries its TTL and how to express it in ms. */
 struct jitter_plan {
@@ -84,8 +83,7 @@ jitter_rng_seed(struct jitter_rng *r, uint64_t seed)
     if (seed == 0) {
         ssize_t n = getrandom(r->s, sizeof(r->s), GRND_NONBLOCK);
 
-        if (n == (ssize_t)sizeof(r->s) &&
-            (r->s[0] | r->s[1] | r->s[2] | r->s[3]) != 0)
+        if (n == (ssize_t)sizeof(r->s) && (r->s[0] | r->s[1] | r->s[2] | r->s[3]) != 0)
             return;
         x = bw_now_us() ^ (bw_wall_ms() << 20) ^ ((uint64_t)getpid() << 42);
     }
@@ -197,8 +195,8 @@ jitter_parse_expiry(int argc, int j, const struct jitter_word *w, int *flags,
  * Redis would reject and on a repeated expiry option.
  */
 static bool
-jitter_parse_string_opts(int argc, const struct jitter_arg *argv, int first,
-                         bool is_set, int *flags, struct jitter_plan *p)
+jitter_parse_string_opts(int argc, const struct jitter_arg *argv, int first, bool is_set,
+                         int *flags, struct jitter_plan *p)
 {
     int j;
     size_t w;
@@ -213,19 +211,15 @@ jitter_parse_string_opts(int argc, const struct jitter_arg *argv, int first,
             if (!jitter_parse_expiry(argc, j, &jitter_words[w], flags, p))
                 return false;
             j++;
-        } else if (is_set && jitter_arg_is(a, "NX") &&
-                   !(*flags & JITTER_F_XX)) {
+        } else if (is_set && jitter_arg_is(a, "NX") && !(*flags & JITTER_F_XX)) {
             *flags |= JITTER_F_NX;
-        } else if (is_set && jitter_arg_is(a, "XX") &&
-                   !(*flags & JITTER_F_NX)) {
+        } else if (is_set && jitter_arg_is(a, "XX") && !(*flags & JITTER_F_NX)) {
             *flags |= JITTER_F_XX;
         } else if (is_set && jitter_arg_is(a, "GET")) {
             *flags |= JITTER_F_GET;
-        } else if (is_set && jitter_arg_is(a, "KEEPTTL") &&
-                   !(*flags & JITTER_F_EXPIRY)) {
+        } else if (is_set && jitter_arg_is(a, "KEEPTTL") && !(*flags & JITTER_F_EXPIRY)) {
             *flags |= JITTER_F_KEEPTTL;
-        } else if (!is_set && jitter_arg_is(a, "PERSIST") &&
-                   !(*flags & JITTER_F_EXPIRY)) {
+        } else if (!is_set && jitter_arg_is(a, "PERSIST") && !(*flags & JITTER_F_EXPIRY)) {
             *flags |= JITTER_F_PERSIST;
         } else {
             return false;
@@ -262,8 +256,8 @@ jitter_parse_expire_opts(int argc, const struct jitter_arg *argv)
 
 /* SET key value [options]: jittered unless NX or an opted-out form. */
 static bool
-jitter_plan_set(const struct jitter_opts *o, int argc,
-                const struct jitter_arg *argv, struct jitter_plan *p)
+jitter_plan_set(const struct jitter_opts *o, int argc, const struct jitter_arg *argv,
+                struct jitter_plan *p)
 {
     int flags = 0;
 
@@ -276,13 +270,12 @@ jitter_plan_set(const struct jitter_opts *o, int argc,
 
 /* GETEX key [options]: only with o->expire (and o->absolute for EXAT/PXAT). */
 static bool
-jitter_plan_getex(const struct jitter_opts *o, int argc,
-                  const struct jitter_arg *argv, struct jitter_plan *p)
+jitter_plan_getex(const struct jitter_opts *o, int argc, const struct jitter_arg *argv,
+                  struct jitter_plan *p)
 {
     int flags = 0;
 
-    if (!o->expire || argc < 2 ||
-        !jitter_parse_string_opts(argc, argv, 2, false, &flags, p))
+    if (!o->expire || argc < 2 || !jitter_parse_string_opts(argc, argv, 2, false, &flags, p))
         return false;
     if (!(flags & JITTER_F_EXPIRY))
         return false;
@@ -311,14 +304,13 @@ static const struct jitter_cmd jitter_cmds[] = {
 
 /* SETEX, PSETEX and the EXPIRE family. */
 static bool
-jitter_plan_cmd(const struct jitter_opts *o, const struct jitter_cmd *c,
-                int argc, const struct jitter_arg *argv, struct jitter_plan *p)
+jitter_plan_cmd(const struct jitter_opts *o, const struct jitter_cmd *c, int argc,
+                const struct jitter_arg *argv, struct jitter_plan *p)
 {
     /* EXPIREAT/PEXPIREAT: ttl-jitter-absolute alone opts in (the rule). */
     if (argc < c->argc_min || (c->absolute ? !o->absolute : (c->needs_expire && !o->expire)))
         return false;
-    if (c->needs_expire ? !jitter_parse_expire_opts(argc, argv)
-                        : argc > c->argc_max)
+    if (c->needs_expire ? !jitter_parse_expire_opts(argc, argv) : argc > c->argc_max)
         return false;
     p->ttl_index = 2;
     p->unit_index = -1;
@@ -331,8 +323,8 @@ jitter_plan_cmd(const struct jitter_opts *o, const struct jitter_cmd *c,
 
 /* Find the TTL of argv and whether o lets it be jittered. */
 static bool
-jitter_plan(const struct jitter_opts *o, int argc,
-            const struct jitter_arg *argv, struct jitter_plan *p)
+jitter_plan(const struct jitter_opts *o, int argc, const struct jitter_arg *argv,
+            struct jitter_plan *p)
 {
     size_t i;
 
@@ -389,14 +381,12 @@ jitter_span_ms(const struct jitter_opts *o, uint64_t rel_ms)
  */
 static bool
 jitter_apply(const struct jitter_opts *o, struct jitter_rng *r, uint64_t now_ms,
-             const struct jitter_arg *ttl, const struct jitter_plan *p,
-             struct jitter_result *out)
+             const struct jitter_arg *ttl, const struct jitter_plan *p, struct jitter_result *out)
 {
     uint64_t v, e_ms, t_ms, step, steps, d, nv;
     bool whole_seconds = p->seconds && o->keep_unit;
 
-    if (!jitter_parse_ttl(ttl, &v) ||
-        v > JITTER_TTL_MAX_MS / (p->seconds ? 1000 : 1))
+    if (!jitter_parse_ttl(ttl, &v) || v > JITTER_TTL_MAX_MS / (p->seconds ? 1000 : 1))
         return false;
     e_ms = p->seconds ? v * 1000 : v;
     if (p->absolute && e_ms <= now_ms)
@@ -419,16 +409,14 @@ jitter_apply(const struct jitter_opts *o, struct jitter_rng *r, uint64_t now_ms,
         out->unit_word = p->ms_word;
         out->unit_index = p->ms_word != NULL ? p->unit_index : -1;
     }
-    out->ttl_len =
-        (size_t)snprintf(out->ttl_buf, sizeof(out->ttl_buf), "%" PRIu64, nv);
+    out->ttl_len = (size_t)snprintf(out->ttl_buf, sizeof(out->ttl_buf), "%" PRIu64, nv);
     out->rewritten = true;
     return true;
 }
 
 bool
-jitter_rewrite(const struct jitter_opts *o, struct jitter_rng *r,
-               uint64_t now_ms, int argc, const struct jitter_arg *argv,
-               struct jitter_result *out)
+jitter_rewrite(const struct jitter_opts *o, struct jitter_rng *r, uint64_t now_ms, int argc,
+               const struct jitter_arg *argv, struct jitter_result *out)
 {
     struct jitter_plan p;
 
@@ -472,8 +460,8 @@ jitter_put_bulk(char *out, size_t off, const char *ptr, size_t len)
 
 /* Encode argv with res applied into out (or only measure when out NULL). */
 static size_t
-jitter_put_request(int argc, const struct jitter_arg *argv,
-                   const struct jitter_result *res, char *out)
+jitter_put_request(int argc, const struct jitter_arg *argv, const struct jitter_result *res,
+                   char *out)
 {
     bool rw = res != NULL && res->rewritten;
     size_t off = jitter_put_header(out, 0, '*', (uint64_t)argc);
@@ -499,8 +487,8 @@ jitter_put_request(int argc, const struct jitter_arg *argv,
 }
 
 size_t
-jitter_encode(int argc, const struct jitter_arg *argv,
-              const struct jitter_result *res, char *out, size_t outlen)
+jitter_encode(int argc, const struct jitter_arg *argv, const struct jitter_result *res, char *out,
+              size_t outlen)
 {
     size_t need;
 

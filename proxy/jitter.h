@@ -27,13 +27,13 @@
 
 /* What to jitter and by how much; filled from the config, read only here. */
 struct jitter_opts {
-    unsigned percent;    /* extra TTL up to ttl * percent / 100; 0 disables */
-    uint64_t max_ms;     /* cap on the extra TTL, ms; 0 disables */
-    uint64_t min_ttl_ms; /* relative TTLs below this (ms) are left alone */
-    bool expire;         /* also EXPIRE, PEXPIRE, GETEX EX/PX (and with
+    unsigned percent;           /* extra TTL up to ttl * percent / 100; 0 disables */
+    uint64_t max_ms;            /* cap on the extra TTL, ms; 0 disables */
+    uint64_t min_ttl_ms;        /* relative TTLs below this (ms) are left alone */
+    bool expire;                /* also EXPIRE, PEXPIRE, GETEX EX/PX (and with
                             absolute: EXPIREAT, PEXPIREAT, GETEX EXAT/PXAT) */
-    bool absolute;       /* also absolute expiries (EXAT, PXAT, ...AT) */
-    bool keep_unit;      /* draw whole seconds for seconds TTLs instead of
+    bool absolute;              /* also absolute expiries (EXAT, PXAT, ...AT) */
+    bool keep_unit;             /* draw whole seconds for seconds TTLs instead of
                             converting to ms (keeps the command name and
                             unit word, e.g. for ACLs naming SETEX only) */
     const char *const *exclude; /* borrowed: key globs never jittered, Redis
@@ -54,12 +54,12 @@ struct jitter_arg {
 
 /* The rewrite to apply; the caller re-encodes the request (jitter_encode). */
 struct jitter_result {
-    bool rewritten;        /* false: send the request exactly as received */
-    const char *cmd_name;  /* static replacement for argv[0] ("PSETEX",
+    bool rewritten;               /* false: send the request exactly as received */
+    const char *cmd_name;         /* static replacement for argv[0] ("PSETEX",
                               "PEXPIRE", "PEXPIREAT"), or NULL to keep it */
-    int ttl_index;         /* argv index of the TTL argument, -1 if none */
-    int unit_index;        /* argv index of the unit word to replace, or -1 */
-    const char *unit_word; /* static replacement unit word ("PX", "PXAT"),
+    int ttl_index;                /* argv index of the TTL argument, -1 if none */
+    int unit_index;               /* argv index of the unit word to replace, or -1 */
+    const char *unit_word;        /* static replacement unit word ("PX", "PXAT"),
                               NULL when unit_index is -1 */
     char ttl_buf[JITTER_TTL_BUF]; /* the new TTL digits, NUL-terminated */
     size_t ttl_len;               /* digits in ttl_buf */
@@ -111,9 +111,8 @@ uint64_t jitter_rng_below(struct jitter_rng *r, uint64_t bound_inclusive);
  * last; not worth modelling) - Redis's own error then reaches the client.
  * Never makes a request Redis would reject out of one it would accept.
  */
-bool jitter_rewrite(const struct jitter_opts *o, struct jitter_rng *r,
-                    uint64_t now_ms, int argc, const struct jitter_arg *argv,
-                    struct jitter_result *out);
+bool jitter_rewrite(const struct jitter_opts *o, struct jitter_rng *r, uint64_t now_ms, int argc,
+                    const struct jitter_arg *argv, struct jitter_result *out);
 
 /*
  * Encode argv with res applied (res may be NULL or not rewritten: the
@@ -122,7 +121,7 @@ bool jitter_rewrite(const struct jitter_opts *o, struct jitter_rng *r,
  * outlen >= that size (call with out NULL to size the buffer). No NUL is
  * appended.
  */
-size_t jitter_encode(int argc, const struct jitter_arg *argv,
-                     const struct jitter_result *res, char *out, size_t outlen);
+size_t jitter_encode(int argc, const struct jitter_arg *argv, const struct jitter_result *res,
+                     char *out, size_t outlen);
 
 #endif

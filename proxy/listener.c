@@ -28,12 +28,12 @@ static const char listener_maxclients_err[] = "-ERR max number of clients reache
 #define LISTENER_MAX 17 /* up to 16 bind addresses and the unix socket */
 
 struct listener {
-    struct proxy *px;                          /* borrowed */
-    struct event *resume_ev;                   /* re-enables accepting after EMFILE (owned) */
-    struct evconnlistener *evl[LISTENER_MAX];  /* owned */
-    int nevl;                                  /* entries in evl */
-    char *unix_path;                           /* unix socket file (owned), NULL if none */
-    int spare_fd;                              /* /dev/null kept open (owned), -1 if none:
+    struct proxy *px;                         /* borrowed */
+    struct event *resume_ev;                  /* re-enables accepting after EMFILE (owned) */
+    struct evconnlistener *evl[LISTENER_MAX]; /* owned */
+    int nevl;                                 /* entries in evl */
+    char *unix_path;                          /* unix socket file (owned), NULL if none */
+    int spare_fd;                             /* /dev/null kept open (owned), -1 if none:
                                                   closed to accept and refuse one
                                                   connection when out of descriptors */
 };
@@ -57,8 +57,8 @@ listener_format_addr(const struct sockaddr *sa, char *out, size_t outlen)
 }
 
 static void
-listener_accept_cb(struct evconnlistener *evl, evutil_socket_t fd, struct sockaddr *sa,
-                   int salen, void *arg)
+listener_accept_cb(struct evconnlistener *evl, evutil_socket_t fd, struct sockaddr *sa, int salen,
+                   void *arg)
 {
     struct listener *l = arg;
     struct proxy *px = l->px;
@@ -169,8 +169,9 @@ listener_add(struct listener *l, const struct sockaddr *sa, socklen_t salen, con
         snprintf(err, errlen, "too many listening addresses (at most %d)", LISTENER_MAX - 1);
         return false;
     }
-    struct evconnlistener *evl = evconnlistener_new_bind(
-        l->px->base, listener_accept_cb, l, flags, l->px->cfg.tcp_backlog, sa, (int)salen);
+    struct evconnlistener *evl = evconnlistener_new_bind(l->px->base, listener_accept_cb, l,
+                                                         flags, l->px->cfg.tcp_backlog, sa,
+                                                         (int)salen);
     if (evl == NULL) {
         snprintf(err, errlen, "cannot listen on %s: %s", what, strerror(errno));
         return false;

@@ -85,7 +85,7 @@ local_select(struct session *s, const struct resp_request *req)
         session_reply_error(s, "ERR value is not an integer or out of range");
     else if (id < INT32_MIN || id > INT32_MAX)
         session_reply_error(s, "ERR value is out of range, value must between -2147483648 and "
-                              "2147483647");
+                               "2147483647");
     else if (id != 0 && router_active(s->px)) /* Redis Cluster's own answer */
         session_reply_error(s, "ERR SELECT is not allowed in cluster mode");
     else if (id < 0 || id >= s->px->databases)
@@ -104,7 +104,8 @@ local_check_password(struct session *s, const struct resp_arg *user, const struc
     const char *want = s->px->cfg.requirepass;
     bool nopass = want == NULL || want[0] == '\0';
     bool user_ok = user == NULL || (user->len == 7 && memcmp(user->ptr, "default", 7) == 0);
-    bool pass_ok = nopass || (pass->len == strlen(want) && memcmp(pass->ptr, want, pass->len) == 0);
+    bool pass_ok = nopass ||
+                   (pass->len == strlen(want) && memcmp(pass->ptr, want, pass->len) == 0);
     if (user_ok && pass_ok) {
         s->authenticated = true;
         return true;
@@ -122,8 +123,9 @@ local_auth(struct session *s, const struct resp_request *req)
         return true;
     }
     if (req->argc == 2 && (want == NULL || want[0] == '\0')) {
-        session_reply_error(s, "ERR AUTH <password> called without any password configured "
-                              "for the default user. Are you sure your configuration is correct?");
+        session_reply_error(s,
+                            "ERR AUTH <password> called without any password configured "
+                            "for the default user. Are you sure your configuration is correct?");
         return true;
     }
     const struct resp_arg *user = req->argc == 3 ? &req->argv[1] : NULL;
@@ -173,7 +175,7 @@ local_hello(struct session *s, const struct resp_request *req)
             name = &req->argv[++j];
         } else {
             session_reply_error(s, "ERR Syntax error in HELLO option '%.*s'",
-                               (int)BW_MIN(req->argv[j].len, 900), req->argv[j].ptr);
+                                (int)BW_MIN(req->argv[j].len, 900), req->argv[j].ptr);
             return true;
         }
     }
@@ -181,9 +183,9 @@ local_hello(struct session *s, const struct resp_request *req)
         return true;
     if (!s->authenticated) {
         session_reply_error(s, "NOAUTH HELLO must be called with the client already "
-                              "authenticated, otherwise the HELLO AUTH <user> <pass> option can "
-                              "be used to authenticate the client and select the RESP protocol "
-                              "version at the same time");
+                               "authenticated, otherwise the HELLO AUTH <user> <pass> option can "
+                               "be used to authenticate the client and select the RESP protocol "
+                               "version at the same time");
         return true;
     }
     if (name != NULL && !local_client_set_name(s, name))
@@ -210,7 +212,8 @@ local_reset(struct session *s, const struct resp_request *req)
 static bool
 local_exec(struct session *s, const struct resp_request *req)
 {
-    session_reply_error(s, "ERR %s without MULTI", resp_arg_is(&req->argv[0], "exec") ? "EXEC" : "DISCARD");
+    session_reply_error(s, "ERR %s without MULTI",
+                        resp_arg_is(&req->argv[0], "exec") ? "EXEC" : "DISCARD");
     return true;
 }
 
@@ -401,8 +404,8 @@ local_info_proxy(struct proxy *px, struct evbuffer *out)
                         "pinned_connections:%llu\r\n"
                         "pinned_peak:%llu\r\n"
                         "pinned_refused:%llu\r\n",
-                        BULWARK_VERSION, (int)getpid(), px->cfg.port,
-                        (unsigned long long)up_s, (unsigned long long)(up_s / 86400),
+                        BULWARK_VERSION, (int)getpid(), px->cfg.port, (unsigned long long)up_s,
+                        (unsigned long long)(up_s / 86400),
                         (unsigned long long)s->connected_clients, px->cfg.maxclients,
                         (unsigned long long)s->total_connections,
                         (unsigned long long)s->rejected_connections,
@@ -411,8 +414,7 @@ local_info_proxy(struct proxy *px, struct evbuffer *out)
                         (unsigned long long)s->net_input_bytes,
                         (unsigned long long)s->net_output_bytes,
                         (unsigned long long)(s->total_commands - s->forwarded),
-                        (unsigned long long)s->forwarded,
-                        (unsigned long long)s->upstream_errors,
+                        (unsigned long long)s->forwarded, (unsigned long long)s->upstream_errors,
                         (unsigned long long)s->protocol_errors,
                         (unsigned long long)s->ttl_jittered_writes,
                         (unsigned long long)s->ttl_jitter_added_ms,
@@ -423,9 +425,9 @@ local_info_proxy(struct proxy *px, struct evbuffer *out)
                         (unsigned long long)pin_peak, (unsigned long long)pin_refused);
     evbuffer_add_printf(out, "pinned_waiting:%llu\r\n",
                         (unsigned long long)upstream_pool_pinned_waiting(px->pool));
-    evbuffer_add_printf(out, "client_output_limit_closed:%llu\r\nclient_recent_max_output_buffer:%zu\r\n",
-                        (unsigned long long)s->client_output_limit_closed,
-                        session_max_output(px));
+    evbuffer_add_printf(
+        out, "client_output_limit_closed:%llu\r\nclient_recent_max_output_buffer:%zu\r\n",
+        (unsigned long long)s->client_output_limit_closed, session_max_output(px));
 }
 
 /* "# Bulwark_commandstats": Redis's cmdstat_ lines of the requests bulwark handled. */
@@ -652,7 +654,8 @@ local_config_get_filter(struct session *s, struct evbuffer *reply, size_t len, c
         }
         for (size_t i = 0; i + 1 < n->nelems; i += 2) {
             char name[256];
-            snprintf(name, sizeof(name), "%.*s", (int)BW_MIN(n->elems[i].len, 255), n->elems[i].str);
+            snprintf(name, sizeof(name), "%.*s", (int)BW_MIN(n->elems[i].len, 255),
+                     n->elems[i].str);
             if (cfg_is_own(name))
                 continue;
             local_add_bulk(g->items, n->elems[i].str, n->elems[i].len);
@@ -750,8 +753,10 @@ local_maxclients_fit(struct proxy *px, int want, char *err, size_t errlen)
     int fit = bw_fd_fit_clients(want, local_fd_reserve(&px->cfg));
     if (fit >= want)
         return true;
-    snprintf(err, errlen, "The operating system is not able to handle the specified number of "
-                          "clients, try with %d", fit);
+    snprintf(err, errlen,
+             "The operating system is not able to handle the specified number of "
+             "clients, try with %d",
+             fit);
     return false;
 }
 
@@ -761,8 +766,8 @@ local_maxclients_fit(struct proxy *px, int want, char *err, size_t errlen)
  * and returns false on an invalid or duplicate own parameter.
  */
 static bool
-local_config_split(struct session *s, const struct resp_request *req, struct local_config_set *own,
-                   struct evbuffer *fwd_args, int *nfwd)
+local_config_split(struct session *s, const struct resp_request *req,
+                   struct local_config_set *own, struct evbuffer *fwd_args, int *nfwd)
 {
     struct cfg scratch;
     char err[256];
@@ -771,8 +776,7 @@ local_config_split(struct session *s, const struct resp_request *req, struct loc
     for (int i = 2; ok && i + 1 < req->argc; i += 2) {
         char *name = bw_strndup(req->argv[i].ptr, req->argv[i].len);
         char *value = bw_strndup(req->argv[i + 1].ptr, req->argv[i + 1].len);
-        if (!cfg_is_own(name) ||
-            (cfg_is_shared(name) && !local_config_denied(s->px))) {
+        if (!cfg_is_own(name) || (cfg_is_shared(name) && !local_config_denied(s->px))) {
             /* Redis's; a shared one (client-output-buffer-limit) is Redis's
              * and bulwark's: validated here too, applied when Redis says OK */
             local_add_bulk(fwd_args, req->argv[i].ptr, req->argv[i].len);
@@ -793,8 +797,9 @@ local_config_split(struct session *s, const struct resp_request *req, struct loc
         if (ok && strcasecmp(name, "maxclients") == 0)
             ok = local_maxclients_fit(s->px, scratch.maxclients, err, sizeof(err));
         if (!ok)
-            session_reply_error(s, "ERR CONFIG SET failed (possibly related to argument '%s') - %s",
-                               name, err);
+            session_reply_error(s,
+                                "ERR CONFIG SET failed (possibly related to argument '%s') - %s",
+                                name, err);
         own->names = bw_realloc(own->names, sizeof(char *) * (size_t)(own->n + 1));
         own->values = bw_realloc(own->values, sizeof(char *) * (size_t)(own->n + 1));
         own->names[own->n] = name;
@@ -824,7 +829,7 @@ local_config_set(struct session *s, const struct resp_request *req)
     } else if (local_config_denied(px)) {
         local_config_set_free(own);
         session_reply_error(s, "ERR CONFIG SET of Redis parameters is disabled in bulwark "
-                              "(deny-commands CONFIG)");
+                               "(deny-commands CONFIG)");
     } else {
         struct evbuffer *cmd = evbuffer_new(); /* the client's own words, its case kept */
         evbuffer_add_printf(cmd, "*%d\r\n", nfwd + 2);
@@ -861,8 +866,9 @@ local_config_other(struct session *s, const struct resp_request *req)
 {
     if (!local_config_denied(s->px))
         return false;
-    session_reply_error(s, "ERR CONFIG %.*s of Redis is disabled in bulwark (deny-commands CONFIG)",
-                       (int)BW_MIN(req->argv[1].len, 32), req->argv[1].ptr);
+    session_reply_error(s,
+                        "ERR CONFIG %.*s of Redis is disabled in bulwark (deny-commands CONFIG)",
+                        (int)BW_MIN(req->argv[1].len, 32), req->argv[1].ptr);
     return true;
 }
 
@@ -892,7 +898,7 @@ local_bulwark(struct session *s, const struct resp_request *req)
         session_reply_error(s, "ERR wrong number of arguments for 'bulwark' command");
     else
         session_reply_error(s, "ERR unknown subcommand '%.*s'. Try BULWARK HELP.",
-                           (int)BW_MIN(req->argv[1].len, 128), req->argv[1].ptr);
+                            (int)BW_MIN(req->argv[1].len, 128), req->argv[1].ptr);
 }
 
 /* ---- policy tables ---------------------------------------------------------- */
@@ -947,9 +953,12 @@ struct local_refusal {
 #define LOCAL_NOPROXY ": it cannot work through a proxy"
 
 static const struct local_refusal local_refusals[] = {
-    {"client|no-evict", LOCAL_NOPROXY}, {"client|no-touch", LOCAL_NOPROXY},
-    {"sync", LOCAL_NOPROXY},            {"psync", LOCAL_NOPROXY},
-    {"replicaof", LOCAL_NOPROXY},       {"slaveof", LOCAL_NOPROXY},
+    {"client|no-evict", LOCAL_NOPROXY},
+    {"client|no-touch", LOCAL_NOPROXY},
+    {"sync", LOCAL_NOPROXY},
+    {"psync", LOCAL_NOPROXY},
+    {"replicaof", LOCAL_NOPROXY},
+    {"slaveof", LOCAL_NOPROXY},
     /* REPLCONF ACK/GETACK get no reply at all: on a shared connection that
      * would hand every later reply to the wrong client. */
     {"replconf", LOCAL_NOPROXY},

@@ -21,14 +21,14 @@
 /* Which clients CLIENT KILL closes (Redis 7.0 networking.c); NULL / 0 / -1
  * members match every client. Strings are not NUL-terminated. */
 struct local_kill_filter {
-    const char *addr;  /* peer "ip:port", as CLIENT LIST addr= */
+    const char *addr; /* peer "ip:port", as CLIENT LIST addr= */
     size_t addr_len;
     const char *laddr; /* local "ip:port", as CLIENT LIST laddr= */
     size_t laddr_len;
-    uint64_t id;       /* CLIENT ID, 0 = any */
-    int type;          /* LOCAL_KILL_TYPE_*, or -1 = any */
-    bool no_user;      /* USER names a user none of bulwark's clients has */
-    bool skipme;       /* never self */
+    uint64_t id;  /* CLIENT ID, 0 = any */
+    int type;     /* LOCAL_KILL_TYPE_*, or -1 = any */
+    bool no_user; /* USER names a user none of bulwark's clients has */
+    bool skipme;  /* never self */
 };
 
 #define LOCAL_KILL_TYPE_NORMAL 0 /* not subscribed (MONITOR included, as Redis) */
@@ -40,11 +40,11 @@ local_kill_matches(const struct session *c, const struct local_kill_filter *f)
 {
     if (f->no_user)
         return false;
-    if (f->addr != NULL && (strlen(c->addr) != f->addr_len ||
-                            memcmp(c->addr, f->addr, f->addr_len) != 0))
+    if (f->addr != NULL &&
+        (strlen(c->addr) != f->addr_len || memcmp(c->addr, f->addr, f->addr_len) != 0))
         return false;
-    if (f->laddr != NULL && (strlen(c->laddr) != f->laddr_len ||
-                             memcmp(c->laddr, f->laddr, f->laddr_len) != 0))
+    if (f->laddr != NULL &&
+        (strlen(c->laddr) != f->laddr_len || memcmp(c->laddr, f->laddr, f->laddr_len) != 0))
         return false;
     if (f->id != 0 && c->id != f->id)
         return false;
@@ -97,7 +97,7 @@ local_client_set_name(struct session *s, const struct resp_arg *name)
 {
     if (!local_valid_name(name)) {
         session_reply_error(s, "ERR Client names cannot contain spaces, newlines or special "
-                              "characters.");
+                               "characters.");
         return false;
     }
     session_set_name(s, name->ptr, name->len);
@@ -170,12 +170,11 @@ local_client_tracking(struct session *s, const struct resp_request *req)
         args[i] = (struct tracking_arg){req->argv[i].ptr, req->argv[i].len};
     char *reply = NULL;
     size_t len = 0;
-    if (tracking_command(s->px->tracking, s->id, s->proto, req->argc,
-                         args, &reply, &len))
+    if (tracking_command(s->px->tracking, s->id, s->proto, req->argc, args, &reply, &len))
         session_reply_raw(s, reply, len);
     else /* not one of the four: the table sent something else here */
-        session_reply_error(s, "ERR unknown subcommand '%.*s'", (int)BW_MIN(req->argv[1].len, 128),
-                           req->argv[1].ptr);
+        session_reply_error(s, "ERR unknown subcommand '%.*s'",
+                            (int)BW_MIN(req->argv[1].len, 128), req->argv[1].ptr);
     bw_free(reply);
     if (args != stack)
         bw_free(args);
@@ -201,7 +200,8 @@ local_client_unblock(struct session *s, const struct resp_request *req)
         return true;
     }
     const struct session *t = id > 0 ? session_by_id(s->px, (uint64_t)id) : NULL;
-    uint64_t rid = t != NULL && t->pin != NULL && pinned_blocked(t->pin) ? pinned_redis_id(t->pin) : 0;
+    uint64_t rid = t != NULL && t->pin != NULL && pinned_blocked(t->pin) ? pinned_redis_id(t->pin)
+                                                                         : 0;
     if (rid == 0) {
         session_reply_int(s, 0);
         return true;
@@ -209,9 +209,11 @@ local_client_unblock(struct session *s, const struct resp_request *req)
     char num[24], cmd[128];
     int nl = snprintf(num, sizeof(num), "%llu", (unsigned long long)rid);
     int n = req->argc == 4
-                ? snprintf(cmd, sizeof(cmd), "*4\r\n$6\r\nCLIENT\r\n$7\r\nUNBLOCK\r\n$%d\r\n%s\r\n$%zu\r\n%.*s\r\n",
+                ? snprintf(cmd, sizeof(cmd),
+                           "*4\r\n$6\r\nCLIENT\r\n$7\r\nUNBLOCK\r\n$%d\r\n%s\r\n$%zu\r\n%.*s\r\n",
                            nl, num, req->argv[3].len, (int)req->argv[3].len, req->argv[3].ptr)
-                : snprintf(cmd, sizeof(cmd), "*3\r\n$6\r\nCLIENT\r\n$7\r\nUNBLOCK\r\n$%d\r\n%s\r\n", nl, num);
+                : snprintf(cmd, sizeof(cmd),
+                           "*3\r\n$6\r\nCLIENT\r\n$7\r\nUNBLOCK\r\n$%d\r\n%s\r\n", nl, num);
     if (router_active(s->px)) /* in front of a cluster: on the node t is blocked on */
         cfwd_send_at(s, t->pin_pool != NULL ? t->pin_pool : router_pool(s->px, 0), cmd,
                      (size_t)n);
@@ -232,9 +234,10 @@ local_client_list(struct session *s, const struct resp_request *req)
         session_format_all(s->px, lines);
     } else if (req->argc == 4 && resp_arg_is(&req->argv[2], "type")) {
         const struct resp_arg *t = &req->argv[3];
-        if (!resp_arg_is(t, "normal") && !resp_arg_is(t, "master") && !resp_arg_is(t, "replica") &&
-            !resp_arg_is(t, "slave") && !resp_arg_is(t, "pubsub")) {
-            session_reply_error(s, "ERR Unknown client type '%.*s'", (int)BW_MIN(t->len, 128), t->ptr);
+        if (!resp_arg_is(t, "normal") && !resp_arg_is(t, "master") &&
+            !resp_arg_is(t, "replica") && !resp_arg_is(t, "slave") && !resp_arg_is(t, "pubsub")) {
+            session_reply_error(s, "ERR Unknown client type '%.*s'", (int)BW_MIN(t->len, 128),
+                                t->ptr);
             evbuffer_free(lines);
             return true;
         }
@@ -293,11 +296,12 @@ local_client_kill(struct session *s, const struct resp_request *req)
                 f.type = LOCAL_KILL_TYPE_NORMAL;
             else if (resp_arg_is(v, "pubsub"))
                 f.type = LOCAL_KILL_TYPE_PUBSUB;
-            else if (resp_arg_is(v, "master") || resp_arg_is(v, "replica") || resp_arg_is(v, "slave"))
+            else if (resp_arg_is(v, "master") || resp_arg_is(v, "replica") ||
+                     resp_arg_is(v, "slave"))
                 f.type = LOCAL_KILL_TYPE_OTHER;
             else {
                 session_reply_error(s, "ERR Unknown client type '%.*s'", (int)BW_MIN(v->len, 128),
-                                   v->ptr);
+                                    v->ptr);
                 return true;
             }
         } else if (resp_arg_is(o, "addr") || resp_arg_is(o, "laddr")) {

@@ -31,13 +31,12 @@ void log_deinit(void);
 bool log_level_parse(const char *name, enum log_level *out);
 
 /* Format and write one line; use the macros, which check the level first. */
-void log_write(enum log_level level, const char *fmt, ...)
-    __attribute__((format(printf, 2, 3)));
+void log_write(enum log_level level, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 
-#define log_at(lvl, ...)                                                       \
-    do {                                                                       \
-        if ((lvl) >= log_current_level)                                        \
-            log_write((lvl), __VA_ARGS__);                                     \
+#define log_at(lvl, ...)                   \
+    do {                                   \
+        if ((lvl) >= log_current_level)    \
+            log_write((lvl), __VA_ARGS__); \
     } while (0)
 #define log_debug(...) log_at(LOG_LEVEL_DEBUG, __VA_ARGS__)
 #define log_verbose(...) log_at(LOG_LEVEL_VERBOSE, __VA_ARGS__)

@@ -48,14 +48,13 @@ static unsigned main_cron_ticks;
 static void
 main_usage(FILE *out)
 {
-    fprintf(out,
-            "Usage: bulwark [config-file] [--directive value ...]\n"
-            "       bulwark --test-config config-file [--directive value ...]\n"
-            "       bulwark [config-file] --config-get directive\n"
-            "       bulwark --version | --help\n\n"
-            "Examples:\n"
-            "       bulwark config/bulwark.conf\n"
-            "       bulwark config/bulwark.conf --port 7000 --upstream 127.0.0.1:6379\n\n");
+    fprintf(out, "Usage: bulwark [config-file] [--directive value ...]\n"
+                 "       bulwark --test-config config-file [--directive value ...]\n"
+                 "       bulwark [config-file] --config-get directive\n"
+                 "       bulwark --version | --help\n\n"
+                 "Examples:\n"
+                 "       bulwark config/bulwark.conf\n"
+                 "       bulwark config/bulwark.conf --port 7000 --upstream 127.0.0.1:6379\n\n");
     cfg_print_help(out);
 }
 
@@ -295,8 +294,8 @@ main_watch_flush(void *arg)
 {
     struct proxy *px = arg;
     keyspace_flushed(px);
-    tracking_flushed(px->tracking, px->trk_flushes > 0 ? px->trk_flush_writer
-                                                       : TRACKING_WRITER_NONE);
+    tracking_flushed(px->tracking,
+                     px->trk_flushes > 0 ? px->trk_flush_writer : TRACKING_WRITER_NONE);
 }
 
 static void
@@ -345,7 +344,7 @@ main_init_loop(struct proxy *px)
     TAILQ_INIT(&px->sessions);
     TAILQ_INIT(&px->reaped);
     px->next_client_id = 1;
-    px->on_batch_nil = gate_batch_nil; /* the gate counts the nils the batcher reads */
+    px->on_batch_nil = gate_batch_nil;           /* the gate counts the nils the batcher reads */
     px->on_batch_redirect = cfwd_batch_redirect; /* a cluster's MOVED/ASK to a batched GET */
     snprintf(px->upstream_version, sizeof(px->upstream_version), "7.0.0");
     px->databases = px->cfg.upstream_databases > 0 ? px->cfg.upstream_databases : 16;

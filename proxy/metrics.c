@@ -32,19 +32,31 @@ enum metrics_kind {
 
 /* One row of the INFO field -> metric table. */
 struct metrics_map {
-    const char *field;    /* INFO field name, as bulwark's INFO writes it */
+    const char *field;      /* INFO field name, as bulwark's INFO writes it */
     enum metrics_kind kind; /* see enum metrics_kind */
-    const char *metric;   /* metric name (for ALIAS and NODE: the metric carrying it) */
-    double scale;         /* multiplies the INFO value (ms -> s: 0.001); 0 = 1 */
-    const char *label;    /* STATE: the label holding the word */
-    bool node;            /* labelled {node="<upstream_address>"} */
-    const char *help;     /* HELP text, without the "(INFO …)" part */
+    const char *metric;     /* metric name (for ALIAS and NODE: the metric carrying it) */
+    double scale;           /* multiplies the INFO value (ms -> s: 0.001); 0 = 1 */
+    const char *label;      /* STATE: the label holding the word */
+    bool node;              /* labelled {node="<upstream_address>"} */
+    const char *help;       /* HELP text, without the "(INFO …)" part */
 };
 
-#define C(f, m, h) {f, METRICS_COUNTER, m, 0, NULL, false, h}
-#define G(f, m, h) {f, METRICS_GAUGE, m, 0, NULL, false, h}
-#define CN(f, m, h) {f, METRICS_COUNTER, m, 0, NULL, true, h}
-#define GN(f, m, h) {f, METRICS_GAUGE, m, 0, NULL, true, h}
+#define C(f, m, h)                               \
+    {                                            \
+        f, METRICS_COUNTER, m, 0, NULL, false, h \
+    }
+#define G(f, m, h)                             \
+    {                                          \
+        f, METRICS_GAUGE, m, 0, NULL, false, h \
+    }
+#define CN(f, m, h)                             \
+    {                                           \
+        f, METRICS_COUNTER, m, 0, NULL, true, h \
+    }
+#define GN(f, m, h)                           \
+    {                                         \
+        f, METRICS_GAUGE, m, 0, NULL, true, h \
+    }
 
 /* Every field of INFO proxy, upstream, bloom and hotkeys, in INFO order. */
 static const struct metrics_map metrics_map[] = {
@@ -148,8 +160,8 @@ static const struct metrics_map metrics_map[] = {
     C("bloom_passed_nil", "bulwark_bloom_passed_nil_total",
       "Reads that passed the gate and came back nil (false positives or deleted keys)"),
     C("bloom_rebuilds", "bulwark_bloom_rebuilds_total", "Bloom filter rebuilds"),
-    {"bloom_last_rebuild_ms", METRICS_GAUGE, "bulwark_bloom_last_rebuild_duration_seconds",
-     0.001, NULL, false, "Duration of the last Bloom filter build, seconds"},
+    {"bloom_last_rebuild_ms", METRICS_GAUGE, "bulwark_bloom_last_rebuild_duration_seconds", 0.001,
+     NULL, false, "Duration of the last Bloom filter build, seconds"},
     G("bloom_scan_keys", "bulwark_bloom_scan_keys", "Keys seen by the current SCAN"),
     C("bloom_invalidations", "bulwark_bloom_invalidations_total",
       "Keys named by the keyspace watch"),
@@ -173,7 +185,8 @@ static const struct metrics_map metrics_map[] = {
       "Held GETs released by the lease's timeout"),
     C("hotkey_lease_spent", "bulwark_hotkey_lease_spent_total",
       "Leases that ran out with no refill (the key is not leased again until written)"),
-    G("hotkey_databases", "bulwark_hotkey_databases", "Databases with a hot-key cache (keyspaces used)"),
+    G("hotkey_databases", "bulwark_hotkey_databases",
+      "Databases with a hot-key cache (keyspaces used)"),
 };
 
 #undef C
@@ -183,8 +196,8 @@ static const struct metrics_map metrics_map[] = {
 
 /* The HTTP server. */
 struct metrics {
-    struct proxy *px;      /* borrowed */
-    struct evhttp *http;   /* the server (owned): listeners and connections */
+    struct proxy *px;    /* borrowed */
+    struct evhttp *http; /* the server (owned): listeners and connections */
 };
 
 /* ---- text helpers --------------------------------------------------------- */
@@ -346,8 +359,9 @@ metrics_render_hists(struct proxy *px, struct evbuffer *out)
     char labels[300];
     struct evbuffer *node = evbuffer_new();
     metrics_add_escaped(node, px->cfg.upstream_host, strlen(px->cfg.upstream_host));
-    snprintf(labels, sizeof(labels), strchr(px->cfg.upstream_host, ':') != NULL
-                                         ? "node=\"[%.*s]:%d\"" : "node=\"%.*s:%d\"",
+    snprintf(labels, sizeof(labels),
+             strchr(px->cfg.upstream_host, ':') != NULL ? "node=\"[%.*s]:%d\""
+                                                        : "node=\"%.*s:%d\"",
              (int)evbuffer_get_length(node), (const char *)evbuffer_pullup(node, -1),
              px->cfg.upstream_port);
     evbuffer_free(node);
@@ -365,8 +379,8 @@ metrics_render_hists(struct proxy *px, struct evbuffer *out)
 
 /* Fields of /proc/self/stat after the command name: utime stime starttime vsize rss. */
 static bool
-metrics_proc_stat(unsigned long long *utime, unsigned long long *stime,
-                  unsigned long long *start, unsigned long long *vsize, long long *rss)
+metrics_proc_stat(unsigned long long *utime, unsigned long long *stime, unsigned long long *start,
+                  unsigned long long *vsize, long long *rss)
 {
     char buf[1024];
     FILE *f = fopen("/proc/self/stat", "r");
@@ -434,7 +448,8 @@ metrics_render_process(struct evbuffer *out)
                             "# HELP process_start_time_seconds Start time of the process since "
                             "unix epoch in seconds.\n# TYPE process_start_time_seconds gauge\n"
                             "process_start_time_seconds %.2f\n",
-                            (double)(ut + st) / tck, vsize, rss * (long long)sysconf(_SC_PAGESIZE),
+                            (double)(ut + st) / tck, vsize,
+                            rss * (long long)sysconf(_SC_PAGESIZE),
                             (double)metrics_boot_time() + (double)start / tck);
     }
     long fds = metrics_open_fds();

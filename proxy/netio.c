@@ -17,33 +17,33 @@
 #include "proxy/util.h"
 
 struct netio {
-    struct event_base *base;  /* borrowed */
-    evutil_socket_t fd;       /* the socket (owned) */
-    struct evbuffer *in;      /* bytes read, not consumed by the owner (owned) */
-    struct evbuffer *out;     /* bytes queued, not written yet (owned) */
-    struct event *rev;        /* EV_READ|EV_PERSIST, armed while reading (owned) */
-    struct event *wev;        /* EV_WRITE|EV_PERSIST, armed only while connecting or after a
+    struct event_base *base; /* borrowed */
+    evutil_socket_t fd;      /* the socket (owned) */
+    struct evbuffer *in;     /* bytes read, not consumed by the owner (owned) */
+    struct evbuffer *out;    /* bytes queued, not written yet (owned) */
+    struct event *rev;       /* EV_READ|EV_PERSIST, armed while reading (owned) */
+    struct event *wev;       /* EV_WRITE|EV_PERSIST, armed only while connecting or after a
                                  partial write (owned) */
-    struct event *flush_ev;   /* zero-timeout: writes the output at the end of the turn (owned) */
-    netio_read_fn *read_fn;   /* the owner's callbacks (may be NULL) */
+    struct event *flush_ev;  /* zero-timeout: writes the output at the end of the turn (owned) */
+    netio_read_fn *read_fn;  /* the owner's callbacks (may be NULL) */
     netio_write_fn *write_fn;
     netio_event_fn *event_fn;
-    void *arg;                /* their argument (borrowed) */
-    bool read_on;             /* the owner wants reading */
-    bool reading;             /* rev is armed */
-    bool read_dead;           /* EOF or an error: never read again */
-    bool write_on;            /* the owner lets the output be written */
-    bool write_armed;         /* wev is armed */
-    bool write_dead;          /* a write failed: the output is never written */
-    bool flush_pending;       /* flush_ev is active */
-    bool connecting;          /* netio_connect() in progress */
-    int connect_errno;        /* connect()'s own result, delivered from wev (-1: ask SO_ERROR) */
-    size_t want;              /* bytes the owner's pending item still needs (netio_set_want) */
-    size_t last_read;         /* bytes the last read event added to in */
-    uintptr_t contig_end;     /* where the next byte of the item netio_set_want made
+    void *arg;              /* their argument (borrowed) */
+    bool read_on;           /* the owner wants reading */
+    bool reading;           /* rev is armed */
+    bool read_dead;         /* EOF or an error: never read again */
+    bool write_on;          /* the owner lets the output be written */
+    bool write_armed;       /* wev is armed */
+    bool write_dead;        /* a write failed: the output is never written */
+    bool flush_pending;     /* flush_ev is active */
+    bool connecting;        /* netio_connect() in progress */
+    int connect_errno;      /* connect()'s own result, delivered from wev (-1: ask SO_ERROR) */
+    size_t want;            /* bytes the owner's pending item still needs (netio_set_want) */
+    size_t last_read;       /* bytes the last read event added to in */
+    uintptr_t contig_end;   /* where the next byte of the item netio_set_want made
                                  contiguous goes (compared only, never dereferenced) */
-    uintptr_t contig_limit;   /* the end of that chain's room */
-    bool abortive;            /* netio_free() resets the connection (netio_set_abortive) */
+    uintptr_t contig_limit; /* the end of that chain's room */
+    bool abortive;          /* netio_free() resets the connection (netio_set_abortive) */
 };
 
 /* Most unread input netio_free() discards before closing, bytes. */
@@ -497,11 +497,11 @@ netio_write_now(struct netio *n)
 
 /* ---- libevent's allocator: big blocks kept for reuse ---------------------- */
 
-#define NETIO_MEM_HDR 16                   /* capacity header; keeps malloc's alignment */
-#define NETIO_MEM_BIG (1u << 20)           /* blocks this big or more are kept when freed */
-#define NETIO_MEM_SLOTS 8                  /* at most this many blocks kept */
-#define NETIO_MEM_KEEP_MS 2000             /* a kept block unused this long is released */
-#define NETIO_MEM_MAX_BYTES (2ull << 30)   /* most bytes kept (allocated, not all touched) */
+#define NETIO_MEM_HDR 16                 /* capacity header; keeps malloc's alignment */
+#define NETIO_MEM_BIG (1u << 20)         /* blocks this big or more are kept when freed */
+#define NETIO_MEM_SLOTS 8                /* at most this many blocks kept */
+#define NETIO_MEM_KEEP_MS 2000           /* a kept block unused this long is released */
+#define NETIO_MEM_MAX_BYTES (2ull << 30) /* most bytes kept (allocated, not all touched) */
 
 /* A freed big block, kept. */
 struct netio_mem_kept {
@@ -511,8 +511,8 @@ struct netio_mem_kept {
 };
 
 static struct netio_mem_kept netio_kept[NETIO_MEM_SLOTS];
-static size_t netio_nkept;       /* entries in netio_kept */
-static size_t netio_kept_bytes;  /* their capacities summed */
+static size_t netio_nkept;      /* entries in netio_kept */
+static size_t netio_kept_bytes; /* their capacities summed */
 static pthread_mutex_t netio_mem_lock = PTHREAD_MUTEX_INITIALIZER;
 static _Thread_local uintptr_t netio_warm_lo, netio_warm_hi; /* the block last handed out
                                                                  again by netio_mem_take */

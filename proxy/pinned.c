@@ -40,47 +40,47 @@ struct pinned_dbfx {
 };
 
 struct pinned {
-    struct session *s;         /* owner (borrowed; it frees us) */
+    struct session *s;            /* owner (borrowed; it frees us) */
     const struct pinned_ops *ops; /* the owner's callbacks (borrowed, static) */
-    struct upstream_conn *up;  /* the dedicated connection (borrowed from the pool) */
-    bool multi;                /* MULTI sent, EXEC/DISCARD not yet */
-    bool watching;             /* WATCH sent outside MULTI, no EXEC/DISCARD/UNWATCH yet */
-    bool sticky;               /* MONITOR or CLIENT REPLY: pinned until disconnect */
-    bool debug;                /* SCRIPT DEBUG YES|SYNC sent: Lua debugger replies
+    struct upstream_conn *up;     /* the dedicated connection (borrowed from the pool) */
+    bool multi;                   /* MULTI sent, EXEC/DISCARD not yet */
+    bool watching;                /* WATCH sent outside MULTI, no EXEC/DISCARD/UNWATCH yet */
+    bool sticky;                  /* MONITOR or CLIENT REPLY: pinned until disconnect */
+    bool debug;                   /* SCRIPT DEBUG YES|SYNC sent: Lua debugger replies
                                   do not match requests one to one; pinned until
                                   disconnect, the connection closed, never pooled */
-    uint64_t script_reply;     /* number of the reply that answers the last script
+    uint64_t script_reply;        /* number of the reply that answers the last script
                                   (EVAL, FCALL …) sent, 0: none due */
-    bool quit;                 /* QUIT sent: Redis closes the connection after its +OK;
+    bool quit;                    /* QUIT sent: Redis closes the connection after its +OK;
                                   never unpinned (the close ends the client too) */
-    bool dirty;                /* a request may have changed connection state that
+    bool dirty;                   /* a request may have changed connection state that
                                   only RESET (+ AUTH, SELECT) restores */
-    int64_t subs;              /* channels + patterns subscribed, from the replies */
-    int64_t ssubs;             /* shard channels subscribed, from the replies */
-    bool pubsub;               /* a (P|S)(UN)SUBSCRIBE was sent: confirmations and
+    int64_t subs;                 /* channels + patterns subscribed, from the replies */
+    int64_t ssubs;                /* shard channels subscribed, from the replies */
+    bool pubsub;                  /* a (P|S)(UN)SUBSCRIBE was sent: confirmations and
                                   messages are not replies to requests, unpin by
                                   marker; in RESP2 replies are then not counted
                                   (they look like messages), in RESP3 they are (every
                                   message is a push) */
-    int proto;                 /* RESP version of the session (the client's) */
-    bool subscribing;          /* the last (P|S)(UN)SUBSCRIBE sent subscribes */
-    uint64_t outstanding;      /* requests whose reply is due (outside pubsub) */
-    struct pinned_dbfx *fx;    /* replies that may move the client to another database
+    int proto;                    /* RESP version of the session (the client's) */
+    bool subscribing;             /* the last (P|S)(UN)SUBSCRIBE sent subscribes */
+    uint64_t outstanding;         /* requests whose reply is due (outside pubsub) */
+    struct pinned_dbfx *fx;       /* replies that may move the client to another database
                                   (SELECT, EXEC of a transaction with SELECTs), in
                                   reply order (owned) */
-    size_t nfx, fx_head;       /* entries in fx; the first not yet answered */
-    int multi_queued;          /* requests sent since MULTI (EXEC's array positions) */
-    struct pinned_sel *msel;   /* SELECTs queued in the open transaction (owned) */
-    size_t nmsel;              /* entries in msel */
-    uint64_t replies;          /* replies received (outside pubsub) */
-    uint64_t auth_reply;       /* number of the reply that answers an AUTH, 0: none */
-    struct pinned_swap *swaps; /* owned: replies to replace, in reply order */
-    size_t nswaps, swap_head;  /* entries used; the first not yet due */
-    bool marker_out;           /* an unpin marker PING is in flight (pubsub) */
-    char marker[48];           /* its argument, "bulwark-unpin-<n>" */
-    uint64_t sent_after;       /* client requests sent after the marker */
-    uint64_t seq;              /* markers sent */
-    uint64_t blocked_reply;    /* number of the reply that answers the last blocking
+    size_t nfx, fx_head;          /* entries in fx; the first not yet answered */
+    int multi_queued;             /* requests sent since MULTI (EXEC's array positions) */
+    struct pinned_sel *msel;      /* SELECTs queued in the open transaction (owned) */
+    size_t nmsel;                 /* entries in msel */
+    uint64_t replies;             /* replies received (outside pubsub) */
+    uint64_t auth_reply;          /* number of the reply that answers an AUTH, 0: none */
+    struct pinned_swap *swaps;    /* owned: replies to replace, in reply order */
+    size_t nswaps, swap_head;     /* entries used; the first not yet due */
+    bool marker_out;              /* an unpin marker PING is in flight (pubsub) */
+    char marker[48];              /* its argument, "bulwark-unpin-<n>" */
+    uint64_t sent_after;          /* client requests sent after the marker */
+    uint64_t seq;                 /* markers sent */
+    uint64_t blocked_reply;       /* number of the reply that answers the last blocking
                                   command sent outside MULTI (BLPOP …), 0: none */
 };
 
@@ -109,8 +109,17 @@ pinned_name_may_pin(const struct resp_arg *a)
     if (a->len < 4 || a->len > 12)
         return false;
     switch (a->ptr[0] | 0x20) {
-    case 'a': case 'b': case 'c': case 'e': case 'f': case 'm':
-    case 'p': case 's': case 'u': case 'w': case 'x':
+    case 'a':
+    case 'b':
+    case 'c':
+    case 'e':
+    case 'f':
+    case 'm':
+    case 'p':
+    case 's':
+    case 'u':
+    case 'w':
+    case 'x':
         return true;
     default:
         return false;
@@ -122,8 +131,8 @@ pinned_is_script(const struct resp_request *req)
 {
     if (!pinned_name_may_pin(&req->argv[0]))
         return false;
-    static const char *const names[] = {"eval", "evalsha", "eval_ro", "evalsha_ro", "fcall",
-                                        "fcall_ro"};
+    static const char *const names[] = {"eval",       "evalsha", "eval_ro",
+                                        "evalsha_ro", "fcall",   "fcall_ro"};
     for (size_t i = 0; i < BW_ARRAY_LEN(names); i++)
         if (resp_arg_is(&req->argv[0], names[i]))
             return true;
@@ -143,7 +152,7 @@ pinned_is_debug(const struct resp_request *req)
 static bool
 pinned_is_blocking(const struct resp_request *req)
 {
-    static const char *const names[] = {"blpop", "brpop", "blmove", "brpoplpush", "blmpop",
+    static const char *const names[] = {"blpop",    "brpop",    "blmove", "brpoplpush", "blmpop",
                                         "bzpopmin", "bzpopmax", "bzmpop", "wait"};
     for (size_t i = 0; i < BW_ARRAY_LEN(names); i++)
         if (resp_arg_is(&req->argv[0], names[i]))
@@ -156,9 +165,9 @@ bool
 pinned_needed(const struct resp_request *req)
 {
     static const char *const names[] = {
-        "multi", "watch", "subscribe", "psubscribe", "ssubscribe", "unsubscribe",
-        "punsubscribe", "sunsubscribe", "monitor", "blpop", "brpop", "blmove", "brpoplpush",
-        "blmpop", "bzpopmin", "bzpopmax", "bzmpop", "wait",
+        "multi",        "watch",        "subscribe", "psubscribe", "ssubscribe", "unsubscribe",
+        "punsubscribe", "sunsubscribe", "monitor",   "blpop",      "brpop",      "blmove",
+        "brpoplpush",   "blmpop",       "bzpopmin",  "bzpopmax",   "bzmpop",     "wait",
     };
     const struct resp_arg *a = &req->argv[0];
     if (!pinned_name_may_pin(a))
@@ -178,7 +187,8 @@ pinned_needed(const struct resp_request *req)
         return false;
     /* Requests that must not queue behind a stuck shared connection: they
      * unstick it (a busy script, a paused server). */
-    if ((resp_arg_is(a, "script") || resp_arg_is(a, "function")) && resp_arg_is(&req->argv[1], "kill"))
+    if ((resp_arg_is(a, "script") || resp_arg_is(a, "function")) &&
+        resp_arg_is(&req->argv[1], "kill"))
         return true;
     if (pinned_is_debug(req))
         return true;
@@ -285,7 +295,8 @@ pinned_track_select(struct pinned *p, const char *r, size_t len)
         struct reply_node *n = reply_parse(r, len);
         for (size_t i = f->nsel; n != NULL && n->type == '*' && !n->nil && i-- > 0;) {
             int pos = f->sel[i].pos;
-            if (pos < n->integer && n->elems[pos].type == '+' && reply_node_is(&n->elems[pos], "OK")) {
+            if (pos < n->integer && n->elems[pos].type == '+' &&
+                reply_node_is(&n->elems[pos], "OK")) {
                 db = f->sel[i].db;
                 break;
             }
@@ -397,8 +408,8 @@ pinned_start(struct session *s, const struct pinned_ops *ops, char *err, size_t 
     p->s = s;
     p->ops = ops;
     p->proto = s->proto;
-    p->up = upstream_pinned_acquire(s->pin_pool != NULL ? s->pin_pool : px->pool, p->proto, p, pinned_raw_cb, pinned_down_cb, err,
-                                    errlen);
+    p->up = upstream_pinned_acquire(s->pin_pool != NULL ? s->pin_pool : px->pool, p->proto, p,
+                                    pinned_raw_cb, pinned_down_cb, err, errlen);
     if (p->up == NULL) {
         bw_free(p);
         return NULL;
@@ -411,9 +422,8 @@ pinned_start(struct session *s, const struct pinned_ops *ops, char *err, size_t 
 static void
 pinned_track_request(struct pinned *p, const struct resp_request *req)
 {
-    static const char *const stateful[] = {"reset", "auth", "hello", "select", "client",
-                                           "readonly", "readwrite", "asking", "monitor",
-                                           "watch"};
+    static const char *const stateful[] = {"reset",    "auth",      "hello",  "select",  "client",
+                                           "readonly", "readwrite", "asking", "monitor", "watch"};
     const struct resp_arg *a = &req->argv[0];
     for (size_t i = 0; i < BW_ARRAY_LEN(stateful); i++)
         p->dirty = p->dirty || resp_arg_is(a, stateful[i]);
@@ -458,7 +468,7 @@ pinned_track_request(struct pinned *p, const struct resp_request *req)
         if (!p->multi)
             p->watching = false;
     } else if (resp_arg_is(a, "monitor") || (resp_arg_is(a, "client") && req->argc >= 2 &&
-                                         resp_arg_is(&req->argv[1], "reply"))) {
+                                             resp_arg_is(&req->argv[1], "reply"))) {
         p->sticky = true;
     } else if (resp_arg_is(a, "auth")) {
         if (!p->pubsub) /* sticky if it passes: see pinned_raw_cb */

@@ -80,7 +80,8 @@ struct pinned *pinned_start(struct session *s, const struct pinned_ops *ops, cha
  * Send one request of the client (cmd: len bytes of RESP, copied) and track
  * the state it starts or ends (req: the parsed request, for its name).
  */
-void pinned_forward(struct pinned *p, const struct resp_request *req, const char *cmd, size_t len);
+void pinned_forward(struct pinned *p, const struct resp_request *req, const char *cmd,
+                    size_t len);
 
 /*
  * The client is going away: release the connection — back to the

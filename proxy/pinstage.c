@@ -60,8 +60,8 @@ static const struct pinned_ops pinstage_ops = {
  */
 static void
 pinstage_refusal(const struct session *s, const struct resp_request *req,
-                      const struct cmd_info *pci, const struct cmd_info *sub, bool denied,
-                      char *err, size_t size)
+                 const struct cmd_info *pci, const struct cmd_info *sub, bool denied, char *err,
+                 size_t size)
 {
     int n = (int)BW_MIN(req->argv[0].len, 128);
     if (denied && pinned_in_multi(s->pin) && pci != NULL && (pci->flags & CMD_NO_MULTI))
@@ -164,8 +164,9 @@ pinstage_must_queue(struct session *s, const struct resp_request *req)
 {
     bool woken = s->pin_woken; /* the first request parsed after a wake is the held one */
     s->pin_woken = false;
-    if (!pinstage_pins(s, req) || s->pin_timed_out || s->multi_refused || !pinstage_may_pin(s, req) ||
-        !pinstage_admitted(s, req) || pinstage_refused_by_watch(s, req))
+    if (!pinstage_pins(s, req) || s->pin_timed_out || s->multi_refused ||
+        !pinstage_may_pin(s, req) || !pinstage_admitted(s, req) ||
+        pinstage_refused_by_watch(s, req))
         return false;
     if (pinned_is_script(req))
         return false; /* no room: it runs on the shared connection (pinstage_request) */
@@ -240,7 +241,7 @@ pinstage_handle(struct session *s, const struct resp_request *req, struct pinned
             pinstage_request(s, pci, req);
         } else if (pinned_in_multi(s->pin)) { /* a transaction stays on one node */
             pinned_refuse_in_multi(s->pin, "-CROSSSLOT Keys in request don't hash to the same "
-                                            "slot\r\n");
+                                           "slot\r\n");
         } else if (pinned_idle(s->pin)) {
             /* another master's keys outside a transaction (after EXEC, while
              * WATCHing): the shared path takes it, the session set aside */
@@ -299,7 +300,7 @@ pinstage_resume(struct session *s, struct pinned *keep)
         return;
     }
     s->pin = keep;
-    pinned_follow_db(keep, s->db); /* a SELECT bulwark answered */
+    pinned_follow_db(keep, s->db);       /* a SELECT bulwark answered */
     pinned_follow_proto(keep, s->proto); /* a HELLO bulwark answered */
     s->pin_slot = slot_new(&s->q, SLOT_PLAIN);
 }
@@ -523,9 +524,9 @@ pinstage_is_local(const struct resp_request *req)
         return true; /* HELLO is bulwark's (SELECT goes to Redis: pinned tracks the db) */
     if (a->len != 6 || strncasecmp(a->ptr, "client", 6) != 0 || req->argc < 2)
         return false;
-    static const char *const subs[] = {"setname", "getname", "id", "info", "list", "kill",
-                                       "unblock", "tracking", "caching", "getredir",
-                                       "trackinginfo"};
+    static const char *const subs[] = {"setname", "getname",  "id",          "info",
+                                       "list",    "kill",     "unblock",     "tracking",
+                                       "caching", "getredir", "trackinginfo"};
     for (size_t i = 0; i < BW_ARRAY_LEN(subs); i++)
         if (req->argv[1].len == strlen(subs[i]) &&
             strncasecmp(req->argv[1].ptr, subs[i], req->argv[1].len) == 0)
@@ -601,8 +602,8 @@ pinstage_deferred_multi(struct session *s, const struct resp_request *req, struc
     char err[512];
     *keep = NULL;
     s->cl_multi = false;
-    if (req->argc == 1 && (resp_arg_is(&req->argv[0], "exec") ||
-                           resp_arg_is(&req->argv[0], "discard"))) {
+    if (req->argc == 1 &&
+        (resp_arg_is(&req->argv[0], "exec") || resp_arg_is(&req->argv[0], "discard"))) {
         /* an empty transaction: Redis's own replies */
         session_reply_raw(s, resp_arg_is(&req->argv[0], "exec") ? "*0\r\n" : "+OK\r\n",
                           resp_arg_is(&req->argv[0], "exec") ? 4 : 5);

@@ -38,7 +38,8 @@ void pinstage_resume(struct session *s, struct pinned *keep);
  * of a session: to the dedicated connection as it came, after the write
  * stage (Bloom filter, hot cache, tracking, TTL jitter). ci: its command.
  */
-void pinstage_request(struct session *s, const struct cmd_info *ci, const struct resp_request *req);
+void pinstage_request(struct session *s, const struct cmd_info *ci,
+                      const struct resp_request *req);
 
 /*
  * Requests after a MULTI or WATCH that got no dedicated connection, of a

@@ -24,14 +24,14 @@ enum { REPLY_DONE = 0, REPLY_AGAIN = 1, REPLY_ERR = -1 };
 
 /* Streaming scanner state for the reply being read. Zero it to start. */
 struct reply_scan {
-    uint64_t consumed;      /* bytes of the current reply scanned so far */
-    uint64_t remaining;     /* items still to read (1 at the start of a reply) */
-    uint64_t bulk_left;     /* payload+CRLF bytes still to skip for a bulk */
-    int state;              /* internal: type byte / line / bulk payload */
-    char type;              /* type byte of the item being read */
+    uint64_t consumed;            /* bytes of the current reply scanned so far */
+    uint64_t remaining;           /* items still to read (1 at the start of a reply) */
+    uint64_t bulk_left;           /* payload+CRLF bytes still to skip for a bulk */
+    int state;                    /* internal: type byte / line / bulk payload */
+    char type;                    /* type byte of the item being read */
     char num[REPLY_MAX_NUM_LINE]; /* digits of a '*' / '$' header so far */
-    size_t num_len;         /* bytes in num */
-    bool saw_cr;            /* last byte of the line was '\r' */
+    size_t num_len;               /* bytes in num */
+    bool saw_cr;                  /* last byte of the line was '\r' */
 };
 
 /* Reset s to read a new reply. */
@@ -56,17 +56,17 @@ bool reply_is_aggregate(char type);
 
 /* A parsed reply (tree). Strings point into the parsed buffer. */
 struct reply_node {
-    char type;                    /* the RESP type byte: '+', '-', ':', '$', '*', and
+    char type;                /* the RESP type byte: '+', '-', ':', '$', '*', and
                                      RESP3's '_', ',', '#', '(', '!', '=', '%', '~',
                                      '>', '|' */
-    bool nil;                     /* $-1, *-1 or _ */
-    const char *str;              /* line types and bulk-like types: bytes (borrowed);
+    bool nil;                 /* $-1, *-1 or _ */
+    const char *str;          /* line types and bulk-like types: bytes (borrowed);
                                      ':' the digits; '=' includes its "txt:" prefix */
-    size_t len;                   /* bytes at str */
-    int64_t integer;              /* ':' value; '#' 1/0; aggregates: the header's count
+    size_t len;               /* bytes at str */
+    int64_t integer;          /* ':' value; '#' 1/0; aggregates: the header's count
                                      (pairs for '%' and '|') */
-    size_t nelems;                /* aggregates: entries in elems (2 per pair) */
-    struct reply_node *elems;     /* aggregates: elements (owned array), NULL when none */
+    size_t nelems;            /* aggregates: entries in elems (2 per pair) */
+    struct reply_node *elems; /* aggregates: elements (owned array), NULL when none */
 };
 
 /*

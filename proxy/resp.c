@@ -196,8 +196,7 @@ resp_string2ll(const char *s, size_t slen, long long *out)
  * call stopped, so every byte is examined about once. Sets *at on success.
  */
 static bool
-resp_find(struct resp_parser *p, const char *rb, size_t rlen, char term,
-          size_t *at)
+resp_find(struct resp_parser *p, const char *rb, size_t rlen, char term, size_t *at)
 {
     size_t from = p->scan, i;
 
@@ -236,8 +235,7 @@ resp_argv_reserve(struct resp_parser *p, size_t want)
  * count never allocates more than RESP_ARGV_PREALLOC entries up front.
  */
 static void
-resp_argv_push(struct resp_parser *p, size_t off, size_t len,
-               uint64_t elements_left)
+resp_argv_push(struct resp_parser *p, size_t off, size_t len, uint64_t elements_left)
 {
     size_t n = (size_t)p->argc;
 
@@ -280,15 +278,13 @@ resp_begin(struct resp_parser *p, char first)
 static bool
 resp_isspace(char c)
 {
-    return c == ' ' || c == '\t' || c == '\n' || c == '\v' || c == '\f' ||
-           c == '\r';
+    return c == ' ' || c == '\t' || c == '\n' || c == '\v' || c == '\f' || c == '\r';
 }
 
 static bool
 resp_ishex(char c)
 {
-    return (c >= '0' && c <= '9') || (c >= 'a' && c <= 'f') ||
-           (c >= 'A' && c <= 'F');
+    return (c >= '0' && c <= '9') || (c >= 'a' && c <= 'f') || (c >= 'A' && c <= 'F');
 }
 
 static int
@@ -320,8 +316,7 @@ resp_split_dquote(const char *s, size_t n, size_t *ip, char *dst, size_t *op)
 
     if (c == '\\' && e == 'x' && resp_ishex(resp_at(s, n, i + 2)) &&
         resp_ishex(resp_at(s, n, i + 3))) {
-        dst[(*op)++] =
-            (char)(resp_hexval(s[i + 2]) * 16 + resp_hexval(s[i + 3]));
+        dst[(*op)++] = (char)(resp_hexval(s[i + 2]) * 16 + resp_hexval(s[i + 3]));
         *ip = i + 3;
     } else if (c == '\\' && e != '\0') {
         const char *from = "nrtba", *to = "\n\r\t\b\a";
@@ -381,8 +376,7 @@ resp_split_token(const char *s, size_t n, size_t *ip, char *dst, size_t *op)
             done = resp_split_dquote(s, n, ip, dst, op);
         } else if (quote == '\'') {
             done = resp_split_squote(s, n, ip, dst, op);
-        } else if (c == ' ' || c == '\n' || c == '\r' || c == '\t' ||
-                   c == '\0') {
+        } else if (c == ' ' || c == '\n' || c == '\r' || c == '\t' || c == '\0') {
             done = 1;
         } else if (c == '"' || c == '\'') {
             quote = c;
@@ -429,8 +423,8 @@ resp_split_inline(struct resp_parser *p, const char *line, size_t n)
 
 /* Parse an inline request from rb[0, rlen); *used set on OK and SKIP. */
 static int
-resp_parse_inline(struct resp_parser *p, const char *rb, size_t rlen,
-                  size_t *used, struct resp_request *req)
+resp_parse_inline(struct resp_parser *p, const char *rb, size_t rlen, size_t *used,
+                  struct resp_request *req)
 {
     size_t nl, end;
     int i;
@@ -467,8 +461,8 @@ resp_parse_inline(struct resp_parser *p, const char *rb, size_t rlen,
  * RESP_AGAIN or RESP_ERR.
  */
 static int
-resp_header_line(struct resp_parser *p, const char *rb, size_t rlen,
-                 const char *too_big, size_t *cr)
+resp_header_line(struct resp_parser *p, const char *rb, size_t rlen, const char *too_big,
+                 size_t *cr)
 {
     if (!resp_find(p, rb, rlen, '\r', cr)) {
         if (rlen - p->pos > RESP_INLINE_MAX_SIZE)
@@ -482,8 +476,7 @@ resp_header_line(struct resp_parser *p, const char *rb, size_t rlen,
 
 /* "*<n>\r?" at rb[0]: RESP_OK (state moved on), RESP_SKIP, AGAIN or ERR. */
 static int
-resp_parse_count(struct resp_parser *p, const char *rb, size_t rlen,
-                 size_t *used)
+resp_parse_count(struct resp_parser *p, const char *rb, size_t rlen, size_t *used)
 {
     size_t cr;
     long long n;
@@ -522,8 +515,7 @@ resp_parse_bulk_header(struct resp_parser *p, const char *rb, size_t rlen)
     c = rb[p->pos];
     if (c != '$') {
         /* addReplyErrorFormat() turns \r and \n into spaces. */
-        snprintf(what, sizeof(what), "expected '$', got '%c'",
-                 c == '\r' || c == '\n' ? ' ' : c);
+        snprintf(what, sizeof(what), "expected '$', got '%c'", c == '\r' || c == '\n' ? ' ' : c);
         return resp_fail(p, what);
     }
     if (!resp_string2ll(rb + p->pos + 1, cr - p->pos - 1, &n) || n < 0 ||
@@ -556,8 +548,8 @@ resp_finish_multibulk(struct resp_parser *p, const char *rb, size_t raw_len,
 
 /* Parse (or resume) a multibulk request at rb[0, rlen). */
 static int
-resp_parse_multibulk(struct resp_parser *p, const char *rb, size_t rlen,
-                     size_t *used, struct resp_request *req)
+resp_parse_multibulk(struct resp_parser *p, const char *rb, size_t rlen, size_t *used,
+                     struct resp_request *req)
 {
     int rc;
 
@@ -576,8 +568,7 @@ resp_parse_multibulk(struct resp_parser *p, const char *rb, size_t rlen,
         if ((uint64_t)(rlen - p->pos) < p->bulk_len + 2)
             return RESP_AGAIN;
         p->mbulk_left--;
-        resp_argv_push(p, p->pos, (size_t)p->bulk_len,
-                       (uint64_t)p->mbulk_left + 1);
+        resp_argv_push(p, p->pos, (size_t)p->bulk_len, (uint64_t)p->mbulk_left + 1);
         p->pos += (size_t)p->bulk_len + 2;
         p->scan = p->pos;
         p->state = RESP_ST_BULK_HDR;

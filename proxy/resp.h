@@ -21,12 +21,11 @@ enum {
  * Protocol limits, from redis-server 7.0.15 src/server.h and
  * src/networking.c processMultibulkBuffer() (checked against a live server).
  */
-#define RESP_INLINE_MAX_SIZE                                                   \
-    (64 * 1024)                   /* bytes of a line without terminator */
-#define RESP_MBULK_MAX 2147483647 /* INT_MAX elements per request */
+#define RESP_INLINE_MAX_SIZE (64 * 1024)             /* bytes of a line without terminator */
+#define RESP_MBULK_MAX 2147483647                    /* INT_MAX elements per request */
 #define RESP_MAX_BULK_DEFAULT (512ull * 1024 * 1024) /* proto-max-bulk-len */
 #define RESP_UNAUTH_MBULK_MAX 10                     /* elements before AUTH */
-#define RESP_UNAUTH_BULK_MAX 16384 /* bytes per element before AUTH */
+#define RESP_UNAUTH_BULK_MAX 16384                   /* bytes per element before AUTH */
 
 /* One argument: a view, not NUL-terminated, may contain any byte. */
 struct resp_arg {
@@ -121,8 +120,8 @@ void resp_parser_set_authenticated(struct resp_parser *p, bool authenticated);
  *    may be depends on how much the caller passes at once, as in Redis.
  * Work per call is proportional to the bytes not examined before.
  */
-int resp_parse(struct resp_parser *p, const char *buf, size_t len,
-               size_t *consumed, struct resp_request *req);
+int resp_parse(struct resp_parser *p, const char *buf, size_t len, size_t *consumed,
+               struct resp_request *req);
 
 /*
  * After RESP_AGAIN: the total number of bytes, counted from the first byte

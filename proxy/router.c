@@ -20,27 +20,27 @@
 struct router_node {
     char host[CLUSTER_HOST_MAX + 1]; /* as the map names it */
     int port;
-    struct upstream_pool *pool;      /* owned; the seed's is px->pool (borrowed) */
-    struct watch *watch;             /* its keyspace watch and Bloom filter (owned; the
+    struct upstream_pool *pool; /* owned; the seed's is px->pool (borrowed) */
+    struct watch *watch;        /* its keyspace watch and Bloom filter (owned; the
                                         seed's is px->watch, borrowed) */
-    struct batch **batches;          /* GET batchers per shared connection (owned, made on
+    struct batch **batches;     /* GET batchers per shared connection (owned, made on
                                         first use): RESP2 ones, then RESP3 ones */
 };
 
 struct router {
-    struct cluster_map *map;         /* the slot map (owned) */
-    struct router_node *nodes;       /* every node connected so far (owned array) */
+    struct cluster_map *map;   /* the slot map (owned) */
+    struct router_node *nodes; /* every node connected so far (owned array) */
     size_t nnodes, cap;
     int16_t slot_node[CLUSTER_SLOTS]; /* slot -> index in nodes of its master, -1 none */
-    int *masters;                    /* indexes in nodes of the masters slot_node names, in
+    int *masters;                     /* indexes in nodes of the masters slot_node names, in
                                         slot order, each once (owned): router_masters() and
                                         router_watches() run per request (the gate) */
     size_t nmasters;
-    bool refreshing;                 /* a CLUSTER SLOTS is in flight */
-    bool refresh_due;                /* read the map again at the next cron */
-    uint64_t last_refresh_ms;        /* when the map was last read, monotonic ms */
-    uint64_t refreshes;              /* maps read */
-    uint64_t moved;                  /* MOVED replies followed */
+    bool refreshing;          /* a CLUSTER SLOTS is in flight */
+    bool refresh_due;         /* read the map again at the next cron */
+    uint64_t last_refresh_ms; /* when the map was last read, monotonic ms */
+    uint64_t refreshes;       /* maps read */
+    uint64_t moved;           /* MOVED replies followed */
 };
 
 static const char router_cmd_slots[] = "*2\r\n$7\r\nCLUSTER\r\n$5\r\nSLOTS\r\n";

@@ -216,8 +216,8 @@ session_format_info(const struct session *s, struct evbuffer *out)
                         s->name != NULL ? s->name : "",
                         (unsigned long long)(bw_now_ms() - s->created_ms) / 1000,
                         (unsigned long long)io.idle_ms / 1000, flags, s->db, io.qbuf,
-                        (unsigned long long)s->q.n, io.omem, s->last_cmd[0] ? s->last_cmd : "NULL",
-                        (long long)redir, s->proto);
+                        (unsigned long long)s->q.n, io.omem,
+                        s->last_cmd[0] ? s->last_cmd : "NULL", (long long)redir, s->proto);
 }
 
 void
@@ -238,7 +238,7 @@ session_format_all(struct proxy *px, struct evbuffer *out)
 {
     struct session *s;
     TAILQ_FOREACH(s, &px->sessions, link)
-        session_format_info(s, out);
+    session_format_info(s, out);
 }
 
 void
@@ -255,7 +255,7 @@ session_max_output(struct proxy *px)
     size_t most = 0;
     struct session *s;
     TAILQ_FOREACH(s, &px->sessions, link)
-        most = BW_MAX(most, s->ops->held_bytes(s));
+    most = BW_MAX(most, s->ops->held_bytes(s));
     return most;
 }
 
@@ -285,7 +285,8 @@ bool
 session_output_over(const struct session *s, size_t used, uint64_t *soft_since_ms)
 {
     /* the class: Redis getClientType (MONITOR is normal) */
-    int cls = s->pin != NULL && pinned_subscriptions(s->pin) > 0 ? CFG_OBL_PUBSUB : CFG_OBL_NORMAL;
+    int cls = s->pin != NULL && pinned_subscriptions(s->pin) > 0 ? CFG_OBL_PUBSUB
+                                                                 : CFG_OBL_NORMAL;
     const struct cfg_obl *l = &s->px->cfg.client_obl[cls];
     bool hard = l->hard_bytes > 0 && used >= l->hard_bytes;
     bool soft = l->soft_bytes > 0 && used >= l->soft_bytes;

@@ -59,7 +59,7 @@ struct session_ops {
  * "blocked" flag with a reason); the request that waits stays unparsed.
  */
 enum session_hold {
-    SESSION_RUN = 0,   /* parsing */
+    SESSION_RUN = 0,    /* parsing */
     SESSION_HOLD_BATCH, /* mget mode: until its batched / lease-held GETs are answered */
     SESSION_HOLD_DRAIN, /* until every reply due is in: a session starts on another
                            connection, or HELLO moves to the other protocol's one */
@@ -85,42 +85,42 @@ struct session {
     uint64_t commands;             /* requests handled */
 
     /* where requests go */
-    int db;                        /* SELECTed database, 0 on connect (as Redis) */
-    int proto;                     /* RESP version (HELLO): 2 on connect, or 3 */
-    struct keyspace *ks;           /* that database's protections (borrowed) */
-    struct upstream_conn *up;      /* the shared upstream connection (borrowed) */
-    struct batch *batch;           /* ks's GET batcher of that connection (borrowed) */
-    struct slotq q;                /* replies in request order */
+    int db;                   /* SELECTed database, 0 on connect (as Redis) */
+    int proto;                /* RESP version (HELLO): 2 on connect, or 3 */
+    struct keyspace *ks;      /* that database's protections (borrowed) */
+    struct upstream_conn *up; /* the shared upstream connection (borrowed) */
+    struct batch *batch;      /* ks's GET batcher of that connection (borrowed) */
+    struct slotq q;           /* replies in request order */
 
     /* input held */
-    enum session_hold hold;        /* see enum session_hold */
+    enum session_hold hold;             /* see enum session_hold */
     struct upstream_waiter *pin_waiter; /* SESSION_HOLD_POOL: the pool's handle */
-    bool pin_woken;                /* the pool woke us: a dedicated connection is ours */
-    bool pin_timed_out;            /* the wait ended without one: the held request is refused */
+    bool pin_woken;                     /* the pool woke us: a dedicated connection is ours */
+    bool pin_timed_out; /* the wait ended without one: the held request is refused */
 
     /* a big request being handled, whose bytes are at the head of move_src */
-    struct evbuffer *move_src;     /* the connection's input (borrowed) */
-    const char *move_raw;          /* those bytes: forwarding moves them, no copy; or NULL */
-    bool moved;                    /* they were moved out */
+    struct evbuffer *move_src; /* the connection's input (borrowed) */
+    const char *move_raw;      /* those bytes: forwarding moves them, no copy; or NULL */
+    bool moved;                /* they were moved out */
 
     /* batcher */
-    uint64_t batch_epoch;          /* batcher epoch of the last batched GET */
+    uint64_t batch_epoch; /* batcher epoch of the last batched GET */
 
     /* pinned session (pinned.c) */
-    struct pinned *pin;            /* dedicated-connection session (owned), or NULL */
-    struct slot *pin_slot;         /* the slot its replies stream into (in q) */
-    bool cl_multi;                 /* in front of a cluster: a MULTI bulwark answered,
+    struct pinned *pin;             /* dedicated-connection session (owned), or NULL */
+    struct slot *pin_slot;          /* the slot its replies stream into (in q) */
+    bool cl_multi;                  /* in front of a cluster: a MULTI bulwark answered,
                                       sent with the transaction's first command */
-    bool cl_multi_swallow;         /* that MULTI's reply is the next on the session's
+    bool cl_multi_swallow;          /* that MULTI's reply is the next on the session's
                                       connection: the client has had bulwark's +OK */
     struct upstream_pool *pin_pool; /* where the next session's connection comes from: NULL
                                       the upstream's; in front of a cluster, the master of
                                       the starting request's first key (borrowed) */
-    bool multi_refused;            /* a MULTI was refused: up to EXEC/DISCARD a failed
+    bool multi_refused;             /* a MULTI was refused: up to EXEC/DISCARD a failed
                                       transaction, never run outside one */
-    bool watch_refused;            /* a WATCH was refused: the next MULTI is refused too */
-    const void *pins_req;          /* the request pins is about, or NULL */
-    bool pins;                     /* pinned_needed(pins_req) */
+    bool watch_refused;             /* a WATCH was refused: the next MULTI is refused too */
+    const void *pins_req;           /* the request pins is about, or NULL */
+    bool pins;                      /* pinned_needed(pins_req) */
 
     /* CLIENT TRACKING (ctrack.c) */
     bool trk_after;                /* the command's end waits for the session's replies */

@@ -196,8 +196,8 @@ static void
 slot_complete(struct slot *s, const char *data, struct evbuffer *src, size_t len)
 {
     if (s->fn != NULL) {
-        s->fn(s->fn_data, src != NULL ? (const char *)evbuffer_pullup(src, (ev_ssize_t)len) : data,
-              len);
+        s->fn(s->fn_data,
+              src != NULL ? (const char *)evbuffer_pullup(src, (ev_ssize_t)len) : data, len);
         slot_free(s);
         return;
     }
@@ -252,7 +252,7 @@ slotq_orphan(struct slotq *q)
         if (s->ready) {
             slot_release(s);
         } else {
-            s->q = NULL; /* orphan: whoever completes it frees it */
+            s->q = NULL;          /* orphan: whoever completes it frees it */
             if (s->buf != NULL) { /* its parked bytes count for nobody now */
                 evbuffer_free(s->buf);
                 s->buf = NULL;

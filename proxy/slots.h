@@ -64,19 +64,19 @@ typedef void slot_hook_fn(struct session *owner, void *arg, bool answered);
 
 /* One request whose reply has not reached the output yet. */
 struct slot {
-    TAILQ_ENTRY(slot) link;      /* in slotq.head, request order */
-    struct slotq *q;             /* its queue; NULL once orphaned, or detached */
-    bool ready;                  /* reply complete (in buf) */
-    bool batched;                /* counted in q->nbatched */
-    bool held;                   /* counted in q->nheld (a GET held by a hot-key lease) */
-    slot_fn *fn;                 /* detached slot: receives the reply */
-    void *fn_data;               /* its argument (borrowed) */
-    struct evbuffer *buf;        /* the reply while it waits behind others (owned), or NULL */
-    slot_filter_fn *filter;      /* rewrites the upstream reply, or NULL */
-    void *filter_data;           /* filter's data (owned by the filter call) */
-    slot_hook_fn *hook;          /* told when answered or dropped, or NULL */
-    void *hook_arg;              /* its argument (owned by the hook) */
-    struct cmdstats_req req;     /* its request's command and start, for cmdstats */
+    TAILQ_ENTRY(slot) link;  /* in slotq.head, request order */
+    struct slotq *q;         /* its queue; NULL once orphaned, or detached */
+    bool ready;              /* reply complete (in buf) */
+    bool batched;            /* counted in q->nbatched */
+    bool held;               /* counted in q->nheld (a GET held by a hot-key lease) */
+    slot_fn *fn;             /* detached slot: receives the reply */
+    void *fn_data;           /* its argument (borrowed) */
+    struct evbuffer *buf;    /* the reply while it waits behind others (owned), or NULL */
+    slot_filter_fn *filter;  /* rewrites the upstream reply, or NULL */
+    void *filter_data;       /* filter's data (owned by the filter call) */
+    slot_hook_fn *hook;      /* told when answered or dropped, or NULL */
+    void *hook_arg;          /* its argument (owned by the hook) */
+    struct cmdstats_req req; /* its request's command and start, for cmdstats */
 };
 
 TAILQ_HEAD(slot_list, slot);

@@ -31,12 +31,12 @@
 
 /* One request on its way through the table. */
 struct stage_req {
-    struct session *s;             /* whose (borrowed) */
+    struct session *s;              /* whose (borrowed) */
     const struct resp_request *req; /* the request (views into the input) */
-    const struct cmd_info *ci;     /* its command, subcommand resolved (admission) */
-    bool forward_unknown;          /* unknown, but the table is only the built-in one */
-    struct pinned *pin_keep;       /* a session set aside while bulwark answers */
-    struct gate_mget *mget_rest;   /* an MGET the gate half answered (owned) */
+    const struct cmd_info *ci;      /* its command, subcommand resolved (admission) */
+    bool forward_unknown;           /* unknown, but the table is only the built-in one */
+    struct pinned *pin_keep;        /* a session set aside while bulwark answers */
+    struct gate_mget *mget_rest;    /* an MGET the gate half answered (owned) */
 };
 
 /* What a stage did with the request. */
@@ -126,8 +126,8 @@ stage_lookup(struct stage_req *r)
         return NULL;
     }
     char out[512];
-    size_t n = cmd_unknown_subcommand_error(ci, req->argv[1].ptr, req->argv[1].len, out,
-                                            sizeof(out));
+    size_t n =
+        cmd_unknown_subcommand_error(ci, req->argv[1].ptr, req->argv[1].len, out, sizeof(out));
     session_reply_raw(s, out, BW_MIN(n, sizeof(out) - 1));
     return NULL;
 }
@@ -210,8 +210,7 @@ stage_gate(struct stage_req *r)
     if (r->ci->gate == NULL)
         return STAGE_NEXT;
     bool mget = (r->ci->rules & CMD_RULE_MGET) && stage_batches_mget(r->s);
-    return gate_read(r->s, r->ci, r->req, mget ? &r->mget_rest : NULL) ? STAGE_DONE
-                                                                         : STAGE_NEXT;
+    return gate_read(r->s, r->ci, r->req, mget ? &r->mget_rest : NULL) ? STAGE_DONE : STAGE_NEXT;
 }
 
 static enum stage_rc
@@ -280,7 +279,7 @@ stage_forward(struct stage_req *r)
             len = evbuffer_get_length(b);
         }
         cfwd_request(r->s, r->ci, r->req,
-                     jittered ? rewritten
+                     jittered    ? rewritten
                      : b != NULL ? (const char *)evbuffer_pullup(b, -1)
                                  : r->req->raw,
                      jittered || b != NULL ? len : r->req->raw_len);
@@ -301,10 +300,10 @@ static const struct {
     const char *name;
     stage_fn *fn;
 } stage_table[] = {
-    {"refused", stage_refused},     {"bulwark", stage_bulwark}, {"pinned", stage_pinned},
-    {"admission", stage_admission}, {"pin start", stage_pin_start},
-    {"writes", stage_writes},       {"gate", stage_gate},       {"hot cache", stage_hot},
-    {"batcher", stage_batch},       {"local", stage_local},     {"forward", stage_forward},
+    {"refused", stage_refused},     {"bulwark", stage_bulwark},     {"pinned", stage_pinned},
+    {"admission", stage_admission}, {"pin start", stage_pin_start}, {"writes", stage_writes},
+    {"gate", stage_gate},           {"hot cache", stage_hot},       {"batcher", stage_batch},
+    {"local", stage_local},         {"forward", stage_forward},
 };
 
 /* Run the table for one request. */

@@ -14,28 +14,28 @@ struct event_base;
 
 /* Counters of one worker. All totals count since start or CONFIG RESETSTAT. */
 struct stats {
-    uint64_t start_ms;                 /* monotonic start time, ms */
-    uint64_t connected_clients;        /* clients connected now */
-    uint64_t total_connections;        /* clients accepted */
-    uint64_t rejected_connections;     /* refused by maxclients */
-    uint64_t total_commands;           /* requests parsed and handled */
-    uint64_t net_input_bytes;          /* bytes read from clients */
-    uint64_t net_output_bytes;         /* bytes queued to clients */
-    uint64_t forwarded;                /* requests sent upstream */
-    uint64_t upstream_errors;          /* requests answered -ERR because the upstream failed */
-    uint64_t protocol_errors;          /* clients closed for a protocol error */
+    uint64_t start_ms;                   /* monotonic start time, ms */
+    uint64_t connected_clients;          /* clients connected now */
+    uint64_t total_connections;          /* clients accepted */
+    uint64_t rejected_connections;       /* refused by maxclients */
+    uint64_t total_commands;             /* requests parsed and handled */
+    uint64_t net_input_bytes;            /* bytes read from clients */
+    uint64_t net_output_bytes;           /* bytes queued to clients */
+    uint64_t forwarded;                  /* requests sent upstream */
+    uint64_t upstream_errors;            /* requests answered -ERR because the upstream failed */
+    uint64_t protocol_errors;            /* clients closed for a protocol error */
     uint64_t client_output_limit_closed; /* clients closed by client-output-buffer-limit */
-    uint64_t ttl_jittered_writes;      /* writes whose TTL was lengthened */
-    uint64_t ttl_jitter_added_ms;      /* sum of the TTL added, ms */
-    uint64_t batch_batches;            /* GET batches sent upstream */
-    uint64_t batch_keys;               /* distinct keys in those batches */
-    uint64_t batch_max_keys_seen;      /* most keys in one batch */
-    uint64_t batch_dedup_saved;        /* GETs that joined a key already waiting */
-    uint64_t batch_rechecks;           /* mget-mode nils re-checked with GET */
+    uint64_t ttl_jittered_writes;        /* writes whose TTL was lengthened */
+    uint64_t ttl_jitter_added_ms;        /* sum of the TTL added, ms */
+    uint64_t batch_batches;              /* GET batches sent upstream */
+    uint64_t batch_keys;                 /* distinct keys in those batches */
+    uint64_t batch_max_keys_seen;        /* most keys in one batch */
+    uint64_t batch_dedup_saved;          /* GETs that joined a key already waiting */
+    uint64_t batch_rechecks;             /* mget-mode nils re-checked with GET */
     uint64_t ops_samples[STATS_OPS_SAMPLES]; /* ops/sec samples, ring */
-    int ops_idx;                       /* next sample slot */
-    uint64_t ops_last_ms;              /* time of the last sample, ms */
-    uint64_t ops_last_count;           /* total_commands at the last sample */
+    int ops_idx;                             /* next sample slot */
+    uint64_t ops_last_ms;                    /* time of the last sample, ms */
+    uint64_t ops_last_count;                 /* total_commands at the last sample */
 };
 
 /* Zero the counters and record the start time (now). */

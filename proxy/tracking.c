@@ -78,11 +78,11 @@ struct trk_pending {
 
 /* One BCAST prefix. */
 struct trk_prefix {
-    struct trk_str bytes;      /* the prefix (owned) */
-    struct trk_ids clients;    /* its clients */
-    struct trk_pending *pend;  /* owned, keys changed since the last flush */
-    size_t npend;              /* entries in pend */
-    size_t cappend;            /* slots in pend */
+    struct trk_str bytes;     /* the prefix (owned) */
+    struct trk_ids clients;   /* its clients */
+    struct trk_pending *pend; /* owned, keys changed since the last flush */
+    size_t npend;             /* entries in pend */
+    size_t cappend;           /* slots in pend */
 };
 
 struct tracking {
@@ -180,8 +180,7 @@ trk_cat(char **buf, size_t *len, size_t *cap, const char *p, size_t n)
     *len += n;
 }
 
-static void
-trk_catf(char **buf, size_t *len, size_t *cap, const char *fmt, ...)
+static void trk_catf(char **buf, size_t *len, size_t *cap, const char *fmt, ...)
     __attribute__((format(printf, 4, 5)));
 
 static void
@@ -435,7 +434,8 @@ static struct trk_key **
 trk_key_slot(struct tracking *t, const char *key, size_t len, uint64_t h)
 {
     struct trk_key **pp = &t->kb[h & (t->nkb - 1)];
-    while (*pp != NULL && !((*pp)->hash == h && (*pp)->len == len && memcmp((*pp)->name, key, len) == 0))
+    while (*pp != NULL &&
+           !((*pp)->hash == h && (*pp)->len == len && memcmp((*pp)->name, key, len) == 0))
         pp = &(*pp)->next;
     return pp;
 }
@@ -985,10 +985,10 @@ trk_check_prefixes(const struct trk_client *c, const struct tracking_arg *const 
 
 /* Options of one CLIENT TRACKING command. */
 struct trk_opts {
-    unsigned flags;                        /* TRK_BCAST|OPTIN|OPTOUT|NOLOOP */
-    long long redirect;                    /* 0 = none */
-    const struct tracking_arg **prefixes;  /* owned array of borrowed args */
-    size_t nprefixes;                      /* entries */
+    unsigned flags;                       /* TRK_BCAST|OPTIN|OPTOUT|NOLOOP */
+    long long redirect;                   /* 0 = none */
+    const struct tracking_arg **prefixes; /* owned array of borrowed args */
+    size_t nprefixes;                     /* entries */
 };
 
 /* Parse the options after on|off; false with the error written. */

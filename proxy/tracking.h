@@ -334,7 +334,7 @@ void tracking_counts(const struct tracking *t, struct tracking_counts *out);
  * flush) the null of protocol null_resp ("$-1\r\n" for 2, "_\r\n" for 3:
  * Redis uses the tracking client's protocol, not the receiver's).
  */
-void tracking_encode(char **buf, size_t *len, size_t *cap, bool push, const struct tracking_arg *keys,
-                     size_t nkeys, bool flush, int null_resp);
+void tracking_encode(char **buf, size_t *len, size_t *cap, bool push,
+                     const struct tracking_arg *keys, size_t nkeys, bool flush, int null_resp);
 
 #endif

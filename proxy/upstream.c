@@ -27,10 +27,11 @@
 #include "proxy/reply.h"
 #include "proxy/util.h"
 
-#define UPSTREAM_BACKOFF_MIN_MS 50 /* first reconnect delay */
-#define UPSTREAM_PEEK_VECS 16      /* iovecs per evbuffer_peek */
+#define UPSTREAM_BACKOFF_MIN_MS 50      /* first reconnect delay */
+#define UPSTREAM_PEEK_VECS 16           /* iovecs per evbuffer_peek */
 #define UPSTREAM_BUSY_THRESHOLD_MS 5000 /* Redis's default busy-reply-threshold */
-#define UPSTREAM_IDLE_SURPLUS_MS 1000  /* idle pinned connections above upstream-pinned-idle
+#define UPSTREAM_IDLE_SURPLUS_MS \
+    1000 /* idle pinned connections above upstream-pinned-idle
                                           are closed after this long unused */
 
 enum upstream_state {
@@ -53,51 +54,51 @@ STAILQ_HEAD(upstream_req_list, upstream_req);
 
 /* One multiplexed connection. */
 struct upstream_conn {
-    struct upstream_pool *pool;          /* owning pool (borrowed) */
-    int index;                           /* position in the pool */
-    enum upstream_state state;           /* see the diagram in upstream.h */
-    struct netio *io;                    /* socket and its buffers (owned), NULL when DOWN */
-    struct upstream_req_list pending;    /* requests in flight (owned), FIFO */
-    uint64_t inflight;                   /* entries in pending */
-    struct reply_scan scan;              /* scanner of the reply at the head */
-    struct evbuffer *acc;                /* bytes of the reply being read, scanned (owned) */
-    size_t in_scanned;                   /* bytes at the head of the input already fed to
+    struct upstream_pool *pool;       /* owning pool (borrowed) */
+    int index;                        /* position in the pool */
+    enum upstream_state state;        /* see the diagram in upstream.h */
+    struct netio *io;                 /* socket and its buffers (owned), NULL when DOWN */
+    struct upstream_req_list pending; /* requests in flight (owned), FIFO */
+    uint64_t inflight;                /* entries in pending */
+    struct reply_scan scan;           /* scanner of the reply at the head */
+    struct evbuffer *acc;             /* bytes of the reply being read, scanned (owned) */
+    size_t in_scanned;                /* bytes at the head of the input already fed to
                                             the scanner: a big bulk's, left in place */
-    uint64_t last_read_us;               /* last time bytes arrived, µs (timeouts count from it) */
-    struct event *retry_ev;              /* reconnect timer (owned) */
-    uint64_t backoff_ms;                 /* next reconnect delay, ms */
-    uint64_t connect_started_ms;         /* when CONNECTING began, ms */
-    char last_error[128];                /* why the connection last failed */
-    bool warned_down;                    /* a warning about this outage was logged */
-    char down_reply[512];                /* "-ERR upstream … unavailable: …\r\n" */
-    uint64_t reconnects;                 /* successful connects after the first */
-    uint64_t connects;                   /* successful connects */
-    uint64_t timeouts;                   /* requests failed by upstream-timeout */
-    uint64_t replies;                    /* replies relayed */
-    uint64_t requests;                   /* requests sent, or refused while DOWN */
-    uint64_t request_errors;             /* requests failed: DOWN, timed out or lost */
-    uint64_t rtt_ewma_us;                /* round trip, EWMA with alpha 1/8, µs */
-    bool pinned;                         /* a dedicated connection (pool->idle or an owner) */
-    bool dead;                           /* pinned and failed: freed by a zero-timeout event */
-    bool in_idle;                        /* pinned and listed in pool->idle */
-    void *owner;                         /* pinned: the session its raw replies go to (borrowed) */
-    upstream_raw_fn *raw_fn;             /* pinned: receives every reply not owed internally */
-    upstream_down_fn *down_fn;           /* pinned: told when the connection fails */
-    uint64_t idle_since_ms;              /* pinned: when it last went idle, monotonic ms */
-    bool script;                         /* pinned: a script's reply is due (see
+    uint64_t last_read_us;            /* last time bytes arrived, µs (timeouts count from it) */
+    struct event *retry_ev;           /* reconnect timer (owned) */
+    uint64_t backoff_ms;              /* next reconnect delay, ms */
+    uint64_t connect_started_ms;      /* when CONNECTING began, ms */
+    char last_error[128];             /* why the connection last failed */
+    bool warned_down;                 /* a warning about this outage was logged */
+    char down_reply[512];             /* "-ERR upstream … unavailable: …\r\n" */
+    uint64_t reconnects;              /* successful connects after the first */
+    uint64_t connects;                /* successful connects */
+    uint64_t timeouts;                /* requests failed by upstream-timeout */
+    uint64_t replies;                 /* replies relayed */
+    uint64_t requests;                /* requests sent, or refused while DOWN */
+    uint64_t request_errors;          /* requests failed: DOWN, timed out or lost */
+    uint64_t rtt_ewma_us;             /* round trip, EWMA with alpha 1/8, µs */
+    bool pinned;                      /* a dedicated connection (pool->idle or an owner) */
+    bool dead;                        /* pinned and failed: freed by a zero-timeout event */
+    bool in_idle;                     /* pinned and listed in pool->idle */
+    void *owner;                      /* pinned: the session its raw replies go to (borrowed) */
+    upstream_raw_fn *raw_fn;          /* pinned: receives every reply not owed internally */
+    upstream_down_fn *down_fn;        /* pinned: told when the connection fails */
+    uint64_t idle_since_ms;           /* pinned: when it last went idle, monotonic ms */
+    bool script;                      /* pinned: a script's reply is due (see
                                             upstream_pinned_script) */
-    int db;                              /* database the connection is in, as bulwark's
+    int db;                           /* database the connection is in, as bulwark's
                                             requests leave it: 0 on connect and after
                                             RESET, -1 unknown (a SELECT was refused);
                                             upstream_send_db() SELECTs first when a
                                             request is for another */
-    int proto;                           /* RESP version the connection speaks: 2, or 3
+    int proto;                        /* RESP version the connection speaks: 2, or 3
                                             after bulwark's HELLO 3 (RESP3 clients'
                                             shared connections; pinned ones of RESP3
                                             sessions) */
-    bool started;                        /* shared: connecting was ever begun (RESP3
+    bool started;                     /* shared: connecting was ever begun (RESP3
                                             ones wait for their first client) */
-    uint64_t redis_id;                   /* pinned: Redis's CLIENT ID of the connection,
+    uint64_t redis_id;                /* pinned: Redis's CLIENT ID of the connection,
                                             0 until known (CLIENT UNBLOCK) */
     TAILQ_ENTRY(upstream_conn) idle_link; /* in pool->idle while idle */
 };
@@ -117,37 +118,38 @@ TAILQ_HEAD(upstream_waiter_list, upstream_waiter);
 
 /* All connections of a worker. */
 struct upstream_pool {
-    struct proxy *px;                    /* borrowed */
-    int nconns;                          /* connections per protocol */
-    struct upstream_conn *conns;         /* owned array of 2 * nconns: RESP2 ones
+    struct proxy *px;                  /* borrowed */
+    int nconns;                        /* connections per protocol */
+    struct upstream_conn *conns;       /* owned array of 2 * nconns: RESP2 ones
                                             (0 … nconns-1, connected at start), then
                                             RESP3 ones (opened on first use) */
-    char host[256];                      /* the node's host (the upstream directive's, or a
+    char host[256];                    /* the node's host (the upstream directive's, or a
                                             cluster node's) */
-    int port;                            /* its port */
-    char addr[300];                      /* "host:port" for messages */
-    upstream_commands_fn *on_commands;   /* receives the learned command table */
-    struct upstream_conn_list idle;      /* pinned connections waiting for an owner (owned) */
-    int nidle;                           /* entries in idle */
-    int npinned;                         /* pinned connections existing (idle or owned) */
-    uint64_t pinned_peak;                /* most pinned connections at once */
-    uint64_t pinned_refused;             /* requests refused: wait timed out, or no fd */
-    int nscripts;                        /* pinned connections with a script in flight */
-    uint64_t script_mark_us;             /* last script event (first sent, or answered):
+    int port;                          /* its port */
+    char addr[300];                    /* "host:port" for messages */
+    upstream_commands_fn *on_commands; /* receives the learned command table */
+    struct upstream_conn_list idle;    /* pinned connections waiting for an owner (owned) */
+    int nidle;                         /* entries in idle */
+    int npinned;                       /* pinned connections existing (idle or owned) */
+    uint64_t pinned_peak;              /* most pinned connections at once */
+    uint64_t pinned_refused;           /* requests refused: wait timed out, or no fd */
+    int nscripts;                      /* pinned connections with a script in flight */
+    uint64_t script_mark_us;           /* last script event (first sent, or answered):
                                             Redis may serve nobody else until this plus
                                             busy_threshold_ms, µs */
-    uint64_t busy_threshold_ms;          /* Redis's busy-reply-threshold (lua-time-limit),
+    uint64_t busy_threshold_ms;        /* Redis's busy-reply-threshold (lua-time-limit),
                                             ms; 5000 until learned */
-    struct upstream_waiter_list waiters; /* requests waiting for a pinned connection, FIFO (owned) */
-    uint64_t nwaiters;                   /* entries in waiters */
-    struct event *wake_ev;               /* zero-timeout event that wakes waiters (owned) */
-    uint64_t pinned_warn_ms;             /* last "cannot open" warning, monotonic ms */
-    uint64_t pinned_warn_muted;          /* warnings suppressed since (one a second) */
-    uint64_t db_switches;                /* SELECTs bulwark sent to move a connection
+    struct upstream_waiter_list
+        waiters;                    /* requests waiting for a pinned connection, FIFO (owned) */
+    uint64_t nwaiters;              /* entries in waiters */
+    struct event *wake_ev;          /* zero-timeout event that wakes waiters (owned) */
+    uint64_t pinned_warn_ms;        /* last "cannot open" warning, monotonic ms */
+    uint64_t pinned_warn_muted;     /* warnings suppressed since (one a second) */
+    uint64_t db_switches;           /* SELECTs bulwark sent to move a connection
                                             to a request's database */
-    struct upstream_req_list spare;      /* freed requests kept for reuse (owned): one
+    struct upstream_req_list spare; /* freed requests kept for reuse (owned): one
                                             malloc and free per request otherwise */
-    uint64_t nspare;                     /* entries in spare, at most UPSTREAM_SPARE_REQS */
+    uint64_t nspare;                /* entries in spare, at most UPSTREAM_SPARE_REQS */
 };
 
 #define UPSTREAM_SPARE_REQS 4096
@@ -179,7 +181,8 @@ upstream_close_io(struct upstream_conn *u)
     netio_setcb(u->io, NULL, NULL, NULL, NULL);
     netio_enable_read(u->io, false);
     netio_enable_write(u->io, false);
-    if (event_base_once(u->pool->px->base, -1, EV_TIMEOUT, upstream_free_io_cb, u->io, &zero) != 0)
+    if (event_base_once(u->pool->px->base, -1, EV_TIMEOUT, upstream_free_io_cb, u->io, &zero) !=
+        0)
         netio_free(u->io);
     u->io = NULL;
 }
@@ -233,8 +236,8 @@ upstream_fail(struct upstream_conn *u, const char *reason, const char *err_reply
     bool was_up = u->state == UPSTREAM_UP;
 
     snprintf(u->last_error, sizeof(u->last_error), "%s", reason);
-    snprintf(u->down_reply, sizeof(u->down_reply),
-             "-ERR upstream %s unavailable: %s\r\n", u->pool->addr, reason);
+    snprintf(u->down_reply, sizeof(u->down_reply), "-ERR upstream %s unavailable: %s\r\n",
+             u->pool->addr, reason);
     u->state = UPSTREAM_DOWN;
     upstream_close_io(u);
     if (u->pinned)
@@ -306,7 +309,8 @@ upstream_scan(struct upstream_conn *u, struct evbuffer *in, size_t *used_in)
         from = &at;
     }
     int n = evbuffer_peek(in, -1, from, NULL, 0), rc = 0;
-    struct evbuffer_iovec *vec = n <= UPSTREAM_PEEK_VECS ? stackv : bw_malloc(sizeof(*vec) * (size_t)n);
+    struct evbuffer_iovec *vec = n <= UPSTREAM_PEEK_VECS ? stackv
+                                                         : bw_malloc(sizeof(*vec) * (size_t)n);
     n = evbuffer_peek(in, -1, from, vec, n);
     *used_in = 0;
     for (int i = 0; i < n && rc == 0; i++) {
@@ -452,8 +456,8 @@ upstream_info_cb(void *privdata, struct evbuffer *reply, size_t len, const char 
         if (v != NULL) {
             v += 14;
             size_t l = strcspn(v, "\r\n");
-            snprintf(u->pool->px->upstream_version, sizeof(u->pool->px->upstream_version),
-                     "%.*s", (int)BW_MIN(l, 31), v);
+            snprintf(u->pool->px->upstream_version, sizeof(u->pool->px->upstream_version), "%.*s",
+                     (int)BW_MIN(l, 31), v);
         }
     }
     reply_node_free(n);
@@ -521,7 +525,8 @@ upstream_client_id_cb(void *privdata, struct evbuffer *reply, size_t len, const 
     (void)err;
     if (reply == NULL)
         return;
-    struct reply_node *n = reply_parse((const char *)evbuffer_pullup(reply, (ev_ssize_t)len), len);
+    struct reply_node *n =
+        reply_parse((const char *)evbuffer_pullup(reply, (ev_ssize_t)len), len);
     if (n != NULL && n->type == ':' && n->integer > 0)
         u->redis_id = (uint64_t)n->integer;
     reply_node_free(n);
@@ -588,9 +593,8 @@ upstream_learn_entry(struct cmd_table *t, struct cmd_info *parent, const struct 
     const char *bar = memchr(name, '|', nlen);
     struct cmd_info *ci;
     if (parent != NULL && bar != NULL) {
-        ci = cmd_info_add_sub(parent, bar + 1, nlen - (size_t)(bar + 1 - name),
-                              (int)f[1].integer, flags, (int)f[3].integer,
-                              (int)f[4].integer, (int)f[5].integer);
+        ci = cmd_info_add_sub(parent, bar + 1, nlen - (size_t)(bar + 1 - name), (int)f[1].integer,
+                              flags, (int)f[3].integer, (int)f[4].integer, (int)f[5].integer);
     } else {
         ci = cmd_table_add(t, name, nlen, (int)f[1].integer, flags, (int)f[3].integer,
                            (int)f[4].integer, (int)f[5].integer);
@@ -739,8 +743,8 @@ upstream_send_db(struct upstream_conn *u, int db, const char *cmd, size_t len,
 }
 
 int
-upstream_send(struct upstream_conn *u, const char *cmd, size_t len,
-              upstream_reply_fn *fn, void *privdata, const char **err)
+upstream_send(struct upstream_conn *u, const char *cmd, size_t len, upstream_reply_fn *fn,
+              void *privdata, const char **err)
 {
     u->requests++;
     cmdstats_answered(&u->pool->px->cmdstats, CMDSTATS_BY_UPSTREAM);
@@ -842,8 +846,7 @@ upstream_pool_free(struct upstream_pool *pool)
     for (int i = 0; i < 2 * pool->nconns; i++) {
         struct upstream_conn *u = &pool->conns[i];
         char err[512];
-        snprintf(err, sizeof(err), "-ERR upstream %s: bulwark is shutting down\r\n",
-                 pool->addr);
+        snprintf(err, sizeof(err), "-ERR upstream %s: bulwark is shutting down\r\n", pool->addr);
         netio_free(u->io);
         u->io = NULL;
         u->state = UPSTREAM_DOWN;
@@ -938,15 +941,13 @@ upstream_pool_info(const struct upstream_pool *pool, struct evbuffer *out)
                         "upstream_databases:%d\r\n"
                         "upstream_db_switches:%llu\r\n"
                         "upstream_last_error:%s\r\n",
-                        pool->addr, pool->px->upstream_version,
-                        upstream_state_names[u0->state], pool->nconns,
-                        (unsigned long long)up, (unsigned long long)reconnects,
+                        pool->addr, pool->px->upstream_version, upstream_state_names[u0->state],
+                        pool->nconns, (unsigned long long)up, (unsigned long long)reconnects,
                         (unsigned long long)upstream_pool_inflight(pool),
                         (unsigned long long)reqs, (unsigned long long)errs,
                         (unsigned long long)replies, (unsigned long long)timeouts,
-                        (unsigned long long)(rtt / (uint64_t)pool->nconns),
-                        pool->px->databases, (unsigned long long)pool->db_switches,
-                        u0->last_error);
+                        (unsigned long long)(rtt / (uint64_t)pool->nconns), pool->px->databases,
+                        (unsigned long long)pool->db_switches, u0->last_error);
 }
 
 void
@@ -1034,8 +1035,8 @@ upstream_pool_cron(struct upstream_pool *pool, uint64_t now_ms)
             u->timeouts++;
             snprintf(reason, sizeof(reason), "request timed out after %llu ms",
                      (unsigned long long)cfg->upstream_timeout_ms);
-            snprintf(err, sizeof(err), "-ERR upstream %s timed out after %llu ms\r\n",
-                     pool->addr, (unsigned long long)cfg->upstream_timeout_ms);
+            snprintf(err, sizeof(err), "-ERR upstream %s timed out after %llu ms\r\n", pool->addr,
+                     (unsigned long long)cfg->upstream_timeout_ms);
             upstream_fail(u, reason, err);
         }
     }

@@ -93,8 +93,8 @@ void upstream_conn_set_proto(struct upstream_conn *u, int proto);
  * Returns BW_OK, or BW_ERR without calling fn when u is DOWN; then *err
  * points to the error reply to send (static until the next state change).
  */
-int upstream_send(struct upstream_conn *u, const char *cmd, size_t len,
-                  upstream_reply_fn *fn, void *privdata, const char **err);
+int upstream_send(struct upstream_conn *u, const char *cmd, size_t len, upstream_reply_fn *fn,
+                  void *privdata, const char **err);
 
 /*
  * upstream_send() in database db: when u is in another one, a SELECT db is

@@ -19,14 +19,13 @@
  * Abort with file:line and the failed condition. Never compiled out; the
  * condition must have no side effects.
  */
-#define BW_ASSERT(cond)                                                        \
-    do {                                                                       \
-        if (!(cond))                                                           \
-            bw_assert_fail(#cond, __FILE__, __LINE__);                         \
+#define BW_ASSERT(cond)                                \
+    do {                                               \
+        if (!(cond))                                   \
+            bw_assert_fail(#cond, __FILE__, __LINE__); \
     } while (0)
 
-void bw_assert_fail(const char *cond, const char *file, int line)
-    __attribute__((noreturn));
+void bw_assert_fail(const char *cond, const char *file, int line) __attribute__((noreturn));
 
 /*
  * Allocation wrappers. Out of memory is a bug here (every buffer and queue

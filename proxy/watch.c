@@ -27,11 +27,11 @@
 #define WATCH_BACKOFF_MAX_MS 2000
 #define WATCH_STALE_CHECK_MS 10000 /* staleness check (INFO keyspace) period */
 #define WATCH_CHANNEL "__redis__:invalidate"
-#define WATCH_SYNC_MAX_READS 64    /* hiredis reads (16 KB each) per watch_sync() */
+#define WATCH_SYNC_MAX_READS 64 /* hiredis reads (16 KB each) per watch_sync() */
 
 struct watch {
-    struct proxy *px;               /* borrowed */
-    char host[256];                 /* the node watched (the upstream, or a cluster master) */
+    struct proxy *px; /* borrowed */
+    char host[256];   /* the node watched (the upstream, or a cluster master) */
     int port;
     enum watch_state state;         /* see watch.h */
     redisAsyncContext *sub;         /* subscriber (hiredis owns; we clear on disconnect) */
@@ -101,8 +101,8 @@ watch_new_filter(const struct watch *w)
 {
     char err[256];
     const struct cfg *cfg = &w->px->cfg;
-    struct bloom *b = bloom_new((uint64_t)cfg->bloom_capacity, cfg->bloom_error_rate, true, err,
-                                sizeof(err));
+    struct bloom *b =
+        bloom_new((uint64_t)cfg->bloom_capacity, cfg->bloom_error_rate, true, err, sizeof(err));
     if (b == NULL) {
         log_warn("bloom: cannot create the filter: %s", err);
         abort();
@@ -141,7 +141,8 @@ watch_reset_cb(evutil_socket_t fd, short what, void *arg)
     w->building = NULL;
     if (w->px->shutting_down)
         return;
-    struct timeval tv = {(time_t)(w->backoff_ms / 1000), (suseconds_t)(w->backoff_ms % 1000) * 1000};
+    struct timeval tv = {(time_t)(w->backoff_ms / 1000),
+                         (suseconds_t)(w->backoff_ms % 1000) * 1000};
     evtimer_add(w->retry_ev, &tv);
     w->backoff_ms = BW_MIN(w->backoff_ms * 2, WATCH_BACKOFF_MAX_MS);
 }
@@ -488,8 +489,9 @@ watch_tracking_cb(redisAsyncContext *ac, void *r, void *tag)
     if (reply->type == REDIS_REPLY_ERROR) {
         w->tracking_refused = true;
         log_warn("bloom: CLIENT TRACKING refused upstream (%s): %s", reply->str,
-                 w->px->cfg.bloom_trust_writes ? "trusting writes through bulwark (bloom-trust-writes)"
-                                               : "gate stays open");
+                 w->px->cfg.bloom_trust_writes
+                     ? "trusting writes through bulwark (bloom-trust-writes)"
+                     : "gate stays open");
         if (!w->px->cfg.bloom_trust_writes) {
             w->state = WATCH_OPEN;
             return;

@@ -104,8 +104,7 @@ LLVMFuzzerInitialize(int *argc, char ***argv)
         snprintf(f->text, sizeof(f->text), "include d%02d.conf\n", i + 1);
     }
     for (size_t i = 0; i < BW_ARRAY_LEN(fuzz_files); i++)
-        fuzz_write(fuzz_files[i].name, fuzz_files[i].text,
-                   strlen(fuzz_files[i].text));
+        fuzz_write(fuzz_files[i].name, fuzz_files[i].text, strlen(fuzz_files[i].text));
     return 0;
 }
 
@@ -113,9 +112,9 @@ LLVMFuzzerInitialize(int *argc, char ***argv)
 
 /* What the parser will see on each line of an input. */
 struct fuzz_lines {
-    size_t count;   /* lines, as the parser numbers them */
-    bool include;   /* some line is an include */
-    bool escape;    /* some include path has a '/' (or a NUL) */
+    size_t count; /* lines, as the parser numbers them */
+    bool include; /* some line is an include */
+    bool escape;  /* some include path has a '/' (or a NUL) */
 };
 
 /* Start of line n (1-based) of text, which has that many lines. */
@@ -151,8 +150,7 @@ fuzz_is_include(const char *p, bool *escape)
     int argc = cfg_split_line(line, &argv, &lens);
     bool inc = argc >= 1 && strcasecmp(argv[0], "include") == 0;
 
-    if (inc && argc == 2 &&
-        (strchr(argv[1], '/') != NULL || strlen(argv[1]) != lens[1]))
+    if (inc && argc == 2 && (strchr(argv[1], '/') != NULL || strlen(argv[1]) != lens[1]))
         *escape = true;
     if (argc >= 0) {
         cfg_free_words(argv, (size_t)argc);
@@ -273,8 +271,7 @@ fuzz_check_error(const char *err, const char *top, const char *text)
     BW_ASSERT(colon != NULL && colon > err);
     line = strtol(colon + 1, &end, 10);
     BW_ASSERT(end > colon + 1 && end[0] == ':' && end[1] == ' ' && end[2] != '\0');
-    if ((size_t)(colon - err) == strlen(top) &&
-        strncmp(err, top, strlen(top)) == 0) {
+    if ((size_t)(colon - err) == strlen(top) && strncmp(err, top, strlen(top)) == 0) {
         file_text = text;
     } else {
         file_text = fuzz_file_text(err, (size_t)(colon - err));
@@ -324,8 +321,7 @@ fuzz_check_roundtrip(const struct cfg *c)
  * nothing).
  */
 static void
-fuzz_check_prefix(const struct cfg *failed, const char *text, long line,
-                  bool files)
+fuzz_check_prefix(const struct cfg *failed, const char *text, long line, bool files)
 {
     const char *p = fuzz_line_start(text, line);
     char *prefix, err[FUZZ_ERRLEN];
@@ -362,8 +358,8 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     }
     rc = fuzz_load(&c, text, lines.include, err);
     if (fuzz_verbose)
-        fprintf(stderr, "fuzz_config: %s%s\n", rc == CFG_OK ? "ok" : "error: ",
-                rc == CFG_OK ? "" : err);
+        fprintf(stderr, "fuzz_config: %s%s\n",
+                rc == CFG_OK ? "ok" : "error: ", rc == CFG_OK ? "" : err);
     if (rc == CFG_OK) {
         fuzz_check_roundtrip(&c);
     } else {

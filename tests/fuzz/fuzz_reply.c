@@ -73,8 +73,7 @@ fuzz_ref_int(const char *s, size_t n, long long *out)
 {
     char tmp[32], *end;
 
-    if (n == 0 || n >= sizeof(tmp) || strchr("+-0123456789", s[0]) == NULL ||
-        s[0] == '\0')
+    if (n == 0 || n >= sizeof(tmp) || strchr("+-0123456789", s[0]) == NULL || s[0] == '\0')
         return false;
     memcpy(tmp, s, n);
     tmp[n] = '\0';
@@ -158,8 +157,9 @@ fuzz_check_tree(const struct reply_node *n, const char *buf, size_t len)
     if (fuzz_is_bulk(n->type) && !n->nil)
         BW_ASSERT(n->integer >= 0 && (uint64_t)n->integer == n->len);
     if (fuzz_is_agg(n->type) && !n->nil) {
-        uint64_t want = n->type == '%' ? 2 * (uint64_t)n->integer
-                        : n->type == '|' ? 2 * (uint64_t)n->integer + 1 : (uint64_t)n->integer;
+        uint64_t want = n->type == '%'   ? 2 * (uint64_t)n->integer
+                        : n->type == '|' ? 2 * (uint64_t)n->integer + 1
+                                         : (uint64_t)n->integer;
         BW_ASSERT(n->integer >= 0 && n->nelems == want && (n->nelems > 0) == (n->elems != NULL));
         for (size_t i = 0; i < n->nelems; i++)
             fuzz_check_tree(&n->elems[i], buf, len);
@@ -183,8 +183,7 @@ fuzz_encode(struct fuzz_buf *b, const struct reply_node *n)
     } else if (fuzz_is_bulk(n->type)) {
         hl = snprintf(head, sizeof(head), "%c%zu\r\n", n->type, n->len);
     } else if (fuzz_is_agg(n->type) || n->type == ':') {
-        hl = snprintf(head, sizeof(head), "%c%lld\r\n", n->type,
-                      (long long)n->integer);
+        hl = snprintf(head, sizeof(head), "%c%lld\r\n", n->type, (long long)n->integer);
     } else {
         fuzz_put(b, &n->type, 1);
         fuzz_put(b, n->str, n->len);

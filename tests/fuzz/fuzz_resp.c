@@ -34,9 +34,8 @@ fuzz_log_put(struct fuzz_log *l, const void *p, size_t n)
 
 /* Check one request against the API's promises and log it. */
 static void
-fuzz_check_request(struct fuzz_log *l, const char *buf, size_t len,
-                   size_t consumed, const struct resp_request *req,
-                   uint64_t max_bulk)
+fuzz_check_request(struct fuzz_log *l, const char *buf, size_t len, size_t consumed,
+                   const struct resp_request *req, uint64_t max_bulk)
 {
     int i;
 
@@ -61,8 +60,7 @@ fuzz_check_request(struct fuzz_log *l, const char *buf, size_t len,
 
 /* Parse all pending bytes in *c (len *clen); drop what was consumed. */
 static int
-fuzz_drain(struct resp_parser *p, char **c, size_t *clen, struct fuzz_log *l,
-           uint64_t max_bulk)
+fuzz_drain(struct resp_parser *p, char **c, size_t *clen, struct fuzz_log *l, uint64_t max_bulk)
 {
     for (;;) {
         struct resp_request req;
@@ -72,8 +70,7 @@ fuzz_drain(struct resp_parser *p, char **c, size_t *clen, struct fuzz_log *l,
 
         if (rc == RESP_ERR) {
             const char *e = resp_parser_error(p);
-            BW_ASSERT(e != NULL &&
-                      strncmp(e, "-ERR Protocol error: ", 21) == 0);
+            BW_ASSERT(e != NULL && strncmp(e, "-ERR Protocol error: ", 21) == 0);
             BW_ASSERT(strcmp(e + strlen(e) - 2, "\r\n") == 0);
             BW_ASSERT(resp_parse(p, *c, *clen, &consumed, &req) == RESP_ERR);
             fuzz_log_put(l, e, strlen(e));
@@ -98,8 +95,8 @@ fuzz_drain(struct resp_parser *p, char **c, size_t *clen, struct fuzz_log *l,
 
 /* Feed data in chunks of `step` bytes after the first `first` bytes. */
 static struct fuzz_log
-fuzz_feed(const char *data, size_t size, size_t first, size_t step,
-          bool authenticated, uint64_t max_bulk)
+fuzz_feed(const char *data, size_t size, size_t first, size_t step, bool authenticated,
+          uint64_t max_bulk)
 {
     struct resp_parser *p = resp_parser_new();
     struct fuzz_log l = {NULL, 0, 0};
@@ -153,14 +150,11 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     cut = data[1] % (size - 1) + 1;
     data += 2;
     size -= 2;
-    whole = fuzz_feed((const char *)data, size, 0, size ? size : 1,
-                      authenticated, max_bulk);
-    split = fuzz_feed((const char *)data, size, cut, size ? size : 1,
-                      authenticated, max_bulk);
+    whole = fuzz_feed((const char *)data, size, 0, size ? size : 1, authenticated, max_bulk);
+    split = fuzz_feed((const char *)data, size, cut, size ? size : 1, authenticated, max_bulk);
     fuzz_same(&whole, &split);
     if (size <= 4096) {
-        bytes =
-            fuzz_feed((const char *)data, size, 0, 1, authenticated, max_bulk);
+        bytes = fuzz_feed((const char *)data, size, 0, 1, authenticated, max_bulk);
         fuzz_same(&whole, &bytes);
         bw_free(bytes.s);
     }

@@ -51,8 +51,8 @@ static struct {
     bool ready;                           /* harness_init() ran */
     char tmpdir[256];                     /* private temp dir, "" when none */
     pid_t children[HARNESS_MAX_CHILDREN]; /* running children, 0 = free */
-    bool fallback_noted; /* the redis-vs-redis notice was printed */
-    unsigned bad_stops;  /* bulwark stops that failed (exit != 0) */
+    bool fallback_noted;                  /* the redis-vs-redis notice was printed */
+    unsigned bad_stops;                   /* bulwark stops that failed (exit != 0) */
 } hs;
 
 /* ---- small helpers ----------------------------------------------------- */
@@ -145,8 +145,7 @@ harness_atexit(void)
 static void
 watchdog_fire(int sig)
 {
-    static const char msg[] =
-        "harness: watchdog expired, killing children and failing\n";
+    static const char msg[] = "harness: watchdog expired, killing children and failing\n";
     (void)sig;
     ssize_t w = write(STDERR_FILENO, msg, sizeof(msg) - 1);
     (void)w;
@@ -181,8 +180,7 @@ harness_init(unsigned watchdog_s)
         base = "/tmp";
     snprintf(hs.tmpdir, sizeof(hs.tmpdir), "%s/bulwark-test.XXXXXX", base);
     if (mkdtemp(hs.tmpdir) == NULL) {
-        fprintf(stderr, "harness: mkdtemp %s: %s\n", hs.tmpdir,
-                strerror(errno));
+        fprintf(stderr, "harness: mkdtemp %s: %s\n", hs.tmpdir, strerror(errno));
         exit(1);
     }
     atexit(harness_atexit);
@@ -202,8 +200,7 @@ int
 harness_finish(int rc)
 {
     if (rc == 0 && hs.bad_stops > 0) {
-        fprintf(stderr, "harness: %u bulwark stop(s) failed outside a test\n",
-                hs.bad_stops);
+        fprintf(stderr, "harness: %u bulwark stop(s) failed outside a test\n", hs.bad_stops);
         return 1;
     }
     return rc;
@@ -308,8 +305,7 @@ harness_buf_free(struct harness_buf *b)
 }
 
 void
-harness_buf_argv(struct harness_buf *b, int argc, const char *const *argv,
-                 const size_t *lens)
+harness_buf_argv(struct harness_buf *b, int argc, const char *const *argv, const size_t *lens)
 {
     harness_buf_printf(b, "*%d\r\n", argc);
     for (int i = 0; i < argc; i++) {
@@ -343,8 +339,7 @@ split_dquoted(const char *p, struct harness_buf *arg)
     for (;;) {
         if (*p == '\0')
             return NULL;
-        if (p[0] == '\\' && p[1] == 'x' && hex_val(p[2]) >= 0 &&
-            hex_val(p[3]) >= 0) {
+        if (p[0] == '\\' && p[1] == 'x' && hex_val(p[2]) >= 0 && hex_val(p[3]) >= 0) {
             char c = (char)(hex_val(p[2]) * 16 + hex_val(p[3]));
             harness_buf_append(arg, &c, 1);
             p += 4;
@@ -512,8 +507,7 @@ harness_conn_open(const struct harness_server *s)
 {
     struct harness_conn *c = harness_conn_open_addr(s->host, s->port);
     if (c == NULL)
-        fail_msg("harness: connect to %s: %s", harness_server_name(s),
-                 strerror(errno));
+        fail_msg("harness: connect to %s: %s", harness_server_name(s), strerror(errno));
     return c;
 }
 
@@ -608,8 +602,8 @@ harness_conn_send(struct harness_conn *c, const void *p, size_t n, size_t chunk)
             pfd.events |= POLLIN;
         int left = remaining_ms(deadline);
         if (left == 0)
-            fail_msg("harness: send stalled for %d ms at byte %zu of %zu",
-                     HARNESS_TIMEOUT_MS, off, n);
+            fail_msg("harness: send stalled for %d ms at byte %zu of %zu", HARNESS_TIMEOUT_MS,
+                     off, n);
         if (poll(&pfd, 1, left) > 0 && (pfd.revents & POLLIN))
             conn_fill(c, 0);
     }
@@ -622,8 +616,7 @@ harness_conn_send_str(struct harness_conn *c, const char *s)
 }
 
 enum harness_read
-harness_conn_read_reply(struct harness_conn *c, int timeout_ms,
-                        struct harness_buf *out)
+harness_conn_read_reply(struct harness_conn *c, int timeout_ms, struct harness_buf *out)
 {
     struct reply_scan *r = c->reader;
     uint64_t deadline = bw_now_ms() + (uint64_t)timeout_ms;
@@ -654,16 +647,14 @@ harness_conn_read_reply(struct harness_conn *c, int timeout_ms,
         if (left == 0 || conn_fill(c, left) < 0) {
             /* Show the partial reply but keep it for a later read. */
             if (out != NULL)
-                harness_buf_append(out, c->in.data + (c->in_done - c->in_base),
-                                   end - c->in_done);
+                harness_buf_append(out, c->in.data + (c->in_done - c->in_base), end - c->in_done);
             return HARNESS_READ_TIMEOUT;
         }
     }
 }
 
 enum harness_read
-harness_conn_read_eof(struct harness_conn *c, int timeout_ms,
-                      struct harness_buf *extra)
+harness_conn_read_eof(struct harness_conn *c, int timeout_ms, struct harness_buf *extra)
 {
     uint64_t deadline = bw_now_ms() + (uint64_t)timeout_ms;
     for (;;) {
@@ -722,8 +713,7 @@ harness_conn_pipeline(struct harness_conn *c, const char *req, const char *const
 }
 
 bool
-harness_conn_roundtrip(struct harness_conn *c, const char *req,
-                       const char *expect)
+harness_conn_roundtrip(struct harness_conn *c, const char *req, const char *expect)
 {
     return harness_conn_pipeline(c, req, &expect, 1);
 }
@@ -736,8 +726,7 @@ harness_server_name(const struct harness_server *s)
     static char names[4][96]; /* a few names per message */
     static unsigned next;
     char *n = names[next++ % 4];
-    snprintf(n, sizeof(names[0]), "%s%s %s:%d",
-             s->kind == HARNESS_BULWARK ? "bulwark" : "redis",
+    snprintf(n, sizeof(names[0]), "%s%s %s:%d", s->kind == HARNESS_BULWARK ? "bulwark" : "redis",
              s->attached ? " (attached)" : "", s->host, s->port);
     return n;
 }
@@ -836,8 +825,7 @@ server_exec(struct harness_server *s)
         prctl(PR_SET_PDEATHSIG, SIGKILL);
         int null = open("/dev/null", O_RDONLY);
         int out = open(s->out_path, O_WRONLY | O_CREAT | O_APPEND, 0644);
-        if (null < 0 || out < 0 || dup2(null, 0) < 0 || dup2(out, 1) < 0 ||
-            dup2(out, 2) < 0)
+        if (null < 0 || out < 0 || dup2(null, 0) < 0 || dup2(out, 1) < 0 || dup2(out, 2) < 0)
             _exit(126);
         /* The server inherits none of our sockets: a connection a test
          * closes must reach its peer, and descriptor counts stay its own. */
@@ -864,12 +852,11 @@ server_wait_ready(struct harness_server *s)
         if (waitpid(s->pid, &status, WNOHANG) == s->pid) {
             child_untrack(s->pid);
             s->pid = 0;
-            if (file_contains(s->log_path, "in use") ||
-                file_contains(s->out_path, "in use"))
+            if (file_contains(s->log_path, "in use") || file_contains(s->out_path, "in use"))
                 return 1;
             harness_print_log_tail(s, 30);
-            fail_msg("harness: %s exited during start-up (status 0x%x)",
-                     harness_server_name(s), status);
+            fail_msg("harness: %s exited during start-up (status 0x%x)", harness_server_name(s),
+                     status);
         }
         struct harness_conn *c = harness_conn_open_addr(s->host, s->port);
         if (c != NULL) {
@@ -882,8 +869,8 @@ server_wait_ready(struct harness_server *s)
         if (remaining_ms(deadline) == 0) {
             kill(s->pid, SIGKILL);
             harness_print_log_tail(s, 30);
-            fail_msg("harness: %s did not answer PING within %d ms",
-                     harness_server_name(s), HARNESS_TIMEOUT_MS);
+            fail_msg("harness: %s did not answer PING within %d ms", harness_server_name(s),
+                     HARNESS_TIMEOUT_MS);
         }
         harness_sleep_ms(10);
     }
@@ -898,30 +885,20 @@ server_argv(struct harness_server *s, const char *const *extra)
     char port[16], upstream[32];
 
     snprintf(port, sizeof(port), "%d", s->port);
-    snprintf(s->log_path, sizeof(s->log_path), "%s/%s-%d.log", tmp, name,
-             s->port);
-    snprintf(s->out_path, sizeof(s->out_path), "%s/%s-%d.out", tmp, name,
-             s->port);
+    snprintf(s->log_path, sizeof(s->log_path), "%s/%s-%d.log", tmp, name, s->port);
+    snprintf(s->out_path, sizeof(s->out_path), "%s/%s-%d.out", tmp, name, s->port);
     argv_free(s->argv);
     if (s->kind == HARNESS_REDIS) {
-        const char *fixed[] = {
-            "redis-server", "--port",    port,        "--bind",
-            "127.0.0.1",    "--save",    "",          "--appendonly",
-            "no",           "--dir",     tmp,         "--daemonize",
-            "no",           "--logfile", s->log_path, NULL};
+        const char *fixed[] = {"redis-server", "--port",    port,        "--bind",
+                               "127.0.0.1",    "--save",    "",          "--appendonly",
+                               "no",           "--dir",     tmp,         "--daemonize",
+                               "no",           "--logfile", s->log_path, NULL};
         s->argv = argv_build(fixed, extra);
     } else {
         snprintf(upstream, sizeof(upstream), "127.0.0.1:%d", s->upstream_port);
-        const char *fixed[] = {getenv("BULWARK_BIN"),
-                               "--port",
-                               port,
-                               "--upstream",
-                               upstream,
-                               "--loglevel",
-                               "notice",
-                               "--logfile",
-                               s->log_path,
-                               NULL};
+        const char *fixed[] =
+            {getenv("BULWARK_BIN"), "--port", port,        "--upstream", upstream,
+             "--loglevel",          "notice", "--logfile", s->log_path,  NULL};
         s->argv = argv_build(fixed, extra);
     }
 }
@@ -937,8 +914,8 @@ server_launch(struct harness_server *s, const char *const *extra)
         if (server_wait_ready(s) == 0)
             return;
         if (attempt == HARNESS_START_TRIES)
-            fail_msg("harness: %s: port taken %d times, giving up",
-                     harness_server_name(s), attempt);
+            fail_msg("harness: %s: port taken %d times, giving up", harness_server_name(s),
+                     attempt);
     }
 }
 
@@ -953,8 +930,7 @@ server_attach(enum harness_kind kind, const char *var)
     s->kind = kind;
     s->attached = true;
     const char *colon = strrchr(v, ':');
-    if (colon == NULL || (size_t)(colon - v) >= sizeof(s->host) ||
-        atoi(colon + 1) <= 0)
+    if (colon == NULL || (size_t)(colon - v) >= sizeof(s->host) || atoi(colon + 1) <= 0)
         fail_msg("harness: %s must be host:port, not \"%s\"", var, v);
     memcpy(s->host, v, (size_t)(colon - v));
     s->port = atoi(colon + 1);
@@ -1072,10 +1048,9 @@ harness_redis_stop(struct harness_server *s)
     int status = server_terminate(s, SIGTERM, &killed);
     bool clean = !killed && WIFEXITED(status) && WEXITSTATUS(status) == 0;
     if (!clean) {
-        fprintf(stderr, "harness: %s %s (status 0x%x: %s %d)\n",
-                harness_server_name(s),
-                killed ? "ignored SIGTERM and was killed" : "did not exit 0",
-                status, WIFSIGNALED(status) ? "signal" : "exit code",
+        fprintf(stderr, "harness: %s %s (status 0x%x: %s %d)\n", harness_server_name(s),
+                killed ? "ignored SIGTERM and was killed" : "did not exit 0", status,
+                WIFSIGNALED(status) ? "signal" : "exit code",
                 WIFSIGNALED(status) ? WTERMSIG(status) : WEXITSTATUS(status));
         harness_print_log_tail(s, 40);
     }
@@ -1100,8 +1075,7 @@ void
 harness_redis_kill(struct harness_server *s)
 {
     if (s->attached) {
-        fprintf(stderr, "harness: cannot kill attached %s: skipped\n",
-                harness_server_name(s));
+        fprintf(stderr, "harness: cannot kill attached %s: skipped\n", harness_server_name(s));
         skip();
     }
     if (s->pid != 0) {
@@ -1114,8 +1088,7 @@ void
 harness_redis_restart(struct harness_server *s)
 {
     if (s->attached) {
-        fprintf(stderr, "harness: cannot restart attached %s: skipped\n",
-                harness_server_name(s));
+        fprintf(stderr, "harness: cannot restart attached %s: skipped\n", harness_server_name(s));
         skip();
     }
     if (s->pid != 0) {
@@ -1129,8 +1102,7 @@ harness_redis_restart(struct harness_server *s)
         if (server_wait_ready(s) == 0)
             return;
         if (remaining_ms(deadline) == 0)
-            fail_msg("harness: %s: port still taken on restart",
-                     harness_server_name(s));
+            fail_msg("harness: %s: port still taken on restart", harness_server_name(s));
         harness_sleep_ms(50);
     }
 }
@@ -1175,8 +1147,8 @@ side_free(struct side *sd)
  * reply index quick_from on (and the final one) wait only HARNESS_CLOSE_MS.
  */
 static void
-side_run(struct harness_conn *c, const struct harness_script *sc, size_t limit,
-         size_t quick_from, struct side *sd)
+side_run(struct harness_conn *c, const struct harness_script *sc, size_t limit, size_t quick_from,
+         struct side *sd)
 {
     memset(sd, 0, sizeof(*sd));
     sd->ends = bw_calloc(limit + 1, sizeof(size_t));
@@ -1230,8 +1202,8 @@ first_diff(const char *a, size_t alen, const char *b, size_t blen)
 
 /* Print the first difference of two sides; false when there is one. */
 static bool
-sides_compare(const struct side *a, const struct side *b,
-              const struct harness_script *sc, const char *an, const char *bn)
+sides_compare(const struct side *a, const struct side *b, const struct harness_script *sc,
+              const char *an, const char *bn)
 {
     struct harness_buf msg = {0};
     size_t common = a->n < b->n ? a->n : b->n;
@@ -1240,22 +1212,19 @@ sides_compare(const struct side *a, const struct side *b,
         size_t al = a->ends[i] - as, bl = b->ends[i] - bs;
         if (al == bl && memcmp(a->raw.data + as, b->raw.data + bs, al) == 0)
             continue;
-        harness_buf_printf(&msg, "MISMATCH at reply #%zu of %zu", i,
-                           sc->nreplies);
+        harness_buf_printf(&msg, "MISMATCH at reply #%zu of %zu", i, sc->nreplies);
         if (sc->labels != NULL)
             harness_buf_printf(&msg, " (%s)", sc->labels[i]);
-        harness_buf_printf(
-            &msg, ", first difference at byte %zu:\n",
-            first_diff(a->raw.data + as, al, b->raw.data + bs, bl));
+        harness_buf_printf(&msg, ", first difference at byte %zu:\n",
+                           first_diff(a->raw.data + as, al, b->raw.data + bs, bl));
         describe(&msg, an, a->raw.data + as, al, NULL);
         describe(&msg, bn, b->raw.data + bs, bl, NULL);
         goto differ;
     }
     if (a->n != b->n || a->fin != b->fin ||
-        (a->checked && (a->tail.len != b->tail.len ||
-                        memcmp(a->tail.data, b->tail.data, a->tail.len)))) {
-        harness_buf_printf(&msg, "MISMATCH after %zu equal replies of %zu",
-                           common, sc->nreplies);
+        (a->checked &&
+         (a->tail.len != b->tail.len || memcmp(a->tail.data, b->tail.data, a->tail.len)))) {
+        harness_buf_printf(&msg, "MISMATCH after %zu equal replies of %zu", common, sc->nreplies);
         if (sc->labels != NULL && common < sc->nreplies)
             harness_buf_printf(&msg, " (next: %s)", sc->labels[common]);
         harness_buf_puts(&msg, ":\n");
@@ -1264,12 +1233,10 @@ sides_compare(const struct side *a, const struct side *b,
         for (int k = 0; k < 2; k++) {
             if (sd[k]->n > common) {
                 size_t s = common ? sd[k]->ends[common - 1] : 0;
-                describe(&msg, nm[k], sd[k]->raw.data + s,
-                         sd[k]->ends[common] - s, "reply");
+                describe(&msg, nm[k], sd[k]->raw.data + s, sd[k]->ends[common] - s, "reply");
             } else {
                 describe(&msg, nm[k], sd[k]->tail.data, sd[k]->tail.len,
-                         sd[k]->n == sc->nreplies &&
-                                 sd[k]->fin == HARNESS_READ_REPLY
+                         sd[k]->n == sc->nreplies && sd[k]->fin == HARNESS_READ_REPLY
                              ? "probe answered"
                              : read_name(sd[k]->fin));
             }
@@ -1311,8 +1278,7 @@ harness_same_replies_on(struct harness_conn *ref, struct harness_conn *sub,
 }
 
 bool
-harness_same_replies(const struct harness_server *ref,
-                     const struct harness_server *sub,
+harness_same_replies(const struct harness_server *ref, const struct harness_server *sub,
                      const struct harness_script *sc)
 {
     struct harness_conn *a = harness_conn_open(ref);
@@ -1346,14 +1312,15 @@ harness_wait_gate(const struct harness_server *b)
     while (!harness_info_field(b, "bloom", "bloom_state", v, sizeof(v)) ||
            strcmp(v, "active") != 0) {
         if (bw_now_ms() - t0 > 20000)
-            fail_msg("%s: bloom_state is \"%s\", not active, after 20 s", harness_server_name(b), v);
+            fail_msg("%s: bloom_state is \"%s\", not active, after 20 s", harness_server_name(b),
+                     v);
         usleep(10 * 1000);
     }
 }
 
 bool
-harness_info_field(const struct harness_server *s, const char *section,
-                   const char *name, char *out, size_t outlen)
+harness_info_field(const struct harness_server *s, const char *section, const char *name,
+                   char *out, size_t outlen)
 {
     char want[128];
     bool found = false;

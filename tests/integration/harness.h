@@ -76,12 +76,12 @@ struct harness_conn {
     int fd;                /* owned socket, TCP_NODELAY, non-blocking */
     struct harness_buf in; /* received bytes from absolute offset in_base */
     size_t in_base;        /* absolute stream offset of in.data[0] */
-    size_t in_done;    /* absolute offset up to which replies were returned */
-    void *reader;      /* owned struct reply_scan (proxy/reply.c, RESP2 and RESP3):
+    size_t in_done;        /* absolute offset up to which replies were returned */
+    void *reader;          /* owned struct reply_scan (proxy/reply.c, RESP2 and RESP3):
                           finds where each reply ends */
-    size_t scanned;    /* absolute offset up to which bytes were scanned */
-    bool eof;          /* the peer closed its side */
-    bool write_closed; /* a send failed with EPIPE/ECONNRESET */
+    size_t scanned;        /* absolute offset up to which bytes were scanned */
+    bool eof;              /* the peer closed its side */
+    bool write_closed;     /* a send failed with EPIPE/ECONNRESET */
 };
 
 /* One request script replayed against a server (see harness_same_replies). */
@@ -174,16 +174,14 @@ void harness_redis_restart(struct harness_server *s);
  * when args are given). Without either, skips the test.
  * The caller owns the result: harness_bulwark_stop().
  */
-struct harness_server *harness_bulwark_start(int upstream_port,
-                                             const char *const *args);
+struct harness_server *harness_bulwark_start(int upstream_port, const char *const *args);
 
 /*
  * The server under test of a differential test: bulwark (as
  * harness_bulwark_start()) when there is one, else a second private
  * redis-server started with args, which must then be valid for redis too.
  */
-struct harness_server *harness_subject_start(int upstream_port,
-                                             const char *const *args);
+struct harness_server *harness_subject_start(int upstream_port, const char *const *args);
 
 /* Same as harness_redis_stop(); reads better for bulwark. */
 void harness_bulwark_stop(struct harness_server *s);
@@ -206,12 +204,11 @@ redisContext *harness_redis_connect(const struct harness_server *s);
  * copied into out (outlen bytes); false when the field is absent. Fails the
  * test when INFO does not answer with a bulk string.
  */
-bool harness_info_field(const struct harness_server *s, const char *section,
-                        const char *name, char *out, size_t outlen);
+bool harness_info_field(const struct harness_server *s, const char *section, const char *name,
+                        char *out, size_t outlen);
 
 /* harness_info_field() as a number; -1 when the field is absent. */
-long long harness_info_ll(const struct harness_server *s, const char *section,
-                          const char *name);
+long long harness_info_ll(const struct harness_server *s, const char *section, const char *name);
 
 /*
  * Calls of cmd (lowercase, e.g. "get") on s since its last CONFIG RESETSTAT,
@@ -249,8 +246,7 @@ int harness_buf_command(struct harness_buf *b, const char *line);
  * Append the printable, escaped form of p[0..n) to b: \r \n \t \\ \" and
  * \xHH for other non-printables; at most max input bytes, then "...(N more)".
  */
-void harness_buf_escape(struct harness_buf *b, const void *p, size_t n,
-                        size_t max);
+void harness_buf_escape(struct harness_buf *b, const void *p, size_t n, size_t max);
 
 /* ---- raw connections --------------------------------------------------- */
 
@@ -270,8 +266,7 @@ void harness_conn_close(struct harness_conn *c);
  * sending quietly (c->write_closed); a write that cannot progress within
  * HARNESS_TIMEOUT_MS fails the test.
  */
-void harness_conn_send(struct harness_conn *c, const void *p, size_t n,
-                       size_t chunk);
+void harness_conn_send(struct harness_conn *c, const void *p, size_t n, size_t chunk);
 
 /* harness_conn_send() of a NUL-terminated string in one write. */
 void harness_conn_send_str(struct harness_conn *c, const char *s);
@@ -282,8 +277,7 @@ void harness_conn_send_str(struct harness_conn *c, const char *s);
  * HARNESS_READ_REPLY, or HARNESS_READ_EOF / _TIMEOUT / _BAD with the
  * incomplete or unparsable bytes appended to out.
  */
-enum harness_read harness_conn_read_reply(struct harness_conn *c,
-                                          int timeout_ms,
+enum harness_read harness_conn_read_reply(struct harness_conn *c, int timeout_ms,
                                           struct harness_buf *out);
 
 /*
@@ -298,8 +292,7 @@ enum harness_read harness_conn_read_eof(struct harness_conn *c, int timeout_ms,
  * Send req (one write) and read one reply; true when its raw bytes equal
  * expect. On mismatch prints both, escaped, to stderr.
  */
-bool harness_conn_roundtrip(struct harness_conn *c, const char *req,
-                            const char *expect);
+bool harness_conn_roundtrip(struct harness_conn *c, const char *req, const char *expect);
 
 /*
  * Send req (one write, any number of requests) and read n replies; true
@@ -330,16 +323,14 @@ bool harness_same_replies_on(struct harness_conn *ref, struct harness_conn *sub,
                              const struct harness_script *sc);
 
 /* harness_same_replies_on() on fresh connections, closed afterwards. */
-bool harness_same_replies(const struct harness_server *ref,
-                          const struct harness_server *sub,
+bool harness_same_replies(const struct harness_server *ref, const struct harness_server *sub,
                           const struct harness_script *sc);
 
 /*
  * Convenience: a script of the NUL-terminated bytes, nreplies replies,
  * one write, HARNESS_PROBE; fresh connections.
  */
-bool harness_same(const struct harness_server *ref,
-                  const struct harness_server *sub, const char *bytes,
-                  size_t nreplies);
+bool harness_same(const struct harness_server *ref, const struct harness_server *sub,
+                  const char *bytes, size_t nreplies);
 
 #endif

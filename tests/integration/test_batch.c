@@ -65,21 +65,37 @@ build_script(struct harness_buf *b, int client, size_t *n)
     for (int i = 0; i < 200; i++) {
         int k = (i * 7 + client) % 50;
         switch (i % 8) {
-        case 0: harness_buf_printf(b, "*2\r\n$3\r\nGET\r\n$%d\r\ns:%d\r\n", k < 10 ? 3 : 4, k); break;
-        case 1: harness_buf_printf(b, "*2\r\n$3\r\nGET\r\n$%d\r\nl:%d\r\n", k < 10 ? 3 : 4, k); break;
-        case 2: harness_buf_printf(b, "*2\r\n$3\r\nGET\r\n$%d\r\nn:%d\r\n", k < 10 ? 3 : 4, k); break;
+        case 0:
+            harness_buf_printf(b, "*2\r\n$3\r\nGET\r\n$%d\r\ns:%d\r\n", k < 10 ? 3 : 4, k);
+            break;
+        case 1:
+            harness_buf_printf(b, "*2\r\n$3\r\nGET\r\n$%d\r\nl:%d\r\n", k < 10 ? 3 : 4, k);
+            break;
+        case 2:
+            harness_buf_printf(b, "*2\r\n$3\r\nGET\r\n$%d\r\nn:%d\r\n", k < 10 ? 3 : 4, k);
+            break;
         case 3: /* MGET coalesced key by key: values, a list (nil), absent, dups */
             if (i % 16 == 3)
                 harness_buf_command(b, "GET empty");
             else
-                harness_buf_printf(b, "*6\r\n$4\r\nMGET\r\n$4\r\ns:%02d\r\n$4\r\nl:%02d\r\n"
-                                      "$4\r\nn:%02d\r\n$5\r\nempty\r\n$4\r\ns:%02d\r\n",
+                harness_buf_printf(b,
+                                   "*6\r\n$4\r\nMGET\r\n$4\r\ns:%02d\r\n$4\r\nl:%02d\r\n"
+                                   "$4\r\nn:%02d\r\n$5\r\nempty\r\n$4\r\ns:%02d\r\n",
                                    k, k, k, k);
             break;
-        case 4: harness_buf_printf(b, "*3\r\n$3\r\nSET\r\n$6\r\nown:%02d\r\n$1\r\n%d\r\n", client, i % 10); break;
-        case 5: harness_buf_printf(b, "*2\r\n$3\r\nGET\r\n$6\r\nown:%02d\r\n", client); break;
-        case 6: harness_buf_printf(b, "*2\r\n$4\r\nINCR\r\n$6\r\nctr:%02d\r\n", client); break;
-        default: harness_buf_printf(b, "*2\r\n$3\r\nGET\r\n$6\r\nctr:%02d\r\n", client); break;
+        case 4:
+            harness_buf_printf(b, "*3\r\n$3\r\nSET\r\n$6\r\nown:%02d\r\n$1\r\n%d\r\n", client,
+                               i % 10);
+            break;
+        case 5:
+            harness_buf_printf(b, "*2\r\n$3\r\nGET\r\n$6\r\nown:%02d\r\n", client);
+            break;
+        case 6:
+            harness_buf_printf(b, "*2\r\n$4\r\nINCR\r\n$6\r\nctr:%02d\r\n", client);
+            break;
+        default:
+            harness_buf_printf(b, "*2\r\n$3\r\nGET\r\n$6\r\nctr:%02d\r\n", client);
+            break;
         }
         (*n)++;
     }
@@ -111,10 +127,13 @@ concurrent_clients_match_redis(const char *mode)
     for (int i = 0; i < NCLIENTS; i++) {
         for (size_t j = 0; j < n[i]; j++) {
             struct harness_buf a = {0}, e = {0};
-            assert_int_equal(harness_conn_read_reply(sub[i], HARNESS_TIMEOUT_MS, &a), HARNESS_READ_REPLY);
-            assert_int_equal(harness_conn_read_reply(ref[i], HARNESS_TIMEOUT_MS, &e), HARNESS_READ_REPLY);
+            assert_int_equal(harness_conn_read_reply(sub[i], HARNESS_TIMEOUT_MS, &a),
+                             HARNESS_READ_REPLY);
+            assert_int_equal(harness_conn_read_reply(ref[i], HARNESS_TIMEOUT_MS, &e),
+                             HARNESS_READ_REPLY);
             if (a.len != e.len || memcmp(a.data, e.data, a.len) != 0)
-                fail_msg("client %d reply %zu: bulwark '%.60s' redis '%.60s'", i, j, a.data, e.data);
+                fail_msg("client %d reply %zu: bulwark '%.60s' redis '%.60s'", i, j, a.data,
+                         e.data);
             harness_buf_free(&a);
             harness_buf_free(&e);
         }
@@ -175,7 +194,8 @@ test_clients_gone_mid_batch(void **state)
         harness_bulwark_start(env.upstream->port, HARNESS_ARGS("--batch-max-keys", "4"));
     struct harness_buf req = {0};
     for (int i = 0; i < 2000; i++)
-        harness_buf_printf(&req, "*2\r\n$3\r\nGET\r\n$%d\r\ns:%d\r\n", i % 50 < 10 ? 3 : 4, i % 50);
+        harness_buf_printf(&req, "*2\r\n$3\r\nGET\r\n$%d\r\ns:%d\r\n", i % 50 < 10 ? 3 : 4,
+                           i % 50);
     for (int round = 0; round < 20; round++) {
         struct harness_conn *c = harness_conn_open(b);
         harness_conn_send(c, req.data, req.len, 0);

@@ -100,15 +100,29 @@ write_behind_back(const char *tag, int n)
     assert_int_equal(dump->type, REDIS_REPLY_STRING);
     for (int i = 0; i < n; i++) {
         switch (i % 7) {
-        case 0: redisAppendCommand(d, "SET %s:%d v", tag, i); break;
-        case 1: redisAppendCommand(d, "HSET %s:%d f v", tag, i); break;
-        case 2: redisAppendCommand(d, "LPUSH %s:%d v", tag, i); break;
-        case 3: redisAppendCommand(d, "SET %s:tmp%d v", tag, i);
-                redisAppendCommand(d, "RENAME %s:tmp%d %s:%d", tag, i, tag, i); break;
-        case 4: redisAppendCommand(d, "COPY %s:src %s:%d", tag, tag, i); break;
-        case 5: redisAppendCommand(d, "RESTORE %s:%d 0 %b", tag, i, dump->str, dump->len); break;
-        default: redisAppendCommand(d, "EVAL %s 1 %s:%d", "return redis.call('SET', KEYS[1], 'v')",
-                                    tag, i); break;
+        case 0:
+            redisAppendCommand(d, "SET %s:%d v", tag, i);
+            break;
+        case 1:
+            redisAppendCommand(d, "HSET %s:%d f v", tag, i);
+            break;
+        case 2:
+            redisAppendCommand(d, "LPUSH %s:%d v", tag, i);
+            break;
+        case 3:
+            redisAppendCommand(d, "SET %s:tmp%d v", tag, i);
+            redisAppendCommand(d, "RENAME %s:tmp%d %s:%d", tag, i, tag, i);
+            break;
+        case 4:
+            redisAppendCommand(d, "COPY %s:src %s:%d", tag, tag, i);
+            break;
+        case 5:
+            redisAppendCommand(d, "RESTORE %s:%d 0 %b", tag, i, dump->str, dump->len);
+            break;
+        default:
+            redisAppendCommand(d, "EVAL %s 1 %s:%d", "return redis.call('SET', KEYS[1], 'v')",
+                               tag, i);
+            break;
         }
     }
     int replies = 0;
@@ -232,8 +246,8 @@ test_absent_gets_mostly_answered_locally(void **state)
      * and it grows to the 100k keys present, so the compound rate is the
      * configured one, not the near-zero of a mostly empty filter. */
     write_behind_back("present", 100000);
-    struct harness_server *b = harness_bulwark_start(env.redis->port,
-                                                     HARNESS_ARGS("--bloom-capacity", "1000"));
+    struct harness_server *b =
+        harness_bulwark_start(env.redis->port, HARNESS_ARGS("--bloom-capacity", "1000"));
     redisContext *d = harness_redis_connect(env.redis);
     uint64_t t0 = bw_now_ms();
     for (;;) { /* wait for its gate */
@@ -251,7 +265,8 @@ test_absent_gets_mostly_answered_locally(void **state)
     char cmd[256];
     snprintf(cmd, sizeof(cmd),
              "redis-benchmark -p %d -t get -n 1000000 -r 1000000000 -c 50 -P 16 -q "
-             ">/dev/null 2>&1", b->port);
+             ">/dev/null 2>&1",
+             b->port);
     assert_int_equal(system(cmd), 0);
     harness_bulwark_stop(b);
     long long calls = harness_command_calls(env.redis, "get");

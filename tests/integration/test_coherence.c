@@ -60,9 +60,9 @@ group_teardown(void **state)
 struct writer {
     const struct harness_server *bulwark; /* borrowed */
     pthread_t thread;
-    atomic_bool stop;      /* main: end the thread */
-    atomic_ullong writes;  /* SETs answered */
-    int id;                /* names its keys */
+    atomic_bool stop;     /* main: end the thread */
+    atomic_ullong writes; /* SETs answered */
+    int id;               /* names its keys */
 };
 
 static void *
@@ -238,7 +238,8 @@ static void
 test_gate_hset_hget_idle(void **state)
 {
     (void)state;
-    struct tally t = direct_then_read(true, GATE_PAIRS, "direct HSET, HGET through bulwark, idle");
+    struct tally t =
+        direct_then_read(true, GATE_PAIRS, "direct HSET, HGET through bulwark, idle");
     assert_int_equal(t.nil, 0);
     assert_int_equal(t.wrong, 0);
 }
@@ -260,8 +261,9 @@ test_gate_hset_hget_under_writes(void **state)
 {
     (void)state;
     writers_start(env.bulwark);
-    struct tally t = direct_then_read(true, GATE_PAIRS,
-                                      "direct HSET, HGET through bulwark, under writes through it");
+    struct tally t =
+        direct_then_read(true, GATE_PAIRS,
+                         "direct HSET, HGET through bulwark, under writes through it");
     fprintf(stderr, "  (%llu SETs through bulwark meanwhile)\n", writers_stop());
     assert_int_equal(t.nil, 0);
     assert_int_equal(t.wrong, 0);
@@ -297,9 +299,11 @@ kill_then_read(const char *type)
     }
     redisFree(d);
     unsigned long long writes = writers_stop();
-    fprintf(stderr, "CLIENT KILL TYPE %s (%lld connections killed), then direct SET, GET through "
-                    "bulwark: %d nil, %d wrong of %d (%d errors retried; %llu SETs through "
-                    "bulwark meanwhile)\n", type, killed, t.nil, t.wrong, t.reads, t.errors, writes);
+    fprintf(stderr,
+            "CLIENT KILL TYPE %s (%lld connections killed), then direct SET, GET through "
+            "bulwark: %d nil, %d wrong of %d (%d errors retried; %llu SETs through "
+            "bulwark meanwhile)\n",
+            type, killed, t.nil, t.wrong, t.reads, t.errors, writes);
     assert_true(killed >= KILL_ROUNDS); /* the watch was there to be killed */
     assert_int_equal(t.nil, 0);
     assert_int_equal(t.wrong, 0);
@@ -358,9 +362,11 @@ test_hot_key_not_stale(void **state)
     long long cached = harness_info_ll(b, "hotkeys", "hotkey_cached_keys");
     redisFree(d);
     redisFree(bc);
-    fprintf(stderr, "hot key changed directly, read through bulwark at once: %d stale (wrong), %d "
-                    "nil of %d reads (%d errors retried); %lld cache hits meanwhile, %lld cached "
-                    "at the end\n", t.wrong, t.nil, t.reads, t.errors, hits, cached);
+    fprintf(stderr,
+            "hot key changed directly, read through bulwark at once: %d stale (wrong), %d "
+            "nil of %d reads (%d errors retried); %lld cache hits meanwhile, %lld cached "
+            "at the end\n",
+            t.wrong, t.nil, t.reads, t.errors, hits, cached);
     harness_bulwark_stop(b);
     assert_int_equal(t.wrong, 0);
     assert_int_equal(t.nil, 0);

@@ -124,7 +124,8 @@ repro_run(int nconns)
             replies += repro_read(cs[i], 2 * REPRO_PAIRS);
     }
     bool alive = answers_info(b);
-    fprintf(stderr, "no upstream, %d connection(s) x %d rounds x %d requests: %d replies; INFO %s\n",
+    fprintf(stderr,
+            "no upstream, %d connection(s) x %d rounds x %d requests: %d replies; INFO %s\n",
             nconns, REPRO_ROUNDS, 2 * REPRO_PAIRS, replies, alive ? "answered" : "NOT answered");
     assert_int_equal(replies, REPRO_ROUNDS * nconns * 2 * REPRO_PAIRS);
     assert_true(alive);
@@ -181,9 +182,9 @@ test_batch_no_upstream_eight_conns(void **state)
 
 /* ---- (b) the fault suite: 50 pipelining clients with an exact checker ----- */
 
-#define LOAD_CLIENTS 50 /* connections of the load */
-#define LOAD_DEPTH 16   /* requests per pipeline */
-#define LOAD_KEYS 8     /* keys each client owns */
+#define LOAD_CLIENTS 50         /* connections of the load */
+#define LOAD_DEPTH 16           /* requests per pipeline */
+#define LOAD_KEYS 8             /* keys each client owns */
 #define LOAD_MAX_SEQ (1u << 20) /* SETs per client at most (bitmap size) */
 #define LOAD_HANG_MS 8000       /* a pipeline unanswered this long is a hang */
 #define LOAD_NOTES 8            /* violations described in full */
@@ -201,19 +202,19 @@ struct load_op {
 
 /* One client connection of the load: one pipeline in flight at a time. */
 struct load_client {
-    int id;                            /* 0..LOAD_CLIENTS-1 */
-    int fd;                            /* owned non-blocking socket, -1 when dead */
-    redisReader *reader;               /* owned reply parser */
-    struct harness_buf out;            /* bytes not yet written */
-    size_t out_off;                    /* written prefix of out */
-    struct load_op ops[LOAD_DEPTH];    /* the pipeline in flight */
-    int nops;                          /* requests in flight (0: idle) */
-    int nreplies;                      /* of which answered */
-    uint64_t sent_ms;                  /* monotonic time of the last progress */
-    uint64_t next_seq;                 /* next SET sequence number */
-    int64_t ok_seq[LOAD_KEYS];         /* last SET answered +OK; -1: none */
-    uint8_t *uncertain;                /* owned bitmap: SETs answered with an error */
-    unsigned rng;                      /* rand_r state */
+    int id;                         /* 0..LOAD_CLIENTS-1 */
+    int fd;                         /* owned non-blocking socket, -1 when dead */
+    redisReader *reader;            /* owned reply parser */
+    struct harness_buf out;         /* bytes not yet written */
+    size_t out_off;                 /* written prefix of out */
+    struct load_op ops[LOAD_DEPTH]; /* the pipeline in flight */
+    int nops;                       /* requests in flight (0: idle) */
+    int nreplies;                   /* of which answered */
+    uint64_t sent_ms;               /* monotonic time of the last progress */
+    uint64_t next_seq;              /* next SET sequence number */
+    int64_t ok_seq[LOAD_KEYS];      /* last SET answered +OK; -1: none */
+    uint8_t *uncertain;             /* owned bitmap: SETs answered with an error */
+    unsigned rng;                   /* rand_r state */
 };
 
 /* The load and its checker; the thread owns the clients while it runs. */
@@ -221,23 +222,23 @@ struct load {
     struct harness_server *bulwark; /* borrowed */
     struct load_client clients[LOAD_CLIENTS];
     pthread_t thread;
-    atomic_bool stop;            /* main: end the thread */
-    atomic_bool pause_req;       /* main: send no new pipelines */
-    atomic_bool paused;          /* thread: no pipeline in flight while pause_req */
-    atomic_uint_fast64_t replies;    /* replies checked */
-    atomic_uint_fast64_t errors;     /* error replies (allowed during a fault) */
-    atomic_uint_fast64_t clean;      /* pipelines completed since the last error */
-    atomic_uint_fast64_t pipelines;  /* pipelines completed */
-    atomic_uint_fast64_t wrong;      /* replies with a wrong value or type */
-    atomic_uint_fast64_t hangs;      /* pipelines unanswered for LOAD_HANG_MS */
-    atomic_uint_fast64_t closed;     /* connections bulwark closed */
+    atomic_bool stop;               /* main: end the thread */
+    atomic_bool pause_req;          /* main: send no new pipelines */
+    atomic_bool paused;             /* thread: no pipeline in flight while pause_req */
+    atomic_uint_fast64_t replies;   /* replies checked */
+    atomic_uint_fast64_t errors;    /* error replies (allowed during a fault) */
+    atomic_uint_fast64_t clean;     /* pipelines completed since the last error */
+    atomic_uint_fast64_t pipelines; /* pipelines completed */
+    atomic_uint_fast64_t wrong;     /* replies with a wrong value or type */
+    atomic_uint_fast64_t hangs;     /* pipelines unanswered for LOAD_HANG_MS */
+    atomic_uint_fast64_t closed;    /* connections bulwark closed */
     pthread_mutex_t notes_lock;
     char notes[LOAD_NOTES][256]; /* the first violations, described */
     int nnotes;
 };
 
-static void
-load_note(struct load *ld, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+static void load_note(struct load *ld, const char *fmt, ...)
+    __attribute__((format(printf, 2, 3)));
 
 static void
 load_note(struct load *ld, const char *fmt, ...)
@@ -332,13 +333,12 @@ load_check_get(struct load *ld, struct load_client *cl, const struct load_op *op
     }
     int c = -1, k = -1;
     unsigned long long seq = 0;
-    if (r->type != REDIS_REPLY_STRING ||
-        sscanf(r->str, "v:%d:%d:%llu:", &c, &k, &seq) != 3 || c != cl->id || k != op->key ||
-        !((int64_t)seq == ok || load_uncertain(cl, seq))) {
+    if (r->type != REDIS_REPLY_STRING || sscanf(r->str, "v:%d:%d:%llu:", &c, &k, &seq) != 3 ||
+        c != cl->id || k != op->key || !((int64_t)seq == ok || load_uncertain(cl, seq))) {
         atomic_fetch_add(&ld->wrong, 1);
         load_note(ld, "client %d: GET f:%d:%d read \"%.80s\" (type %d); last +OK was SET #%lld",
-                  cl->id, cl->id, op->key, r->type == REDIS_REPLY_STRING ? r->str : "",
-                  r->type, (long long)ok);
+                  cl->id, cl->id, op->key, r->type == REDIS_REPLY_STRING ? r->str : "", r->type,
+                  (long long)ok);
     }
 }
 
@@ -602,7 +602,8 @@ fault_info_answers(const struct harness_server *b)
     if (answers_info(b))
         return true;
     bool dead = !b->attached && process_exited(b);
-    fprintf(stderr, "  bulwark %s\n", dead ? "EXITED (crash):" : "is alive but does not answer INFO");
+    fprintf(stderr, "  bulwark %s\n",
+            dead ? "EXITED (crash):" : "is alive but does not answer INFO");
     if (dead)
         harness_print_log_tail(b, 40);
     return false;
@@ -747,8 +748,10 @@ fault_dataset(struct fault_env *fe)
         read_through(bc, key, val, &t);
     }
     redisFree(bc);
-    fprintf(stderr, "  new dataset's keys read at once through bulwark: %d nil, %d wrong of %d "
-                    "(%d errors retried)\n", t.nil, t.wrong, t.reads, t.errors);
+    fprintf(stderr,
+            "  new dataset's keys read at once through bulwark: %d nil, %d wrong of %d "
+            "(%d errors retried)\n",
+            t.nil, t.wrong, t.reads, t.errors);
     if (t.nil + t.wrong > 0)
         fault_failed(fe, "keys of the new dataset read nil or wrong through bulwark");
 }
@@ -775,8 +778,10 @@ fault_direct_checks(struct fault_env *fe, const char *tag)
     }
     redisFree(d);
     redisFree(bc);
-    fprintf(stderr, "  direct writes read at once through bulwark: %d nil, %d wrong of %d (%d "
-                    "errors retried)\n", t.nil, t.wrong, t.reads, t.errors);
+    fprintf(stderr,
+            "  direct writes read at once through bulwark: %d nil, %d wrong of %d (%d "
+            "errors retried)\n",
+            t.nil, t.wrong, t.reads, t.errors);
     if (t.nil + t.wrong > 0)
         fault_failed(fe, "keys written directly on Redis read nil or wrong through bulwark");
     return t.errors;
@@ -808,12 +813,15 @@ fault_run(struct fault_env *fe, const struct fault *f, const char *mode, int idx
     bool alive = fault_info_answers(fe->bulwark);
     uint64_t ms = 0;
     bool recovered = alive && load_wait_recovered(ld, &ms);
-    fprintf(stderr, "[%s] %s: INFO %s; %s in %llu ms; %llu replies, %llu errors, %llu wrong, "
-                    "%llu hangs, %llu closed so far\n", mode, f->name,
-            alive ? "answered" : "NOT answered", recovered ? "recovered" : "NOT recovered",
-            (unsigned long long)ms, (unsigned long long)(atomic_load(&ld->replies) - r0),
+    fprintf(stderr,
+            "[%s] %s: INFO %s; %s in %llu ms; %llu replies, %llu errors, %llu wrong, "
+            "%llu hangs, %llu closed so far\n",
+            mode, f->name, alive ? "answered" : "NOT answered",
+            recovered ? "recovered" : "NOT recovered", (unsigned long long)ms,
+            (unsigned long long)(atomic_load(&ld->replies) - r0),
             (unsigned long long)(atomic_load(&ld->errors) - e0),
-            (unsigned long long)atomic_load(&ld->wrong), (unsigned long long)atomic_load(&ld->hangs),
+            (unsigned long long)atomic_load(&ld->wrong),
+            (unsigned long long)atomic_load(&ld->hangs),
             (unsigned long long)atomic_load(&ld->closed));
     assert_true(alive); /* a dead or deaf bulwark: nothing more to learn */
     if (atomic_load(&ld->closed) > 0)
@@ -864,8 +872,10 @@ fault_suite(const char *mode, const char *const *args)
     struct load *ld = fe.load;
     uint64_t wrong = atomic_load(&ld->wrong), hangs = atomic_load(&ld->hangs),
              closed = atomic_load(&ld->closed);
-    fprintf(stderr, "[%s] total: %llu replies (%llu errors), %llu wrong, %llu hangs, %llu "
-                    "connections closed\n", mode, (unsigned long long)atomic_load(&ld->replies),
+    fprintf(stderr,
+            "[%s] total: %llu replies (%llu errors), %llu wrong, %llu hangs, %llu "
+            "connections closed\n",
+            mode, (unsigned long long)atomic_load(&ld->replies),
             (unsigned long long)atomic_load(&ld->errors), (unsigned long long)wrong,
             (unsigned long long)hangs, (unsigned long long)closed);
     load_stop(ld);

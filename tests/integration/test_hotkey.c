@@ -28,7 +28,8 @@ group_setup(void **state)
 {
     (void)state;
     env.redis = harness_redis_start(NULL);
-    env.bulwark = harness_bulwark_start(env.redis->port, HARNESS_ARGS("--hotkey-threshold", "50"));
+    env.bulwark =
+        harness_bulwark_start(env.redis->port, HARNESS_ARGS("--hotkey-threshold", "50"));
     return 0;
 }
 
@@ -219,8 +220,10 @@ test_lease_lets_go_of_a_key_that_stays_absent(void **state)
         worst = BW_MAX(worst, p[i].worst_ms);
     }
     long long timeouts = harness_info_ll(env.bulwark, "hotkeys", "hotkey_lease_timeouts");
-    fprintf(stderr, "8 clients polling an absent hot key for 3 s: %ld GETs, slowest after "
-                    "the first second %llu ms\n", gets, (unsigned long long)worst);
+    fprintf(stderr,
+            "8 clients polling an absent hot key for 3 s: %ld GETs, slowest after "
+            "the first second %llu ms\n",
+            gets, (unsigned long long)worst);
     assert_int_equal(harness_info_ll(env.bulwark, "hotkeys", "hotkey_lease_spent"), spent0 + 1);
     assert_int_equal(harness_info_ll(env.bulwark, "hotkeys", "hotkey_lease_holds"), holds);
     /* written again: leased again, and the lease wakes its readers with the value */
@@ -284,13 +287,16 @@ test_stampede_refills(void **state)
 {
     (void)state;
     int with = stampede_refills(env.bulwark);
-    struct harness_server *nolease = harness_bulwark_start(
-        env.redis->port, HARNESS_ARGS("--hotkey-threshold", "50", "--hotkey-lease", "0"));
+    struct harness_server *nolease =
+        harness_bulwark_start(env.redis->port,
+                              HARNESS_ARGS("--hotkey-threshold", "50", "--hotkey-lease", "0"));
     wait_watch_of(nolease);
     int without = stampede_refills(nolease);
     harness_bulwark_stop(nolease);
-    fprintf(stderr, "refill SETs at one expiry, 200 cache-aside clients: %d with leases, %d "
-                    "without\n", with, without);
+    fprintf(stderr,
+            "refill SETs at one expiry, 200 cache-aside clients: %d with leases, %d "
+            "without\n",
+            with, without);
     assert_true(with >= 1 && with <= 2);
 }
 
@@ -313,8 +319,9 @@ test_miss_during_fill_stays_before_later_write(void **state)
                         "*4\r\n$5\r\nSETEX\r\n$1\r\nh\r\n$6\r\n100000\r\n$3\r\n123\r\n";
     struct harness_server *ref = harness_reference_start(NULL);
     for (size_t m = 0; m < sizeof(modes) / sizeof(modes[0]); m++) {
-        struct harness_server *b = harness_bulwark_start(
-            env.redis->port, HARNESS_ARGS("--hotkey-threshold", "0", "--batch-mode", modes[m]));
+        struct harness_server *b =
+            harness_bulwark_start(env.redis->port, HARNESS_ARGS("--hotkey-threshold", "0",
+                                                                "--batch-mode", modes[m]));
         wait_watch_of(b);
         for (int i = 0; i < 20; i++)
             assert_true(harness_same(ref, b, bytes, 6));

@@ -124,8 +124,9 @@ static void
 test_slow_reader_closed_at_hard_limit(void **state)
 {
     (void)state;
-    struct harness_server *b = harness_bulwark_start(
-        env.upstream->port, HARNESS_ARGS("--client-output-buffer-limit", "normal 64mb 0 0"));
+    struct harness_server *b =
+        harness_bulwark_start(env.upstream->port,
+                              HARNESS_ARGS("--client-output-buffer-limit", "normal 64mb 0 0"));
     make_big_keys(8, MB);
     long base_kb = proc_kb(b->pid, "VmRSS");
     struct harness_conn *slow = harness_conn_open(b);
@@ -161,7 +162,8 @@ test_slow_reader_closed_at_hard_limit(void **state)
     }
     long hwm = proc_kb(b->pid, "VmHWM");
     assert_true(hwm < limit_kb);
-    assert_true(log_has(b, "scheduled to be closed ASAP for overcoming of output buffer limits."));
+    assert_true(
+        log_has(b, "scheduled to be closed ASAP for overcoming of output buffer limits."));
     /* the other client keeps working after the close */
     redisReply *r = redisCommand(other, "GET big:1");
     assert_non_null(r);
@@ -241,8 +243,9 @@ static void
 test_subscriber_soft_limit(void **state)
 {
     (void)state;
-    struct harness_server *b = harness_bulwark_start(
-        env.upstream->port, HARNESS_ARGS("--client-output-buffer-limit", "pubsub 1mb 256kb 1"));
+    struct harness_server *b =
+        harness_bulwark_start(env.upstream->port,
+                              HARNESS_ARGS("--client-output-buffer-limit", "pubsub 1mb 256kb 1"));
     struct harness_conn *sub = harness_conn_open(b);
     int small = 4096;
     setsockopt(sub->fd, SOL_SOCKET, SO_RCVBUF, &small, sizeof(small));
@@ -287,7 +290,8 @@ test_subscriber_soft_limit(void **state)
     while (harness_info_ll(b, "proxy", "connected_clients") > 1 && bw_now_ms() < deadline)
         usleep(10 * 1000);
     assert_int_equal(harness_info_ll(b, "proxy", "connected_clients"), 1); /* INFO's own */
-    assert_true(log_has(b, "scheduled to be closed ASAP for overcoming of output buffer limits."));
+    assert_true(
+        log_has(b, "scheduled to be closed ASAP for overcoming of output buffer limits."));
     conn_reset(sub);
     harness_bulwark_stop(b);
 }
@@ -325,8 +329,8 @@ test_config_set_output_limit(void **state)
         freeReplyObject(want);
         freeReplyObject(got);
     }
-    freeReplyObject(run(env.upstream, "CONFIG SET client-output-buffer-limit %s",
-                        "normal 0 0 0"));
+    freeReplyObject(
+        run(env.upstream, "CONFIG SET client-output-buffer-limit %s", "normal 0 0 0"));
     harness_bulwark_stop(b);
 }
 
@@ -339,8 +343,9 @@ static void
 test_query_buffer_limit_counts_unparsed(void **state)
 {
     (void)state;
-    struct harness_server *b = harness_bulwark_start(
-        env.upstream->port, HARNESS_ARGS("--client-query-buffer-limit", "64mb"));
+    struct harness_server *b =
+        harness_bulwark_start(env.upstream->port,
+                              HARNESS_ARGS("--client-query-buffer-limit", "64mb"));
     freeReplyObject(run(env.upstream, "CONFIG SET client-query-buffer-limit 64mb"));
     size_t n = 40u * MB;
     char *v = bw_malloc(70u * MB);
@@ -376,8 +381,8 @@ static void
 test_maxclients_and_descriptors(void **state)
 {
     (void)state;
-    struct harness_server *b = harness_bulwark_start(
-        env.upstream->port, HARNESS_ARGS("--upstream-pinned-max", "4"));
+    struct harness_server *b =
+        harness_bulwark_start(env.upstream->port, HARNESS_ARGS("--upstream-pinned-max", "4"));
     struct rlimit low = {64, 64};
     if (prlimit(b->pid, RLIMIT_NOFILE, &low, NULL) != 0) {
         fprintf(stderr, "prlimit: %s: skipped\n", strerror(errno));
@@ -388,7 +393,8 @@ test_maxclients_and_descriptors(void **state)
     char want[256];
     snprintf(want, sizeof(want),
              "ERR CONFIG SET failed (possibly related to argument 'maxclients') - The operating "
-             "system is not able to handle the specified number of clients, try with %d", fit);
+             "system is not able to handle the specified number of clients, try with %d",
+             fit);
     redisReply *r = run(b, "CONFIG SET maxclients 50000");
     assert_int_equal(r->type, REDIS_REPLY_ERROR);
     assert_string_equal(r->str, want);
@@ -446,8 +452,8 @@ static void
 test_shutdown_does_not_wait_for_blocked(void **state)
 {
     (void)state;
-    struct harness_server *b = harness_bulwark_start(
-        env.upstream->port, HARNESS_ARGS("--shutdown-timeout", "10"));
+    struct harness_server *b =
+        harness_bulwark_start(env.upstream->port, HARNESS_ARGS("--shutdown-timeout", "10"));
     struct harness_conn *c = harness_conn_open(b);
     harness_conn_send_str(c, "BLPOP sd:never 0\r\n");
     uint64_t deadline = bw_now_ms() + 5000;

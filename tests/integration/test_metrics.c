@@ -119,10 +119,16 @@ test_metrics_pass_promtool(void **state)
     traffic(e.bulwark, 200);
     assert_int_equal(http_get(e.metrics_port, "GET", "/metrics", &body), 200);
     assert_non_null(strstr(body.data, "# TYPE bulwark_requests_total counter"));
-    assert_true(sample(body.data, "bulwark_requests_total{command=\"ping\",answered_by=\"local\"}") >= 200);
-    assert_true(sample(body.data, "bulwark_requests_total{command=\"set\",answered_by=\"upstream\"}") >= 200);
-    assert_true(sample(body.data, "bulwark_request_duration_seconds_count{command=\"get\"}") >= 400);
-    assert_true(sample(body.data, "bulwark_request_duration_seconds_bucket{command=\"get\",le=\"+Inf\"}") >= 400);
+    assert_true(sample(body.data,
+                       "bulwark_requests_total{command=\"ping\",answered_by=\"local\"}") >= 200);
+    assert_true(
+        sample(body.data, "bulwark_requests_total{command=\"set\",answered_by=\"upstream\"}") >=
+        200);
+    assert_true(sample(body.data, "bulwark_request_duration_seconds_count{command=\"get\"}") >=
+                400);
+    assert_true(sample(body.data,
+                       "bulwark_request_duration_seconds_bucket{command=\"get\",le=\"+Inf\"}") >=
+                400);
     assert_true(sample(body.data, "bulwark_batch_size_keys_count") >= 0);
     assert_true(sample(body.data, "process_resident_memory_bytes") > 0);
     assert_true(sample(body.data, "process_open_fds") > 0);
@@ -153,7 +159,8 @@ help_names(const char *text, const char *field)
     for (const char *p = strstr(text, "(INFO "); p != NULL; p = strstr(p + 1, "(INFO ")) {
         const char *end = strchr(p, ')');
         size_t n = strlen(field);
-        for (const char *q = p + 6; q != NULL && q < end; q = strpbrk(q, ",)"), q = q ? q + 1 : q) {
+        for (const char *q = p + 6; q != NULL && q < end;
+             q = strpbrk(q, ",)"), q = q ? q + 1 : q) {
             q += strspn(q, " ");
             if (strncmp(q, field, n) == 0 && (q[n] == ',' || q[n] == ')'))
                 return true;
@@ -223,7 +230,8 @@ test_commandstats_sections_and_resetstat(void **state)
     assert_non_null(strstr(r->str, "latency_percentiles_usec_get:p50="));
     assert_null(strstr(r->str, "# Commandstats")); /* one section only */
     freeReplyObject(r);
-    assert_true(harness_info_field(e.bulwark, "bulwark_commandstats", "cmdstat_set", v, sizeof(v)));
+    assert_true(
+        harness_info_field(e.bulwark, "bulwark_commandstats", "cmdstat_set", v, sizeof(v)));
     assert_int_equal(strncmp(v, "calls=30,", 9), 0);
     /* CONFIG RESETSTAT: Redis's (forwarded) and bulwark's */
     assert_true(harness_command_calls(e.redis, "set") >= 30);
@@ -232,7 +240,8 @@ test_commandstats_sections_and_resetstat(void **state)
     freeReplyObject(r);
     redisFree(c);
     assert_int_equal(harness_command_calls(e.redis, "set"), 0);
-    assert_false(harness_info_field(e.bulwark, "bulwark_commandstats", "cmdstat_set", v, sizeof(v)));
+    assert_false(
+        harness_info_field(e.bulwark, "bulwark_commandstats", "cmdstat_set", v, sizeof(v)));
     assert_false(harness_info_field(e.bulwark, "bulwark_latencystats",
                                     "latency_percentiles_usec_set", v, sizeof(v)));
     env_stop(&e);
@@ -312,7 +321,8 @@ prom_query(int port, const char *query, char *val, size_t size)
     urlencode(query, enc, sizeof(enc));
     snprintf(path, sizeof(path), "/api/v1/query?query=%s", enc);
     bool ok = false;
-    if (http_get(port, "GET", path, &body) == 200 && strstr(body.data, "\"status\":\"success\"")) {
+    if (http_get(port, "GET", path, &body) == 200 &&
+        strstr(body.data, "\"status\":\"success\"")) {
         const char *p = strstr(body.data, "\"value\":[");
         if (p != NULL && (p = strchr(p, ',')) != NULL && p[1] == '"') {
             snprintf(val, size, "%.*s", (int)strcspn(p + 2, "\""), p + 2);
@@ -347,9 +357,11 @@ test_prometheus_scrapes_bulwark(void **state)
     snprintf(log, sizeof(log), "%s.log", dir);
     FILE *f = fopen(conf, "w");
     assert_non_null(f);
-    fprintf(f, "global:\n  scrape_interval: 1s\n  evaluation_interval: 1s\n"
-               "scrape_configs:\n  - job_name: bulwark\n    static_configs:\n"
-               "      - targets: ['127.0.0.1:%d']\n", e.metrics_port);
+    fprintf(f,
+            "global:\n  scrape_interval: 1s\n  evaluation_interval: 1s\n"
+            "scrape_configs:\n  - job_name: bulwark\n    static_configs:\n"
+            "      - targets: ['127.0.0.1:%d']\n",
+            e.metrics_port);
     fclose(f);
     snprintf(listen, sizeof(listen), "--web.listen-address=127.0.0.1:%d", port);
     snprintf(cfgarg, sizeof(cfgarg), "--config.file=%s", conf);

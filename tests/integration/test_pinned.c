@@ -58,11 +58,13 @@ test_transactions_equal_redis(void **state)
 {
     (void)state;
     static const char *const lines[] = {
-        "FLUSHALL", "MULTI", "SET t 1", "INCR t", "GET t", "LPUSH t x", "EXEC", "GET t",
-        "MULTI", "SET t 5", "DISCARD", "GET t", "EXEC", "DISCARD", "MULTI", "MULTI",
-        "DISCARD", "MULTI", "SET t 9", "NOSUCHCOMMAND x", "EXEC", "GET t", "MULTI", "GET",
-        "EXEC", "MULTI", "WATCH t", "DISCARD", "WATCH t", "UNWATCH", "WATCH t", "MULTI",
-        "INCR t", "EXEC", "GET t", "PING", "ECHO after",
+        "FLUSHALL",   "MULTI",           "SET t 1", "INCR t",  "GET t",   "LPUSH t x",
+        "EXEC",       "GET t",           "MULTI",   "SET t 5", "DISCARD", "GET t",
+        "EXEC",       "DISCARD",         "MULTI",   "MULTI",   "DISCARD", "MULTI",
+        "SET t 9",    "NOSUCHCOMMAND x", "EXEC",    "GET t",   "MULTI",   "GET",
+        "EXEC",       "MULTI",           "WATCH t", "DISCARD", "WATCH t", "UNWATCH",
+        "WATCH t",    "MULTI",           "INCR t",  "EXEC",    "GET t",   "PING",
+        "ECHO after",
     };
     struct harness_buf req = {0};
     send_lines(&req, lines, BW_ARRAY_LEN(lines));
@@ -205,9 +207,10 @@ test_pool_limit(void **state)
     enum { LIMIT = 10 };
     struct harness_conn *c[LIMIT + 1];
     (void)state;
-    struct harness_server *b = harness_bulwark_start(
-        env.upstream->port,
-        HARNESS_ARGS("--upstream-pinned-max", "10", "--upstream-pinned-wait", "200ms"));
+    struct harness_server *b =
+        harness_bulwark_start(env.upstream->port,
+                              HARNESS_ARGS("--upstream-pinned-max", "10",
+                                           "--upstream-pinned-wait", "200ms"));
     for (int i = 0; i < LIMIT; i++) {
         c[i] = harness_conn_open(b);
         assert_true(harness_conn_roundtrip(c[i], "MULTI\r\n", "+OK\r\n"));
@@ -256,7 +259,8 @@ test_refusals_inside_a_session(void **state)
     assert_true(harness_conn_roundtrip(c, "MULTI\r\n", "+OK\r\n"));
     assert_true(harness_conn_roundtrip(c, "SET refused v\r\n", "+QUEUED\r\n"));
     assert_true(harness_conn_roundtrip(
-        c, "DEBUG sleep 0\r\n", "-ERR command 'DEBUG' is disabled in bulwark (deny-commands)\r\n"));
+        c, "DEBUG sleep 0\r\n",
+        "-ERR command 'DEBUG' is disabled in bulwark (deny-commands)\r\n"));
     assert_true(harness_conn_roundtrip(
         c, "EXEC\r\n", "-EXECABORT Transaction discarded because of previous errors.\r\n"));
     /* SELECT inside MULTI is Redis's (issue #14): it runs at EXEC */
@@ -270,7 +274,8 @@ test_refusals_inside_a_session(void **state)
     /* A denied command that Redis refuses inside MULTI anyway ("no-multi",
      * checked before permissions): Redis's own error, byte for byte, and
      * nothing runs (SHUTDOWN reaches the reference only inside MULTI). */
-    const char *shutdown_in_multi = "MULTI\r\nSET refused v\r\nSHUTDOWN\r\nEXEC\r\nEXISTS refused\r\n";
+    const char *shutdown_in_multi =
+        "MULTI\r\nSET refused v\r\nSHUTDOWN\r\nEXEC\r\nEXISTS refused\r\n";
     assert_true(harness_same(env.ref, env.bulwark, shutdown_in_multi, 5));
 }
 
@@ -343,8 +348,8 @@ test_pool_reuse_after_clean_and_dirty_sessions(void **state)
 {
     (void)state;
     struct harness_server *r = harness_redis_start(NULL);
-    struct harness_server *b = harness_bulwark_start(
-        r->port, HARNESS_ARGS("--upstream-pinned-idle", "1"));
+    struct harness_server *b =
+        harness_bulwark_start(r->port, HARNESS_ARGS("--upstream-pinned-idle", "1"));
     struct harness_conn *c = harness_conn_open(b);
     char want[32];
     long long resets = harness_command_calls(r, "reset");
@@ -383,27 +388,31 @@ test_session_refusals_never_forwarded(void **state)
     struct harness_server *b =
         harness_bulwark_start(env.upstream->port, HARNESS_ARGS("--upstream-pinned-idle", "1"));
     struct harness_conn *c = harness_conn_open(b);
-    static const char *const want[] = {
-        "+OK\r\n", "-ERR wrong number of arguments for 'multi' command\r\n",
-        "-ERR command 'SHUTDOWN' is disabled in bulwark (deny-commands)\r\n", "+PONG\r\n"};
+    static const char *const want[] =
+        {"+OK\r\n", "-ERR wrong number of arguments for 'multi' command\r\n",
+         "-ERR command 'SHUTDOWN' is disabled in bulwark (deny-commands)\r\n", "+PONG\r\n"};
     assert_true(harness_conn_pipeline(c, "WATCH k\r\nMULTI x\r\nSHUTDOWN NOSAVE\r\nPING\r\n",
                                       want, BW_ARRAY_LEN(want)));
     assert_true(harness_conn_roundtrip(c, "UNWATCH\r\n", "+OK\r\n"));
     /* several refusals in flight at once each get their own text */
-    static const char *const want2[] = {
-        "+OK\r\n", "-ERR command 'DEBUG' is disabled in bulwark (deny-commands)\r\n",
-        "-ERR command 'DEBUG' is disabled in bulwark (deny-commands)\r\n", "+OK\r\n",
-        "-ERR command 'DEBUG' is disabled in bulwark (deny-commands)\r\n",
-        "-ERR command 'DEBUG' is disabled in bulwark (deny-commands)\r\n",
-        "-EXECABORT Transaction discarded because of previous errors.\r\n", "+PONG\r\n"};
+    static const char *const want2[] =
+        {"+OK\r\n",
+         "-ERR command 'DEBUG' is disabled in bulwark (deny-commands)\r\n",
+         "-ERR command 'DEBUG' is disabled in bulwark (deny-commands)\r\n",
+         "+OK\r\n",
+         "-ERR command 'DEBUG' is disabled in bulwark (deny-commands)\r\n",
+         "-ERR command 'DEBUG' is disabled in bulwark (deny-commands)\r\n",
+         "-EXECABORT Transaction discarded because of previous errors.\r\n",
+         "+PONG\r\n"};
     assert_true(harness_conn_pipeline(c,
                                       "WATCH k\r\nDEBUG x\r\nDEBUG y\r\nMULTI\r\nDEBUG z\r\n"
                                       "DEBUG w\r\nEXEC\r\nPING\r\n",
                                       want2, BW_ARRAY_LEN(want2)));
     /* inside MULTI: CLIENT KILL and a refused CLIENT subcommand abort it */
     assert_true(harness_conn_roundtrip(c, "MULTI\r\n", "+OK\r\n"));
-    assert_true(harness_conn_roundtrip(c, "CLIENT KILL TYPE normal\r\n",
-                                       "-ERR CLIENT inside MULTI is not supported by bulwark\r\n"));
+    assert_true(
+        harness_conn_roundtrip(c, "CLIENT KILL TYPE normal\r\n",
+                               "-ERR CLIENT inside MULTI is not supported by bulwark\r\n"));
     assert_true(harness_conn_roundtrip(
         c, "CLIENT NO-EVICT on\r\n",
         "-ERR CLIENT NO-EVICT is not supported by bulwark: it cannot work through a proxy\r\n"));
@@ -460,7 +469,8 @@ static void
 test_client_unblock(void **state)
 {
     (void)state;
-    struct harness_conn *b = harness_conn_open(env.bulwark), *ctl = harness_conn_open(env.bulwark);
+    struct harness_conn *b = harness_conn_open(env.bulwark),
+                        *ctl = harness_conn_open(env.bulwark);
     struct harness_buf got = {0};
     harness_conn_send_str(b, "CLIENT ID\r\n");
     read_one(b, &got);
@@ -489,8 +499,9 @@ test_client_unblock(void **state)
     assert_true(harness_conn_roundtrip(ctl, "CLIENT UNBLOCK 999999\r\n", ":0\r\n"));
     assert_true(harness_conn_roundtrip(ctl, "CLIENT UNBLOCK asd\r\n",
                                        "-ERR value is not an integer or out of range\r\n"));
-    assert_true(harness_conn_roundtrip(ctl, "CLIENT UNBLOCK 1 FOO\r\n",
-                                       "-ERR CLIENT UNBLOCK reason should be TIMEOUT or ERROR\r\n"));
+    assert_true(
+        harness_conn_roundtrip(ctl, "CLIENT UNBLOCK 1 FOO\r\n",
+                               "-ERR CLIENT UNBLOCK reason should be TIMEOUT or ERROR\r\n"));
     /* the client still works, and pops what is pushed */
     harness_conn_send_str(b, "BLPOP unblock:l 5\r\n");
     wait_blocked(ctl, id);

@@ -155,8 +155,8 @@ static void
 test_blpop_fleet_larger_than_pinned_max(void **state)
 {
     (void)state;
-    struct harness_server *b = harness_bulwark_start(
-        env.upstream->port, HARNESS_ARGS("--upstream-pinned-max", "50"));
+    struct harness_server *b =
+        harness_bulwark_start(env.upstream->port, HARNESS_ARGS("--upstream-pinned-max", "50"));
     blpop_fleet(b, 50, FLEET - 50);
     assert_int_equal(harness_info_ll(b, "proxy", "pinned_refused"), 0);
     harness_bulwark_stop(b);
@@ -209,9 +209,9 @@ test_transaction_waits_for_a_connection(void **state)
     (void)state;
     struct harness_conn *h[2];
     char v[32];
-    struct harness_server *b = harness_bulwark_start(
-        env.upstream->port,
-        HARNESS_ARGS("--upstream-pinned-max", "2", "--upstream-pinned-wait", "10s"));
+    struct harness_server *b =
+        harness_bulwark_start(env.upstream->port, HARNESS_ARGS("--upstream-pinned-max", "2",
+                                                               "--upstream-pinned-wait", "10s"));
     run(env.upstream, "SET stock 10");
     run(env.upstream, "DEL orders busy");
     hold_all(b, h, 2);
@@ -249,17 +249,18 @@ test_transaction_wait_times_out_applies_nothing(void **state)
     (void)state;
     struct harness_conn *h[1];
     char v[32];
-    struct harness_server *b = harness_bulwark_start(
-        env.upstream->port,
-        HARNESS_ARGS("--upstream-pinned-max", "1", "--upstream-pinned-wait", "300ms"));
+    struct harness_server *b =
+        harness_bulwark_start(env.upstream->port,
+                              HARNESS_ARGS("--upstream-pinned-max", "1", "--upstream-pinned-wait",
+                                           "300ms"));
     run(env.upstream, "SET stock 10");
     run(env.upstream, "DEL orders busy");
     hold_all(b, h, 1);
     struct harness_conn *c = harness_conn_open(b);
-    static const char *const want[] = {
-        "-ERR max number of clients reached\r\n", "-ERR max number of clients reached\r\n",
-        "-ERR max number of clients reached\r\n",
-        "-EXECABORT Transaction discarded because of previous errors.\r\n", "+PONG\r\n"};
+    static const char *const want[] =
+        {"-ERR max number of clients reached\r\n", "-ERR max number of clients reached\r\n",
+         "-ERR max number of clients reached\r\n",
+         "-EXECABORT Transaction discarded because of previous errors.\r\n", "+PONG\r\n"};
     char req[256];
     snprintf(req, sizeof(req), "%sPING\r\n", order);
     assert_true(harness_conn_pipeline(c, req, want, BW_ARRAY_LEN(want)));
@@ -269,12 +270,15 @@ test_transaction_wait_times_out_applies_nothing(void **state)
     static const char *const want2[] = {"-ERR max number of clients reached\r\n",
                                         "-ERR max number of clients reached\r\n", "+OK\r\n",
                                         "$2\r\n10\r\n"};
-    assert_true(harness_conn_pipeline(c, "MULTI\r\nDECR stock\r\nDISCARD\r\nGET stock\r\n",
-                                      want2, BW_ARRAY_LEN(want2)));
-    static const char *const want3[] = {
-        "-ERR max number of clients reached\r\n", "$2\r\n10\r\n",
-        "-ERR max number of clients reached\r\n", "-ERR max number of clients reached\r\n",
-        "-EXECABORT Transaction discarded because of previous errors.\r\n", "+PONG\r\n"};
+    assert_true(harness_conn_pipeline(c, "MULTI\r\nDECR stock\r\nDISCARD\r\nGET stock\r\n", want2,
+                                      BW_ARRAY_LEN(want2)));
+    static const char *const want3[] =
+        {"-ERR max number of clients reached\r\n",
+         "$2\r\n10\r\n",
+         "-ERR max number of clients reached\r\n",
+         "-ERR max number of clients reached\r\n",
+         "-EXECABORT Transaction discarded because of previous errors.\r\n",
+         "+PONG\r\n"};
     assert_true(harness_conn_pipeline(
         c, "WATCH stock\r\nGET stock\r\nMULTI\r\nDECR stock\r\nEXEC\r\nPING\r\n", want3,
         BW_ARRAY_LEN(want3)));
@@ -305,17 +309,18 @@ test_no_file_descriptor_is_named(void **state)
     snprintf(wrapper, sizeof(wrapper), "%s/bulwark-fd-starved.sh", harness_tmpdir());
     FILE *f = fopen(wrapper, "w");
     assert_non_null(f);
-    fprintf(f, "#!/bin/bash\n"
-               "for i in $(seq 10 69); do eval \"exec $i</dev/null\"; done\n"
-               "exec prlimit --nofile=100:100 '%s' \"$@\"\n",
+    fprintf(f,
+            "#!/bin/bash\n"
+            "for i in $(seq 10 69); do eval \"exec $i</dev/null\"; done\n"
+            "exec prlimit --nofile=100:100 '%s' \"$@\"\n",
             saved);
     fclose(f);
     assert_int_equal(chmod(wrapper, 0755), 0);
     setenv("BULWARK_BIN", wrapper, 1);
-    struct harness_server *b = harness_bulwark_start(
-        env.upstream->port,
-        HARNESS_ARGS("--maxclients", "20", "--upstream-pinned-max", "20", "--upstream-pinned-wait",
-                     "1s"));
+    struct harness_server *b =
+        harness_bulwark_start(env.upstream->port,
+                              HARNESS_ARGS("--maxclients", "20", "--upstream-pinned-max", "20",
+                                           "--upstream-pinned-wait", "1s"));
     setenv("BULWARK_BIN", saved, 1);
     struct harness_conn *c[N];
     int emfile = 0, blocked = 0, refused = 0;

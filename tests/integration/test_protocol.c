@@ -33,9 +33,9 @@ struct hostile {
     size_t nreplies;   /* replies before the probe (PING) */
 };
 
-#define CASE(name, s, n)                                                       \
-    {                                                                          \
-        name, s, sizeof(s) - 1, n                                              \
+#define CASE(name, s, n)          \
+    {                             \
+        name, s, sizeof(s) - 1, n \
     }
 
 static int
@@ -220,8 +220,7 @@ test_valid_before_bad(void **state)
 {
     (void)state;
     static const struct hostile cases[] = {
-        CASE("multibulk length",
-             "PING\r\nSET pb v\r\nGET pb\r\n*abc\r\nPING\r\n", 4),
+        CASE("multibulk length", "PING\r\nSET pb v\r\nGET pb\r\n*abc\r\nPING\r\n", 4),
         CASE("bulk length",
              "*1\r\n$4\r\nPING\r\n*2\r\n$3\r\nGET\r\n$2\r\npb\r\n"
              "*1\r\n$-5\r\nPING\r\n",
@@ -241,8 +240,7 @@ test_empty_requests_ignored(void **state)
     static const struct hostile cases[] = {
         CASE("*0 and empty lines", "*0\r\n\r\n\r\n*0\r\nPING\r\n", 1),
         CASE("only *0", "*0\r\n*0\r\n*0\r\n", 0),
-        CASE("empty lines between requests",
-             "\r\nPING\r\n\r\n\n\r\nECHO x\r\n\r\n", 2),
+        CASE("empty lines between requests", "\r\nPING\r\n\r\n\n\r\nECHO x\r\n\r\n", 2),
         CASE("*0 inside a pipeline", "PING\r\n*0\r\nPING\r\n", 2),
     };
     run_cases(env.ref, env.subject, cases, BW_ARRAY_LEN(cases), true);
@@ -257,15 +255,12 @@ test_bulk_framing_quirks(void **state)
 {
     (void)state;
     static const struct hostile cases[] = {
-        CASE("bulk followed by junk, not CRLF",
-             "*1\r\n$4\r\nPINGxx*1\r\n$4\r\nPING\r\n", 2),
+        CASE("bulk followed by junk, not CRLF", "*1\r\n$4\r\nPINGxx*1\r\n$4\r\nPING\r\n", 2),
         CASE("bulk shorter than its data", "*1\r\n$1\r\nab\r\nPING\r\n", 2),
-        CASE("extra bulk read as inline", "*1\r\n$4\r\nPING\r\n$4\r\nPING\r\n",
-             3),
+        CASE("extra bulk read as inline", "*1\r\n$4\r\nPING\r\n$4\r\nPING\r\n", 3),
         CASE("empty command name", "*1\r\n$0\r\n\r\n", 1),
         CASE("empty key", "*2\r\n$3\r\nGET\r\n$0\r\n\r\n", 1),
-        CASE("data with CRLF inside", "*2\r\n$4\r\nECHO\r\n$3\r\na\r\nb\r\n",
-             1),
+        CASE("data with CRLF inside", "*2\r\n$4\r\nECHO\r\n$3\r\na\r\nb\r\n", 1),
     };
     run_cases(env.ref, env.subject, cases, BW_ARRAY_LEN(cases), true);
 }
@@ -315,8 +310,7 @@ test_requirepass(void **state)
     (void)state;
     const char *const *args = HARNESS_ARGS("--requirepass", "s3cret");
     struct harness_server *ref = harness_reference_start(args);
-    struct harness_server *sub =
-        harness_subject_start(env.upstream->port, args);
+    struct harness_server *sub = harness_subject_start(env.upstream->port, args);
     static const struct hostile cases[] = {
         CASE("PING before AUTH", "PING\r\n", 1),
         CASE("GET before AUTH", "GET a\r\n", 1),
@@ -330,13 +324,11 @@ test_requirepass(void **state)
         CASE("AUTH syntax", "AUTH a b c\r\n", 1),
         CASE("AUTH arity", "AUTH\r\n", 1),
         CASE("right password", "AUTH s3cret\r\nPING\r\nGET nokey\r\n", 3),
-        CASE("right password, default user",
-             "AUTH default s3cret\r\nECHO in\r\n", 2),
+        CASE("right password, default user", "AUTH default s3cret\r\nECHO in\r\n", 2),
         CASE("wrong then right", "AUTH x\r\nAUTH s3cret\r\nPING\r\n", 3),
         CASE("QUIT before AUTH", "QUIT\r\n", 1),
         CASE("unauthenticated multibulk length", "*11\r\n", 1),
-        CASE("pipelined before unauthenticated multibulk", "PING\r\n*11\r\n",
-             2),
+        CASE("pipelined before unauthenticated multibulk", "PING\r\n*11\r\n", 2),
         CASE("10 arguments are allowed",
              "*10\r\n$4\r\nPING\r\n$1\r\na\r\n$1\r\na\r\n$1\r\na\r\n$1\r\na\r\n"
              "$1\r\na\r\n$1\r\na\r\n$1\r\na\r\n$1\r\na\r\n$1\r\na\r\n",
@@ -389,16 +381,15 @@ open_accepted(const struct harness_server *s)
         struct harness_conn *c = harness_conn_open(s);
         struct harness_buf got = {0};
         harness_conn_send_str(c, "PING\r\n");
-        enum harness_read r =
-            harness_conn_read_reply(c, HARNESS_TIMEOUT_MS, &got);
+        enum harness_read r = harness_conn_read_reply(c, HARNESS_TIMEOUT_MS, &got);
         bool ok = r == HARNESS_READ_REPLY && strcmp(got.data, "+PONG\r\n") == 0;
         harness_buf_free(&got);
         if (ok)
             return c;
         harness_conn_close(c);
         if (bw_now_ms() >= deadline)
-            fail_msg("%s: no connection accepted within %d ms",
-                     harness_server_name(s), HARNESS_TIMEOUT_MS);
+            fail_msg("%s: no connection accepted within %d ms", harness_server_name(s),
+                     HARNESS_TIMEOUT_MS);
         struct timespec ts = {0, 10 * 1000000L};
         nanosleep(&ts, NULL);
     }
@@ -417,12 +408,10 @@ maxclients_run(const struct harness_server *s, struct harness_buf *out)
     enum harness_read r = harness_conn_read_reply(c3, HARNESS_TIMEOUT_MS, out);
     harness_buf_printf(out, "<%s>", r == HARNESS_READ_REPLY ? "reply" : "none");
     r = harness_conn_read_eof(c3, HARNESS_TIMEOUT_MS, out);
-    harness_buf_printf(out, "<%s>",
-                       r == HARNESS_READ_EOF ? "closed" : "left open");
+    harness_buf_printf(out, "<%s>", r == HARNESS_READ_EOF ? "closed" : "left open");
     harness_conn_close(c3);
     /* The first two are still served. */
-    assert_true(
-        harness_conn_roundtrip(c2, "ECHO still\r\n", "$5\r\nstill\r\n"));
+    assert_true(harness_conn_roundtrip(c2, "ECHO still\r\n", "$5\r\nstill\r\n"));
     harness_conn_close(c1);
     struct harness_conn *c4 = open_accepted(s);
     harness_buf_puts(out, "<slot reused>");
@@ -436,8 +425,7 @@ test_maxclients(void **state)
     (void)state;
     const char *const *args = HARNESS_ARGS("--maxclients", "2");
     struct harness_server *ref = harness_reference_start(args);
-    struct harness_server *sub =
-        harness_subject_start(env.upstream->port, args);
+    struct harness_server *sub = harness_subject_start(env.upstream->port, args);
     struct harness_buf a = {0}, b = {0};
     maxclients_run(ref, &a);
     maxclients_run(sub, &b);
@@ -484,13 +472,11 @@ test_idle_timeout(void **state)
     (void)state;
     const char *const *args = HARNESS_ARGS("--timeout", "1");
     struct harness_server *ref = harness_reference_start(args);
-    struct harness_server *sub =
-        harness_subject_start(env.upstream->port, args);
+    struct harness_server *sub = harness_subject_start(env.upstream->port, args);
     struct harness_buf a = {0}, b = {0};
     long ref_ms = idle_close_ms(ref, &a);
     long sub_ms = idle_close_ms(sub, &b);
-    fprintf(stderr, "idle close after: reference %ld ms, subject %ld ms\n",
-            ref_ms, sub_ms);
+    fprintf(stderr, "idle close after: reference %ld ms, subject %ld ms\n", ref_ms, sub_ms);
     /* Closed silently, after at least the timeout and well before 10 s. */
     assert_true(ref_ms >= 900);
     assert_int_equal(a.len, 0);
@@ -509,8 +495,7 @@ test_proto_max_bulk_len(void **state)
     (void)state;
     const char *const *args = HARNESS_ARGS("--proto-max-bulk-len", "1048576");
     struct harness_server *ref = harness_reference_start(args);
-    struct harness_server *sub =
-        harness_subject_start(env.upstream->port, args);
+    struct harness_server *sub = harness_subject_start(env.upstream->port, args);
     static const struct hostile cases[] = {
         CASE("one above the limit", "*2\r\n$4\r\nECHO\r\n$1048577\r\n", 1),
         CASE("pipelined before", "PING\r\n*2\r\n$4\r\nECHO\r\n$2000000\r\n", 2),
@@ -556,6 +541,5 @@ main(void)
         cmocka_unit_test(test_proto_max_bulk_len),
         cmocka_unit_test(test_clean_shutdown),
     };
-    return harness_finish(
-        cmocka_run_group_tests(tests, group_setup, group_teardown));
+    return harness_finish(cmocka_run_group_tests(tests, group_setup, group_teardown));
 }

@@ -31,9 +31,9 @@ group_setup(void **state)
     (void)state;
     env.redis = harness_redis_start(NULL);
     env.ref = harness_reference_start(NULL);
-    env.bulwark = harness_bulwark_start(env.redis->port,
-                                        HARNESS_ARGS("--hotkey-threshold", "5",
-                                                     "--ttl-jitter-percent", "0"));
+    env.bulwark =
+        harness_bulwark_start(env.redis->port, HARNESS_ARGS("--hotkey-threshold", "5",
+                                                            "--ttl-jitter-percent", "0"));
     return 0;
 }
 
@@ -201,9 +201,9 @@ test_resp3_replies(void **state)
     harness_buf_free(&got);
     /* HELLO 2: back to RESP2's encodings */
     hello_both(ref, sub, 2);
-    static const char *const back[] = {"GET r3:nokey", "HGETALL r3:h", "ZSCORE r3:z a",
-                                       "MGET r3:s r3:gone", "BLPOP r3:nol 0.01",
-                                       "CONFIG GET maxmemory-policy"};
+    static const char *const back[] = {"GET r3:nokey",      "HGETALL r3:h",
+                                       "ZSCORE r3:z a",     "MGET r3:s r3:gone",
+                                       "BLPOP r3:nol 0.01", "CONFIG GET maxmemory-policy"};
     same_on(ref, sub, back, BW_ARRAY_LEN(back));
     harness_conn_close(ref);
     harness_conn_close(sub);
@@ -237,13 +237,14 @@ test_hello_keeps_pipeline_order(void **state)
     struct harness_conn *c = harness_conn_open(env.bulwark);
     for (int i = 0; i < 50; i++) {
         struct harness_buf req = {0};
-        static const char *const lines[] = {"SET r3:o 1", "HELLO 3", "INCR r3:o", "GET r3:o",
-                                            "HELLO 2",    "INCR r3:o", "GET r3:o", "HELLO 3",
-                                            "GET r3:o"};
+        static const char *const lines[] = {"SET r3:o 1", "HELLO 3", "INCR r3:o",
+                                            "GET r3:o",   "HELLO 2", "INCR r3:o",
+                                            "GET r3:o",   "HELLO 3", "GET r3:o"};
         script_of(&req, lines, BW_ARRAY_LEN(lines));
         harness_conn_send(c, req.data, req.len, 0);
-        static const char *const want[] = {"+OK\r\n", NULL, ":2\r\n", "$1\r\n2\r\n", NULL,
-                                           ":3\r\n",  "$1\r\n3\r\n", NULL, "$1\r\n3\r\n"};
+        static const char *const want[] = {"+OK\r\n",     NULL, ":2\r\n",
+                                           "$1\r\n2\r\n", NULL, ":3\r\n",
+                                           "$1\r\n3\r\n", NULL, "$1\r\n3\r\n"};
         for (size_t j = 0; j < BW_ARRAY_LEN(want); j++) {
             struct harness_buf got = {0};
             assert_int_equal(harness_conn_read_reply(c, 5000, &got), HARNESS_READ_REPLY);

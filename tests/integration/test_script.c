@@ -100,7 +100,8 @@ test_busy_script_does_not_hold_others(void **state)
     assert_true(harness_conn_roundtrip(other, "GET busykey\r\n", "$1\r\nv\r\n"));
     assert_true(harness_conn_roundtrip(other, "PING\r\n", "+PONG\r\n"));
     /* the script's connection went back to the pool and serves the next one */
-    assert_true(harness_conn_roundtrip(runner, "EVAL \"return redis.call('get','busykey')\" 0\r\n",
+    assert_true(harness_conn_roundtrip(runner,
+                                       "EVAL \"return redis.call('get','busykey')\" 0\r\n",
                                        "$1\r\nv\r\n"));
     assert_true(harness_conn_roundtrip(runner, "EVAL \"return 7\" 0\r\n", ":7\r\n"));
     assert_true(harness_info_ll(b, "upstream", "upstream_timeouts") == 0);
@@ -124,12 +125,13 @@ test_long_script_vs_upstream_timeout(void **state)
 {
     (void)state;
     struct harness_server *r = harness_redis_start(NULL);
-    struct harness_server *b = harness_bulwark_start(
-        r->port, HARNESS_ARGS("--upstream-connections", "1", "--upstream-timeout", "1000"));
+    struct harness_server *b =
+        harness_bulwark_start(r->port, HARNESS_ARGS("--upstream-connections", "1",
+                                                    "--upstream-timeout", "1000"));
     struct harness_conn *other = harness_conn_open(b);
     struct harness_buf got = {0};
-    assert_true(harness_conn_roundtrip(other, "CONFIG SET busy-reply-threshold 1500\r\n",
-                                       "+OK\r\n"));
+    assert_true(
+        harness_conn_roundtrip(other, "CONFIG SET busy-reply-threshold 1500\r\n", "+OK\r\n"));
     assert_true(harness_conn_roundtrip(other, "SET slowkey v\r\n", "+OK\r\n"));
     usleep(100 * 1000); /* bulwark's CONFIG GET after the SET is answered */
 

@@ -31,9 +31,9 @@ group_setup(void **state)
     (void)state;
     env.redis = harness_redis_start(NULL);
     env.ref = harness_reference_start(NULL);
-    env.bulwark = harness_bulwark_start(env.redis->port,
-                                        HARNESS_ARGS("--hotkey-threshold", "5",
-                                                     "--ttl-jitter-percent", "0"));
+    env.bulwark =
+        harness_bulwark_start(env.redis->port, HARNESS_ARGS("--hotkey-threshold", "5",
+                                                            "--ttl-jitter-percent", "0"));
     return 0;
 }
 
@@ -285,9 +285,9 @@ test_swapdb_during_filter_rebuild(void **state)
 {
     (void)state;
     char buf[128];
-    struct harness_server *b = harness_bulwark_start(
-        env.redis->port,
-        HARNESS_ARGS("--bloom-scan-count", "10", "--bloom-scan-interval", "5ms"));
+    struct harness_server *b =
+        harness_bulwark_start(env.redis->port, HARNESS_ARGS("--bloom-scan-count", "10",
+                                                            "--bloom-scan-interval", "5ms"));
     redisContext *d = harness_redis_connect(env.redis);
     assert_string_equal(CMD(d, "FLUSHALL"), "+OK");
     assert_string_equal(CMD(d, "SELECT 1"), "+OK");
@@ -298,8 +298,8 @@ test_swapdb_during_filter_rebuild(void **state)
     harness_wait_gate(b); /* the first build (and any a FLUSHALL started) is over */
     long long rebuilds = harness_info_ll(b, "bloom", "bloom_rebuilds");
     assert_string_equal(CMD(d, "SELECT 3"), "+OK");
-    assert_string_equal(CMD(d, "FLUSHDB"), "+OK"); /* a rebuild starts: db 1, then db 5 */
-    usleep(200 * 1000);                             /* db 1 takes ~1 s to scan */
+    assert_string_equal(CMD(d, "FLUSHDB"), "+OK");    /* a rebuild starts: db 1, then db 5 */
+    usleep(200 * 1000);                               /* db 1 takes ~1 s to scan */
     assert_string_equal(CMD(d, "SWAPDB 5 7"), "+OK"); /* db 7 is not in the build's list */
     uint64_t t0 = bw_now_ms();
     while (harness_info_ll(b, "bloom", "bloom_rebuilds") <= rebuilds)
@@ -354,7 +354,8 @@ test_session_selects_followed(void **state)
     /* MULTI right after UNSUBSCRIBE (adversarial pass: bulwark's unpin PING was
      * queued inside the transaction and every later reply came one behind) */
     {
-        struct harness_conn *r2 = harness_conn_open(env.ref), *b2 = harness_conn_open(env.bulwark);
+        struct harness_conn *r2 = harness_conn_open(env.ref),
+                            *b2 = harness_conn_open(env.bulwark);
         assert_true(same_on(r2, b2, "UNSUBSCRIBE\r\nMULTI\r\nSET a 1\r\n", 3));
         assert_true(same_on(r2, b2, "EXEC\r\nPING p0\r\n", 2));
         usleep(100 * 1000);

@@ -23,8 +23,8 @@
 #include "tests/integration/harness.h"
 
 static struct {
-    struct harness_server *redis;   /* bulwark's upstream */
-    struct harness_server *ref;     /* the reference Redis */
+    struct harness_server *redis; /* bulwark's upstream */
+    struct harness_server *ref;   /* the reference Redis */
     struct harness_server *bulwark;
 } env;
 
@@ -34,7 +34,8 @@ group_setup(void **state)
     (void)state;
     env.redis = harness_redis_start(NULL);
     env.ref = harness_reference_start(NULL);
-    env.bulwark = harness_bulwark_start(env.redis->port, HARNESS_ARGS("--ttl-jitter-percent", "0"));
+    env.bulwark =
+        harness_bulwark_start(env.redis->port, HARNESS_ARGS("--ttl-jitter-percent", "0"));
     return 0;
 }
 
@@ -121,8 +122,8 @@ other_do(struct run *run, struct harness_conn *who, const char *line)
 }
 
 static void
-run_open(struct run *run, const struct harness_server *target, const struct harness_server *direct,
-         bool redirect)
+run_open(struct run *run, const struct harness_server *target,
+         const struct harness_server *direct, bool redirect)
 {
     memset(run, 0, sizeof(*run));
     run->target = target;
@@ -185,17 +186,17 @@ sc_default_resp3(struct run *run)
     t_do(run, "GET a");
     t_do(run, "MGET b c nokey");
     t_do(run, "HGETALL noh");
-    other_do(run, run->w, "SET a 10");          /* another client through the same server */
-    other_do(run, run->d, "SET b 20");          /* directly on Redis */
+    other_do(run, run->w, "SET a 10"); /* another client through the same server */
+    other_do(run, run->d, "SET b 20"); /* directly on Redis */
     other_do(run, run->d, "DEL c");
-    other_do(run, run->w, "SET a 11");          /* not read again: no second message */
+    other_do(run, run->w, "SET a 11"); /* not read again: no second message */
     t_do(run, "GET a");
-    t_do(run, "SET a 12");                      /* its own write: after its reply */
+    t_do(run, "SET a 12"); /* its own write: after its reply */
     t_do(run, "GET nokey");
-    other_do(run, run->d, "SET nokey x");       /* absent when read: still tracked */
+    other_do(run, run->d, "SET nokey x"); /* absent when read: still tracked */
     t_do(run, "CLIENT TRACKINGINFO");
     t_do(run, "GET a");
-    other_do(run, run->w, "FLUSHALL");          /* the null */
+    other_do(run, run->w, "FLUSHALL"); /* the null */
     t_do(run, "PING");
 }
 
@@ -227,7 +228,7 @@ sc_bcast(struct run *run)
     t_do(run, "CLIENT TRACKING on BCAST PREFIX user: PREFIX sess: NOLOOP");
     other_do(run, run->w, "MSET user:1 a sess:9 b other:1 c");
     other_do(run, run->d, "SET user:2 x");
-    t_do(run, "SET user:3 mine");               /* NOLOOP: not told */
+    t_do(run, "SET user:3 mine"); /* NOLOOP: not told */
     other_do(run, run->d, "DEL sess:9 other:1");
     t_do(run, "CLIENT TRACKING on BCAST PREFIX user:x"); /* overlaps user: */
     t_do(run, "CLIENT TRACKINGINFO");
@@ -241,17 +242,17 @@ sc_optin_optout(struct run *run)
     t_do(run, "HELLO 3");
     harness_buf_reset(&run->seen);
     t_do(run, "CLIENT TRACKING on OPTIN");
-    t_do(run, "GET x1");                        /* not remembered */
+    t_do(run, "GET x1"); /* not remembered */
     t_do(run, "CLIENT CACHING yes");
-    t_do(run, "GET x2");                        /* remembered */
-    t_do(run, "GET x3");                        /* CACHING applied to one command only */
+    t_do(run, "GET x2"); /* remembered */
+    t_do(run, "GET x3"); /* CACHING applied to one command only */
     other_do(run, run->w, "MSET x1 a x2 b x3 c");
-    t_do(run, "CLIENT CACHING no");             /* wrong mode: Redis's error */
+    t_do(run, "CLIENT CACHING no"); /* wrong mode: Redis's error */
     t_do(run, "CLIENT TRACKING off");
     t_do(run, "CLIENT TRACKING on OPTOUT");
     t_do(run, "CLIENT CACHING no");
-    t_do(run, "GET y1");                        /* not remembered */
-    t_do(run, "GET y2");                        /* remembered */
+    t_do(run, "GET y1"); /* not remembered */
+    t_do(run, "GET y2"); /* remembered */
     other_do(run, run->d, "MSET y1 a y2 b");
     t_do(run, "CLIENT TRACKING on OPTIN OPTOUT");
     t_do(run, "PING");

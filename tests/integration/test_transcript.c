@@ -414,8 +414,7 @@ test_transcript_one_by_one(void **state)
     harness_conn_close(ref);
     harness_conn_close(sub);
     if (bad > 0)
-        fail_msg("%zu of %zu transcript replies differ", bad,
-                 BW_ARRAY_LEN(transcript));
+        fail_msg("%zu of %zu transcript replies differ", bad, BW_ARRAY_LEN(transcript));
 }
 
 /* The whole transcript in one write: replies must come back in order. */
@@ -463,8 +462,7 @@ deep_pipeline(size_t n)
             harness_buf_puts(&req, "PING\r\n");
             break;
         case 5:
-            harness_buf_printf(&req, "MGET key:%zu absent:%zu key:%zu\r\n",
-                               i - 5, i, i + 3);
+            harness_buf_printf(&req, "MGET key:%zu absent:%zu key:%zu\r\n", i - 5, i, i + 3);
             break;
         case 6:
             harness_buf_printf(&req, "EXISTS key:%zu absent:%zu\r\n", i - 6, i);
@@ -575,10 +573,8 @@ test_big_value_16mb(void **state)
     struct harness_conn *c = harness_conn_open(env.subject);
     struct harness_buf got = {0};
     harness_conn_send(c, req.data, set_get_len, 0);
-    assert_true(harness_conn_read_reply(c, HARNESS_TIMEOUT_MS, NULL) ==
-                HARNESS_READ_REPLY);
-    assert_true(harness_conn_read_reply(c, HARNESS_TIMEOUT_MS, &got) ==
-                HARNESS_READ_REPLY);
+    assert_true(harness_conn_read_reply(c, HARNESS_TIMEOUT_MS, NULL) == HARNESS_READ_REPLY);
+    assert_true(harness_conn_read_reply(c, HARNESS_TIMEOUT_MS, &got) == HARNESS_READ_REPLY);
     const char *hdr = "$16777216\r\n";
     assert_int_equal(got.len, strlen(hdr) + n + 2);
     assert_memory_equal(got.data, hdr, strlen(hdr));
@@ -688,8 +684,7 @@ test_quit_discards_rest(void **state)
 {
     (void)state;
     flush_both();
-    static const char script[] =
-        "SET before 1\r\nQUIT\r\nSET after 1\r\nPING\r\n";
+    static const char script[] = "SET before 1\r\nQUIT\r\nSET after 1\r\nPING\r\n";
     struct harness_script sc = {
         .bytes = script,
         .len = sizeof(script) - 1,
@@ -699,8 +694,7 @@ test_quit_discards_rest(void **state)
     assert_true(harness_same_replies(env.ref, env.subject, &sc));
     /* QUIT with an argument (arity -1) still quits. */
     assert_true(harness_same(env.ref, env.subject, "QUIT now\r\n", 1));
-    assert_true(
-        harness_same(env.ref, env.subject, "GET before\r\nGET after\r\n", 2));
+    assert_true(harness_same(env.ref, env.subject, "GET before\r\nGET after\r\n", 2));
 }
 
 /* One raw request of the split pipeline. */
@@ -709,9 +703,9 @@ struct raw_req {
     size_t len;        /* length of bytes */
 };
 
-#define RAW(s)                                                                 \
-    {                                                                          \
-        s, sizeof(s) - 1                                                       \
+#define RAW(s)           \
+    {                    \
+        s, sizeof(s) - 1 \
     }
 
 /*
@@ -756,20 +750,18 @@ split_encode(struct harness_buf *b, size_t *ends)
 
 /* Send [0,k), read the replies it completes, send [k,n), read the rest. */
 static void
-split_run(struct harness_conn *c, const struct harness_buf *req,
-          const size_t *ends, size_t k, struct harness_buf *out)
+split_run(struct harness_conn *c, const struct harness_buf *req, const size_t *ends, size_t k,
+          struct harness_buf *out)
 {
     size_t done = 0;
     while (done < NSPLIT && ends[done] <= k)
         done++;
     harness_conn_send(c, req->data, k, 0);
     for (size_t i = 0; i < done; i++)
-        assert_int_equal(harness_conn_read_reply(c, HARNESS_TIMEOUT_MS, out),
-                         HARNESS_READ_REPLY);
+        assert_int_equal(harness_conn_read_reply(c, HARNESS_TIMEOUT_MS, out), HARNESS_READ_REPLY);
     harness_conn_send(c, req->data + k, req->len - k, 0);
     for (size_t i = done; i < NSPLIT; i++)
-        assert_int_equal(harness_conn_read_reply(c, HARNESS_TIMEOUT_MS, out),
-                         HARNESS_READ_REPLY);
+        assert_int_equal(harness_conn_read_reply(c, HARNESS_TIMEOUT_MS, out), HARNESS_READ_REPLY);
 }
 
 static void
@@ -791,8 +783,7 @@ test_split_at_every_offset(void **state)
         if (a.len == b.len && memcmp(a.data, b.data, a.len) == 0)
             continue;
         struct harness_buf msg = {0};
-        harness_buf_printf(&msg, "split at byte %zu of %zu:\n  reference \"", k,
-                           req.len);
+        harness_buf_printf(&msg, "split at byte %zu of %zu:\n  reference \"", k, req.len);
         harness_buf_escape(&msg, a.data, a.len, 600);
         harness_buf_puts(&msg, "\"\n  subject   \"");
         harness_buf_escape(&msg, b.data, b.len, 600);
@@ -846,6 +837,5 @@ main(void)
         cmocka_unit_test(test_byte_by_byte),
         cmocka_unit_test(test_clean_shutdown),
     };
-    return harness_finish(
-        cmocka_run_group_tests(tests, group_setup, group_teardown));
+    return harness_finish(cmocka_run_group_tests(tests, group_setup, group_teardown));
 }

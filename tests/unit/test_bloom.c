@@ -123,16 +123,14 @@ check_rate(double p)
     assert_int_equal(count_missing(b, "key:", MILLION), 0);
     uint64_t fp = count_found(b, "absent:", MILLION);
     double rate = (double)fp / MILLION;
-    print_message("p=%g: measured fpr %.5f (%llu/%u), estimated %.5f\n", p,
-                  rate, (unsigned long long)fp, MILLION,
-                  bloom_estimated_fpr(b));
+    print_message("p=%g: measured fpr %.5f (%llu/%u), estimated %.5f\n", p, rate,
+                  (unsigned long long)fp, MILLION, bloom_estimated_fpr(b));
     assert_true(rate <= 1.25 * p);
     /* The scalar and the SIMD lookup (where the CPU has one) agree. */
     bool simd = bloom_set_simd(b, !bloom_set_simd(b, true));
     assert_int_equal(count_found(b, "absent:", MILLION), fp);
     assert_int_equal(count_missing(b, "key:", MILLION), 0);
-    print_message("p=%g: same answers with %s lookups\n", p,
-                  simd ? "AVX2" : "scalar");
+    print_message("p=%g: same answers with %s lookups\n", p, simd ? "AVX2" : "scalar");
     /* The fill-based estimate agrees with what was measured. */
     assert_true(fabs(bloom_estimated_fpr(b) - p) < 0.15 * p);
     /* Nearly every key was new; false positives at add time are not. */
@@ -235,8 +233,7 @@ test_scaling_grows_keeps_rate(void **state)
     uint64_t fp = count_found(b, "absent:", MILLION);
     print_message("scaling 4x: measured fpr %.5f, estimated %.5f, %.2f "
                   "bits/key of capacity\n",
-                  (double)fp / MILLION, bloom_estimated_fpr(b),
-                  bloom_bits_per_key(b));
+                  (double)fp / MILLION, bloom_estimated_fpr(b), bloom_bits_per_key(b));
     assert_true((double)fp / MILLION <= 1.25 * 0.01);
     assert_true(bloom_count(b) > 4 * cap - 4 * cap / 100);
     /* Re-adding known keys changes nothing. */
@@ -356,8 +353,7 @@ test_save_load_round_trip(void **state)
     char buf[48];
     for (uint64_t i = 0; i < 200000; i++) {
         size_t len = key_of(buf, i % 2 ? "key:" : "other:", i / 2);
-        assert_true(bloom_maybe_contains(c, buf, len) ==
-                    bloom_maybe_contains(b, buf, len));
+        assert_true(bloom_maybe_contains(c, buf, len) == bloom_maybe_contains(b, buf, len));
     }
     /* The loaded filter keeps growing like the original. */
     add_keys(c, "more:", 0, 100000);
@@ -386,8 +382,7 @@ test_save_load_nonscaling(void **state)
     assert_int_equal(bloom_capacity(c), 5000);
     assert_int_equal(bloom_count(c), bloom_count(b));
     assert_int_equal(count_missing(c, "key:", 8000), 0);
-    assert_int_equal(count_found(c, "other:", 100000),
-                     count_found(b, "other:", 100000));
+    assert_int_equal(count_found(c, "other:", 100000), count_found(b, "other:", 100000));
     add_keys(c, "more:", 0, 5000);
     assert_int_equal(bloom_filters(c), 1);
     bloom_free(b);
@@ -416,8 +411,7 @@ save_small(const char *path, unsigned char **data)
 
 /* Write len bytes of data to path, load it and expect a refusal naming why. */
 static void
-expect_refused(const char *path, const unsigned char *data, size_t len,
-               const char *why)
+expect_refused(const char *path, const unsigned char *data, size_t len, const char *why)
 {
     char err[256] = "";
     FILE *f = fopen(path, "wb");
@@ -637,14 +631,10 @@ main(void)
         cmocka_unit_test(test_scaling_grows_keeps_rate),
         cmocka_unit_test(test_nonscaling_saturates),
         cmocka_unit_test(test_clear_forgets_everything),
-        cmocka_unit_test_setup_teardown(test_save_load_round_trip, dir_setup,
-                                        dir_teardown),
-        cmocka_unit_test_setup_teardown(test_save_load_nonscaling, dir_setup,
-                                        dir_teardown),
-        cmocka_unit_test_setup_teardown(test_load_refuses_bad_files, dir_setup,
-                                        dir_teardown),
-        cmocka_unit_test_setup_teardown(test_save_error_leaves_nothing,
-                                        dir_setup, dir_teardown),
+        cmocka_unit_test_setup_teardown(test_save_load_round_trip, dir_setup, dir_teardown),
+        cmocka_unit_test_setup_teardown(test_save_load_nonscaling, dir_setup, dir_teardown),
+        cmocka_unit_test_setup_teardown(test_load_refuses_bad_files, dir_setup, dir_teardown),
+        cmocka_unit_test_setup_teardown(test_save_error_leaves_nothing, dir_setup, dir_teardown),
         cmocka_unit_test(test_concurrent_adds),
         cmocka_unit_test(test_concurrent_same_words),
     };

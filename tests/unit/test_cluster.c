@@ -89,23 +89,23 @@ static const struct {
     {"123456789", 9, 12739},
     {"{user1000}.following", 20, 3443},
     {"{user1000}.followers", 20, 3443},
-    {"foo{}{bar}", 10, 8363},     /* empty first tag: the whole key */
-    {"foo{{bar}}zap", 13, 4015},  /* tag "{bar" */
-    {"foo{bar}{zap}", 13, 5061},  /* tag "bar" */
-    {"{}x", 3, 10595},            /* empty tag: the whole key */
-    {"{a}{b}", 6, 15495},         /* first tag only: "a" */
-    {"a{", 2, 14311},             /* no '}' */
-    {"a}", 2, 5921},              /* no '{' */
-    {"}a{b}", 5, 3300},           /* '}' before the '{' ignored: "b" */
+    {"foo{}{bar}", 10, 8363},    /* empty first tag: the whole key */
+    {"foo{{bar}}zap", 13, 4015}, /* tag "{bar" */
+    {"foo{bar}{zap}", 13, 5061}, /* tag "bar" */
+    {"{}x", 3, 10595},           /* empty tag: the whole key */
+    {"{a}{b}", 6, 15495},        /* first tag only: "a" */
+    {"a{", 2, 14311},            /* no '}' */
+    {"a}", 2, 5921},             /* no '{' */
+    {"}a{b}", 5, 3300},          /* '}' before the '{' ignored: "b" */
     {"{", 1, 4092},
     {"}", 1, 12090},
     {"{}", 2, 15257},
-    {"{{}}", 4, 4092},            /* tag "{" */
+    {"{{}}", 4, 4092}, /* tag "{" */
     {"a{b", 3, 13340},
-    {"caf\xc3\xa9", 5, 5735},                       /* UTF-8 "café" */
-    {"\xe9\x94\xae{\xe5\x80\xbc}", 8, 13838},       /* UTF-8 tag */
-    {"\xf0\x9f\x98\x80", 4, 2959},                  /* one emoji */
-    {"\x00\xff\r\n", 4, 6261},                      /* NUL, 0xff, CRLF */
+    {"caf\xc3\xa9", 5, 5735},                 /* UTF-8 "café" */
+    {"\xe9\x94\xae{\xe5\x80\xbc}", 8, 13838}, /* UTF-8 tag */
+    {"\xf0\x9f\x98\x80", 4, 2959},            /* one emoji */
+    {"\x00\xff\r\n", 4, 6261},                /* NUL, 0xff, CRLF */
     {"a\0b", 3, 8383},
     {"user:{42}:name", 14, 8000},
     {"{42}", 4, 8000},
@@ -182,9 +182,8 @@ test_node_id(void **state)
 /* ---- one-node answers: references ----------------------------------------- */
 
 /* lone SLOTS RESP2 */
-static const char ref_lone_slots_2[] =
-    "*1\r\n*3\r\n:0\r\n:16383\r\n*4\r\n$0\r\n\r\n:" REF_PORT "\r\n$40\r\n"
-    REF_ID "\r\n*0\r\n";
+static const char ref_lone_slots_2[] = "*1\r\n*3\r\n:0\r\n:16383\r\n*4\r\n$0\r\n\r\n:" REF_PORT
+                                       "\r\n$40\r\n" REF_ID "\r\n*0\r\n";
 /* lone SHARDS RESP2 */
 static const char ref_lone_shards_2[] =
     "*1\r\n*4\r\n$5\r\nslots\r\n*2\r\n:0\r\n:16383\r\n$5\r\nnodes\r\n*1\r\n*14\r\n$2\r\n"
@@ -192,10 +191,9 @@ static const char ref_lone_shards_2[] =
     "$2\r\nip\r\n$0\r\n\r\n$8\r\nendpoint\r\n$0\r\n\r\n$4\r\nrole\r\n$6\r\nmaster\r\n"
     "$18\r\nreplication-offset\r\n:0\r\n$6\r\nhealth\r\n$6\r\nonline\r\n";
 /* lone NODES RESP2 */
-static const char ref_lone_nodes_2[] =
-    "$94\r\n"
-    REF_ID " :" REF_PORT "@" REF_BUS " myself,master - 0 0 0 "
-    "connected 0-16383\n\r\n";
+static const char ref_lone_nodes_2[] = "$94\r\n" REF_ID " :" REF_PORT "@" REF_BUS
+                                       " myself,master - 0 0 0 "
+                                       "connected 0-16383\n\r\n";
 /* lone INFO RESP2 */
 static const char ref_lone_info_2[] =
     "$312\r\ncluster_state:ok\r\ncluster_slots_assigned:16384\r\n"
@@ -205,12 +203,10 @@ static const char ref_lone_info_2[] =
     "cluster_stats_messages_received:0\r\ntotal_cluster_links_buffer_limit_exceeded:0\r\n"
     "\r\n";
 /* lone MYID RESP2 */
-static const char ref_lone_myid_2[] =
-    "$40\r\n" REF_ID "\r\n";
+static const char ref_lone_myid_2[] = "$40\r\n" REF_ID "\r\n";
 /* lone SLOTS RESP3 */
-static const char ref_lone_slots_3[] =
-    "*1\r\n*3\r\n:0\r\n:16383\r\n*4\r\n$0\r\n\r\n:" REF_PORT "\r\n$40\r\n"
-    REF_ID "\r\n%0\r\n";
+static const char ref_lone_slots_3[] = "*1\r\n*3\r\n:0\r\n:16383\r\n*4\r\n$0\r\n\r\n:" REF_PORT
+                                       "\r\n$40\r\n" REF_ID "\r\n%0\r\n";
 /* lone SHARDS RESP3 */
 static const char ref_lone_shards_3[] =
     "*1\r\n%2\r\n$5\r\nslots\r\n*2\r\n:0\r\n:16383\r\n$5\r\nnodes\r\n*1\r\n%7\r\n$2\r\n"
@@ -218,10 +214,10 @@ static const char ref_lone_shards_3[] =
     "$2\r\nip\r\n$0\r\n\r\n$8\r\nendpoint\r\n$0\r\n\r\n$4\r\nrole\r\n$6\r\nmaster\r\n"
     "$18\r\nreplication-offset\r\n:0\r\n$6\r\nhealth\r\n$6\r\nonline\r\n";
 /* lone NODES RESP3 */
-static const char ref_lone_nodes_3[] =
-    "=98\r\n"
-    "txt:" REF_ID " :" REF_PORT "@" REF_BUS " myself,master - 0 0 0 "
-    "connected 0-16383\n\r\n";
+static const char ref_lone_nodes_3[] = "=98\r\n"
+                                       "txt:" REF_ID " :" REF_PORT "@" REF_BUS
+                                       " myself,master - 0 0 0 "
+                                       "connected 0-16383\n\r\n";
 /* lone INFO RESP3 */
 static const char ref_lone_info_3[] =
     "=316\r\ntxt:cluster_state:ok\r\ncluster_slots_assigned:16384\r\n"
@@ -231,12 +227,11 @@ static const char ref_lone_info_3[] =
     "cluster_stats_messages_received:0\r\ntotal_cluster_links_buffer_limit_exceeded:0\r\n"
     "\r\n";
 /* lone MYID RESP3 */
-static const char ref_lone_myid_3[] =
-    "$40\r\n" REF_ID "\r\n";
+static const char ref_lone_myid_3[] = "$40\r\n" REF_ID "\r\n";
 /* ip SLOTS RESP2 */
 static const char ref_ip_slots_2[] =
-    "*1\r\n*3\r\n:0\r\n:16383\r\n*4\r\n$9\r\n127.0.0.1\r\n:" REF_PORT "\r\n$40\r\n"
-    REF_ID "\r\n*0\r\n";
+    "*1\r\n*3\r\n:0\r\n:16383\r\n*4\r\n$9\r\n127.0.0.1\r\n:" REF_PORT "\r\n$40\r\n" REF_ID
+    "\r\n*0\r\n";
 /* ip SHARDS RESP2 */
 static const char ref_ip_shards_2[] =
     "*1\r\n*4\r\n$5\r\nslots\r\n*2\r\n:0\r\n:16383\r\n$5\r\nnodes\r\n*1\r\n*14\r\n$2\r\n"
@@ -244,14 +239,13 @@ static const char ref_ip_shards_2[] =
     "$2\r\nip\r\n$9\r\n127.0.0.1\r\n$8\r\nendpoint\r\n$9\r\n127.0.0.1\r\n$4\r\nrole\r\n"
     "$6\r\nmaster\r\n$18\r\nreplication-offset\r\n:0\r\n$6\r\nhealth\r\n$6\r\nonline\r\n";
 /* ip NODES RESP2 */
-static const char ref_ip_nodes_2[] =
-    "$103\r\n"
-    REF_ID " 127.0.0.1:" REF_PORT "@" REF_BUS " myself,master - 0 0 0 "
-    "connected 0-16383\n\r\n";
+static const char ref_ip_nodes_2[] = "$103\r\n" REF_ID " 127.0.0.1:" REF_PORT "@" REF_BUS
+                                     " myself,master - 0 0 0 "
+                                     "connected 0-16383\n\r\n";
 /* ip SLOTS RESP3 */
 static const char ref_ip_slots_3[] =
-    "*1\r\n*3\r\n:0\r\n:16383\r\n*4\r\n$9\r\n127.0.0.1\r\n:" REF_PORT "\r\n$40\r\n"
-    REF_ID "\r\n%0\r\n";
+    "*1\r\n*3\r\n:0\r\n:16383\r\n*4\r\n$9\r\n127.0.0.1\r\n:" REF_PORT "\r\n$40\r\n" REF_ID
+    "\r\n%0\r\n";
 /* ip SHARDS RESP3 */
 static const char ref_ip_shards_3[] =
     "*1\r\n%2\r\n$5\r\nslots\r\n*2\r\n:0\r\n:16383\r\n$5\r\nnodes\r\n*1\r\n%7\r\n$2\r\n"
@@ -259,14 +253,14 @@ static const char ref_ip_shards_3[] =
     "$2\r\nip\r\n$9\r\n127.0.0.1\r\n$8\r\nendpoint\r\n$9\r\n127.0.0.1\r\n$4\r\nrole\r\n"
     "$6\r\nmaster\r\n$18\r\nreplication-offset\r\n:0\r\n$6\r\nhealth\r\n$6\r\nonline\r\n";
 /* ip NODES RESP3 */
-static const char ref_ip_nodes_3[] =
-    "=107\r\n"
-    "txt:" REF_ID " 127.0.0.1:" REF_PORT "@" REF_BUS " myself,master - 0 0 0 "
-    "connected 0-16383\n\r\n";
+static const char ref_ip_nodes_3[] = "=107\r\n"
+                                     "txt:" REF_ID " 127.0.0.1:" REF_PORT "@" REF_BUS
+                                     " myself,master - 0 0 0 "
+                                     "connected 0-16383\n\r\n";
 /* host SLOTS RESP2 */
 static const char ref_host_slots_2[] =
-    "*1\r\n*3\r\n:0\r\n:16383\r\n*4\r\n$9\r\n127.0.0.1\r\n:" REF_PORT "\r\n$40\r\n"
-    REF_ID "\r\n*2\r\n$8\r\nhostname\r\n$13\r\n"
+    "*1\r\n*3\r\n:0\r\n:16383\r\n*4\r\n$9\r\n127.0.0.1\r\n:" REF_PORT "\r\n$40\r\n" REF_ID
+    "\r\n*2\r\n$8\r\nhostname\r\n$13\r\n"
     "bulwark.local\r\n";
 /* host SHARDS RESP2 */
 static const char ref_host_shards_2[] =
@@ -276,14 +270,13 @@ static const char ref_host_shards_2[] =
     "hostname\r\n$13\r\nbulwark.local\r\n$4\r\nrole\r\n$6\r\nmaster\r\n$18\r\n"
     "replication-offset\r\n:0\r\n$6\r\nhealth\r\n$6\r\nonline\r\n";
 /* host NODES RESP2 */
-static const char ref_host_nodes_2[] =
-    "$117\r\n"
-    REF_ID " 127.0.0.1:" REF_PORT "@" REF_BUS ",bulwark.local myself,master - 0 0 0 "
-    "connected 0-16383\n\r\n";
+static const char ref_host_nodes_2[] = "$117\r\n" REF_ID " 127.0.0.1:" REF_PORT "@" REF_BUS
+                                       ",bulwark.local myself,master - 0 0 0 "
+                                       "connected 0-16383\n\r\n";
 /* host SLOTS RESP3 */
 static const char ref_host_slots_3[] =
-    "*1\r\n*3\r\n:0\r\n:16383\r\n*4\r\n$9\r\n127.0.0.1\r\n:" REF_PORT "\r\n$40\r\n"
-    REF_ID "\r\n%1\r\n$8\r\nhostname\r\n$13\r\n"
+    "*1\r\n*3\r\n:0\r\n:16383\r\n*4\r\n$9\r\n127.0.0.1\r\n:" REF_PORT "\r\n$40\r\n" REF_ID
+    "\r\n%1\r\n$8\r\nhostname\r\n$13\r\n"
     "bulwark.local\r\n";
 /* host SHARDS RESP3 */
 static const char ref_host_shards_3[] =
@@ -293,14 +286,14 @@ static const char ref_host_shards_3[] =
     "hostname\r\n$13\r\nbulwark.local\r\n$4\r\nrole\r\n$6\r\nmaster\r\n$18\r\n"
     "replication-offset\r\n:0\r\n$6\r\nhealth\r\n$6\r\nonline\r\n";
 /* host NODES RESP3 */
-static const char ref_host_nodes_3[] =
-    "=121\r\n"
-    "txt:" REF_ID " 127.0.0.1:" REF_PORT "@" REF_BUS ",bulwark.local myself,master - 0 0 0 "
-    "connected 0-16383\n\r\n";
+static const char ref_host_nodes_3[] = "=121\r\n"
+                                       "txt:" REF_ID " 127.0.0.1:" REF_PORT "@" REF_BUS
+                                       ",bulwark.local myself,master - 0 0 0 "
+                                       "connected 0-16383\n\r\n";
 /* phost SLOTS RESP2 */
 static const char ref_phost_slots_2[] =
-    "*1\r\n*3\r\n:0\r\n:16383\r\n*4\r\n$13\r\nbulwark.local\r\n:" REF_PORT "\r\n$40\r\n"
-    REF_ID "\r\n*2\r\n$2\r\nip\r\n$9\r\n127.0.0.1\r\n";
+    "*1\r\n*3\r\n:0\r\n:16383\r\n*4\r\n$13\r\nbulwark.local\r\n:" REF_PORT "\r\n$40\r\n" REF_ID
+    "\r\n*2\r\n$2\r\nip\r\n$9\r\n127.0.0.1\r\n";
 /* phost SHARDS RESP2 */
 static const char ref_phost_shards_2[] =
     "*1\r\n*4\r\n$5\r\nslots\r\n*2\r\n:0\r\n:16383\r\n$5\r\nnodes\r\n*1\r\n*16\r\n$2\r\n"
@@ -309,14 +302,13 @@ static const char ref_phost_shards_2[] =
     "hostname\r\n$13\r\nbulwark.local\r\n$4\r\nrole\r\n$6\r\nmaster\r\n$18\r\n"
     "replication-offset\r\n:0\r\n$6\r\nhealth\r\n$6\r\nonline\r\n";
 /* phost NODES RESP2 */
-static const char ref_phost_nodes_2[] =
-    "$117\r\n"
-    REF_ID " 127.0.0.1:" REF_PORT "@" REF_BUS ",bulwark.local myself,master - 0 0 0 "
-    "connected 0-16383\n\r\n";
+static const char ref_phost_nodes_2[] = "$117\r\n" REF_ID " 127.0.0.1:" REF_PORT "@" REF_BUS
+                                        ",bulwark.local myself,master - 0 0 0 "
+                                        "connected 0-16383\n\r\n";
 /* phost SLOTS RESP3 */
 static const char ref_phost_slots_3[] =
-    "*1\r\n*3\r\n:0\r\n:16383\r\n*4\r\n$13\r\nbulwark.local\r\n:" REF_PORT "\r\n$40\r\n"
-    REF_ID "\r\n%1\r\n$2\r\nip\r\n$9\r\n127.0.0.1\r\n";
+    "*1\r\n*3\r\n:0\r\n:16383\r\n*4\r\n$13\r\nbulwark.local\r\n:" REF_PORT "\r\n$40\r\n" REF_ID
+    "\r\n%1\r\n$2\r\nip\r\n$9\r\n127.0.0.1\r\n";
 /* phost SHARDS RESP3 */
 static const char ref_phost_shards_3[] =
     "*1\r\n%2\r\n$5\r\nslots\r\n*2\r\n:0\r\n:16383\r\n$5\r\nnodes\r\n*1\r\n%8\r\n$2\r\n"
@@ -325,14 +317,14 @@ static const char ref_phost_shards_3[] =
     "hostname\r\n$13\r\nbulwark.local\r\n$4\r\nrole\r\n$6\r\nmaster\r\n$18\r\n"
     "replication-offset\r\n:0\r\n$6\r\nhealth\r\n$6\r\nonline\r\n";
 /* phost NODES RESP3 */
-static const char ref_phost_nodes_3[] =
-    "=121\r\n"
-    "txt:" REF_ID " 127.0.0.1:" REF_PORT "@" REF_BUS ",bulwark.local myself,master - 0 0 0 "
-    "connected 0-16383\n\r\n";
+static const char ref_phost_nodes_3[] = "=121\r\n"
+                                        "txt:" REF_ID " 127.0.0.1:" REF_PORT "@" REF_BUS
+                                        ",bulwark.local myself,master - 0 0 0 "
+                                        "connected 0-16383\n\r\n";
 /* pnohost SLOTS RESP2 */
 static const char ref_pnohost_slots_2[] =
-    "*1\r\n*3\r\n:0\r\n:16383\r\n*4\r\n$1\r\n?\r\n:" REF_PORT "\r\n$40\r\n"
-    REF_ID "\r\n*2\r\n$2\r\nip\r\n$9\r\n127.0.0.1\r\n";
+    "*1\r\n*3\r\n:0\r\n:16383\r\n*4\r\n$1\r\n?\r\n:" REF_PORT "\r\n$40\r\n" REF_ID
+    "\r\n*2\r\n$2\r\nip\r\n$9\r\n127.0.0.1\r\n";
 /* pnohost SHARDS RESP2 */
 static const char ref_pnohost_shards_2[] =
     "*1\r\n*4\r\n$5\r\nslots\r\n*2\r\n:0\r\n:16383\r\n$5\r\nnodes\r\n*1\r\n*14\r\n$2\r\n"
@@ -340,14 +332,13 @@ static const char ref_pnohost_shards_2[] =
     "$2\r\nip\r\n$9\r\n127.0.0.1\r\n$8\r\nendpoint\r\n$1\r\n?\r\n$4\r\nrole\r\n$6\r\n"
     "master\r\n$18\r\nreplication-offset\r\n:0\r\n$6\r\nhealth\r\n$6\r\nonline\r\n";
 /* pnohost NODES RESP2 */
-static const char ref_pnohost_nodes_2[] =
-    "$103\r\n"
-    REF_ID " 127.0.0.1:" REF_PORT "@" REF_BUS " myself,master - 0 0 0 "
-    "connected 0-16383\n\r\n";
+static const char ref_pnohost_nodes_2[] = "$103\r\n" REF_ID " 127.0.0.1:" REF_PORT "@" REF_BUS
+                                          " myself,master - 0 0 0 "
+                                          "connected 0-16383\n\r\n";
 /* pnohost SLOTS RESP3 */
 static const char ref_pnohost_slots_3[] =
-    "*1\r\n*3\r\n:0\r\n:16383\r\n*4\r\n$1\r\n?\r\n:" REF_PORT "\r\n$40\r\n"
-    REF_ID "\r\n%1\r\n$2\r\nip\r\n$9\r\n127.0.0.1\r\n";
+    "*1\r\n*3\r\n:0\r\n:16383\r\n*4\r\n$1\r\n?\r\n:" REF_PORT "\r\n$40\r\n" REF_ID
+    "\r\n%1\r\n$2\r\nip\r\n$9\r\n127.0.0.1\r\n";
 /* pnohost SHARDS RESP3 */
 static const char ref_pnohost_shards_3[] =
     "*1\r\n%2\r\n$5\r\nslots\r\n*2\r\n:0\r\n:16383\r\n$5\r\nnodes\r\n*1\r\n%7\r\n$2\r\n"
@@ -355,10 +346,10 @@ static const char ref_pnohost_shards_3[] =
     "$2\r\nip\r\n$9\r\n127.0.0.1\r\n$8\r\nendpoint\r\n$1\r\n?\r\n$4\r\nrole\r\n$6\r\n"
     "master\r\n$18\r\nreplication-offset\r\n:0\r\n$6\r\nhealth\r\n$6\r\nonline\r\n";
 /* pnohost NODES RESP3 */
-static const char ref_pnohost_nodes_3[] =
-    "=107\r\n"
-    "txt:" REF_ID " 127.0.0.1:" REF_PORT "@" REF_BUS " myself,master - 0 0 0 "
-    "connected 0-16383\n\r\n";
+static const char ref_pnohost_nodes_3[] = "=107\r\n"
+                                          "txt:" REF_ID " 127.0.0.1:" REF_PORT "@" REF_BUS
+                                          " myself,master - 0 0 0 "
+                                          "connected 0-16383\n\r\n";
 
 /* ---- a real 3-master, 3-replica cluster (tests/cluster-lib.sh), its replies ---- */
 
@@ -434,23 +425,48 @@ static const char real_shards_3[] =
 /* One variant of the reference node: what was announced, and its bytes. */
 struct ref_variant {
     const char *name;
-    const char *ip;       /* cluster-announce-ip in effect ("" none) */
-    const char *hostname; /* cluster-announce-hostname, NULL none */
-    bool prefer_hostname; /* cluster-preferred-endpoint-type hostname */
+    const char *ip;                              /* cluster-announce-ip in effect ("" none) */
+    const char *hostname;                        /* cluster-announce-hostname, NULL none */
+    bool prefer_hostname;                        /* cluster-preferred-endpoint-type hostname */
     const char *slots[2], *shards[2], *nodes[2]; /* RESP2, RESP3 */
 };
 
 static const struct ref_variant ref_variants[] = {
-    {"lone", "", NULL, false, {ref_lone_slots_2, ref_lone_slots_3},
-     {ref_lone_shards_2, ref_lone_shards_3}, {ref_lone_nodes_2, ref_lone_nodes_3}},
-    {"ip", "127.0.0.1", NULL, false, {ref_ip_slots_2, ref_ip_slots_3},
-     {ref_ip_shards_2, ref_ip_shards_3}, {ref_ip_nodes_2, ref_ip_nodes_3}},
-    {"host", "127.0.0.1", "bulwark.local", false, {ref_host_slots_2, ref_host_slots_3},
-     {ref_host_shards_2, ref_host_shards_3}, {ref_host_nodes_2, ref_host_nodes_3}},
-    {"phost", "127.0.0.1", "bulwark.local", true, {ref_phost_slots_2, ref_phost_slots_3},
-     {ref_phost_shards_2, ref_phost_shards_3}, {ref_phost_nodes_2, ref_phost_nodes_3}},
-    {"pnohost", "127.0.0.1", "", true, {ref_pnohost_slots_2, ref_pnohost_slots_3},
-     {ref_pnohost_shards_2, ref_pnohost_shards_3}, {ref_pnohost_nodes_2, ref_pnohost_nodes_3}},
+    {"lone",
+     "",
+     NULL,
+     false,
+     {ref_lone_slots_2, ref_lone_slots_3},
+     {ref_lone_shards_2, ref_lone_shards_3},
+     {ref_lone_nodes_2, ref_lone_nodes_3}},
+    {"ip",
+     "127.0.0.1",
+     NULL,
+     false,
+     {ref_ip_slots_2, ref_ip_slots_3},
+     {ref_ip_shards_2, ref_ip_shards_3},
+     {ref_ip_nodes_2, ref_ip_nodes_3}},
+    {"host",
+     "127.0.0.1",
+     "bulwark.local",
+     false,
+     {ref_host_slots_2, ref_host_slots_3},
+     {ref_host_shards_2, ref_host_shards_3},
+     {ref_host_nodes_2, ref_host_nodes_3}},
+    {"phost",
+     "127.0.0.1",
+     "bulwark.local",
+     true,
+     {ref_phost_slots_2, ref_phost_slots_3},
+     {ref_phost_shards_2, ref_phost_shards_3},
+     {ref_phost_nodes_2, ref_phost_nodes_3}},
+    {"pnohost",
+     "127.0.0.1",
+     "",
+     true,
+     {ref_pnohost_slots_2, ref_pnohost_slots_3},
+     {ref_pnohost_shards_2, ref_pnohost_shards_3},
+     {ref_pnohost_nodes_2, ref_pnohost_nodes_3}},
 };
 
 /* The reference node as a struct cluster_self. */
@@ -497,8 +513,8 @@ test_reply_exact(void **state)
             assert_reply(cluster_reply_shards, &s, p + 2, v->shards[p], v->name);
             assert_reply(cluster_reply_nodes, &s, p + 2, v->nodes[p], v->name);
             /* INFO does not depend on the endpoint. */
-            assert_reply(cluster_reply_info, &s, p + 2, p == 0 ? ref_lone_info_2 : ref_lone_info_3,
-                         "info");
+            assert_reply(cluster_reply_info, &s, p + 2,
+                         p == 0 ? ref_lone_info_2 : ref_lone_info_3, "info");
         }
         struct cluster_out o = {0};
         cluster_reply_myid(&o, &s);
@@ -588,7 +604,8 @@ test_reply_values(void **state)
 
         o.len = 0;
         cluster_reply_shards(&o, &s, proto);
-        assert_int_equal(cluster_map_parse_shards(m, o.buf, o.len, NULL, err, sizeof(err)), BW_OK);
+        assert_int_equal(cluster_map_parse_shards(m, o.buf, o.len, NULL, err, sizeof(err)),
+                         BW_OK);
         assert_int_equal(cluster_map_node_count(m), 1);
         assert_string_equal(cluster_map_node(m, 0)->id, s.id);
         assert_false(cluster_map_node(m, 0)->replica);
@@ -625,28 +642,48 @@ static const struct {
 } cmd_refs[] = {
     {1, {"cluster"}, {0}, "-ERR wrong number of arguments for 'cluster' command\r\n"},
     {2, {"cluster", "FOO"}, {0}, "-ERR unknown subcommand 'FOO'. Try CLUSTER HELP.\r\n"},
-    {4, {"cluster", "FOO", "bar", "baz"}, {0},
+    {4,
+     {"cluster", "FOO", "bar", "baz"},
+     {0},
      "-ERR unknown subcommand 'FOO'. Try CLUSTER HELP.\r\n"},
     {2, {"cluster", "a\r\nb"}, {0}, "-ERR unknown subcommand 'a  b'. Try CLUSTER HELP.\r\n"},
     {2, {"cluster", "a\0b"}, {0, 3}, "-ERR unknown subcommand 'a'. Try CLUSTER HELP.\r\n"},
     {2, {"cluster", ""}, {0}, "-ERR unknown subcommand ''. Try CLUSTER HELP.\r\n"},
-    {3, {"CluSter", "Info", "x"}, {0},
+    {3,
+     {"CluSter", "Info", "x"},
+     {0},
      "-ERR wrong number of arguments for 'cluster|info' command\r\n"},
-    {3, {"cluster", "SLOTS", "x"}, {0},
+    {3,
+     {"cluster", "SLOTS", "x"},
+     {0},
      "-ERR wrong number of arguments for 'cluster|slots' command\r\n"},
-    {3, {"cluster", "shards", "x"}, {0},
+    {3,
+     {"cluster", "shards", "x"},
+     {0},
      "-ERR wrong number of arguments for 'cluster|shards' command\r\n"},
-    {3, {"cluster", "nodes", "x"}, {0},
+    {3,
+     {"cluster", "nodes", "x"},
+     {0},
      "-ERR wrong number of arguments for 'cluster|nodes' command\r\n"},
-    {3, {"cluster", "myid", "x"}, {0},
+    {3,
+     {"cluster", "myid", "x"},
+     {0},
      "-ERR wrong number of arguments for 'cluster|myid' command\r\n"},
-    {2, {"cluster", "keyslot"}, {0},
+    {2,
+     {"cluster", "keyslot"},
+     {0},
      "-ERR wrong number of arguments for 'cluster|keyslot' command\r\n"},
-    {4, {"cluster", "keyslot", "a", "b"}, {0},
+    {4,
+     {"cluster", "keyslot", "a", "b"},
+     {0},
      "-ERR wrong number of arguments for 'cluster|keyslot' command\r\n"},
-    {2, {"cluster", "countkeysinslot"}, {0},
+    {2,
+     {"cluster", "countkeysinslot"},
+     {0},
      "-ERR wrong number of arguments for 'cluster|countkeysinslot' command\r\n"},
-    {3, {"cluster", "help", "x"}, {0},
+    {3,
+     {"cluster", "help", "x"},
+     {0},
      "-ERR wrong number of arguments for 'cluster|help' command\r\n"},
     {3, {"cluster", "keyslot", "foo"}, {0}, ":12182\r\n"},
     {3, {"cluster", "KEYSLOT", "{user1000}.following"}, {0}, ":3443\r\n"},
@@ -696,8 +733,10 @@ test_command_answers(void **state)
         const char *sub; /* as a client might spell it */
         reply_fn *fn;    /* the answer; NULL: MYID */
     } answers[] = {
-        {"info", cluster_reply_info},   {"NODES", cluster_reply_nodes},
-        {"Slots", cluster_reply_slots}, {"shards", cluster_reply_shards},
+        {"info", cluster_reply_info},
+        {"NODES", cluster_reply_nodes},
+        {"Slots", cluster_reply_slots},
+        {"shards", cluster_reply_shards},
         {"myid", NULL},
     };
 
@@ -815,19 +854,23 @@ test_map_real(void **state)
     assert_int_equal(cluster_map_slot_node(m, 0), -1);
     assert_int_equal(cluster_map_next_master(m, -1), -1);
     assert_int_equal(cluster_map_parse_slots(m, real_slots_2, strlen(real_slots_2), NULL, err,
-                                             sizeof(err)), BW_OK);
+                                             sizeof(err)),
+                     BW_OK);
     assert_real_map(m);
     /* SLOTS keeps the reply's order: master, its replica, next master ... */
     assert_string_equal(cluster_map_node(m, 0)->id, M1);
     assert_int_equal(cluster_map_node(m, 1)->master, 0);
     assert_int_equal(cluster_map_parse_slots(m, real_slots_3, strlen(real_slots_3), NULL, err,
-                                             sizeof(err)), BW_OK);
+                                             sizeof(err)),
+                     BW_OK);
     assert_real_map(m);
     assert_int_equal(cluster_map_parse_shards(m, real_shards_2, strlen(real_shards_2), NULL, err,
-                                              sizeof(err)), BW_OK);
+                                              sizeof(err)),
+                     BW_OK);
     assert_real_map(m);
     assert_int_equal(cluster_map_parse_shards(m, real_shards_3, strlen(real_shards_3), NULL, err,
-                                              sizeof(err)), BW_OK);
+                                              sizeof(err)),
+                     BW_OK);
     assert_real_map(m);
     cluster_map_free(m);
     cluster_map_free(NULL);
@@ -843,34 +886,42 @@ test_map_endpoints(void **state)
     char err[128] = "";
 
     assert_int_equal(cluster_map_parse_slots(m, ref_lone_slots_2, strlen(ref_lone_slots_2), NULL,
-                                             err, sizeof(err)), BW_ERR);
+                                             err, sizeof(err)),
+                     BW_ERR);
     assert_non_null(strstr(err, "no usable endpoint"));
     assert_int_equal(cluster_map_parse_slots(m, ref_lone_slots_3, strlen(ref_lone_slots_3),
-                                             "10.0.0.9", err, sizeof(err)), BW_OK);
+                                             "10.0.0.9", err, sizeof(err)),
+                     BW_OK);
     assert_string_equal(cluster_map_node(m, 0)->host, "10.0.0.9");
     assert_string_equal(cluster_map_node(m, 0)->id, REF_ID);
     assert_int_equal(cluster_map_node(m, 0)->port, atoi(REF_PORT));
     assert_true(cluster_map_covered(m));
     assert_int_equal(cluster_map_parse_shards(m, ref_lone_shards_2, strlen(ref_lone_shards_2),
-                                              "seed.example", err, sizeof(err)), BW_OK);
+                                              "seed.example", err, sizeof(err)),
+                     BW_OK);
     assert_string_equal(cluster_map_node(m, 0)->host, "seed.example");
     /* "?" falls back to the metadata's ip (SLOTS) or "ip" (SHARDS). */
     assert_int_equal(cluster_map_parse_slots(m, ref_pnohost_slots_2, strlen(ref_pnohost_slots_2),
-                                             NULL, err, sizeof(err)), BW_OK);
+                                             NULL, err, sizeof(err)),
+                     BW_OK);
     assert_string_equal(cluster_map_node(m, 0)->host, "127.0.0.1");
     assert_int_equal(cluster_map_parse_slots(m, ref_pnohost_slots_3, strlen(ref_pnohost_slots_3),
-                                             NULL, err, sizeof(err)), BW_OK);
+                                             NULL, err, sizeof(err)),
+                     BW_OK);
     assert_string_equal(cluster_map_node(m, 0)->host, "127.0.0.1");
     assert_int_equal(cluster_map_parse_shards(m, ref_pnohost_shards_3,
                                               strlen(ref_pnohost_shards_3), NULL, err,
-                                              sizeof(err)), BW_OK);
+                                              sizeof(err)),
+                     BW_OK);
     assert_string_equal(cluster_map_node(m, 0)->host, "127.0.0.1");
     /* A preferred hostname is used as it is. */
-    assert_int_equal(cluster_map_parse_slots(m, ref_phost_slots_2, strlen(ref_phost_slots_2), NULL,
-                                             err, sizeof(err)), BW_OK);
+    assert_int_equal(cluster_map_parse_slots(m, ref_phost_slots_2, strlen(ref_phost_slots_2),
+                                             NULL, err, sizeof(err)),
+                     BW_OK);
     assert_string_equal(cluster_map_node(m, 0)->host, "bulwark.local");
     assert_int_equal(cluster_map_parse_shards(m, ref_phost_shards_3, strlen(ref_phost_shards_3),
-                                              NULL, err, sizeof(err)), BW_OK);
+                                              NULL, err, sizeof(err)),
+                     BW_OK);
     assert_string_equal(cluster_map_node(m, 0)->host, "bulwark.local");
     cluster_map_free(m);
 }
@@ -957,9 +1008,9 @@ test_map_hostile_real(void **state)
 #define ID_C "cccccccccccccccccccccccccccccccccccccccc"
 /* A node entry [host, port]; host one character. */
 #define NODE(host, port) "*2\r\n$1\r\n" #host "\r\n:" #port "\r\n"
-#define SNODE(id, port, role, health)                                                        \
-    "*10\r\n$2\r\nid\r\n$40\r\n" id "\r\n$4\r\nport\r\n:" #port                            \
-    "\r\n$8\r\nendpoint\r\n$1\r\nh\r\n"                                                     \
+#define SNODE(id, port, role, health)                           \
+    "*10\r\n$2\r\nid\r\n$40\r\n" id "\r\n$4\r\nport\r\n:" #port \
+    "\r\n$8\r\nendpoint\r\n$1\r\nh\r\n"                         \
     "$4\r\nrole\r\n$" role "\r\n$6\r\nhealth\r\n$" health "\r\n"
 
 /* Crafted replies, each refused with a reason containing want. */
@@ -992,33 +1043,56 @@ static const struct {
     {false, "*1\r\n*3\r\n:0\r\n:1\r\n:5\r\n", "not [endpoint, port"},
     {false, "*2\r\n*4\r\n:0\r\n:1\r\n" NODE(a, 1) NODE(b, 2) "*3\r\n:2\r\n:3\r\n" NODE(b, 2),
      "two roles"},
-    {false, "*2\r\n*4\r\n:0\r\n:1\r\n" NODE(a, 1) NODE(b, 2) "*4\r\n:2\r\n:3\r\n" NODE(c, 3)
-            NODE(b, 2), "two roles"},
-    {false, "*2\r\n*3\r\n:0\r\n:1\r\n*3\r\n$1\r\na\r\n:1\r\n$40\r\n" ID_A "\r\n"
-            "*3\r\n:2\r\n:3\r\n*3\r\n$1\r\na\r\n:1\r\n$40\r\n" ID_B "\r\n", "two nodes at a:1"},
-    {false, "*2\r\n*3\r\n:0\r\n:1\r\n*3\r\n$1\r\na\r\n:1\r\n$40\r\n" ID_A "\r\n"
-            "*3\r\n:2\r\n:3\r\n*3\r\n$1\r\nb\r\n:1\r\n$40\r\n" ID_A "\r\n", "at two addresses"},
-    {true, "*1\r\n*4\r\n$5\r\nslots\r\n*2\r\n:0\r\n:1\r\n$5\r\nnodes\r\n*1\r\n"
-           SNODE(ID_A, 1, "7\r\nreplica", "6\r\nonline"), "no master"},
+    {false,
+     "*2\r\n*4\r\n:0\r\n:1\r\n" NODE(a, 1) NODE(b, 2) "*4\r\n:2\r\n:3\r\n" NODE(c, 3) NODE(b, 2),
+     "two roles"},
+    {false,
+     "*2\r\n*3\r\n:0\r\n:1\r\n*3\r\n$1\r\na\r\n:1\r\n$40\r\n" ID_A "\r\n"
+     "*3\r\n:2\r\n:3\r\n*3\r\n$1\r\na\r\n:1\r\n$40\r\n" ID_B "\r\n",
+     "two nodes at a:1"},
+    {false,
+     "*2\r\n*3\r\n:0\r\n:1\r\n*3\r\n$1\r\na\r\n:1\r\n$40\r\n" ID_A "\r\n"
+     "*3\r\n:2\r\n:3\r\n*3\r\n$1\r\nb\r\n:1\r\n$40\r\n" ID_A "\r\n",
+     "at two addresses"},
+    {true,
+     "*1\r\n*4\r\n$5\r\nslots\r\n*2\r\n:0\r\n:1\r\n$5\r\nnodes\r\n*1\r\n" SNODE(ID_A, 1,
+                                                                                "7\r\nreplica",
+                                                                                "6\r\nonline"),
+     "no master"},
     {true, "*1\r\n*4\r\n$5\r\nslots\r\n*0\r\n$5\r\nnodes\r\n*0\r\n", "no master"},
-    {true, "*1\r\n*4\r\n$5\r\nslots\r\n*1\r\n:0\r\n$5\r\nnodes\r\n*1\r\n"
-           SNODE(ID_A, 1, "6\r\nmaster", "6\r\nonline"), "no slots pairs"},
+    {true,
+     "*1\r\n*4\r\n$5\r\nslots\r\n*1\r\n:0\r\n$5\r\nnodes\r\n*1\r\n" SNODE(ID_A, 1, "6\r\nmaster",
+                                                                          "6\r\nonline"),
+     "no slots pairs"},
     {true, "*1\r\n*2\r\n$5\r\nslots\r\n*0\r\n", "no slots pairs or no nodes"},
     {true, "*1\r\n*3\r\n$5\r\nslots\r\n*0\r\n$5\r\nnodes\r\n", "not a map"},
-    {true, "*1\r\n*4\r\n$5\r\nslots\r\n*2\r\n$1\r\n0\r\n:1\r\n$5\r\nnodes\r\n*1\r\n"
-           SNODE(ID_A, 1, "6\r\nmaster", "6\r\nonline"), "not an integer"},
-    {true, "*1\r\n*4\r\n$5\r\nslots\r\n*2\r\n:0\r\n:1\r\n$5\r\nnodes\r\n*1\r\n"
-           SNODE(ID_A, 1, "4\r\nboss", "6\r\nonline"), "role"},
-    {true, "*1\r\n*4\r\n$5\r\nslots\r\n*0\r\n$5\r\nnodes\r\n*1\r\n*6\r\n$2\r\nid\r\n$40\r\n" ID_A
-           "\r\n$8\r\ntls-port\r\n:1\r\n$2\r\nip\r\n$1\r\nh\r\n", "only a tls-port"},
-    {true, "*1\r\n*4\r\n$5\r\nslots\r\n*0\r\n$5\r\nnodes\r\n*1\r\n*4\r\n$2\r\nid\r\n$40\r\n" ID_A
-           "\r\n$4\r\nport\r\n:1\r\n", "no usable endpoint"},
+    {true,
+     "*1\r\n*4\r\n$5\r\nslots\r\n*2\r\n$1\r\n0\r\n:1\r\n$5\r\nnodes\r\n*1\r\n" SNODE(
+         ID_A, 1, "6\r\nmaster", "6\r\nonline"),
+     "not an integer"},
+    {true,
+     "*1\r\n*4\r\n$5\r\nslots\r\n*2\r\n:0\r\n:1\r\n$5\r\nnodes\r\n*1\r\n" SNODE(ID_A, 1,
+                                                                                "4\r\nboss",
+                                                                                "6\r\nonline"),
+     "role"},
+    {true,
+     "*1\r\n*4\r\n$5\r\nslots\r\n*0\r\n$5\r\nnodes\r\n*1\r\n*6\r\n$2\r\nid\r\n$40\r\n" ID_A
+     "\r\n$8\r\ntls-port\r\n:1\r\n$2\r\nip\r\n$1\r\nh\r\n",
+     "only a tls-port"},
+    {true,
+     "*1\r\n*4\r\n$5\r\nslots\r\n*0\r\n$5\r\nnodes\r\n*1\r\n*4\r\n$2\r\nid\r\n$40\r\n" ID_A
+     "\r\n$4\r\nport\r\n:1\r\n",
+     "no usable endpoint"},
     {true, "*1\r\n*4\r\n$5\r\nslots\r\n*0\r\n$5\r\nnodes\r\n*1\r\n*2\r\n$4\r\nport\r\n:1\r\n",
      "hex"},
-    {true, "*2\r\n*4\r\n$5\r\nslots\r\n*2\r\n:0\r\n:9\r\n$5\r\nnodes\r\n*1\r\n"
-           SNODE(ID_A, 1, "6\r\nmaster", "6\r\nonline")
-           "*4\r\n$5\r\nslots\r\n*2\r\n:9\r\n:10\r\n$5\r\nnodes\r\n*1\r\n"
-           SNODE(ID_B, 2, "6\r\nmaster", "6\r\nonline"), "slot 9 is given twice"},
+    {true,
+     "*2\r\n*4\r\n$5\r\nslots\r\n*2\r\n:0\r\n:9\r\n$5\r\nnodes\r\n*1\r\n" SNODE(
+         ID_A, 1, "6\r\nmaster",
+         "6\r\nonline") "*4\r\n$5\r\nslots\r\n*2\r\n:9\r\n:10\r\n$5\r\nnodes\r\n*1\r\n" SNODE(ID_B,
+                                                                                              2,
+                                                                                              "6\r\nmaster",
+                                                                                              "6\r\nonline"),
+     "slot 9 is given twice"},
 };
 
 static void
@@ -1029,14 +1103,16 @@ test_map_bad_replies(void **state)
     char err[128];
 
     assert_int_equal(cluster_map_parse_slots(m, real_slots_2, strlen(real_slots_2), NULL, err,
-                                             sizeof(err)), BW_OK);
+                                             sizeof(err)),
+                     BW_OK);
     for (size_t i = 0; i < BW_ARRAY_LEN(bad_replies); i++) {
-        parse_fn *parse =
-            bad_replies[i].shards ? cluster_map_parse_shards : cluster_map_parse_slots;
+        parse_fn *parse = bad_replies[i].shards ? cluster_map_parse_shards
+                                                : cluster_map_parse_slots;
 
         err[0] = '\0';
         assert_int_equal(parse(m, bad_replies[i].reply, strlen(bad_replies[i].reply), NULL, err,
-                               sizeof(err)), BW_ERR);
+                               sizeof(err)),
+                         BW_ERR);
         if (strstr(err, bad_replies[i].want) == NULL)
             fail_msg("case %zu: '%s' does not say '%s'", i, err, bad_replies[i].want);
         assert_real_map(m); /* unchanged */
@@ -1063,8 +1139,8 @@ test_map_good_odd(void **state)
     assert_int_equal(cluster_map_slots_assigned(m), 0);
     /* Pre-4.0 entries (no id), a master with two ranges (its replica
      * named in each), a gap of unassigned slots. */
-    static const char ok[] = "*2\r\n*4\r\n:0\r\n:99\r\n" NODE(a, 1) NODE(b, 2)
-                             "*4\r\n:200\r\n:299\r\n" NODE(a, 1) NODE(b, 2);
+    static const char ok[] = "*2\r\n*4\r\n:0\r\n:99\r\n" NODE(a, 1)
+        NODE(b, 2) "*4\r\n:200\r\n:299\r\n" NODE(a, 1) NODE(b, 2);
     assert_int_equal(cluster_map_parse_slots(m, ok, strlen(ok), NULL, err, sizeof(err)), BW_OK);
     assert_int_equal(cluster_map_node_count(m), 2);
     assert_int_equal(cluster_map_slots_assigned(m), 200);
@@ -1088,11 +1164,11 @@ test_map_good_odd(void **state)
      * its role, the promoted one owns the slots; fields in any order,
      * unknown fields skipped. */
     static const char fo[] =
-        "*1\r\n%2\r\n$5\r\nnodes\r\n*3\r\n" SNODE(ID_A, 1, "6\r\nmaster", "4\r\nfail")
-        SNODE(ID_B, 2, "6\r\nmaster", "6\r\nonline")
-        "%5\r\n$4\r\nrole\r\n$7\r\nreplica\r\n$4\r\nport\r\n:3\r\n$2\r\nip\r\n$1\r\nr\r\n"
-        "$6\r\nhealth\r\n$7\r\nloading\r\n$2\r\nid\r\n$40\r\n" ID_C "\r\n"
-        "$5\r\nslots\r\n*2\r\n:0\r\n:16383\r\n";
+        "*1\r\n%2\r\n$5\r\nnodes\r\n*3\r\n" SNODE(ID_A, 1, "6\r\nmaster", "4\r\nfail") SNODE(
+            ID_B, 2, "6\r\nmaster",
+            "6\r\nonline") "%5\r\n$4\r\nrole\r\n$7\r\nreplica\r\n$4\r\nport\r\n:3\r\n$2\r\nip\r\n$1\r\nr\r\n"
+                           "$6\r\nhealth\r\n$7\r\nloading\r\n$2\r\nid\r\n$40\r\n" ID_C "\r\n"
+                           "$5\r\nslots\r\n*2\r\n:0\r\n:16383\r\n";
     assert_int_equal(cluster_map_parse_shards(m, fo, strlen(fo), NULL, err, sizeof(err)), BW_OK);
     assert_int_equal(cluster_map_node_count(m), 3);
     int b = node_by_id(m, ID_B), a = node_by_id(m, ID_A);
@@ -1132,11 +1208,30 @@ test_redirect(void **state)
         {"-MOVED 1 ?:6379\r\n", false, 1, "?", 6379},
     };
     static const char *const bad[] = {
-        "", "-", "-MOVED", "-MOVED ", "-MOVED 1", "-MOVED 1 ", "-MOVED 1 a", "-MOVED 1 a:",
-        "-MOVED 16384 a:1", "-MOVED -1 a:1", "-MOVED +1 a:1", "-MOVED 1 a:0", "-MOVED 1 a:65536",
-        "-MOVED 1 a:1x", "-MOVED 1 a b:1", "-MOVED  1 a:1", "-MOVE 1 a:1", "-moved 1 a:1",
-        "-ASKING 1 a:1", "-MOVED 000001 a:1", "-MOVED 1 a:000001", "-ERR MOVED 1 a:1",
-        "-MOVED 1 a:1\r\nX", "-MOVED 1 a\tb:1",
+        "",
+        "-",
+        "-MOVED",
+        "-MOVED ",
+        "-MOVED 1",
+        "-MOVED 1 ",
+        "-MOVED 1 a",
+        "-MOVED 1 a:",
+        "-MOVED 16384 a:1",
+        "-MOVED -1 a:1",
+        "-MOVED +1 a:1",
+        "-MOVED 1 a:0",
+        "-MOVED 1 a:65536",
+        "-MOVED 1 a:1x",
+        "-MOVED 1 a b:1",
+        "-MOVED  1 a:1",
+        "-MOVE 1 a:1",
+        "-moved 1 a:1",
+        "-ASKING 1 a:1",
+        "-MOVED 000001 a:1",
+        "-MOVED 1 a:000001",
+        "-ERR MOVED 1 a:1",
+        "-MOVED 1 a:1\r\nX",
+        "-MOVED 1 a\tb:1",
     };
 
     for (size_t i = 0; i < BW_ARRAY_LEN(good); i++) {
@@ -1167,7 +1262,8 @@ test_move_slot(void **state)
     char err[128];
 
     assert_int_equal(cluster_map_parse_slots(m, real_slots_2, strlen(real_slots_2), NULL, err,
-                                             sizeof(err)), BW_OK);
+                                             sizeof(err)),
+                     BW_OK);
     /* To a known master. */
     int m3 = node_by_id(m, M3);
     assert_int_equal(cluster_map_move_slot(m, 0, "127.0.0.1", 22560), m3);
@@ -1199,22 +1295,14 @@ int
 main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_crc16),
-        cmocka_unit_test(test_keyslot_real),
-        cmocka_unit_test(test_keyslot_tags),
-        cmocka_unit_test(test_node_id),
-        cmocka_unit_test(test_reply_exact),
-        cmocka_unit_test(test_reply_values),
-        cmocka_unit_test(test_info_section),
-        cmocka_unit_test(test_command_refs),
-        cmocka_unit_test(test_command_answers),
-        cmocka_unit_test(test_map_real),
-        cmocka_unit_test(test_map_endpoints),
-        cmocka_unit_test(test_map_hostile_real),
-        cmocka_unit_test(test_map_bad_replies),
-        cmocka_unit_test(test_map_good_odd),
-        cmocka_unit_test(test_redirect),
-        cmocka_unit_test(test_move_slot),
+        cmocka_unit_test(test_crc16),           cmocka_unit_test(test_keyslot_real),
+        cmocka_unit_test(test_keyslot_tags),    cmocka_unit_test(test_node_id),
+        cmocka_unit_test(test_reply_exact),     cmocka_unit_test(test_reply_values),
+        cmocka_unit_test(test_info_section),    cmocka_unit_test(test_command_refs),
+        cmocka_unit_test(test_command_answers), cmocka_unit_test(test_map_real),
+        cmocka_unit_test(test_map_endpoints),   cmocka_unit_test(test_map_hostile_real),
+        cmocka_unit_test(test_map_bad_replies), cmocka_unit_test(test_map_good_odd),
+        cmocka_unit_test(test_redirect),        cmocka_unit_test(test_move_slot),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -35,8 +35,7 @@ t_split(struct t_req *r, const char *line)
     BW_ASSERT(strlen(line) < sizeof(r->buf));
     strcpy(r->buf, line);
     r->argc = 0;
-    for (p = strtok_r(r->buf, " ", &save); p != NULL;
-         p = strtok_r(NULL, " ", &save)) {
+    for (p = strtok_r(r->buf, " ", &save); p != NULL; p = strtok_r(NULL, " ", &save)) {
         BW_ASSERT(r->argc < T_MAX_ARGS);
         if (strcmp(p, "''") == 0)
             *p = '\0';
@@ -81,8 +80,7 @@ t_get_sub(void **state, const char *parent, const char *name)
 }
 
 static void
-t_spec(const struct cmd_info *c, int arity, uint32_t flags, int first, int last,
-       int step)
+t_spec(const struct cmd_info *c, int arity, uint32_t flags, int first, int last, int step)
 {
     assert_int_equal(c->arity, arity);
     assert_int_equal(c->flags, flags);
@@ -117,26 +115,21 @@ test_builtin_entries(void **state)
     t_spec(t_get(state, "mset"), -3, CMD_WRITE | CMD_DENYOOM, 1, -1, 2);
     t_spec(t_get(state, "mget"), -2, CMD_READONLY | CMD_FAST, 1, -1, 1);
     t_spec(t_get(state, "del"), -2, CMD_WRITE, 1, -1, 1);
-    t_spec(t_get(state, "blpop"), -3, CMD_WRITE | CMD_NOSCRIPT | CMD_BLOCKING,
-           1, -2, 1);
+    t_spec(t_get(state, "blpop"), -3, CMD_WRITE | CMD_NOSCRIPT | CMD_BLOCKING, 1, -2, 1);
     t_spec(t_get(state, "ping"), -1, CMD_FAST, 0, 0, 0);
     t_spec(t_get(state, "hello"), -1,
-           CMD_NOSCRIPT | CMD_LOADING | CMD_STALE | CMD_FAST | CMD_NO_AUTH |
-               CMD_ALLOW_BUSY,
-           0, 0, 0);
+           CMD_NOSCRIPT | CMD_LOADING | CMD_STALE | CMD_FAST | CMD_NO_AUTH | CMD_ALLOW_BUSY, 0, 0,
+           0);
     t_spec(t_get(state, "eval"), -3,
-           CMD_NOSCRIPT | CMD_STALE | CMD_SKIP_MONITOR | CMD_NO_MANDATORY_KEYS |
-               CMD_MOVABLEKEYS,
+           CMD_NOSCRIPT | CMD_STALE | CMD_SKIP_MONITOR | CMD_NO_MANDATORY_KEYS | CMD_MOVABLEKEYS,
            0, 0, 0);
-    t_spec(t_get(state, "zunionstore"), -4,
-           CMD_WRITE | CMD_DENYOOM | CMD_MOVABLEKEYS, 1, 1, 1);
-    t_spec(t_get(state, "exec"), 1,
-           CMD_NOSCRIPT | CMD_LOADING | CMD_STALE | CMD_SKIP_SLOWLOG, 0, 0, 0);
+    t_spec(t_get(state, "zunionstore"), -4, CMD_WRITE | CMD_DENYOOM | CMD_MOVABLEKEYS, 1, 1, 1);
+    t_spec(t_get(state, "exec"), 1, CMD_NOSCRIPT | CMD_LOADING | CMD_STALE | CMD_SKIP_SLOWLOG, 0,
+           0, 0);
     t_spec(t_get(state, "config"), -2, 0, 0, 0, 0);
     assert_int_equal(t_get(state, "get")->keys_kind, CMD_KEYS_RANGE);
     assert_int_equal(t_get(state, "eval")->keys_kind, CMD_KEYS_EVAL);
-    assert_int_equal(t_get(state, "xreadgroup")->keys_kind,
-                     CMD_KEYS_XREADGROUP);
+    assert_int_equal(t_get(state, "xreadgroup")->keys_kind, CMD_KEYS_XREADGROUP);
     assert_int_equal(t_get(state, "get")->policy, 0);
     assert_null(t_get(state, "get")->extra);
     assert_null(t_get(state, "get")->parent);
@@ -155,15 +148,13 @@ test_builtin_subcommands(void **state)
     assert_string_equal(c->fullname, "config|get");
     assert_ptr_equal(c->parent, cfg);
     t_spec(t_get_sub(state, "config", "set"), -4, admin, 0, 0, 0);
-    t_spec(t_get_sub(state, "config", "help"), 2, CMD_LOADING | CMD_STALE, 0, 0,
+    t_spec(t_get_sub(state, "config", "help"), 2, CMD_LOADING | CMD_STALE, 0, 0, 0);
+    t_spec(t_get_sub(state, "client", "setname"), 3, CMD_NOSCRIPT | CMD_LOADING | CMD_STALE, 0, 0,
            0);
-    t_spec(t_get_sub(state, "client", "setname"), 3,
-           CMD_NOSCRIPT | CMD_LOADING | CMD_STALE, 0, 0, 0);
     t_spec(t_get_sub(state, "object", "encoding"), 3, CMD_READONLY, 2, 2, 1);
     t_spec(t_get_sub(state, "xinfo", "stream"), -3, CMD_READONLY, 2, 2, 1);
     t_spec(t_get_sub(state, "memory", "usage"), -3, CMD_READONLY, 2, 2, 1);
-    assert_string_equal(t_get_sub(state, "command", "getkeys")->fullname,
-                        "command|getkeys");
+    assert_string_equal(t_get_sub(state, "command", "getkeys")->fullname, "command|getkeys");
 }
 
 /* Every entry: lowercase name, fullname, parent links, sane key spec. */
@@ -237,8 +228,7 @@ test_lookup_argv(void **state)
 
     assert_ptr_equal(t_argv(state, "CONFIG GET maxmemory", &argc),
                      t_get_sub(state, "config", "get"));
-    assert_ptr_equal(t_argv(state, "config Get", &argc),
-                     t_get_sub(state, "config", "get"));
+    assert_ptr_equal(t_argv(state, "config Get", &argc), t_get_sub(state, "config", "get"));
     assert_false(cmd_is_unknown_sub(t_argv(state, "config get", &argc), argc));
     assert_ptr_equal(t_argv(state, "config", &argc), cfg);
     assert_false(cmd_is_unknown_sub(cfg, argc));
@@ -285,8 +275,7 @@ test_table_add_replace_grow(void **state)
     }
     assert_int_equal(get->policy, 3);
     assert_ptr_equal(cmd_lookup(get->subcommands, "X", 1)->parent, get);
-    assert_string_equal(cmd_lookup(get->subcommands, "x", 1)->fullname,
-                        "get|x");
+    assert_string_equal(cmd_lookup(get->subcommands, "x", 1)->fullname, "get|x");
 
     /* Replacing keeps the address and resets bulwark's fields. */
     struct cmd_info *again = cmd_table_add(t, "get", 3, -2, CMD_WRITE, 0, 0, 0);
@@ -300,12 +289,10 @@ test_table_add_replace_grow(void **state)
     assert_ptr_equal(cmd_lookup_mut(t, "Get", 3), get);
 
     /* Names learned from an upstream get their key parser too. */
-    assert_int_equal(
-        cmd_table_add(t, "SORT", 4, -2, CMD_MOVABLEKEYS, 1, 1, 1)->keys_kind,
-        CMD_KEYS_SORT);
-    assert_int_equal(
-        cmd_table_add(t, "mod.x", 5, -2, CMD_MOVABLEKEYS, 0, 0, 0)->keys_kind,
-        CMD_KEYS_UNKNOWN);
+    assert_int_equal(cmd_table_add(t, "SORT", 4, -2, CMD_MOVABLEKEYS, 1, 1, 1)->keys_kind,
+                     CMD_KEYS_SORT);
+    assert_int_equal(cmd_table_add(t, "mod.x", 5, -2, CMD_MOVABLEKEYS, 0, 0, 0)->keys_kind,
+                     CMD_KEYS_UNKNOWN);
     cmd_table_free(t);
     cmd_table_free(NULL);
 }
@@ -318,12 +305,10 @@ test_flag_parse(void **state)
     assert_int_equal(cmd_flag_parse("WRITE", 5), CMD_WRITE);
     assert_int_equal(cmd_flag_parse("readonly", 8), CMD_READONLY);
     assert_int_equal(cmd_flag_parse("denyoom", 7), CMD_DENYOOM);
-    assert_int_equal(cmd_flag_parse("no_mandatory_keys", 17),
-                     CMD_NO_MANDATORY_KEYS);
+    assert_int_equal(cmd_flag_parse("no_mandatory_keys", 17), CMD_NO_MANDATORY_KEYS);
     assert_int_equal(cmd_flag_parse("movablekeys", 11), CMD_MOVABLEKEYS);
     assert_int_equal(cmd_flag_parse("allow_busy", 10), CMD_ALLOW_BUSY);
-    assert_int_equal(cmd_flag_parse("no_async_loading", 16),
-                     CMD_NO_ASYNC_LOADING);
+    assert_int_equal(cmd_flag_parse("no_async_loading", 16), CMD_NO_ASYNC_LOADING);
     assert_int_equal(cmd_flag_parse("may_replicate", 13), CMD_MAY_REPLICATE);
     assert_int_equal(cmd_flag_parse("writex", 5), CMD_WRITE);
     assert_int_equal(cmd_flag_parse("writ", 4), 0);
@@ -375,17 +360,13 @@ test_arity_error(void **state)
     n = cmd_arity_error(t_get(state, "get"), buf, sizeof(buf));
     T_ERR_EQ(buf, n, "-ERR wrong number of arguments for 'get' command\r\n");
     n = cmd_arity_error(t_get_sub(state, "config", "get"), buf, sizeof(buf));
-    T_ERR_EQ(buf, n,
-             "-ERR wrong number of arguments for 'config|get' command\r\n");
-    n = cmd_arity_error(t_get_sub(state, "client", "setname"), buf,
-                        sizeof(buf));
-    T_ERR_EQ(buf, n,
-             "-ERR wrong number of arguments for 'client|setname' command\r\n");
+    T_ERR_EQ(buf, n, "-ERR wrong number of arguments for 'config|get' command\r\n");
+    n = cmd_arity_error(t_get_sub(state, "client", "setname"), buf, sizeof(buf));
+    T_ERR_EQ(buf, n, "-ERR wrong number of arguments for 'client|setname' command\r\n");
     n = cmd_arity_error(t_get(state, "config"), buf, sizeof(buf));
     T_ERR_EQ(buf, n, "-ERR wrong number of arguments for 'config' command\r\n");
     n = cmd_arity_error(t_get_sub(state, "memory", "usage"), buf, sizeof(buf));
-    T_ERR_EQ(buf, n,
-             "-ERR wrong number of arguments for 'memory|usage' command\r\n");
+    T_ERR_EQ(buf, n, "-ERR wrong number of arguments for 'memory|usage' command\r\n");
 
     /* Truncates like snprintf, returns the full length. */
     memset(buf, 'z', sizeof(buf));
@@ -397,11 +378,9 @@ test_arity_error(void **state)
 }
 
 static size_t
-t_sub_err(void **state, const char *container, const char *sub, size_t sublen,
-          char *buf)
+t_sub_err(void **state, const char *container, const char *sub, size_t sublen, char *buf)
 {
-    return cmd_unknown_subcommand_error(t_get(state, container), sub, sublen,
-                                        buf, CMD_ERROR_MAX);
+    return cmd_unknown_subcommand_error(t_get(state, container), sub, sublen, buf, CMD_ERROR_MAX);
 }
 
 static void
@@ -441,14 +420,12 @@ test_unknown_subcommand_error(void **state)
 
     /* 200, 128 and 127 x's: cut at 128. */
     memset(x, 'x', sizeof(x));
-    snprintf(want, sizeof(want),
-             "-ERR unknown subcommand '%.128s'. Try CLIENT HELP.\r\n", x);
+    snprintf(want, sizeof(want), "-ERR unknown subcommand '%.128s'. Try CLIENT HELP.\r\n", x);
     n = t_sub_err(state, "client", x, 200, buf);
     t_err_eq(buf, n, want, strlen(want));
     n = t_sub_err(state, "client", x, 128, buf);
     t_err_eq(buf, n, want, strlen(want));
-    snprintf(want, sizeof(want),
-             "-ERR unknown subcommand '%.127s'. Try CLIENT HELP.\r\n", x);
+    snprintf(want, sizeof(want), "-ERR unknown subcommand '%.127s'. Try CLIENT HELP.\r\n", x);
     n = t_sub_err(state, "client", x, 127, buf);
     t_err_eq(buf, n, want, strlen(want));
 }
@@ -570,8 +547,7 @@ test_unknown_command_error_bytes(void **state)
 static void
 test_unknown_command_error_long(void **state)
 {
-    static const char prefix[] =
-        "-ERR unknown command 'foo', with args beginning with: ";
+    static const char prefix[] = "-ERR unknown command 'foo', with args beginning with: ";
     char buf[CMD_ERROR_MAX], want[CMD_ERROR_MAX], x[201], y[101];
     const char *argv[T_MAX_ARGS];
     size_t len[T_MAX_ARGS], n;
@@ -650,9 +626,8 @@ test_unknown_command_error_many(void **state)
     /* The longest reply fits CMD_ERROR_MAX; a small buffer truncates. */
     assert_true(n < CMD_ERROR_MAX);
     char small[8];
-    size_t m =
-        cmd_unknown_command_error(1, (const char *const[]){"foo"},
-                                  (const size_t[]){3}, small, sizeof(small));
+    size_t m = cmd_unknown_command_error(1, (const char *const[]){"foo"}, (const size_t[]){3},
+                                         small, sizeof(small));
     assert_int_equal(m, 56);
     assert_string_equal(small, "-ERR un");
 }
@@ -716,9 +691,7 @@ test_keys_range(void **state)
     struct t_req r;
     int out[2] = {-5, -5};
     t_split(&r, "mget a b c");
-    assert_int_equal(
-        cmd_get_keys(t_get(state, "mget"), r.argc, r.argv, r.argvlen, out, 1),
-        3);
+    assert_int_equal(cmd_get_keys(t_get(state, "mget"), r.argc, r.argv, r.argvlen, out, 1), 3);
     assert_int_equal(out[0], 1);
     assert_int_equal(out[1], -5);
 }
@@ -875,8 +848,7 @@ test_keys_unknown_movable(void **state)
     const char *argv[] = {"mod.x", "a", "b"};
     const size_t len[] = {5, 1, 1};
     int out[4];
-    const struct cmd_info *c =
-        cmd_table_add(t, "mod.x", 5, -2, CMD_MOVABLEKEYS, 1, 1, 1);
+    const struct cmd_info *c = cmd_table_add(t, "mod.x", 5, -2, CMD_MOVABLEKEYS, 1, 1, 1);
 
     (void)state;
     assert_int_equal(cmd_get_keys(c, 3, argv, len, out, 4), -1);

@@ -73,8 +73,7 @@ load_err(const char *text, const char *want)
     char err[ERRLEN] = "";
 
     cfg_init(&c);
-    assert_int_equal(cfg_load_string(&c, text, "t.conf", err, sizeof(err)),
-                     CFG_ERR);
+    assert_int_equal(cfg_load_string(&c, text, "t.conf", err, sizeof(err)), CFG_ERR);
     assert_string_equal(err, want);
     cfg_deinit(&c);
 }
@@ -154,8 +153,7 @@ test_sample_loads_to_defaults(void **state)
     for (size_t i = 0; i < a.n; i++) {
         assert_string_equal(a.name[i], b.name[i]);
         if (strcmp(a.value[i], b.value[i]) != 0)
-            fail_msg("%s: sample gives '%s', default is '%s'", a.name[i],
-                     b.value[i], a.value[i]);
+            fail_msg("%s: sample gives '%s', default is '%s'", a.name[i], b.value[i], a.value[i]);
     }
     assert_int_equal(sample.port, 6380);
     assert_null(sample.logfile);
@@ -169,8 +167,7 @@ mentions(const char *text, const char *name)
 {
     size_t n = strlen(name);
 
-    for (const char *l = text; l != NULL;
-         l = strchr(l, '\n'), l = l ? l + 1 : l) {
+    for (const char *l = text; l != NULL; l = strchr(l, '\n'), l = l ? l + 1 : l) {
         const char *p = strncmp(l, "# ", 2) == 0 ? l + 2 : l;
         if (strncmp(p, name, n) == 0 && p[n] == ' ')
             return true;
@@ -197,8 +194,7 @@ test_sample_mentions_every_directive(void **state)
     assert_true(cfg_get(&c, "*", collect, &p) >= 26);
     for (size_t i = 0; i < p.n; i++) {
         if (!mentions(text, p.name[i]))
-            fail_msg("directive '%s' is missing from %s", p.name[i],
-                     SAMPLE_PATH);
+            fail_msg("directive '%s' is missing from %s", p.name[i], SAMPLE_PATH);
     }
     assert_false(mentions(text, "no-such-directive"));
     cfg_deinit(&c);
@@ -232,19 +228,14 @@ test_int_and_bool(void **state)
     load_err("port -0", "t.conf:1: 'port' must be an integer, got '-0'");
     load_err("port \" 1\"", "t.conf:1: 'port' must be an integer, got ' 1'");
     load_err("port 1.0", "t.conf:1: 'port' must be an integer, got '1.0'");
-    load_err("maxclients 99999999999999999999",
-             "t.conf:1: 'maxclients' must be an integer, got "
-             "'99999999999999999999'");
-    load_err("port 70000",
-             "t.conf:1: 'port' must be between 0 and 65535, got 70000");
+    load_err("maxclients 99999999999999999999", "t.conf:1: 'maxclients' must be an integer, got "
+                                                "'99999999999999999999'");
+    load_err("port 70000", "t.conf:1: 'port' must be between 0 and 65535, got 70000");
     load_err("port -1", "t.conf:1: 'port' must be between 0 and 65535, got -1");
-    load_err("maxclients 0",
-             "t.conf:1: 'maxclients' must be between 1 and 1000000, got 0");
-    load_err(
-        "upstream-connections 65",
-        "t.conf:1: 'upstream-connections' must be between 1 and 64, got 65");
-    load_err("daemonize maybe",
-             "t.conf:1: 'daemonize' must be yes or no, got 'maybe'");
+    load_err("maxclients 0", "t.conf:1: 'maxclients' must be between 1 and 1000000, got 0");
+    load_err("upstream-connections 65",
+             "t.conf:1: 'upstream-connections' must be between 1 and 64, got 65");
+    load_err("daemonize maybe", "t.conf:1: 'daemonize' must be yes or no, got 'maybe'");
     load_err("daemonize 1", "t.conf:1: 'daemonize' must be yes or no, got '1'");
 }
 
@@ -273,10 +264,9 @@ test_sizes(void **state)
         const char *text;
         uint64_t bytes;
     } ok[] = {
-        {"1048576", 1048576}, {"1048576b", 1048576}, {"1048576B", 1048576},
-        {"1mb", 1048576},     {"1MB", 1048576},      {"1Mb", 1048576},
-        {"2m", 2000000},      {"2M", 2000000},       {"1025kb", 1049600},
-        {"1049k", 1049000},   {"1gb", 1073741824},   {"3g", 3000000000ull},
+        {"1048576", 1048576}, {"1048576b", 1048576}, {"1048576B", 1048576}, {"1mb", 1048576},
+        {"1MB", 1048576},     {"1Mb", 1048576},      {"2m", 2000000},       {"2M", 2000000},
+        {"1025kb", 1049600},  {"1049k", 1049000},    {"1gb", 1073741824},   {"3g", 3000000000ull},
     };
 
     (void)state;
@@ -285,17 +275,14 @@ test_sizes(void **state)
         snprintf(text, sizeof(text), "proto-max-bulk-len %s", ok[i].text);
         load_ok(&c, text);
         if (c.proto_max_bulk_len != ok[i].bytes)
-            fail_msg("%s gave %llu", ok[i].text,
-                     (unsigned long long)c.proto_max_bulk_len);
+            fail_msg("%s gave %llu", ok[i].text, (unsigned long long)c.proto_max_bulk_len);
         cfg_deinit(&c);
     }
-    load_get("client-query-buffer-limit 9223372036854775807",
-             "client-query-buffer-limit", "9223372036854775807");
+    load_get("client-query-buffer-limit 9223372036854775807", "client-query-buffer-limit",
+             "9223372036854775807");
     load_get("proto-max-bulk-len 2mb", "proto-max-bulk-len", "2097152");
-#define SIZE_RULE                                                              \
-    "must be a size: digits with an optional unit b k kb m mb g gb"
-    load_err("proto-max-bulk-len 1x",
-             "t.conf:1: 'proto-max-bulk-len' " SIZE_RULE ", got '1x'");
+#define SIZE_RULE "must be a size: digits with an optional unit b k kb m mb g gb"
+    load_err("proto-max-bulk-len 1x", "t.conf:1: 'proto-max-bulk-len' " SIZE_RULE ", got '1x'");
     load_err("proto-max-bulk-len -1mb",
              "t.conf:1: 'proto-max-bulk-len' " SIZE_RULE ", got '-1mb'");
     load_err("proto-max-bulk-len +1mb",
@@ -308,8 +295,7 @@ test_sizes(void **state)
              "t.conf:1: 'proto-max-bulk-len' " SIZE_RULE ", got '1kib'");
     /* overflow through the unit is a syntax error in Redis's memtoull ... */
     load_err("proto-max-bulk-len 99999999999gb",
-             "t.conf:1: 'proto-max-bulk-len' " SIZE_RULE
-             ", got '99999999999gb'");
+             "t.conf:1: 'proto-max-bulk-len' " SIZE_RULE ", got '99999999999gb'");
     /* ... but through the digits it saturates and fails the range check */
     load_err("proto-max-bulk-len 99999999999999999999",
              "t.conf:1: 'proto-max-bulk-len' must be between 1048576 and "
@@ -348,33 +334,24 @@ test_durations(void **state)
 #define MS_RULE                                                                \
     "must be a duration: digits with an optional unit ms or s (bare number = " \
     "ms)"
-    load_err("upstream-timeout 5x",
-             "t.conf:1: 'upstream-timeout' " MS_RULE ", got '5x'");
-    load_err("upstream-timeout 1.5s",
-             "t.conf:1: 'upstream-timeout' " MS_RULE ", got '1.5s'");
-    load_err("upstream-timeout -1",
-             "t.conf:1: 'upstream-timeout' " MS_RULE ", got '-1'");
-    load_err("upstream-timeout ms",
-             "t.conf:1: 'upstream-timeout' " MS_RULE ", got 'ms'");
-    load_err("upstream-timeout 1m",
-             "t.conf:1: 'upstream-timeout' " MS_RULE ", got '1m'");
-    load_err("upstream-timeout \"\"",
-             "t.conf:1: 'upstream-timeout' " MS_RULE ", got ''");
-    load_err(
-        "shutdown-timeout 1x",
-        "t.conf:1: 'shutdown-timeout' must be a duration: "
-        "digits with an optional unit ms or s (bare number = s), got '1x'");
-    load_err(
-        "upstream-timeout 0",
-        "t.conf:1: 'upstream-timeout' must be between 1 and 3600000 ms, got 0");
+    load_err("upstream-timeout 5x", "t.conf:1: 'upstream-timeout' " MS_RULE ", got '5x'");
+    load_err("upstream-timeout 1.5s", "t.conf:1: 'upstream-timeout' " MS_RULE ", got '1.5s'");
+    load_err("upstream-timeout -1", "t.conf:1: 'upstream-timeout' " MS_RULE ", got '-1'");
+    load_err("upstream-timeout ms", "t.conf:1: 'upstream-timeout' " MS_RULE ", got 'ms'");
+    load_err("upstream-timeout 1m", "t.conf:1: 'upstream-timeout' " MS_RULE ", got '1m'");
+    load_err("upstream-timeout \"\"", "t.conf:1: 'upstream-timeout' " MS_RULE ", got ''");
+    load_err("shutdown-timeout 1x",
+             "t.conf:1: 'shutdown-timeout' must be a duration: "
+             "digits with an optional unit ms or s (bare number = s), got '1x'");
+    load_err("upstream-timeout 0",
+             "t.conf:1: 'upstream-timeout' must be between 1 and 3600000 ms, got 0");
     load_err("upstream-timeout 3601s", "t.conf:1: 'upstream-timeout' must be "
                                        "between 1 and 3600000 ms, got 3601s");
     load_err("shutdown-timeout 1500ms",
              "t.conf:1: 'shutdown-timeout' must be a whole number of seconds, "
              "got '1500ms'");
     load_err("upstream-timeout 99999999999999999999s",
-             "t.conf:1: 'upstream-timeout' " MS_RULE
-             ", got '99999999999999999999s'");
+             "t.conf:1: 'upstream-timeout' " MS_RULE ", got '99999999999999999999s'");
 }
 
 static void
@@ -383,10 +360,9 @@ test_enum_string_list_hostport(void **state)
     struct cfg c;
 
     (void)state;
-    load_ok(&c,
-            "loglevel DEBUG\nrequirepass \"s3 cret\"\nlogfile /tmp/b.log\n"
-            "bind 10.0.0.1 \"::1  -::2\"\ndeny-commands flushall\n"
-            "upstream [::1]:6390\nupstream-user u\nupstream-password \"\"\n");
+    load_ok(&c, "loglevel DEBUG\nrequirepass \"s3 cret\"\nlogfile /tmp/b.log\n"
+                "bind 10.0.0.1 \"::1  -::2\"\ndeny-commands flushall\n"
+                "upstream [::1]:6390\nupstream-user u\nupstream-password \"\"\n");
     assert_int_equal(c.loglevel, 0);
     assert_string_equal(c.requirepass, "s3 cret");
     assert_string_equal(c.logfile, "/tmp/b.log");
@@ -402,8 +378,7 @@ test_enum_string_list_hostport(void **state)
     assert_string_equal(get1(&c, "loglevel"), "debug");
     assert_string_equal(get1(&c, "bind"), "10.0.0.1 ::1 -::2");
     cfg_deinit(&c);
-    load_ok(&c,
-            "bind \"\"\ndeny-commands \"\"\nrequirepass x\nrequirepass \"\"");
+    load_ok(&c, "bind \"\"\ndeny-commands \"\"\nrequirepass x\nrequirepass \"\"");
     assert_int_equal(c.bind_count, 0);
     assert_int_equal(c.deny_commands_count, 0);
     assert_null(c.requirepass);
@@ -413,17 +388,15 @@ test_enum_string_list_hostport(void **state)
     load_get("loglevel warning\nloglevel Verbose", "loglevel", "verbose");
     load_err("loglevel loud", "t.conf:1: 'loglevel' must be one of debug, "
                               "verbose, notice, warning, got 'loud'");
-    load_err("bind",
-             "t.conf:1: 'bind' needs at least one argument (\"\" for none)");
+    load_err("bind", "t.conf:1: 'bind' needs at least one argument (\"\" for none)");
 #define HP_RULE "must be host:port or [ipv6]:port with port 1..65535"
-    static const char *const bad[] = {
-        "localhost", "::1:6379", "host:0",  "host:65536", ":6379", "[::1]6379",
-        "[::1]:",    "host:abc", "[]:6379", "host:",      "[::1"};
+    static const char *const bad[] = {"localhost", "::1:6379",  "host:0", "host:65536",
+                                      ":6379",     "[::1]6379", "[::1]:", "host:abc",
+                                      "[]:6379",   "host:",     "[::1"};
     for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
         char text[64], want[160];
         snprintf(text, sizeof(text), "upstream %s", bad[i]);
-        snprintf(want, sizeof(want),
-                 "t.conf:1: 'upstream' " HP_RULE ", got '%s'", bad[i]);
+        snprintf(want, sizeof(want), "t.conf:1: 'upstream' " HP_RULE ", got '%s'", bad[i]);
         load_err(text, want);
     }
 }
@@ -442,8 +415,7 @@ test_quoting(void **state)
     load_get("requirepass 'it\\'s \"x\" \\n'", "requirepass", "it's \"x\" \\n");
     load_get("requirepass foo\"bar baz\"", "requirepass", "foobar baz");
     load_get("requirepass foo'bar baz'", "requirepass", "foobar baz");
-    load_get("requirepass \"\\x4\"", "requirepass",
-             "x4"); /* not two hex digits */
+    load_get("requirepass \"\\x4\"", "requirepass", "x4"); /* not two hex digits */
     load_get("requirepass \"\\xZZ\"", "requirepass", "xZZ");
     load_get("requirepass a#b", "requirepass", "a#b");
     load_get("requirepass \"a b\"\t ", "requirepass", "a b");
@@ -453,26 +425,22 @@ test_quoting(void **state)
     load_get("\n\n# only comments\n   # indented comment\n", "port", "6380");
     load_get("port 1\r\nport 2\r\n", "port", "2"); /* CRLF; later lines win */
     load_get("port 3", "port", "3");               /* no final newline */
-#define UNBALANCED                                                             \
-    "unbalanced quotes (a closing quote must be followed by a space or the "   \
+#define UNBALANCED                                                           \
+    "unbalanced quotes (a closing quote must be followed by a space or the " \
     "end of the line)"
     load_err("port \"6380", "t.conf:1: " UNBALANCED);
     load_err("port '6380", "t.conf:1: " UNBALANCED);
     load_err("port \"6380\"x", "t.conf:1: " UNBALANCED);
     load_err("port '6380'x", "t.conf:1: " UNBALANCED);
     load_err("requirepass \"ends with backslash\\\"", "t.conf:1: " UNBALANCED);
-    load_err("requirepass \"a\\x00b\"",
-             "t.conf:1: argument 1 of 'requirepass' "
-             "contains a NUL byte, which is not allowed");
+    load_err("requirepass \"a\\x00b\"", "t.conf:1: argument 1 of 'requirepass' "
+                                        "contains a NUL byte, which is not allowed");
     /* no comments after a directive, as in Redis */
-    load_err("port 6380 # the port",
-             "t.conf:1: 'port' takes exactly one argument, got 4");
+    load_err("port 6380 # the port", "t.conf:1: 'port' takes exactly one argument, got 4");
     load_err("port", "t.conf:1: 'port' takes exactly one argument, got 0");
-    load_err("nope 1",
-             "t.conf:1: unknown directive 'nope' (bulwark --help lists them)");
-    load_err(
-        "maxmemory 1gb",
-        "t.conf:1: unknown directive 'maxmemory' (bulwark --help lists them)");
+    load_err("nope 1", "t.conf:1: unknown directive 'nope' (bulwark --help lists them)");
+    load_err("maxmemory 1gb",
+             "t.conf:1: unknown directive 'maxmemory' (bulwark --help lists them)");
     load_err("# c\n\nport 1\r\n  \n port x\nport 2",
              "t.conf:5: 'port' must be an integer, got 'x'");
 }
@@ -617,10 +585,8 @@ test_include_errors(void **state)
     assert_string_equal(err, want);
     cfg_deinit(&c);
 
-    load_err("include",
-             "t.conf:1: 'include' takes exactly one argument, got 0");
-    load_err("include a b",
-             "t.conf:1: 'include' takes exactly one argument, got 2");
+    load_err("include", "t.conf:1: 'include' takes exactly one argument, got 0");
+    load_err("include a b", "t.conf:1: 'include' takes exactly one argument, got 2");
 
     assert_int_equal(load_tmp(&c, "no-such.conf", err), CFG_ERR);
     snprintf(want, sizeof(want),
@@ -651,8 +617,7 @@ test_include_depth(void **state)
     assert_int_equal(c.port, 16);
     cfg_deinit(&c);
     assert_int_equal(load_tmp(&c, "d0.conf", err), CFG_ERR); /* 17 deep */
-    snprintf(want, sizeof(want),
-             "%s/d15.conf:1: includes nested deeper than 16 files", tmpdir);
+    snprintf(want, sizeof(want), "%s/d15.conf:1: includes nested deeper than 16 files", tmpdir);
     assert_string_equal(err, want);
     cfg_deinit(&c);
 }
@@ -691,8 +656,7 @@ args_err(const char *spec, const char *want)
 
     cfg_init(&c);
     words(&w, spec);
-    assert_int_equal(cfg_apply_args(&c, w.argc, w.argv, err, sizeof(err)),
-                     CFG_ERR);
+    assert_int_equal(cfg_apply_args(&c, w.argc, w.argv, err, sizeof(err)), CFG_ERR);
     assert_string_equal(err, want);
     assert_int_equal(c.override_count, 0);
     cfg_deinit(&c);
@@ -704,10 +668,9 @@ test_args(void **state)
     struct cfg c;
     char err[ERRLEN];
     struct words w;
-    char **argv =
-        words(&w, "--port|7000|--deny-commands|FLUSHALL KEYS|--requirepass"
-                  "||--BIND|10.0.0.1|::1|--timeout|-0")
-            ->argv;
+    char **argv = words(&w, "--port|7000|--deny-commands|FLUSHALL KEYS|--requirepass"
+                            "||--BIND|10.0.0.1|::1|--timeout|-0")
+                      ->argv;
 
     (void)state;
     load_ok(&c, "port 1\ndeny-commands A B C\nrequirepass pw\ntimeout 5\n");
@@ -724,20 +687,15 @@ test_args(void **state)
     assert_int_equal(c.override_count, 9);
     assert_string_equal(c.overrides[3], "FLUSHALL KEYS");
     /* a failing call changes nothing recorded; "-0" is an argument */
-    assert_int_equal(cfg_apply_args(&c, 2, argv + 9, err, sizeof(err)),
-                     CFG_ERR);
-    assert_string_equal(
-        err,
-        "(command line):--timeout: 'timeout' must be an integer, got '-0'");
+    assert_int_equal(cfg_apply_args(&c, 2, argv + 9, err, sizeof(err)), CFG_ERR);
+    assert_string_equal(err, "(command line):--timeout: 'timeout' must be an integer, got '-0'");
     assert_int_equal(c.override_count, 9);
     assert_int_equal(cfg_apply_args(&c, 0, NULL, err, sizeof(err)), CFG_OK);
     cfg_deinit(&c);
 
-    args_err(
-        "--port|70000",
-        "(command line):--port: 'port' must be between 0 and 65535, got 70000");
-    args_err("7000|--port|1",
-             "(command line):7000: an argument must follow a --directive");
+    args_err("--port|70000",
+             "(command line):--port: 'port' must be between 0 and 65535, got 70000");
+    args_err("7000|--port|1", "(command line):7000: an argument must follow a --directive");
     args_err("--nope|1", "(command line):--nope: unknown directive 'nope' "
                          "(bulwark --help lists them)");
     args_err("--port|--timeout|1",
@@ -761,8 +719,7 @@ test_args_include(void **state)
     snprintf(spec, sizeof(spec), "--include|%s/inc.conf|--timeout|8", tmpdir);
     cfg_init(&c);
     words(&w, spec);
-    assert_int_equal(cfg_apply_args(&c, w.argc, w.argv, err, sizeof(err)),
-                     CFG_OK);
+    assert_int_equal(cfg_apply_args(&c, w.argc, w.argv, err, sizeof(err)), CFG_OK);
     assert_int_equal(c.port, 4242);
     assert_int_equal(c.timeout, 8);
     cfg_deinit(&c);
@@ -796,58 +753,42 @@ test_set(void **state)
     assert_string_equal(err, "");
     assert_int_equal(cfg_set(&c, "MAXCLIENTS", "43", err, sizeof(err)), CFG_OK);
     assert_int_equal(c.maxclients, 43);
-    assert_int_equal(cfg_set(&c, "proto-max-bulk-len", "1mb", err, sizeof(err)),
-                     CFG_OK);
+    assert_int_equal(cfg_set(&c, "proto-max-bulk-len", "1mb", err, sizeof(err)), CFG_OK);
     assert_int_equal(c.proto_max_bulk_len, 1048576);
-    assert_int_equal(cfg_set(&c, "loglevel", "WARNING", err, sizeof(err)),
-                     CFG_OK);
+    assert_int_equal(cfg_set(&c, "loglevel", "WARNING", err, sizeof(err)), CFG_OK);
     assert_int_equal(c.loglevel, 3);
-    assert_int_equal(cfg_set(&c, "upstream-timeout", "2s", err, sizeof(err)),
-                     CFG_OK);
+    assert_int_equal(cfg_set(&c, "upstream-timeout", "2s", err, sizeof(err)), CFG_OK);
     assert_int_equal(c.upstream_timeout_ms, 2000);
-    assert_int_equal(
-        cfg_set(&c, "deny-commands", " FLUSHALL  KEYS ", err, sizeof(err)),
-        CFG_OK);
+    assert_int_equal(cfg_set(&c, "deny-commands", " FLUSHALL  KEYS ", err, sizeof(err)), CFG_OK);
     assert_string_equal(get1(&c, "deny-commands"), "FLUSHALL KEYS");
-    assert_int_equal(cfg_set(&c, "deny-commands", "", err, sizeof(err)),
-                     CFG_OK);
+    assert_int_equal(cfg_set(&c, "deny-commands", "", err, sizeof(err)), CFG_OK);
     assert_int_equal(c.deny_commands_count, 0);
-    assert_int_equal(cfg_set(&c, "requirepass", "p w", err, sizeof(err)),
-                     CFG_OK);
+    assert_int_equal(cfg_set(&c, "requirepass", "p w", err, sizeof(err)), CFG_OK);
     assert_string_equal(c.requirepass, "p w");
     assert_int_equal(cfg_set(&c, "requirepass", "", err, sizeof(err)), CFG_OK);
     assert_null(c.requirepass);
 
     /* the texts of redis-server 7.0.15 for the same kinds of mistake */
-    set_err(&c, "maxclients", "abc",
-            "argument couldn't be parsed into an integer");
-    set_err(&c, "maxclients", "007",
-            "argument couldn't be parsed into an integer");
+    set_err(&c, "maxclients", "abc", "argument couldn't be parsed into an integer");
+    set_err(&c, "maxclients", "007", "argument couldn't be parsed into an integer");
     set_err(&c, "maxclients", "99999999999999999999",
             "argument couldn't be parsed into an integer");
-    set_err(&c, "maxclients", "0",
-            "argument must be between 1 and 1000000 inclusive");
-    set_err(&c, "timeout", "-1",
-            "argument must be between 0 and 2147483647 inclusive");
-    set_err(&c, "tcp-keepalive", "-1",
-            "argument must be between 0 and 2147483647 inclusive");
+    set_err(&c, "maxclients", "0", "argument must be between 1 and 1000000 inclusive");
+    set_err(&c, "timeout", "-1", "argument must be between 0 and 2147483647 inclusive");
+    set_err(&c, "tcp-keepalive", "-1", "argument must be between 0 and 2147483647 inclusive");
     set_err(&c, "proto-max-bulk-len", "1x", "argument must be a memory value");
-    set_err(&c, "proto-max-bulk-len", "1.5mb",
-            "argument must be a memory value");
-    set_err(
-        &c, "proto-max-bulk-len", "1000",
-        "argument must be between 1048576 and 9223372036854775807 inclusive");
-    set_err(
-        &c, "client-query-buffer-limit", "99999999999999999999",
-        "argument must be between 1048576 and 9223372036854775807 inclusive");
+    set_err(&c, "proto-max-bulk-len", "1.5mb", "argument must be a memory value");
+    set_err(&c, "proto-max-bulk-len", "1000",
+            "argument must be between 1048576 and 9223372036854775807 inclusive");
+    set_err(&c, "client-query-buffer-limit", "99999999999999999999",
+            "argument must be between 1048576 and 9223372036854775807 inclusive");
     set_err(&c, "loglevel", "foo",
             "argument(s) must be one of the following: "
             "debug, verbose, notice, warning");
     set_err(&c, "upstream-timeout", "5x",
             "argument must be a duration (an integer with an optional unit ms "
             "or s)");
-    set_err(&c, "upstream-timeout", "0",
-            "argument must be between 1 and 3600000 inclusive");
+    set_err(&c, "upstream-timeout", "0", "argument must be between 1 and 3600000 inclusive");
     set_err(&c, "daemonize", "yes", "can't set immutable config");
     set_err(&c, "daemonize", "maybe", "can't set immutable config");
     set_err(&c, "port", "7000", "can't set immutable config");
@@ -886,7 +827,9 @@ test_get(void **state)
     assert_int_equal(cfg_get(&c, "port*x", collect, &p), 0);
     assert_int_equal(cfg_get(&c, "", collect, &p), 0);
     p.n = 0;
-    assert_int_equal(cfg_get(&c, "*", collect, &p), 60); /* + upstream-databases, metrics-port, metrics-bind, client-output-buffer-limit, tracking-table-max-keys, upstream-cluster, cluster-refresh-interval */
+    assert_int_equal(
+        cfg_get(&c, "*", collect, &p),
+        60); /* + upstream-databases, metrics-port, metrics-bind, client-output-buffer-limit, tracking-table-max-keys, upstream-cluster, cluster-refresh-interval */
     assert_string_equal(get1(&c, "upstream-cluster"), "auto");
     assert_string_equal(get1(&c, "cluster-refresh-interval"), "10000");
     assert_string_equal(get1(&c, "bind"), "127.0.0.1 -::1");
@@ -909,10 +852,10 @@ test_get(void **state)
 /* ---- glob ---------------------------------------------------------------- */
 
 /* Keys stored in redis-server 7.0.15 to record the vectors below. */
-static const char *const glob_keys[] = {
-    "hello", "hallo", "hxllo", "hllo",  "heeeello", "h[llo", "h]llo", "a*b",
-    "a?b",   "ab",    "a\\b",  "Hello", "x-y",      "x^y",   "x_y",   "x]y",
-    "x\\y",  "aXb",   "ab*",   "abc",   "[",        "]",     "-",     "^"};
+static const char *const glob_keys[] = {"hello", "hallo", "hxllo", "hllo", "heeeello", "h[llo",
+                                        "h]llo", "a*b",   "a?b",   "ab",   "a\\b",     "Hello",
+                                        "x-y",   "x^y",   "x_y",   "x]y",  "x\\y",     "aXb",
+                                        "ab*",   "abc",   "[",     "]",    "-",        "^"};
 
 /* Pattern -> the keys KEYS answered, space-separated (case-sensitive). */
 static const struct {
@@ -965,8 +908,7 @@ in_list(const char *list, const char *key)
 {
     size_t n = strlen(key);
 
-    for (const char *p = list; *p != '\0';
-         p += strcspn(p, " "), p += *p == ' ') {
+    for (const char *p = list; *p != '\0'; p += strcspn(p, " "), p += *p == ' ') {
         if (strcspn(p, " ") == n && strncmp(p, key, n) == 0)
             return true;
     }
@@ -977,14 +919,12 @@ static void
 test_glob_vectors(void **state)
 {
     (void)state;
-    for (size_t v = 0; v < sizeof(glob_vectors) / sizeof(glob_vectors[0]);
-         v++) {
+    for (size_t v = 0; v < sizeof(glob_vectors) / sizeof(glob_vectors[0]); v++) {
         const char *pat = glob_vectors[v].pattern;
         for (size_t k = 0; k < sizeof(glob_keys) / sizeof(glob_keys[0]); k++) {
             const char *key = glob_keys[k];
             bool want = in_list(glob_vectors[v].matches, key);
-            if (cfg_glob_match(pat, strlen(pat), key, strlen(key), false) !=
-                want)
+            if (cfg_glob_match(pat, strlen(pat), key, strlen(key), false) != want)
                 fail_msg("pattern '%s' key '%s': want %d", pat, key, want);
         }
     }
@@ -1008,10 +948,9 @@ test_glob_misc(void **state)
     assert_true(cfg_glob_match("a\0b", 3, "a\0b", 3, false));
     assert_false(cfg_glob_match("abcdef", 3, "abc", 2, false));
     /* many stars against a long non-matching string finishes at once */
-    assert_false(cfg_glob_match(
-        "a*a*a*a*a*a*a*a*a*a*a*a*a*a*a*b", 31,
-        "aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa", 60,
-        false));
+    assert_false(cfg_glob_match("a*a*a*a*a*a*a*a*a*a*a*a*a*a*a*b", 31,
+                                "aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa",
+                                60, false));
 }
 
 /* ---- reload ------------------------------------------------------------- */
@@ -1029,19 +968,15 @@ test_reload(void **state)
     cfg_init(&c);
     assert_int_equal(cfg_load_file(&c, path, err, sizeof(err)), CFG_OK);
     words(&w, "--timeout|9");
-    assert_int_equal(cfg_apply_args(&c, w.argc, w.argv, err, sizeof(err)),
-                     CFG_OK);
+    assert_int_equal(cfg_apply_args(&c, w.argc, w.argv, err, sizeof(err)), CFG_OK);
     assert_int_equal(cfg_set(&c, "maxclients", "42", err, sizeof(err)), CFG_OK);
 
-    write_file("reload.conf",
-               "maxclients 500\nport 7001\ntimeout 5\nloglevel debug\n"
-               "deny-commands KEYS\nbind 0.0.0.0\n");
-    assert_int_equal(cfg_reload(&c, path, err, sizeof(err)),
-                     CFG_RELOAD_PARTIAL);
+    write_file("reload.conf", "maxclients 500\nport 7001\ntimeout 5\nloglevel debug\n"
+                              "deny-commands KEYS\nbind 0.0.0.0\n");
+    assert_int_equal(cfg_reload(&c, path, err, sizeof(err)), CFG_RELOAD_PARTIAL);
     assert_string_equal(err, "restart required to apply: bind, port");
-    assert_int_equal(c.maxclients,
-                     500);          /* the file's value replaces CONFIG SET's */
-    assert_int_equal(c.port, 7000); /* not runtime: kept */
+    assert_int_equal(c.maxclients, 500); /* the file's value replaces CONFIG SET's */
+    assert_int_equal(c.port, 7000);      /* not runtime: kept */
     assert_string_equal(c.bind[0], "127.0.0.1");
     assert_int_equal(c.timeout, 9); /* command line still wins */
     assert_int_equal(c.loglevel, 0);
@@ -1052,8 +987,7 @@ test_reload(void **state)
     write_file("reload.conf", "maxclients 0\n");
     assert_int_equal(cfg_reload(&c, path, err, sizeof(err)), CFG_ERR);
     char want[ERRLEN];
-    snprintf(want, sizeof(want),
-             "%s:1: 'maxclients' must be between 1 and 1000000, got 0", path);
+    snprintf(want, sizeof(want), "%s:1: 'maxclients' must be between 1 and 1000000, got 0", path);
     assert_string_equal(err, want);
     assert_int_equal(c.maxclients, 500);
 
@@ -1068,8 +1002,7 @@ test_reload(void **state)
 
     snprintf(path, sizeof(path), "%s/gone.conf", tmpdir);
     assert_int_equal(cfg_reload(&c, path, err, sizeof(err)), CFG_ERR);
-    assert_non_null(
-        strstr(err, "gone.conf: cannot open: No such file or directory"));
+    assert_non_null(strstr(err, "gone.conf: cannot open: No such file or directory"));
     cfg_deinit(&c);
 }
 
@@ -1095,12 +1028,10 @@ test_help(void **state)
         if (strstr(text, line) == NULL)
             fail_msg("--help lacks '%s'", p.name[i]);
     }
+    assert_non_null(strstr(text, "  port <integer 0..65535>  (default 6380)\n"));
     assert_non_null(
-        strstr(text, "  port <integer 0..65535>  (default 6380)\n"));
-    assert_non_null(strstr(
-        text, "  maxclients <integer 1..1000000>  (default 10000, runtime)\n"));
-    assert_non_null(
-        strstr(text, "  requirepass <string>  (default \"\", runtime)\n"));
+        strstr(text, "  maxclients <integer 1..1000000>  (default 10000, runtime)\n"));
+    assert_non_null(strstr(text, "  requirepass <string>  (default \"\", runtime)\n"));
     free(text);
     cfg_deinit(&c);
 }
@@ -1201,17 +1132,20 @@ test_output_buffer_limit(void **state)
     assert_true(cfg_is_shared("client-output-buffer-limit"));
     assert_false(cfg_is_shared("maxclients"));
     /* CONFIG SET of one class leaves the others, as Redis */
-    assert_int_equal(cfg_set(&c, "client-output-buffer-limit", "normal 256mb 0 0", err, sizeof(err)),
+    assert_int_equal(cfg_set(&c, "client-output-buffer-limit", "normal 256mb 0 0", err,
+                             sizeof(err)),
                      CFG_OK);
     assert_int_equal(c.client_obl[CFG_OBL_NORMAL].hard_bytes, 256ull << 20);
     assert_int_equal(c.client_obl[CFG_OBL_PUBSUB].soft_seconds, 60);
     assert_int_equal(cfg_set(&c, "client-output-buffer-limit", "", err, sizeof(err)), CFG_OK);
     assert_int_equal(cfg_set(&c, "client-output-buffer-limit", "SLAVE 1mb 1 5 PubSub 1mb 256kb 1",
-                             err, sizeof(err)), CFG_OK);
+                             err, sizeof(err)),
+                     CFG_OK);
     assert_string_equal(get1(&c, "client-output-buffer-limit"),
                         "normal 268435456 0 0 slave 1048576 1 5 pubsub 1048576 262144 1");
     /* Redis 7.0.15's errors, value unchanged */
-    assert_int_equal(cfg_set(&c, "client-output-buffer-limit", "normal 256mb 0", err, sizeof(err)),
+    assert_int_equal(cfg_set(&c, "client-output-buffer-limit", "normal 256mb 0", err,
+                             sizeof(err)),
                      CFG_ERR);
     assert_string_equal(err, "Wrong number of arguments in buffer limit configuration.");
     assert_int_equal(cfg_set(&c, "client-output-buffer-limit", "master 1 1 1", err, sizeof(err)),
@@ -1222,7 +1156,8 @@ test_output_buffer_limit(void **state)
     assert_string_equal(err, "Error in hard, soft or soft_seconds setting in buffer limit "
                              "configuration.");
     assert_int_equal(cfg_set(&c, "client-output-buffer-limit", "normal 0 0 0 normal x 1 1", err,
-                             sizeof(err)), CFG_ERR);
+                             sizeof(err)),
+                     CFG_ERR);
     assert_int_equal(c.client_obl[CFG_OBL_NORMAL].hard_bytes, 256ull << 20);
     cfg_deinit(&c);
     /* file lines (one class each) and the command line, as redis-server */
@@ -1238,7 +1173,8 @@ test_output_buffer_limit(void **state)
     cfg_deinit(&c);
     cfg_init(&c);
     assert_int_not_equal(cfg_load_string(&c, "client-output-buffer-limit normal 1 2\n", "t.conf",
-                                         err, sizeof(err)), CFG_OK);
+                                         err, sizeof(err)),
+                         CFG_OK);
     assert_non_null(strstr(err, "t.conf:1:"));
     cfg_deinit(&c);
 }

@@ -96,8 +96,7 @@ t_opts(void)
 
 /* count reads of key (C string) spread evenly over [from_ms, to_ms). */
 static bool
-t_reads(struct hot *h, const char *key, size_t count, uint64_t from_ms,
-        uint64_t to_ms)
+t_reads(struct hot *h, const char *key, size_t count, uint64_t from_ms, uint64_t to_ms)
 {
     bool hot = false;
     size_t i;
@@ -111,13 +110,11 @@ t_reads(struct hot *h, const char *key, size_t count, uint64_t from_ms,
 }
 
 static enum hot_store_result
-t_store(struct hot *h, const char *key, const char *val, int64_t pttl_ms,
-        uint64_t now_ms)
+t_store(struct hot *h, const char *key, const char *val, int64_t pttl_ms, uint64_t now_ms)
 {
     uint64_t tok = hot_fetch_begin(h, key, strlen(key));
 
-    return hot_store(h, key, strlen(key), tok, val, strlen(val), pttl_ms,
-                     now_ms);
+    return hot_store(h, key, strlen(key), tok, val, strlen(val), pttl_ms, now_ms);
 }
 
 static bool
@@ -428,9 +425,8 @@ test_cache_bounded_by_bytes(void **state)
         char *v = malloc(big);
 
         memset(v, 'x', big);
-        assert_int_equal(
-            hot_store(h, "k9", 2, hot_fetch_begin(h, "k9", 2), v, big, -1, 12),
-            HOT_TOO_BIG);
+        assert_int_equal(hot_store(h, "k9", 2, hot_fetch_begin(h, "k9", 2), v, big, -1, 12),
+                         HOT_TOO_BIG);
         free(v);
     }
     assert_int_equal(t_stats(h).hotkey_cached_keys, 3);
@@ -553,8 +549,7 @@ test_refresh_ahead_once_per_life(void **state)
     assert_false(t_lookup(h, "k", 4000, NULL)); /* refresh never came */
     /* the refresh arrives: a new life, signalled once more */
     tok = hot_fetch_begin(h, "k", 1);
-    assert_int_equal(hot_store(h, "k", 1, tok, "$1\r\nn\r\n", 7, 600, 4010),
-                     HOT_STORED);
+    assert_int_equal(hot_store(h, "k", 1, tok, "$1\r\nn\r\n", 7, 600, 4010), HOT_STORED);
     refreshes = 0;
     for (t = 4010; t < 4610; t++) { /* life 600 ms (PTTL), refresh past 480 */
         hot_note_read(h, "k", 1, t, NULL);
@@ -612,13 +607,11 @@ test_generation_discards_raced_fetch(void **state)
     assert_int_not_equal(tok, 0);
     tok_other = hot_fetch_begin(h, "other", 5);
     hot_invalidate(h, "k", 1); /* a write raced the fetch */
-    assert_int_equal(hot_store(h, "k", 1, tok, T_VAL, strlen(T_VAL), -1, 10),
-                     HOT_STALE);
+    assert_int_equal(hot_store(h, "k", 1, tok, T_VAL, strlen(T_VAL), -1, 10), HOT_STALE);
     assert_false(t_lookup(h, "k", 10, NULL));
     /* another key's fetch is not affected (different generation slot) */
-    assert_int_equal(
-        hot_store(h, "other", 5, tok_other, T_VAL, strlen(T_VAL), -1, 10),
-        HOT_STORED);
+    assert_int_equal(hot_store(h, "other", 5, tok_other, T_VAL, strlen(T_VAL), -1, 10),
+                     HOT_STORED);
     /* a fetch begun after the invalidation stores */
     assert_int_equal(t_store(h, "k", T_VAL, -1, 10), HOT_STORED);
     assert_true(t_lookup(h, "k", 11, NULL));
@@ -632,8 +625,7 @@ test_generation_discards_raced_fetch(void **state)
     /* a refresh in flight when the key is invalidated is not stored */
     tok = hot_fetch_begin(h, "other", 5);
     hot_invalidate(h, "other", 5);
-    assert_int_equal(hot_store(h, "other", 5, tok, "$1\r\nz\r\n", 7, -1, 20),
-                     HOT_STALE);
+    assert_int_equal(hot_store(h, "other", 5, tok, "$1\r\nz\r\n", 7, -1, 20), HOT_STALE);
     assert_false(t_lookup(h, "other", 20, NULL));
     hot_free(h, NULL, NULL);
 }
@@ -657,10 +649,8 @@ test_flush_invalidates_inflight(void **state)
     assert_int_equal(st.hotkey_cache_bytes, 0);
     assert_int_equal(st.hotkey_invalidations, 2);
     assert_false(t_lookup(h, "x", 1, NULL));
-    assert_int_equal(hot_store(h, "a", 1, ta, T_VAL, strlen(T_VAL), -1, 1),
-                     HOT_STALE);
-    assert_int_equal(hot_store(h, "b", 1, tb, T_VAL, strlen(T_VAL), -1, 1),
-                     HOT_STALE);
+    assert_int_equal(hot_store(h, "a", 1, ta, T_VAL, strlen(T_VAL), -1, 1), HOT_STALE);
+    assert_int_equal(hot_store(h, "b", 1, tb, T_VAL, strlen(T_VAL), -1, 1), HOT_STALE);
     assert_int_equal(t_store(h, "a", T_VAL, -1, 1), HOT_STORED);
     assert_true(t_lookup(h, "a", 2, NULL));
     hot_flush(h);
@@ -680,12 +670,9 @@ test_binary_and_empty_keys(void **state)
     (void)state;
     o.threshold_rps = 0;
     h = t_new(&o);
-    assert_int_equal(
-        hot_store(h, bin1, 3, hot_fetch_begin(h, bin1, 3), "1", 1, -1, 0),
-        HOT_STORED);
-    assert_int_equal(
-        hot_store(h, "", 0, hot_fetch_begin(h, "", 0), "2", 1, -1, 0),
-        HOT_STORED);
+    assert_int_equal(hot_store(h, bin1, 3, hot_fetch_begin(h, bin1, 3), "1", 1, -1, 0),
+                     HOT_STORED);
+    assert_int_equal(hot_store(h, "", 0, hot_fetch_begin(h, "", 0), "2", 1, -1, 0), HOT_STORED);
     assert_false(hot_lookup(h, bin2, 3, 1, &hit));
     assert_false(hot_lookup(h, "a", 1, 1, &hit));
     assert_true(hot_lookup(h, bin1, 3, 1, &hit));
@@ -696,8 +683,7 @@ test_binary_and_empty_keys(void **state)
     assert_true(hot_lease_begin(h, "", 0, 1, 0));
     hot_invalidate(h, "", 0);
     assert_false(hot_lookup(h, "", 0, 2, &hit));
-    assert_int_equal(hot_lease_release(h, "", 0, NULL, 0, t_waiter_cb, NULL),
-                     0);
+    assert_int_equal(hot_lease_release(h, "", 0, NULL, 0, t_waiter_cb, NULL), 0);
     hot_free(h, NULL, NULL);
 }
 
@@ -722,8 +708,7 @@ test_lease_hold_release(void **state)
         assert_true(hot_lease_hold(h, "k", 1, 10 + i, &w[i]));
     assert_false(hot_lease_hold(h, "other", 5, 10, &w[3]));
     assert_int_equal(hot_lease_next_deadline(h), 200); /* opts.lease_ms */
-    assert_int_equal(
-        hot_lease_release(h, "k", 1, "$1\r\nv\r\n", 7, t_waiter_cb, &lg), 3);
+    assert_int_equal(hot_lease_release(h, "k", 1, "$1\r\nv\r\n", 7, t_waiter_cb, &lg), 3);
     assert_int_equal(lg.n, 3);
     for (i = 0; i < 3; i++) {
         assert_ptr_equal(lg.waiter[i], &w[i]); /* hold order */
@@ -732,8 +717,7 @@ test_lease_hold_release(void **state)
     }
     /* released: the lease is gone, nothing more comes back */
     assert_false(hot_lease_hold(h, "k", 1, 20, &w[3]));
-    assert_int_equal(hot_lease_release(h, "k", 1, NULL, 0, t_waiter_cb, &lg),
-                     0);
+    assert_int_equal(hot_lease_release(h, "k", 1, NULL, 0, t_waiter_cb, &lg), 0);
     assert_int_equal(hot_lease_expire(h, 100000, t_waiter_cb, &lg), 0);
     assert_int_equal(lg.n, 3);
     assert_int_equal(hot_lease_next_deadline(h), UINT64_MAX);
@@ -744,8 +728,7 @@ test_lease_hold_release(void **state)
     /* release with NULL: the waiters are to be forwarded */
     assert_true(hot_lease_begin(h, "k", 1, 30, 50));
     assert_true(hot_lease_hold(h, "k", 1, 31, &w[0]));
-    assert_int_equal(hot_lease_release(h, "k", 1, NULL, 0, t_waiter_cb, &lg),
-                     1);
+    assert_int_equal(hot_lease_release(h, "k", 1, NULL, 0, t_waiter_cb, &lg), 1);
     assert_true(lg.null_value[3]);
     hot_free(h, NULL, NULL);
 }
@@ -790,8 +773,7 @@ test_lease_timeout(void **state)
     assert_false(hot_lease_hold(h, "a", 1, 2001, &w[0]));
     hot_invalidate(h, "a", 1);                        /* written (watch) */
     assert_true(hot_lease_begin(h, "a", 1, 2000, 0)); /* a fresh lease */
-    assert_int_equal(
-        hot_lease_release(h, "b", 1, "$1\r\nv\r\n", 7, t_waiter_cb, &lg), 0);
+    assert_int_equal(hot_lease_release(h, "b", 1, "$1\r\nv\r\n", 7, t_waiter_cb, &lg), 0);
     assert_true(hot_lease_begin(h, "b", 1, 2000, 0)); /* written through bulwark */
     hot_free(h, t_waiter_cb, &lg);
     assert_int_equal(lg.n, 3);
@@ -836,8 +818,7 @@ test_lease_cancel(void **state)
     assert_true(hot_lease_cancel(h, "k", 1, &w[1]));
     assert_false(hot_lease_cancel(h, "k", 1, &w[1]));
     assert_false(hot_lease_cancel(h, "nokey", 5, &w[0]));
-    assert_int_equal(hot_lease_release(h, "k", 1, NULL, 0, t_waiter_cb, &lg),
-                     2);
+    assert_int_equal(hot_lease_release(h, "k", 1, NULL, 0, t_waiter_cb, &lg), 2);
     assert_ptr_equal(lg.waiter[0], &w[0]);
     assert_ptr_equal(lg.waiter[1], &w[2]);
     assert_int_equal(t_times(&lg, &w[1]), 0);

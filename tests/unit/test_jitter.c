@@ -132,8 +132,7 @@ t_resp(const struct t_req *rq, char *buf, size_t cap)
     int i;
 
     for (i = 0; i < rq->argc; i++) {
-        off +=
-            (size_t)snprintf(buf + off, cap - off, "$%zu\r\n", rq->argv[i].len);
+        off += (size_t)snprintf(buf + off, cap - off, "$%zu\r\n", rq->argv[i].len);
         assert_true(off + rq->argv[i].len + 2 < cap);
         memcpy(buf + off, rq->argv[i].ptr, rq->argv[i].len);
         memcpy(buf + off + rq->argv[i].len, "\r\n", 2);
@@ -157,8 +156,7 @@ t_untouched_req(const struct jitter_opts *o, const struct t_req *rq)
         assert_false(jitter_rewrite(o, &r, T_NOW_MS, rq->argc, rq->argv, &res));
         assert_false(res.rewritten);
         assert_int_equal(res.added_ms, 0);
-        assert_int_equal(
-            jitter_encode(rq->argc, rq->argv, &res, got, sizeof(got)), wlen);
+        assert_int_equal(jitter_encode(rq->argc, rq->argv, &res, got, sizeof(got)), wlen);
         assert_memory_equal(got, want, wlen);
     }
 }
@@ -173,8 +171,7 @@ t_untouched(const struct jitter_opts *o, const char *const *args)
 
 /* Check one rewritten request against e and the original rq. */
 static uint64_t
-t_check_rewrite(const struct t_req *rq, const struct jitter_result *res,
-                const struct t_expect *e)
+t_check_rewrite(const struct t_req *rq, const struct jitter_result *res, const struct t_expect *e)
 {
     char buf[T_BUF];
     struct t_decoded d;
@@ -210,8 +207,7 @@ t_check_rewrite(const struct t_req *rq, const struct jitter_result *res,
  * drawn TTLs vary.
  */
 static void
-t_jittered(const struct jitter_opts *o, const char *const *args,
-           const struct t_expect *e)
+t_jittered(const struct jitter_opts *o, const char *const *args, const struct t_expect *e)
 {
     struct t_req rq = t_req(args);
     struct jitter_rng r;
@@ -653,15 +649,11 @@ test_absolute_opt_in(void **state)
 {
     struct jitter_opts o = t_opts();
     /* 1000 s ahead of T_NOW_MS: up to 100 s more */
-    struct t_expect exat = {NULL,          4, 3, "PXAT", 1700001000000,
-                            1700001100000, 1};
+    struct t_expect exat = {NULL, 4, 3, "PXAT", 1700001000000, 1700001100000, 1};
     struct t_expect pxat = {NULL, 4, -1, NULL, 1700001000000, 1700001100000, 1};
-    struct t_expect expat = {"PEXPIREAT",   2, -1, NULL, 1700001000000,
-                             1700001100000, 1};
-    struct t_expect pexpat = {NULL,          2, -1, NULL, 1700001000000,
-                              1700001100000, 1};
-    struct t_expect getex = {NULL,          3, 2, "PXAT", 1700001000000,
-                             1700001100000, 1};
+    struct t_expect expat = {"PEXPIREAT", 2, -1, NULL, 1700001000000, 1700001100000, 1};
+    struct t_expect pexpat = {NULL, 2, -1, NULL, 1700001000000, 1700001100000, 1};
+    struct t_expect getex = {NULL, 3, 2, "PXAT", 1700001000000, 1700001100000, 1};
 
     (void)state;
     o.absolute = true;
@@ -747,8 +739,7 @@ test_invalid_set_untouched(void **state)
     /* -ERR invalid expire time in 'set' command */
     t_untouched(&o, T_ARGS("SET", "k", "v", "EX", "10", "EX", "0"));
     /* +OK, duplicate absolute expiry */
-    t_untouched(&o, T_ARGS("SET", "k", "v", "EXAT", "1700001000", "EXAT",
-                           "1700002000"));
+    t_untouched(&o, T_ARGS("SET", "k", "v", "EXAT", "1700001000", "EXAT", "1700002000"));
     /* -ERR syntax error */
     t_untouched(&o, T_ARGS("SET", "k", "v", "EX", "10", "PX", "20"));
     t_untouched(&o, T_ARGS("SET", "k", "v", "PX", "20", "EX", "10"));
@@ -879,10 +870,8 @@ test_overflow_bound(void **state)
     struct jitter_opts o = t_opts();
     char ttl[32];
     /* 2^62 = 4611686018427387904 */
-    struct t_expect px = {
-        NULL, 4, -1, NULL, 4611686018427386904, 4611686018427387904, 1};
-    struct t_expect ex = {
-        NULL, 4, 3, "PX", 4611686018427386000, 4611686018427387000, 1};
+    struct t_expect px = {NULL, 4, -1, NULL, 4611686018427386904, 4611686018427387904, 1};
+    struct t_expect ex = {NULL, 4, 3, "PX", 4611686018427386000, 4611686018427387000, 1};
     struct t_expect pct = {NULL, 4, -1, NULL, 1000000, 42949673950000, 1};
     struct t_expect sat = {NULL, 4, -1, NULL, 1000000000000, 1000000001000, 1};
 
@@ -892,11 +881,9 @@ test_overflow_bound(void **state)
     assert_true(JITTER_TTL_MAX_MS + UINT64_C(253402300800000) <
                 (uint64_t)LLONG_MAX); /* 2^62 ms + year 10000 */
     o.max_ms = 1000;
-    snprintf(ttl, sizeof(ttl), "%llu",
-             (unsigned long long)(JITTER_TTL_MAX_MS - 1000));
+    snprintf(ttl, sizeof(ttl), "%llu", (unsigned long long)(JITTER_TTL_MAX_MS - 1000));
     t_jittered(&o, T_ARGS("SET", "k", "v", "PX", ttl), &px);
-    snprintf(ttl, sizeof(ttl), "%llu",
-             (unsigned long long)(JITTER_TTL_MAX_MS - 999));
+    snprintf(ttl, sizeof(ttl), "%llu", (unsigned long long)(JITTER_TTL_MAX_MS - 999));
     t_untouched(&o, T_ARGS("SET", "k", "v", "PX", ttl));
     t_jittered(&o, T_ARGS("SET", "k", "v", "EX", "4611686018427386"), &ex);
     t_untouched(&o, T_ARGS("SET", "k", "v", "EX", "4611686018427387"));
@@ -947,12 +934,10 @@ test_encode_exact(void **state)
     assert_int_equal(buf[n], 'x');
     /* no result, or one not rewritten: the request as given */
     n = sizeof(plain) - 1;
-    assert_int_equal(jitter_encode(rq.argc, rq.argv, NULL, buf, sizeof(buf)),
-                     n);
+    assert_int_equal(jitter_encode(rq.argc, rq.argv, NULL, buf, sizeof(buf)), n);
     assert_memory_equal(buf, plain, n);
     res.rewritten = false;
-    assert_int_equal(jitter_encode(rq.argc, rq.argv, &res, buf, sizeof(buf)),
-                     n);
+    assert_int_equal(jitter_encode(rq.argc, rq.argv, &res, buf, sizeof(buf)), n);
     assert_memory_equal(buf, plain, n);
     assert_int_equal(jitter_encode(0, NULL, NULL, buf, sizeof(buf)), 4);
     assert_memory_equal(buf, "*0\r\n", 4);

@@ -64,8 +64,7 @@ t_lg_free(struct lg *lg)
 
 /* lg_report()'s text, NUL-terminated; the caller frees it. */
 static char *
-t_report(const struct lg *lg, int64_t before, int64_t after, double cpu,
-         double cpu_max)
+t_report(const struct lg *lg, int64_t before, int64_t after, double cpu, double cpu_max)
 {
     char *buf = NULL;
     size_t len = 0;
@@ -152,18 +151,9 @@ test_quantile_empty_is_zero(void **state)
 static void
 test_quantile_single_value(void **state)
 {
-    static const uint64_t vs[] = {0,
-                                  1,
-                                  255,
-                                  256,
-                                  1000,
-                                  1003,
-                                  4095,
-                                  4096,
-                                  123457,
-                                  999999999,
-                                  UINT64_C(1) << 40,
-                                  UINT64_MAX};
+    static const uint64_t vs[] =
+        {0,         1, 255, 256, 1000, 1003, 4095, 4096, 123457, 999999999, UINT64_C(1) << 40,
+         UINT64_MAX};
     static const double qs[] = {0.5, 0.99, 0.999, 1.0};
     struct lg_hist *h = malloc(sizeof(*h));
 
@@ -306,8 +296,7 @@ test_merge_equals_one_recorder(void **state)
     assert_int_equal(sum->end_ns, all->end_ns);
     assert_int_equal(sum->hist.total, 300000);
     assert_memory_equal(&sum->hist, &all->hist, sizeof(all->hist));
-    assert_memory_equal(sum->ticks, all->ticks,
-                        LG_TICKS_MAX * sizeof(*all->ticks));
+    assert_memory_equal(sum->ticks, all->ticks, LG_TICKS_MAX * sizeof(*all->ticks));
     want = t_report(all, 10, 250010, 1.2, 0.7);
     got = t_report(sum, 10, 250010, 1.2, 0.7);
     assert_string_equal(got, want);
@@ -342,8 +331,7 @@ test_peak_counts_burst_across_second_whole(void **state)
     t_line(out, "TIMELINE ", line, sizeof(line));
     assert_string_equal(line, "TIMELINE db_loads_per_s=150,150,0");
     t_line(out, "database: ", line, sizeof(line));
-    assert_string_equal(
-        line, "database: 300 loads, 100/s, peak 300/s (any 1 s window)");
+    assert_string_equal(line, "database: 300 loads, 100/s, peak 300/s (any 1 s window)");
     t_line(out, "RESULT ", line, sizeof(line));
     assert_non_null(strstr(line, " db_loads=300 peak_db_loads_per_s=300 "));
     free(out);
@@ -497,10 +485,9 @@ test_report_lines(void **state)
                               "the busiest 96% (loadgen itself may be what "
                               "limits the rate: try --threads)");
     t_line(out, "RESULT ", line, sizeof(line));
-    assert_string_equal(
-        line, "RESULT rps=500 p50_us=100.0 p99_us=100.0 p999_us=100.0 "
-              "upstream_per_req=1.500 db_loads=0 peak_db_loads_per_s=0 nil=12 "
-              "errors=1 client_cpu=1.50 client_cpu_max_thread=0.96");
+    assert_string_equal(line, "RESULT rps=500 p50_us=100.0 p99_us=100.0 p999_us=100.0 "
+                              "upstream_per_req=1.500 db_loads=0 peak_db_loads_per_s=0 nil=12 "
+                              "errors=1 client_cpu=1.50 client_cpu_max_thread=0.96");
     free(out);
 
     /* Two threads at 60% each: 120% in all, but no thread is the limit. */
@@ -530,15 +517,14 @@ test_calls_sum(void **state)
 {
     (void)state;
     /* Redis 7: rejected_calls= and failed_calls= are not calls. */
-    assert_int_equal(
-        lg_calls_sum("# Commandstats\r\n"
-                     "cmdstat_get:calls=120,usec=300,usec_per_call=2.50,"
-                     "rejected_calls=3,failed_calls=4\r\n"
-                     "cmdstat_set:calls=80,usec=240,usec_per_call=3.00,"
-                     "rejected_calls=0,failed_calls=0\r\n"
-                     "cmdstat_info:calls=1,usec=50,usec_per_call=50.00,"
-                     "rejected_calls=0,failed_calls=0\r\n"),
-        201);
+    assert_int_equal(lg_calls_sum("# Commandstats\r\n"
+                                  "cmdstat_get:calls=120,usec=300,usec_per_call=2.50,"
+                                  "rejected_calls=3,failed_calls=4\r\n"
+                                  "cmdstat_set:calls=80,usec=240,usec_per_call=3.00,"
+                                  "rejected_calls=0,failed_calls=0\r\n"
+                                  "cmdstat_info:calls=1,usec=50,usec_per_call=50.00,"
+                                  "rejected_calls=0,failed_calls=0\r\n"),
+                     201);
     /* Redis 5 */
     assert_int_equal(lg_calls_sum("# Commandstats\r\n"
                                   "cmdstat_get:calls=5,usec=10,"
@@ -651,9 +637,8 @@ test_opts_values(void **state)
     FILE *f;
 
     (void)state;
-    t_parse(&o, T_ARGS("-p", "7000", "-c", "50", "-P", "16", "-d", "3", "-n",
-                       "100000", "--prefill", "-k", "10000", "--redis",
-                       "127.0.0.1:7001", "--window"));
+    t_parse(&o, T_ARGS("-p", "7000", "-c", "50", "-P", "16", "-d", "3", "-n", "100000",
+                       "--prefill", "-k", "10000", "--redis", "127.0.0.1:7001", "--window"));
     assert_int_equal(o.port, 7000);
     assert_int_equal(o.pipeline, 16);
     assert_int_equal(o.requests, 100000);
@@ -664,9 +649,9 @@ test_opts_values(void **state)
     assert_int_equal(o.redis_port, 7001);
     free((char *)o.redis_host);
 
-    t_parse(&o, T_ARGS("--redis", "::1:6379", "--threads", "2", "-c", "10",
-                       "--mode", "cache-aside", "--ttl", "2", "--dist",
-                       "zipf:0.99", "--absent", "0.25", "--write-ratio", "1"));
+    t_parse(&o, T_ARGS("--redis", "::1:6379", "--threads", "2", "-c", "10", "--mode",
+                       "cache-aside", "--ttl", "2", "--dist", "zipf:0.99", "--absent", "0.25",
+                       "--write-ratio", "1"));
     assert_string_equal(o.redis_host, "::1"); /* the last colon splits */
     assert_int_equal(o.redis_port, 6379);
     free((char *)o.redis_host);
@@ -682,15 +667,15 @@ test_opts_values(void **state)
                              "db-latency 5 ms threads 2\n");
     free(buf);
 
-    t_parse(&o, T_ARGS("-p", "65535", "-c", "64", "--threads", "64", "-P",
-                       "1024", "--dist", "sequential", "--prefix",
+    t_parse(&o, T_ARGS("-p", "65535", "-c", "64", "--threads", "64", "-P", "1024", "--dist",
+                       "sequential", "--prefix",
                        "0123456789012345678901234567890123456789"
                        "012345678901234567890123"));
     assert_int_equal(o.threads, 64);
     assert_int_equal(o.dist, LG_SEQUENTIAL);
     assert_int_equal(strlen(o.prefix), LG_PREFIX_MAX);
-    t_parse(&o, T_ARGS("-c", "1", "-d", "0.1", "--absent", "0", "--dist",
-                       "zipf:0.01", "--value-size", "0"));
+    t_parse(&o, T_ARGS("-c", "1", "-d", "0.1", "--absent", "0", "--dist", "zipf:0.01",
+                       "--value-size", "0"));
     assert_int_equal(o.conns, 1);
     assert_true(o.duration_s == 0.1);
     assert_true(o.zipf_s == 0.01);
@@ -736,8 +721,7 @@ test_opts_reject(void **state)
         {T_ARGS("--db-latency", "60001"), "--db-latency wants a number"},
         {T_ARGS("--mode", "write-back"), "--mode: unknown \"write-back\""},
         {T_ARGS("--dist", "pareto"), "--dist: unknown \"pareto\""},
-        {T_ARGS("--dist", "zipf:0"),
-         "--dist zipf wants a number in [0.01, 10]"},
+        {T_ARGS("--dist", "zipf:0"), "--dist zipf wants a number in [0.01, 10]"},
         {T_ARGS("--dist", "zipf:"), "--dist zipf wants a number"},
         {T_ARGS("--redis", "6379"), "--redis wants host:port"},
         {T_ARGS("--redis", ":6379"), "--redis wants host:port"},
@@ -745,8 +729,7 @@ test_opts_reject(void **state)
         {T_ARGS("--threads", "3", "-c", "2"),
          "--threads 3 wants at least as many connections and requests"},
         {T_ARGS("--threads", "4", "-n", "3"), "--threads 4 wants at least"},
-        {T_ARGS("--threads", "65", "-c", "100"),
-         "--threads wants a number in [1, 64]"},
+        {T_ARGS("--threads", "65", "-c", "100"), "--threads wants a number in [1, 64]"},
         {T_ARGS("stray"), "Usage: loadgen"},
         {T_ARGS("--bogus"), "Usage: loadgen"},
         {T_ARGS("--prefix", "0123456789012345678901234567890123456789"
@@ -759,8 +742,7 @@ test_opts_reject(void **state)
     for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
         int st = t_parse_exit(cases[i].args, out, sizeof(out));
         if (st != 2 || strstr(out, cases[i].says) == NULL) {
-            fail_msg("case %zu (%s ...): exit %d, said \"%s\"", i,
-                     cases[i].args[0], st, out);
+            fail_msg("case %zu (%s ...): exit %d, said \"%s\"", i, cases[i].args[0], st, out);
         }
     }
     assert_int_equal(t_parse_exit(T_ARGS("--help"), out, sizeof(out)), 0);

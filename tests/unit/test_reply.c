@@ -85,9 +85,15 @@ static void
 test_scan_rejects_garbage(void **state)
 {
     (void)state;
-    static const char *const bad[] = {"?what\r\n", "$abc\r\n", "*-5\r\n", "$-2\r\n",
+    static const char *const bad[] = {"?what\r\n",
+                                      "$abc\r\n",
+                                      "*-5\r\n",
+                                      "$-2\r\n",
                                       "$99999999999999999999999999999999999\r\n",
-                                      "%-1\r\n", "~-1\r\n", "!-1\r\n", "$?\r\n"};
+                                      "%-1\r\n",
+                                      "~-1\r\n",
+                                      "!-1\r\n",
+                                      "$?\r\n"};
     for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
         struct reply_scan s;
         size_t used;
@@ -122,9 +128,9 @@ test_parse_tree(void **state)
     assert_true(n->elems[2].nil);
     assert_true(reply_node_is(&n->elems[3].elems[0], "ok"));
     reply_node_free(n);
-    assert_null(reply_parse("*2\r\n:1\r\n", 8));          /* incomplete */
-    assert_null(reply_parse("+OK\r\n+OK\r\n", 10));       /* two replies */
-    assert_null(reply_parse("*1000000\r\n:1\r\n", 14));   /* count beyond input */
+    assert_null(reply_parse("*2\r\n:1\r\n", 8));        /* incomplete */
+    assert_null(reply_parse("+OK\r\n+OK\r\n", 10));     /* two replies */
+    assert_null(reply_parse("*1000000\r\n:1\r\n", 14)); /* count beyond input */
 }
 
 /* Scan len bytes fed in chunks of step; the outcome, *end the reply length. */
@@ -153,12 +159,17 @@ struct hostile {
     bool parses;       /* reply_parse() of all len bytes gives a tree */
 };
 
-#define HOSTILE(s, scan, parses) {s, sizeof(s) - 1, scan, parses}
+#define HOSTILE(s, scan, parses)       \
+    {                                  \
+        s, sizeof(s) - 1, scan, parses \
+    }
 
 /* Found by tests/fuzz/fuzz_reply.c (and reading it): scanner and parser agree. */
 static const struct hostile hostile[] = {
     /* a NUL in a header ended the number: "*<NUL>" read as *0, "$5<NUL>x" as $5 */
-    HOSTILE("*\0\0" "5*\xff\n\r\n", REPLY_ERR, false),
+    HOSTILE("*\0\0"
+            "5*\xff\n\r\n",
+            REPLY_ERR, false),
     HOSTILE("$1\0x\r\na\r\n", REPLY_ERR, false),
     /* the parser took counts below -1 as nil; the scanner refuses them */
     HOSTILE("*-2\r\n", REPLY_ERR, false),
@@ -174,8 +185,7 @@ static const struct hostile hostile[] = {
     HOSTILE("$9223372036854775807\r\nx", REPLY_AGAIN, false),
     HOSTILE("*2\r\n$9223372036854775806\r\n+x\r\n", REPLY_AGAIN, false),
     /* the scanner's count of items still due wrapped to 0: "reply complete" */
-    HOSTILE("*9223372036854775807\r\n*9223372036854775807\r\n*4\r\n",
-            REPLY_ERR, false),
+    HOSTILE("*9223372036854775807\r\n*9223372036854775807\r\n*4\r\n", REPLY_ERR, false),
     /* the parser assumed 4 bytes per element; "+\r\n" is 3 */
     HOSTILE("*5\r\n+\r\n+\r\n+\r\n+\r\n+\r\n", REPLY_DONE, true),
     HOSTILE("*1\r\n+\r\n", REPLY_DONE, true),

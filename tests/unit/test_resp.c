@@ -153,8 +153,7 @@ record_request(struct text *t, const struct conn *c, size_t consumed,
     for (i = 0; i < req->argc; i++) {
         const struct resp_arg *a = &req->argv[i];
         if (!req->is_inline)
-            assert_true(a->ptr >= req->raw &&
-                        a->ptr + a->len <= req->raw + req->raw_len);
+            assert_true(a->ptr >= req->raw && a->ptr + a->len <= req->raw + req->raw_len);
         text_put(t, "[", 1);
         text_escape(t, a->ptr, a->len);
         text_put(t, "]", 1);
@@ -244,8 +243,7 @@ static void
 expect_transcript(const struct vec *v, const char *how, char *got)
 {
     if (strcmp(got, v->want) != 0) {
-        print_error("vector \"%s\" fed %s:\n got: %s\nwant: %s\n", v->name, how,
-                    got, v->want);
+        print_error("vector \"%s\" fed %s:\n got: %s\nwant: %s\n", v->name, how, got, v->want);
         bw_free(got);
         fail();
     }
@@ -291,13 +289,13 @@ check_vec(const struct vec *v, bool every_offset)
 
 /* ---- vectors (each observed on redis-server 7.0.15) ------------------- */
 
-#define V(name, in, want)                                                      \
-    {                                                                          \
-        name, in, sizeof(in) - 1, want, 0                                      \
+#define V(name, in, want)                 \
+    {                                     \
+        name, in, sizeof(in) - 1, want, 0 \
     }
-#define VU(name, in, want)                                                     \
-    {                                                                          \
-        name, in, sizeof(in) - 1, want, V_UNAUTH                               \
+#define VU(name, in, want)                       \
+    {                                            \
+        name, in, sizeof(in) - 1, want, V_UNAUTH \
     }
 
 #define PE "ERR -ERR Protocol error: "
@@ -330,24 +328,17 @@ static const struct vec inline_vecs[] = {
       "I[ECHO][a\\x0cb]\nAGAIN 0\n"),
     V("tabs and spaces", " \tSET\t k  v \r\n", "I[SET][k][v]\nAGAIN 0\n"),
     V("double quotes", "ECHO \"a b\"\r\n", "I[ECHO][a b]\nAGAIN 0\n"),
-    V("dq escapes", "ECHO \"a\\x41\\xzz\\n\\t\\q\"\r\n",
-      "I[ECHO][aAxzz\\n\\tq]\nAGAIN 0\n"),
-    V("dq hex both cases, short hex", "ECHO \"\\x4a\\x4A\\x4\"\r\n",
-      "I[ECHO][JJx4]\nAGAIN 0\n"),
+    V("dq escapes", "ECHO \"a\\x41\\xzz\\n\\t\\q\"\r\n", "I[ECHO][aAxzz\\n\\tq]\nAGAIN 0\n"),
+    V("dq hex both cases, short hex", "ECHO \"\\x4a\\x4A\\x4\"\r\n", "I[ECHO][JJx4]\nAGAIN 0\n"),
     V("dq \\x alone", "ECHO \"\\x\"\r\n", "I[ECHO][x]\nAGAIN 0\n"),
-    V("dq \\b \\a \\r", "ECHO \"\\b\\a\\r\"\r\n",
-      "I[ECHO][\\x08\\x07\\r]\nAGAIN 0\n"),
+    V("dq \\b \\a \\r", "ECHO \"\\b\\a\\r\"\r\n", "I[ECHO][\\x08\\x07\\r]\nAGAIN 0\n"),
     V("dq escaped quote", "ECHO \"a\\\"b\"\r\n", "I[ECHO][a\"b]\nAGAIN 0\n"),
-    V("dq hex nul and high", "ECHO \"\\x00\\xff\"\r\n",
-      "I[ECHO][\\x00\\xff]\nAGAIN 0\n"),
+    V("dq hex nul and high", "ECHO \"\\x00\\xff\"\r\n", "I[ECHO][\\x00\\xff]\nAGAIN 0\n"),
     V("single quotes", "ECHO 'a\\'b'\r\n", "I[ECHO][a'b]\nAGAIN 0\n"),
-    V("sq other escapes literal", "ECHO 'a\\nb'\r\n",
-      "I[ECHO][a\\\\nb]\nAGAIN 0\n"),
+    V("sq other escapes literal", "ECHO 'a\\nb'\r\n", "I[ECHO][a\\\\nb]\nAGAIN 0\n"),
     V("empty quoted args", "ECHO \"\" ''\r\n", "I[ECHO][][]\nAGAIN 0\n"),
-    V("unquoted backslash literal", "ECHO \\x41\r\n",
-      "I[ECHO][\\\\x41]\nAGAIN 0\n"),
-    V("quote opens mid token", "ECHO ab\"c d\"\r\n",
-      "I[ECHO][abc d]\nAGAIN 0\n"),
+    V("unquoted backslash literal", "ECHO \\x41\r\n", "I[ECHO][\\\\x41]\nAGAIN 0\n"),
+    V("quote opens mid token", "ECHO ab\"c d\"\r\n", "I[ECHO][abc d]\nAGAIN 0\n"),
     V("dq mid token", "ECHO a\"b\"\r\n", "I[ECHO][ab]\nAGAIN 0\n"),
     V("sq mid token", "ECHO a'b'\r\n", "I[ECHO][ab]\nAGAIN 0\n"),
     V("closing quote then vt", "ECHO \"a\"\x0b\r\n", "I[ECHO][a]\nAGAIN 0\n"),
@@ -355,8 +346,7 @@ static const struct vec inline_vecs[] = {
       "ECHO \"a\"\x0b"
       "b\r\n",
       "I[ECHO][a][b]\nAGAIN 0\n"),
-    V("closing quote then tab", "ECHO \"a\"\t\"b\"\r\n",
-      "I[ECHO][a][b]\nAGAIN 0\n"),
+    V("closing quote then tab", "ECHO \"a\"\t\"b\"\r\n", "I[ECHO][a][b]\nAGAIN 0\n"),
     V("closing quote then space", "ECHO \"a\" \r\n", "I[ECHO][a]\nAGAIN 0\n"),
     V("high bytes", "ECHO \xff\xfe\r\n", "I[ECHO][\\xff\\xfe]\nAGAIN 0\n"),
     V("dq utf-8", "ECHO \"\xc3\xa9\"\r\n", "I[ECHO][\\xc3\\xa9]\nAGAIN 0\n"),
@@ -369,8 +359,7 @@ static const struct vec inline_vecs[] = {
     V("sq ends in backslash quote", "ECHO 'a\\\\'\r\n", E_QUOTES),
     V("unquoted backslash then dq", "ECHO x\\\"y\r\n", E_QUOTES),
     V("dq inner quote", "ECHO \"a\"b\"\r\n", E_QUOTES),
-    V("error after a good request", "PING\r\nECHO \"x\r\nPING\r\n",
-      "I[PING]\n" E_QUOTES),
+    V("error after a good request", "PING\r\nECHO \"x\r\nPING\r\n", "I[PING]\n" E_QUOTES),
     /* Redis finds the '\n' with strchr(): a NUL hides it for good. */
     V("nul hides the newline", "ECHO a\0b\r\nPING\r\n", "AGAIN 16\n"),
     V("nul at line start", "PING\r\n\0\r\n", "I[PING]\nAGAIN 3\n"),
@@ -384,29 +373,22 @@ static const struct vec mbulk_vecs[] = {
     V("incomplete: cr without next byte", "*1\r\n$4\r", "AGAIN 7\n"),
     V("incomplete: payload", "*1\r\n$4\r\nPIN", "AGAIN 11\n"),
     V("incomplete: no trailing bytes", "*1\r\n$4\r\nPING", "AGAIN 12\n"),
-    V("byte after count cr unchecked", "*1\rX$4\r\nPING\r\n",
-      "M[PING]\nAGAIN 0\n"),
-    V("byte after bulk cr unchecked", "*1\r\n$4\rXPING\r\n",
-      "M[PING]\nAGAIN 0\n"),
-    V("2 bytes after payload unchecked", "*1\r\n$4\r\nPINGXY",
-      "M[PING]\nAGAIN 0\n"),
-    V("2 bytes after payload, pipelined",
-      "*1\r\n$4\r\nPINGXY*1\r\n$4\r\nPING\r\n", "M[PING]\nM[PING]\nAGAIN 0\n"),
+    V("byte after count cr unchecked", "*1\rX$4\r\nPING\r\n", "M[PING]\nAGAIN 0\n"),
+    V("byte after bulk cr unchecked", "*1\r\n$4\rXPING\r\n", "M[PING]\nAGAIN 0\n"),
+    V("2 bytes after payload unchecked", "*1\r\n$4\r\nPINGXY", "M[PING]\nAGAIN 0\n"),
+    V("2 bytes after payload, pipelined", "*1\r\n$4\r\nPINGXY*1\r\n$4\r\nPING\r\n",
+      "M[PING]\nM[PING]\nAGAIN 0\n"),
     V("empty bulk", "*2\r\n$4\r\nECHO\r\n$0\r\n\r\n", "M[ECHO][]\nAGAIN 0\n"),
-    V("binary bulk", "*2\r\n$4\r\nECHO\r\n$3\r\na\0\n\r\n",
-      "M[ECHO][a\\x00\\n]\nAGAIN 0\n"),
-    V("bulk holding protocol",
-      "*2\r\n$4\r\nECHO\r\n$10\r\n\0\r\n\r\n$\r\n*\r\n\r\n",
+    V("binary bulk", "*2\r\n$4\r\nECHO\r\n$3\r\na\0\n\r\n", "M[ECHO][a\\x00\\n]\nAGAIN 0\n"),
+    V("bulk holding protocol", "*2\r\n$4\r\nECHO\r\n$10\r\n\0\r\n\r\n$\r\n*\r\n\r\n",
       "M[ECHO][\\x00\\r\\n\\r\\n$\\r\\n*\\r]\nAGAIN 0\n"),
-    V("bulk of one cr", "*2\r\n$4\r\nECHO\r\n$1\r\n\r\r\n",
-      "M[ECHO][\\r]\nAGAIN 0\n"),
+    V("bulk of one cr", "*2\r\n$4\r\nECHO\r\n$1\r\n\r\r\n", "M[ECHO][\\r]\nAGAIN 0\n"),
     V("value with crlf", "*3\r\n$3\r\nSET\r\n$1\r\nk\r\n$3\r\na\r\n\r\n",
       "M[SET][k][a\\r\\n]\nAGAIN 0\n"),
     V("*0 skipped", "*0\r\nPING\r\n", "I[PING]\nAGAIN 0\n"),
     V("*-1 skipped", "*-1\r\nPING\r\n", "I[PING]\nAGAIN 0\n"),
     V("*-5 skipped", "*-5\r\nPING\r\n", "I[PING]\nAGAIN 0\n"),
-    V("*LLONG_MIN skipped", "*-9223372036854775808\r\nPING\r\n",
-      "I[PING]\nAGAIN 0\n"),
+    V("*LLONG_MIN skipped", "*-9223372036854775808\r\nPING\r\n", "I[PING]\nAGAIN 0\n"),
     V("only empty multibulks", "*0\r\n*-1\r\n", "AGAIN 0\n"),
     V("INT_MAX elements accepted", "*2147483647\r\n", "AGAIN 13\n"),
     V("mixed pipeline",
@@ -428,10 +410,8 @@ static const struct vec mbulk_vecs[] = {
     V("bare word for bulk", "*1\r\nPING\r\n", PE "expected '$', got 'P'" E_END),
     V("empty line for bulk", "*1\r\n\r\n", PE "expected '$', got ' '" E_END),
     V("lf for bulk", "*1\r\n\n\r\n", PE "expected '$', got ' '" E_END),
-    V("control byte for bulk", "*1\r\n\x01\r\n",
-      PE "expected '$', got '\\x01'" E_END),
-    V("simple string for bulk", "*2\r\n$4\r\nECHO\r\n+3\r\n",
-      PE "expected '$', got '+'" E_END),
+    V("control byte for bulk", "*1\r\n\x01\r\n", PE "expected '$', got '\\x01'" E_END),
+    V("simple string for bulk", "*2\r\n$4\r\nECHO\r\n+3\r\n", PE "expected '$', got '+'" E_END),
     V("bulk -1", "*1\r\n$-1\r\n", E_BULK),
     V("bulk -0", "*1\r\n$-0\r\n", E_BULK),
     V("bulk plus", "*1\r\n$+4\r\nPING\r\n", E_BULK),
@@ -442,24 +422,19 @@ static const struct vec mbulk_vecs[] = {
     V("bulk 21 digits", "*1\r\n$999999999999999999999\r\n", E_BULK),
     V("bulk proto-max-bulk-len", "*1\r\n$536870912\r\n", "AGAIN 16\n"),
     V("bulk over proto-max-bulk-len", "*1\r\n$536870913\r\n", E_BULK),
-    V("error after good ones",
-      "SET k1 v\r\n*1\r\n$4\r\nPING\r\n*x\r\nSET k2 v\r\n",
+    V("error after good ones", "SET k1 v\r\n*1\r\n$4\r\nPING\r\n*x\r\nSET k2 v\r\n",
       "I[SET][k1][v]\nM[PING]\n" E_MBULK),
-    V("bad bulk after a good request", "PING\r\n*1\r\n$x\r\nPING\r\n",
-      "I[PING]\n" E_BULK),
+    V("bad bulk after a good request", "PING\r\n*1\r\n$x\r\nPING\r\n", "I[PING]\n" E_BULK),
     /* strchr() on the '\r' of a header line stops at a NUL. */
     V("nul in count line", "*1\0\r\n$4\r\nPING\r\n", "AGAIN 15\n"),
     V("nul in bulk line", "*1\r\n$4\0\r\nPING\r\n", "AGAIN 15\n"),
-    V("nul as bulk line", "*1\r\n$4\r\nPING\r\n*1\r\n$\0\r\n",
-      "M[PING]\nAGAIN 8\n"),
+    V("nul as bulk line", "*1\r\n$4\r\nPING\r\n*1\r\n$\0\r\n", "M[PING]\nAGAIN 8\n"),
     VU("10 elements before auth", "*10\r\n", "AGAIN 5\n"),
-    VU("11 elements before auth", "*11\r\n",
-       PE "unauthenticated multibulk length" E_END),
+    VU("11 elements before auth", "*11\r\n", PE "unauthenticated multibulk length" E_END),
     VU("negative count before auth", "*-5\r\nPING\r\n", "I[PING]\nAGAIN 0\n"),
     VU("invalid count wins before auth", "*2147483648\r\n", E_MBULK),
     VU("16384 bytes before auth", "*1\r\n$16384\r\n", "AGAIN 12\n"),
-    VU("16385 bytes before auth", "*1\r\n$16385\r\n",
-       PE "unauthenticated bulk length" E_END),
+    VU("16385 bytes before auth", "*1\r\n$16385\r\n", PE "unauthenticated bulk length" E_END),
     VU("invalid bulk wins before auth", "*1\r\n$536870913\r\n", E_BULK),
 };
 
@@ -514,14 +489,13 @@ test_too_big_lines(void **state)
     (void)state;
     /* Redis: no terminator and more than 64 KB after the line start. */
     check_big(big_vec("inline 64 KB", "", 0, 'A', 65536, "", "AGAIN 65536\n"));
-    check_big(big_vec("inline 64 KB + 1", "", 0, 'A', 65537, "",
-                      PE "too big inline request" E_END));
+    check_big(
+        big_vec("inline 64 KB + 1", "", 0, 'A', 65537, "", PE "too big inline request" E_END));
     check_big(big_vec("count 64 KB", "*", 1, '1', 65535, "", "AGAIN 65536\n"));
     check_big(big_vec("count 64 KB + 1", "*", 1, '1', 65536, "",
                       PE "too big mbulk count string" E_END));
     /* For a bulk header the 64 KB count from the '$', not the '*'. */
-    check_big(big_vec("bulk line 64 KB", "*1\r\n$", 5, '1', 65535, "",
-                      "AGAIN 65540\n"));
+    check_big(big_vec("bulk line 64 KB", "*1\r\n$", 5, '1', 65535, "", "AGAIN 65540\n"));
     check_big(big_vec("bulk line 64 KB + 1", "*1\r\n$", 5, '1', 65536, "",
                       PE "too big bulk count string" E_END));
     /* A NUL hides the terminator until the buffer is too big. */
@@ -544,8 +518,7 @@ test_long_bulk_is_no_line(void **state)
     memset(want + 8, 'x', 100000);
     strcpy(want + 8 + 100000, "]\nAGAIN 0\n");
     const char *hdr = "*2\r\n$4\r\nECHO\r\n$100000\r\n";
-    check_big(
-        big_vec("100 KB bulk", hdr, strlen(hdr), 'x', 100000, "\r\n", want));
+    check_big(big_vec("100 KB bulk", hdr, strlen(hdr), 'x', 100000, "\r\n", want));
     bw_free(want);
 }
 
@@ -590,12 +563,10 @@ test_consumed_counts_skipped(void **state)
     assert_ptr_equal(req.raw, s + 9); /* after "\r\n*0\r\n  \n" */
     assert_int_equal(req.raw_len, 14);
     /* AGAIN: empties are consumed even when nothing completes. */
-    assert_int_equal(parse_str(p, "\r\n*-1\r\n*1\r\n$4", 13, &consumed, &req),
-                     RESP_AGAIN);
+    assert_int_equal(parse_str(p, "\r\n*-1\r\n*1\r\n$4", 13, &consumed, &req), RESP_AGAIN);
     assert_int_equal(consumed, 7);
     /* The caller drops them; progress is relative to the new start. */
-    assert_int_equal(parse_str(p, "*1\r\n$4\r\nPING\r\n", 14, &consumed, &req),
-                     RESP_OK);
+    assert_int_equal(parse_str(p, "*1\r\n$4\r\nPING\r\n", 14, &consumed, &req), RESP_OK);
     assert_int_equal(consumed, 14);
     assert_int_equal(req.argc, 1);
     assert_memory_equal(req.argv[0].ptr, "PING", 4);
@@ -610,21 +581,17 @@ test_error_sticky_until_reset(void **state)
     size_t consumed;
 
     (void)state;
-    assert_int_equal(parse_str(p, "*1\r\n$-1\r\n", 9, &consumed, &req),
-                     RESP_ERR);
-    assert_string_equal(resp_parser_error(p),
-                        "-ERR Protocol error: invalid bulk length\r\n");
+    assert_int_equal(parse_str(p, "*1\r\n$-1\r\n", 9, &consumed, &req), RESP_ERR);
+    assert_string_equal(resp_parser_error(p), "-ERR Protocol error: invalid bulk length\r\n");
     assert_int_equal(parse_str(p, "PING\r\n", 6, &consumed, &req), RESP_ERR);
     assert_int_equal(consumed, 0);
-    assert_string_equal(resp_parser_error(p),
-                        "-ERR Protocol error: invalid bulk length\r\n");
+    assert_string_equal(resp_parser_error(p), "-ERR Protocol error: invalid bulk length\r\n");
     resp_parser_reset(p);
     assert_null(resp_parser_error(p));
     assert_int_equal(parse_str(p, "PING\r\n", 6, &consumed, &req), RESP_OK);
     assert_true(req.is_inline);
     /* reset also drops partial progress */
-    assert_int_equal(parse_str(p, "*2\r\n$3\r\nGET\r\n", 13, &consumed, &req),
-                     RESP_AGAIN);
+    assert_int_equal(parse_str(p, "*2\r\n$3\r\nGET\r\n", 13, &consumed, &req), RESP_AGAIN);
     resp_parser_reset(p);
     assert_int_equal(parse_str(p, "GET k\r\n", 7, &consumed, &req), RESP_OK);
     assert_int_equal(req.argc, 2);
@@ -643,10 +610,8 @@ test_limits_at_runtime(void **state)
     (void)state;
     resp_parser_set_limits(p, 3);
     assert_int_equal(parse_str(p, s, strlen(s), &consumed, &req), RESP_OK);
-    assert_int_equal(parse_str(p, "*1\r\n$4\r\n", 8, &consumed, &req),
-                     RESP_ERR);
-    assert_string_equal(resp_parser_error(p),
-                        "-ERR Protocol error: invalid bulk length\r\n");
+    assert_int_equal(parse_str(p, "*1\r\n$4\r\n", 8, &consumed, &req), RESP_ERR);
+    assert_string_equal(resp_parser_error(p), "-ERR Protocol error: invalid bulk length\r\n");
     /* Lowered in the middle of a request: the next header sees it. */
     resp_parser_reset(p);
     resp_parser_set_limits(p, 1000);
@@ -656,8 +621,7 @@ test_limits_at_runtime(void **state)
     /* Raised again: the default's ceiling no longer applies. */
     resp_parser_reset(p);
     resp_parser_set_limits(p, UINT64_MAX);
-    assert_int_equal(parse_str(p, "*1\r\n$536870913\r\n", 16, &consumed, &req),
-                     RESP_AGAIN);
+    assert_int_equal(parse_str(p, "*1\r\n$536870913\r\n", 16, &consumed, &req), RESP_AGAIN);
     assert_int_equal(resp_parser_need(p), 16 + 536870913 + 2);
     resp_parser_free(p);
 }
@@ -681,16 +645,13 @@ test_auth_flip_between_requests(void **state)
     assert_int_equal(consumed, 8);
     /* The daemon saw +OK for AUTH and lifts the limits. */
     resp_parser_set_authenticated(p, true);
-    assert_int_equal(parse_str(p, s + 8, (size_t)n - 8, &consumed, &req),
-                     RESP_OK);
+    assert_int_equal(parse_str(p, s + 8, (size_t)n - 8, &consumed, &req), RESP_OK);
     assert_int_equal(req.argc, 11);
     /* Without it the same bytes are refused. */
     resp_parser_set_authenticated(p, false);
-    assert_int_equal(parse_str(p, s + 8, (size_t)n - 8, &consumed, &req),
-                     RESP_ERR);
-    assert_string_equal(
-        resp_parser_error(p),
-        "-ERR Protocol error: unauthenticated multibulk length\r\n");
+    assert_int_equal(parse_str(p, s + 8, (size_t)n - 8, &consumed, &req), RESP_ERR);
+    assert_string_equal(resp_parser_error(p),
+                        "-ERR Protocol error: unauthenticated multibulk length\r\n");
     resp_parser_free(p);
 }
 
@@ -711,8 +672,7 @@ test_need_for_big_bulk(void **state)
     assert_int_equal(parse_str(p, hdr + 2, 8, &consumed, &req), RESP_AGAIN);
     assert_int_equal(resp_parser_need(p), 8 + 3 + 2);
     /* "*2\r\n$3\r\nSET\r\n$100000\r\n": 22 bytes, + payload + 2 */
-    assert_int_equal(parse_str(p, hdr + 2, strlen(hdr) - 2, &consumed, &req),
-                     RESP_AGAIN);
+    assert_int_equal(parse_str(p, hdr + 2, strlen(hdr) - 2, &consumed, &req), RESP_AGAIN);
     assert_int_equal(consumed, 0);
     assert_int_equal(resp_parser_need(p), 22 + 100000 + 2);
     /* payload complete but its 2 trailing bytes missing: still 1 short */
@@ -863,9 +823,7 @@ test_argv_grows_and_shrinks(void **state)
     assert_memory_equal(req.argv[4999].ptr, "4999", 4);
     assert_memory_equal(req.argv[0].ptr, "0", 1);
     /* the next, small request still parses (array given back to 1024) */
-    assert_int_equal(
-        resp_parse(p, "*2\r\n$1\r\na\r\n$1\r\nb\r\n", 18, &consumed, &req),
-        RESP_OK);
+    assert_int_equal(resp_parse(p, "*2\r\n$1\r\na\r\n$1\r\nb\r\n", 18, &consumed, &req), RESP_OK);
     assert_int_equal(req.argc, 2);
     assert_memory_equal(req.argv[1].ptr, "b", 1);
     bw_free(in);

@@ -121,7 +121,7 @@ test_resp3_null_rewritten_only_for_resp3(void **state)
     slot_finish(b, "*-1\r\n", 5);
     struct evbuffer *src = evbuffer_new();
     evbuffer_add(src, "$-1\r\n$3\r\nabc\r\n", 14);
-    slot_finish_move(c, src, 5); /* moved from an upstream buffer */
+    slot_finish_move(c, src, 5);                   /* moved from an upstream buffer */
     assert_int_equal(evbuffer_get_length(src), 9); /* only its own bytes were taken */
     evbuffer_free(src);
     struct slot *d = slot_new(&q, SLOT_PLAIN);
@@ -146,8 +146,8 @@ test_moved_reply_keeps_following_bytes(void **state)
 static int filtered_gone, hook_answered, hook_dropped;
 
 static void
-filter(struct session *s, struct evbuffer *reply, size_t len, const char *err,
-       struct evbuffer *o, void *data)
+filter(struct session *s, struct evbuffer *reply, size_t len, const char *err, struct evbuffer *o,
+       void *data)
 {
     (void)reply, (void)len, (void)err, (void)o, (void)data;
     if (s == NULL)

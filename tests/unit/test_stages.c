@@ -831,7 +831,8 @@ test_deny_commands_except_config(void **state)
     output_clear();
     trace_clear();
     run("FOO a");
-    assert_string_equal(output(), "-ERR command 'FOO' is disabled in bulwark (deny-commands)\r\n");
+    assert_string_equal(output(),
+                        "-ERR command 'FOO' is disabled in bulwark (deny-commands)\r\n");
     assert_int_equal(nforwards, 0);
     output_clear();
     run("BULWARK HOTKEYS"); /* bulwark's own command can be denied too */

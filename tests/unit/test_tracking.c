@@ -122,19 +122,22 @@ t_change(struct tracking *t, const char *key, uint64_t writer)
 
 #define ERR_NOREDIR "-ERR The client ID you want redirect to does not exist\r\n"
 #define ERR_SYNTAX "-ERR syntax error\r\n"
-#define ERR_CACHING_OFF                                                                            \
-    "-ERR CLIENT CACHING can be called only when the client is in tracking mode with OPTIN or "    \
+#define ERR_CACHING_OFF                                                                         \
+    "-ERR CLIENT CACHING can be called only when the client is in tracking mode with OPTIN or " \
     "OPTOUT mode enabled\r\n"
-#define ERR_CACHING_YES "-ERR CLIENT CACHING YES is only valid when tracking is enabled in OPTIN mode.\r\n"
-#define ERR_CACHING_NO "-ERR CLIENT CACHING NO is only valid when tracking is enabled in OPTOUT mode.\r\n"
+#define ERR_CACHING_YES \
+    "-ERR CLIENT CACHING YES is only valid when tracking is enabled in OPTIN mode.\r\n"
+#define ERR_CACHING_NO \
+    "-ERR CLIENT CACHING NO is only valid when tracking is enabled in OPTOUT mode.\r\n"
 #define ERR_BCAST_SWITCH                                                                           \
     "-ERR You can't switch BCAST mode on/off before disabling tracking for this client, and then " \
     "re-enabling it with a different mode.\r\n"
-#define ERR_OPT_SWITCH                                                                             \
-    "-ERR You can't switch OPTIN/OPTOUT mode before disabling tracking for this client, and "      \
+#define ERR_OPT_SWITCH                                                                        \
+    "-ERR You can't switch OPTIN/OPTOUT mode before disabling tracking for this client, and " \
     "then re-enabling it with a different mode.\r\n"
 #define OVERLAP_END ". Prefixes for a single client must not overlap.\r\n"
-#define INFO_OFF "*6\r\n$5\r\nflags\r\n*1\r\n$3\r\noff\r\n$8\r\nredirect\r\n:-1\r\n$8\r\nprefixes\r\n*0\r\n"
+#define INFO_OFF \
+    "*6\r\n$5\r\nflags\r\n*1\r\n$3\r\noff\r\n$8\r\nredirect\r\n:-1\r\n$8\r\nprefixes\r\n*0\r\n"
 
 /* Every argument error of CLIENT TRACKING, in Redis's order of checks. */
 static void
@@ -142,10 +145,12 @@ test_tracking_errors(void **state)
 {
     (void)state;
     struct tracking *t = t_new();
-    t_cmd(t, 3, 2, "tracking", "-ERR wrong number of arguments for 'client|tracking' command\r\n");
+    t_cmd(t, 3, 2, "tracking",
+          "-ERR wrong number of arguments for 'client|tracking' command\r\n");
     t_cmd(t, 3, 2, "tracking maybe", ERR_SYNTAX);
     t_cmd(t, 3, 2, "tracking on redirect", ERR_SYNTAX);
-    t_cmd(t, 3, 2, "tracking on redirect abc", "-ERR value is not an integer or out of range\r\n");
+    t_cmd(t, 3, 2, "tracking on redirect abc",
+          "-ERR value is not an integer or out of range\r\n");
     t_cmd(t, 3, 2, "tracking on redirect 01", "-ERR value is not an integer or out of range\r\n");
     t_cmd(t, 3, 2, "tracking on redirect -0", "-ERR value is not an integer or out of range\r\n");
     t_cmd(t, 3, 2, "tracking on redirect +5", "-ERR value is not an integer or out of range\r\n");
@@ -159,13 +164,15 @@ test_tracking_errors(void **state)
     t_cmd(t, 3, 2, "tracking off redirect 999999", ERR_NOREDIR);
     t_cmd(t, 3, 2, "tracking on redirect 5 redirect 5",
           "-ERR A client can only redirect to a single other client\r\n");
-    t_cmd(t, 3, 2, "tracking on prefix a", "-ERR PREFIX option requires BCAST mode to be enabled\r\n");
+    t_cmd(t, 3, 2, "tracking on prefix a",
+          "-ERR PREFIX option requires BCAST mode to be enabled\r\n");
     t_cmd(t, 3, 2, "tracking on prefix", ERR_SYNTAX);
     t_cmd(t, 3, 2, "tracking on foo", ERR_SYNTAX);
     t_cmd(t, 3, 2, "tracking maybe foo", ERR_SYNTAX);
     t_cmd(t, 3, 2, "tracking maybe bcast", ERR_SYNTAX);
     t_cmd(t, 3, 2, "tracking maybe prefix a", ERR_SYNTAX);
-    t_cmd(t, 3, 2, "tracking on bcast optin", "-ERR OPTIN and OPTOUT are not compatible with BCAST\r\n");
+    t_cmd(t, 3, 2, "tracking on bcast optin",
+          "-ERR OPTIN and OPTOUT are not compatible with BCAST\r\n");
     t_cmd(t, 3, 2, "tracking on optin optout",
           "-ERR You can't specify both OPTIN mode and OPTOUT mode\r\n");
     t_cmd(t, 3, 2, "tracking on bcast optin optout",
@@ -173,7 +180,8 @@ test_tracking_errors(void **state)
     t_cmd(t, 3, 2, "caching yes", ERR_CACHING_OFF);
     t_cmd(t, 3, 2, "caching maybe", ERR_CACHING_OFF);
     t_cmd(t, 3, 2, "caching", "-ERR wrong number of arguments for 'client|caching' command\r\n");
-    t_cmd(t, 3, 2, "getredir x", "-ERR wrong number of arguments for 'client|getredir' command\r\n");
+    t_cmd(t, 3, 2, "getredir x",
+          "-ERR wrong number of arguments for 'client|getredir' command\r\n");
     t_cmd(t, 3, 2, "trackinginfo x",
           "-ERR wrong number of arguments for 'client|trackinginfo' command\r\n");
     t_cmd(t, 3, 2, "getredir", ":-1\r\n");
@@ -225,13 +233,15 @@ test_modes_caching_trackinginfo(void **state)
     t_cmd(t, 3, 2, "tracking on bcast prefix FOO prefix BAR", "+OK\r\n");
     t_cmd(t, 3, 2, "tracking on optin", ERR_BCAST_SWITCH);
     t_cmd(t, 3, 2, "tracking ON BCAST PREFIX k NOLOOP REDIRECT 5", "+OK\r\n");
-    t_cmd(t, 3, 2, "trackinginfo",
-          "*6\r\n$5\r\nflags\r\n*3\r\n$2\r\non\r\n$5\r\nbcast\r\n$6\r\nnoloop\r\n"
-          "$8\r\nredirect\r\n:5\r\n$8\r\nprefixes\r\n*3\r\n$3\r\nBAR\r\n$3\r\nFOO\r\n$1\r\nk\r\n");
+    t_cmd(
+        t, 3, 2, "trackinginfo",
+        "*6\r\n$5\r\nflags\r\n*3\r\n$2\r\non\r\n$5\r\nbcast\r\n$6\r\nnoloop\r\n"
+        "$8\r\nredirect\r\n:5\r\n$8\r\nprefixes\r\n*3\r\n$3\r\nBAR\r\n$3\r\nFOO\r\n$1\r\nk\r\n");
     t_cmd(t, 3, 2, "tracking off", "+OK\r\n");
     /* RESP3: a map, and the flags as a set */
-    t_cmd(t, 3, 3, "trackinginfo",
-          "%3\r\n$5\r\nflags\r\n~1\r\n$3\r\noff\r\n$8\r\nredirect\r\n:-1\r\n$8\r\nprefixes\r\n*0\r\n");
+    t_cmd(
+        t, 3, 3, "trackinginfo",
+        "%3\r\n$5\r\nflags\r\n~1\r\n$3\r\noff\r\n$8\r\nredirect\r\n:-1\r\n$8\r\nprefixes\r\n*0\r\n");
     t_cmd(t, 3, 3, "tracking on optin redirect 5", "+OK\r\n");
     t_cmd(t, 3, 3, "caching yes", "+OK\r\n");
     t_cmd(t, 3, 3, "trackinginfo",
@@ -297,7 +307,7 @@ test_prefix_overlaps(void **state)
           "$8\r\nprefixes\r\n*2\r\n$0\r\n\r\n$1\r\nq\r\n");
     t_cmd(t, 3, 2, "tracking off", "+OK\r\n");
     /* %s in the error: a prefix stops at its NUL; CR/LF become spaces. */
-    struct tracking_arg a[7] = {{"client", 6}, {"tracking", 8}, {"on", 2}, {"bcast", 5},
+    struct tracking_arg a[7] = {{"client", 6}, {"tracking", 8}, {"on", 2},    {"bcast", 5},
                                 {"prefix", 6}, {"a\0b", 3},     {"prefix", 6}};
     struct tracking_arg argv[8];
     memcpy(argv, a, sizeof(a));
@@ -531,8 +541,9 @@ test_broken_redirect(void **state)
     t_cmd(t, 3, 3, "getredir", ":13\r\n");
     /* re-enabling clears the flag */
     t_cmd(t, 3, 3, "tracking on redirect 7", "+OK\r\n");
-    t_cmd(t, 3, 3, "trackinginfo",
-          "%3\r\n$5\r\nflags\r\n~1\r\n$2\r\non\r\n$8\r\nredirect\r\n:7\r\n$8\r\nprefixes\r\n*0\r\n");
+    t_cmd(
+        t, 3, 3, "trackinginfo",
+        "%3\r\n$5\r\nflags\r\n~1\r\n$2\r\non\r\n$8\r\nredirect\r\n:7\r\n$8\r\nprefixes\r\n*0\r\n");
     /* RESP2: flagged, nothing sent */
     env.exists[14] = true;
     t_cmd(t, 4, 2, "tracking on redirect 14", "+OK\r\n");
@@ -689,9 +700,9 @@ test_optin_optout_caching(void **state)
           "%3\r\n$5\r\nflags\r\n~3\r\n$2\r\non\r\n$5\r\noptin\r\n$11\r\ncaching-yes\r\n"
           "$8\r\nredirect\r\n:0\r\n$8\r\nprefixes\r\n*0\r\n");
     /* CACHING yes, MULTI, GET m2, GET m3, EXEC: both remembered */
-    tracking_after_command(t, 3, true, false);  /* MULTI */
-    tracking_after_command(t, 3, true, false);  /* GET m2 queued */
-    tracking_after_command(t, 3, true, false);  /* GET m3 queued */
+    tracking_after_command(t, 3, true, false); /* MULTI */
+    tracking_after_command(t, 3, true, false); /* GET m2 queued */
+    tracking_after_command(t, 3, true, false); /* GET m3 queued */
     struct tracking_arg m[2] = {{"m2", 2}, {"m3", 2}};
     tracking_remember_keys(t, 3, &m[0], 1); /* run by EXEC */
     tracking_remember_keys(t, 3, &m[1], 1);
