@@ -66,5 +66,14 @@ check "flat: no b -> a" '! grep -q "^b -> a" <<<"$out"'
 "$here/deps-graph.sh" -b "$dir/flat" a.o missing.o >/dev/null 2>&1; rc=$?
 check "missing object: exit 2 (got $rc)" '[ $rc -eq 2 ]'
 
+# 4. a graph read wrong cannot pass: a missing expected edge, or no edge at all
+"$here/deps-graph.sh" -b "$dir/flat" --expect a:b a.o b.o c.o >/dev/null 2>&1; rc=$?
+check "expected edge present: exit 0 (got $rc)" '[ $rc -eq 0 ]'
+"$here/deps-graph.sh" -b "$dir/flat" --expect b:a a.o b.o c.o >/dev/null 2>&1; rc=$?
+check "expected edge missing: exit 2 (got $rc)" '[ $rc -eq 2 ]'
+: >"$dir/flat/empty1.o"; : >"$dir/flat/empty2.o"
+"$here/deps-graph.sh" -b "$dir/flat" empty1.o empty2.o >/dev/null 2>&1; rc=$?
+check "no edge between files: exit 2 (got $rc)" '[ $rc -eq 2 ]'
+
 echo "deps-graph selftest: $pass passed, $fail failed"
 [ "$fail" -eq 0 ]

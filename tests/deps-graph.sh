@@ -11,6 +11,9 @@
 #               shortest cycle through each of its files
 #   --dot FILE  also write the graph as graphviz dot to FILE ("-" for stdout;
 #               then the text report goes to stderr); edges inside a circle red
+#   --expect A:B the edge A -> B must be in the graph (exit 2 if not): a graph
+#               read wrong or empty (stripped objects, nm printing nothing)
+#               cannot pass as "no circle"
 #
 # A -> B when an undefined symbol of A.o is defined (nm type T, D, B, R, and
 # the rarer C, G, S, V, W) in B.o; symbols no listed object defines (libc,
@@ -20,8 +23,8 @@
 # Output: one "a -> b (n symbols)" line per edge, sorted; then each strongly
 # connected component of two or more files, with one concrete cycle in it and
 # the symbols of each of its edges.
-# Exit: 0 no circle, 1 at least one circle, 2 usage error, a missing object or
-# nm failing.
+# Exit: 0 no circle, 1 at least one circle, 2 usage error, a missing object,
+# nm failing, an --expect edge missing, or no edge at all between 2+ files.
 exec python3 - "$@" <<'PY'
 import os
 import subprocess
@@ -39,6 +42,7 @@ def usage(msg):
 
 verbose = False
 dot_path = None
+expect = []
 build = "build/release"
 files = []
 args = sys.argv[1:]
@@ -50,6 +54,10 @@ while args:
         if not args:
             usage("--dot needs a file")
         dot_path = args.pop(0)
+    elif a == "--expect":
+        if not args or ":" not in args[0]:
+            usage("--expect needs A:B")
+        expect.append(tuple(args.pop(0).split(":", 1)))
     elif a == "-b":
         if not args:
             usage("-b needs a directory")
@@ -128,6 +136,14 @@ for a, u in undefs.items():
 for k in edges:
     edges[k].sort()
 succ = {n: sorted(b for (a, b) in edges if a == n) for n in objects}
+if len(objects) > 1 and not edges:
+    sys.stderr.write("deps-graph: no edge between %d files: the objects were not read\n"
+                     % len(objects))
+    sys.exit(2)
+for (a, b) in expect:
+    if (a, b) not in edges:
+        sys.stderr.write("deps-graph: expected edge %s -> %s is not in the graph\n" % (a, b))
+        sys.exit(2)
 
 # Tarjan's strongly connected components (iterative: no recursion limit).
 index, low, on_stack, stack, sccs = {}, {}, set(), [], []

@@ -28,6 +28,7 @@ FNR == 1 { infn = 0; name = ""; last = "" }
 infn {
     if ($0 ~ /^}/) {
         n = FNR - start + 1
+        seen++
         if (n > max) { printf "%s:%d: %s %d lines\n", FILENAME, nameline, name, n; bad++ }
         infn = 0; name = ""
     }
@@ -50,5 +51,9 @@ infn {
 }
 # the last line that is not blank and not a comment, to check the "{" follows ")"
 !/^[ \t]*$/ && !/^[ \t]*(\/\*|\*|\/\/)/ { last = $0 }
-END { exit bad ? 1 : 0 }
+END {
+    # no function found in C files: the layout was not recognised, not "all short"
+    if (seen == 0) { print "func-length: no function found: cannot judge" > "/dev/stderr"; exit 2 }
+    exit bad ? 1 : 0
+}
 ' "$@"
