@@ -46,11 +46,7 @@ redis-benchmark -p "$CLUSTER_SEED" --cluster -t set -n 100000 -r 100000 -q >/dev
 redis-benchmark -p "$rp" -t set -n 100000 -r 100000 -q >/dev/null 2>&1
 
 # rps PORT TEST PIPELINE [--cluster]
-rps() {
-    redis-benchmark -p "$1" ${4:-} -t "$2" -n "$N" -r 100000 -c "$C" -P "$3" -q 2>/dev/null |
-        tr '\r' '\n' | awk '/requests per second/ {for (i = 1; i <= NF; i++) if ($i == "requests") print $(i-1)}' | tail -1
-}
-median() { python3 -c 'import sys, statistics; v=[float(x) for x in sys.argv[1:]]; print("%.0f" % statistics.median(v))' "$@"; }
+rps() { rb_rps -p "$1" ${4:-} -t "$2" -n "$N" -r 100000 -c "$C" -P "$3"; }
 declare -A R
 for ((round = 1; round <= ROUNDS; round++)); do
     for tp in "get 1" "get 16" "set 1" "set 16"; do

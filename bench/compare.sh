@@ -27,10 +27,8 @@ sleep 1 # both gates closed
 rps() { # PORT PIPELINE ARGS...
     local port=$1 p=$2
     shift 2
-    redis-benchmark -p "$port" -c 50 -P "$p" -n "$N" -q "$@" 2>/dev/null | tr '\r' '\n' |
-        awk '/requests per second/ {for (i = 1; i <= NF; i++) if ($i == "requests") print $(i-1)}' | tail -1
+    rb_rps -p "$port" -c 50 -P "$p" -n "$N" "$@"
 }
-median() { python3 -c 'import sys, statistics; print("%.0f" % statistics.median([float(x) for x in sys.argv[1:]]))' "$@"; }
 cases=("GET -P 16|16|-t get -r 100000" "SET -P 16|16|-t set -r 100000" "GET -P 1|1|-t get -r 100000"
        "SET -P 1|1|-t set -r 100000" "gate: GET absent -P 16|16|-r 100000 GET absent:__rand_int__"
        "hot: GET one key -P 16|16|GET hot:key")

@@ -28,20 +28,16 @@ pids+=($!)
 wait_ping "$bp"
 for db in 0 5; do redis-benchmark -p "$rp" --dbnum "$db" -t set -n 100000 -r 100000 -q >/dev/null; done
 # rps PORT DB TEST: requests per second of one redis-benchmark run
-rps() {
-    redis-benchmark -p "$1" --dbnum "$2" -t "$3" -n "$N" -r 100000 -c "$C" -P "$P" -q 2>/dev/null |
-        tr '\r' '\n' | awk '/requests per second/ {for (i = 1; i <= NF; i++) if ($i == "requests") print $(i-1)}' | tail -1
-}
+rps() { rb_rps -p "$1" --dbnum "$2" -t "$3" -n "$N" -r 100000 -c "$C" -P "$P"; }
 # both PORT TEST: summed rps of two runs at once, in db 0 and db 5 (half the clients each)
 both() {
     local a b
-    a=$(redis-benchmark -p "$1" --dbnum 0 -t "$2" -n "$((N / 2))" -r 100000 -c "$((C / 2))" -P "$P" -q 2>/dev/null | tr '\r' '\n' | awk '/requests per second/ {for (i = 1; i <= NF; i++) if ($i == "requests") print $(i-1)}' | tail -1 > "$dir/a") &
+    a=$(rb_rps -p "$1" --dbnum 0 -t "$2" -n "$((N / 2))" -r 100000 -c "$((C / 2))" -P "$P" > "$dir/a") &
     local pa=$!
-    redis-benchmark -p "$1" --dbnum 5 -t "$2" -n "$((N / 2))" -r 100000 -c "$((C / 2))" -P "$P" -q 2>/dev/null | tr '\r' '\n' | awk '/requests per second/ {for (i = 1; i <= NF; i++) if ($i == "requests") print $(i-1)}' | tail -1 > "$dir/b"
+    rb_rps -p "$1" --dbnum 5 -t "$2" -n "$((N / 2))" -r 100000 -c "$((C / 2))" -P "$P" > "$dir/b"
     wait "$pa"
     python3 -c "print(float(open('$dir/a').read() or 0) + float(open('$dir/b').read() or 0))"
 }
-median() { python3 -c 'import sys, statistics; v=[float(x) for x in sys.argv[1:]]; print("%.0f" % statistics.median(v))' "$@"; }
 declare -A R
 cases=("get 0" "get 5" "set 0" "set 5" "get both" "set both")
 for ((round = 1; round <= ROUNDS; round++)); do

@@ -37,10 +37,8 @@ redis-benchmark -p "$rp" -t set -n 100000 -r 100000 -q >/dev/null
 rps() {
     local three=""
     [ "$3" = 3 ] && three=-3
-    redis-benchmark -p "$1" $three -t "$2" -n "$N" -r 100000 -c "$C" -P "$P" -q 2>/dev/null |
-        tr '\r' '\n' | awk '/requests per second/ {for (i = 1; i <= NF; i++) if ($i == "requests") print $(i-1)}' | tail -1
+    rb_rps -p "$1" $three -t "$2" -n "$N" -r 100000 -c "$C" -P "$P"
 }
-median() { python3 -c 'import sys, statistics; v=[float(x) for x in sys.argv[1:]]; print("%.0f" % statistics.median(v))' "$@"; }
 # a client that turns tracking on, reads keys, and stays connected: tracker PORT NKEYS
 tracker() {
     python3 - "$1" "$2" <<'PY' &

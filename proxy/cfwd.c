@@ -74,13 +74,7 @@ void
 cfwd_apply(struct cmd_table *t)
 {
     for (size_t i = 0; i < BW_ARRAY_LEN(cfwd_rules); i++) {
-        const char *name = cfwd_rules[i].name, *bar = strchr(name, '|');
-        struct cmd_info *ci =
-            cmd_lookup_mut(t, name, bar != NULL ? (size_t)(bar - name) : strlen(name));
-        if (ci != NULL && bar != NULL)
-            ci = ci->subcommands != NULL
-                     ? cmd_lookup_mut(ci->subcommands, bar + 1, strlen(bar + 1))
-                     : NULL;
+        struct cmd_info *ci = cmd_lookup_path(t, cfwd_rules[i].name);
         if (ci != NULL)
             ci->fanout = cfwd_rules[i].kind;
     }

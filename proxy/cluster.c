@@ -861,16 +861,21 @@ slots_range(struct map_parse *p, const struct reply_node *r)
     return map_assign(p, r->elems[0].integer, r->elems[1].integer, mi);
 }
 
-int
-cluster_map_parse_slots(struct cluster_map *m, const char *buf, size_t len,
-                        const char *asked_host, char *err, size_t errlen)
+/*
+ * Parse a whole reply into a new map, one top-level element at a time with
+ * one_fn; m takes the new map only when every element parsed.
+ */
+static int
+map_parse_reply(struct cluster_map *m, const char *buf, size_t len, const char *asked_host,
+                char *err, size_t errlen,
+                int (*one_fn)(struct map_parse *p, const struct reply_node *r))
 {
     struct map_parse p = {cluster_map_new(), asked_host, err, errlen};
     struct reply_node *root = map_parse_root(&p, buf, len);
     int rc = root != NULL ? BW_OK : BW_ERR;
 
     for (size_t i = 0; rc == BW_OK && i < root->nelems; i++)
-        rc = slots_range(&p, &root->elems[i]);
+        rc = one_fn(&p, &root->elems[i]);
     reply_node_free(root);
     if (rc != BW_OK) {
         cluster_map_free(p.m);
@@ -878,6 +883,13 @@ cluster_map_parse_slots(struct cluster_map *m, const char *buf, size_t len,
     }
     map_take(m, p.m);
     return BW_OK;
+}
+
+int
+cluster_map_parse_slots(struct cluster_map *m, const char *buf, size_t len,
+                        const char *asked_host, char *err, size_t errlen)
+{
+    return map_parse_reply(m, buf, len, asked_host, err, errlen, slots_range);
 }
 
 /* ---- CLUSTER SHARDS ------------------------------------------------------ */
@@ -975,17 +987,5 @@ int
 cluster_map_parse_shards(struct cluster_map *m, const char *buf, size_t len,
                          const char *asked_host, char *err, size_t errlen)
 {
-    struct map_parse p = {cluster_map_new(), asked_host, err, errlen};
-    struct reply_node *root = map_parse_root(&p, buf, len);
-    int rc = root != NULL ? BW_OK : BW_ERR;
-
-    for (size_t i = 0; rc == BW_OK && i < root->nelems; i++)
-        rc = shards_one(&p, &root->elems[i]);
-    reply_node_free(root);
-    if (rc != BW_OK) {
-        cluster_map_free(p.m);
-        return BW_ERR;
-    }
-    map_take(m, p.m);
-    return BW_OK;
+    return map_parse_reply(m, buf, len, asked_host, err, errlen, shards_one);
 }

@@ -339,6 +339,18 @@ cmd_lookup_mut(struct cmd_table *t, const char *name, size_t len)
     return t->slots[i] != 0 ? t->entries[t->slots[i] - 1] : NULL;
 }
 
+struct cmd_info *
+cmd_lookup_path(struct cmd_table *t, const char *path)
+{
+    const char *bar = strchr(path, '|');
+    if (bar == NULL)
+        return cmd_lookup_mut(t, path, strlen(path));
+    struct cmd_info *parent = cmd_lookup_mut(t, path, (size_t)(bar - path));
+    if (parent == NULL || parent->subcommands == NULL)
+        return NULL;
+    return cmd_lookup_mut(parent->subcommands, bar + 1, strlen(bar + 1));
+}
+
 const struct cmd_info *
 cmd_lookup(const struct cmd_table *t, const char *name, size_t len)
 {

@@ -189,6 +189,12 @@ const struct cmd_info *cmd_lookup(const struct cmd_table *t, const char *name, s
 struct cmd_info *cmd_lookup_mut(struct cmd_table *t, const char *name, size_t len);
 
 /*
+ * cmd_lookup_mut() of a NUL-terminated lowercase "name" or "container|sub"
+ * (a subcommand), as the stages' rule tables name commands; NULL when absent.
+ */
+struct cmd_info *cmd_lookup_path(struct cmd_table *t, const char *path);
+
+/*
  * Resolve a request argv[0..argc) (argvlen[i] bytes each) as Redis 7.0 does
  * (server.c lookupCommandLogic): argv[0] names the command; when it is a
  * container and argc >= 2, argv[1] names the subcommand. Returns the

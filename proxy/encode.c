@@ -22,11 +22,17 @@ enc_status(struct evbuffer *out, const char *status)
 void
 enc_error(struct evbuffer *out, const char *fmt, ...)
 {
-    char msg[1024];
     va_list ap;
     va_start(ap, fmt);
-    int n = vsnprintf(msg, sizeof(msg), fmt, ap);
+    enc_verror(out, fmt, ap);
     va_end(ap);
+}
+
+void
+enc_verror(struct evbuffer *out, const char *fmt, va_list ap)
+{
+    char msg[1024];
+    int n = vsnprintf(msg, sizeof(msg), fmt, ap);
     n = BW_MAX(BW_MIN(n, (int)sizeof(msg) - 1), 0);
     for (int i = 0; i < n; i++)
         if (msg[i] == '\r' || msg[i] == '\n')

@@ -10,6 +10,7 @@
 #ifndef BW_ENCODE_H
 #define BW_ENCODE_H
 
+#include <stdarg.h>
 #include <stddef.h>
 
 struct evbuffer;
@@ -23,6 +24,10 @@ void enc_status(struct evbuffer *out, const char *status);
  * Messages longer than 1,023 bytes are cut.
  */
 void enc_error(struct evbuffer *out, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+
+/* enc_error() with a va_list. */
+void enc_verror(struct evbuffer *out, const char *fmt, va_list ap)
+    __attribute__((format(printf, 2, 0)));
 
 /* ":v\r\n". */
 void enc_int(struct evbuffer *out, long long v);

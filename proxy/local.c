@@ -964,32 +964,19 @@ static const struct local_refusal local_refusals[] = {
     {"replconf", LOCAL_NOPROXY},
 };
 
-/* Find "name" or "container|sub" in t for update; NULL when absent. */
-static struct cmd_info *
-local_find(struct cmd_table *t, const char *name)
-{
-    const char *bar = strchr(name, '|');
-    if (bar == NULL)
-        return cmd_lookup_mut(t, name, strlen(name));
-    struct cmd_info *parent = cmd_lookup_mut(t, name, (size_t)(bar - name));
-    if (parent == NULL || parent->subcommands == NULL)
-        return NULL;
-    return cmd_lookup_mut(parent->subcommands, bar + 1, strlen(bar + 1));
-}
-
 void
 local_apply_policies(struct proxy *px, struct cmd_table *t)
 {
     (void)px;
     for (size_t i = 0; i < BW_ARRAY_LEN(local_handlers); i++) {
-        struct cmd_info *ci = local_find(t, local_handlers[i].name);
+        struct cmd_info *ci = cmd_lookup_path(t, local_handlers[i].name);
         if (ci != NULL) {
             ci->policy = LOCAL_HANDLER;
             ci->extra = &local_handlers[i];
         }
     }
     for (size_t i = 0; i < BW_ARRAY_LEN(local_refusals); i++) {
-        struct cmd_info *ci = local_find(t, local_refusals[i].name);
+        struct cmd_info *ci = cmd_lookup_path(t, local_refusals[i].name);
         if (ci != NULL) {
             ci->policy = LOCAL_REFUSED;
             ci->extra = &local_refusals[i];

@@ -150,13 +150,10 @@ session_reply_raw(struct session *s, const char *data, size_t len)
 void
 session_reply_error(struct session *s, const char *fmt, ...)
 {
-    char msg[1024];
     va_list ap;
     va_start(ap, fmt);
-    int n = vsnprintf(msg, sizeof(msg), fmt, ap);
+    enc_verror(slotq_target(&s->q), fmt, ap);
     va_end(ap);
-    (void)n;
-    enc_error(slotq_target(&s->q), "%s", msg);
 }
 
 void

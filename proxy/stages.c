@@ -366,9 +366,9 @@ stages_set_command_table(struct proxy *px, struct cmd_table *t, bool learned)
     writes_apply(t);
     cfwd_apply(t);
     struct cmd_info *ci;
-    if ((ci = cmd_lookup_mut(t, "get", 3)) != NULL)
+    if ((ci = cmd_lookup_path(t, "get")) != NULL)
         ci->rules |= CMD_RULE_GET;
-    if ((ci = cmd_lookup_mut(t, "mget", 4)) != NULL)
+    if ((ci = cmd_lookup_path(t, "mget")) != NULL)
         ci->rules |= CMD_RULE_MGET;
     cmd_table_free(px->cmds);
     px->cmds = t;

@@ -25,3 +25,16 @@ wait_port() {
     [ $# -gt 0 ] && tail -n 5 "$@" >&2 2>/dev/null
     return 1
 }
+
+# rb_rps ARGS…: requests per second of one `redis-benchmark -q ARGS…` run
+# (its last "requests per second" figure; empty when it failed).
+rb_rps() {
+    redis-benchmark -q "$@" 2>/dev/null | tr '\r' '\n' |
+        awk '/requests per second/ {for (i = 1; i <= NF; i++) if ($i == "requests") print $(i-1)}' |
+        tail -1
+}
+
+# median N…: the median of the numbers, rounded (a benchmark's rounds).
+median() {
+    python3 -c 'import sys, statistics; print("%.0f" % statistics.median([float(x) for x in sys.argv[1:]]))' "$@"
+}

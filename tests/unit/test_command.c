@@ -59,6 +59,21 @@ t_teardown(void **state)
     return 0;
 }
 
+/* "name" and "container|sub": the entry a stage's rule table names. */
+static void
+test_lookup_path(void **state)
+{
+    struct cmd_table *t = *state;
+    assert_ptr_equal(cmd_lookup_path(t, "get"), cmd_lookup(t, "get", 3));
+    const struct cmd_info *sub = cmd_lookup_path(t, "config|get");
+    assert_non_null(sub);
+    assert_string_equal(sub->fullname, "config|get");
+    assert_null(cmd_lookup_path(t, "config|nosuch"));
+    assert_null(cmd_lookup_path(t, "get|x"));      /* not a container */
+    assert_null(cmd_lookup_path(t, "nosuch|get")); /* no container */
+    assert_null(cmd_lookup_path(t, "nosuch"));
+}
+
 static const struct cmd_info *
 t_get(void **state, const char *name)
 {
@@ -867,6 +882,7 @@ main(void)
         cmocka_unit_test(test_lookup_argv),
         cmocka_unit_test(test_table_add_replace_grow),
         cmocka_unit_test(test_flag_parse),
+        cmocka_unit_test(test_lookup_path),
         cmocka_unit_test(test_arity),
         cmocka_unit_test(test_arity_error),
         cmocka_unit_test(test_unknown_subcommand_error),

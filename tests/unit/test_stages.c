@@ -218,25 +218,13 @@ hotkey_get(struct hotkey *hk, struct session *s, const char *key, size_t len)
 static const char *const local_names[] = {"ping",           "auth",       "info",
                                           "client|setname", "config|get", "config|set"};
 
-static struct cmd_info *
-local_find(struct cmd_table *t, const char *name)
-{
-    const char *bar = strchr(name, '|');
-    if (bar == NULL)
-        return cmd_lookup_mut(t, name, strlen(name));
-    struct cmd_info *parent = cmd_lookup_mut(t, name, (size_t)(bar - name));
-    if (parent == NULL || parent->subcommands == NULL)
-        return NULL;
-    return cmd_lookup_mut(parent->subcommands, bar + 1, strlen(bar + 1));
-}
-
 void
 local_apply_policies(struct proxy *px, struct cmd_table *t)
 {
     (void)px;
     tr("local_apply_policies");
     for (size_t i = 0; i < BW_ARRAY_LEN(local_names); i++) {
-        struct cmd_info *ci = local_find(t, local_names[i]);
+        struct cmd_info *ci = cmd_lookup_path(t, local_names[i]);
         assert_non_null(ci);
         ci->policy = LOCAL_HANDLER;
     }
