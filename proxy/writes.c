@@ -42,8 +42,7 @@ void
 writes_apply(struct cmd_table *t)
 {
     for (size_t i = 0; i < BW_ARRAY_LEN(writes_rules); i++) {
-        struct cmd_info *ci =
-            cmd_lookup_path(t, writes_rules[i].name);
+        struct cmd_info *ci = cmd_lookup_path(t, writes_rules[i].name);
         if (ci != NULL)
             ci->rules |= writes_rules[i].rules;
     }
