@@ -23,14 +23,31 @@ struct batch_entry {
     struct proxy *px;         /* borrowed; outlives the batcher */
     struct upstream_conn *up; /* connection the key is read on (borrowed) */
     int db;                   /* database the key is read in */
-    struct batch_entry *next; /* dedup bucket chain (pending only) */
-    char *key;                /* owned copy */
+    bool pooled;              /* BATCH_ENTRY_SIZE bytes: returns to the entry cache */
+    struct batch_entry *next; /* dedup bucket chain (pending only); entry cache link */
     size_t len;               /* bytes in key */
     uint64_t hash;            /* XXH3 of key */
-    struct slot **waiters;    /* reply slots (each owned by its client) */
+    struct slot **waiters;    /* reply slots (each owned by its client): &first, or owned */
     size_t nwaiters;          /* entries in waiters */
-    size_t cap;               /* allocated waiters */
+    size_t cap;               /* room in waiters */
+    struct slot *first;       /* the first waiter (most keys have one) */
+    char key[];               /* len bytes, inline */
 };
+
+/*
+ * Entries with a key of at most BATCH_KEY_INLINE bytes have one size and
+ * are kept for reuse: a batch of hundreds of keys allocated and freed its
+ * entries, key copies and waiter arrays through malloc (3 calls a GET, the
+ * largest item of a forwarded GET's profile). Bounded, per thread.
+ */
+#define BATCH_KEY_INLINE 64
+#define BATCH_ENTRY_SIZE (sizeof(struct batch_entry) + BATCH_KEY_INLINE)
+#define BATCH_ENTRY_CACHE 4096
+static _Thread_local struct batch_entry *entry_cache; /* linked by next */
+static _Thread_local size_t entry_cached;
+static _Thread_local bool entry_nocache; /* batch_cache_free_all() ran */
+static _Thread_local char *scratch;      /* commands are encoded here (owned) */
+static _Thread_local size_t scratch_cap; /* its size */
 
 /* The keys of one MGET sent in mget mode. */
 struct batch_group {
@@ -105,9 +122,51 @@ batch_free(struct batch *b)
 static void
 batch_entry_free(struct batch_entry *e)
 {
-    bw_free(e->key);
-    bw_free(e->waiters);
-    bw_free(e);
+    if (e->waiters != &e->first)
+        bw_free(e->waiters);
+    if (e->pooled && entry_cached < BATCH_ENTRY_CACHE && !entry_nocache) {
+        e->next = entry_cache;
+        entry_cache = e;
+        entry_cached++;
+    } else {
+        bw_free(e);
+    }
+}
+
+void
+batch_cache_free_all(void)
+{
+    entry_nocache = true; /* entries answered later (at upstream close) are freed */
+    while (entry_cache != NULL) {
+        struct batch_entry *e = entry_cache;
+        entry_cache = e->next;
+        bw_free(e);
+    }
+    entry_cached = 0;
+    bw_free(scratch);
+    scratch = NULL;
+    scratch_cap = 0;
+}
+
+/* A new entry for len bytes of key, its fields zero but the key's. */
+static struct batch_entry *
+batch_entry_alloc(const char *key, size_t len)
+{
+    struct batch_entry *e;
+    if (len <= BATCH_KEY_INLINE && entry_cache != NULL) {
+        e = entry_cache;
+        entry_cache = e->next;
+        entry_cached--;
+    } else {
+        e = bw_malloc(len <= BATCH_KEY_INLINE ? BATCH_ENTRY_SIZE : sizeof(*e) + len);
+    }
+    memset(e, 0, sizeof(*e));
+    e->pooled = len <= BATCH_KEY_INLINE;
+    e->waiters = &e->first;
+    e->cap = 1;
+    memcpy(e->key, key, len);
+    e->len = len;
+    return e;
 }
 
 /* Give every waiter of e a copy of the reply (len bytes at data), free e. */
@@ -150,26 +209,124 @@ batch_get_cb(void *privdata, struct evbuffer *reply, size_t len, const char *err
     batch_entry_answer(e, (const char *)evbuffer_pullup(reply, (ev_ssize_t)len), len);
 }
 
-/* Append "GET key" (RESP) to out. */
-static void
-batch_encode_get(struct evbuffer *out, const struct batch_entry *e)
+/* Write "$n\r\n" (or "*n\r\n" with prefix '*') at p; returns the end. */
+static char *
+batch_put_len(char *p, char prefix, size_t n)
 {
-    evbuffer_add_printf(out, "*2\r\n$3\r\nGET\r\n$%zu\r\n", e->len);
-    evbuffer_add(out, e->key, e->len);
-    evbuffer_add(out, "\r\n", 2);
+    char digits[24];
+    size_t nd = 0;
+    do {
+        digits[nd++] = (char)('0' + n % 10);
+        n /= 10;
+    } while (n > 0);
+    *p++ = prefix;
+    while (nd > 0)
+        *p++ = digits[--nd];
+    *p++ = '\r';
+    *p++ = '\n';
+    return p;
+}
+
+/* Bytes of one RESP bulk argument of len bytes, at most. */
+#define BATCH_ARG_MAX(len) ((len) + 26)
+
+/* Append the bulk argument key to p; returns the end. */
+static char *
+batch_put_arg(char *p, const char *key, size_t len)
+{
+    p = batch_put_len(p, '$', len);
+    memcpy(p, key, len);
+    p += len;
+    *p++ = '\r';
+    *p++ = '\n';
+    return p;
+}
+
+/* The scratch buffer commands are encoded in, at least need bytes. */
+static char *
+batch_scratch(size_t need)
+{
+    if (need > scratch_cap) {
+        scratch_cap = BW_MAX(need, 2 * scratch_cap);
+        scratch = bw_realloc(scratch, scratch_cap);
+    }
+    return scratch;
 }
 
 static void
 batch_send_get(struct batch_entry *e)
 {
-    struct evbuffer *cmd = evbuffer_new();
+    char stack[256], *cmd = BATCH_ARG_MAX(e->len) + 16 <= sizeof(stack)
+                                ? stack
+                                : batch_scratch(BATCH_ARG_MAX(e->len) + 16);
     const char *err;
-    batch_encode_get(cmd, e);
-    size_t n = evbuffer_get_length(cmd);
-    if (upstream_send_db(e->up, e->db, (const char *)evbuffer_pullup(cmd, -1), n, batch_get_cb, e,
-                         &err) != BW_OK)
+    char *p = cmd;
+    memcpy(p, "*2\r\n$3\r\nGET\r\n", 13);
+    p = batch_put_arg(p + 13, e->key, e->len);
+    if (upstream_send_db(e->up, e->db, cmd, (size_t)(p - cmd), batch_get_cb, e, &err) != BW_OK)
         batch_get_cb(e, NULL, 0, err);
-    evbuffer_free(cmd);
+}
+
+/*
+ * An MGET reply read the short way: "*n" then n elements, each a bulk
+ * string or a null ("$-1" or RESP3's "_"), ending exactly at len. Returns
+ * false (nothing answered) for anything else, which reply_parse() reads.
+ */
+static bool
+batch_mget_walk(struct batch_group *g, const char *data, size_t len)
+{
+    const char *p = data, *end = data + len;
+    for (size_t i = 0; i <= g->n; i++) { /* pass 0: the header; then the elements */
+        if (i > 0 && end - p >= 3 && p[0] == '_' && p[1] == '\r' && p[2] == '\n') {
+            p += 3;
+            continue;
+        }
+        if (end - p < 4 || p[0] != (i == 0 ? '*' : '$'))
+            return false;
+        const char *q = p + 1;
+        size_t n = 0;
+        if (i > 0 && q[0] == '-' && q[1] == '1' && end - p >= 5 && q[2] == '\r' && q[3] == '\n') {
+            p += 5;
+            continue;
+        }
+        for (; q < end && *q >= '0' && *q <= '9' && q - p < 19; q++)
+            n = n * 10 + (size_t)(*q - '0');
+        if (q == p + 1 || end - q < 2 || q[0] != '\r' || q[1] != '\n')
+            return false;
+        q += 2;
+        if (i == 0) {
+            if (n != g->n)
+                return false;
+        } else if ((size_t)(end - q) < n + 2 || q[n] != '\r' || q[n + 1] != '\n') {
+            return false;
+        } else {
+            q += n + 2;
+        }
+        p = q;
+    }
+    if (p != end)
+        return false;
+    p = data;
+    while (*p != '\n')
+        p++;
+    p++;
+    for (size_t i = 0; i < g->n; i++) {
+        struct batch_entry *e = g->entries[i];
+        const char *q = p;
+        if (*q == '_' || q[1] == '-') {
+            p += *q == '_' ? 3 : 5;
+            e->px->stats.batch_rechecks++;
+            batch_send_get(e); /* nil or WRONGTYPE: ask as a lone GET */
+            continue;
+        }
+        size_t n = 0;
+        for (q++; *q != '\r'; q++)
+            n = n * 10 + (size_t)(*q - '0');
+        q += 2 + n + 2;
+        batch_entry_answer(e, p, (size_t)(q - p)); /* exactly a lone GET's bulk reply */
+        p = q;
+    }
+    return true;
 }
 
 /* mget mode: values answered, nils re-checked with a lone GET. */
@@ -181,6 +338,10 @@ batch_mget_cb(void *privdata, struct evbuffer *reply, size_t len, const char *er
     const char *data = NULL;
     if (reply != NULL) {
         data = (const char *)evbuffer_pullup(reply, (ev_ssize_t)len);
+        if (batch_mget_walk(g, data, len)) {
+            bw_free(g);
+            return;
+        }
         n = reply_parse(data, len);
     }
     bool array = n != NULL && n->type == '*' && !n->nil && (size_t)n->integer == g->n;
@@ -210,21 +371,20 @@ static void
 batch_send_mget(struct batch *b, struct batch_entry *const *keys, size_t nkeys)
 {
     struct batch_group *g = bw_malloc(sizeof(*g) + nkeys * sizeof(g->entries[0]));
-    struct evbuffer *cmd = evbuffer_new();
     const char *err;
+    size_t need = 32;
     g->n = nkeys;
-    evbuffer_add_printf(cmd, "*%zu\r\n$4\r\nMGET\r\n", nkeys + 1);
+    for (size_t i = 0; i < nkeys; i++)
+        need += BATCH_ARG_MAX(keys[i]->len);
+    char *cmd = batch_scratch(need), *p = batch_put_len(cmd, '*', nkeys + 1);
+    memcpy(p, "$4\r\nMGET\r\n", 10);
+    p += 10;
     for (size_t i = 0; i < nkeys; i++) {
         g->entries[i] = keys[i];
-        evbuffer_add_printf(cmd, "$%zu\r\n", keys[i]->len);
-        evbuffer_add(cmd, keys[i]->key, keys[i]->len);
-        evbuffer_add(cmd, "\r\n", 2);
+        p = batch_put_arg(p, keys[i]->key, keys[i]->len);
     }
-    size_t n = evbuffer_get_length(cmd);
-    if (upstream_send_db(b->up, b->db, (const char *)evbuffer_pullup(cmd, -1), n, batch_mget_cb,
-                         g, &err) != BW_OK)
+    if (upstream_send_db(b->up, b->db, cmd, (size_t)(p - cmd), batch_mget_cb, g, &err) != BW_OK)
         batch_mget_cb(g, NULL, 0, err);
-    evbuffer_free(cmd);
 }
 
 /* Send every pending key upstream, one batch. */
@@ -279,12 +439,10 @@ batch_find(const struct batch *b, const char *key, size_t len, uint64_t h)
 static struct batch_entry *
 batch_add_entry(struct batch *b, const char *key, size_t len, uint64_t h)
 {
-    struct batch_entry *e = bw_calloc(1, sizeof(*e));
+    struct batch_entry *e = batch_entry_alloc(key, len);
     e->px = b->px;
     e->up = b->up;
     e->db = b->db;
-    e->key = bw_strndup(key, len);
-    e->len = len;
     e->hash = h;
     if (b->npending == b->cap) {
         b->cap = b->cap ? b->cap * 2 : 64;
@@ -353,9 +511,14 @@ batch_get_slot(struct batch *b, struct slot *slot, const char *key, size_t len)
         b->px->stats.batch_dedup_saved++;
     else
         e = batch_add_entry(b, key, len, h);
-    if (e->nwaiters == e->cap) {
-        e->cap = e->cap ? e->cap * 2 : 4;
-        e->waiters = bw_realloc(e->waiters, e->cap * sizeof(*e->waiters));
+    if (e->nwaiters == e->cap) { /* a key read by more than one GET of the batch */
+        e->cap *= 4;
+        if (e->waiters == &e->first) {
+            e->waiters = bw_malloc(e->cap * sizeof(*e->waiters));
+            e->waiters[0] = e->first;
+        } else {
+            e->waiters = bw_realloc(e->waiters, e->cap * sizeof(*e->waiters));
+        }
     }
     e->waiters[e->nwaiters++] = slot;
     if (slot->q != NULL) /* its client's next forward flushes this batch first */

@@ -75,6 +75,13 @@ void batch_mget(struct batch *b, struct session *s, const struct resp_request *r
  */
 void batch_before_forward(struct batch *b, struct session *s);
 
+/*
+ * Free the entries kept for reuse and the encoding buffer (at shutdown,
+ * after every batcher and upstream connection is gone: entries answered
+ * later are freed, not kept).
+ */
+void batch_cache_free_all(void);
+
 /* mget mode: true while s has batched GETs not yet answered. */
 bool batch_client_busy(const struct batch *b, const struct session *s);
 

@@ -92,6 +92,8 @@ struct hot {
     bool clock_started;                         /* decay_at_ms is set */
     struct hot_top_item *top;                   /* owned: top_keys items */
     size_t ntop;                                /* items used */
+    uint32_t top_min;                           /* smallest count in a full top
+                                                   list, 0 while it has room */
     struct hot_index cache;                     /* struct hot_entry nodes */
     uint64_t cache_bytes;                       /* bytes charged to entries */
     struct hot_index leases;                    /* struct hot_lease nodes */
@@ -295,6 +297,17 @@ hot_count_is_hot(const struct hot *h, uint32_t count, uint64_t now_ms)
 /* ---- the top list ----------------------------------------------------- */
 
 /* Recount the tracked keys after a halving; forget those at zero. */
+/* Recompute top_min after the list's counts or members changed. */
+static void
+hot_top_min_update(struct hot *h)
+{
+    uint32_t m = UINT32_MAX;
+
+    for (size_t i = 0; i < h->ntop; i++)
+        m = BW_MIN(m, h->top[i].count);
+    h->top_min = h->ntop < h->o.top_keys ? 0 : m;
+}
+
 static void
 hot_top_recount(struct hot *h)
 {
@@ -311,6 +324,7 @@ hot_top_recount(struct hot *h)
         bw_free(t->key);
         *t = h->top[--h->ntop];
     }
+    hot_top_min_update(h);
 }
 
 /* Track key with sketch count c if it is tracked or beats the smallest. */
@@ -320,11 +334,23 @@ hot_top_note(struct hot *h, struct hot_hash hh, const char *key, size_t len, uin
     size_t i, min_i = 0;
     struct hot_top_item *t;
 
+    /*
+     * A tracked key's count is its sketch estimate when last noted or
+     * recounted; estimates only grow between agings (which recount) and c
+     * is one more than this key's estimate before this read. So c > its
+     * tracked count >= top_min: c <= top_min means not tracked and not
+     * beating the smallest — most reads of a wide key space stop here.
+     */
+    if (c <= h->top_min)
+        return;
     for (i = 0; i < h->ntop; i++) {
         t = &h->top[i];
         if (t->hash.lo == hh.lo && t->hash.hi == hh.hi && t->klen == len &&
             (len == 0 || memcmp(t->key, key, len) == 0)) {
+            bool was_min = t->count == h->top_min;
             t->count = c;
+            if (was_min)
+                hot_top_min_update(h);
             return;
         }
         if (t->count < h->top[min_i].count)
@@ -344,6 +370,7 @@ hot_top_note(struct hot *h, struct hot_hash hh, const char *key, size_t len, uin
         memcpy(t->key, key, len);
     t->klen = len;
     t->count = c;
+    hot_top_min_update(h);
 }
 
 /* Highest count first; equal counts by key bytes, for a stable order. */

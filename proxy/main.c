@@ -313,6 +313,7 @@ main_cleanup(struct proxy *px)
     router_free(px);
     upstream_pool_free(px->pool);
     watch_free(px->watch);
+    batch_cache_free_all(); /* every batch is answered by now */
     event_free(main_sig_term);
     event_free(main_sig_int);
     event_free(main_sig_hup);

@@ -7,6 +7,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
+#include <sys/queue.h>
 #include <sys/socket.h>
 #include <sys/uio.h>
 #include <unistd.h>
@@ -28,15 +29,17 @@ struct netio {
     netio_read_fn *read_fn;  /* the owner's callbacks (may be NULL) */
     netio_write_fn *write_fn;
     netio_event_fn *event_fn;
-    void *arg;              /* their argument (borrowed) */
-    bool read_on;           /* the owner wants reading */
-    bool reading;           /* rev is armed */
-    bool read_dead;         /* EOF or an error: never read again */
-    bool write_on;          /* the owner lets the output be written */
-    bool write_armed;       /* wev is armed */
-    bool write_dead;        /* a write failed: the output is never written */
-    bool flush_pending;     /* flush_ev is active */
-    bool connecting;        /* netio_connect() in progress */
+    void *arg;                     /* their argument (borrowed) */
+    bool read_on;                  /* the owner wants reading */
+    bool reading;                  /* rev is armed */
+    bool read_dead;                /* EOF or an error: never read again */
+    bool write_on;                 /* the owner lets the output be written */
+    bool write_armed;              /* wev is armed */
+    bool write_dead;               /* a write failed: the output is never written */
+    bool flush_pending;            /* flush_ev is active; in netio_flushq */
+    bool flush_after_read;         /* write every pending output after a read of this one */
+    TAILQ_ENTRY(netio) flush_link; /* in netio_flushq while flush_pending */
+    bool connecting;               /* netio_connect() in progress */
     int connect_errno;      /* connect()'s own result, delivered from wev (-1: ask SO_ERROR) */
     size_t want;            /* bytes the owner's pending item still needs (netio_set_want) */
     size_t last_read;       /* bytes the last read event added to in */
@@ -48,6 +51,9 @@ struct netio {
 
 /* Most unread input netio_free() discards before closing, bytes. */
 #define NETIO_DISCARD_BYTES (64 * 1024 * 1024)
+
+/* Connections whose output is to be written at the end of the turn. */
+static TAILQ_HEAD(netio_list, netio) netio_flushq = TAILQ_HEAD_INITIALIZER(netio_flushq);
 
 static void netio_read_cb(evutil_socket_t fd, short what, void *arg);
 static void netio_write_cb(evutil_socket_t fd, short what, void *arg);
@@ -74,7 +80,19 @@ netio_schedule_flush(struct netio *n)
     if (n->flush_pending || n->write_armed || n->connecting || !n->write_on || n->write_dead)
         return;
     n->flush_pending = true;
+    TAILQ_INSERT_TAIL(&netio_flushq, n, flush_link);
     event_active(n->flush_ev, EV_TIMEOUT, 0);
+}
+
+/* The end-of-turn write of n is not wanted (done now, or never). */
+static void
+netio_unschedule_flush(struct netio *n)
+{
+    if (!n->flush_pending)
+        return;
+    event_del(n->flush_ev);
+    n->flush_pending = false;
+    TAILQ_REMOVE(&netio_flushq, n, flush_link);
 }
 
 static void
@@ -184,6 +202,7 @@ netio_free(struct netio *n)
 {
     if (n == NULL)
         return;
+    netio_unschedule_flush(n);
     event_free(n->rev);
     event_free(n->wev);
     event_free(n->flush_ev);
@@ -263,10 +282,7 @@ netio_enable_write(struct netio *n, bool on)
         event_del(n->wev);
         n->write_armed = false;
     }
-    if (n->flush_pending) {
-        event_del(n->flush_ev);
-        n->flush_pending = false;
-    }
+    netio_unschedule_flush(n);
 }
 
 /* An error: nothing is read or written any more; the owner is told. */
@@ -276,10 +292,7 @@ netio_fail(struct netio *n)
     int err = errno;
     n->read_dead = n->write_dead = true;
     netio_update_read(n);
-    if (n->flush_pending) {
-        event_del(n->flush_ev);
-        n->flush_pending = false;
-    }
+    netio_unschedule_flush(n);
     if (n->write_armed) {
         event_del(n->wev);
         n->write_armed = false;
@@ -373,8 +386,11 @@ netio_read_cb(evutil_socket_t fd, short what, void *arg)
     }
     n->last_read = total;
     if (total > 0) { /* an EOF or error after bytes is seen on the next event */
+        bool flush = n->flush_after_read; /* (read_fn may free n) */
         if (n->read_fn != NULL)
             n->read_fn(n, n->arg);
+        if (flush)
+            netio_flush_pending();
         return;
     }
     if (r < 0 && (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR))
@@ -435,6 +451,7 @@ netio_flush_cb(evutil_socket_t fd, short what, void *arg)
     (void)fd;
     (void)what;
     n->flush_pending = false;
+    TAILQ_REMOVE(&netio_flushq, n, flush_link);
     if (n->write_on && !n->write_dead && !n->connecting && !n->write_armed)
         netio_write_step(n);
 }
@@ -476,6 +493,23 @@ netio_write_cb(evutil_socket_t fd, short what, void *arg)
     }
     if (n->write_on && !n->write_dead)
         netio_write_step(n);
+}
+
+void
+netio_flush_pending(void)
+{
+    struct netio *n;
+    while ((n = TAILQ_FIRST(&netio_flushq)) != NULL) {
+        netio_unschedule_flush(n);
+        if (n->write_on && !n->write_dead && !n->connecting && !n->write_armed)
+            netio_write_step(n);
+    }
+}
+
+void
+netio_set_flush_after_read(struct netio *n)
+{
+    n->flush_after_read = true;
 }
 
 ssize_t

@@ -116,6 +116,16 @@ void netio_set_want(struct netio *n, size_t want, bool contiguous);
 ssize_t netio_write_now(struct netio *n);
 
 /*
+ * Write now every output that was to be written at the end of this loop
+ * turn (the replies a read of the upstream completed go out before the
+ * turn's other events run: the client works on them meanwhile).
+ */
+void netio_flush_pending(void);
+
+/* After each read of n, netio_flush_pending(). */
+void netio_set_flush_after_read(struct netio *n);
+
+/*
  * libevent's allocations go through netio (event_set_mem_functions): a
  * freed block of 1 MB or more (a big bulk's chain) is kept up to 2 s for the
  * next big bulk, as Redis's jemalloc keeps freed pages for a while, so a

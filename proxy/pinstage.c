@@ -598,7 +598,7 @@ pinstage_deferred_multi(struct session *s, const struct resp_request *req, struc
 {
     static const char multi[] = "*1\r\n$5\r\nMULTI\r\n";
     struct resp_arg multi_arg = {"MULTI", 5};
-    struct resp_request multi_req = {1, &multi_arg, multi, sizeof(multi) - 1, false};
+    struct resp_request multi_req = {1, &multi_arg, multi, sizeof(multi) - 1, false, NULL};
     char err[512];
     *keep = NULL;
     s->cl_multi = false;

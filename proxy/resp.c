@@ -448,6 +448,7 @@ resp_parse_inline(struct resp_parser *p, const char *rb, size_t rlen, size_t *us
     req->raw = NULL;
     req->raw_len = 0;
     req->is_inline = true;
+    req->cmd = NULL;
     return RESP_OK;
 }
 
@@ -543,6 +544,7 @@ resp_finish_multibulk(struct resp_parser *p, const char *rb, size_t raw_len,
     req->raw = rb;
     req->raw_len = raw_len;
     req->is_inline = false;
+    req->cmd = NULL;
     p->state = RESP_ST_START;
 }
 

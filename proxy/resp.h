@@ -45,6 +45,8 @@ struct resp_request {
     size_t raw_len;        /* bytes at raw; 0 for inline */
     bool is_inline;        /* true: inline command, argv unescaped into the
                               parser's scratch */
+    const void *cmd;       /* NULL from the parser: the request path's note of
+                              its command-table entry (session_cmd) */
 };
 
 struct resp_parser; /* opaque */

@@ -10,6 +10,7 @@
 
 #include <event2/buffer.h>
 
+#include "proxy/command.h"
 #include "proxy/encode.h"
 #include "proxy/pinned.h"
 #include "proxy/proxy.h"
@@ -296,4 +297,14 @@ session_output_over(const struct session *s, size_t used, uint64_t *soft_since_m
         soft = now - *soft_since_ms > l->soft_seconds * 1000;
     }
     return hard || soft;
+}
+
+const struct cmd_info *
+session_cmd(struct session *s, const struct resp_request *req)
+{
+    /* An unknown command is looked up again each time: rare, and cheap. */
+    if (req->cmd == NULL)
+        ((struct resp_request *)req)->cmd =
+            cmd_lookup(s->px->cmds, req->argv[0].ptr, req->argv[0].len);
+    return req->cmd;
 }

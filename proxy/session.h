@@ -21,6 +21,7 @@
 #include "proxy/slots.h"
 
 struct evbuffer;
+struct cmd_info;
 struct proxy;
 struct resp_request;
 struct keyspace;
@@ -166,6 +167,13 @@ void session_reply_nil(struct session *s);
 
 /* deny-commands names this command (len bytes, any case). */
 bool session_is_denied(const struct proxy *px, const char *name, size_t len);
+
+/*
+ * The command table's entry of req's command name (not its subcommand), or
+ * NULL: looked up once per parsed request and noted in req->cmd (which the
+ * request path may write: requests are never really const).
+ */
+const struct cmd_info *session_cmd(struct session *s, const struct resp_request *req);
 
 /* bulwark's error for a denied request. */
 void session_reply_denied(struct session *s, const struct resp_request *req);

@@ -108,7 +108,7 @@ stage_lookup(struct stage_req *r)
     struct session *s = r->s;
     const struct resp_request *req = r->req;
     struct proxy *px = s->px;
-    const struct cmd_info *ci = cmd_lookup(px->cmds, req->argv[0].ptr, req->argv[0].len);
+    const struct cmd_info *ci = session_cmd(s, req);
     if (ci == NULL) {
         if (!px->cmds_learned && s->authenticated)
             r->forward_unknown = true;
@@ -326,18 +326,18 @@ stages_run(struct session *s, const struct resp_request *req)
 {
     if (!tracking_any(s->px->tracking)) {
         stages_run_table(s, req);
-        return;
+    } else {
+        ctrack_begin(s);
+        stages_run_table(s, req);
+        ctrack_end(s, resp_arg_is(&req->argv[0], "client"));
     }
-    ctrack_begin(s);
-    stages_run_table(s, req);
-    ctrack_end(s, resp_arg_is(&req->argv[0], "client"));
 }
 
 /* True for "GET key", the one request batched GETs may run ahead of. */
 static bool
-stages_is_plain_get(const struct session *s, const struct resp_request *req)
+stages_is_plain_get(struct session *s, const struct resp_request *req)
 {
-    const struct cmd_info *ci = cmd_lookup(s->px->cmds, req->argv[0].ptr, req->argv[0].len);
+    const struct cmd_info *ci = session_cmd(s, req);
     return req->argc == 2 && ci != NULL && (ci->rules & CMD_RULE_GET);
 }
 

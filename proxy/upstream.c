@@ -717,6 +717,7 @@ upstream_connect(struct upstream_conn *u)
         upstream_fail(u, evutil_socket_error_to_string(EVUTIL_SOCKET_ERROR()), NULL);
         return;
     }
+    netio_set_flush_after_read(u->io); /* the replies it completes go out at once */
     upstream_handshake(u);
 }
 

@@ -236,6 +236,81 @@ test_mget_mode_rechecks_nils(void **state)
     batch_free(bt);
 }
 
+/*
+ * The MGET reply is read the short way (batch.c's walk): values with CR LF
+ * and digits inside, an empty value, RESP2 and RESP3 nulls each reach the
+ * right key; a reply of another shape (an element that is not a string, a
+ * length that lies) is read by the general parser and answered as before.
+ */
+static void
+test_mget_reply_shapes(void **state)
+{
+    struct session *a = tc_new();
+    (void)state;
+    px.cfg.batch_mode = BATCH_MGET;
+    struct batch *bt = batch_new(&px, NULL, 0);
+    const char *keys[] = {"k0", "k1", "k2", "k3", "k4"};
+    for (int i = 0; i < 5; i++)
+        batch_get(bt, a, keys[i], 2);
+    turn();
+    assert_int_equal(nsent, 1);
+    answer(0, "*5\r\n$4\r\na\r\nb\r\n$0\r\n\r\n$-1\r\n_\r\n$12\r\n$3\r\n:1\r\n*1\r\n\r\n");
+    /* k2 and k3 read nil: asked again, one lone GET each, in key order */
+    assert_int_equal(nsent, 3);
+    assert_string_equal(sent[1].cmd, "*2\r\n$3\r\nGET\r\n$2\r\nk2\r\n");
+    assert_string_equal(sent[2].cmd, "*2\r\n$3\r\nGET\r\n$2\r\nk3\r\n");
+    assert_string_equal(tc_out(a), "$4\r\na\r\nb\r\n$0\r\n\r\n"); /* k4 waits behind */
+    answer(1, "$-1\r\n");
+    answer(2, "$1\r\nz\r\n");
+    assert_string_equal(tc_out(a), "$4\r\na\r\nb\r\n$0\r\n\r\n$-1\r\n$1\r\nz\r\n"
+                                   "$12\r\n$3\r\n:1\r\n*1\r\n\r\n");
+    assert_int_equal(px.stats.batch_rechecks, 2);
+
+    /* an integer where a string was due: the general parser, a lone GET for it */
+    batch_get(bt, a, "m0", 2);
+    batch_get(bt, a, "m1", 2);
+    turn();
+    assert_int_equal(nsent, 4);
+    answer(3, "*2\r\n:7\r\n$2\r\nvv\r\n");
+    assert_int_equal(nsent, 5);
+    assert_string_equal(sent[4].cmd, "*2\r\n$3\r\nGET\r\n$2\r\nm0\r\n");
+    answer(4, "$2\r\nuu\r\n");
+    const char *out = tc_out(a);
+    assert_non_null(strstr(out, "*1\r\n\r\n$2\r\nuu\r\n$2\r\nvv\r\n"));
+
+    /* the count or a length lies: no key gets a piece of another's bytes */
+    struct session *b = tc_new();
+    batch_get(bt, b, "n0", 2);
+    batch_get(bt, b, "n1", 2);
+    turn();
+    assert_int_equal(nsent, 6);
+    answer(5, "*3\r\n$1\r\nx\r\n$1\r\ny\r\n$-1\r\n");
+    assert_string_equal(tc_out(b), "*3\r\n$1\r\nx\r\n$1\r\ny\r\n$-1\r\n"
+                                   "*3\r\n$1\r\nx\r\n$1\r\ny\r\n$-1\r\n");
+    batch_free(bt);
+}
+
+/* A key longer than the entries kept for reuse, and many waiters on one key. */
+static void
+test_long_key_and_many_waiters(void **state)
+{
+    struct session *a = tc_new();
+    (void)state;
+    char key[300];
+    memset(key, 'q', sizeof(key));
+    struct batch *bt = batch_new(&px, NULL, 0);
+    for (int i = 0; i < 9; i++)
+        batch_get(bt, a, key, sizeof(key));
+    turn();
+    assert_int_equal(nsent, 1);
+    assert_int_equal(sent[0].len, 4 + 9 + 6 + sizeof(key) + 2);
+    assert_int_equal(memcmp(sent[0].cmd, "*2\r\n$3\r\nGET\r\n$300\r\nqqq", 22), 0);
+    answer(0, ":5\r\n");
+    assert_string_equal(tc_out(a), ":5\r\n:5\r\n:5\r\n:5\r\n:5\r\n:5\r\n:5\r\n:5\r\n:5\r\n");
+    assert_int_equal(px.stats.batch_dedup_saved, 8);
+    batch_free(bt);
+}
+
 static void
 test_mget_error_reaches_every_waiter(void **state)
 {
@@ -329,7 +404,7 @@ test_mget_key_by_key(void **state)
     px.cfg.batch_mode = BATCH_MGET;
     struct batch *bt = batch_new(&px, NULL, 0);
     struct resp_arg argv[] = {{"MGET", 4}, {"a", 1}, {"l", 1}, {"a", 1}, {"z", 1}};
-    struct resp_request req = {5, argv, NULL, 0, false};
+    struct resp_request req = {5, argv, NULL, 0, false, NULL};
     bool fetch[] = {true, true, true, false}; /* z: absent per the gate */
     batch_mget(bt, a, &req, fetch);
     turn();
@@ -386,6 +461,8 @@ main(void)
         cmocka_unit_test_setup_teardown(test_max_keys_sends_full_batch_at_once, setup, teardown),
         cmocka_unit_test_setup_teardown(test_mget_mode_rechecks_nils, setup, teardown),
         cmocka_unit_test_setup_teardown(test_mget_error_reaches_every_waiter, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_mget_reply_shapes, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_long_key_and_many_waiters, setup, teardown),
         cmocka_unit_test_setup_teardown(test_flush_before_clients_other_requests, setup,
                                         teardown),
         cmocka_unit_test_setup_teardown(test_flush_before_write_of_late_joined_slot, setup,
