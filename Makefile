@@ -37,7 +37,7 @@ LDFLAGS := $(SANFLAGS)
 DAEMON_SRCS := proxy/util.c proxy/log.c config/config.c config/syntax.c \
                proxy/resp.c proxy/reply.c proxy/command.c proxy/cmdstats.c proxy/stats.c \
                proxy/jitter.c proxy/tracking.c proxy/inflight.c proxy/encode.c \
-               bloom/bloom.c proxy/watch.c proxy/netio.c proxy/upstream.c proxy/cluster.c \
+               bloom/bloom.c proxy/hireply.c proxy/watch.c proxy/netio.c proxy/upstream.c proxy/cluster.c \
                proxy/router.c proxy/slots.c \
                proxy/session.c proxy/batch.c proxy/hotcache.c proxy/hotkey.c proxy/keyspace.c \
                proxy/pinned.c proxy/ctrack.c proxy/writes.c proxy/forward.c proxy/cfwd.c proxy/gate.c \
@@ -47,7 +47,7 @@ DAEMON_SRCS := proxy/util.c proxy/log.c config/config.c config/syntax.c \
 
 # One cmocka binary per module, linked only with that module's objects (and
 # util), so the link line enforces the dependency rules of STYLE.md.
-UNIT_TESTS := resp reply config command bloom jitter batch slots encode hotcache cmdstats loadgen \
+UNIT_TESTS := resp reply config command bloom jitter batch slots encode hotcache cmdstats hireply loadgen \
               tracking cluster stages
 UNIT_reply   := proxy/reply.c proxy/util.c
 UNIT_resp    := proxy/resp.c proxy/util.c
@@ -61,6 +61,8 @@ UNIT_hotcache := proxy/hotcache.c proxy/util.c
 UNIT_cluster := proxy/cluster.c proxy/reply.c proxy/util.c
 # tracking: pure; the client layer is two callbacks inside the test.
 UNIT_tracking := proxy/tracking.c proxy/util.c
+UNIT_hireply := proxy/hireply.c proxy/util.c
+UNIT_LIBS_hireply = $(shell pkg-config --libs hiredis)
 # slots: the reply FIFO alone, no socket; encode: the reply encoders.
 UNIT_slots   := proxy/slots.c proxy/stats.c proxy/cmdstats.c proxy/command.c proxy/util.c
 UNIT_LIBS_slots = $(shell pkg-config --libs libevent)

@@ -20,6 +20,7 @@
 #include "proxy/batch.h"
 #include "proxy/client.h"
 #include "proxy/cfwd.h"
+#include "proxy/hireply.h"
 #include "proxy/ctrack.h"
 #include "proxy/gate.h"
 #include "proxy/router.h"
@@ -314,6 +315,7 @@ main_cleanup(struct proxy *px)
     upstream_pool_free(px->pool);
     watch_free(px->watch);
     batch_cache_free_all(); /* every batch is answered by now */
+    hireply_cache_free_all();
     event_free(main_sig_term);
     event_free(main_sig_int);
     event_free(main_sig_hup);

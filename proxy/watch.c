@@ -19,6 +19,7 @@
 #include <hiredis/hiredis.h>
 
 #include "bloom/bloom.h"
+#include "proxy/hireply.h"
 #include "proxy/log.h"
 #include "proxy/proxy.h"
 #include "proxy/util.h"
@@ -628,6 +629,7 @@ watch_open(struct watch *w)
         return NULL;
     }
     ac->data = w;
+    ac->c.reader->fn = &hireply_fns; /* reply objects without malloc per key */
     watch_ev_attach(ac, w->px->base);
     redisAsyncSetConnectCallback(ac, watch_connect_cb);
     redisAsyncSetDisconnectCallback(ac, watch_disconnect_cb);
