@@ -16,6 +16,9 @@
 #include "proxy/upstream.h"
 #include "proxy/util.h"
 
+/* Replies up to this many bytes are copied to the client's output, not moved. */
+#define FWD_COPY_MAX 1024
+
 void
 fwd_slot_reply(struct slot *s, struct evbuffer *reply, size_t len, const char *err)
 {
@@ -33,6 +36,10 @@ fwd_slot_reply(struct slot *s, struct evbuffer *reply, size_t len, const char *e
             filter(NULL, NULL, 0, NULL, NULL, s->filter_data);
     } else if (filter != NULL) {
         filter(owner, reply, len, err, out, s->filter_data);
+    } else if (reply != NULL && len <= FWD_COPY_MAX) {
+        /* a short reply is copied: moving it split chains at twice the cost */
+        evbuffer_add(out, evbuffer_pullup(reply, (ev_ssize_t)len), len);
+        evbuffer_drain(reply, len);
     } else if (reply != NULL) {
         evbuffer_remove_buffer(reply, out, len);
     } else {
