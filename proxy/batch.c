@@ -628,6 +628,11 @@ batch_mget(struct batch *b, struct session *s, const struct resp_request *req, c
         batch_get_slot(b, slot_new_detached(batch_mget_part_cb, p), req->argv[i + 1].ptr,
                        req->argv[i + 1].len);
     }
+    /* The parts' slots are detached (no owner to stamp): when batch-max-keys
+     * forced a flush among them, the parts queued after it wait in a later
+     * epoch than the one m->slot was stamped with, and the client's next
+     * forward (a DEL of the last key) must still flush them first. */
+    s->batch_epoch = b->epoch;
     if (--m->remaining == 0)
         batch_mget_done(m);
 }

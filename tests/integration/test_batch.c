@@ -215,6 +215,41 @@ test_clients_gone_mid_batch(void **state)
     harness_bulwark_stop(b); /* exit status 0: no crash, no sanitizer report */
 }
 
+/*
+ * batch-mget yes in pipeline mode: an MGET longer than batch-max-keys is
+ * flushed part by part; the parts after the last forced flush must still
+ * reach Redis before the client's next forwarded request (found by the
+ * adversarial trial: MGET k0..k9 then DEL k9 answered nil for k9).
+ */
+static void
+test_split_mget_then_write_keeps_order(void **state)
+{
+    (void)state;
+    struct harness_server *b =
+        harness_bulwark_start(env.upstream->port,
+                              HARNESS_ARGS("--batch-mode", "pipeline", "--batch-mget", "yes",
+                                           "--batch-max-keys", "4"));
+    redisContext *d = harness_redis_connect(env.upstream);
+    freeReplyObject(redisCommand(d, "FLUSHALL"));
+    for (int i = 0; i < 10; i++)
+        freeReplyObject(redisCommand(d, "SET k%d v%d", i, i));
+    redisFree(d);
+    struct harness_conn *c = harness_conn_open(b);
+    for (int round = 0; round < 3; round++) {
+        const char *const expect[] =
+            {"*10\r\n$2\r\nv0\r\n$2\r\nv1\r\n$2\r\nv2\r\n$2\r\nv3\r\n$2\r\nv4\r\n"
+             "$2\r\nv5\r\n$2\r\nv6\r\n$2\r\nv7\r\n$2\r\nv8\r\n$2\r\nv9\r\n",
+             ":1\r\n", "$-1\r\n"};
+        assert_true(harness_conn_pipeline(c,
+                                          "MGET k0 k1 k2 k3 k4 k5 k6 k7 k8 k9\r\n"
+                                          "DEL k9\r\nGET k9\r\n",
+                                          expect, 3));
+        assert_true(harness_conn_roundtrip(c, "SET k9 v9\r\n", "+OK\r\n"));
+    }
+    harness_conn_close(c);
+    harness_bulwark_stop(b);
+}
+
 int
 main(void)
 {
@@ -224,6 +259,7 @@ main(void)
         cmocka_unit_test(test_mget_mode_matches_lone_gets),
         cmocka_unit_test(test_one_hot_key_costs_few_upstream_reads),
         cmocka_unit_test(test_clients_gone_mid_batch),
+        cmocka_unit_test(test_split_mget_then_write_keeps_order),
     };
     return harness_finish(cmocka_run_group_tests(tests, group_setup, group_teardown));
 }
