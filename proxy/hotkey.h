@@ -10,6 +10,15 @@
  * the watch invalidates, a flush or a lost watch empties the cache, and a
  * fetch in flight across an invalidation is not stored (generation check).
  * Staleness is bounded by the invalidation latency, and by hotkey-ttl.
+ *
+ * In front of a Redis Cluster a key's fills (GET + PTTL, refresh-ahead) go
+ * to the master of its hash slot, on the connection its client's other
+ * requests to that master use; its entry is served only while that master's
+ * watch has tracking on (every master's watch invalidates every hot cache,
+ * main.c); a fill answered MOVED, ASK or TRYAGAIN is not stored, its GET
+ * follows the redirect as a batched GET's does (px->on_batch_redirect);
+ * when a slot changes masters (px->on_slots_moved) or a master's watch is
+ * lost, the caches are emptied.
  */
 #ifndef BW_HOTKEY_H
 #define BW_HOTKEY_H

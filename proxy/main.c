@@ -288,6 +288,13 @@ main_watch_key(void *arg, const char *key, size_t len)
     ctrack_key_changed(px, key, len, ctrack_echo_writer(px, key, len));
 }
 
+/* A cluster slot has a new master: the hot caches drop what the old one's watch guarded. */
+static void
+main_slots_moved(struct proxy *px)
+{
+    keyspace_flushed(px);
+}
+
 /* The watch saw a flush, or was lost: every hot cache and tracked key goes. */
 static void
 main_watch_flush(void *arg)
@@ -346,6 +353,7 @@ main_init_loop(struct proxy *px)
     px->next_client_id = 1;
     px->on_batch_nil = gate_batch_nil;           /* the gate counts the nils the batcher reads */
     px->on_batch_redirect = cfwd_batch_redirect; /* a cluster's MOVED/ASK to a batched GET */
+    px->on_slots_moved = main_slots_moved;       /* a cluster slot's new master */
     snprintf(px->upstream_version, sizeof(px->upstream_version), "7.0.0");
     px->databases = px->cfg.upstream_databases > 0 ? px->cfg.upstream_databases : 16;
     stats_init(&px->stats);

@@ -93,17 +93,30 @@ router_list_masters(struct router *r)
     bw_free(seen);
 }
 
+/* A slot changed masters: the listener drops what the old one's watch guarded. */
+static void
+router_slots_moved(struct proxy *px)
+{
+    if (px->on_slots_moved != NULL)
+        px->on_slots_moved(px);
+}
+
 /* slot_node from the map: the master of each slot, connected. */
 static void
 router_index(struct proxy *px)
 {
     struct router *r = px->router;
+    bool moved = false;
     for (unsigned s = 0; s < CLUSTER_SLOTS; s++) {
         int i = cluster_map_slot_node(r->map, s);
         const struct cluster_node *n = i >= 0 ? cluster_map_node(r->map, (size_t)i) : NULL;
-        r->slot_node[s] = n != NULL ? (int16_t)router_node_at(px, n->host, n->port) : -1;
+        int16_t to = n != NULL ? (int16_t)router_node_at(px, n->host, n->port) : -1;
+        moved = moved || (r->slot_node[s] >= 0 && r->slot_node[s] != to);
+        r->slot_node[s] = to;
     }
     router_list_masters(r);
+    if (moved)
+        router_slots_moved(px);
 }
 
 /* A CLUSTER SLOTS reply: the new map, or (first time) standalone. */
@@ -261,6 +274,7 @@ router_moved(struct proxy *px, const struct cluster_redirect *rd)
         if (r->slot_node[rd->slot] != i) {
             r->slot_node[rd->slot] = (int16_t)i;
             router_list_masters(r);
+            router_slots_moved(px);
         }
     }
     r->refresh_due = true;

@@ -216,7 +216,7 @@ stage_gate(struct stage_req *r)
 static enum stage_rc
 stage_hot(struct stage_req *r)
 {
-    if (!(r->ci->rules & CMD_RULE_GET) || router_active(r->s->px))
+    if (!(r->ci->rules & CMD_RULE_GET))
         return STAGE_NEXT;
     const struct resp_arg *key = &r->req->argv[1];
     return hotkey_get(r->s->ks->hotkey, r->s, key->ptr, key->len) ? STAGE_DONE : STAGE_NEXT;
