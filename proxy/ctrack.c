@@ -11,11 +11,13 @@
 #include <event2/buffer.h>
 #include <event2/event.h>
 
+#include "proxy/cluster.h"
 #include "proxy/command.h"
 #include "proxy/inflight.h"
 #include "proxy/pinned.h"
 #include "proxy/proxy.h"
 #include "proxy/resp.h"
+#include "proxy/router.h"
 #include "proxy/session.h"
 #include "proxy/tracking.h"
 #include "proxy/util.h"
@@ -32,6 +34,41 @@ struct ctrk_write {
 };
 
 /* ---- CLIENT TRACKING -------------------------------------------------------- */
+
+/*
+ * The keyspace watch that names key's changes: px->watch in front of one
+ * Redis, the watch of the master of key's slot in front of a cluster (NULL:
+ * a slot without a master in the map).
+ */
+static struct watch *
+ctrk_watch_of(struct proxy *px, const char *key, size_t len)
+{
+    return router_active(px) ? router_watch(px, cluster_keyslot(key, len)) : px->watch;
+}
+
+/*
+ * Take in what the watches of w's keys have delivered (every master's for a
+ * flush in front of a cluster): on one host Redis wrote the write's tracking
+ * message before its reply.
+ */
+static void
+ctrk_drain(struct proxy *px, const struct ctrk_write *w)
+{
+    struct watch *ws[64], *last = NULL;
+    if (!router_active(px)) {
+        (void)watch_drain(px->watch);
+        return;
+    }
+    size_t n = w->flush ? router_watches(px, ws, BW_ARRAY_LEN(ws)) : 0;
+    for (size_t i = 0; i < n && i < BW_ARRAY_LEN(ws); i++)
+        (void)watch_drain(ws[i]);
+    for (size_t i = 0; i < w->n; i++) {
+        struct watch *k = ctrk_watch_of(px, w->keys[i], w->lens[i]);
+        if (k != NULL && k != last)
+            (void)watch_drain(k);
+        last = k;
+    }
+}
 
 bool
 ctrack_lookup(void *arg, uint64_t id, struct tracking_peer *out)
@@ -144,7 +181,8 @@ ctrk_release(struct proxy *px, struct ctrk_write *w, uint64_t writer)
             if (who == 0) /* the client is gone: drop the latest write's entry */
                 who = inflight_echo(px->trk_writes, w->keys[i], w->lens[i]);
             bool seen = inflight_done(px->trk_writes, w->keys[i], w->lens[i], who);
-            if (writer != 0 && !seen && !watch_tracking_on(px->watch))
+            struct watch *kw = ctrk_watch_of(px, w->keys[i], w->lens[i]);
+            if (writer != 0 && !seen && (kw == NULL || !watch_tracking_on(kw)))
                 ctrack_key_changed(px, w->keys[i], w->lens[i], writer);
         }
         bw_free(w->keys[i]);
@@ -207,7 +245,7 @@ ctrk_merge(struct ctrk_write **dst, struct ctrk_write *src)
 static void
 ctrk_done(struct session *s, struct ctrk_write *w)
 {
-    (void)watch_drain(s->px->watch);
+    ctrk_drain(s->px, w);
     ctrk_release(s->px, w, s->id);
     tracking_after_command(s->px->tracking, s->id, s->pin != NULL && pinned_in_multi(s->pin),
                            true /* CACHING is not reset here */);

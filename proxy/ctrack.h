@@ -9,6 +9,11 @@
  * write's reply (EXEC's for a transaction); reads inside MULTI are
  * remembered once EXEC ran.
  *
+ * In front of a Redis Cluster every master's watch names its keys (main.c
+ * wires them all); a write's reply drains the watch of its keys' masters
+ * (every master's for a flush), and a master whose watch is down has its
+ * keys told by the write's reply, as px->watch down does for one Redis.
+ *
  * Per request (stages.c): ctrack_begin, then ctrack_read / ctrack_script /
  * ctrack_flush / ctrack_write as the request is judged, ctrack_attach when
  * it is forwarded on a shared connection, ctrack_end after it.

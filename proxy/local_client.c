@@ -156,13 +156,6 @@ local_client_info(struct session *s, const struct resp_request *req)
 bool
 local_client_tracking(struct session *s, const struct resp_request *req)
 {
-    if (router_active(s->px) && resp_arg_is(&req->argv[1], "tracking") && req->argc >= 3 &&
-        resp_arg_is(&req->argv[2], "on")) {
-        /* its invalidations come from one node's watch: not the cluster's */
-        session_reply_error(s, "ERR CLIENT TRACKING is not supported by bulwark in front of a "
-                               "Redis Cluster yet");
-        return true;
-    }
     struct tracking_arg stack[16];
     size_t n = (size_t)req->argc;
     struct tracking_arg *args = n <= 16 ? stack : bw_malloc(n * sizeof(*args));
