@@ -620,8 +620,10 @@ cfwd_every_master(struct session *s, enum cfwd_kind kind, const char *cmd, size_
     struct upstream_pool *pools[64];
     size_t n = cfwd_masters(s->px, pools, BW_ARRAY_LEN(pools));
     struct cfwd_parent *p = cfwd_parent_new(s, kind, (int)n);
-    p->slot->filter = filter;
-    p->slot->filter_data = data;
+    if (filter != NULL) { /* (else a FLUSHALL's own, ctrack's, stays) */
+        p->slot->filter = filter;
+        p->slot->filter_data = data;
+    }
     for (size_t i = 0; i < n; i++)
         cfwd_send_part(s, p, (int)i, cmd, len, 0, pools[i]);
 }

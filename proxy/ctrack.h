@@ -64,7 +64,12 @@ void ctrack_read(struct session *s, const struct cmd_info *ci, const struct resp
 /* A script of s: the keys it declares are taken as written by s (NOLOOP). */
 void ctrack_script(struct session *s, const struct cmd_info *ci, const struct resp_request *req);
 
-/* FLUSHALL / FLUSHDB of s: the watch's null is s's. */
+/*
+ * FLUSHALL / FLUSHDB of s: the watch's null is s's. Also while nobody
+ * tracks: a null Redis writes after the flush's reply is known as its echo
+ * (watch_expect_flush), so a client that starts tracking after the reply
+ * never gets it.
+ */
 void ctrack_flush(struct session *s, const struct resp_request *req);
 
 /* The current request's writes go with slot (forwarded): told by its reply. */
@@ -78,6 +83,9 @@ void ctrack_pinned_answered(struct session *s);
 
 /* s's pinned session ended clean: what waited for its replies goes now. */
 void ctrack_unpinned(struct session *s);
+
+/* A request of s handled while nobody tracks: a flush's keys not forwarded are forgotten. */
+void ctrack_discard(struct session *s);
 
 /* s is closing: its table entries and writes in flight are forgotten. */
 void ctrack_session_gone(struct session *s);

@@ -295,14 +295,18 @@ main_slots_moved(struct proxy *px)
     keyspace_flushed(px);
 }
 
-/* The watch saw a flush, or was lost: every hot cache and tracked key goes. */
+/*
+ * The watch saw a flush, or was lost: every hot cache and tracked key goes
+ * (tracking clients were told already when told: a flush's late echo).
+ */
 static void
-main_watch_flush(void *arg)
+main_watch_flush(void *arg, bool told)
 {
     struct proxy *px = arg;
     keyspace_flushed(px);
-    tracking_flushed(px->tracking,
-                     px->trk_flushes > 0 ? px->trk_flush_writer : TRACKING_WRITER_NONE);
+    if (!told)
+        tracking_flushed(px->tracking,
+                         px->trk_flushes > 0 ? px->trk_flush_writer : TRACKING_WRITER_NONE);
 }
 
 static void

@@ -326,6 +326,8 @@ stages_run(struct session *s, const struct resp_request *req)
 {
     if (!tracking_any(s->px->tracking)) {
         stages_run_table(s, req);
+        if (s->trk_cur != NULL) /* a flush not forwarded on a shared connection */
+            ctrack_discard(s);
         return;
     }
     ctrack_begin(s);

@@ -509,6 +509,13 @@ ctrack_end(struct session *s, bool was_client_cmd)
     tr("ctrack_end:%s", was_client_cmd ? "client" : "other");
 }
 
+void
+ctrack_discard(struct session *s)
+{
+    (void)s;
+    tr("ctrack_discard");
+}
+
 /* ---- fakes: pinned connection state (pinned.c, used by session.c) --------- */
 
 bool
