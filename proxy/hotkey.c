@@ -165,11 +165,19 @@ hotkey_free(struct hotkey *hk)
     bw_free(hk);
 }
 
-/* Served only while the keyspace watch can tell us about changes (INFO). */
+/* Served only while a keyspace watch can tell us about changes (INFO): in
+ * front of a cluster, while one master's watch at least can. */
 static bool
 hotkey_coherent(const struct hotkey *hk)
 {
-    return watch_tracking_on(hk->px->watch);
+    struct watch *ws[64];
+    size_t n = router_watches(hk->px, ws, BW_ARRAY_LEN(ws));
+    if (n == 0)
+        return watch_tracking_on(hk->px->watch);
+    for (size_t i = 0; i < n && i < BW_ARRAY_LEN(ws); i++)
+        if (watch_tracking_on(ws[i]))
+            return true;
+    return false;
 }
 
 /*
@@ -428,6 +436,51 @@ hotkey_flush(struct hotkey *hk)
 {
     if (hk != NULL)
         hot_flush(hk->hot);
+}
+
+/* What a per-master drop matches: keys of a master's watch, or of changed slots. */
+struct hotkey_match {
+    struct proxy *px;       /* borrowed */
+    const struct watch *w;  /* the master's watch, or NULL */
+    const uint8_t *changed; /* the slots' bitmap, or NULL */
+};
+
+static bool
+hotkey_matches(void *ctx, const char *key, size_t len)
+{
+    const struct hotkey_match *m = ctx;
+    unsigned slot = cluster_keyslot(key, len);
+    if (m->changed != NULL)
+        return (m->changed[slot / 8] >> (slot % 8)) & 1;
+    return router_watch(m->px, slot) == m->w;
+}
+
+/* Drop the entries m matches, and make its fills in flight unstorable. */
+static void
+hotkey_drop_matching(struct hotkey *hk, struct hotkey_match *m)
+{
+    if (hk == NULL)
+        return;
+    (void)hot_drop_if(hk->hot, hotkey_matches, m);
+    for (size_t i = 0; i < HOTKEY_FILL_SLOTS; i++) {
+        struct hotkey_fill *f = hk->filling[i];
+        if (f != NULL && hotkey_matches(m, f->key, f->len))
+            hotkey_invalidate(hk, f->key, f->len);
+    }
+}
+
+void
+hotkey_watch_flushed(struct hotkey *hk, const struct watch *w)
+{
+    struct hotkey_match m = {hk != NULL ? hk->px : NULL, w, NULL};
+    hotkey_drop_matching(hk, &m);
+}
+
+void
+hotkey_slots_moved(struct hotkey *hk, const uint8_t *changed)
+{
+    struct hotkey_match m = {hk != NULL ? hk->px : NULL, NULL, changed};
+    hotkey_drop_matching(hk, &m);
 }
 
 void

@@ -288,22 +288,26 @@ main_watch_key(void *arg, const char *key, size_t len)
     ctrack_key_changed(px, key, len, ctrack_echo_writer(px, key, len));
 }
 
-/* A cluster slot has a new master: the hot caches drop what the old one's watch guarded. */
+/* Cluster slots have new masters: the hot caches drop what the old ones' watches guarded. */
 static void
-main_slots_moved(struct proxy *px)
+main_slots_moved(struct proxy *px, const uint8_t *changed)
 {
-    keyspace_flushed(px);
+    keyspace_slots_moved(px, changed);
 }
 
 /*
  * The watch saw a flush, or was lost: every hot cache and tracked key goes
- * (tracking clients were told already when told: a flush's late echo).
+ * (in front of a cluster, the hot-cache entries of that master's keys);
+ * tracking clients were told already when told: a flush's late echo.
  */
 static void
-main_watch_flush(void *arg, bool told)
+main_watch_flush(void *arg, const struct watch *w, bool told)
 {
     struct proxy *px = arg;
-    keyspace_flushed(px);
+    if (router_active(px)) /* a cluster: what that master's watch guarded */
+        keyspace_watch_flushed(px, w);
+    else
+        keyspace_flushed(px);
     if (!told)
         tracking_flushed(px->tracking,
                          px->trk_flushes > 0 ? px->trk_flush_writer : TRACKING_WRITER_NONE);

@@ -166,7 +166,7 @@ watch_lost(struct watch *w, const char *why)
     w->flushes++;
     w->echoes = 0; /* the connection that owed them is gone */
     if (w->on_flush != NULL)
-        w->on_flush(w->listener, false); /* coherence lost with the watch */
+        w->on_flush(w->listener, w, false); /* coherence lost with the watch */
     event_active(w->reset_ev, EV_TIMEOUT, 0);
 }
 
@@ -460,7 +460,7 @@ watch_invalidate(struct watch *w, const redisReply *payload)
         w->flushes++;
         w->echoes -= told ? 1 : 0;
         if (w->on_flush != NULL)
-            w->on_flush(w->listener, told);
+            w->on_flush(w->listener, w, told);
     }
     if (payload->type == REDIS_REPLY_NIL && w->state == WATCH_ACTIVE) {
         /* A flush: the filter is still a superset (nothing was missed), only
@@ -858,7 +858,7 @@ watch_swapdb_cb(redisAsyncContext *ac, void *r, void *tag)
     uint64_t calls = watch_swapdb_calls(reply);
     if (w->swapdb_known && calls != w->swapdb_calls && w->on_flush != NULL) {
         log_verbose("bloom: SWAPDB seen in INFO commandstats: hot caches emptied");
-        w->on_flush(w->listener, false);
+        w->on_flush(w->listener, w, false);
     }
     w->swapdb_calls = calls;
     w->swapdb_known = true;

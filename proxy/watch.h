@@ -48,9 +48,9 @@ struct watch_counters {
 
 /* Listeners of the watch (main.c wires them; the watch knows no feature). */
 typedef void watch_key_fn(void *arg, const char *key, size_t len); /* key named */
-/* A flush, or the watch lost: anything changed. told: the null echoes a flush the
- * listener already told (watch_expect_flush); the change itself is real all the same. */
-typedef void watch_flush_fn(void *arg, bool told);
+/* A flush, or the watch lost: anything of w's node changed. told: the null echoes a
+ * flush the listener already told (watch_expect_flush); the change is real all the same. */
+typedef void watch_flush_fn(void *arg, const struct watch *w, bool told);
 
 /* Set the listeners (NULL: none) and their argument (borrowed). */
 void watch_set_listener(struct watch *w, watch_key_fn *on_key, watch_flush_fn *on_flush,

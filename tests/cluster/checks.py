@@ -560,7 +560,20 @@ make_hot(hot)  # cached, guarded by the watch of the master about to die
 h0 = bw.info("hotkeys")["hotkey_hits"]
 check("a hot key of the upstream node served from the cache", bw.get(hot) == hot.encode() and
       bw.info("hotkeys")["hotkey_hits"] > h0)
+keep = [node_key(m.port, "keep") for m in masters if m.port != NODES[0]]
+for k in keep:
+    bw.set(k, k)
+    make_hot(k)
+miss0 = bw.info("hotkeys")["hotkey_misses"]
 os.kill(int(seed.info("server")["process_id"]), signal.SIGKILL)
+for _ in range(100):  # its watch lost (the gate of its master opens)
+    if bw.info("upstream").get("cluster_gates_closed") == 2:
+        break
+    time.sleep(0.01)
+kept = all(bw.get(k) == k.encode() for k in keep for _ in range(100))
+miss1 = bw.info("hotkeys")["hotkey_misses"]
+check("  … its watch lost: the other masters' hot keys stay cached (misses +%d)" % (miss1 - miss0),
+      kept and miss1 == miss0, (kept, miss1 - miss0))
 t0, served = time.time(), False
 while not served and time.time() - t0 < 30:
     try:
