@@ -672,7 +672,7 @@ test_drop_if(void **state)
 {
     struct hot_opts o = t_opts();
     struct hot *h = t_new(&o);
-    char key[8];
+    char key[16];
     int asked = 0;
 
     (void)state;
