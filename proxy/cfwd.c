@@ -13,6 +13,7 @@
 #include "proxy/batch.h"
 #include "proxy/cluster.h"
 #include "proxy/command.h"
+#include "proxy/ctrack.h"
 #include "proxy/encode.h"
 #include "proxy/forward.h"
 #include "proxy/proxy.h"
@@ -122,6 +123,18 @@ static struct cfwd_req *
 cfwd_req_new(struct session *s, const char *cmd, size_t len, unsigned hslot)
 {
     return cfwd_req_alloc(s->px, s->id, s->proto, cmd, len, hslot);
+}
+
+/*
+ * The reply slot of s's request: a write's keys (CLIENT TRACKING) are told
+ * when it is answered, as forward.c's.
+ */
+static struct slot *
+cfwd_slot_new(struct session *s)
+{
+    struct slot *slot = slot_new(&s->q, SLOT_PLAIN);
+    ctrack_attach(s, slot);
+    return slot;
 }
 
 /* The final reply of r (len bytes at the head of reply, or err): to its client. */
@@ -574,7 +587,7 @@ static struct cfwd_parent *
 cfwd_parent_new(struct session *s, enum cfwd_kind kind, int parts)
 {
     struct cfwd_parent *p = bw_calloc(1, sizeof(*p));
-    p->slot = slot_new(&s->q, SLOT_PLAIN);
+    p->slot = cfwd_slot_new(s);
     p->kind = kind;
     p->proto = s->proto;
     p->remaining = parts;
@@ -607,8 +620,10 @@ cfwd_every_master(struct session *s, enum cfwd_kind kind, const char *cmd, size_
     struct upstream_pool *pools[64];
     size_t n = cfwd_masters(s->px, pools, BW_ARRAY_LEN(pools));
     struct cfwd_parent *p = cfwd_parent_new(s, kind, (int)n);
-    p->slot->filter = filter;
-    p->slot->filter_data = data;
+    if (filter != NULL) { /* (else a FLUSHALL's own, ctrack's, stays) */
+        p->slot->filter = filter;
+        p->slot->filter_data = data;
+    }
     for (size_t i = 0; i < n; i++)
         cfwd_send_part(s, p, (int)i, cmd, len, 0, pools[i]);
 }
@@ -783,7 +798,7 @@ cfwd_debug(struct session *s, const struct resp_request *req, const char *cmd, s
         }
     }
     struct cfwd_req *r = cfwd_req_new(s, cmd, len, hslot);
-    r->slot = slot_new(&s->q, SLOT_PLAIN);
+    r->slot = cfwd_slot_new(s);
     cfwd_send(r, router_pool(s->px, hslot), false);
 }
 
@@ -804,7 +819,7 @@ cfwd_keyless(struct session *s, const struct cmd_info *ci, const struct resp_req
         struct upstream_pool *pools[64];
         size_t n = cfwd_masters(s->px, pools, BW_ARRAY_LEN(pools));
         struct cfwd_req *r = cfwd_req_new(s, cmd, len, 0);
-        r->slot = slot_new(&s->q, SLOT_PLAIN);
+        r->slot = cfwd_slot_new(s);
         cfwd_send(r, kind == CFWD_RANDOM ? pools[(size_t)random() % n] : router_pool(s->px, 0),
                   false);
     }
@@ -840,7 +855,7 @@ cfwd_request(struct session *s, const struct cmd_info *ci, const struct resp_req
         cfwd_keyless(s, ci, req, cmd, len);
     } else if (!cross) {
         struct cfwd_req *r = cfwd_req_new(s, cmd, len, hs[0]);
-        r->slot = slot_new(&s->q, SLOT_PLAIN);
+        r->slot = cfwd_slot_new(s);
         cfwd_send(r, router_pool(s->px, hs[0]), false);
     } else if (ci->fanout == CFWD_MGET || ci->fanout == CFWD_SUM || ci->fanout == CFWD_ALLOK) {
         cfwd_split(s, (enum cfwd_kind)ci->fanout, req, idx, hs, nk, ci->key_step > 1 ? 2 : 1);
@@ -869,7 +884,7 @@ cfwd_to_slot(struct session *s, const struct resp_request *req, unsigned hslot)
         cmd = (const char *)evbuffer_pullup(b, -1);
     }
     struct cfwd_req *r = cfwd_req_new(s, cmd, len, hslot);
-    r->slot = slot_new(&s->q, SLOT_PLAIN);
+    r->slot = cfwd_slot_new(s);
     cfwd_send(r, router_pool(s->px, hslot), false);
     evbuffer_free(b);
 }
@@ -884,7 +899,7 @@ cfwd_send_filtered(struct session *s, const char *cmd, size_t len, enum cfwd_to 
         return;
     }
     struct cfwd_req *r = cfwd_req_new(s, cmd, len, 0);
-    r->slot = slot_new(&s->q, SLOT_PLAIN);
+    r->slot = cfwd_slot_new(s);
     r->slot->filter = filter;
     r->slot->filter_data = data;
     cfwd_send(r, router_pool(s->px, 0), false);
@@ -894,7 +909,7 @@ void
 cfwd_send_at(struct session *s, struct upstream_pool *pool, const char *cmd, size_t len)
 {
     struct cfwd_req *r = cfwd_req_new(s, cmd, len, 0);
-    r->slot = slot_new(&s->q, SLOT_PLAIN);
+    r->slot = cfwd_slot_new(s);
     cfwd_send(r, pool, false);
 }
 

@@ -11,11 +11,13 @@
 #include <event2/buffer.h>
 #include <event2/event.h>
 
+#include "proxy/cluster.h"
 #include "proxy/command.h"
 #include "proxy/inflight.h"
 #include "proxy/pinned.h"
 #include "proxy/proxy.h"
 #include "proxy/resp.h"
+#include "proxy/router.h"
 #include "proxy/session.h"
 #include "proxy/tracking.h"
 #include "proxy/util.h"
@@ -24,14 +26,54 @@
 /* The keys (and flush) of a write through bulwark while CLIENT TRACKING is in
  * use, in flight until its reply (ctrk_done). */
 struct ctrk_write {
-    struct proxy *px; /* borrowed: the write may outlive its client */
-    size_t n, cap;    /* keys, allocated */
-    char **keys;      /* owned copies */
-    size_t *lens;     /* their lengths */
-    bool flush;       /* FLUSHALL / FLUSHDB */
+    struct proxy *px;  /* borrowed: the write may outlive its client */
+    size_t n, cap;     /* keys, allocated */
+    char **keys;       /* owned copies */
+    size_t *lens;      /* their lengths */
+    bool flush;        /* FLUSHALL / FLUSHDB */
+    bool flush_ok;     /* ... answered +OK (ctrk_flush_filter) */
+    size_t nfw;        /* watches in fw */
+    struct watch **fw; /* a flush's: every master's watch tracking when it was sent
+                          (borrowed; owned array) */
+    uint64_t *fcount;  /* watch_flushes() of each then (owned array) */
 };
 
 /* ---- CLIENT TRACKING -------------------------------------------------------- */
+
+/*
+ * The keyspace watch that names key's changes: px->watch in front of one
+ * Redis, the watch of the master of key's slot in front of a cluster (NULL:
+ * a slot without a master in the map).
+ */
+static struct watch *
+ctrk_watch_of(struct proxy *px, const char *key, size_t len)
+{
+    return router_active(px) ? router_watch(px, cluster_keyslot(key, len)) : px->watch;
+}
+
+/*
+ * Take in what the watches of w's keys have delivered (every master's for a
+ * flush in front of a cluster): on one host Redis wrote the write's tracking
+ * message before its reply.
+ */
+static void
+ctrk_drain(struct proxy *px, const struct ctrk_write *w)
+{
+    struct watch *ws[64], *last = NULL;
+    if (!router_active(px)) {
+        (void)watch_drain(px->watch);
+        return;
+    }
+    size_t n = w->flush ? router_watches(px, ws, BW_ARRAY_LEN(ws)) : 0;
+    for (size_t i = 0; i < n && i < BW_ARRAY_LEN(ws); i++)
+        (void)watch_drain(ws[i]);
+    for (size_t i = 0; i < w->n; i++) {
+        struct watch *k = ctrk_watch_of(px, w->keys[i], w->lens[i]);
+        if (k != NULL && k != last)
+            (void)watch_drain(k);
+        last = k;
+    }
+}
 
 bool
 ctrack_lookup(void *arg, uint64_t id, struct tracking_peer *out)
@@ -96,6 +138,8 @@ ctrk_free_list(struct ctrk_write *w)
         bw_free(w->keys[i]);
     bw_free(w->keys);
     bw_free(w->lens);
+    bw_free(w->fw);
+    bw_free(w->fcount);
     bw_free(w);
 }
 
@@ -144,7 +188,8 @@ ctrk_release(struct proxy *px, struct ctrk_write *w, uint64_t writer)
             if (who == 0) /* the client is gone: drop the latest write's entry */
                 who = inflight_echo(px->trk_writes, w->keys[i], w->lens[i]);
             bool seen = inflight_done(px->trk_writes, w->keys[i], w->lens[i], who);
-            if (writer != 0 && !seen && !watch_tracking_on(px->watch))
+            struct watch *kw = ctrk_watch_of(px, w->keys[i], w->lens[i]);
+            if (writer != 0 && !seen && (kw == NULL || !watch_tracking_on(kw)))
                 ctrack_key_changed(px, w->keys[i], w->lens[i], writer);
         }
         bw_free(w->keys[i]);
@@ -153,6 +198,8 @@ ctrk_release(struct proxy *px, struct ctrk_write *w, uint64_t writer)
         px->trk_flushes--;
     bw_free(w->keys);
     bw_free(w->lens);
+    bw_free(w->fw);
+    bw_free(w->fcount);
     bw_free(w);
 }
 
@@ -194,9 +241,37 @@ ctrk_merge(struct ctrk_write **dst, struct ctrk_write *src)
         d->lens[d->n++] = src->lens[i];
     }
     d->flush = d->flush || src->flush;
+    if (d->fw == NULL) { /* the older snapshot stays: at worst a null is told twice */
+        d->fw = src->fw;
+        d->fcount = src->fcount;
+        d->nfw = src->nfw;
+        src->fw = NULL;
+        src->fcount = NULL;
+    }
+    bw_free(src->fw);
+    bw_free(src->fcount);
     bw_free(src->keys);
     bw_free(src->lens);
     bw_free(src);
+}
+
+/*
+ * A flush of s answered +OK, its nulls taken in: a watch whose count did not
+ * move since it was sent still owes its null (Redis writes the reply first),
+ * so s's flush is told now and that null, when it comes, is known as its
+ * echo: a client that turns tracking on after the reply never gets it.
+ */
+static void
+ctrk_flush_late(struct session *s, struct ctrk_write *w)
+{
+    bool late = false;
+    for (size_t i = 0; i < w->nfw; i++)
+        if (watch_tracking_on(w->fw[i]) && watch_flushes(w->fw[i]) == w->fcount[i]) {
+            watch_expect_flush(w->fw[i]);
+            late = true;
+        }
+    if (late)
+        tracking_flushed(s->px->tracking, s->id);
 }
 
 /*
@@ -207,7 +282,9 @@ ctrk_merge(struct ctrk_write **dst, struct ctrk_write *src)
 static void
 ctrk_done(struct session *s, struct ctrk_write *w)
 {
-    (void)watch_drain(s->px->watch);
+    ctrk_drain(s->px, w);
+    if (w->flush_ok)
+        ctrk_flush_late(s, w);
     ctrk_release(s->px, w, s->id);
     tracking_after_command(s->px->tracking, s->id, s->pin != NULL && pinned_in_multi(s->pin),
                            true /* CACHING is not reset here */);
@@ -278,18 +355,40 @@ ctrack_script(struct session *s, const struct cmd_info *ci, const struct resp_re
         ctrack_write(s->px, argv[idx[i]], lens[idx[i]], s->id);
 }
 
+/* A flush is sent: the watches that will echo it, and their counts (ctrk_flush_late). */
+static void
+ctrk_flush_snapshot(struct proxy *px, struct ctrk_write *w)
+{
+    struct watch *ws[64];
+    size_t n = 1;
+    if (w->fw != NULL) /* a second flush in one transaction: the first's snapshot */
+        return;
+    if (router_active(px))
+        n = BW_MIN(router_watches(px, ws, BW_ARRAY_LEN(ws)), BW_ARRAY_LEN(ws));
+    else
+        ws[0] = px->watch;
+    w->fw = bw_calloc(n + 1, sizeof(*w->fw));
+    w->fcount = bw_calloc(n + 1, sizeof(*w->fcount));
+    for (size_t i = 0; i < n; i++)
+        if (ws[i] != NULL && watch_tracking_on(ws[i])) {
+            w->fw[w->nfw] = ws[i];
+            w->fcount[w->nfw++] = watch_flushes(ws[i]);
+        }
+}
+
 /* FLUSHALL / FLUSHDB through bulwark: the watch's null is this client's. */
 void
 ctrack_flush(struct session *s, const struct resp_request *req)
 {
-    if (!tracking_any(s->px->tracking) ||
-        !(resp_arg_is(&req->argv[0], "flushall") || resp_arg_is(&req->argv[0], "flushdb")))
+    /* (also while nobody tracks: its nulls are owed to whoever tracks next) */
+    if (!(resp_arg_is(&req->argv[0], "flushall") || resp_arg_is(&req->argv[0], "flushdb")))
         return;
     if (s->trk_cur == NULL) {
         s->trk_cur = bw_calloc(1, sizeof(*s->trk_cur));
         s->trk_cur->px = s->px;
     }
     s->trk_cur->flush = true;
+    ctrk_flush_snapshot(s->px, s->trk_cur);
     s->px->trk_flushes++;
     s->px->trk_flush_writer = s->id;
 }
@@ -315,11 +414,33 @@ ctrack_slot_hook(struct session *owner, void *arg, bool answered)
         ctrk_release(w->px, w, 0);
 }
 
+/* A flush's reply, to its client as it is; +OK noted (its nulls are owed). */
+static void
+ctrk_flush_filter(struct session *s, struct evbuffer *reply, size_t len, const char *err,
+                  struct evbuffer *out, void *data)
+{
+    struct ctrk_write *w = data; /* owned by the slot's hook */
+    char head[5];
+    if (s == NULL)
+        return;
+    if (reply == NULL) {
+        evbuffer_add(out, err, strlen(err));
+        return;
+    }
+    w->flush_ok = len == 5 && evbuffer_copyout(reply, head, 5) == 5 &&
+                  memcmp(head, "+OK\r\n", 5) == 0;
+    evbuffer_remove_buffer(reply, out, len);
+}
+
 void
 ctrack_attach(struct session *s, struct slot *slot)
 {
     if (s->trk_cur == NULL)
         return;
+    if (s->trk_cur->flush && slot->filter == NULL) { /* a flush: its +OK is looked at */
+        slot->filter = ctrk_flush_filter;
+        slot->filter_data = s->trk_cur;
+    }
     slot->hook = ctrack_slot_hook; /* a write's keys: told by its reply */
     slot->hook_arg = s->trk_cur;
     s->trk_cur = NULL;
@@ -381,6 +502,14 @@ ctrack_unpinned(struct session *s)
         ctrk_mreads(s);
     if (s->trk_after)
         ctrack_after(s, s->trk_after_client);
+}
+
+void
+ctrack_discard(struct session *s)
+{
+    if (s->trk_cur != NULL)
+        ctrk_release(s->px, s->trk_cur, 0);
+    s->trk_cur = NULL;
 }
 
 void

@@ -9,6 +9,11 @@
  * write's reply (EXEC's for a transaction); reads inside MULTI are
  * remembered once EXEC ran.
  *
+ * In front of a Redis Cluster every master's watch names its keys (main.c
+ * wires them all); a write's reply drains the watch of its keys' masters
+ * (every master's for a flush), and a master whose watch is down has its
+ * keys told by the write's reply, as px->watch down does for one Redis.
+ *
  * Per request (stages.c): ctrack_begin, then ctrack_read / ctrack_script /
  * ctrack_flush / ctrack_write as the request is judged, ctrack_attach when
  * it is forwarded on a shared connection, ctrack_end after it.
@@ -59,7 +64,12 @@ void ctrack_read(struct session *s, const struct cmd_info *ci, const struct resp
 /* A script of s: the keys it declares are taken as written by s (NOLOOP). */
 void ctrack_script(struct session *s, const struct cmd_info *ci, const struct resp_request *req);
 
-/* FLUSHALL / FLUSHDB of s: the watch's null is s's. */
+/*
+ * FLUSHALL / FLUSHDB of s: the watch's null is s's. Also while nobody
+ * tracks: a null Redis writes after the flush's reply is known as its echo
+ * (watch_expect_flush), so a client that starts tracking after the reply
+ * never gets it.
+ */
 void ctrack_flush(struct session *s, const struct resp_request *req);
 
 /* The current request's writes go with slot (forwarded): told by its reply. */
@@ -73,6 +83,9 @@ void ctrack_pinned_answered(struct session *s);
 
 /* s's pinned session ended clean: what waited for its replies goes now. */
 void ctrack_unpinned(struct session *s);
+
+/* A request of s handled while nobody tracks: a flush's keys not forwarded are forgotten. */
+void ctrack_discard(struct session *s);
 
 /* s is closing: its table entries and writes in flight are forgotten. */
 void ctrack_session_gone(struct session *s);

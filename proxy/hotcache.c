@@ -707,6 +707,24 @@ hot_invalidate(struct hot *h, const char *key, size_t len)
     }
 }
 
+size_t
+hot_drop_if(struct hot *h, hot_key_pred_fn *pred, void *ctx)
+{
+    size_t dropped = 0;
+    /* from the end: a drop moves the last entry (already seen) into its place */
+    for (size_t i = h->cache.count; i > 0; i--) {
+        struct hot_node *n = h->cache.dense[i - 1];
+        if (!pred(ctx, n->key, n->klen))
+            continue;
+        size_t klen = n->klen;
+        char *key = bw_strndup(n->key, klen); /* n is freed by the drop */
+        hot_invalidate(h, key, klen);
+        bw_free(key);
+        dropped++;
+    }
+    return dropped;
+}
+
 void
 hot_flush(struct hot *h)
 {

@@ -240,6 +240,17 @@ enum hot_store_result hot_store(struct hot *h, const char *key, size_t len, uint
  */
 void hot_invalidate(struct hot *h, const char *key, size_t len);
 
+/* A predicate on a key (len bytes) for hot_drop_if(). */
+typedef bool hot_key_pred_fn(void *ctx, const char *key, size_t len);
+
+/*
+ * hot_invalidate() every cached key pred says true of (a Redis Cluster
+ * master's keys when its watch is lost, the keys of slots that changed
+ * masters). Fetches of keys not cached are not touched: the caller
+ * invalidates the keys it has in flight. Returns the entries dropped.
+ */
+size_t hot_drop_if(struct hot *h, hot_key_pred_fn *pred, void *ctx);
+
 /*
  * Drop every entry and make every fetch begun before now unstorable
  * (FLUSHALL, FLUSHDB, nil invalidation, lost watch). Leases stay.

@@ -10,6 +10,7 @@
 #include <xxhash.h>
 
 #include "proxy/batch.h"
+#include "proxy/cluster.h"
 #include "proxy/cmdstats.h"
 #include "proxy/hotcache.h"
 #include "proxy/log.h"
@@ -18,6 +19,7 @@
 #include "proxy/slots.h"
 #include "proxy/reply.h"
 #include "proxy/resp.h"
+#include "proxy/router.h"
 #include "proxy/upstream.h"
 #include "proxy/util.h"
 #include "proxy/watch.h"
@@ -50,6 +52,18 @@ struct hotkey_fill {
                                    its value must not reach held GETs */
     size_t fill_slot;  /* index in hotkey.filling */
     int pending;       /* replies still due (2, then 1, then 0) */
+};
+
+/*
+ * Where a key's fills go and who guards its entry: in front of one Redis the
+ * client's shared connection, batcher and px->watch; in front of a Redis
+ * Cluster the connection, batcher and keyspace watch of the master of the
+ * key's hash slot (router.h).
+ */
+struct hotkey_route {
+    struct upstream_conn *up; /* where its GET + PTTL go (borrowed) */
+    struct batch *batch;      /* where a held GET goes when its lease ends (borrowed) */
+    struct watch *watch;      /* the watch that names its changes (borrowed) */
 };
 
 /* A GET held by a lease. */
@@ -151,11 +165,60 @@ hotkey_free(struct hotkey *hk)
     bw_free(hk);
 }
 
-/* Served only while the keyspace watch can tell us about changes. */
+/* Served only while a keyspace watch can tell us about changes (INFO): in
+ * front of a cluster, while one master's watch at least can. */
 static bool
 hotkey_coherent(const struct hotkey *hk)
 {
-    return watch_tracking_on(hk->px->watch);
+    struct watch *ws[64];
+    size_t n = router_watches(hk->px, ws, BW_ARRAY_LEN(ws));
+    if (n == 0)
+        return watch_tracking_on(hk->px->watch);
+    for (size_t i = 0; i < n && i < BW_ARRAY_LEN(ws); i++)
+        if (watch_tracking_on(ws[i]))
+            return true;
+    return false;
+}
+
+/*
+ * Key's route for session s; false when it has none: a cluster slot without
+ * a master in bulwark's map (the GET goes on as usual).
+ */
+static bool
+hotkey_route(struct hotkey *hk, struct session *s, const char *key, size_t len,
+             struct hotkey_route *rt)
+{
+    struct proxy *px = hk->px;
+    if (!router_active(px)) {
+        *rt = (struct hotkey_route){s->up, s->batch, px->watch};
+        return s->up != NULL && s->batch != NULL;
+    }
+    unsigned slot = cluster_keyslot(key, len);
+    rt->watch = router_watch(px, slot);
+    rt->batch = router_batch(px, slot, s->id, s->proto);
+    rt->up = upstream_pick(router_pool(px, slot), s->id, s->proto);
+    return rt->watch != NULL && rt->batch != NULL && rt->up != NULL;
+}
+
+/*
+ * In front of a cluster, a fill's error reply (n bytes at data) may be a
+ * MOVED, ASK or TRYAGAIN: the client's GET follows it as a batched GET's
+ * does (px->on_batch_redirect takes its slot), nothing is stored, and the
+ * GETs held by the key's lease go to their batcher (they follow it too).
+ * True when it was one.
+ */
+static bool
+hotkey_redirected(struct hotkey_fill *f, const char *data, size_t n)
+{
+    struct proxy *px = f->hk->px;
+    if (n < 4 || data[0] != '-' || !router_active(px) || px->on_batch_redirect == NULL)
+        return false;
+    if (!px->on_batch_redirect(px, f->key, f->len, &f->slot, f->slot != NULL ? 1 : 0, data, n))
+        return false;
+    f->slot = NULL; /* taken */
+    f->stale = true;
+    hot_lease_release(f->hk->hot, f->key, f->len, NULL, 0, hotkey_wake, f->hk);
+    return true;
 }
 
 static void
@@ -182,6 +245,11 @@ hotkey_get_cb(void *privdata, struct evbuffer *reply, size_t len, const char *er
          * RESP2's form (slot_finish gives RESP3 clients their null) */
         data = "$-1\r\n";
         n = 5;
+    }
+    if (reply != NULL && hotkey_redirected(f, data, n)) {
+        if (--f->pending == 0)
+            hotkey_fill_done(f, -2);
+        return;
     }
     if (f->slot != NULL)
         slot_finish(f->slot, data, n);
@@ -261,30 +329,16 @@ hotkey_fetch(struct hotkey *hk, struct upstream_conn *up, struct slot *slot, con
     return true;
 }
 
-bool
-hotkey_get(struct hotkey *hk, struct session *s, const char *key, size_t len)
+/* A hot key not in the cache: its GET is held by a lease, or fetched. */
+static bool
+hotkey_miss(struct hotkey *hk, struct session *s, const struct hotkey_route *rt, const char *key,
+            size_t len, uint64_t now)
 {
-    struct hot_hit hit;
-    double rate;
-    uint64_t now = bw_now_ms();
-    if (hk == NULL || !hotkey_coherent(hk) || !hot_note_read(hk->hot, key, len, now, &rate))
-        return false;
-    /* A hot key may be answered from the cache or held: take in what the
-     * watch has delivered first (an invalidation, or its loss). */
-    if (!watch_sync(hk->px->watch) || !hotkey_coherent(hk))
-        return false;
-    if (hot_lookup(hk->hot, key, len, now, &hit)) {
-        cmdstats_answered(&hk->px->cmdstats, CMDSTATS_BY_HOTCACHE);
-        evbuffer_add(slotq_target(&s->q), hit.value, hit.vlen);
-        if (hit.refresh) /* refresh-ahead: one background fetch, readers keep the value */
-            (void)hotkey_fetch(hk, s->up, NULL, key, len);
-        return true;
-    }
     struct slot *slot = slot_new(&s->q, SLOT_BATCHED);
     hk->px->stats.forwarded++;
     struct hotkey_waiter *w = bw_calloc(1, sizeof(*w));
     w->slot = slot;
-    w->batch = s->batch;
+    w->batch = rt->batch;
     w->key = bw_strndup(key, len);
     w->len = len;
     if (hot_lease_hold(hk->hot, key, len, now, w)) {
@@ -298,11 +352,39 @@ hotkey_get(struct hotkey *hk, struct session *s, const char *key, size_t len)
      * upstream too; its value (or the refilling SET) answers them. */
     if (hot_lease_begin(hk->hot, key, len, now, 0))
         hotkey_lease_arm(hk);
-    if (s->batch != NULL)
-        batch_before_forward(s->batch, s);
-    if (!hotkey_fetch(hk, s->up, slot, key, len))
-        batch_get_slot(s->batch, slot, key, len); /* a fill is already out */
+    batch_before_forward(rt->batch, s);
+    if (!hotkey_fetch(hk, rt->up, slot, key, len))
+        batch_get_slot(rt->batch, slot, key, len); /* a fill is already out */
     return true;
+}
+
+bool
+hotkey_get(struct hotkey *hk, struct session *s, const char *key, size_t len)
+{
+    struct hot_hit hit;
+    struct hotkey_route rt;
+    double rate;
+    uint64_t now = bw_now_ms();
+    if (hk == NULL || !hotkey_route(hk, s, key, len, &rt) || !watch_tracking_on(rt.watch) ||
+        !hot_note_read(hk->hot, key, len, now, &rate))
+        return false;
+    /* A hot key may be answered from the cache or held: take in what the
+     * watch has delivered first (an invalidation, or its loss). */
+    if (!watch_sync(rt.watch) || !watch_tracking_on(rt.watch))
+        return false;
+    if (hot_lookup(hk->hot, key, len, now, &hit)) {
+        cmdstats_answered(&hk->px->cmdstats, CMDSTATS_BY_HOTCACHE);
+        evbuffer_add(slotq_target(&s->q), hit.value, hit.vlen);
+        if (hit.refresh) /* refresh-ahead: one background fetch, readers keep the value */
+            (void)hotkey_fetch(hk, rt.up, NULL, key, len);
+        return true;
+    }
+    if (s->batch != rt.batch) { /* a cluster: its GETs elsewhere go first, one batcher */
+        if (s->batch != NULL)
+            batch_before_forward(s->batch, s);
+        s->batch = rt.batch;
+    }
+    return hotkey_miss(hk, s, &rt, key, len, now);
 }
 
 void
@@ -354,6 +436,51 @@ hotkey_flush(struct hotkey *hk)
 {
     if (hk != NULL)
         hot_flush(hk->hot);
+}
+
+/* What a per-master drop matches: keys of a master's watch, or of changed slots. */
+struct hotkey_match {
+    struct proxy *px;       /* borrowed */
+    const struct watch *w;  /* the master's watch, or NULL */
+    const uint8_t *changed; /* the slots' bitmap, or NULL */
+};
+
+static bool
+hotkey_matches(void *ctx, const char *key, size_t len)
+{
+    const struct hotkey_match *m = ctx;
+    unsigned slot = cluster_keyslot(key, len);
+    if (m->changed != NULL)
+        return (m->changed[slot / 8] >> (slot % 8)) & 1;
+    return router_watch(m->px, slot) == m->w;
+}
+
+/* Drop the entries m matches, and make its fills in flight unstorable. */
+static void
+hotkey_drop_matching(struct hotkey *hk, struct hotkey_match *m)
+{
+    if (hk == NULL)
+        return;
+    (void)hot_drop_if(hk->hot, hotkey_matches, m);
+    for (size_t i = 0; i < HOTKEY_FILL_SLOTS; i++) {
+        struct hotkey_fill *f = hk->filling[i];
+        if (f != NULL && hotkey_matches(m, f->key, f->len))
+            hotkey_invalidate(hk, f->key, f->len);
+    }
+}
+
+void
+hotkey_watch_flushed(struct hotkey *hk, const struct watch *w)
+{
+    struct hotkey_match m = {hk != NULL ? hk->px : NULL, w, NULL};
+    hotkey_drop_matching(hk, &m);
+}
+
+void
+hotkey_slots_moved(struct hotkey *hk, const uint8_t *changed)
+{
+    struct hotkey_match m = {hk != NULL ? hk->px : NULL, NULL, changed};
+    hotkey_drop_matching(hk, &m);
 }
 
 void

@@ -10,6 +10,17 @@
  * the watch invalidates, a flush or a lost watch empties the cache, and a
  * fetch in flight across an invalidation is not stored (generation check).
  * Staleness is bounded by the invalidation latency, and by hotkey-ttl.
+ *
+ * In front of a Redis Cluster a key's fills (GET + PTTL, refresh-ahead) go
+ * to the master of its hash slot, on the connection its client's other
+ * requests to that master use; its entry is served only while that master's
+ * watch has tracking on (every master's watch invalidates every hot cache,
+ * main.c); a fill answered MOVED, ASK or TRYAGAIN is not stored, its GET
+ * follows the redirect as a batched GET's does (px->on_batch_redirect);
+ * when slots change masters (px->on_slots_moved: hotkey_slots_moved) or a
+ * master's watch is lost or sees a flush (hotkey_watch_flushed), the
+ * entries and fills of the keys it guarded are dropped, the other
+ * masters' stay.
  */
 #ifndef BW_HOTKEY_H
 #define BW_HOTKEY_H
@@ -23,6 +34,7 @@ struct session;
 struct proxy;
 struct hotkey;
 struct resp_request;
+struct watch;
 
 /*
  * From px->cfg (hotkey-*), serving database db's GETs (its fills SELECT db);
@@ -54,6 +66,20 @@ void hotkey_on_set(struct hotkey *hk, const struct resp_request *req);
 
 /* FLUSHALL seen or the watch lost: drop every entry. */
 void hotkey_flush(struct hotkey *hk);
+
+/*
+ * In front of a Redis Cluster: the watch w of a master was lost or saw a
+ * flush; the entries it guarded (keys whose slot's master has w) and the
+ * fills in flight for them are dropped, the other masters' stay.
+ */
+void hotkey_watch_flushed(struct hotkey *hk, const struct watch *w);
+
+/*
+ * In front of a Redis Cluster: the slots whose bit is set in changed
+ * (CLUSTER_SLOTS bits, slot s at changed[s / 8] bit s % 8) have a new
+ * master; their entries and fills in flight are dropped.
+ */
+void hotkey_slots_moved(struct hotkey *hk, const uint8_t *changed);
 
 /* Lease timeouts; called by the proxy's cron. */
 void hotkey_cron(struct hotkey *hk, uint64_t now_ms);

@@ -92,6 +92,22 @@ keyspace_flushed(void *arg)
 }
 
 void
+keyspace_watch_flushed(struct proxy *px, const struct watch *w)
+{
+    for (size_t i = 0; i < px->nkeyspaces; i++)
+        if (px->keyspaces[i] != NULL)
+            hotkey_watch_flushed(px->keyspaces[i]->hotkey, w);
+}
+
+void
+keyspace_slots_moved(struct proxy *px, const uint8_t *changed)
+{
+    for (size_t i = 0; i < px->nkeyspaces; i++)
+        if (px->keyspaces[i] != NULL)
+            hotkey_slots_moved(px->keyspaces[i]->hotkey, changed);
+}
+
+void
 keyspace_swapped(struct proxy *px, int a, int b)
 {
     if ((size_t)a < px->nkeyspaces && px->keyspaces[a] != NULL)

@@ -26,6 +26,7 @@ struct evbuffer;
 struct hotkey;
 struct proxy;
 struct session;
+struct watch;
 
 /* One database's protections (the fields are read by the request path). */
 struct keyspace {
@@ -73,6 +74,15 @@ void keyspace_key_changed(void *px, const char *key, size_t len);
 
 /* Everything may have changed (flush, watch lost): empty every hot cache. */
 void keyspace_flushed(void *px);
+
+/*
+ * In front of a Redis Cluster, the watch w of one master saw a flush or was
+ * lost: every hot cache drops what w guarded (the keys of its slots).
+ */
+void keyspace_watch_flushed(struct proxy *px, const struct watch *w);
+
+/* In front of a Redis Cluster, the slots set in changed have new masters (hotkey.h). */
+void keyspace_slots_moved(struct proxy *px, const uint8_t *changed);
 
 /* SWAPDB a b through bulwark: both databases' hot caches are emptied. */
 void keyspace_swapped(struct proxy *px, int a, int b);

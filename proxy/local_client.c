@@ -16,6 +16,7 @@
 #include "proxy/router.h"
 #include "proxy/session.h"
 #include "proxy/util.h"
+#include "proxy/watch.h"
 
 
 /* Which clients CLIENT KILL closes (Redis 7.0 networking.c); NULL / 0 / -1
@@ -153,16 +154,28 @@ local_client_info(struct session *s, const struct resp_request *req)
     return true;
 }
 
+/*
+ * Before a client starts tracking: take in what every keyspace watch has
+ * delivered, so that a change Redis made before (a FLUSHALL's null read in
+ * the same loop turn) is not told to it, as Redis never would.
+ */
+static void
+local_client_tracking_sync(struct proxy *px)
+{
+    struct watch *ws[64];
+    size_t n = router_watches(px, ws, BW_ARRAY_LEN(ws));
+    if (n == 0)
+        (void)watch_drain(px->watch);
+    for (size_t i = 0; i < n && i < BW_ARRAY_LEN(ws); i++)
+        (void)watch_drain(ws[i]);
+}
+
 bool
 local_client_tracking(struct session *s, const struct resp_request *req)
 {
-    if (router_active(s->px) && resp_arg_is(&req->argv[1], "tracking") && req->argc >= 3 &&
-        resp_arg_is(&req->argv[2], "on")) {
-        /* its invalidations come from one node's watch: not the cluster's */
-        session_reply_error(s, "ERR CLIENT TRACKING is not supported by bulwark in front of a "
-                               "Redis Cluster yet");
-        return true;
-    }
+    if (req->argc >= 3 && resp_arg_is(&req->argv[1], "tracking") &&
+        resp_arg_is(&req->argv[2], "on"))
+        local_client_tracking_sync(s->px);
     struct tracking_arg stack[16];
     size_t n = (size_t)req->argc;
     struct tracking_arg *args = n <= 16 ? stack : bw_malloc(n * sizeof(*args));

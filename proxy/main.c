@@ -289,14 +289,29 @@ main_watch_key(void *arg, const char *key, size_t len)
     ctrack_key_changed(px, key, len, ctrack_echo_writer(px, key, len));
 }
 
-/* The watch saw a flush, or was lost: every hot cache and tracked key goes. */
+/* Cluster slots have new masters: the hot caches drop what the old ones' watches guarded. */
 static void
-main_watch_flush(void *arg)
+main_slots_moved(struct proxy *px, const uint8_t *changed)
+{
+    keyspace_slots_moved(px, changed);
+}
+
+/*
+ * The watch saw a flush, or was lost: every hot cache and tracked key goes
+ * (in front of a cluster, the hot-cache entries of that master's keys);
+ * tracking clients were told already when told: a flush's late echo.
+ */
+static void
+main_watch_flush(void *arg, const struct watch *w, bool told)
 {
     struct proxy *px = arg;
-    keyspace_flushed(px);
-    tracking_flushed(px->tracking,
-                     px->trk_flushes > 0 ? px->trk_flush_writer : TRACKING_WRITER_NONE);
+    if (router_active(px)) /* a cluster: what that master's watch guarded */
+        keyspace_watch_flushed(px, w);
+    else
+        keyspace_flushed(px);
+    if (!told)
+        tracking_flushed(px->tracking,
+                         px->trk_flushes > 0 ? px->trk_flush_writer : TRACKING_WRITER_NONE);
 }
 
 static void
@@ -349,6 +364,7 @@ main_init_loop(struct proxy *px)
     px->next_client_id = 1;
     px->on_batch_nil = gate_batch_nil;           /* the gate counts the nils the batcher reads */
     px->on_batch_redirect = cfwd_batch_redirect; /* a cluster's MOVED/ASK to a batched GET */
+    px->on_slots_moved = main_slots_moved;       /* a cluster slot's new master */
     snprintf(px->upstream_version, sizeof(px->upstream_version), "7.0.0");
     px->databases = px->cfg.upstream_databases > 0 ? px->cfg.upstream_databases : 16;
     stats_init(&px->stats);

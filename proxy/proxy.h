@@ -87,6 +87,12 @@ struct proxy {
                               size_t rlen); /* a batched GET's error reply (len bytes): true
                                       when it was a cluster redirect and the hook took
                                       the waiters (main wires cfwd's), or NULL */
+    void (*on_slots_moved)(struct proxy *px,
+                           const uint8_t *changed); /* slots of the cluster's map have
+                                      another master now (MOVED, a map read after a
+                                      failover or resharding; changed: a bitmap of
+                                      CLUSTER_SLOTS bits): what the old ones' watches
+                                      guarded goes (main wires the hot caches'), or NULL */
 };
 
 #endif

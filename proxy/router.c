@@ -93,17 +93,35 @@ router_list_masters(struct router *r)
     bw_free(seen);
 }
 
+/* Slots (the bits set in changed) changed masters: the listener drops what
+ * the old ones' watches guarded. */
+static void
+router_slots_moved(struct proxy *px, const uint8_t *changed)
+{
+    if (px->on_slots_moved != NULL)
+        px->on_slots_moved(px, changed);
+}
+
 /* slot_node from the map: the master of each slot, connected. */
 static void
 router_index(struct proxy *px)
 {
     struct router *r = px->router;
+    uint8_t changed[CLUSTER_SLOTS / 8] = {0};
+    bool moved = false;
     for (unsigned s = 0; s < CLUSTER_SLOTS; s++) {
         int i = cluster_map_slot_node(r->map, s);
         const struct cluster_node *n = i >= 0 ? cluster_map_node(r->map, (size_t)i) : NULL;
-        r->slot_node[s] = n != NULL ? (int16_t)router_node_at(px, n->host, n->port) : -1;
+        int16_t to = n != NULL ? (int16_t)router_node_at(px, n->host, n->port) : -1;
+        if (r->slot_node[s] >= 0 && r->slot_node[s] != to) {
+            changed[s / 8] |= (uint8_t)(1u << (s % 8));
+            moved = true;
+        }
+        r->slot_node[s] = to;
     }
     router_list_masters(r);
+    if (moved)
+        router_slots_moved(px, changed);
 }
 
 /* A CLUSTER SLOTS reply: the new map, or (first time) standalone. */
@@ -259,8 +277,11 @@ router_moved(struct proxy *px, const struct cluster_redirect *rd)
     if (cluster_map_move_slot(r->map, rd->slot, host, rd->port) == BW_OK) {
         int i = router_node_at(px, host, rd->port);
         if (r->slot_node[rd->slot] != i) {
+            uint8_t changed[CLUSTER_SLOTS / 8] = {0};
+            changed[rd->slot / 8] = (uint8_t)(1u << (rd->slot % 8));
             r->slot_node[rd->slot] = (int16_t)i;
             router_list_masters(r);
+            router_slots_moved(px, changed);
         }
     }
     r->refresh_due = true;

@@ -77,7 +77,11 @@ size_t router_watches(struct proxy *px, struct watch **out, size_t max);
  */
 struct batch *router_batch(struct proxy *px, unsigned slot, uint64_t client_id, int proto);
 
-/* A MOVED was received: its slot now belongs to its target (until the next read). */
+/*
+ * A MOVED was received: its slot now belongs to its target (until the next
+ * read). Whenever a slot of the map changes masters (here, or a map read),
+ * px->on_slots_moved is told.
+ */
 void router_moved(struct proxy *px, const struct cluster_redirect *r);
 
 /* Read the slot map again soon (a node failed, a refresh was asked). */

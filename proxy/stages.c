@@ -216,7 +216,7 @@ stage_gate(struct stage_req *r)
 static enum stage_rc
 stage_hot(struct stage_req *r)
 {
-    if (!(r->ci->rules & CMD_RULE_GET) || router_active(r->s->px))
+    if (!(r->ci->rules & CMD_RULE_GET))
         return STAGE_NEXT;
     const struct resp_arg *key = &r->req->argv[1];
     return hotkey_get(r->s->ks->hotkey, r->s, key->ptr, key->len) ? STAGE_DONE : STAGE_NEXT;
@@ -326,11 +326,13 @@ stages_run(struct session *s, const struct resp_request *req)
 {
     if (!tracking_any(s->px->tracking)) {
         stages_run_table(s, req);
-    } else {
-        ctrack_begin(s);
-        stages_run_table(s, req);
-        ctrack_end(s, resp_arg_is(&req->argv[0], "client"));
+        if (s->trk_cur != NULL) /* a flush not forwarded on a shared connection */
+            ctrack_discard(s);
+        return;
     }
+    ctrack_begin(s);
+    stages_run_table(s, req);
+    ctrack_end(s, resp_arg_is(&req->argv[0], "client"));
 }
 
 /* True for "GET key", the one request batched GETs may run ahead of. */

@@ -65,6 +65,9 @@ struct watch {
     size_t scan_idx;                /* the database being scanned: scan_dbs[scan_idx] */
     uint64_t swapdb_calls;          /* cmdstat_swapdb calls last seen (INFO commandstats) */
     bool swapdb_known;              /* swapdb_calls was read on this connection generation */
+    uint64_t flushes;               /* nulls received and losses so far (watch_flushes) */
+    uint64_t echoes;                /* nulls to come that echo a flush already told
+                                       (watch_expect_flush); 0 after a loss */
     uint64_t last_swapdb_check_ms;  /* last INFO commandstats poll */
     watch_key_fn *on_key;           /* told every key named (NULL: nobody) */
     watch_flush_fn *on_flush;       /* told when everything may have changed */
@@ -161,8 +164,10 @@ watch_lost(struct watch *w, const char *why)
     w->state = WATCH_OPEN;
     w->tracking_on = false;
     w->swapdb_known = false;
+    w->flushes++;
+    w->echoes = 0; /* the connection that owed them is gone */
     if (w->on_flush != NULL)
-        w->on_flush(w->listener); /* coherence lost with the watch */
+        w->on_flush(w->listener, w, false); /* coherence lost with the watch */
     event_active(w->reset_ev, EV_TIMEOUT, 0);
 }
 
@@ -451,8 +456,12 @@ watch_invalidate(struct watch *w, const redisReply *payload)
         }
     } else if (payload->type == REDIS_REPLY_STRING) {
         watch_key(w, payload->str, payload->len);
-    } else if (payload->type == REDIS_REPLY_NIL && w->on_flush != NULL) {
-        w->on_flush(w->listener);
+    } else if (payload->type == REDIS_REPLY_NIL) {
+        bool told = w->echoes > 0;
+        w->flushes++;
+        w->echoes -= told ? 1 : 0;
+        if (w->on_flush != NULL)
+            w->on_flush(w->listener, w, told);
     }
     if (payload->type == REDIS_REPLY_NIL && w->state == WATCH_ACTIVE) {
         /* A flush: the filter is still a superset (nothing was missed), only
@@ -737,6 +746,18 @@ watch_free(struct watch *w)
     bw_free(w);
 }
 
+uint64_t
+watch_flushes(const struct watch *w)
+{
+    return w->flushes;
+}
+
+void
+watch_expect_flush(struct watch *w)
+{
+    w->echoes++;
+}
+
 bool
 watch_tracking_on(const struct watch *w)
 {
@@ -839,7 +860,7 @@ watch_swapdb_cb(redisAsyncContext *ac, void *r, void *tag)
     uint64_t calls = watch_swapdb_calls(reply);
     if (w->swapdb_known && calls != w->swapdb_calls && w->on_flush != NULL) {
         log_verbose("bloom: SWAPDB seen in INFO commandstats: hot caches emptied");
-        w->on_flush(w->listener);
+        w->on_flush(w->listener, w, false);
     }
     w->swapdb_calls = calls;
     w->swapdb_known = true;

@@ -48,7 +48,9 @@ struct watch_counters {
 
 /* Listeners of the watch (main.c wires them; the watch knows no feature). */
 typedef void watch_key_fn(void *arg, const char *key, size_t len); /* key named */
-typedef void watch_flush_fn(void *arg); /* a flush, or the watch lost: anything changed */
+/* A flush, or the watch lost: anything of w's node changed. told: the null echoes a
+ * flush the listener already told (watch_expect_flush); the change is real all the same. */
+typedef void watch_flush_fn(void *arg, const struct watch *w, bool told);
 
 /* Set the listeners (NULL: none) and their argument (borrowed). */
 void watch_set_listener(struct watch *w, watch_key_fn *on_key, watch_flush_fn *on_flush,
@@ -108,6 +110,20 @@ void watch_cron(struct watch *w, uint64_t now_ms);
 
 /* Append the "# Bloom" INFO section (Redis INFO format) to out. */
 void watch_info(const struct watch *w, struct evbuffer *out);
+
+/*
+ * Nulls (FLUSHALL, FLUSHDB) received and losses of the watch so far: the
+ * same count before a flush is sent and after its reply means the flush's
+ * own null is still to come on the same connection (Redis writes a
+ * FLUSHALL's reply before the tracking message it queued earlier).
+ */
+uint64_t watch_flushes(const struct watch *w);
+
+/*
+ * The next null w receives echoes a flush its listener has already told:
+ * it is passed with told set. Forgotten when the watch is lost.
+ */
+void watch_expect_flush(struct watch *w);
 
 /* True while client tracking feeds the watch (the hot-key cache needs it). */
 bool watch_tracking_on(const struct watch *w);

@@ -145,6 +145,134 @@ saved = calls() - before
 check("concurrent GETs of one key coalesced per master (40,000 client GETs)",
       saved < 20000, saved)
 
+# ---- the hot-key cache, kept coherent by the watch of each key's master ------------
+def get_calls(port):
+    return redis.Redis(port=port).info("commandstats").get("cmdstat_get", {}).get("calls", 0)
+
+
+def make_hot(key, n=300):
+    for _ in range(n):
+        bw.get(key)
+
+
+def seen_within(key, want, limit=1.0):
+    """Seconds until a GET through bulwark reads want (None: not within limit)."""
+    t0 = time.time()
+    while time.time() - t0 < limit:
+        if bw.get(key) == want:
+            return time.time() - t0
+    return None
+
+
+def node_key(port, prefix):
+    return next(k for k in (f"{prefix}:{i}" for i in range(10000))
+                if direct.get_node_from_key(k).port == port)
+
+
+for m in masters:
+    hk = node_key(m.port, "hotc")
+    bw.set(hk, "v0")
+    make_hot(hk)
+    h0, c0 = bw.info("hotkeys")["hotkey_hits"], get_calls(m.port)
+    vals = [bw.get(hk) for _ in range(500)]
+    h1, c1 = bw.info("hotkeys")["hotkey_hits"], get_calls(m.port)
+    check(f"hot key on master {m.port}: 500 GETs from bulwark's cache "
+          f"(hits +{h1 - h0}, GETs on its master +{c1 - c0})",
+          vals == [b"v0"] * 500 and h1 - h0 >= 490 and c1 - c0 <= 5, (h1 - h0, c1 - c0))
+    redis.Redis(port=m.port).set(hk, "v1")  # behind bulwark's back, on the key's master
+    took = seen_within(hk, b"v1")
+    check(f"  … a write on master {m.port} itself is read through bulwark at once "
+          f"({'-' if took is None else '%.4f s' % took})", took is not None and took < 1.0)
+    make_hot(hk)
+    redis.Redis(port=m.port).delete(hk)
+    check(f"  … and its delete", seen_within(hk, None) is not None)
+
+# ---- CLIENT TRACKING, invalidations from every master's watch ---------------------
+class Conn:
+    """A raw connection that reads replies and pushes one at a time."""
+
+    def __init__(self, port, proto=2):
+        self.s = socket.create_connection(("127.0.0.1", port))
+        self.s.settimeout(2)
+        self.buf = b""
+        if proto == 3:
+            self.call("HELLO", "3")
+
+    def send(self, *args):
+        out = b"*%d\r\n" % len(args)
+        for a in args:
+            a = a if isinstance(a, bytes) else str(a).encode()
+            out += b"$%d\r\n%s\r\n" % (len(a), a)
+        self.s.sendall(out)
+
+    def read(self, timeout=2.0):
+        self.s.settimeout(timeout)
+        while True:
+            try:
+                n = skip_one(self.buf, 0)
+                one, self.buf = self.buf[:n], self.buf[n:]
+                return one
+            except (ValueError, IndexError):
+                pass
+            try:
+                chunk = self.s.recv(65536)
+            except socket.timeout:
+                return None
+            if not chunk:
+                return None
+            self.buf += chunk
+
+    def call(self, *args):
+        self.send(*args)
+        return self.read()
+
+
+def push_of(keys, proto=3):
+    body = b"*%d\r\n" % len(keys) + b"".join(b"$%d\r\n%s\r\n" % (len(k), k.encode())
+                                             for k in keys)
+    if proto == 3:
+        return b">2\r\n$10\r\ninvalidate\r\n" + body
+    return b"*3\r\n$7\r\nmessage\r\n$20\r\n__redis__:invalidate\r\n" + body
+
+
+c3 = Conn(BW, 3)
+check("CLIENT TRACKING ON in front of a cluster (RESP3)", c3.call("CLIENT", "TRACKING", "ON") ==
+      b"+OK\r\n")
+redir = Conn(BW)
+rid = int(redir.call("CLIENT", "ID")[1:-2])
+redir.call("SUBSCRIBE", "__redis__:invalidate")
+c2 = Conn(BW)
+check("CLIENT TRACKING ON REDIRECT (RESP2)",
+      c2.call("CLIENT", "TRACKING", "ON", "REDIRECT", rid) == b"+OK\r\n")
+for m in masters:
+    tk = node_key(m.port, "trk")
+    bw.set(tk, "a")
+    c3.call("GET", tk)
+    c2.call("GET", tk)
+    redis.Redis(port=m.port).set(tk, "b")  # on its master, behind bulwark's back
+    got3, got2 = c3.read(), redir.read()
+    check(f"RESP3 push for a key written on master {m.port} itself", got3 == push_of([tk]), got3)
+    check(f"RESP2 REDIRECT message for it", got2 == push_of([tk], 2), got2)
+# another client writes through bulwark
+tk = node_key(masters[1].port, "trk2")
+c3.call("GET", tk)
+check("another client's write through bulwark: invalidation",
+      bw.set(tk, "x") and c3.read() == push_of([tk]))
+check("  … and the tracking client's own reads are still answered",
+      c3.call("GET", tk) == b"$1\r\nx\r\n")
+cb = Conn(BW, 3)
+check("BCAST PREFIX", cb.call("CLIENT", "TRACKING", "ON", "BCAST", "PREFIX", "bc:") == b"+OK\r\n")
+got = []
+for m in masters:
+    pk, other = node_key(m.port, "bc:"), node_key(m.port, "nb:")
+    redis.Redis(port=m.port).set(other, 1)
+    redis.Redis(port=m.port).set(pk, 1)
+    got.append(cb.read() == push_of([pk]))
+check("BCAST PREFIX: a push per key with the prefix written on each master, none other",
+      got == [True] * len(masters) and cb.read(0.2) is None, got)
+for c in (c3, c2, cb, redir):
+    c.s.close()
+
 # ---- Redis Cluster's own errors -----------------------------------------------
 a, b = "key:1", "key:2"
 assert direct.keyslot(a) != direct.keyslot(b)
@@ -338,12 +466,23 @@ src_id = src_r.execute_command("CLUSTER", "MYID").decode()
 dst_id = dst_r.execute_command("CLUSTER", "MYID").decode()
 dst_r.execute_command("CLUSTER", "SETSLOT", slot, "IMPORTING", src_id)
 src_r.execute_command("CLUSTER", "SETSLOT", slot, "MIGRATING", dst_id)
+make_hot(key)  # cached, guarded by the source master's watch
 src_r.execute_command("MIGRATE", "127.0.0.1", dst.port, "", 0, 5000, "KEYS", key)
 check("ASK followed (the key is on the importing node)", bw.get(key) == b"here")
+dst_r.execute_command("ASKING")
+dst_r.execute_command("SET", key, "asked")  # on the importing node, behind bulwark's back
+check("  … a hot key's write on the importing node is read through bulwark (never the old "
+      "value)", seen_within(key, b"asked") is not None and
+      all(bw.get(key) == b"asked" for _ in range(300)))
 for m in masters:
     redis.Redis(port=m.port).execute_command("CLUSTER", "SETSLOT", slot, "NODE", dst_id)
 time.sleep(0.5)
-check("MOVED followed (the slot has a new master)", bw.get(key) == b"here")
+check("MOVED followed (the slot has a new master)", bw.get(key) == b"asked")
+make_hot(key)
+dst_r.set(key, "new owner")
+check("  … a hot key's write on its new master is read through bulwark at once",
+      seen_within(key, b"new owner") is not None and
+      all(bw.get(key) == b"new owner" for _ in range(300)))
 bw.set(key, "there")
 check("writes follow the move", dst_r.get(key) == b"there")
 stats = bw.info("upstream")
@@ -416,7 +555,25 @@ fkeys = [k for k in (f"fo:{i}" for i in range(300))
 for k in fkeys:
     bw.set(k, k)
 time.sleep(0.5)  # replicated
+hot = fkeys[1]
+make_hot(hot)  # cached, guarded by the watch of the master about to die
+h0 = bw.info("hotkeys")["hotkey_hits"]
+check("a hot key of the upstream node served from the cache", bw.get(hot) == hot.encode() and
+      bw.info("hotkeys")["hotkey_hits"] > h0)
+keep = [node_key(m.port, "keep") for m in masters if m.port != NODES[0]]
+for k in keep:
+    bw.set(k, k)
+    make_hot(k)
+miss0 = bw.info("hotkeys")["hotkey_misses"]
 os.kill(int(seed.info("server")["process_id"]), signal.SIGKILL)
+for _ in range(100):  # its watch lost (the gate of its master opens)
+    if bw.info("upstream").get("cluster_gates_closed") == 2:
+        break
+    time.sleep(0.01)
+kept = all(bw.get(k) == k.encode() for k in keep for _ in range(100))
+miss1 = bw.info("hotkeys")["hotkey_misses"]
+check("  … its watch lost: the other masters' hot keys stay cached (misses +%d)" % (miss1 - miss0),
+      kept and miss1 == miss0, (kept, miss1 - miss0))
 t0, served = time.time(), False
 while not served and time.time() - t0 < 30:
     try:
@@ -427,5 +584,17 @@ check("the upstream node killed: its slots served again through bulwark (%.1f s)
       % (time.time() - t0), served)
 check("  … with the values written before", [bw.get(k) for k in fkeys[1:]] ==
       [k.encode() for k in fkeys[1:]])
+promoted = direct.get_node_from_key(fkeys[0])
+for _ in range(100):  # the promoted replica, as the cluster names it now
+    direct = RedisCluster(host="127.0.0.1", port=[p for p in NODES if p != NODES[0]][0])
+    promoted = direct.get_node_from_key(hot)
+    if promoted.port != NODES[0]:
+        break
+    time.sleep(0.1)
+make_hot(hot)
+redis.Redis(port=promoted.port).set(hot, "after failover")  # behind bulwark's back
+reads = [bw.get(hot) for _ in range(300)]
+check(f"  … a hot key written on the promoted replica ({promoted.port}) itself: read at once, "
+      "never the old value", reads == [b"after failover"] * 300, reads[:3])
 print("%d failed" % len(failures))
 sys.exit(1 if failures else 0)

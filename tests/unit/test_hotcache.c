@@ -659,6 +659,43 @@ test_flush_invalidates_inflight(void **state)
     hot_free(h, NULL, NULL);
 }
 
+/* hot_drop_if: keys starting with 'a' (a master's keys), the others stay. */
+static bool
+t_starts_with_a(void *ctx, const char *key, size_t len)
+{
+    (*(int *)ctx)++;
+    return len > 0 && key[0] == 'a';
+}
+
+static void
+test_drop_if(void **state)
+{
+    struct hot_opts o = t_opts();
+    struct hot *h = t_new(&o);
+    char key[16];
+    int asked = 0;
+
+    (void)state;
+    for (int i = 0; i < 40; i++) { /* a1 b1 a2 b2 …: drops move entries around */
+        snprintf(key, sizeof(key), "%c%d", i % 2 ? 'b' : 'a', i);
+        assert_int_equal(t_store(h, key, T_VAL, -1, 0), HOT_STORED);
+    }
+    uint64_t ta = hot_fetch_begin(h, "a0", 2), tb = hot_fetch_begin(h, "b1", 2);
+    assert_int_equal(hot_drop_if(h, t_starts_with_a, &asked), 20);
+    assert_int_equal(asked, 40); /* each entry asked about once */
+    assert_int_equal(t_stats(h).hotkey_cached_keys, 20);
+    assert_int_equal(t_stats(h).hotkey_invalidations, 20);
+    for (int i = 0; i < 40; i++) {
+        snprintf(key, sizeof(key), "%c%d", i % 2 ? 'b' : 'a', i);
+        assert_int_equal(t_lookup(h, key, 1, NULL), i % 2 == 1);
+    }
+    /* a dropped key's fetch in flight is stale; another key's is not */
+    assert_int_equal(hot_store(h, "a0", 2, ta, T_VAL, strlen(T_VAL), -1, 1), HOT_STALE);
+    assert_int_equal(hot_store(h, "b1", 2, tb, T_VAL, strlen(T_VAL), -1, 1), HOT_STORED);
+    assert_int_equal(hot_drop_if(h, t_starts_with_a, &asked), 0);
+    hot_free(h, NULL, NULL);
+}
+
 static void
 test_binary_and_empty_keys(void **state)
 {
@@ -900,6 +937,7 @@ main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_opts_defaults_and_ranges),
+        cmocka_unit_test(test_drop_if),
         cmocka_unit_test(test_sketch_bounds_on_skewed_stream),
         cmocka_unit_test(test_sketch_aging_halves),
         cmocka_unit_test(test_rate_tracks_steady_rate),

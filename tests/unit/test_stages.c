@@ -509,6 +509,13 @@ ctrack_end(struct session *s, bool was_client_cmd)
     tr("ctrack_end:%s", was_client_cmd ? "client" : "other");
 }
 
+void
+ctrack_discard(struct session *s)
+{
+    (void)s;
+    tr("ctrack_discard");
+}
+
 /* ---- fakes: pinned connection state (pinned.c, used by session.c) --------- */
 
 bool
@@ -1215,22 +1222,30 @@ test_cluster_get_batched_per_master(void **state)
     fk.router = true;
     fk.router_b = BATCH_B;
     run("GET foo");
-    /* no hot cache in front of a cluster; foo is in slot 12182 */
+    /* the hot cache first (not hot here), then the batcher of foo's master
+     * (slot 12182) */
     assert_int_equal(cluster_keyslot("foo", 3), 12182);
-    assert_string_equal(trace_buf, "writes_note:get:shared gate_read:get router_batch:12182 "
-                                   "batch_before_forward:A batch_get:B:foo");
+    assert_string_equal(trace_buf, "writes_note:get:shared gate_read:get hotkey_get:foo "
+                                   "router_batch:12182 batch_before_forward:A batch_get:B:foo");
     assert_ptr_equal(sess.batch, BATCH_B);
     trace_clear();
     run("GET foo"); /* the same batcher: nothing to flush */
-    assert_string_equal(trace_buf, "writes_note:get:shared gate_read:get router_batch:12182 "
-                                   "batch_get:B:foo");
+    assert_string_equal(trace_buf, "writes_note:get:shared gate_read:get hotkey_get:foo "
+                                   "router_batch:12182 batch_get:B:foo");
+
+    /* a hot key: answered by the hot cache in front of a cluster too */
+    trace_clear();
+    fk.hot_answers = true;
+    run("GET foo");
+    assert_string_equal(trace_buf, "writes_note:get:shared gate_read:get hotkey_get:foo");
+    fk.hot_answers = false;
 
     /* an unassigned slot: forwarded */
     trace_clear();
     fk.router_b = NULL;
     run("GET foo");
-    assert_string_equal(trace_buf, "writes_note:get:shared gate_read:get router_batch:12182 "
-                                   "writes_jitter cfwd_request:get");
+    assert_string_equal(trace_buf, "writes_note:get:shared gate_read:get hotkey_get:foo "
+                                   "router_batch:12182 writes_jitter cfwd_request:get");
     assert_string_equal(fwd_bytes, "*2\r\n$3\r\nGET\r\n$3\r\nfoo\r\n");
 }
 
