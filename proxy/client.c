@@ -62,6 +62,7 @@ static void client_process_input(struct client *c);
 static void client_schedule_input(struct client *c);
 static void client_check_output(struct client *c);
 static void client_eof_push(struct client *c);
+static void client_eof_check(struct client *c);
 static bool client_query_buffer_over(struct client *c);
 static void client_io_stats(const struct session *s, struct session_io *io);
 
@@ -293,8 +294,7 @@ client_eof_answered(const struct client *c)
     const struct session *s = &c->s;
     if (s->q.n == 0)
         return true;
-    return s->pin != NULL && s->q.n == 1 && s->pin_slot != NULL &&
-           (pinned_outstanding(s->pin) == 0 || pinned_blocked(s->pin));
+    return s->pin != NULL && s->q.n == 1 && s->pin_slot != NULL && pinned_answered(s->pin);
 }
 
 /* Parse and handle what the input buffer holds, as far as allowed. */
@@ -337,12 +337,29 @@ client_process_input(struct client *c)
     if (c->state == CLIENT_ACTIVE && client_query_buffer_over(c))
         return;
     if (c->eof && c->state == CLIENT_ACTIVE && c->s.hold == SESSION_RUN && !c->close_asap &&
-        evbuffer_get_length(in) == 0 && client_eof_answered(c)) {
+        evbuffer_get_length(in) == 0)
+        client_eof_check(c);
+}
+
+/*
+ * c closed its side and every request it sent has gone its way: closed once
+ * each is answered (its session told to find out when that is; a blocking
+ * command is given PINNED_BLOCK_GRACE_MS, then taken as blocked).
+ */
+static void
+client_eof_check(struct client *c)
+{
+    if (c->s.pin != NULL)
+        pinned_sync(c->s.pin); /* its last request is sent */
+    if (client_eof_answered(c)) {
         /* every request it sent before closing its side is answered */
         log_verbose("client id=%llu addr=%s closed its side: closing",
                     (unsigned long long)c->s.id, c->s.addr);
         client_eof_push(c);
         client_close(c);
+    } else if (c->s.pin != NULL && pinned_blocked(c->s.pin)) {
+        struct timeval tv = {0, PINNED_BLOCK_GRACE_MS * 1000};
+        event_add(c->resume_ev, &tv); /* then blocked for good: look again */
     }
 }
 
@@ -433,7 +450,7 @@ client_event_cb(struct netio *io, short what, void *arg)
 {
     struct client *c = arg;
     (void)io;
-    if ((what & NETIO_EOF) && c->state != CLIENT_CLOSED && c->s.pin == NULL && !c->eof) {
+    if ((what & NETIO_EOF) && c->state != CLIENT_CLOSED && !c->eof) {
         /*
          * Read returned 0. Redis 7.0 (readQueryFromClient) frees the client
          * then, its unsent output dropped; the requests it read before have

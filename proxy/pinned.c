@@ -82,6 +82,13 @@ struct pinned {
     uint64_t seq;                 /* markers sent */
     uint64_t blocked_reply;       /* number of the reply that answers the last blocking
                                   command sent outside MULTI (BLPOP …), 0: none */
+    uint64_t blocked_ms;          /* when it was sent, monotonic ms */
+    uint64_t exec_reply;          /* number of the reply that answers the EXEC of a
+                                  transaction, 0: none due */
+    bool sync_want;               /* the client sent its last request (pinned_sync) and
+                                  replies are not counted: a marker finds out when
+                                  they are all in */
+    bool synced;                  /* every reply to what the client sent is in */
 };
 
 /* Blocking when it waits: XREAD/XREADGROUP only with BLOCK before STREAMS. */
@@ -219,12 +226,15 @@ pinned_is_subscribe(const struct resp_arg *a)
            resp_arg_is(a, "punsubscribe") || resp_arg_is(a, "sunsubscribe");
 }
 
-/* Send the unpin marker when the state looks clean and none is in flight. */
+/*
+ * Send the unpin marker when the state looks clean (or pinned_sync() asks
+ * for one) and none is in flight.
+ */
 static void
 pinned_maybe_marker(struct pinned *p)
 {
     char cmd[96];
-    if (!p->pubsub || !pinned_clean(p) || p->marker_out || p->up == NULL)
+    if (!((p->pubsub && pinned_clean(p)) || p->sync_want) || p->marker_out || p->up == NULL)
         return;
     snprintf(p->marker, sizeof(p->marker), "bulwark-unpin-%llu", (unsigned long long)++p->seq);
     int n = snprintf(cmd, sizeof(cmd), "*2\r\n$4\r\nPING\r\n$%zu\r\n%s\r\n", strlen(p->marker),
@@ -338,11 +348,18 @@ pinned_raw_cb(void *owner, struct evbuffer *reply, size_t len)
     const char *r = (const char *)evbuffer_pullup(reply, (ev_ssize_t)len);
     if (p->marker_out && pinned_is_marker(p, r, len)) {
         p->marker_out = false;
+        if (p->sent_after == 0 && p->sync_want) { /* everything sent is answered */
+            p->sync_want = false;
+            p->synced = true;
+        }
         if (p->sent_after == 0 && pinned_clean(p)) {
             p->ops->unpin(p->s); /* frees p: touch nothing after */
             return;
         }
-        pinned_maybe_marker(p);
+        if (p->synced)
+            p->ops->answered(p->s);
+        else
+            pinned_maybe_marker(p);
         return;
     }
     if (!pinned_uncounted(p) && r[0] != '>') { /* a push answers no request */
@@ -354,6 +371,8 @@ pinned_raw_cb(void *owner, struct evbuffer *reply, size_t len)
                 p->script_reply = 0;
             upstream_pinned_script(p->up, p->script_reply != 0);
         }
+        if (p->exec_reply != 0 && p->replies >= p->exec_reply)
+            p->exec_reply = 0; /* the transaction's outcome is the client's now */
         if (p->swap_head < p->nswaps && p->replies == p->swaps[p->swap_head].reply) {
             /* Redis's unknown-command error for our placeholder: show ours */
             char *text = p->swaps[p->swap_head++].text;
@@ -449,6 +468,8 @@ pinned_track_request(struct pinned *p, const struct resp_request *req)
             pinned_push_dbfx(p, -1, p->msel, p->nmsel); /* the list goes with the EXEC */
             p->msel = NULL;
         }
+        if (p->multi && req->argc == 1 && resp_arg_is(a, "exec"))
+            p->exec_reply = p->replies + p->outstanding;
         if (p->multi && req->argc == 1)
             p->multi = p->watching = false;
         p->nmsel = 0;
@@ -529,8 +550,10 @@ pinned_forward(struct pinned *p, const struct resp_request *req, const char *cmd
     /* RESP3: (un)subscribing is confirmed by pushes only (in MULTI: +QUEUED) */
     if (p->proto != 3 || p->multi || !pinned_is_subscribe(&req->argv[0]))
         p->outstanding++;
-    if (!p->multi && pinned_is_blocking(req))
+    if (!p->multi && pinned_is_blocking(req)) {
         p->blocked_reply = p->replies + p->outstanding;
+        p->blocked_ms = bw_now_ms();
+    }
     pinned_track_request(p, req);
     pinned_maybe_marker(p);
 }
@@ -559,6 +582,36 @@ pinned_blocked(const struct pinned *p)
     if (p->pubsub && p->outstanding == 0) /* RESP3, subscribed: waits for messages */
         return pinned_subscriptions(p) > 0;
     return p->outstanding > 0 && p->blocked_reply == p->replies + 1;
+}
+
+void
+pinned_sync(struct pinned *p)
+{
+    if (p->sync_want || p->synced || !pinned_uncounted(p))
+        return;
+    if (p->debug || p->multi) { /* no marker can tell: nothing more is waited for */
+        p->synced = true;
+        return;
+    }
+    p->sync_want = true;
+    pinned_maybe_marker(p);
+}
+
+bool
+pinned_answered(const struct pinned *p)
+{
+    if (pinned_uncounted(p))
+        return p->synced;
+    if (p->outstanding == 0)
+        return true;
+    /* a blocking command that finds its data answers within a round trip */
+    return pinned_blocked(p) && bw_now_ms() - p->blocked_ms >= PINNED_BLOCK_GRACE_MS;
+}
+
+bool
+pinned_holds_state(const struct pinned *p)
+{
+    return !pinned_clean(p) || p->pubsub || p->auth_reply != 0 || p->exec_reply != 0;
 }
 
 bool

@@ -58,11 +58,14 @@ bool pinned_is_script(const struct resp_request *req);
  *   unpin    every reply is delivered and the state is clean: back to the
  *            shared connection (frees p)
  *   lost     the dedicated connection is gone (frees p)
+ *   answered after pinned_sync() with replies not counted: every request
+ *            sent before it is answered now (pinned_answered())
  */
 struct pinned_ops {
     bool (*deliver)(struct session *s, struct evbuffer *reply, size_t len);
     void (*unpin)(struct session *s);
     void (*lost)(struct session *s, const char *reason);
+    void (*answered)(struct session *s);
 };
 
 /*
@@ -88,6 +91,39 @@ void pinned_forward(struct pinned *p, const struct resp_request *req, const char
  * pool when clean and idle, else closed — and free p.
  */
 void pinned_free(struct pinned *p);
+
+/*
+ * The client sent its last request (it closed its side). Where replies are
+ * not counted (RESP2 pub/sub) a marker PING finds out when everything sent
+ * is answered (ops->answered); elsewhere the count tells. Idempotent.
+ */
+void pinned_sync(struct pinned *p);
+
+/*
+ * How long a blocking command (BLPOP …) sent is given to answer before it
+ * counts as blocked (pinned_answered): one that finds its data answers
+ * within a round trip, as Redis answers it before it reads the client's EOF.
+ */
+#define PINNED_BLOCK_GRACE_MS 200
+
+/*
+ * True when every request sent is answered, or the reply due waits for what
+ * may never come: messages, or a blocking command sent PINNED_BLOCK_GRACE_MS
+ * ago or more; with replies not counted, only once pinned_sync()'s marker is
+ * back (at once in MULTI or debugging).
+ */
+bool pinned_answered(const struct pinned *p);
+
+/*
+ * True when the dedicated connection holds state of the client's that
+ * bulwark cannot carry to another connection: inside MULTI or WATCHing, an
+ * EXEC's reply due (the transaction may or may not have run), pub/sub (a
+ * (P|S)(UN)SUBSCRIBE was sent), MONITOR, CLIENT REPLY, an ACL user's AUTH
+ * (passed or due), the Lua debugger, QUIT. Losing such a connection ends
+ * the client's connection too, as with Redis; the database and protocol
+ * are bulwark's (followed on the next connection) and do not count.
+ */
+bool pinned_holds_state(const struct pinned *p);
 
 /*
  * True when every reply of the session is out (outside pub/sub): a reply
