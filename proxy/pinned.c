@@ -89,6 +89,9 @@ struct pinned {
                                   replies are not counted: a marker finds out when
                                   they are all in */
     bool synced;                  /* every reply to what the client sent is in */
+    bool reply_off;               /* CLIENT REPLY OFF sent: Redis answers nothing */
+    bool skip_next;               /* CLIENT REPLY SKIP sent: Redis does not answer the
+                                  next command */
 };
 
 /* Blocking when it waits: XREAD/XREADGROUP only with BLOCK before STREAMS. */
@@ -515,6 +518,52 @@ pinned_track_request(struct pinned *p, const struct resp_request *req)
     }
 }
 
+/*
+ * Whether Redis answers a request sent now (req NULL: one that is not CLIENT
+ * REPLY), following CLIENT REPLY as Redis 7.0 does (networking.c
+ * clientCommand, resetClient): OFF answers nothing from itself on, SKIP
+ * (outside OFF) nothing for itself and the next command, ON +OK and
+ * everything after. Inside MULTI, CLIENT REPLY is only queued.
+ */
+static bool
+pinned_reply_due(struct pinned *p, const struct resp_request *req)
+{
+    bool skip = p->skip_next;
+    p->skip_next = false;
+    if (req != NULL && !p->multi && req->argc == 3 && resp_arg_is(&req->argv[0], "client") &&
+        resp_arg_is(&req->argv[1], "reply")) {
+        const struct resp_arg *mode = &req->argv[2];
+        if (resp_arg_is(mode, "on")) {
+            p->reply_off = false;
+            return true;
+        }
+        if (resp_arg_is(mode, "off")) {
+            p->reply_off = true;
+            return false;
+        }
+        if (resp_arg_is(mode, "skip")) {
+            p->skip_next = !p->reply_off;
+            return false;
+        }
+    }
+    return !p->reply_off && !skip;
+}
+
+bool
+pinned_local_muted(struct pinned *p)
+{
+    bool skip = p->skip_next;
+    if (!skip)
+        return p->reply_off;
+    /* Redis's own SKIP goes with the next command it runs: one it does
+     * not answer takes it */
+    static const char ping[] = "*1\r\n$4\r\nPING\r\n";
+    p->skip_next = false;
+    if (p->up != NULL)
+        (void)upstream_pinned_send(p->up, ping, sizeof(ping) - 1);
+    return true;
+}
+
 /* Count req in its command's stats as answered on the pinned connection. */
 static void
 pinned_count(struct pinned *p, const struct resp_request *req)
@@ -539,7 +588,7 @@ pinned_forward(struct pinned *p, const struct resp_request *req, const char *cmd
     /* for CLIENT UNBLOCK; only with nothing due on the connection: bulwark's
      * reply is told from the owner's by its place in the FIFO */
     if (p->up != NULL && !p->multi && !pinned_uncounted(p) && p->outstanding == 0 &&
-        pinned_is_blocking(req))
+        !p->reply_off && !p->skip_next && pinned_is_blocking(req))
         upstream_pinned_learn_id(p->up);
     if (p->up == NULL || upstream_pinned_send(p->up, cmd, len) != BW_OK) {
         p->ops->lost(p->s, "dedicated upstream connection lost");
@@ -548,9 +597,10 @@ pinned_forward(struct pinned *p, const struct resp_request *req, const char *cmd
     if (p->marker_out)
         p->sent_after++;
     /* RESP3: (un)subscribing is confirmed by pushes only (in MULTI: +QUEUED) */
-    if (p->proto != 3 || p->multi || !pinned_is_subscribe(&req->argv[0]))
+    bool due = pinned_reply_due(p, req);
+    if (due && (p->proto != 3 || p->multi || !pinned_is_subscribe(&req->argv[0])))
         p->outstanding++;
-    if (!p->multi && pinned_is_blocking(req)) {
+    if (due && !p->multi && pinned_is_blocking(req)) {
         p->blocked_reply = p->replies + p->outstanding;
         p->blocked_ms = bw_now_ms();
     }
@@ -568,6 +618,8 @@ pinned_refuse_in_multi(struct pinned *p, const char *error_reply)
         p->ops->lost(p->s, "dedicated upstream connection lost");
         return;
     }
+    if (!pinned_reply_due(p, NULL))
+        return; /* CLIENT REPLY OFF or SKIP: Redis answers it nothing, nor do we */
     p->outstanding++;
     p->swaps = bw_realloc(p->swaps, (p->nswaps + 1) * sizeof(*p->swaps));
     p->swaps[p->nswaps].reply = p->replies + p->outstanding;
@@ -589,7 +641,8 @@ pinned_sync(struct pinned *p)
 {
     if (p->sync_want || p->synced || !pinned_uncounted(p))
         return;
-    if (p->debug || p->multi) { /* no marker can tell: nothing more is waited for */
+    if (p->debug || p->multi || p->reply_off || p->skip_next) {
+        /* no marker can tell: nothing more is waited for */
         p->synced = true;
         return;
     }

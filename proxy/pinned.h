@@ -115,6 +115,14 @@ void pinned_sync(struct pinned *p);
 bool pinned_answered(const struct pinned *p);
 
 /*
+ * bulwark answers a request of the session itself (CLIENT …, HELLO): true
+ * when CLIENT REPLY OFF, or a SKIP the request takes, means its reply must
+ * not be seen (the SKIP is then spent on Redis's side too, with a PING
+ * whose reply Redis drops).
+ */
+bool pinned_local_muted(struct pinned *p);
+
+/*
  * True when the dedicated connection holds state of the client's that
  * bulwark cannot carry to another connection: inside MULTI or WATCHing, an
  * EXEC's reply due (the transaction may or may not have run), pub/sub (a

@@ -274,6 +274,8 @@ pinstage_handle(struct session *s, const struct resp_request *req, struct pinned
         slot_ready(ps);
         if (s->closed)
             return true; /* it had closed its side and its output could go (adversarial pass) */
+        if (pinned_local_muted(s->pin)) /* CLIENT REPLY OFF/SKIP: done, not seen */
+            s->q.mute = evbuffer_new();
         *keep = s->pin;
         s->pin = NULL;
         return false; /* the caller answers it, then pinstage_resume() */
@@ -297,6 +299,10 @@ pinstage_handle(struct session *s, const struct resp_request *req, struct pinned
 void
 pinstage_resume(struct session *s, struct pinned *keep)
 {
+    if (s->q.mute != NULL) { /* the answer bulwark made under CLIENT REPLY OFF/SKIP */
+        evbuffer_free(s->q.mute);
+        s->q.mute = NULL;
+    }
     if (s->closed) {
         pinned_free(keep); /* closed while bulwark answered: the session goes too */
         return;

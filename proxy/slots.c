@@ -147,6 +147,8 @@ slot_is_tail(const struct slot *s)
 struct evbuffer *
 slotq_target(struct slotq *q)
 {
+    if (q->mute != NULL)
+        return q->mute;
     if (TAILQ_EMPTY(&q->head))
         return q->out;
     struct slot *s = slot_new(q, SLOT_PLAIN);

@@ -100,6 +100,8 @@ struct slotq {
     bool drop;                   /* the owner is closing for its output limit: replies
                                     are dropped */
     struct evbuffer *out;        /* the connection's output (borrowed) */
+    struct evbuffer *mute;       /* while set, replies made now go here, never out: a
+                                    session's CLIENT REPLY OFF/SKIP (its owner's) */
     struct session *owner;       /* passed to ops (borrowed) */
     const struct slotq_ops *ops; /* borrowed, static */
     struct cmdstats *cs;         /* per-command latencies (borrowed) */
@@ -150,7 +152,10 @@ bool slot_is_tail(const struct slot *s);
  */
 void slot_free(struct slot *s);
 
-/* The buffer a reply made now goes to: the output, or a new ready slot's. Once per reply. */
+/*
+ * The buffer a reply made now goes to: the output, or a new ready slot's
+ * (q->mute while set). Once per reply.
+ */
 struct evbuffer *slotq_target(struct slotq *q);
 
 /* Move ready slots at the head to the output; tell the owner. */
