@@ -168,6 +168,10 @@ slotq_flush(struct slotq *q)
         q->n--;
         slot_release(s);
     }
+    /* a slot still being written (a pinned session's stream) that is the
+     * head now: what it parked goes out, it writes to the output from here */
+    if (s != NULL && s->buf != NULL && evbuffer_get_length(s->buf) > 0)
+        evbuffer_add_buffer(q->out, s->buf);
     q->ops->flushed(q->owner);
 }
 
