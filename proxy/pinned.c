@@ -89,6 +89,9 @@ struct pinned {
                                   replies are not counted: a marker finds out when
                                   they are all in */
     bool synced;                  /* every reply to what the client sent is in */
+    bool tx_subs;                 /* a (P|S)(UN)SUBSCRIBE is queued in the open MULTI */
+    bool exec_subs;               /* the EXEC of such a transaction is due: its reply
+                                  holds their confirmations */
     bool reply_off;               /* CLIENT REPLY OFF sent: Redis answers nothing */
     bool skip_next;               /* CLIENT REPLY SKIP sent: Redis does not answer the
                                   next command */
@@ -210,7 +213,7 @@ static bool
 pinned_clean(const struct pinned *p)
 {
     return !p->multi && !p->watching && !p->sticky && !p->debug && !p->quit && p->subs == 0 &&
-           p->ssubs == 0;
+           p->ssubs == 0 && !p->exec_subs;
 }
 
 /* Replies are not counted: RESP2 pub/sub, Lua debugger output. */
@@ -261,7 +264,41 @@ pinned_is_marker(const struct pinned *p, const char *r, size_t len)
     return (size_t)n == len && memcmp(r, want, len) == 0;
 }
 
-/* Follow subscription counts in (P|S)(UN)SUBSCRIBE confirmations. */
+/*
+ * n, a (P|S)(UN)SUBSCRIBE confirmation (RESP2 array or RESP3 push of kind,
+ * channel, count)? Its count is taken; false for anything else.
+ */
+static bool
+pinned_take_confirmation(struct pinned *p, const struct reply_node *n)
+{
+    if ((n->type != '*' && n->type != '>') || n->nil || n->nelems != 3 ||
+        n->elems[0].type != '$' || n->elems[2].type != ':')
+        return false;
+    const struct reply_node *kind = &n->elems[0];
+    if (reply_node_is(kind, "subscribe") || reply_node_is(kind, "psubscribe") ||
+        reply_node_is(kind, "unsubscribe") || reply_node_is(kind, "punsubscribe"))
+        p->subs = n->elems[2].integer;
+    else if (reply_node_is(kind, "ssubscribe") || reply_node_is(kind, "sunsubscribe"))
+        p->ssubs = n->elems[2].integer;
+    else
+        return false;
+    return true;
+}
+
+/* True for a RESP2 pub/sub message (an array opening with "message" …). */
+static bool
+pinned_is_message(const struct reply_node *n)
+{
+    return n->nelems >= 3 && n->elems[0].type == '$' &&
+           (reply_node_is(&n->elems[0], "message") || reply_node_is(&n->elems[0], "pmessage") ||
+            reply_node_is(&n->elems[0], "smessage"));
+}
+
+/*
+ * Follow subscription counts in (P|S)(UN)SUBSCRIBE confirmations, and in
+ * the reply of an EXEC whose transaction queued some (Redis puts their
+ * confirmations inside EXEC's array, pushes nested in it in RESP3).
+ */
 static void
 pinned_track_reply(struct pinned *p, const char *r, size_t len)
 {
@@ -273,18 +310,19 @@ pinned_track_reply(struct pinned *p, const char *r, size_t len)
         keyspace_set_proto(p->s, 2);
         return;
     }
+    if (p->exec_subs && r[0] == '-') { /* EXECABORT: nothing ran */
+        p->exec_subs = false;
+        return;
+    }
+    bool exec = p->exec_subs && r[0] == '*';
     /* RESP2's confirmations are arrays, RESP3's pushes */
-    if (len < 4 || (r[0] != '*' && r[0] != '>') || r[1] != '3')
+    if (!exec && (len < 4 || (r[0] != '*' && r[0] != '>') || r[1] != '3'))
         return;
     struct reply_node *n = reply_parse(r, len);
-    if (n != NULL && n->type == r[0] && n->integer == 3 && n->elems[0].type == '$' &&
-        n->elems[2].type == ':') {
-        const struct reply_node *kind = &n->elems[0];
-        if (reply_node_is(kind, "subscribe") || reply_node_is(kind, "psubscribe") ||
-            reply_node_is(kind, "unsubscribe") || reply_node_is(kind, "punsubscribe"))
-            p->subs = n->elems[2].integer;
-        else if (reply_node_is(kind, "ssubscribe") || reply_node_is(kind, "sunsubscribe"))
-            p->ssubs = n->elems[2].integer;
+    if (n != NULL && !pinned_take_confirmation(p, n) && exec && !pinned_is_message(n)) {
+        for (size_t i = 0; i < n->nelems; i++) /* EXEC's array (nil: aborted by WATCH) */
+            (void)pinned_take_confirmation(p, &n->elems[i]);
+        p->exec_subs = false;
     }
     reply_node_free(n);
 }
@@ -471,8 +509,12 @@ pinned_track_request(struct pinned *p, const struct resp_request *req)
             pinned_push_dbfx(p, -1, p->msel, p->nmsel); /* the list goes with the EXEC */
             p->msel = NULL;
         }
-        if (p->multi && req->argc == 1 && resp_arg_is(a, "exec"))
+        if (p->multi && req->argc == 1 && resp_arg_is(a, "exec")) {
             p->exec_reply = p->replies + p->outstanding;
+            p->exec_subs = p->tx_subs;
+        }
+        if (p->multi && req->argc == 1)
+            p->tx_subs = false;
         if (p->multi && req->argc == 1)
             p->multi = p->watching = false;
         p->nmsel = 0;
@@ -499,6 +541,7 @@ pinned_track_request(struct pinned *p, const struct resp_request *req)
             p->auth_reply = p->replies + p->outstanding;
     } else if (pinned_is_subscribe(a)) {
         p->pubsub = p->dirty = true;
+        p->tx_subs = p->tx_subs || p->multi;
         p->subscribing = !resp_arg_is(a, "unsubscribe") && !resp_arg_is(a, "punsubscribe") &&
                          !resp_arg_is(a, "sunsubscribe");
     } else if (resp_arg_is(a, "reset")) {
