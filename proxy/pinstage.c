@@ -252,6 +252,7 @@ pinstage_handle(struct session *s, const struct resp_request *req, struct pinned
             slot_ready(ps);
             if (s->closed)
                 return true;
+            s->q.mute = pinned_local_muted(s->pin); /* under CLIENT REPLY OFF/SKIP */
             *keep = s->pin;
             s->pin = NULL;
             return false;
@@ -274,8 +275,7 @@ pinstage_handle(struct session *s, const struct resp_request *req, struct pinned
         slot_ready(ps);
         if (s->closed)
             return true; /* it had closed its side and its output could go (adversarial pass) */
-        if (pinned_local_muted(s->pin)) /* CLIENT REPLY OFF/SKIP: done, not seen */
-            s->q.mute = evbuffer_new();
+        s->q.mute = pinned_local_muted(s->pin); /* CLIENT REPLY OFF/SKIP: done, not seen */
         *keep = s->pin;
         s->pin = NULL;
         return false; /* the caller answers it, then pinstage_resume() */
@@ -299,14 +299,14 @@ pinstage_handle(struct session *s, const struct resp_request *req, struct pinned
 void
 pinstage_resume(struct session *s, struct pinned *keep)
 {
-    if (s->q.mute != NULL) { /* the answer bulwark made under CLIENT REPLY OFF/SKIP */
-        evbuffer_free(s->q.mute);
-        s->q.mute = NULL;
-    }
+    bool muted = s->q.mute; /* the answer bulwark made under CLIENT REPLY OFF/SKIP */
+    s->q.mute = false;
     if (s->closed) {
         pinned_free(keep); /* closed while bulwark answered: the session goes too */
         return;
     }
+    if (muted)
+        slotq_flush(&s->q); /* its muted slots at the head go, unseen */
     s->pin = keep;
     pinned_follow_db(keep, s->db);       /* a SELECT bulwark answered */
     pinned_follow_proto(keep, s->proto); /* a HELLO bulwark answered */

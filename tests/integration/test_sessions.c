@@ -374,6 +374,10 @@ test_client_reply_modes(void **state)
     same(skiplocal, BW_ARRAY_LEN(skiplocal), 2);
     same(offskip, BW_ARRAY_LEN(offskip), 2);
     same(offtx, BW_ARRAY_LEN(offtx), 2);
+    /* what bulwark asks Redis for itself (CLIENT KILL USER) is not seen either */
+    static const char *const offask[] = {"CLIENT REPLY OFF", "CLIENT KILL USER nobody",
+                                         "CLIENT REPLY ON", "PING"};
+    same(offask, BW_ARRAY_LEN(offask), 2);
 }
 
 /* CLIENT KILL … USER: Redis's "No such user" for a user its ACL lacks. */
