@@ -336,20 +336,23 @@ client_process_input(struct client *c)
     }
     if (c->state == CLIENT_ACTIVE && client_query_buffer_over(c))
         return;
-    if (c->eof && c->state == CLIENT_ACTIVE && c->s.hold == SESSION_RUN && !c->close_asap &&
-        evbuffer_get_length(in) == 0)
+    if (c->eof && c->state == CLIENT_ACTIVE && !c->close_asap &&
+        ((c->s.hold == SESSION_RUN && evbuffer_get_length(in) == 0) ||
+         c->s.hold == SESSION_HOLD_IDLE))
         client_eof_check(c);
 }
 
 /*
- * c closed its side and every request it sent has gone its way: closed once
- * each is answered (its session told to find out when that is; a blocking
- * command is given PINNED_BLOCK_GRACE_MS, then taken as blocked).
+ * c closed its side and every request it sent has gone its way, or the
+ * next waits for its session (SESSION_HOLD_IDLE): closed once what went is
+ * answered (its session told to find out when that is; a blocking command
+ * is given PINNED_BLOCK_GRACE_MS, then taken as blocked, and what waits
+ * behind it never runs, as Redis runs nothing after a command that blocks).
  */
 static void
 client_eof_check(struct client *c)
 {
-    if (c->s.pin != NULL)
+    if (c->s.pin != NULL && c->s.hold == SESSION_RUN)
         pinned_sync(c->s.pin); /* its last request is sent */
     if (client_eof_answered(c)) {
         /* every request it sent before closing its side is answered */
@@ -418,6 +421,9 @@ client_resume_cb(evutil_socket_t fd, short what, void *arg)
     }
     if (c->state == CLIENT_ACTIVE && !c->paused && !c->in_process && c->s.hold == SESSION_RUN)
         client_process_input(c);
+    else if (c->eof && c->state == CLIENT_ACTIVE && !c->in_process && !c->close_asap &&
+             c->s.hold == SESSION_HOLD_IDLE)
+        client_eof_check(c); /* behind a blocking command: blocked for good? */
 }
 
 /* ---- socket callbacks ----------------------------------------------------- */

@@ -273,6 +273,7 @@ test_half_close_inside_sessions(void **state)
     static const char *const sub2[] = {"SUBSCRIBE hc:ch hc:c2", "UNSUBSCRIBE hc:ch", "PING x"};
     static const char *const script[] = {"EVAL \"return 5\" 0", "PING"};
     static const char *const blocked[] = {"DEL hc:e", "BLPOP hc:e 0", "PING"};
+    static const char *const held[] = {"DEL hc:e", "BLPOP hc:e 0", "CLIENT ID", "PING"};
     static const char *const off[] = {"CLIENT REPLY OFF", "SET hc:o 1", "GET hc:o"};
     static const char *const offblk[] = {"CLIENT REPLY OFF", "BLPOP hc:e 0"};
     same_after_half_close(tx, BW_ARRAY_LEN(tx));
@@ -282,6 +283,7 @@ test_half_close_inside_sessions(void **state)
     same_after_half_close(sub2, BW_ARRAY_LEN(sub2));
     same_after_half_close(script, BW_ARRAY_LEN(script));
     same_after_half_close(blocked, BW_ARRAY_LEN(blocked));
+    same_after_half_close(held, BW_ARRAY_LEN(held));
     same_after_half_close(off, BW_ARRAY_LEN(off));
     same_after_half_close(offblk, BW_ARRAY_LEN(offblk));
     /* every one of them is freed (INFO's own connection is the one left),
