@@ -110,8 +110,8 @@ client_flushed(struct session *s)
         client_eof_push(c); /* may close c */
         if (c->state == CLIENT_CLOSED)
             return;
-        if (s->q.n == 0)
-            client_schedule_input(c); /* what is left of its input, then close */
+        client_schedule_input(c); /* what is left of its input, then close (its
+                                     session's slot may be the one left) */
     }
     client_maybe_finish(c);
     if (c->state != CLIENT_ACTIVE)
