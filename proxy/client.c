@@ -616,7 +616,10 @@ client_cron(struct proxy *px, uint64_t now_ms)
     for (s = TAILQ_FIRST(&px->sessions); s != NULL; s = next) {
         next = TAILQ_NEXT(s, link);
         struct client *c = client_of(s);
-        if (s->q.n == 0 && s->hold != SESSION_HOLD_POOL &&
+        /* as Redis: not blocked, subscribed or MONITOR; in MULTI or WATCHing, yes */
+        bool idle = s->q.n == 0 || (s->pin != NULL && s->q.n == 1 && s->pin_slot != NULL &&
+                                    pinned_times_out(s->pin));
+        if (idle && s->hold != SESSION_HOLD_POOL &&
             now_ms - c->last_ms > (uint64_t)timeout * 1000) {
             log_verbose("closing idle client id=%llu addr=%s", (unsigned long long)s->id,
                         s->addr);

@@ -93,6 +93,7 @@ struct pinned {
     bool exec_subs;               /* the EXEC of such a transaction is due: its reply
                                   holds their confirmations */
     bool reply_off;               /* CLIENT REPLY OFF sent: Redis answers nothing */
+    bool monitor;                 /* MONITOR sent */
     bool skip_next;               /* CLIENT REPLY SKIP sent: Redis does not answer the
                                   next command */
 };
@@ -536,6 +537,7 @@ pinned_track_request(struct pinned *p, const struct resp_request *req)
     } else if (resp_arg_is(a, "monitor") || (resp_arg_is(a, "client") && req->argc >= 2 &&
                                              resp_arg_is(&req->argv[1], "reply"))) {
         p->sticky = true;
+        p->monitor = p->monitor || resp_arg_is(a, "monitor");
     } else if (resp_arg_is(a, "auth")) {
         if (!p->pubsub) /* sticky if it passes: see pinned_raw_cb */
             p->auth_reply = p->replies + p->outstanding;
@@ -702,6 +704,13 @@ pinned_answered(const struct pinned *p)
         return true;
     /* a blocking command that finds its data answers within a round trip */
     return pinned_blocked(p) && bw_now_ms() - p->blocked_ms >= PINNED_BLOCK_GRACE_MS;
+}
+
+bool
+pinned_times_out(const struct pinned *p)
+{
+    return !pinned_uncounted(p) && p->outstanding == 0 && pinned_subscriptions(p) == 0 &&
+           !p->monitor;
 }
 
 bool

@@ -123,6 +123,13 @@ bool pinned_answered(const struct pinned *p);
 bool pinned_local_muted(struct pinned *p);
 
 /*
+ * True when `timeout` may close the session's idle client, as Redis 7.0's
+ * clientsCronHandleTimeout() closes one in MULTI, WATCHing or on CLIENT
+ * REPLY OFF: nothing due (not blocked), not subscribed, not MONITOR.
+ */
+bool pinned_times_out(const struct pinned *p);
+
+/*
  * True when the dedicated connection holds state of the client's that
  * bulwark cannot carry to another connection: inside MULTI or WATCHing, an
  * EXEC's reply due (the transaction may or may not have run), pub/sub (a

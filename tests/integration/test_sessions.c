@@ -3,7 +3,7 @@
  * edges, compared with Redis 7.0: its dedicated connection lost while it
  * WATCHes or is inside MULTI (the client's connection ends, nothing commits
  * unwatched), a half-closed client's replies, SUBSCRIBE queued in MULTI,
- * CLIENT REPLY OFF/SKIP, CLIENT KILL USER.
+ * CLIENT REPLY OFF/SKIP, CLIENT KILL USER, `timeout`.
  */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -411,6 +411,47 @@ test_client_kill_user(void **state)
     same(lines, BW_ARRAY_LEN(lines), BW_ARRAY_LEN(lines));
 }
 
+/*
+ * `timeout` in sessions, as Redis 7.0 applies it: idle clients in MULTI,
+ * WATCHing or on CLIENT REPLY OFF are closed; blocked, subscribed and
+ * MONITOR ones are not.
+ */
+static void
+test_timeout_in_sessions(void **state)
+{
+    (void)state;
+    static const char *const cases[] = {"MULTI",        "WATCH to:k", "SUBSCRIBE to:c",
+                                        "BLPOP to:l 0", "MONITOR",    "CLIENT REPLY OFF",
+                                        "PING"};
+    enum { N = BW_ARRAY_LEN(cases) };
+    struct harness_server *b = harness_bulwark_start(env.upstream->port,
+                                                     HARNESS_ARGS("--timeout", "1"));
+    redisContext *r = harness_redis_connect(env.ref);
+    freeReplyObject(redisCommand(r, "CONFIG SET timeout 1"));
+    const struct harness_server *srv[2] = {env.ref, b};
+    struct harness_conn *c[2][N];
+    for (int i = 0; i < 2; i++)
+        for (size_t k = 0; k < N; k++) {
+            c[i][k] = harness_conn_open(srv[i]);
+            send_cmds(c[i][k], &cases[k], 1);
+        }
+    usleep(3500 * 1000); /* cron: Redis's 10 times a second, bulwark's once */
+    for (size_t k = 0; k < N; k++) {
+        enum harness_read rd[2];
+        for (int i = 0; i < 2; i++) {
+            rd[i] = harness_conn_read_eof(c[i][k], 300, NULL);
+            harness_conn_close(c[i][k]);
+        }
+        if (rd[0] != rd[1])
+            fail_msg("'%s' idle past timeout: redis %s, bulwark %s", cases[k],
+                     rd[0] == HARNESS_READ_EOF ? "closed" : "open",
+                     rd[1] == HARNESS_READ_EOF ? "closed" : "open");
+    }
+    freeReplyObject(redisCommand(r, "CONFIG SET timeout 0"));
+    redisFree(r);
+    harness_bulwark_stop(b);
+}
+
 int
 main(void)
 {
@@ -423,6 +464,7 @@ main(void)
         cmocka_unit_test(test_subscribe_inside_multi),
         cmocka_unit_test(test_client_reply_modes),
         cmocka_unit_test(test_client_kill_user),
+        cmocka_unit_test(test_timeout_in_sessions),
         cmocka_unit_test(test_lost_on_upstream_restart),
     };
     return harness_finish(cmocka_run_group_tests(tests, group_setup, group_teardown));
