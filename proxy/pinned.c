@@ -805,17 +805,40 @@ pinned_counts_replies(const struct pinned *p)
     return !pinned_uncounted(p);
 }
 
+/*
+ * Under the client's CLIENT REPLY OFF, bulwark's own request on the
+ * connection (HELLO, SELECT: upstream.c waits for its reply) goes between
+ * CLIENT REPLY ON (answered to upstream.c too) and OFF (answers nothing).
+ */
+static void
+pinned_unmuted(struct pinned *p, bool begin)
+{
+    static const char off[] = "*3\r\n$6\r\nCLIENT\r\n$5\r\nREPLY\r\n$3\r\nOFF\r\n";
+    if (!p->reply_off)
+        return;
+    if (begin)
+        upstream_pinned_reply_on(p->up);
+    else
+        (void)upstream_pinned_send(p->up, off, sizeof(off) - 1);
+}
+
 void
 pinned_follow_proto(struct pinned *p, int proto)
 {
     p->proto = proto;
-    if (p->up != NULL)
-        upstream_conn_set_proto(p->up, proto);
+    if (p->up == NULL || upstream_conn_proto(p->up) == proto)
+        return;
+    pinned_unmuted(p, true);
+    upstream_conn_set_proto(p->up, proto);
+    pinned_unmuted(p, false);
 }
 
 void
 pinned_follow_db(struct pinned *p, int db)
 {
-    if (p->up != NULL)
-        upstream_pinned_select(p->up, db);
+    if (p->up == NULL || upstream_conn_db(p->up) == db)
+        return;
+    pinned_unmuted(p, true);
+    upstream_pinned_select(p->up, db);
+    pinned_unmuted(p, false);
 }

@@ -517,6 +517,24 @@ upstream_select_cb(void *privdata, struct evbuffer *reply, size_t len, const cha
         u->db = -1;
 }
 
+/* A reply bulwark asked for and needs nothing of. */
+static void
+upstream_ignore_cb(void *privdata, struct evbuffer *reply, size_t len, const char *err)
+{
+    (void)privdata;
+    (void)reply;
+    (void)len;
+    (void)err;
+}
+
+void
+upstream_pinned_reply_on(struct upstream_conn *u)
+{
+    const char *argv[] = {"CLIENT", "REPLY", "ON"};
+    if (!u->dead)
+        upstream_queue_internal(u, 3, argv, upstream_ignore_cb);
+}
+
 /* CLIENT ID of a pinned connection (an error, e.g. CLIENT denied: stays 0). */
 static void
 upstream_client_id_cb(void *privdata, struct evbuffer *reply, size_t len, const char *err)

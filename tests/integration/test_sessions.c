@@ -380,6 +380,11 @@ test_client_reply_modes(void **state)
     static const char *const offask[] = {"CLIENT REPLY OFF", "CLIENT KILL USER nobody",
                                          "CLIENT REPLY ON", "PING"};
     same(offask, BW_ARRAY_LEN(offask), 2);
+    /* HELLO 3 under OFF: bulwark's HELLO on the session's connection is answered to it alone */
+    static const char *const offhello[] = {"CLIENT REPLY OFF", "HELLO 3",         "SET cr:h 1",
+                                           "CLIENT REPLY ON",  "GET cr:h",        "CLIENT REPLY OFF",
+                                           "HELLO 2",          "CLIENT REPLY ON", "GET cr:h"};
+    same(offhello, BW_ARRAY_LEN(offhello), 4);
 }
 
 /* CLIENT KILL … USER: Redis's "No such user" for a user its ACL lacks. */
