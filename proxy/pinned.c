@@ -479,6 +479,24 @@ pinned_start(struct session *s, const struct pinned_ops *ops, char *err, size_t 
     return p;
 }
 
+/* EXEC or DISCARD (argc 1 inside MULTI: the transaction ends, else an error). */
+static void
+pinned_track_end(struct pinned *p, const struct resp_request *req)
+{
+    bool end = p->multi && req->argc == 1, exec = end && resp_arg_is(&req->argv[0], "exec");
+    if (exec && p->nmsel > 0) {
+        pinned_push_dbfx(p, -1, p->msel, p->nmsel); /* the list goes with the EXEC */
+        p->msel = NULL;
+    }
+    if (exec) {
+        p->exec_reply = p->replies + p->outstanding;
+        p->exec_subs = p->tx_subs;
+    }
+    if (end)
+        p->multi = p->watching = p->tx_subs = false;
+    p->nmsel = 0;
+}
+
 /* Request-side state changes of one request. */
 static void
 pinned_track_request(struct pinned *p, const struct resp_request *req)
@@ -506,19 +524,7 @@ pinned_track_request(struct pinned *p, const struct resp_request *req)
          * pinned until EXEC/DISCARD). */
         p->multi = p->multi || req->argc == 1;
     } else if (resp_arg_is(a, "exec") || resp_arg_is(a, "discard")) {
-        if (p->multi && req->argc == 1 && resp_arg_is(a, "exec") && p->nmsel > 0) {
-            pinned_push_dbfx(p, -1, p->msel, p->nmsel); /* the list goes with the EXEC */
-            p->msel = NULL;
-        }
-        if (p->multi && req->argc == 1 && resp_arg_is(a, "exec")) {
-            p->exec_reply = p->replies + p->outstanding;
-            p->exec_subs = p->tx_subs;
-        }
-        if (p->multi && req->argc == 1)
-            p->tx_subs = false;
-        if (p->multi && req->argc == 1)
-            p->multi = p->watching = false;
-        p->nmsel = 0;
+        pinned_track_end(p, req);
     } else if (resp_arg_is(a, "select") && req->argc == 2) {
         long long db;
         if (!resp_arg_ll(&req->argv[1], &db) || db < 0 || db > INT32_MAX) {
