@@ -104,7 +104,7 @@ void pinned_sync(struct pinned *p);
  * counts as blocked (pinned_answered): one that finds its data answers
  * within a round trip, as Redis answers it before it reads the client's EOF.
  */
-#define PINNED_BLOCK_GRACE_MS 500
+#define PINNED_BLOCK_GRACE_MS 100
 
 /*
  * True when every request sent is answered, or the reply due waits for what
