@@ -343,17 +343,18 @@ client_process_input(struct client *c)
 }
 
 /*
- * c closed its side and every request it sent has gone its way, or the
- * next waits for its session (SESSION_HOLD_IDLE): closed once what went is
- * answered (its session told to find out when that is; a blocking command
- * is given PINNED_BLOCK_GRACE_MS, then taken as blocked, and what waits
- * behind it never runs, as Redis runs nothing after a command that blocks).
+ * c closed its side and every request it sent has gone its way — then its
+ * session shuts its connection too, and Redis, reading EOF there, answers
+ * what it would and closes it (pinned_shutdown) — or the next waits for its
+ * session (SESSION_HOLD_IDLE): closed once what went is answered (a
+ * blocking command is then given PINNED_BLOCK_GRACE_MS, and taken as
+ * blocked, what waits behind it never running, as with Redis).
  */
 static void
 client_eof_check(struct client *c)
 {
     if (c->s.pin != NULL && c->s.hold == SESSION_RUN)
-        pinned_sync(c->s.pin); /* its last request is sent */
+        pinned_shutdown(c->s.pin); /* its last request is sent */
     if (client_eof_answered(c)) {
         /* every request it sent before closing its side is answered */
         log_verbose("client id=%llu addr=%s closed its side: closing",

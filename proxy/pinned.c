@@ -85,10 +85,8 @@ struct pinned {
     uint64_t blocked_ms;          /* when it was sent, monotonic ms */
     uint64_t exec_reply;          /* number of the reply that answers the EXEC of a
                                   transaction, 0: none due */
-    bool sync_want;               /* the client sent its last request (pinned_sync) and
-                                  replies are not counted: a marker finds out when
-                                  they are all in */
-    bool synced;                  /* every reply to what the client sent is in */
+    bool shut;                    /* the client sent its last request (pinned_shutdown):
+                                  the connection's write side is shut */
     bool tx_subs;                 /* a (P|S)(UN)SUBSCRIBE is queued in the open MULTI */
     bool exec_subs;               /* the EXEC of such a transaction is due: its reply
                                   holds their confirmations */
@@ -233,15 +231,12 @@ pinned_is_subscribe(const struct resp_arg *a)
            resp_arg_is(a, "punsubscribe") || resp_arg_is(a, "sunsubscribe");
 }
 
-/*
- * Send the unpin marker when the state looks clean (or pinned_sync() asks
- * for one) and none is in flight.
- */
+/* Send the unpin marker when the state looks clean and none is in flight. */
 static void
 pinned_maybe_marker(struct pinned *p)
 {
     char cmd[96];
-    if (!((p->pubsub && pinned_clean(p)) || p->sync_want) || p->marker_out || p->up == NULL)
+    if (!p->pubsub || !pinned_clean(p) || p->marker_out || p->up == NULL || p->shut)
         return;
     snprintf(p->marker, sizeof(p->marker), "bulwark-unpin-%llu", (unsigned long long)++p->seq);
     int n = snprintf(cmd, sizeof(cmd), "*2\r\n$4\r\nPING\r\n$%zu\r\n%s\r\n", strlen(p->marker),
@@ -390,18 +385,11 @@ pinned_raw_cb(void *owner, struct evbuffer *reply, size_t len)
     const char *r = (const char *)evbuffer_pullup(reply, (ev_ssize_t)len);
     if (p->marker_out && pinned_is_marker(p, r, len)) {
         p->marker_out = false;
-        if (p->sent_after == 0 && p->sync_want) { /* everything sent is answered */
-            p->sync_want = false;
-            p->synced = true;
-        }
         if (p->sent_after == 0 && pinned_clean(p)) {
             p->ops->unpin(p->s); /* frees p: touch nothing after */
             return;
         }
-        if (p->synced)
-            p->ops->answered(p->s);
-        else
-            pinned_maybe_marker(p);
+        pinned_maybe_marker(p);
         return;
     }
     if (!pinned_uncounted(p) && r[0] != '>') { /* a push answers no request */
@@ -688,26 +676,24 @@ pinned_blocked(const struct pinned *p)
 }
 
 void
-pinned_sync(struct pinned *p)
+pinned_shutdown(struct pinned *p)
 {
-    if (p->sync_want || p->synced || !pinned_uncounted(p))
+    if (p->shut)
         return;
-    if (p->debug || p->multi || p->reply_off || p->skip_next) {
-        /* no marker can tell: nothing more is waited for */
-        p->synced = true;
-        return;
-    }
-    p->sync_want = true;
-    pinned_maybe_marker(p);
+    p->shut = true;
+    if (p->up != NULL)
+        upstream_pinned_shutdown(p->up);
 }
 
 bool
 pinned_answered(const struct pinned *p)
 {
     if (pinned_uncounted(p))
-        return p->synced;
+        return false; /* Redis's close, or the unpin marker, tells */
     if (p->outstanding == 0)
         return true;
+    if (p->shut)
+        return false; /* Redis answers what it would, and closes */
     /* a blocking command that finds its data answers within a round trip */
     return pinned_blocked(p) && bw_now_ms() - p->blocked_ms >= PINNED_BLOCK_GRACE_MS;
 }
@@ -722,7 +708,7 @@ pinned_times_out(const struct pinned *p)
 bool
 pinned_holds_state(const struct pinned *p)
 {
-    return !pinned_clean(p) || p->pubsub || p->auth_reply != 0 || p->exec_reply != 0;
+    return !pinned_clean(p) || p->pubsub || p->auth_reply != 0 || p->exec_reply != 0 || p->shut;
 }
 
 bool
@@ -793,7 +779,7 @@ void
 pinned_free_clean(struct pinned *p)
 {
     if (p->up != NULL)
-        upstream_pinned_release(p->up, !p->debug, p->dirty);
+        upstream_pinned_release(p->up, !p->debug && !p->shut, p->dirty);
     pinned_swaps_free(p);
     pinned_dbfx_free(p);
     bw_free(p);

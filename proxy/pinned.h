@@ -58,14 +58,11 @@ bool pinned_is_script(const struct resp_request *req);
  *   unpin    every reply is delivered and the state is clean: back to the
  *            shared connection (frees p)
  *   lost     the dedicated connection is gone (frees p)
- *   answered after pinned_sync() with replies not counted: every request
- *            sent before it is answered now (pinned_answered())
  */
 struct pinned_ops {
     bool (*deliver)(struct session *s, struct evbuffer *reply, size_t len);
     void (*unpin)(struct session *s);
     void (*lost)(struct session *s, const char *reason);
-    void (*answered)(struct session *s);
 };
 
 /*
@@ -93,24 +90,27 @@ void pinned_forward(struct pinned *p, const struct resp_request *req, const char
 void pinned_free(struct pinned *p);
 
 /*
- * The client sent its last request (it closed its side). Where replies are
- * not counted (RESP2 pub/sub) a marker PING finds out when everything sent
- * is answered (ops->answered); elsewhere the count tells. Idempotent.
+ * The client sent its last request (it closed its side): so does the
+ * session, shutting the connection's write side. Redis then reads EOF, as
+ * it would read the client's: it answers what it would (nothing for a
+ * command that blocks), frees its client and closes (ops->lost). Idempotent.
  */
-void pinned_sync(struct pinned *p);
+void pinned_shutdown(struct pinned *p);
 
 /*
  * How long a blocking command (BLPOP …) sent is given to answer before it
- * counts as blocked (pinned_answered): one that finds its data answers
- * within a round trip, as Redis answers it before it reads the client's EOF.
+ * counts as blocked (pinned_answered) when the session cannot be shut yet
+ * (a request bulwark answers itself waits behind it): one that finds its
+ * data answers within a round trip.
  */
 #define PINNED_BLOCK_GRACE_MS 100
 
 /*
- * True when every request sent is answered, or the reply due waits for what
- * may never come: messages, or a blocking command sent PINNED_BLOCK_GRACE_MS
- * ago or more; with replies not counted, only once pinned_sync()'s marker is
- * back (at once in MULTI or debugging).
+ * True when every request sent is answered (replies counted); before
+ * pinned_shutdown(), also when the reply due waits for what may never come:
+ * messages, or a blocking command sent PINNED_BLOCK_GRACE_MS ago or more.
+ * Never with replies not counted: the connection's close or the unpin
+ * marker tells.
  */
 bool pinned_answered(const struct pinned *p);
 

@@ -39,7 +39,6 @@
 static bool pinstage_deliver(struct session *s, struct evbuffer *reply, size_t len);
 static void pinstage_unpin(struct session *s);
 static void pinstage_lost(struct session *s, const char *reason);
-static void pinstage_answered(struct session *s);
 static bool pinstage_is_local(const struct resp_request *req);
 static bool pinstage_other_node(struct session *s, const struct cmd_info *ci,
                                 const struct resp_request *req);
@@ -51,7 +50,6 @@ static const struct pinned_ops pinstage_ops = {
     .deliver = pinstage_deliver,
     .unpin = pinstage_unpin,
     .lost = pinstage_lost,
-    .answered = pinstage_answered,
 };
 
 /*
@@ -418,13 +416,6 @@ pinstage_deliver(struct session *s, struct evbuffer *reply, size_t len)
     }
     ctrack_pinned_answered(s);
     return true;
-}
-
-/* What a client that closed its side sent is answered: it may be closed now. */
-static void
-pinstage_answered(struct session *s)
-{
-    s->ops->resume(s);
 }
 
 /* Every pinned reply is delivered and the state is clean: back to shared. */

@@ -84,6 +84,7 @@ struct upstream_conn {
     void *owner;                      /* pinned: the session its raw replies go to (borrowed) */
     upstream_raw_fn *raw_fn;          /* pinned: receives every reply not owed internally */
     upstream_down_fn *down_fn;        /* pinned: told when the connection fails */
+    bool shut;                        /* pinned: write side shut (never pooled again) */
     uint64_t idle_since_ms;           /* pinned: when it last went idle, monotonic ms */
     bool script;                      /* pinned: a script's reply is due (see
                                             upstream_pinned_script) */
@@ -525,6 +526,15 @@ upstream_ignore_cb(void *privdata, struct evbuffer *reply, size_t len, const cha
     (void)reply;
     (void)len;
     (void)err;
+}
+
+void
+upstream_pinned_shutdown(struct upstream_conn *u)
+{
+    if (u->dead || u->io == NULL)
+        return;
+    u->shut = true;
+    netio_shutdown_write(u->io);
 }
 
 void
@@ -1298,7 +1308,7 @@ upstream_pinned_release(struct upstream_conn *u, bool reusable, bool reset)
     if (u->dead)
         return;
     upstream_pinned_script(u, false);
-    if (!reusable || u->state != UPSTREAM_UP || pool->px->shutting_down) {
+    if (!reusable || u->state != UPSTREAM_UP || u->shut || pool->px->shutting_down) {
         upstream_pinned_drop(u, "released");
         return;
     }

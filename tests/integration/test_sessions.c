@@ -286,6 +286,24 @@ test_half_close_inside_sessions(void **state)
     same_after_half_close(held, BW_ARRAY_LEN(held));
     same_after_half_close(off, BW_ARRAY_LEN(off));
     same_after_half_close(offblk, BW_ARRAY_LEN(offblk));
+    /* a client blocked a moment that half-closes takes nothing pushed after
+     * (Redis frees it at its EOF: the element stays in the list) */
+    const struct harness_server *srv[2] = {env.ref, env.bulwark};
+    for (int i = 0; i < 2; i++) {
+        struct harness_conn *c = harness_conn_open(srv[i]);
+        harness_conn_send_str(c, "*3\r\n$5\r\nBLPOP\r\n$6\r\nhc:gone\r\n$2\r\n10\r\n");
+        usleep(20 * 1000);
+        assert_int_equal(shutdown(c->fd, SHUT_WR), 0);
+        assert_int_equal(harness_conn_read_eof(c, HARNESS_TIMEOUT_MS, NULL), HARNESS_READ_EOF);
+        harness_conn_close(c);
+        redisContext *r = harness_redis_connect(i == 0 ? env.ref : env.upstream);
+        freeReplyObject(redisCommand(r, "RPUSH hc:gone x"));
+        redisReply *n = redisCommand(r, "LLEN hc:gone");
+        assert_int_equal(n->integer, 1);
+        freeReplyObject(n);
+        freeReplyObject(redisCommand(r, "DEL hc:gone"));
+        redisFree(r);
+    }
     /* every one of them is freed (INFO's own connection is the one left),
      * the blocked one's dedicated connection closed */
     uint64_t deadline = bw_now_ms() + HARNESS_TIMEOUT_MS;
