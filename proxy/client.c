@@ -62,6 +62,7 @@ static void client_process_input(struct client *c);
 static void client_schedule_input(struct client *c);
 static void client_check_output(struct client *c);
 static void client_eof_push(struct client *c);
+static void client_eof_check(struct client *c);
 static bool client_query_buffer_over(struct client *c);
 static void client_io_stats(const struct session *s, struct session_io *io);
 
@@ -109,8 +110,8 @@ client_flushed(struct session *s)
         client_eof_push(c); /* may close c */
         if (c->state == CLIENT_CLOSED)
             return;
-        if (s->q.n == 0)
-            client_schedule_input(c); /* what is left of its input, then close */
+        client_schedule_input(c); /* what is left of its input, then close (its
+                                     session's slot may be the one left) */
     }
     client_maybe_finish(c);
     if (c->state != CLIENT_ACTIVE)
@@ -293,8 +294,7 @@ client_eof_answered(const struct client *c)
     const struct session *s = &c->s;
     if (s->q.n == 0)
         return true;
-    return s->pin != NULL && s->q.n == 1 && s->pin_slot != NULL &&
-           (pinned_outstanding(s->pin) == 0 || pinned_blocked(s->pin));
+    return s->pin != NULL && s->q.n == 1 && s->pin_slot != NULL && pinned_answered(s->pin);
 }
 
 /* Parse and handle what the input buffer holds, as far as allowed. */
@@ -336,13 +336,34 @@ client_process_input(struct client *c)
     }
     if (c->state == CLIENT_ACTIVE && client_query_buffer_over(c))
         return;
-    if (c->eof && c->state == CLIENT_ACTIVE && c->s.hold == SESSION_RUN && !c->close_asap &&
-        evbuffer_get_length(in) == 0 && client_eof_answered(c)) {
+    if (c->eof && c->state == CLIENT_ACTIVE && !c->close_asap &&
+        ((c->s.hold == SESSION_RUN && evbuffer_get_length(in) == 0) ||
+         c->s.hold == SESSION_HOLD_IDLE))
+        client_eof_check(c);
+}
+
+/*
+ * c closed its side and every request it sent has gone its way — then its
+ * session shuts its connection too, and Redis, reading EOF there, answers
+ * what it would and closes it (pinned_shutdown) — or the next waits for its
+ * session (SESSION_HOLD_IDLE): closed once what went is answered (a
+ * blocking command is then given PINNED_BLOCK_GRACE_MS, and taken as
+ * blocked, what waits behind it never running, as with Redis).
+ */
+static void
+client_eof_check(struct client *c)
+{
+    if (c->s.pin != NULL && c->s.hold == SESSION_RUN)
+        pinned_shutdown(c->s.pin); /* its last request is sent */
+    if (client_eof_answered(c)) {
         /* every request it sent before closing its side is answered */
         log_verbose("client id=%llu addr=%s closed its side: closing",
                     (unsigned long long)c->s.id, c->s.addr);
         client_eof_push(c);
         client_close(c);
+    } else if (c->s.pin != NULL && pinned_blocked(c->s.pin)) {
+        struct timeval tv = {0, PINNED_BLOCK_GRACE_MS * 1000};
+        event_add(c->resume_ev, &tv); /* then blocked for good: look again */
     }
 }
 
@@ -401,6 +422,9 @@ client_resume_cb(evutil_socket_t fd, short what, void *arg)
     }
     if (c->state == CLIENT_ACTIVE && !c->paused && !c->in_process && c->s.hold == SESSION_RUN)
         client_process_input(c);
+    else if (c->eof && c->state == CLIENT_ACTIVE && !c->in_process && !c->close_asap &&
+             c->s.hold == SESSION_HOLD_IDLE)
+        client_eof_check(c); /* behind a blocking command: blocked for good? */
 }
 
 /* ---- socket callbacks ----------------------------------------------------- */
@@ -433,7 +457,7 @@ client_event_cb(struct netio *io, short what, void *arg)
 {
     struct client *c = arg;
     (void)io;
-    if ((what & NETIO_EOF) && c->state != CLIENT_CLOSED && c->s.pin == NULL && !c->eof) {
+    if ((what & NETIO_EOF) && c->state != CLIENT_CLOSED && !c->eof) {
         /*
          * Read returned 0. Redis 7.0 (readQueryFromClient) frees the client
          * then, its unsent output dropped; the requests it read before have
@@ -593,7 +617,10 @@ client_cron(struct proxy *px, uint64_t now_ms)
     for (s = TAILQ_FIRST(&px->sessions); s != NULL; s = next) {
         next = TAILQ_NEXT(s, link);
         struct client *c = client_of(s);
-        if (s->q.n == 0 && s->hold != SESSION_HOLD_POOL &&
+        /* as Redis: not blocked, subscribed or MONITOR; in MULTI or WATCHing, yes */
+        bool idle = s->q.n == 0 || (s->pin != NULL && s->q.n == 1 && s->pin_slot != NULL &&
+                                    pinned_times_out(s->pin));
+        if (idle && s->hold != SESSION_HOLD_POOL &&
             now_ms - c->last_ms > (uint64_t)timeout * 1000) {
             log_verbose("closing idle client id=%llu addr=%s", (unsigned long long)s->id,
                         s->addr);

@@ -276,58 +276,136 @@ local_client_list(struct session *s, const struct resp_request *req)
     return true;
 }
 
+/* The answer to CLIENT KILL … USER u when Redis knows u (data: owned RESP). */
+static void
+local_client_kill_filter(struct session *s, struct evbuffer *reply, size_t len, const char *err,
+                         struct evbuffer *out, void *data)
+{
+    if (s != NULL && reply == NULL)
+        evbuffer_add(out, err, strlen(err));
+    else if (s != NULL && len > 0 && evbuffer_pullup(reply, 1)[0] == '-')
+        evbuffer_remove_buffer(reply, out, len); /* Redis's "No such user 'u'" */
+    else if (s != NULL)
+        evbuffer_add(out, data, strlen(data));
+    bw_free(data);
+}
+
+/*
+ * CLIENT KILL … USER u, u not "default": none of bulwark's clients is u's,
+ * so nothing is killed and the answer is what bulwark's checks of the other
+ * filters say (answer, RESP: ":0" or their first error) — unless u is not
+ * one of Redis's ACL users, which Redis reports first (it checks the filters
+ * in order). Redis is asked "CLIENT KILL USER u … ID 2^63-1" (each such USER
+ * before argument stop): no client has that id, so it kills nothing either.
+ */
+static void
+local_client_kill_ask(struct session *s, const struct resp_request *req, int stop,
+                      const char *answer)
+{
+    static const char id[] = "$2\r\nID\r\n$19\r\n9223372036854775807\r\n";
+    struct evbuffer *users = evbuffer_new(), *cmd = evbuffer_new();
+    int n = 0;
+    for (int i = 2; i + 1 < stop; i += 2) {
+        const struct resp_arg *v = &req->argv[i + 1];
+        if (!resp_arg_is(&req->argv[i], "user") || resp_arg_is(v, "default"))
+            continue;
+        evbuffer_add_printf(users, "$4\r\nUSER\r\n$%zu\r\n", v->len);
+        evbuffer_add(users, v->ptr, v->len);
+        evbuffer_add(users, "\r\n", 2);
+        n++;
+    }
+    evbuffer_add_printf(cmd, "*%d\r\n$6\r\nCLIENT\r\n$4\r\nKILL\r\n", 4 + 2 * n);
+    evbuffer_add_buffer(cmd, users);
+    evbuffer_free(users);
+    evbuffer_add(cmd, id, sizeof(id) - 1);
+    size_t len = evbuffer_get_length(cmd);
+    const char *bytes = (const char *)evbuffer_pullup(cmd, -1);
+    char *data = bw_strdup(answer);
+    if (router_active(s->px))
+        cfwd_send_filtered(s, bytes, len, CFWD_TO_ONE, local_client_kill_filter, data);
+    else
+        fwd_send(s, bytes, len, local_client_kill_filter, data);
+    evbuffer_free(cmd);
+}
+
+/*
+ * The new form's filters into f, as Redis 7.0.15 reads them (networking.c
+ * clientCommand "kill"): BW_OK, or BW_ERR with Redis's error line (RESP) in
+ * err. *stop: the argument where reading stopped (the bad one, or argc).
+ */
+static int
+local_client_kill_parse(const struct resp_request *req, struct local_kill_filter *f, int *stop,
+                        char *err, size_t size)
+{
+    for (*stop = 2; *stop < req->argc; *stop += 2) {
+        int i = *stop;
+        const struct resp_arg *o = &req->argv[i], *v = &req->argv[i + 1];
+        long long id;
+        if (i + 1 >= req->argc) {
+            snprintf(err, size, "-ERR syntax error\r\n");
+            return BW_ERR;
+        } else if (resp_arg_is(o, "id")) {
+            if (!resp_arg_ll(v, &id) || id < 1) {
+                snprintf(err, size, "-ERR client-id should be greater than 0\r\n");
+                return BW_ERR;
+            }
+            f->id = (uint64_t)id;
+        } else if (resp_arg_is(o, "type")) {
+            if (resp_arg_is(v, "normal"))
+                f->type = LOCAL_KILL_TYPE_NORMAL;
+            else if (resp_arg_is(v, "pubsub"))
+                f->type = LOCAL_KILL_TYPE_PUBSUB;
+            else if (resp_arg_is(v, "master") || resp_arg_is(v, "replica") ||
+                     resp_arg_is(v, "slave"))
+                f->type = LOCAL_KILL_TYPE_OTHER;
+            else {
+                snprintf(err, size, "-ERR Unknown client type '%.*s'\r\n",
+                         (int)BW_MIN(v->len, 128), v->ptr);
+                return BW_ERR;
+            }
+        } else if (resp_arg_is(o, "addr") || resp_arg_is(o, "laddr")) {
+            *(resp_arg_is(o, "addr") ? &f->addr : &f->laddr) = v->ptr;
+            *(resp_arg_is(o, "addr") ? &f->addr_len : &f->laddr_len) = v->len;
+        } else if (resp_arg_is(o, "user")) {
+            f->no_user = f->no_user || !resp_arg_is(v, "default");
+        } else if (resp_arg_is(o, "skipme") && (resp_arg_is(v, "yes") || resp_arg_is(v, "no"))) {
+            f->skipme = resp_arg_is(v, "yes");
+        } else {
+            snprintf(err, size, "-ERR syntax error\r\n");
+            return BW_ERR;
+        }
+    }
+    return BW_OK;
+}
+
 /*
  * CLIENT KILL addr (old form: +OK or "No such client"; may kill the caller)
  * or CLIENT KILL <ID id | TYPE t | ADDR a | LADDR a | USER u | SKIPME yes/no>
  * ... (the number killed), with Redis 7.0.15's errors. bulwark's clients
- * are all user "default" (as CLIENT LIST says): another USER matches none.
+ * are all user "default" (as CLIENT LIST says): another USER matches none
+ * (local_client_kill_ask).
  */
 bool
 local_client_kill(struct session *s, const struct resp_request *req)
 {
     struct local_kill_filter f = {.type = -1, .skipme = true};
+    char err[256];
+    int stop = 0;
     bool self;
     if (req->argc == 3) {
         f.addr = req->argv[2].ptr;
         f.addr_len = req->argv[2].len;
         f.skipme = false;
+    } else if (local_client_kill_parse(req, &f, &stop, err, sizeof(err)) != BW_OK) {
+        if (f.no_user) /* a USER before the bad argument: does Redis know it? */
+            local_client_kill_ask(s, req, stop, err);
+        else
+            session_reply_raw(s, err, strlen(err));
+        return true;
     }
-    for (int i = 2; req->argc > 3 && i < req->argc; i += 2) {
-        const struct resp_arg *o = &req->argv[i], *v = &req->argv[i + 1];
-        long long id;
-        if (i + 1 >= req->argc) {
-            session_reply_error(s, "ERR syntax error");
-            return true;
-        } else if (resp_arg_is(o, "id")) {
-            if (!resp_arg_ll(v, &id) || id < 1) {
-                session_reply_error(s, "ERR client-id should be greater than 0");
-                return true;
-            }
-            f.id = (uint64_t)id;
-        } else if (resp_arg_is(o, "type")) {
-            if (resp_arg_is(v, "normal"))
-                f.type = LOCAL_KILL_TYPE_NORMAL;
-            else if (resp_arg_is(v, "pubsub"))
-                f.type = LOCAL_KILL_TYPE_PUBSUB;
-            else if (resp_arg_is(v, "master") || resp_arg_is(v, "replica") ||
-                     resp_arg_is(v, "slave"))
-                f.type = LOCAL_KILL_TYPE_OTHER;
-            else {
-                session_reply_error(s, "ERR Unknown client type '%.*s'", (int)BW_MIN(v->len, 128),
-                                    v->ptr);
-                return true;
-            }
-        } else if (resp_arg_is(o, "addr") || resp_arg_is(o, "laddr")) {
-            *(resp_arg_is(o, "addr") ? &f.addr : &f.laddr) = v->ptr;
-            *(resp_arg_is(o, "addr") ? &f.addr_len : &f.laddr_len) = v->len;
-        } else if (resp_arg_is(o, "user")) {
-            f.no_user = f.no_user || !resp_arg_is(v, "default");
-        } else if (resp_arg_is(o, "skipme") && (resp_arg_is(v, "yes") || resp_arg_is(v, "no"))) {
-            f.skipme = resp_arg_is(v, "yes");
-        } else {
-            session_reply_error(s, "ERR syntax error");
-            return true;
-        }
+    if (f.no_user) {
+        local_client_kill_ask(s, req, stop, ":0\r\n");
+        return true;
     }
     size_t n = local_client_kill_matching(s, &f, &self);
     if (req->argc == 3 && n == 0)

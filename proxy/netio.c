@@ -47,6 +47,7 @@ struct netio {
                                  contiguous goes (compared only, never dereferenced) */
     uintptr_t contig_limit; /* the end of that chain's room */
     bool abortive;          /* netio_free() resets the connection (netio_set_abortive) */
+    bool shut_wr;           /* netio_shutdown_write(): SHUT_WR once the output is written */
 };
 
 /* Most unread input netio_free() discards before closing, bytes. */
@@ -226,6 +227,16 @@ void
 netio_set_abortive(struct netio *n)
 {
     n->abortive = true;
+}
+
+void
+netio_shutdown_write(struct netio *n)
+{
+    if (n->shut_wr || n->write_dead)
+        return;
+    n->shut_wr = true;
+    if (!n->connecting && !n->write_armed)
+        netio_schedule_flush(n);
 }
 
 void
@@ -440,6 +451,10 @@ netio_write_step(struct netio *n)
         n->write_armed = false;
         event_del(n->wev);
     }
+    if (n->shut_wr && !n->write_dead) { /* the output is out: the peer reads our EOF */
+        n->write_dead = true;
+        (void)shutdown(n->fd, SHUT_WR);
+    }
     if (n->write_fn != NULL)
         n->write_fn(n, n->arg);
 }
@@ -477,7 +492,7 @@ netio_connected(struct netio *n)
     netio_update_read(n);
     if (n->event_fn != NULL)
         n->event_fn(n, NETIO_CONNECTED, n->arg);
-    if (evbuffer_get_length(n->out) > 0)
+    if (evbuffer_get_length(n->out) > 0 || n->shut_wr)
         netio_schedule_flush(n);
 }
 

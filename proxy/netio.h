@@ -74,6 +74,13 @@ void netio_free(struct netio *n);
  */
 void netio_set_abortive(struct netio *n);
 
+/*
+ * Close the write side (shutdown SHUT_WR) once the output is written: the
+ * peer reads EOF after our last byte; reading goes on. Nothing may be
+ * added to the output afterwards (it would never be written).
+ */
+void netio_shutdown_write(struct netio *n);
+
 /* Replace the callbacks (all NULL: n reports nothing more). */
 void netio_setcb(struct netio *n, netio_read_fn *read_fn, netio_write_fn *write_fn,
                  netio_event_fn *event_fn, void *arg);

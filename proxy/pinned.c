@@ -82,6 +82,18 @@ struct pinned {
     uint64_t seq;                 /* markers sent */
     uint64_t blocked_reply;       /* number of the reply that answers the last blocking
                                   command sent outside MULTI (BLPOP …), 0: none */
+    uint64_t blocked_ms;          /* when it was sent, monotonic ms */
+    uint64_t exec_reply;          /* number of the reply that answers the EXEC of a
+                                  transaction, 0: none due */
+    bool shut;                    /* the client sent its last request (pinned_shutdown):
+                                  the connection's write side is shut */
+    bool tx_subs;                 /* a (P|S)(UN)SUBSCRIBE is queued in the open MULTI */
+    bool exec_subs;               /* the EXEC of such a transaction is due: its reply
+                                  holds their confirmations */
+    bool reply_off;               /* CLIENT REPLY OFF sent: Redis answers nothing */
+    bool monitor;                 /* MONITOR sent */
+    bool skip_next;               /* CLIENT REPLY SKIP sent: Redis does not answer the
+                                  next command */
 };
 
 /* Blocking when it waits: XREAD/XREADGROUP only with BLOCK before STREAMS. */
@@ -200,7 +212,7 @@ static bool
 pinned_clean(const struct pinned *p)
 {
     return !p->multi && !p->watching && !p->sticky && !p->debug && !p->quit && p->subs == 0 &&
-           p->ssubs == 0;
+           p->ssubs == 0 && !p->exec_subs;
 }
 
 /* Replies are not counted: RESP2 pub/sub, Lua debugger output. */
@@ -224,7 +236,7 @@ static void
 pinned_maybe_marker(struct pinned *p)
 {
     char cmd[96];
-    if (!p->pubsub || !pinned_clean(p) || p->marker_out || p->up == NULL)
+    if (!p->pubsub || !pinned_clean(p) || p->marker_out || p->up == NULL || p->shut)
         return;
     snprintf(p->marker, sizeof(p->marker), "bulwark-unpin-%llu", (unsigned long long)++p->seq);
     int n = snprintf(cmd, sizeof(cmd), "*2\r\n$4\r\nPING\r\n$%zu\r\n%s\r\n", strlen(p->marker),
@@ -248,7 +260,41 @@ pinned_is_marker(const struct pinned *p, const char *r, size_t len)
     return (size_t)n == len && memcmp(r, want, len) == 0;
 }
 
-/* Follow subscription counts in (P|S)(UN)SUBSCRIBE confirmations. */
+/*
+ * n, a (P|S)(UN)SUBSCRIBE confirmation (RESP2 array or RESP3 push of kind,
+ * channel, count)? Its count is taken; false for anything else.
+ */
+static bool
+pinned_take_confirmation(struct pinned *p, const struct reply_node *n)
+{
+    if ((n->type != '*' && n->type != '>') || n->nil || n->nelems != 3 ||
+        n->elems[0].type != '$' || n->elems[2].type != ':')
+        return false;
+    const struct reply_node *kind = &n->elems[0];
+    if (reply_node_is(kind, "subscribe") || reply_node_is(kind, "psubscribe") ||
+        reply_node_is(kind, "unsubscribe") || reply_node_is(kind, "punsubscribe"))
+        p->subs = n->elems[2].integer;
+    else if (reply_node_is(kind, "ssubscribe") || reply_node_is(kind, "sunsubscribe"))
+        p->ssubs = n->elems[2].integer;
+    else
+        return false;
+    return true;
+}
+
+/* True for a RESP2 pub/sub message (an array opening with "message" …). */
+static bool
+pinned_is_message(const struct reply_node *n)
+{
+    return n->nelems >= 3 && n->elems[0].type == '$' &&
+           (reply_node_is(&n->elems[0], "message") || reply_node_is(&n->elems[0], "pmessage") ||
+            reply_node_is(&n->elems[0], "smessage"));
+}
+
+/*
+ * Follow subscription counts in (P|S)(UN)SUBSCRIBE confirmations, and in
+ * the reply of an EXEC whose transaction queued some (Redis puts their
+ * confirmations inside EXEC's array, pushes nested in it in RESP3).
+ */
 static void
 pinned_track_reply(struct pinned *p, const char *r, size_t len)
 {
@@ -260,18 +306,19 @@ pinned_track_reply(struct pinned *p, const char *r, size_t len)
         keyspace_set_proto(p->s, 2);
         return;
     }
+    if (p->exec_subs && r[0] == '-') { /* EXECABORT: nothing ran */
+        p->exec_subs = false;
+        return;
+    }
+    bool exec = p->exec_subs && r[0] == '*';
     /* RESP2's confirmations are arrays, RESP3's pushes */
-    if (len < 4 || (r[0] != '*' && r[0] != '>') || r[1] != '3')
+    if (!exec && (len < 4 || (r[0] != '*' && r[0] != '>') || r[1] != '3'))
         return;
     struct reply_node *n = reply_parse(r, len);
-    if (n != NULL && n->type == r[0] && n->integer == 3 && n->elems[0].type == '$' &&
-        n->elems[2].type == ':') {
-        const struct reply_node *kind = &n->elems[0];
-        if (reply_node_is(kind, "subscribe") || reply_node_is(kind, "psubscribe") ||
-            reply_node_is(kind, "unsubscribe") || reply_node_is(kind, "punsubscribe"))
-            p->subs = n->elems[2].integer;
-        else if (reply_node_is(kind, "ssubscribe") || reply_node_is(kind, "sunsubscribe"))
-            p->ssubs = n->elems[2].integer;
+    if (n != NULL && !pinned_take_confirmation(p, n) && exec && !pinned_is_message(n)) {
+        for (size_t i = 0; i < n->nelems; i++) /* EXEC's array (nil: aborted by WATCH) */
+            (void)pinned_take_confirmation(p, &n->elems[i]);
+        p->exec_subs = false;
     }
     reply_node_free(n);
 }
@@ -354,6 +401,8 @@ pinned_raw_cb(void *owner, struct evbuffer *reply, size_t len)
                 p->script_reply = 0;
             upstream_pinned_script(p->up, p->script_reply != 0);
         }
+        if (p->exec_reply != 0 && p->replies >= p->exec_reply)
+            p->exec_reply = 0; /* the transaction's outcome is the client's now */
         if (p->swap_head < p->nswaps && p->replies == p->swaps[p->swap_head].reply) {
             /* Redis's unknown-command error for our placeholder: show ours */
             char *text = p->swaps[p->swap_head++].text;
@@ -418,6 +467,24 @@ pinned_start(struct session *s, const struct pinned_ops *ops, char *err, size_t 
     return p;
 }
 
+/* EXEC or DISCARD (argc 1 inside MULTI: the transaction ends, else an error). */
+static void
+pinned_track_end(struct pinned *p, const struct resp_request *req)
+{
+    bool end = p->multi && req->argc == 1, exec = end && resp_arg_is(&req->argv[0], "exec");
+    if (exec && p->nmsel > 0) {
+        pinned_push_dbfx(p, -1, p->msel, p->nmsel); /* the list goes with the EXEC */
+        p->msel = NULL;
+    }
+    if (exec) {
+        p->exec_reply = p->replies + p->outstanding;
+        p->exec_subs = p->tx_subs;
+    }
+    if (end)
+        p->multi = p->watching = p->tx_subs = false;
+    p->nmsel = 0;
+}
+
 /* Request-side state changes of one request. */
 static void
 pinned_track_request(struct pinned *p, const struct resp_request *req)
@@ -445,13 +512,7 @@ pinned_track_request(struct pinned *p, const struct resp_request *req)
          * pinned until EXEC/DISCARD). */
         p->multi = p->multi || req->argc == 1;
     } else if (resp_arg_is(a, "exec") || resp_arg_is(a, "discard")) {
-        if (p->multi && req->argc == 1 && resp_arg_is(a, "exec") && p->nmsel > 0) {
-            pinned_push_dbfx(p, -1, p->msel, p->nmsel); /* the list goes with the EXEC */
-            p->msel = NULL;
-        }
-        if (p->multi && req->argc == 1)
-            p->multi = p->watching = false;
-        p->nmsel = 0;
+        pinned_track_end(p, req);
     } else if (resp_arg_is(a, "select") && req->argc == 2) {
         long long db;
         if (!resp_arg_ll(&req->argv[1], &db) || db < 0 || db > INT32_MAX) {
@@ -470,11 +531,13 @@ pinned_track_request(struct pinned *p, const struct resp_request *req)
     } else if (resp_arg_is(a, "monitor") || (resp_arg_is(a, "client") && req->argc >= 2 &&
                                              resp_arg_is(&req->argv[1], "reply"))) {
         p->sticky = true;
+        p->monitor = p->monitor || resp_arg_is(a, "monitor");
     } else if (resp_arg_is(a, "auth")) {
         if (!p->pubsub) /* sticky if it passes: see pinned_raw_cb */
             p->auth_reply = p->replies + p->outstanding;
     } else if (pinned_is_subscribe(a)) {
         p->pubsub = p->dirty = true;
+        p->tx_subs = p->tx_subs || p->multi;
         p->subscribing = !resp_arg_is(a, "unsubscribe") && !resp_arg_is(a, "punsubscribe") &&
                          !resp_arg_is(a, "sunsubscribe");
     } else if (resp_arg_is(a, "reset")) {
@@ -492,6 +555,52 @@ pinned_track_request(struct pinned *p, const struct resp_request *req)
     } else if (resp_arg_is(a, "quit")) {
         p->quit = true;
     }
+}
+
+/*
+ * Whether Redis answers a request sent now (req NULL: one that is not CLIENT
+ * REPLY), following CLIENT REPLY as Redis 7.0 does (networking.c
+ * clientCommand, resetClient): OFF answers nothing from itself on, SKIP
+ * (outside OFF) nothing for itself and the next command, ON +OK and
+ * everything after. Inside MULTI, CLIENT REPLY is only queued.
+ */
+static bool
+pinned_reply_due(struct pinned *p, const struct resp_request *req)
+{
+    bool skip = p->skip_next;
+    p->skip_next = false;
+    if (req != NULL && !p->multi && req->argc == 3 && resp_arg_is(&req->argv[0], "client") &&
+        resp_arg_is(&req->argv[1], "reply")) {
+        const struct resp_arg *mode = &req->argv[2];
+        if (resp_arg_is(mode, "on")) {
+            p->reply_off = false;
+            return true;
+        }
+        if (resp_arg_is(mode, "off")) {
+            p->reply_off = true;
+            return false;
+        }
+        if (resp_arg_is(mode, "skip")) {
+            p->skip_next = !p->reply_off;
+            return false;
+        }
+    }
+    return !p->reply_off && !skip;
+}
+
+bool
+pinned_local_muted(struct pinned *p)
+{
+    bool skip = p->skip_next;
+    if (!skip)
+        return p->reply_off;
+    /* Redis's own SKIP goes with the next command it runs: one it does
+     * not answer takes it */
+    static const char ping[] = "*1\r\n$4\r\nPING\r\n";
+    p->skip_next = false;
+    if (p->up != NULL)
+        (void)upstream_pinned_send(p->up, ping, sizeof(ping) - 1);
+    return true;
 }
 
 /* Count req in its command's stats as answered on the pinned connection. */
@@ -518,7 +627,7 @@ pinned_forward(struct pinned *p, const struct resp_request *req, const char *cmd
     /* for CLIENT UNBLOCK; only with nothing due on the connection: bulwark's
      * reply is told from the owner's by its place in the FIFO */
     if (p->up != NULL && !p->multi && !pinned_uncounted(p) && p->outstanding == 0 &&
-        pinned_is_blocking(req))
+        !p->reply_off && !p->skip_next && pinned_is_blocking(req))
         upstream_pinned_learn_id(p->up);
     if (p->up == NULL || upstream_pinned_send(p->up, cmd, len) != BW_OK) {
         p->ops->lost(p->s, "dedicated upstream connection lost");
@@ -527,10 +636,13 @@ pinned_forward(struct pinned *p, const struct resp_request *req, const char *cmd
     if (p->marker_out)
         p->sent_after++;
     /* RESP3: (un)subscribing is confirmed by pushes only (in MULTI: +QUEUED) */
-    if (p->proto != 3 || p->multi || !pinned_is_subscribe(&req->argv[0]))
+    bool due = pinned_reply_due(p, req);
+    if (due && (p->proto != 3 || p->multi || !pinned_is_subscribe(&req->argv[0])))
         p->outstanding++;
-    if (!p->multi && pinned_is_blocking(req))
+    if (due && !p->multi && pinned_is_blocking(req)) {
         p->blocked_reply = p->replies + p->outstanding;
+        p->blocked_ms = bw_now_ms();
+    }
     pinned_track_request(p, req);
     pinned_maybe_marker(p);
 }
@@ -545,6 +657,8 @@ pinned_refuse_in_multi(struct pinned *p, const char *error_reply)
         p->ops->lost(p->s, "dedicated upstream connection lost");
         return;
     }
+    if (!pinned_reply_due(p, NULL))
+        return; /* CLIENT REPLY OFF or SKIP: Redis answers it nothing, nor do we */
     p->outstanding++;
     p->swaps = bw_realloc(p->swaps, (p->nswaps + 1) * sizeof(*p->swaps));
     p->swaps[p->nswaps].reply = p->replies + p->outstanding;
@@ -559,6 +673,42 @@ pinned_blocked(const struct pinned *p)
     if (p->pubsub && p->outstanding == 0) /* RESP3, subscribed: waits for messages */
         return pinned_subscriptions(p) > 0;
     return p->outstanding > 0 && p->blocked_reply == p->replies + 1;
+}
+
+void
+pinned_shutdown(struct pinned *p)
+{
+    if (p->shut)
+        return;
+    p->shut = true;
+    if (p->up != NULL)
+        upstream_pinned_shutdown(p->up);
+}
+
+bool
+pinned_answered(const struct pinned *p)
+{
+    if (pinned_uncounted(p))
+        return false; /* Redis's close, or the unpin marker, tells */
+    if (p->outstanding == 0)
+        return true;
+    if (p->shut)
+        return false; /* Redis answers what it would, and closes */
+    /* a blocking command that finds its data answers within a round trip */
+    return pinned_blocked(p) && bw_now_ms() - p->blocked_ms >= PINNED_BLOCK_GRACE_MS;
+}
+
+bool
+pinned_times_out(const struct pinned *p)
+{
+    return !pinned_uncounted(p) && p->outstanding == 0 && pinned_subscriptions(p) == 0 &&
+           !p->monitor;
+}
+
+bool
+pinned_holds_state(const struct pinned *p)
+{
+    return !pinned_clean(p) || p->pubsub || p->auth_reply != 0 || p->exec_reply != 0 || p->shut;
 }
 
 bool
@@ -629,7 +779,7 @@ void
 pinned_free_clean(struct pinned *p)
 {
     if (p->up != NULL)
-        upstream_pinned_release(p->up, !p->debug, p->dirty);
+        upstream_pinned_release(p->up, !p->debug && !p->shut, p->dirty);
     pinned_swaps_free(p);
     pinned_dbfx_free(p);
     bw_free(p);
@@ -647,17 +797,40 @@ pinned_counts_replies(const struct pinned *p)
     return !pinned_uncounted(p);
 }
 
+/*
+ * Under the client's CLIENT REPLY OFF, bulwark's own request on the
+ * connection (HELLO, SELECT: upstream.c waits for its reply) goes between
+ * CLIENT REPLY ON (answered to upstream.c too) and OFF (answers nothing).
+ */
+static void
+pinned_unmuted(struct pinned *p, bool begin)
+{
+    static const char off[] = "*3\r\n$6\r\nCLIENT\r\n$5\r\nREPLY\r\n$3\r\nOFF\r\n";
+    if (!p->reply_off)
+        return;
+    if (begin)
+        upstream_pinned_reply_on(p->up);
+    else
+        (void)upstream_pinned_send(p->up, off, sizeof(off) - 1);
+}
+
 void
 pinned_follow_proto(struct pinned *p, int proto)
 {
     p->proto = proto;
-    if (p->up != NULL)
-        upstream_conn_set_proto(p->up, proto);
+    if (p->up == NULL || upstream_conn_proto(p->up) == proto)
+        return;
+    pinned_unmuted(p, true);
+    upstream_conn_set_proto(p->up, proto);
+    pinned_unmuted(p, false);
 }
 
 void
 pinned_follow_db(struct pinned *p, int db)
 {
-    if (p->up != NULL)
-        upstream_pinned_select(p->up, db);
+    if (p->up == NULL || upstream_conn_db(p->up) == db)
+        return;
+    pinned_unmuted(p, true);
+    upstream_pinned_select(p->up, db);
+    pinned_unmuted(p, false);
 }

@@ -90,6 +90,57 @@ void pinned_forward(struct pinned *p, const struct resp_request *req, const char
 void pinned_free(struct pinned *p);
 
 /*
+ * The client sent its last request (it closed its side): so does the
+ * session, shutting the connection's write side. Redis then reads EOF, as
+ * it would read the client's: it answers what it would (nothing for a
+ * command that blocks), frees its client and closes (ops->lost). Idempotent.
+ */
+void pinned_shutdown(struct pinned *p);
+
+/*
+ * How long a blocking command (BLPOP …) sent is given to answer before it
+ * counts as blocked (pinned_answered) when the session cannot be shut yet
+ * (a request bulwark answers itself waits behind it): one that finds its
+ * data answers within a round trip.
+ */
+#define PINNED_BLOCK_GRACE_MS 100
+
+/*
+ * True when every request sent is answered (replies counted); before
+ * pinned_shutdown(), also when the reply due waits for what may never come:
+ * messages, or a blocking command sent PINNED_BLOCK_GRACE_MS ago or more.
+ * Never with replies not counted: the connection's close or the unpin
+ * marker tells.
+ */
+bool pinned_answered(const struct pinned *p);
+
+/*
+ * bulwark answers a request of the session itself (CLIENT …, HELLO): true
+ * when CLIENT REPLY OFF, or a SKIP the request takes, means its reply must
+ * not be seen (the SKIP is then spent on Redis's side too, with a PING
+ * whose reply Redis drops).
+ */
+bool pinned_local_muted(struct pinned *p);
+
+/*
+ * True when `timeout` may close the session's idle client, as Redis 7.0's
+ * clientsCronHandleTimeout() closes one in MULTI, WATCHing or on CLIENT
+ * REPLY OFF: nothing due (not blocked), not subscribed, not MONITOR.
+ */
+bool pinned_times_out(const struct pinned *p);
+
+/*
+ * True when the dedicated connection holds state of the client's that
+ * bulwark cannot carry to another connection: inside MULTI or WATCHing, an
+ * EXEC's reply due (the transaction may or may not have run), pub/sub (a
+ * (P|S)(UN)SUBSCRIBE was sent), MONITOR, CLIENT REPLY, an ACL user's AUTH
+ * (passed or due), the Lua debugger, QUIT. Losing such a connection ends
+ * the client's connection too, as with Redis; the database and protocol
+ * are bulwark's (followed on the next connection) and do not count.
+ */
+bool pinned_holds_state(const struct pinned *p);
+
+/*
  * True when every reply of the session is out (outside pub/sub): a reply
  * bulwark makes itself can be put in between without reordering.
  */

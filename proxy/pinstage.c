@@ -250,6 +250,7 @@ pinstage_handle(struct session *s, const struct resp_request *req, struct pinned
             slot_ready(ps);
             if (s->closed)
                 return true;
+            s->q.mute = pinned_local_muted(s->pin); /* under CLIENT REPLY OFF/SKIP */
             *keep = s->pin;
             s->pin = NULL;
             return false;
@@ -272,6 +273,7 @@ pinstage_handle(struct session *s, const struct resp_request *req, struct pinned
         slot_ready(ps);
         if (s->closed)
             return true; /* it had closed its side and its output could go (adversarial pass) */
+        s->q.mute = pinned_local_muted(s->pin); /* CLIENT REPLY OFF/SKIP: done, not seen */
         *keep = s->pin;
         s->pin = NULL;
         return false; /* the caller answers it, then pinstage_resume() */
@@ -295,10 +297,14 @@ pinstage_handle(struct session *s, const struct resp_request *req, struct pinned
 void
 pinstage_resume(struct session *s, struct pinned *keep)
 {
+    bool muted = s->q.mute; /* the answer bulwark made under CLIENT REPLY OFF/SKIP */
+    s->q.mute = false;
     if (s->closed) {
         pinned_free(keep); /* closed while bulwark answered: the session goes too */
         return;
     }
+    if (muted)
+        slotq_flush(&s->q); /* its muted slots at the head go, unseen */
     s->pin = keep;
     pinned_follow_db(keep, s->db);       /* a SELECT bulwark answered */
     pinned_follow_proto(keep, s->proto); /* a HELLO bulwark answered */
@@ -428,14 +434,24 @@ pinstage_unpin(struct session *s)
     s->ops->resume(s);
 }
 
-/* The dedicated connection is gone: flush what s has, then close it. */
+/*
+ * The dedicated connection is gone. When it held state of the client's
+ * (pinned_holds_state: MULTI, WATCH, an EXEC's reply due, pub/sub, MONITOR,
+ * CLIENT REPLY …), the client's connection ends as it would with Redis:
+ * what it has is flushed, nothing is made up for the replies still due (an
+ * EXEC may or may not have run), nothing more is read, and it is closed, so
+ * a later EXEC can never run without its MULTI or its WATCH. Otherwise (a
+ * blocking command or a script due, nothing else) each request still due
+ * gets the error a shared connection's would and the client goes on.
+ */
 static void
 pinstage_lost(struct session *s, const char *reason)
 {
-    log_verbose("client id=%llu addr=%s: dedicated upstream connection lost: %s",
-                (unsigned long long)s->id, s->addr, reason);
     uint64_t due = pinned_outstanding(s->pin);
-    bool stream = due == 0 && !pinned_idle(s->pin); /* pub/sub: no count to answer */
+    bool state = pinned_holds_state(s->pin);
+    log_verbose("client id=%llu addr=%s: dedicated upstream connection lost: %s%s",
+                (unsigned long long)s->id, s->addr, reason,
+                state ? " (it held the client's state: closing the client)" : "");
     if (s->cl_multi_swallow && due > 0) /* the deferred MULTI's reply: already answered */
         due--;
     s->cl_multi_swallow = false;
@@ -443,21 +459,21 @@ pinstage_lost(struct session *s, const char *reason)
     pinned_free(s->pin);
     s->pin = NULL;
     s->pin_slot = NULL;
+    if (state) {
+        ps->ready = true;
+        s->ops->close_after_reply(s); /* reads nothing more, closes once the replies are out */
+        return;
+    }
     if (s->hold == SESSION_HOLD_IDLE) { /* a held request goes on, on the shared connection */
         s->hold = SESSION_RUN;
         s->ops->resume(s);
     }
-    if (!stream) { /* each request still due gets the error a shared one would */
-        struct evbuffer *out = slot_output(ps);
-        for (uint64_t i = 0; i < due; i++)
-            enc_error(out, "ERR upstream %s:%d unavailable: %s", s->px->cfg.upstream_host,
-                      s->px->cfg.upstream_port, reason);
-        ps->ready = true;
-        slotq_flush(&s->q);
-        return;
-    }
+    struct evbuffer *out = slot_output(ps);
+    for (uint64_t i = 0; i < due; i++)
+        enc_error(out, "ERR upstream %s:%d unavailable: %s", s->px->cfg.upstream_host,
+                  s->px->cfg.upstream_port, reason);
     ps->ready = true;
-    s->ops->close_after_reply(s); /* reads nothing more, closes once the replies are out */
+    slotq_flush(&s->q);
 }
 
 /*

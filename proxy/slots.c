@@ -83,6 +83,7 @@ slot_new(struct slotq *q, enum slot_kind kind)
     cmdstats_slot(q->cs, &s->req);
     TAILQ_INSERT_TAIL(&q->head, s, link);
     q->n++;
+    s->muted = q->mute;
     if (kind == SLOT_BATCHED) {
         s->batched = true;
         q->nbatched++;
@@ -122,6 +123,12 @@ struct evbuffer *
 slot_output(struct slot *s)
 {
     struct slotq *q = s->q;
+    if (s->muted) { /* written and dropped */
+        if (s->buf == NULL)
+            s->buf = evbuffer_new();
+        BW_ASSERT(s->buf != NULL);
+        return s->buf;
+    }
     if (TAILQ_FIRST(&q->head) == s)
         return q->out;
     if (s->buf == NULL) {
@@ -147,7 +154,7 @@ slot_is_tail(const struct slot *s)
 struct evbuffer *
 slotq_target(struct slotq *q)
 {
-    if (TAILQ_EMPTY(&q->head))
+    if (TAILQ_EMPTY(&q->head) && !q->mute)
         return q->out;
     struct slot *s = slot_new(q, SLOT_PLAIN);
     s->ready = true;
@@ -159,13 +166,17 @@ slotq_flush(struct slotq *q)
 {
     struct slot *s;
     while ((s = TAILQ_FIRST(&q->head)) != NULL && s->ready) {
-        if (s->buf != NULL)
+        if (s->buf != NULL && !s->muted)
             evbuffer_add_buffer(q->out, s->buf);
         cmdstats_done(q->cs, &s->req, stats_loop_us(q->base));
         TAILQ_REMOVE(&q->head, s, link);
         q->n--;
         slot_release(s);
     }
+    /* a slot still being written (a pinned session's stream) that is the
+     * head now: what it parked goes out, it writes to the output from here */
+    if (s != NULL && s->buf != NULL && !s->muted && evbuffer_get_length(s->buf) > 0)
+        evbuffer_add_buffer(q->out, s->buf);
     q->ops->flushed(q->owner);
 }
 

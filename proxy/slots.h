@@ -69,6 +69,7 @@ struct slot {
     bool ready;              /* reply complete (in buf) */
     bool batched;            /* counted in q->nbatched */
     bool held;               /* counted in q->nheld (a GET held by a hot-key lease) */
+    bool muted;              /* made under q->mute: its reply is dropped, never out */
     slot_fn *fn;             /* detached slot: receives the reply */
     void *fn_data;           /* its argument (borrowed) */
     struct evbuffer *buf;    /* the reply while it waits behind others (owned), or NULL */
@@ -100,6 +101,8 @@ struct slotq {
     bool drop;                   /* the owner is closing for its output limit: replies
                                     are dropped */
     struct evbuffer *out;        /* the connection's output (borrowed) */
+    bool mute;                   /* slots made while set are muted: a session's
+                                    CLIENT REPLY OFF/SKIP (set and cleared by the owner) */
     struct session *owner;       /* passed to ops (borrowed) */
     const struct slotq_ops *ops; /* borrowed, static */
     struct cmdstats *cs;         /* per-command latencies (borrowed) */
@@ -150,7 +153,10 @@ bool slot_is_tail(const struct slot *s);
  */
 void slot_free(struct slot *s);
 
-/* The buffer a reply made now goes to: the output, or a new ready slot's. Once per reply. */
+/*
+ * The buffer a reply made now goes to: the output, or a new ready slot's
+ * (a muted one while q->mute). Once per reply.
+ */
 struct evbuffer *slotq_target(struct slotq *q);
 
 /* Move ready slots at the head to the output; tell the owner. */

@@ -84,6 +84,7 @@ struct upstream_conn {
     void *owner;                      /* pinned: the session its raw replies go to (borrowed) */
     upstream_raw_fn *raw_fn;          /* pinned: receives every reply not owed internally */
     upstream_down_fn *down_fn;        /* pinned: told when the connection fails */
+    bool shut;                        /* pinned: write side shut (never pooled again) */
     uint64_t idle_since_ms;           /* pinned: when it last went idle, monotonic ms */
     bool script;                      /* pinned: a script's reply is due (see
                                             upstream_pinned_script) */
@@ -515,6 +516,33 @@ upstream_select_cb(void *privdata, struct evbuffer *reply, size_t len, const cha
     const char *p = (const char *)evbuffer_pullup(reply, 1);
     if (p[0] == '-')
         u->db = -1;
+}
+
+/* A reply bulwark asked for and needs nothing of. */
+static void
+upstream_ignore_cb(void *privdata, struct evbuffer *reply, size_t len, const char *err)
+{
+    (void)privdata;
+    (void)reply;
+    (void)len;
+    (void)err;
+}
+
+void
+upstream_pinned_shutdown(struct upstream_conn *u)
+{
+    if (u->dead || u->io == NULL)
+        return;
+    u->shut = true;
+    netio_shutdown_write(u->io);
+}
+
+void
+upstream_pinned_reply_on(struct upstream_conn *u)
+{
+    const char *argv[] = {"CLIENT", "REPLY", "ON"};
+    if (!u->dead)
+        upstream_queue_internal(u, 3, argv, upstream_ignore_cb);
 }
 
 /* CLIENT ID of a pinned connection (an error, e.g. CLIENT denied: stays 0). */
@@ -1280,7 +1308,7 @@ upstream_pinned_release(struct upstream_conn *u, bool reusable, bool reset)
     if (u->dead)
         return;
     upstream_pinned_script(u, false);
-    if (!reusable || u->state != UPSTREAM_UP || pool->px->shutting_down) {
+    if (!reusable || u->state != UPSTREAM_UP || u->shut || pool->px->shutting_down) {
         upstream_pinned_drop(u, "released");
         return;
     }

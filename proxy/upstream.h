@@ -129,6 +129,21 @@ uint64_t upstream_conn_redis_id(const struct upstream_conn *u);
  */
 void upstream_pinned_learn_id(struct upstream_conn *u);
 
+/*
+ * Pinned u's session sent its last request (its client closed its side):
+ * the write side is shut once the output is written, so Redis reads EOF
+ * after it, answers what it would and closes (the owner's down_fn). Never
+ * pooled again.
+ */
+void upstream_pinned_shutdown(struct upstream_conn *u);
+
+/*
+ * Queue CLIENT REPLY ON on pinned u, its +OK taken here: bulwark's own
+ * requests queued next (SELECT, HELLO) are answered under a session's
+ * CLIENT REPLY OFF; the session sends OFF again after them.
+ */
+void upstream_pinned_reply_on(struct upstream_conn *u);
+
 /* A session's RESET was answered on pinned u: database 0, RESP2. */
 void upstream_conn_was_reset(struct upstream_conn *u);
 

@@ -543,6 +543,31 @@ for _ in range(50):
     time.sleep(0.1)
 check("  … served again once it answers", bw.get(okey) == b"x")
 
+# ---- half-closed sessions --------------------------------------------------------
+# CLIENT REPLY OFF, then keys of every master (the session set aside for the
+# others), then shutdown(SHUT_WR): what Redis answers, then the close at once.
+bw.set("hc:4", "v4")
+check("  (hc:1 … hc:4 span masters)",
+      len({direct.get_node_from_key(f"hc:{i}").port for i in range(1, 5)}) > 1)
+hc = socket.create_connection(("127.0.0.1", BW))
+hc.settimeout(5)
+hc.sendall(b"CLIENT REPLY OFF\r\nSET hc:1 off\r\nSET hc:2 off\r\nCLIENT REPLY ON\r\n"
+           b"SET hc:3 on\r\nGET hc:4\r\n")
+hc.shutdown(socket.SHUT_WR)
+t0, got = time.time(), b""
+try:
+    while True:
+        chunk = hc.recv(65536)
+        if not chunk:
+            break
+        got += chunk
+except socket.timeout:
+    pass
+hc.close()
+check("CLIENT REPLY OFF, keys on several masters, then EOF: Redis's replies, closed at once",
+      got == b"+OK\r\n+OK\r\n$2\r\nv4\r\n" and time.time() - t0 < 2,
+      (got, time.time() - t0))
+
 # ---- the upstream node (master of slot 0) killed: its replica takes over ----------
 # Bulwark must read the new map from a surviving node (it used to ask only the
 # master of slot 0 and the upstream node: the dead one, forever).
@@ -565,6 +590,12 @@ for k in keep:
     bw.set(k, k)
     make_hot(k)
 miss0 = bw.info("hotkeys")["hotkey_misses"]
+# a client WATCHing a key of that master: its connection ends with the master's,
+# so its EXEC can never commit unwatched
+wc = socket.create_connection(("127.0.0.1", BW))
+wc.settimeout(10)
+wc.sendall(b"WATCH %s\r\n" % fkeys[0].encode())
+check("WATCH on the master about to die", wc.recv(100) == b"+OK\r\n")
 os.kill(int(seed.info("server")["process_id"]), signal.SIGKILL)
 for _ in range(100):  # its watch lost (the gate of its master opens)
     if bw.info("upstream").get("cluster_gates_closed") == 2:
@@ -596,5 +627,13 @@ redis.Redis(port=promoted.port).set(hot, "after failover")  # behind bulwark's b
 reads = [bw.get(hot) for _ in range(300)]
 check(f"  … a hot key written on the promoted replica ({promoted.port}) itself: read at once, "
       "never the old value", reads == [b"after failover"] * 300, reads[:3])
+try:
+    wc.sendall(b"MULTI\r\nSET %s watched\r\nEXEC\r\n" % fkeys[0].encode())
+    rest = wc.recv(100)
+except (socket.timeout, OSError) as e:
+    rest = e
+check("  … the WATCHing client's connection ended, its EXEC not run",
+      rest in (b"",) or isinstance(rest, ConnectionResetError), rest)
+check("  … nothing committed", bw.get(fkeys[0]) == b"after")
 print("%d failed" % len(failures))
 sys.exit(1 if failures else 0)
