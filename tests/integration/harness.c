@@ -1072,6 +1072,22 @@ harness_bulwark_stop(struct harness_server *s)
 }
 
 void
+harness_trio_start(struct harness_trio *t)
+{
+    t->upstream = harness_redis_start(NULL);
+    t->bulwark = harness_bulwark_start(t->upstream->port, NULL);
+    t->ref = harness_reference_start(NULL);
+}
+
+void
+harness_trio_stop(struct harness_trio *t)
+{
+    harness_bulwark_stop(t->bulwark);
+    harness_redis_stop(t->upstream);
+    harness_redis_stop(t->ref);
+}
+
+void
 harness_redis_kill(struct harness_server *s)
 {
     if (s->attached) {

@@ -186,6 +186,23 @@ struct harness_server *harness_subject_start(int upstream_port, const char *cons
 /* Same as harness_redis_stop(); reads better for bulwark. */
 void harness_bulwark_stop(struct harness_server *s);
 
+/*
+ * The usual group of a comparison test: an upstream redis-server, bulwark in
+ * front of it with its default arguments, and a reference redis-server.
+ */
+struct harness_trio {
+    struct harness_server *upstream; /* bulwark's redis-server */
+    struct harness_server *bulwark;  /* the subject */
+    struct harness_server *ref;      /* a redis-server to compare with */
+};
+
+/* Start the three (a cmocka group setup calls it). */
+void harness_trio_start(struct harness_trio *t);
+
+/* Stop the three (a cmocka group teardown calls it). */
+void harness_trio_stop(struct harness_trio *t);
+
+
 /* A short name for messages: "bulwark:PORT" or "redis:PORT". */
 const char *harness_server_name(const struct harness_server *s);
 

@@ -16,19 +16,13 @@
 
 #include "tests/integration/harness.h"
 
-static struct {
-    struct harness_server *upstream; /* redis behind bulwark */
-    struct harness_server *bulwark;  /* default jitter: 10% */
-    struct harness_server *ref;      /* plain reference redis */
-} env;
+static struct harness_trio env;
 
 static int
 group_setup(void **state)
 {
     (void)state;
-    env.upstream = harness_redis_start(NULL);
-    env.bulwark = harness_bulwark_start(env.upstream->port, NULL);
-    env.ref = harness_reference_start(NULL);
+    harness_trio_start(&env);
     return 0;
 }
 
@@ -36,9 +30,7 @@ static int
 group_teardown(void **state)
 {
     (void)state;
-    harness_bulwark_stop(env.bulwark);
-    harness_redis_stop(env.upstream);
-    harness_redis_stop(env.ref);
+    harness_trio_stop(&env);
     return 0;
 }
 

@@ -20,19 +20,13 @@
 #include "proxy/util.h"
 #include "tests/integration/harness.h"
 
-static struct {
-    struct harness_server *upstream;
-    struct harness_server *bulwark;
-    struct harness_server *ref;
-} env;
+static struct harness_trio env;
 
 static int
 group_setup(void **state)
 {
     (void)state;
-    env.upstream = harness_redis_start(NULL);
-    env.bulwark = harness_bulwark_start(env.upstream->port, NULL);
-    env.ref = harness_reference_start(NULL);
+    harness_trio_start(&env);
     return 0;
 }
 
@@ -40,9 +34,7 @@ static int
 group_teardown(void **state)
 {
     (void)state;
-    harness_bulwark_stop(env.bulwark);
-    harness_redis_stop(env.upstream);
-    harness_redis_stop(env.ref);
+    harness_trio_stop(&env);
     return 0;
 }
 

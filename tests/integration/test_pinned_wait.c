@@ -24,19 +24,13 @@
 /* Clients of the BLPOP fleet tests. */
 #define FLEET 1000
 
-static struct {
-    struct harness_server *upstream; /* the Redis behind every bulwark here */
-    struct harness_server *bulwark;  /* bulwark with the default configuration */
-    struct harness_server *ref;      /* a second Redis, for differential checks */
-} env;
+static struct harness_trio env;
 
 static int
 group_setup(void **state)
 {
     (void)state;
-    env.upstream = harness_redis_start(NULL);
-    env.bulwark = harness_bulwark_start(env.upstream->port, NULL);
-    env.ref = harness_reference_start(NULL);
+    harness_trio_start(&env);
     return 0;
 }
 
@@ -44,9 +38,7 @@ static int
 group_teardown(void **state)
 {
     (void)state;
-    harness_bulwark_stop(env.bulwark);
-    harness_redis_stop(env.upstream);
-    harness_redis_stop(env.ref);
+    harness_trio_stop(&env);
     return 0;
 }
 

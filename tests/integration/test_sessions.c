@@ -20,19 +20,13 @@
 #include "proxy/util.h"
 #include "tests/integration/harness.h"
 
-static struct {
-    struct harness_server *upstream;
-    struct harness_server *bulwark;
-    struct harness_server *ref;
-} env;
+static struct harness_trio env;
 
 static int
 group_setup(void **state)
 {
     (void)state;
-    env.upstream = harness_redis_start(NULL);
-    env.bulwark = harness_bulwark_start(env.upstream->port, NULL);
-    env.ref = harness_reference_start(NULL);
+    harness_trio_start(&env);
     return 0;
 }
 
@@ -40,9 +34,7 @@ static int
 group_teardown(void **state)
 {
     (void)state;
-    harness_bulwark_stop(env.bulwark);
-    harness_redis_stop(env.upstream);
-    harness_redis_stop(env.ref);
+    harness_trio_stop(&env);
     return 0;
 }
 
@@ -331,7 +323,7 @@ test_subscribe_inside_multi(void **state)
 {
     (void)state;
     static const char *const one[] = {"MULTI", "SUBSCRIBE sm:ch", "EXEC", "PING"};
-    static const char *const two[] = {"MULTI", "SUBSCRIBE sm:a sm:b", "SET sm:k 1", "EXEC",
+    static const char *const two[] = {"MULTI", "SUBSCRIBE sm:a sm:b",   "SET sm:k 1", "EXEC",
                                       "PING",  "UNSUBSCRIBE sm:a sm:b", "PING"};
     static const char *const three[] = {"MULTI", "PSUBSCRIBE sm:*", "PUNSUBSCRIBE", "EXEC",
                                         "GET sm:k"};
@@ -381,11 +373,10 @@ test_client_reply_modes(void **state)
     static const char *const skip[] = {"CLIENT REPLY SKIP", "PING a", "PING b"};
     static const char *const skip2[] = {"CLIENT REPLY SKIP", "CLIENT REPLY SKIP", "PING a",
                                         "PING b"};
-    static const char *const skiplocal[] = {"CLIENT REPLY SKIP", "CLIENT ID", "PING b",
-                                            "PING c"};
+    static const char *const skiplocal[] = {"CLIENT REPLY SKIP", "CLIENT ID", "PING b", "PING c"};
     static const char *const offskip[] = {"CLIENT REPLY OFF", "CLIENT REPLY SKIP", "PING a",
                                           "CLIENT REPLY ON", "PING b"};
-    static const char *const offtx[] = {"CLIENT REPLY OFF", "MULTI", "SET cr:t 1", "EXEC",
+    static const char *const offtx[] = {"CLIENT REPLY OFF", "MULTI",   "SET cr:t 1", "EXEC",
                                         "CLIENT REPLY ON",  "GET cr:t"};
     same(off, BW_ARRAY_LEN(off), 2);
     same(local, BW_ARRAY_LEN(local), 2);
@@ -399,9 +390,11 @@ test_client_reply_modes(void **state)
                                          "CLIENT REPLY ON", "PING"};
     same(offask, BW_ARRAY_LEN(offask), 2);
     /* HELLO 3 under OFF: bulwark's HELLO on the session's connection is answered to it alone */
-    static const char *const offhello[] = {"CLIENT REPLY OFF", "HELLO 3",         "SET cr:h 1",
-                                           "CLIENT REPLY ON",  "GET cr:h",        "CLIENT REPLY OFF",
-                                           "HELLO 2",          "CLIENT REPLY ON", "GET cr:h"};
+    static const char *const offhello[] = {"CLIENT REPLY OFF", "HELLO 3",
+                                           "SET cr:h 1",       "CLIENT REPLY ON",
+                                           "GET cr:h",         "CLIENT REPLY OFF",
+                                           "HELLO 2",          "CLIENT REPLY ON",
+                                           "GET cr:h"};
     same(offhello, BW_ARRAY_LEN(offhello), 4);
 }
 
@@ -447,8 +440,8 @@ test_timeout_in_sessions(void **state)
                                         "BLPOP to:l 0", "MONITOR",    "CLIENT REPLY OFF",
                                         "PING"};
     enum { N = BW_ARRAY_LEN(cases) };
-    struct harness_server *b = harness_bulwark_start(env.upstream->port,
-                                                     HARNESS_ARGS("--timeout", "1"));
+    struct harness_server *b =
+        harness_bulwark_start(env.upstream->port, HARNESS_ARGS("--timeout", "1"));
     redisContext *r = harness_redis_connect(env.ref);
     freeReplyObject(redisCommand(r, "CONFIG SET timeout 1"));
     const struct harness_server *srv[2] = {env.ref, b};
