@@ -141,13 +141,15 @@ local_hello_reply(struct session *s)
 {
     struct evbuffer *out = session_reply_target(s);
     const char *ver = s->px->upstream_version;
+    /* in front of a cluster bulwark is a one-node cluster: Redis Cluster's "cluster" */
+    const char *mode = router_active(s->px) ? "$7\r\ncluster" : "$10\r\nstandalone";
     enc_map_len(out, s->proto, 7);
     evbuffer_add_printf(out,
                         "$6\r\nserver\r\n$5\r\nredis\r\n$7\r\nversion\r\n$%zu\r\n%s\r\n"
                         "$5\r\nproto\r\n:%d\r\n$2\r\nid\r\n:%llu\r\n$4\r\nmode\r\n"
-                        "$10\r\nstandalone\r\n$4\r\nrole\r\n$6\r\nmaster\r\n"
+                        "%s\r\n$4\r\nrole\r\n$6\r\nmaster\r\n"
                         "$7\r\nmodules\r\n*0\r\n",
-                        strlen(ver), ver, s->proto, (unsigned long long)s->id);
+                        strlen(ver), ver, s->proto, (unsigned long long)s->id, mode);
 }
 
 static bool

@@ -96,7 +96,7 @@ static const struct metrics_map metrics_map[] = {
       "GETs that joined a key already waiting in a batch"),
     C("batch_rechecks", "bulwark_batch_rechecks_total", "mget-mode nils re-checked with GET"),
     G("pinned_connections", "bulwark_pinned_connections",
-      "Dedicated (pinned) upstream connections in use"),
+      "Dedicated (pinned) upstream connections open: owned by a client or idle in the pool"),
     G("pinned_peak", "bulwark_pinned_connections_peak", "Most pinned connections in use at once"),
     C("pinned_refused", "bulwark_pinned_refused_total",
       "Requests refused a dedicated connection: upstream-pinned-wait ran out, or no descriptor"),

@@ -218,7 +218,7 @@ router_probe_cb(void *privdata, struct evbuffer *reply, size_t len, const char *
     px->router = r;
     px->databases = 1; /* a cluster has database 0 only */
     router_slots_cb(px, reply, len, err);
-    log_notice("upstream is a Redis Cluster: %zu nodes, %zu slots served", r->nnodes,
+    log_notice("upstream is a Redis Cluster: %zu masters, %zu slots served", r->nnodes,
                cluster_map_slots_assigned(r->map));
 }
 

@@ -62,6 +62,8 @@ stage_bulwark(struct stage_req *r)
     const struct resp_arg *a = &r->req->argv[0];
     if (r->s->pin != NULL || a->len != 7 || strncasecmp(a->ptr, "bulwark", 7) != 0)
         return STAGE_NEXT;
+    r->s->px->cmdstats.cur.id = cmdstats_intern(&r->s->px->cmdstats, "bulwark"); /* not
+                                                                 in Redis's table */
     if (!r->s->authenticated)
         session_reply_error(r->s, "NOAUTH Authentication required.");
     else if (session_is_denied(r->s->px, a->ptr, a->len))

@@ -282,6 +282,9 @@ theirs = raw(node.port, ["SUNION", a, b])
 check("CROSSSLOT: Redis Cluster's bytes", mine == theirs and mine.startswith(b"-CROSSSLOT"),
       (mine, theirs))
 check("SELECT 1: Redis Cluster's bytes", raw(BW, ["SELECT", "1"]) == raw(node.port, ["SELECT", "1"]))
+hello = raw(BW, ["HELLO", "3"])
+check("HELLO 3: mode cluster, as a Redis Cluster node says", b"$4\r\nmode\r\n$7\r\ncluster\r\n" in hello
+      and b"$4\r\nmode\r\n$7\r\ncluster\r\n" in raw(node.port, ["HELLO", "3"]), hello)
 
 # ---- keyless commands over every master -----------------------------------------
 total = sum(redis.Redis(port=m.port).dbsize() for m in masters)

@@ -233,6 +233,14 @@ test_commandstats_sections_and_resetstat(void **state)
     assert_true(
         harness_info_field(e.bulwark, "bulwark_commandstats", "cmdstat_set", v, sizeof(v)));
     assert_int_equal(strncmp(v, "calls=30,", 9), 0);
+    /* bulwark's own command is counted under its name, not as an unknown one */
+    for (int i = 0; i < 3; i++)
+        freeReplyObject(redisCommand(c, "BULWARK HOTKEYS"));
+    assert_true(
+        harness_info_field(e.bulwark, "bulwark_commandstats", "cmdstat_bulwark", v, sizeof(v)));
+    assert_int_equal(strncmp(v, "calls=3,", 8), 0);
+    assert_false(
+        harness_info_field(e.bulwark, "bulwark_commandstats", "cmdstat_unknown", v, sizeof(v)));
     /* CONFIG RESETSTAT: Redis's (forwarded) and bulwark's */
     assert_true(harness_command_calls(e.redis, "set") >= 30);
     r = redisCommand(c, "CONFIG RESETSTAT");
