@@ -23,8 +23,8 @@ struct batch_entry {
     struct proxy *px;         /* borrowed; outlives the batcher */
     struct upstream_conn *up; /* connection the key is read on (borrowed) */
     int db;                   /* database the key is read in */
-    bool pooled;              /* BATCH_ENTRY_SIZE bytes: returns to the entry cache */
-    struct batch_entry *next; /* dedup bucket chain (pending only); entry cache link */
+    bool pooled;              /* BATCH_ENTRY_SIZE bytes: returns to entry_pool */
+    struct batch_entry *next; /* dedup bucket chain (pending only) */
     size_t len;               /* bytes in key */
     uint64_t hash;            /* XXH3 of key */
     struct slot **waiters;    /* reply slots (each owned by its client): &first, or owned */
@@ -42,10 +42,7 @@ struct batch_entry {
  */
 #define BATCH_KEY_INLINE 64
 #define BATCH_ENTRY_SIZE (sizeof(struct batch_entry) + BATCH_KEY_INLINE)
-#define BATCH_ENTRY_CACHE 4096
-static _Thread_local struct batch_entry *entry_cache; /* linked by next */
-static _Thread_local size_t entry_cached;
-static _Thread_local bool entry_nocache; /* batch_cache_free_all() ran */
+static _Thread_local struct bw_pool entry_pool = BW_POOL(BATCH_ENTRY_SIZE, 4096);
 static _Thread_local char *scratch;      /* commands are encoded here (owned) */
 static _Thread_local size_t scratch_cap; /* its size */
 
@@ -124,25 +121,16 @@ batch_entry_free(struct batch_entry *e)
 {
     if (e->waiters != &e->first)
         bw_free(e->waiters);
-    if (e->pooled && entry_cached < BATCH_ENTRY_CACHE && !entry_nocache) {
-        e->next = entry_cache;
-        entry_cache = e;
-        entry_cached++;
-    } else {
+    if (e->pooled)
+        bw_pool_put(&entry_pool, e);
+    else
         bw_free(e);
-    }
 }
 
 void
 batch_cache_free_all(void)
 {
-    entry_nocache = true; /* entries answered later (at upstream close) are freed */
-    while (entry_cache != NULL) {
-        struct batch_entry *e = entry_cache;
-        entry_cache = e->next;
-        bw_free(e);
-    }
-    entry_cached = 0;
+    bw_pool_drain(&entry_pool); /* entries answered later (at upstream close) are freed */
     bw_free(scratch);
     scratch = NULL;
     scratch_cap = 0;
@@ -153,13 +141,10 @@ static struct batch_entry *
 batch_entry_alloc(const char *key, size_t len)
 {
     struct batch_entry *e;
-    if (len <= BATCH_KEY_INLINE && entry_cache != NULL) {
-        e = entry_cache;
-        entry_cache = e->next;
-        entry_cached--;
-    } else {
-        e = bw_malloc(len <= BATCH_KEY_INLINE ? BATCH_ENTRY_SIZE : sizeof(*e) + len);
-    }
+    if (len <= BATCH_KEY_INLINE)
+        e = bw_pool_get(&entry_pool);
+    else
+        e = bw_malloc(sizeof(*e) + len);
     memset(e, 0, sizeof(*e));
     e->pooled = len <= BATCH_KEY_INLINE;
     e->waiters = &e->first;

@@ -11,17 +11,13 @@
 
 /* One reply object and, for a short string, its bytes. */
 struct hireply_obj {
-    struct hireply_obj *next; /* free list link while kept */
-    bool pooled;              /* HIREPLY_INLINE bytes of room: kept when freed */
-    redisReply r;             /* what hiredis and the callbacks see */
-    char str[];               /* the string (pooled: HIREPLY_INLINE + 1 bytes) */
+    bool pooled;  /* HIREPLY_INLINE bytes of room: kept when freed */
+    redisReply r; /* what hiredis and the callbacks see */
+    char str[];   /* the string (pooled: HIREPLY_INLINE + 1 bytes) */
 };
 
-#define HIREPLY_CACHE 8192 /* blocks kept, at most */
-
-static _Thread_local struct hireply_obj *hireply_free;
-static _Thread_local size_t hireply_nfree;
-static _Thread_local bool hireply_nocache; /* hireply_cache_free_all() ran */
+#define HIREPLY_OBJ_SIZE (sizeof(struct hireply_obj) + HIREPLY_INLINE + 1)
+static _Thread_local struct bw_pool hireply_pool = BW_POOL(HIREPLY_OBJ_SIZE, 8192);
 
 /* A zeroed object of type with room for a string of len bytes. */
 static redisReply *
@@ -29,14 +25,10 @@ hireply_new(int type, size_t len)
 {
     struct hireply_obj *o;
     bool pooled = len <= HIREPLY_INLINE;
-    if (pooled && hireply_free != NULL) {
-        o = hireply_free;
-        hireply_free = o->next;
-        hireply_nfree--;
-    } else {
-        o = bw_malloc(sizeof(*o) + (pooled ? HIREPLY_INLINE : len) + 1);
-    }
-    o->next = NULL;
+    if (pooled)
+        o = bw_pool_get(&hireply_pool);
+    else
+        o = bw_malloc(sizeof(*o) + len + 1);
     o->pooled = pooled;
     memset(&o->r, 0, sizeof(o->r));
     o->r.type = type;
@@ -108,13 +100,10 @@ hireply_free_object(void *p)
         bw_free(r->element);
     }
     struct hireply_obj *o = hireply_of(r);
-    if (o->pooled && hireply_nfree < HIREPLY_CACHE && !hireply_nocache) {
-        o->next = hireply_free;
-        hireply_free = o;
-        hireply_nfree++;
-    } else {
+    if (o->pooled)
+        bw_pool_put(&hireply_pool, o);
+    else
         bw_free(o);
-    }
 }
 
 redisReplyObjectFunctions hireply_fns = {
@@ -128,11 +117,5 @@ redisReplyObjectFunctions hireply_fns = {
 void
 hireply_cache_free_all(void)
 {
-    hireply_nocache = true;
-    while (hireply_free != NULL) {
-        struct hireply_obj *o = hireply_free;
-        hireply_free = o->next;
-        bw_free(o);
-    }
-    hireply_nfree = 0;
+    bw_pool_drain(&hireply_pool);
 }

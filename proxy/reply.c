@@ -51,26 +51,6 @@ reply_is_bulk(char type)
     return type == '$' || type == '!' || type == '=';
 }
 
-/*
- * The common case of a number in a reply, without strtoll: 1 to 18 digits
- * after an optional '-'. False (and strtoll decides) for anything else.
- */
-static bool
-reply_fast_int(const char *s, size_t n, long long *out)
-{
-    size_t i = s[0] == '-' ? 1 : 0;
-    if (n <= i || n - i > 18)
-        return false;
-    long long v = 0;
-    for (size_t j = i; j < n; j++) {
-        if (s[j] < '0' || s[j] > '9')
-            return false;
-        v = v * 10 + (s[j] - '0');
-    }
-    *out = i ? -v : v;
-    return true;
-}
-
 /* Parse the collected header number; false if not a valid integer >= -1. */
 static bool
 reply_scan_number(struct reply_scan *s, int64_t *out)
@@ -79,8 +59,8 @@ reply_scan_number(struct reply_scan *s, int64_t *out)
     s->num[s->num_len] = '\0';
     if (s->num_len == 0 || !reply_int_start(s->num[0]))
         return false;
-    long long v;
-    if (reply_fast_int(s->num, s->num_len, &v)) {
+    long long v; /* the common case without strtoll; strtoll decides the rest */
+    if (bw_string2ll(s->num, s->num_len, &v)) {
         if (v < -1)
             return false;
         *out = v;
@@ -225,8 +205,8 @@ reply_parse_int(const char *s, long n, int64_t *out)
     char tmp[32], *end;
     if (n <= 0 || n >= (long)sizeof(tmp) || !reply_int_start(s[0]))
         return false;
-    long long fast;
-    if (reply_fast_int(s, (size_t)n, &fast)) {
+    long long fast; /* the common case without strtoll; strtoll decides the rest */
+    if (bw_string2ll(s, (size_t)n, &fast)) {
         *out = fast;
         return true;
     }

@@ -17,9 +17,6 @@
 /* Internal outcome: an empty request (blank inline line, *0, *-1) to skip. */
 #define RESP_SKIP 2
 
-/* Redis's LONG_STR_SIZE: string2ll() refuses strings this long or longer. */
-#define RESP_NUM_MAX_CHARS 21
-
 /* Redis preallocates at most this many argv entries from a declared count
  * (networking.c: argv_len = min(multibulklen, 1024)); we also shrink back
  * to it after a bigger request. */
@@ -141,52 +138,6 @@ resp_fail(struct resp_parser *p, const char *what)
     snprintf(p->error, sizeof(p->error), "-ERR Protocol error: %s\r\n", what);
     p->state = RESP_ST_ERROR;
     return RESP_ERR;
-}
-
-/*
- * Redis 7.0.15 util.c string2ll(): optional '-', then "0" alone or a
- * digit 1-9 followed by digits; no '+', spaces or leading zeros; fewer
- * than 21 characters; must fit a long long. Returns true and sets *out.
- */
-static bool
-resp_string2ll(const char *s, size_t slen, long long *out)
-{
-    size_t i = 0;
-    bool negative = false;
-    uint64_t v;
-
-    if (slen == 0 || slen >= RESP_NUM_MAX_CHARS)
-        return false;
-    if (slen == 1 && s[0] == '0') {
-        *out = 0;
-        return true;
-    }
-    if (s[0] == '-') {
-        negative = true;
-        if (++i == slen)
-            return false;
-    }
-    if (s[i] < '1' || s[i] > '9')
-        return false;
-    v = (uint64_t)(s[i++] - '0');
-    for (; i < slen && s[i] >= '0' && s[i] <= '9'; i++) {
-        uint64_t d = (uint64_t)(s[i] - '0');
-        if (v > UINT64_MAX / 10 || v * 10 > UINT64_MAX - d)
-            return false;
-        v = v * 10 + d;
-    }
-    if (i < slen)
-        return false;
-    if (negative) {
-        if (v > (uint64_t)INT64_MAX + 1)
-            return false;
-        *out = v == (uint64_t)INT64_MAX + 1 ? INT64_MIN : -(long long)v;
-    } else {
-        if (v > (uint64_t)INT64_MAX)
-            return false;
-        *out = (long long)v;
-    }
-    return true;
 }
 
 /*
@@ -485,7 +436,7 @@ resp_parse_count(struct resp_parser *p, const char *rb, size_t rlen, size_t *use
 
     if (rc != RESP_OK)
         return rc;
-    if (!resp_string2ll(rb + 1, cr - 1, &n) || n > RESP_MBULK_MAX)
+    if (!bw_string2ll(rb + 1, cr - 1, &n) || n > RESP_MBULK_MAX)
         return resp_fail(p, "invalid multibulk length");
     if (n > RESP_UNAUTH_MBULK_MAX && !p->authenticated)
         return resp_fail(p, "unauthenticated multibulk length");
@@ -519,7 +470,7 @@ resp_parse_bulk_header(struct resp_parser *p, const char *rb, size_t rlen)
         snprintf(what, sizeof(what), "expected '$', got '%c'", c == '\r' || c == '\n' ? ' ' : c);
         return resp_fail(p, what);
     }
-    if (!resp_string2ll(rb + p->pos + 1, cr - p->pos - 1, &n) || n < 0 ||
+    if (!bw_string2ll(rb + p->pos + 1, cr - p->pos - 1, &n) || n < 0 ||
         (uint64_t)n > p->max_bulk_len)
         return resp_fail(p, "invalid bulk length");
     if (n > RESP_UNAUTH_BULK_MAX && !p->authenticated)

@@ -14,18 +14,13 @@
  * Freed slots are kept for reuse: one pipelined GET makes one slot, and
  * malloc/free per request showed in profiles. Bounded, per thread.
  */
-#define SLOT_CACHE 4096
-static _Thread_local struct slot *slot_cache[SLOT_CACHE];
-static _Thread_local size_t slot_cached;
-static _Thread_local bool slot_nocache; /* slot_cache_free_all() ran: free for real */
+static _Thread_local struct bw_pool slot_pool = BW_POOL(sizeof(struct slot), 4096);
 
-/* A zeroed slot, from the cache when it has one. */
+/* A zeroed slot, from the pool. */
 static struct slot *
 slot_alloc(void)
 {
-    if (slot_cached == 0)
-        return bw_calloc(1, sizeof(struct slot));
-    struct slot *s = slot_cache[--slot_cached];
+    struct slot *s = bw_pool_get(&slot_pool);
     memset(s, 0, sizeof(*s));
     return s;
 }
@@ -35,10 +30,7 @@ slot_release(struct slot *s)
 {
     if (s->buf != NULL)
         evbuffer_free(s->buf);
-    if (slot_cached < SLOT_CACHE && !slot_nocache)
-        slot_cache[slot_cached++] = s;
-    else
-        bw_free(s);
+    bw_pool_put(&slot_pool, s);
 }
 
 void
@@ -56,9 +48,7 @@ slot_free(struct slot *s)
 void
 slot_cache_free_all(void)
 {
-    slot_nocache = true; /* slots freed later (batches, upstream) are freed */
-    while (slot_cached > 0)
-        bw_free(slot_cache[--slot_cached]);
+    bw_pool_drain(&slot_pool); /* slots freed later (batches, upstream) are freed */
 }
 
 void

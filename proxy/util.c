@@ -69,6 +69,37 @@ bw_free(void *ptr)
     free(ptr);
 }
 
+void *
+bw_pool_get(struct bw_pool *p)
+{
+    void *b = p->free;
+    if (b == NULL)
+        return bw_malloc(p->size);
+    memcpy(&p->free, b, sizeof(void *));
+    p->n--;
+    return b;
+}
+
+void
+bw_pool_put(struct bw_pool *p, void *b)
+{
+    if (p->closed || p->n >= p->max) {
+        bw_free(b);
+        return;
+    }
+    memcpy(b, &p->free, sizeof(void *));
+    p->free = b;
+    p->n++;
+}
+
+void
+bw_pool_drain(struct bw_pool *p)
+{
+    p->closed = true;
+    while (p->free != NULL)
+        bw_free(bw_pool_get(p));
+}
+
 static uint64_t
 bw_clock_us(clockid_t id)
 {
@@ -111,4 +142,45 @@ bw_fd_fit_clients(int clients, int reserve)
     if (rl.rlim_cur >= want)
         return clients;
     return rl.rlim_cur > (rlim_t)reserve + 1 ? (int)(rl.rlim_cur - (rlim_t)reserve) : 1;
+}
+
+bool
+bw_string2ll(const char *s, size_t slen, long long *out)
+{
+    size_t i = 0;
+    bool negative = false;
+    uint64_t v;
+
+    if (slen == 0 || slen >= BW_LONG_STR_SIZE)
+        return false;
+    if (slen == 1 && s[0] == '0') {
+        *out = 0;
+        return true;
+    }
+    if (s[0] == '-') {
+        negative = true;
+        if (++i == slen)
+            return false;
+    }
+    if (s[i] < '1' || s[i] > '9')
+        return false;
+    v = (uint64_t)(s[i++] - '0');
+    for (; i < slen && s[i] >= '0' && s[i] <= '9'; i++) {
+        uint64_t d = (uint64_t)(s[i] - '0');
+        if (v > UINT64_MAX / 10 || v * 10 > UINT64_MAX - d)
+            return false;
+        v = v * 10 + d;
+    }
+    if (i < slen)
+        return false;
+    if (negative) {
+        if (v > (uint64_t)INT64_MAX + 1)
+            return false;
+        *out = v == (uint64_t)INT64_MAX + 1 ? INT64_MIN : -(long long)v;
+    } else {
+        if (v > (uint64_t)INT64_MAX)
+            return false;
+        *out = (long long)v;
+    }
+    return true;
 }

@@ -5,6 +5,7 @@
 #ifndef BW_UTIL_H
 #define BW_UTIL_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -38,6 +39,44 @@ void *bw_realloc(void *ptr, size_t size);
 char *bw_strdup(const char *s);
 char *bw_strndup(const char *s, size_t n);
 void bw_free(void *ptr);
+
+/*
+ * A pool of same-size blocks kept for reuse: objects made and freed per
+ * request (reply slots, batch entries, hiredis reply objects) cost malloc
+ * and free hundreds of instructions each once glibc's per-thread cache is
+ * exhausted by a batch. At most max blocks are kept; after
+ * bw_pool_drain() (at shutdown) blocks put back are freed. Declare one per
+ * thread: static _Thread_local struct bw_pool p = BW_POOL(size, max);
+ */
+struct bw_pool {
+    void *free;  /* kept blocks, each linked through its first bytes */
+    size_t n;    /* blocks kept */
+    size_t size; /* bytes of a block, >= sizeof(void *) */
+    size_t max;  /* most blocks kept */
+    bool closed; /* drained: bw_pool_put frees */
+};
+#define BW_POOL(size, max)            \
+    {                                 \
+        NULL, 0, (size), (max), false \
+    }
+
+/* A block of p->size bytes, contents undefined (never NULL: aborts on OOM). */
+void *bw_pool_get(struct bw_pool *p);
+
+/* Give block b (from bw_pool_get(p), or bw_malloc(p->size)) back. */
+void bw_pool_put(struct bw_pool *p, void *b);
+
+/* Free the kept blocks; blocks put back later are freed. */
+void bw_pool_drain(struct bw_pool *p);
+
+/*
+ * Redis 7.0.15 util.c string2ll(): optional '-', then "0" alone or a digit
+ * 1-9 followed by digits; no '+', spaces or leading zeros; fewer than
+ * BW_LONG_STR_SIZE characters; must fit a long long. Returns true and sets
+ * *out. (Requests' lengths by Redis's rules; replies' lengths fast.)
+ */
+#define BW_LONG_STR_SIZE 21
+bool bw_string2ll(const char *s, size_t slen, long long *out);
 
 /* Monotonic clock (CLOCK_MONOTONIC): microseconds and milliseconds. */
 uint64_t bw_now_us(void);
