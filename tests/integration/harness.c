@@ -1071,20 +1071,26 @@ harness_bulwark_stop(struct harness_server *s)
     harness_redis_stop(s);
 }
 
-void
-harness_trio_start(struct harness_trio *t)
+struct harness_trio harness_env;
+
+int
+harness_trio_setup(void **state)
 {
-    t->upstream = harness_redis_start(NULL);
-    t->bulwark = harness_bulwark_start(t->upstream->port, NULL);
-    t->ref = harness_reference_start(NULL);
+    (void)state;
+    harness_env.upstream = harness_redis_start(NULL);
+    harness_env.bulwark = harness_bulwark_start(harness_env.upstream->port, NULL);
+    harness_env.ref = harness_reference_start(NULL);
+    return 0;
 }
 
-void
-harness_trio_stop(struct harness_trio *t)
+int
+harness_trio_teardown(void **state)
 {
-    harness_bulwark_stop(t->bulwark);
-    harness_redis_stop(t->upstream);
-    harness_redis_stop(t->ref);
+    (void)state;
+    harness_bulwark_stop(harness_env.bulwark);
+    harness_redis_stop(harness_env.upstream);
+    harness_redis_stop(harness_env.ref);
+    return 0;
 }
 
 void

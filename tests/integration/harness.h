@@ -196,11 +196,12 @@ struct harness_trio {
     struct harness_server *ref;      /* a redis-server to compare with */
 };
 
-/* Start the three (a cmocka group setup calls it). */
-void harness_trio_start(struct harness_trio *t);
+/* The trio of the test program, started and stopped by the two below. */
+extern struct harness_trio harness_env;
 
-/* Stop the three (a cmocka group teardown calls it). */
-void harness_trio_stop(struct harness_trio *t);
+/* cmocka group setup and teardown: start / stop harness_env's three. */
+int harness_trio_setup(void **state);
+int harness_trio_teardown(void **state);
 
 
 /* A short name for messages: "bulwark:PORT" or "redis:PORT". */

@@ -16,24 +16,6 @@
 
 #include "tests/integration/harness.h"
 
-static struct harness_trio env;
-
-static int
-group_setup(void **state)
-{
-    (void)state;
-    harness_trio_start(&env);
-    return 0;
-}
-
-static int
-group_teardown(void **state)
-{
-    (void)state;
-    harness_trio_stop(&env);
-    return 0;
-}
-
 static long long
 pttl_direct(redisContext *direct, const char *key)
 {
@@ -51,8 +33,8 @@ test_set_ex_spread_over_ten_percent(void **state)
     enum { N = 10000, BUCKETS = 10 };
     int bucket[BUCKETS] = {0};
     (void)state;
-    redisContext *b = harness_redis_connect(env.bulwark);
-    redisContext *d = harness_redis_connect(env.upstream);
+    redisContext *b = harness_redis_connect(harness_env.bulwark);
+    redisContext *d = harness_redis_connect(harness_env.upstream);
     for (int i = 0; i < N; i++)
         redisAppendCommand(b, "SET spread:%d v EX 600", i);
     for (int i = 0; i < N; i++) {
@@ -87,8 +69,8 @@ static void
 test_locks_and_expire_stay_exact(void **state)
 {
     (void)state;
-    redisContext *b = harness_redis_connect(env.bulwark);
-    redisContext *d = harness_redis_connect(env.upstream);
+    redisContext *b = harness_redis_connect(harness_env.bulwark);
+    redisContext *d = harness_redis_connect(harness_env.upstream);
     freeReplyObject(redisCommand(b, "SET lock:1 owner NX EX 600"));
     long long ms = pttl_direct(d, "lock:1");
     assert_true(ms > 595000 && ms <= 600000);
@@ -143,7 +125,8 @@ test_edge_replies_equal_redis(void **state)
     struct harness_buf req = {0};
     for (size_t i = 0; i < sizeof(lines) / sizeof(lines[0]); i++)
         harness_buf_command(&req, lines[i]);
-    assert_true(harness_same(env.ref, env.bulwark, req.data, sizeof(lines) / sizeof(lines[0])));
+    assert_true(harness_same(harness_env.ref, harness_env.bulwark, req.data,
+                             sizeof(lines) / sizeof(lines[0])));
     harness_buf_free(&req);
 }
 
@@ -151,8 +134,8 @@ static void
 test_percent_zero_turns_it_off(void **state)
 {
     (void)state;
-    redisContext *b = harness_redis_connect(env.bulwark);
-    redisContext *d = harness_redis_connect(env.upstream);
+    redisContext *b = harness_redis_connect(harness_env.bulwark);
+    redisContext *d = harness_redis_connect(harness_env.upstream);
     redisReply *r = redisCommand(b, "CONFIG SET ttl-jitter-percent 0");
     assert_int_equal(r->type, REDIS_REPLY_STATUS);
     freeReplyObject(r);
@@ -182,5 +165,6 @@ main(void)
         cmocka_unit_test(test_edge_replies_equal_redis),
         cmocka_unit_test(test_percent_zero_turns_it_off),
     };
-    return harness_finish(cmocka_run_group_tests(tests, group_setup, group_teardown));
+    return harness_finish(
+        cmocka_run_group_tests(tests, harness_trio_setup, harness_trio_teardown));
 }

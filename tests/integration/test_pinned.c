@@ -20,24 +20,6 @@
 #include "proxy/util.h"
 #include "tests/integration/harness.h"
 
-static struct harness_trio env;
-
-static int
-group_setup(void **state)
-{
-    (void)state;
-    harness_trio_start(&env);
-    return 0;
-}
-
-static int
-group_teardown(void **state)
-{
-    (void)state;
-    harness_trio_stop(&env);
-    return 0;
-}
-
 static void
 send_lines(struct harness_buf *b, const char *const *lines, size_t n)
 {
@@ -60,7 +42,8 @@ test_transactions_equal_redis(void **state)
     };
     struct harness_buf req = {0};
     send_lines(&req, lines, BW_ARRAY_LEN(lines));
-    assert_true(harness_same(env.ref, env.bulwark, req.data, BW_ARRAY_LEN(lines)));
+    assert_true(
+        harness_same(harness_env.ref, harness_env.bulwark, req.data, BW_ARRAY_LEN(lines)));
     harness_buf_free(&req);
 }
 
@@ -106,10 +89,10 @@ test_watch_optimistic_locking(void **state)
     struct incr_job jobs[MAX_CLIENTS];
     (void)state;
     assert_true(CLIENTS >= 1 && CLIENTS <= MAX_CLIENTS);
-    redisContext *c = harness_redis_connect(env.bulwark);
+    redisContext *c = harness_redis_connect(harness_env.bulwark);
     freeReplyObject(redisCommand(c, "DEL counter"));
     for (int i = 0; i < CLIENTS; i++) {
-        jobs[i] = (struct incr_job){env.bulwark, EACH, 0};
+        jobs[i] = (struct incr_job){harness_env.bulwark, EACH, 0};
         assert_int_equal(pthread_create(&t[i], NULL, watch_incr_worker, &jobs[i]), 0);
     }
     int retries = 0;
@@ -133,17 +116,17 @@ test_blocked_clients_get_one_element_each(void **state)
     (void)state;
     for (int i = 0; i < N; i++) {
         char cmd[64];
-        w[i] = harness_conn_open(env.bulwark);
+        w[i] = harness_conn_open(harness_env.bulwark);
         snprintf(cmd, sizeof(cmd), "BLPOP queue:%d 10\r\n", i);
         harness_conn_send_str(w[i], cmd);
     }
     /* a client that leaves while blocked must not consume an element */
-    struct harness_conn *gone = harness_conn_open(env.bulwark);
+    struct harness_conn *gone = harness_conn_open(harness_env.bulwark);
     harness_conn_send_str(gone, "BLPOP queue:gone 10\r\n");
     usleep(200 * 1000);
     harness_conn_close(gone);
     usleep(200 * 1000);
-    redisContext *d = harness_redis_connect(env.upstream);
+    redisContext *d = harness_redis_connect(harness_env.upstream);
     for (int i = 0; i < N; i++)
         freeReplyObject(redisCommand(d, "RPUSH queue:%d item%d", i, i));
     freeReplyObject(redisCommand(d, "RPUSH queue:gone lost"));
@@ -169,13 +152,13 @@ static void
 test_pubsub_through_bulwark(void **state)
 {
     (void)state;
-    struct harness_conn *sub = harness_conn_open(env.bulwark);
+    struct harness_conn *sub = harness_conn_open(harness_env.bulwark);
     harness_conn_send_str(sub, "SUBSCRIBE news\r\n");
     struct harness_buf got = {0};
     assert_int_equal(harness_conn_read_reply(sub, 5000, &got), HARNESS_READ_REPLY);
     assert_string_equal(got.data, "*3\r\n$9\r\nsubscribe\r\n$4\r\nnews\r\n:1\r\n");
     harness_buf_reset(&got);
-    redisContext *p = harness_redis_connect(env.bulwark);
+    redisContext *p = harness_redis_connect(harness_env.bulwark);
     redisReply *r = redisCommand(p, "PUBLISH news hello");
     assert_int_equal(r->integer, 1);
     freeReplyObject(r);
@@ -200,7 +183,7 @@ test_pool_limit(void **state)
     struct harness_conn *c[LIMIT + 1];
     (void)state;
     struct harness_server *b =
-        harness_bulwark_start(env.upstream->port,
+        harness_bulwark_start(harness_env.upstream->port,
                               HARNESS_ARGS("--upstream-pinned-max", "10",
                                            "--upstream-pinned-wait", "200ms"));
     for (int i = 0; i < LIMIT; i++) {
@@ -227,7 +210,7 @@ test_pool_limit(void **state)
         harness_conn_close(c[i]);
     }
     harness_conn_close(c[LIMIT]);
-    redisContext *d = harness_redis_connect(env.upstream);
+    redisContext *d = harness_redis_connect(harness_env.upstream);
     redisReply *r = redisCommand(d, "GET limit");
     assert_string_equal(r->str, "10");
     freeReplyObject(r);
@@ -242,7 +225,7 @@ static void
 test_refusals_inside_a_session(void **state)
 {
     (void)state;
-    struct harness_conn *c = harness_conn_open(env.bulwark);
+    struct harness_conn *c = harness_conn_open(harness_env.bulwark);
     assert_true(harness_conn_roundtrip(c, "CLIENT SETNAME me\r\n", "+OK\r\n"));
     assert_true(harness_conn_roundtrip(
         c, "AUTH not-a-user nopass\r\n",
@@ -268,7 +251,7 @@ test_refusals_inside_a_session(void **state)
      * nothing runs (SHUTDOWN reaches the reference only inside MULTI). */
     const char *shutdown_in_multi =
         "MULTI\r\nSET refused v\r\nSHUTDOWN\r\nEXEC\r\nEXISTS refused\r\n";
-    assert_true(harness_same(env.ref, env.bulwark, shutdown_in_multi, 5));
+    assert_true(harness_same(harness_env.ref, harness_env.bulwark, shutdown_in_multi, 5));
 }
 
 /* Load on the shared upstream connection: pipelines of 500 SETs until *stop. */
@@ -276,7 +259,7 @@ static void *
 shared_noise(void *arg)
 {
     volatile bool *stop = arg;
-    redisContext *c = harness_redis_connect(env.bulwark);
+    redisContext *c = harness_redis_connect(harness_env.bulwark);
     while (!*stop) {
         for (int i = 0; i < 500; i++)
             redisAppendCommand(c, "SET noise:%d %0200d", i, i);
@@ -306,7 +289,7 @@ test_session_sees_earlier_writes(void **state)
     pthread_t t[4];
     for (int i = 0; i < 4; i++)
         assert_int_equal(pthread_create(&t[i], NULL, shared_noise, (void *)&stop), 0);
-    struct harness_conn *c = harness_conn_open(env.bulwark);
+    struct harness_conn *c = harness_conn_open(harness_env.bulwark);
     char req[256], want[64];
     int stale = 0;
     for (int i = 0; i < 200; i++) {
@@ -377,8 +360,8 @@ static void
 test_session_refusals_never_forwarded(void **state)
 {
     (void)state;
-    struct harness_server *b =
-        harness_bulwark_start(env.upstream->port, HARNESS_ARGS("--upstream-pinned-idle", "1"));
+    struct harness_server *b = harness_bulwark_start(harness_env.upstream->port,
+                                                     HARNESS_ARGS("--upstream-pinned-idle", "1"));
     struct harness_conn *c = harness_conn_open(b);
     static const char *const want[] =
         {"+OK\r\n", "-ERR wrong number of arguments for 'multi' command\r\n",
@@ -421,7 +404,7 @@ test_session_refusals_never_forwarded(void **state)
     assert_true(harness_conn_roundtrip(d, "SET wk 2\r\n", "+QUEUED\r\n"));
     assert_true(harness_conn_roundtrip(d, "EXEC\r\n", "*1\r\n+OK\r\n"));
     harness_conn_close(d);
-    redisContext *u = harness_redis_connect(env.upstream); /* still up */
+    redisContext *u = harness_redis_connect(harness_env.upstream); /* still up */
     redisReply *r = redisCommand(u, "PING");
     assert_non_null(r);
     assert_string_equal(r->str, "PONG");
@@ -449,7 +432,7 @@ wait_blocked(struct harness_conn *ctl, long long id)
         read_one(ctl, &got);
         bool blocked = strstr(got.data, " flags=b ") != NULL;
         harness_buf_free(&got);
-        if (blocked && harness_info_ll(env.upstream, "clients", "blocked_clients") > 0)
+        if (blocked && harness_info_ll(harness_env.upstream, "clients", "blocked_clients") > 0)
             return;
         usleep(10 * 1000);
     }
@@ -461,8 +444,8 @@ static void
 test_client_unblock(void **state)
 {
     (void)state;
-    struct harness_conn *b = harness_conn_open(env.bulwark),
-                        *ctl = harness_conn_open(env.bulwark);
+    struct harness_conn *b = harness_conn_open(harness_env.bulwark),
+                        *ctl = harness_conn_open(harness_env.bulwark);
     struct harness_buf got = {0};
     harness_conn_send_str(b, "CLIENT ID\r\n");
     read_one(b, &got);
@@ -527,7 +510,7 @@ test_local_answers_in_sessions_keep_order(void **state)
     };
     static const size_t nreplies[] = {3, 3, 6, 3, 4, 3, 4};
     for (size_t i = 0; i < BW_ARRAY_LEN(cases); i++)
-        assert_true(harness_same(env.ref, env.bulwark, cases[i], nreplies[i]));
+        assert_true(harness_same(harness_env.ref, harness_env.bulwark, cases[i], nreplies[i]));
 }
 
 int
@@ -547,5 +530,6 @@ main(void)
         cmocka_unit_test(test_client_unblock),
         cmocka_unit_test(test_local_answers_in_sessions_keep_order),
     };
-    return harness_finish(cmocka_run_group_tests(tests, group_setup, group_teardown));
+    return harness_finish(
+        cmocka_run_group_tests(tests, harness_trio_setup, harness_trio_teardown));
 }

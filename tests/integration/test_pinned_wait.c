@@ -24,24 +24,6 @@
 /* Clients of the BLPOP fleet tests. */
 #define FLEET 1000
 
-static struct harness_trio env;
-
-static int
-group_setup(void **state)
-{
-    (void)state;
-    harness_trio_start(&env);
-    return 0;
-}
-
-static int
-group_teardown(void **state)
-{
-    (void)state;
-    harness_trio_stop(&env);
-    return 0;
-}
-
 /* One command on a fresh sync connection to s; the reply is freed. */
 static void
 run(const struct harness_server *s, const char *cmd)
@@ -108,7 +90,7 @@ blpop_fleet(const struct harness_server *b, long long pinned, long long waiting)
     static struct harness_conn *w[FLEET];
     static bool seen[FLEET];
     memset(seen, 0, sizeof(seen));
-    run(env.upstream, "DEL jobs");
+    run(harness_env.upstream, "DEL jobs");
     for (int i = 0; i < FLEET; i++) {
         w[i] = harness_conn_open(b);
         harness_conn_send_str(w[i], "BLPOP jobs 0\r\n");
@@ -139,7 +121,7 @@ blpop_fleet(const struct harness_server *b, long long pinned, long long waiting)
         harness_buf_free(&got);
         harness_conn_close(w[i]);
     }
-    assert_int_equal(llen(env.upstream, "jobs"), 0);
+    assert_int_equal(llen(harness_env.upstream, "jobs"), 0);
 }
 
 /* 1,000 BLPOP workers, 50 dedicated connections: 950 wait their turn. */
@@ -147,8 +129,8 @@ static void
 test_blpop_fleet_larger_than_pinned_max(void **state)
 {
     (void)state;
-    struct harness_server *b =
-        harness_bulwark_start(env.upstream->port, HARNESS_ARGS("--upstream-pinned-max", "50"));
+    struct harness_server *b = harness_bulwark_start(harness_env.upstream->port,
+                                                     HARNESS_ARGS("--upstream-pinned-max", "50"));
     blpop_fleet(b, 50, FLEET - 50);
     assert_int_equal(harness_info_ll(b, "proxy", "pinned_refused"), 0);
     harness_bulwark_stop(b);
@@ -159,7 +141,7 @@ static void
 test_blpop_fleet_default_config(void **state)
 {
     (void)state;
-    blpop_fleet(env.bulwark, FLEET, 0);
+    blpop_fleet(harness_env.bulwark, FLEET, 0);
 }
 
 /* Every dedicated connection of b (n) held by a client in BLPOP busy 0. */
@@ -178,7 +160,7 @@ static void
 release_all(struct harness_conn **h, int n)
 {
     for (int i = 0; i < n; i++)
-        run(env.upstream, "RPUSH busy x");
+        run(harness_env.upstream, "RPUSH busy x");
     for (int i = 0; i < n; i++) {
         struct harness_buf got = {0};
         assert_int_equal(harness_conn_read_reply(h[i], HARNESS_TIMEOUT_MS, &got),
@@ -202,27 +184,28 @@ test_transaction_waits_for_a_connection(void **state)
     struct harness_conn *h[2];
     char v[32];
     struct harness_server *b =
-        harness_bulwark_start(env.upstream->port, HARNESS_ARGS("--upstream-pinned-max", "2",
-                                                               "--upstream-pinned-wait", "10s"));
-    run(env.upstream, "SET stock 10");
-    run(env.upstream, "DEL orders busy");
+        harness_bulwark_start(harness_env.upstream->port,
+                              HARNESS_ARGS("--upstream-pinned-max", "2", "--upstream-pinned-wait",
+                                           "10s"));
+    run(harness_env.upstream, "SET stock 10");
+    run(harness_env.upstream, "DEL orders busy");
     hold_all(b, h, 2);
     struct harness_conn *c = harness_conn_open(b);
     harness_conn_send_str(c, order);
     struct harness_buf got = {0};
     assert_int_equal(harness_conn_read_reply(c, 300, &got), HARNESS_READ_TIMEOUT);
     harness_buf_free(&got);
-    get_str(env.upstream, "stock", v, sizeof(v));
+    get_str(harness_env.upstream, "stock", v, sizeof(v));
     assert_string_equal(v, "10");
-    assert_int_equal(llen(env.upstream, "orders"), 0);
+    assert_int_equal(llen(harness_env.upstream, "orders"), 0);
     await_pinned(b, 2, 1);
-    run(env.upstream, "RPUSH busy x"); /* one holder gets it and leaves its connection */
+    run(harness_env.upstream, "RPUSH busy x"); /* one holder gets it and leaves its connection */
     static const char *const want[] = {"+OK\r\n", "+QUEUED\r\n", "+QUEUED\r\n",
                                        "*2\r\n:9\r\n:1\r\n"};
     assert_true(harness_conn_pipeline(c, "", want, BW_ARRAY_LEN(want)));
-    get_str(env.upstream, "stock", v, sizeof(v));
+    get_str(harness_env.upstream, "stock", v, sizeof(v));
     assert_string_equal(v, "9");
-    assert_int_equal(llen(env.upstream, "orders"), 1);
+    assert_int_equal(llen(harness_env.upstream, "orders"), 1);
     harness_conn_close(c);
     for (int i = 0; i < 2; i++)
         harness_conn_close(h[i]);
@@ -242,11 +225,11 @@ test_transaction_wait_times_out_applies_nothing(void **state)
     struct harness_conn *h[1];
     char v[32];
     struct harness_server *b =
-        harness_bulwark_start(env.upstream->port,
+        harness_bulwark_start(harness_env.upstream->port,
                               HARNESS_ARGS("--upstream-pinned-max", "1", "--upstream-pinned-wait",
                                            "300ms"));
-    run(env.upstream, "SET stock 10");
-    run(env.upstream, "DEL orders busy");
+    run(harness_env.upstream, "SET stock 10");
+    run(harness_env.upstream, "DEL orders busy");
     hold_all(b, h, 1);
     struct harness_conn *c = harness_conn_open(b);
     static const char *const want[] =
@@ -256,9 +239,9 @@ test_transaction_wait_times_out_applies_nothing(void **state)
     char req[256];
     snprintf(req, sizeof(req), "%sPING\r\n", order);
     assert_true(harness_conn_pipeline(c, req, want, BW_ARRAY_LEN(want)));
-    get_str(env.upstream, "stock", v, sizeof(v));
+    get_str(harness_env.upstream, "stock", v, sizeof(v));
     assert_string_equal(v, "10");
-    assert_int_equal(llen(env.upstream, "orders"), 0);
+    assert_int_equal(llen(harness_env.upstream, "orders"), 0);
     static const char *const want2[] = {"-ERR max number of clients reached\r\n",
                                         "-ERR max number of clients reached\r\n", "+OK\r\n",
                                         "$2\r\n10\r\n"};
@@ -274,7 +257,7 @@ test_transaction_wait_times_out_applies_nothing(void **state)
     assert_true(harness_conn_pipeline(
         c, "WATCH stock\r\nGET stock\r\nMULTI\r\nDECR stock\r\nEXEC\r\nPING\r\n", want3,
         BW_ARRAY_LEN(want3)));
-    get_str(env.upstream, "stock", v, sizeof(v));
+    get_str(harness_env.upstream, "stock", v, sizeof(v));
     assert_string_equal(v, "10");
     assert_int_equal(harness_info_ll(b, "proxy", "pinned_refused"), 3);
     harness_conn_close(c);
@@ -310,7 +293,7 @@ test_no_file_descriptor_is_named(void **state)
     assert_int_equal(chmod(wrapper, 0755), 0);
     setenv("BULWARK_BIN", wrapper, 1);
     struct harness_server *b =
-        harness_bulwark_start(env.upstream->port,
+        harness_bulwark_start(harness_env.upstream->port,
                               HARNESS_ARGS("--maxclients", "20", "--upstream-pinned-max", "20",
                                            "--upstream-pinned-wait", "1s"));
     setenv("BULWARK_BIN", saved, 1);
@@ -320,7 +303,7 @@ test_no_file_descriptor_is_named(void **state)
     snprintf(want, sizeof(want),
              "-ERR upstream 127.0.0.1:%d: cannot open a dedicated connection: Too many open "
              "files\r\n",
-             env.upstream->port);
+             harness_env.upstream->port);
     for (int i = 0; i < N; i++) {
         c[i] = harness_conn_open(b);
         harness_conn_send_str(c[i], "BLPOP fd:nothing 0\r\n");
@@ -352,7 +335,7 @@ static void
 same_then_eof(const char *bytes, size_t n)
 {
     struct harness_script sc = {bytes, strlen(bytes), n, 0, HARNESS_EXPECT_EOF, NULL};
-    assert_true(harness_same_replies(env.ref, env.bulwark, &sc));
+    assert_true(harness_same_replies(harness_env.ref, harness_env.bulwark, &sc));
 }
 
 /* QUIT in every pinned state: +OK after every earlier reply, then closed. */
@@ -362,7 +345,7 @@ test_quit_in_pinned_states(void **state)
     (void)state;
     static const char *const states[] = {"MULTI\r\n", "WATCH k\r\n"};
     for (size_t i = 0; i < BW_ARRAY_LEN(states); i++) {
-        struct harness_conn *c = harness_conn_open(env.bulwark);
+        struct harness_conn *c = harness_conn_open(harness_env.bulwark);
         assert_true(harness_conn_roundtrip(c, states[i], "+OK\r\n"));
         assert_true(harness_conn_roundtrip(c, "QUIT\r\n", "+OK\r\n"));
         assert_int_equal(harness_conn_read_eof(c, 3000, NULL), HARNESS_READ_EOF);
@@ -374,7 +357,7 @@ test_quit_in_pinned_states(void **state)
     same_then_eof("SUBSCRIBE ch\r\nQUIT\r\nPING\r\n", 2);
     same_then_eof("PSUBSCRIBE p*\r\nQUIT\r\nPING\r\n", 2);
     same_then_eof("BLPOP quit:nothing 1\r\nQUIT\r\nPING\r\n", 2); /* after the nil */
-    assert_int_equal(llen(env.upstream, "quit:k"), 0);
+    assert_int_equal(llen(harness_env.upstream, "quit:k"), 0);
 }
 
 int
@@ -395,5 +378,6 @@ main(void)
         cmocka_unit_test(test_no_file_descriptor_is_named),
         cmocka_unit_test(test_quit_in_pinned_states),
     };
-    return harness_finish(cmocka_run_group_tests(tests, group_setup, group_teardown));
+    return harness_finish(
+        cmocka_run_group_tests(tests, harness_trio_setup, harness_trio_teardown));
 }

@@ -20,24 +20,6 @@
 #include "proxy/util.h"
 #include "tests/integration/harness.h"
 
-static struct harness_trio env;
-
-static int
-group_setup(void **state)
-{
-    (void)state;
-    harness_trio_start(&env);
-    return 0;
-}
-
-static int
-group_teardown(void **state)
-{
-    (void)state;
-    harness_trio_stop(&env);
-    return 0;
-}
-
 /* Send the commands (one line each, redis-cli style) in one write. */
 static void
 send_cmds(struct harness_conn *c, const char *const *lines, size_t n)
@@ -71,7 +53,7 @@ expect_reply(struct harness_conn *c, const char *want)
 static void
 kill_dedicated(const char *needle)
 {
-    redisContext *r = harness_redis_connect(env.upstream);
+    redisContext *r = harness_redis_connect(harness_env.upstream);
     redisReply *list = redisCommand(r, "CLIENT LIST");
     assert_non_null(list);
     assert_int_equal(list->type, REDIS_REPLY_STRING);
@@ -114,7 +96,7 @@ expect_closed(struct harness_conn *c)
 static void
 expect_upstream_value(const char *key, const char *want)
 {
-    redisContext *r = harness_redis_connect(env.upstream);
+    redisContext *r = harness_redis_connect(harness_env.upstream);
     redisReply *v = redisCommand(r, "GET %s", key);
     assert_non_null(v);
     assert_string_equal(v->type == REDIS_REPLY_NIL ? "(nil)" : v->str, want);
@@ -131,7 +113,7 @@ static void
 test_lost_while_watching(void **state)
 {
     (void)state;
-    struct harness_conn *c = harness_conn_open(env.bulwark);
+    struct harness_conn *c = harness_conn_open(harness_env.bulwark);
     static const char *const first[] = {"SET lw:k 0", "WATCH lw:k"};
     send_cmds(c, first, 2);
     expect_reply(c, "+OK\r\n");
@@ -149,7 +131,7 @@ static void
 test_lost_inside_multi(void **state)
 {
     (void)state;
-    struct harness_conn *c = harness_conn_open(env.bulwark);
+    struct harness_conn *c = harness_conn_open(harness_env.bulwark);
     static const char *const first[] = {"SET lm:k 0", "MULTI", "SET lm:k 1"};
     send_cmds(c, first, 3);
     expect_reply(c, "+OK\r\n");
@@ -172,12 +154,12 @@ static void
 test_lost_on_upstream_restart(void **state)
 {
     (void)state;
-    struct harness_conn *c = harness_conn_open(env.bulwark);
+    struct harness_conn *c = harness_conn_open(harness_env.bulwark);
     static const char *const first[] = {"SET lr:k 0", "WATCH lr:k"};
     send_cmds(c, first, 2);
     expect_reply(c, "+OK\r\n");
     expect_reply(c, "+OK\r\n");
-    harness_redis_restart(env.upstream);
+    harness_redis_restart(harness_env.upstream);
     static const char *const tx[] = {"MULTI", "SET lr:k 1", "EXEC"};
     send_cmds(c, tx, 3);
     expect_closed(c);
@@ -186,7 +168,7 @@ test_lost_on_upstream_restart(void **state)
     /* bulwark serves new clients again once its shared connections are back */
     uint64_t deadline = bw_now_ms() + HARNESS_TIMEOUT_MS;
     for (;;) {
-        struct harness_conn *n = harness_conn_open(env.bulwark);
+        struct harness_conn *n = harness_conn_open(harness_env.bulwark);
         struct harness_buf got = {0};
         harness_conn_send_str(n, "*2\r\n$3\r\nGET\r\n$4\r\nlr:k\r\n");
         enum harness_read rd = harness_conn_read_reply(n, HARNESS_TIMEOUT_MS, &got);
@@ -209,10 +191,10 @@ static void
 test_lost_blocking_only(void **state)
 {
     (void)state;
-    struct harness_conn *c = harness_conn_open(env.bulwark);
+    struct harness_conn *c = harness_conn_open(harness_env.bulwark);
     harness_conn_send_str(c, "*3\r\n$5\r\nBLPOP\r\n$6\r\nlb:nil\r\n$1\r\n0\r\n");
     uint64_t deadline = bw_now_ms() + HARNESS_TIMEOUT_MS;
-    while (harness_info_ll(env.upstream, "clients", "blocked_clients") < 1) {
+    while (harness_info_ll(harness_env.upstream, "clients", "blocked_clients") < 1) {
         assert_true(bw_now_ms() < deadline);
         usleep(20 * 1000);
     }
@@ -234,7 +216,7 @@ static void
 same_after_half_close(const char *const *lines, size_t n)
 {
     struct harness_buf got[2] = {{0}, {0}};
-    const struct harness_server *srv[2] = {env.ref, env.bulwark};
+    const struct harness_server *srv[2] = {harness_env.ref, harness_env.bulwark};
     for (int i = 0; i < 2; i++) {
         struct harness_conn *c = harness_conn_open(srv[i]);
         send_cmds(c, lines, n);
@@ -280,7 +262,7 @@ test_half_close_inside_sessions(void **state)
     same_after_half_close(offblk, BW_ARRAY_LEN(offblk));
     /* a client blocked a moment that half-closes takes nothing pushed after
      * (Redis frees it at its EOF: the element stays in the list) */
-    const struct harness_server *srv[2] = {env.ref, env.bulwark};
+    const struct harness_server *srv[2] = {harness_env.ref, harness_env.bulwark};
     for (int i = 0; i < 2; i++) {
         struct harness_conn *c = harness_conn_open(srv[i]);
         harness_conn_send_str(c, "*3\r\n$5\r\nBLPOP\r\n$6\r\nhc:gone\r\n$2\r\n10\r\n");
@@ -288,7 +270,7 @@ test_half_close_inside_sessions(void **state)
         assert_int_equal(shutdown(c->fd, SHUT_WR), 0);
         assert_int_equal(harness_conn_read_eof(c, HARNESS_TIMEOUT_MS, NULL), HARNESS_READ_EOF);
         harness_conn_close(c);
-        redisContext *r = harness_redis_connect(i == 0 ? env.ref : env.upstream);
+        redisContext *r = harness_redis_connect(i == 0 ? harness_env.ref : harness_env.upstream);
         freeReplyObject(redisCommand(r, "RPUSH hc:gone x"));
         redisReply *n = redisCommand(r, "LLEN hc:gone");
         assert_int_equal(n->integer, 1);
@@ -299,8 +281,8 @@ test_half_close_inside_sessions(void **state)
     /* every one of them is freed (INFO's own connection is the one left),
      * the blocked one's dedicated connection closed */
     uint64_t deadline = bw_now_ms() + HARNESS_TIMEOUT_MS;
-    while (harness_info_ll(env.bulwark, "proxy", "connected_clients") > 1 ||
-           harness_info_ll(env.upstream, "clients", "blocked_clients") > 0) {
+    while (harness_info_ll(harness_env.bulwark, "proxy", "connected_clients") > 1 ||
+           harness_info_ll(harness_env.upstream, "clients", "blocked_clients") > 0) {
         assert_true(bw_now_ms() < deadline);
         usleep(20 * 1000);
     }
@@ -313,7 +295,7 @@ same(const char *const *lines, size_t n, size_t nreplies)
     struct harness_buf b = {0};
     for (size_t i = 0; i < n; i++)
         harness_buf_command(&b, lines[i]);
-    assert_true(harness_same(env.ref, env.bulwark, b.data, nreplies));
+    assert_true(harness_same(harness_env.ref, harness_env.bulwark, b.data, nreplies));
     harness_buf_free(&b);
 }
 
@@ -332,7 +314,7 @@ test_subscribe_inside_multi(void **state)
     same(three, BW_ARRAY_LEN(three), 5);
     /* and the client stays subscribed: messages reach it (RESP2, RESP3) */
     for (int proto = 2; proto <= 3; proto++) {
-        struct harness_conn *c = harness_conn_open(env.bulwark);
+        struct harness_conn *c = harness_conn_open(harness_env.bulwark);
         struct harness_buf skip = {0};
         if (proto == 3) {
             harness_conn_send_str(c, "*2\r\n$5\r\nHELLO\r\n$1\r\n3\r\n");
@@ -345,7 +327,7 @@ test_subscribe_inside_multi(void **state)
         expect_reply(c, "+QUEUED\r\n");
         expect_reply(c, proto == 2 ? "*1\r\n*3\r\n$9\r\nsubscribe\r\n$4\r\nsm:m\r\n:1\r\n"
                                    : "*1\r\n>3\r\n$9\r\nsubscribe\r\n$4\r\nsm:m\r\n:1\r\n");
-        redisContext *pub = harness_redis_connect(env.bulwark);
+        redisContext *pub = harness_redis_connect(harness_env.bulwark);
         uint64_t deadline = bw_now_ms() + HARNESS_TIMEOUT_MS;
         for (long long n = 0; n < 1; assert_true(bw_now_ms() < deadline)) {
             redisReply *r = redisCommand(pub, "PUBLISH sm:m hi");
@@ -403,7 +385,7 @@ static void
 test_client_kill_user(void **state)
 {
     (void)state;
-    const struct harness_server *both[] = {env.ref, env.upstream};
+    const struct harness_server *both[] = {harness_env.ref, harness_env.upstream};
     for (int i = 0; i < 2; i++) { /* bob exists on both */
         redisContext *r = harness_redis_connect(both[i]);
         freeReplyObject(redisCommand(r, "ACL SETUSER ck-bob on nopass ~* +@all"));
@@ -441,10 +423,10 @@ test_timeout_in_sessions(void **state)
                                         "PING"};
     enum { N = BW_ARRAY_LEN(cases) };
     struct harness_server *b =
-        harness_bulwark_start(env.upstream->port, HARNESS_ARGS("--timeout", "1"));
-    redisContext *r = harness_redis_connect(env.ref);
+        harness_bulwark_start(harness_env.upstream->port, HARNESS_ARGS("--timeout", "1"));
+    redisContext *r = harness_redis_connect(harness_env.ref);
     freeReplyObject(redisCommand(r, "CONFIG SET timeout 1"));
-    const struct harness_server *srv[2] = {env.ref, b};
+    const struct harness_server *srv[2] = {harness_env.ref, b};
     struct harness_conn *c[2][N];
     for (int i = 0; i < 2; i++)
         for (size_t k = 0; k < N; k++) {
@@ -483,5 +465,6 @@ main(void)
         cmocka_unit_test(test_timeout_in_sessions),
         cmocka_unit_test(test_lost_on_upstream_restart),
     };
-    return harness_finish(cmocka_run_group_tests(tests, group_setup, group_teardown));
+    return harness_finish(
+        cmocka_run_group_tests(tests, harness_trio_setup, harness_trio_teardown));
 }
