@@ -21,37 +21,13 @@ read -r -a EXTRA <<< "${BULWARK_ARGS:-}"
 [[ -x $BIN ]] || { echo "cpusplit.sh: $BIN not built (make)" >&2; exit 1; }
 [[ -x /usr/bin/time ]] || { echo "cpusplit.sh: /usr/bin/time is needed (apt-get install time)" >&2; exit 1; }
 
-. tests/lib.sh
-dir=$(mktemp -d /tmp/bulwark-cpusplit.XXXXXX)
-pids=()
-cleanup() {
-    local p
-    for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done
-    for p in "${pids[@]}"; do wait "$p" 2>/dev/null || true; done
-    rm -rf "$dir"
-}
-trap cleanup EXIT
-trap 'exit 130' INT TERM
-
-rport=$(free_port)
-redis-server --port "$rport" --bind 127.0.0.1 --save '' --appendonly no --dir "$dir" \
-    --daemonize no --logfile "$dir/redis.log" & rpid=$!
-pids+=("$rpid")
-wait_port "$rport" "$dir/redis.log"
-awk -v n="$KEYS" 'BEGIN { for (i = 0; i < n; i++)
-    printf "*3\r\n$3\r\nSET\r\n$16\r\nkey:%012d\r\n$3\r\nxxx\r\n", i }' |
-    redis-cli -p "$rport" --pipe >/dev/null
-bport=$(free_port)
-"$BIN" --port "$bport" --upstream "127.0.0.1:$rport" --logfile "$dir/bulwark.log" \
-    "${EXTRA[@]}" & bpid=$!
-pids+=("$bpid")
-wait_port "$bport" "$dir/bulwark.log"
+. bench/lib.sh
+bench_init cpusplit
+bench_redis
+bench_bulwark "$BIN" "$rport" "${EXTRA[@]}"
+bench_prefill "$rport" "$KEYS"
 redis-cli -p "$rport" set hot:key xxx >/dev/null
-for _ in $(seq 100); do # the gate answers once its first SCAN is done
-    [[ $(redis-cli -p "$bport" info bloom | tr -d '\r' | sed -n 's/^bloom_state://p') == active ]] &&
-        break
-    sleep 0.1
-done
+bench_wait_gate "$bport" # the Bloom gate answers once its first SCAN is done
 
 hz=$(getconf CLK_TCK)
 # user and system ticks of pid

@@ -53,28 +53,12 @@ if ! command -v redis-server >/dev/null || ! command -v redis-benchmark >/dev/nu
     echo "run.sh: redis-server and redis-benchmark are needed (make deps)" >&2; exit 1
 fi
 
-. tests/lib.sh
-dir=$(mktemp -d /tmp/bulwark-bench.XXXXXX)
-pids=()
-cleanup() {
-    local p
-    for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done
-    for p in "${pids[@]}"; do wait "$p" 2>/dev/null || true; done
-    rm -rf "$dir"
-}
-trap cleanup EXIT
-trap 'exit 130' INT TERM
-
+. bench/lib.sh
+bench_init bench
 
 # ---- start the targets ---------------------------------------------------
-rport=$(free_port)
-redis-server --port "$rport" --bind 127.0.0.1 --save '' --appendonly no --dir "$dir" \
-    --daemonize no --logfile "$dir/redis.log" & pids+=($!)
-wait_port "$rport" "$dir/redis.log"
-bport=$(free_port)
-"$BIN" --port "$bport" --upstream "127.0.0.1:$rport" --loglevel warning \
-    --logfile "$dir/bulwark.log" --ttl-jitter-percent 10 & pids+=($!)
-wait_port "$bport" "$dir/bulwark.log"
+bench_redis
+bench_bulwark "$BIN" "$rport" --loglevel warning --ttl-jitter-percent 10
 targets=("redis:$rport" "bulwark:$bport")
 if command -v nutcracker >/dev/null; then
     tport=$(free_port)

@@ -25,37 +25,12 @@ for t in strace redis-server redis-benchmark redis-cli; do
 done
 [[ -x $BIN ]] || { echo "syscalls.sh: $BIN not built (make)" >&2; exit 1; }
 
-. tests/lib.sh
-dir=$(mktemp -d /tmp/bulwark-syscalls.XXXXXX)
-pids=()
-cleanup() {
-    local p
-    for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done
-    for p in "${pids[@]}"; do wait "$p" 2>/dev/null || true; done
-    rm -rf "$dir"
-}
-trap cleanup EXIT
-trap 'exit 130' INT TERM
-
-
-rport=$(free_port)
-redis-server --port "$rport" --bind 127.0.0.1 --save '' --appendonly no --dir "$dir" \
-    --daemonize no --logfile "$dir/redis.log" & rpid=$!
-pids+=("$rpid")
-wait_port "$rport" "$dir/redis.log"
-bport=$(free_port)
-"$BIN" --port "$bport" --upstream "127.0.0.1:$rport" --logfile "$dir/bulwark.log" \
-    "${EXTRA[@]}" & bpid=$!
-pids+=("$bpid")
-wait_port "$bport" "$dir/bulwark.log"
-awk -v n="$KEYS" 'BEGIN { for (i = 0; i < n; i++)
-    printf "*3\r\n$3\r\nSET\r\n$16\r\nkey:%012d\r\n$3\r\nxxx\r\n", i }' |
-    redis-cli -p "$rport" --pipe >/dev/null
-for _ in $(seq 100); do # the Bloom gate closes after its first SCAN
-    [[ $(redis-cli -p "$bport" info bloom | tr -d '\r' | sed -n 's/^bloom_state://p') == active ]] &&
-        break
-    sleep 0.1
-done
+. bench/lib.sh
+bench_init syscalls
+bench_redis
+bench_bulwark "$BIN" "$rport" "${EXTRA[@]}"
+bench_prefill "$rport" "$KEYS"
+bench_wait_gate "$bport" # the Bloom gate answers once its first SCAN is done
 
 # strace -c of pid during one redis-benchmark run: "calls per syscall" lines.
 count() { # pid port test
