@@ -13,7 +13,8 @@
 # Usage: bench/io.sh [rounds]   (default 3)
 # Environment: N16=500000 N1=100000 requests per redis-benchmark run,
 #   LG_SECS=3, KEYS=100000, BULWARK_BIN=./bulwark, LOADGEN_BIN=bench/loadgen,
-#   BULWARK_ARGS="" (extra bulwark arguments)
+#   BULWARK_ARGS="" (extra bulwark arguments), PIN=0 (1: the clients on core
+#   0, redis-server and bulwark on core 1; bench_pin in lib.sh)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 ROUNDS=${1:-3}
@@ -36,6 +37,7 @@ bench_bulwark "$BIN" "$rport" "${EXTRA[@]}"
 bench_prefill "$rport" "$KEYS"
 redis-cli -p "$rport" set hot:key xxx >/dev/null
 bench_wait_gate "$bport" # the Bloom gate answers once its first SCAN is done
+bench_pin "$rpid" "$bpid"
 
 declare -A vals # "case|target|metric" -> space-separated values of every round
 add() { vals[$1]="${vals[$1]:-} $2"; }
@@ -43,13 +45,13 @@ add() { vals[$1]="${vals[$1]:-} $2"; }
 rb() { # case target port n pipe args...
     local c=$1 t=$2 port=$3 n=$4 p=$5 rps
     shift 5
-    rps=$(redis-benchmark -p "$port" -c 50 -n "$n" -P "$p" --csv "$@" 2>/dev/null |
+    rps=$("${on_client[@]}" redis-benchmark -p "$port" -c 50 -n "$n" -P "$p" --csv "$@" 2>/dev/null |
         tail -n 1 | cut -d, -f2 | tr -d '"')
     add "$c|$t|req/s" "${rps:-0}"
 }
 lg() { # target port
     local line kv
-    line=$("$LG" -p "$2" -c 50 -P 1 -d "$LG_SECS" -k "$KEYS" --dist uniform 2>/dev/null |
+    line=$("${on_client[@]}" "$LG" -p "$2" -c 50 -P 1 -d "$LG_SECS" -k "$KEYS" --dist uniform 2>/dev/null |
         grep '^RESULT' || true)
     for kv in ${line#RESULT }; do
         case ${kv%%=*} in
@@ -90,4 +92,4 @@ for key in "GET -P 16|req/s" "SET -P 16|req/s" "GET -P 1|req/s" "SET -P 1|req/s"
     echo "| $c | $m | $rv | $bv | $(awk -v a="$bv" -v b="$rv" 'BEGIN {printf (b > 0 ? "%.2f" : "-"), a / b}') |${vals[$c|bulwark|$m]} |"
 done
 echo
-echo "Medians of $ROUNDS interleaved rounds; redis-benchmark -c 50 (-n $N16 at -P 16, $N1 at -P 1), loadgen -c 50 -P 1 -d $LG_SECS; $(nproc) cores, load $(cut -d' ' -f1-3 /proc/loadavg)"
+echo "Medians of $ROUNDS interleaved rounds; redis-benchmark -c 50 (-n $N16 at -P 16, $N1 at -P 1), loadgen -c 50 -P 1 -d $LG_SECS; PIN=${PIN:-0}; $(nproc) cores, load $(cut -d' ' -f1-3 /proc/loadavg)"

@@ -41,6 +41,19 @@ bench_bulwark() {
     wait_port "$bport" "$dir/bulwark.log"
 }
 
+# bench_pin PID ...: with PIN=1, every thread of each PID (the servers) on
+# core 1 and on_client=(taskset -c 0) to run the load generators on core 0:
+# the servers share one core, the client has the other, and runs vary far less
+# than unpinned on 2 cores. Without PIN=1, on_client is empty.
+bench_pin() {
+    on_client=()
+    [[ ${PIN:-0} == 1 ]] || return 0
+    command -v taskset >/dev/null || { echo "PIN=1 needs taskset (util-linux)" >&2; exit 1; }
+    local p
+    for p in "$@"; do taskset -a -p -c 1 "$p" >/dev/null; done
+    on_client=(taskset -c 0)
+}
+
 # bench_prefill PORT N: keys key:000000000000 … (redis-benchmark's -r names)
 # set to "xxx" on PORT, pipelined.
 bench_prefill() {
