@@ -316,8 +316,12 @@ ctrack_read(struct session *s, const struct cmd_info *ci, const struct resp_requ
         lens[i] = req->argv[i].len;
     }
     int nk = cmd_get_keys(ci, req->argc, argv, lens, idx, req->argc);
-    for (int i = 0; i < nk; i++)
+    for (int i = 0; i < nk; i++) {
         keys[i] = (struct tracking_arg){argv[idx[i]], lens[idx[i]]};
+        struct watch *kw = ctrk_watch_of(s->px, keys[i].ptr, keys[i].len);
+        if (kw != NULL) /* read while its watch is down: a null when it is back */
+            watch_unwatched_read(kw);
+    }
     if (nk > 0 && s->pin != NULL && pinned_in_multi(s->pin)) {
         for (int i = 0; i < nk; i++)
             ctrk_push(s->px, &s->trk_mreads, keys[i].ptr, keys[i].len);

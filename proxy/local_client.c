@@ -155,19 +155,26 @@ local_client_info(struct session *s, const struct resp_request *req)
 }
 
 /*
- * Before a client starts tracking: take in what every keyspace watch has
- * delivered, so that a change Redis made before (a FLUSHALL's null read in
- * the same loop turn) is not told to it, as Redis never would.
+ * Before a client starts tracking: every keyspace watch runs (with bloom no
+ * and hotkey no nothing had started them; a key read before one is up is
+ * told by its first null), and what each has delivered is taken in, so that
+ * a change Redis made before (a FLUSHALL's null read in the same loop turn)
+ * is not told to it, as Redis never would.
  */
 static void
 local_client_tracking_sync(struct proxy *px)
 {
     struct watch *ws[64];
     size_t n = router_watches(px, ws, BW_ARRAY_LEN(ws));
-    if (n == 0)
+    px->watch_needed = true;
+    if (n == 0) {
+        watch_need(px->watch);
         (void)watch_drain(px->watch);
-    for (size_t i = 0; i < n && i < BW_ARRAY_LEN(ws); i++)
+    }
+    for (size_t i = 0; i < n && i < BW_ARRAY_LEN(ws); i++) {
+        watch_need(ws[i]);
         (void)watch_drain(ws[i]);
+    }
 }
 
 bool

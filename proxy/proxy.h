@@ -50,6 +50,8 @@ struct proxy {
     struct router *router;        /* Redis Cluster slot map and per-master pools (owned,
                                       router.h), NULL for one Redis */
     struct watch *watch;          /* keyspace watch and Bloom filter (owned) */
+    bool watch_needed;            /* a client turned CLIENT TRACKING on: every keyspace
+                                      watch runs, bloom and hotkey off or not */
     struct keyspace **keyspaces;  /* per database, created on first use (owned; keyspace.h) */
     struct tracking *tracking;    /* CLIENT TRACKING served to bulwark's clients (owned) */
     struct event *tracking_ev;    /* zero-timeout event: BCAST messages of the keys changed

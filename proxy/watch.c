@@ -57,6 +57,11 @@ struct watch {
     struct watch_counters counters; /* gate counters */
     char last_error[128];           /* why the watch was last lost */
     bool tracking_on;               /* CLIENT TRACKING accepted on the current trk */
+    bool filter_on;                 /* the Bloom gate's filter is kept (bloom yes) */
+    bool wanted;                    /* connect: the filter, the hot-key cache or a
+                                       tracking client needs the watch (watch_need) */
+    bool unwatched_reads;           /* a tracking client read a key of this node while
+                                       the watch was not tracking (watch_unwatched_read) */
     uint64_t builds_started;        /* builds begun: stale SCAN replies are ignored */
     uint64_t build_swapdb_calls;    /* cmdstat_swapdb calls when the build began */
     uint64_t swapdb_restarts;       /* builds begun again because SWAPDB ran meanwhile */
@@ -158,10 +163,13 @@ watch_reset_cb(evutil_socket_t fd, short what, void *arg)
 static void
 watch_lost(struct watch *w, const char *why)
 {
-    if (w->state != WATCH_OPEN || strcmp(w->last_error, why) != 0)
-        log_warn("bloom: keyspace watch lost (%s): gate open until a full rebuild", why);
+    if ((w->state != WATCH_OPEN && w->filter_on) || strcmp(w->last_error, why) != 0)
+        log_warn("bloom: keyspace watch lost (%s): %s", why,
+                 w->filter_on ? "gate open until a full rebuild"
+                              : "hot keys and tracking wait for it");
     snprintf(w->last_error, sizeof(w->last_error), "%s", why);
-    w->state = WATCH_OPEN;
+    if (w->filter_on)
+        w->state = WATCH_OPEN;
     w->tracking_on = false;
     w->swapdb_known = false;
     w->flushes++;
@@ -471,7 +479,8 @@ watch_invalidate(struct watch *w, const redisReply *payload)
     }
 }
 
-/* The scanner connection (SCAN, INFO keyspace) is opened and the first build starts. */
+/* The scanner connection (SCAN, INFO keyspace and commandstats) is opened
+ * and, with the filter, the first build starts. */
 static void
 watch_start_scanning(struct watch *w)
 {
@@ -483,7 +492,8 @@ watch_start_scanning(struct watch *w)
         }
         watch_handshake(w, w->trk);
     }
-    watch_build_start(w, WATCH_WARMING);
+    if (w->filter_on)
+        watch_build_start(w, WATCH_WARMING);
 }
 
 static void watch_message_cb(redisAsyncContext *ac, void *r, void *tag);
@@ -502,6 +512,8 @@ watch_tracking_cb(redisAsyncContext *ac, void *r, void *tag)
                  w->px->cfg.bloom_trust_writes
                      ? "trusting writes through bulwark (bloom-trust-writes)"
                      : "gate stays open");
+        if (!w->filter_on)
+            return; /* nothing to scan for; hot keys and tracking stay without it */
         if (!w->px->cfg.bloom_trust_writes) {
             w->state = WATCH_OPEN;
             return;
@@ -657,6 +669,15 @@ watch_message_cb(redisAsyncContext *ac, void *r, void *tag)
     if (strcasecmp(kind, "subscribe") == 0 && !w->tracking_on) {
         w->tracking_on = true; /* every change from now on is named here */
         watch_start_scanning(w);
+        /* A change made before now was never named: a tracking client that
+         * read a key while the watch was down (or not yet up) would keep it
+         * for ever. For them everything may have changed, as at a loss. */
+        if (w->unwatched_reads && w->tracking_on) {
+            w->unwatched_reads = false;
+            w->flushes++;
+            if (w->on_flush != NULL)
+                w->on_flush(w->listener, w, false);
+        }
     } else if (strcasecmp(kind, "message") == 0)
         watch_invalidate(w, reply->element[2]);
 }
@@ -716,13 +737,27 @@ watch_new_at(struct proxy *px, const char *host, int port)
     w->reset_ev = event_new(px->base, -1, 0, watch_reset_cb, w);
     BW_ASSERT(w->retry_ev != NULL && w->scan_ev != NULL && w->reset_ev != NULL);
     snprintf(w->last_error, sizeof(w->last_error), "none");
-    if (!px->cfg.bloom) {
-        w->state = WATCH_OFF;
-        return w;
-    }
-    w->state = WATCH_WARMING;
-    watch_connect(w);
+    w->filter_on = px->cfg.bloom;
+    w->state = w->filter_on ? WATCH_WARMING : WATCH_OFF;
+    if (px->cfg.bloom || px->cfg.hotkey || px->watch_needed)
+        watch_need(w);
     return w;
+}
+
+void
+watch_unwatched_read(struct watch *w)
+{
+    if (!watch_tracking_on(w))
+        w->unwatched_reads = true;
+}
+
+void
+watch_need(struct watch *w)
+{
+    if (w->wanted)
+        return;
+    w->wanted = true;
+    watch_connect(w);
 }
 
 void
@@ -917,7 +952,7 @@ watch_info(const struct watch *w, struct evbuffer *out)
                         b != NULL ? bloom_estimated_fpr(b) : 0.0, w->counters.gated_reads,
                         w->counters.passed_reads, w->counters.passed_nil, w->rebuilds,
                         w->last_rebuild_ms, w->scan_keys, w->invalidations,
-                        w->state == WATCH_OFF ? "off"
+                        !w->wanted            ? "off"
                         : w->tracking_refused ? "refused"
                         : w->trk != NULL      ? "on"
                                               : "down",

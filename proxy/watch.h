@@ -15,7 +15,8 @@
  * filter; while it runs, every add goes to both filters; when it ends the new
  * filter replaces the old.
  *
- *   OFF        bloom no
+ *   OFF        bloom no: no filter, the gate stays open; the watch itself
+ *              still runs for the hot-key cache and CLIENT TRACKING
  *   WARMING    watch up, first SCAN running: gate open (reads forwarded)
  *   ACTIVE     filter complete: gate closed (absent reads answered locally)
  *   REBUILDING filter complete but stale (DBSIZE check, FLUSHALL): gate
@@ -57,14 +58,25 @@ void watch_set_listener(struct watch *w, watch_key_fn *on_key, watch_flush_fn *o
                         void *arg);
 
 /*
- * Create the watch for px (borrowed for its lifetime) and start connecting
- * when px->cfg.bloom is on. Returns the watch (watch_free()).
+ * Create the watch for px (borrowed for its lifetime); it connects at once
+ * when something needs it: the filter (bloom), the hot-key cache (hotkey) or
+ * a client that turned CLIENT TRACKING on (px->watch_needed), else at
+ * watch_need(). With bloom no it keeps no filter (the gate stays OFF) but
+ * tells its listeners every key named and every flush all the same.
+ * Returns the watch (watch_free()).
  */
 struct watch *watch_new(struct proxy *px);
 
 /* watch_new() of the Redis at host:port (a Redis Cluster master; host copied). */
 struct watch *watch_new_at(struct proxy *px, const char *host, int port);
 
+/* Connect w if it is not connecting or connected yet (a client turned
+ * CLIENT TRACKING on). */
+void watch_need(struct watch *w);
+/* A tracking client reads a key of w's node: when w is not tracking now, the
+ * change it would have named may be missed, so w tells its listener a flush
+ * (a null to tracking clients) as soon as it tracks again. */
+void watch_unwatched_read(struct watch *w);
 /* dst tells the listeners src tells. */
 void watch_copy_listener(struct watch *dst, const struct watch *src);
 

@@ -42,11 +42,11 @@ group_teardown(void **state)
     return 0;
 }
 
-/* n pipelined GETs of key through bulwark; every reply must be want. */
+/* n pipelined GETs of key through bulwark b; every reply must be want. */
 static void
-read_many(const char *key, int n, const char *want)
+read_many_on(const struct harness_server *b, const char *key, int n, const char *want)
 {
-    redisContext *c = harness_redis_connect(env.bulwark);
+    redisContext *c = harness_redis_connect(b);
     for (int i = 0; i < n; i++)
         redisAppendCommand(c, "GET %s", key);
     for (int i = 0; i < n; i++) {
@@ -57,6 +57,12 @@ read_many(const char *key, int n, const char *want)
         freeReplyObject(r);
     }
     redisFree(c);
+}
+
+static void
+read_many(const char *key, int n, const char *want)
+{
+    read_many_on(env.bulwark, key, n, want);
 }
 
 /* Wait (bounded) until b's watch is up, so values may be cached. */
@@ -125,6 +131,30 @@ test_coherent_with_writes(void **state)
     assert_int_equal(r->type, REDIS_REPLY_NIL);
     freeReplyObject(r);
     redisFree(b);
+}
+
+/*
+ * bloom no turns the Bloom gate off, not the keyspace watch: hot keys are
+ * still cached and still dropped at a write made behind bulwark's back (the
+ * watch used to stay down with the filter, and the hot-key cache with it).
+ */
+static void
+test_hot_keys_without_the_bloom_gate(void **state)
+{
+    (void)state;
+    struct harness_server *b = harness_bulwark_start(
+        env.redis->port, HARNESS_ARGS("--bloom", "no", "--hotkey-threshold", "50"));
+    wait_watch_of(b);
+    redisContext *d = harness_redis_connect(env.redis);
+    freeReplyObject(redisCommand(d, "SET hot:nb v1"));
+    long long hits = harness_info_ll(b, "hotkeys", "hotkey_hits");
+    read_many_on(b, "hot:nb", 3000, "v1");
+    assert_true(harness_info_ll(b, "hotkeys", "hotkey_hits") - hits >= 1000);
+    freeReplyObject(redisCommand(d, "SET hot:nb v2")); /* behind bulwark's back */
+    usleep(50 * 1000);
+    read_many_on(b, "hot:nb", 100, "v2");
+    redisFree(d);
+    harness_bulwark_stop(b);
 }
 
 static void
@@ -337,6 +367,7 @@ main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_hot_key_served_locally),
         cmocka_unit_test(test_coherent_with_writes),
+        cmocka_unit_test(test_hot_keys_without_the_bloom_gate),
         cmocka_unit_test(test_lease_holds_misses_until_refilled),
         cmocka_unit_test(test_lease_lets_go_of_a_key_that_stays_absent),
         cmocka_unit_test(test_stampede_refills),

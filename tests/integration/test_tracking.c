@@ -18,6 +18,7 @@
 #include <unistd.h>
 
 #include <cmocka.h>
+#include <hiredis/hiredis.h>
 
 #include "proxy/util.h"
 #include "tests/integration/harness.h"
@@ -156,14 +157,14 @@ run_close(struct run *run)
 
 typedef void scenario_fn(struct run *run);
 
-/* The scenario against Redis and against bulwark: the same bytes, in the same order. */
+/* The scenario against Redis and against bulwark bw: the same bytes, in the same order. */
 static void
-compare(scenario_fn *fn, bool redirect, const char *name)
+compare_on(const struct harness_server *bw, scenario_fn *fn, bool redirect, const char *name)
 {
     struct run a, b;
     run_open(&a, env.ref, env.ref, redirect);
     fn(&a);
-    run_open(&b, env.bulwark, env.redis, redirect);
+    run_open(&b, bw, env.redis, redirect);
     fn(&b);
     if (a.seen.len != b.seen.len || memcmp(a.seen.data, b.seen.data, a.seen.len) != 0)
         fail_msg("%s: what the tracking clients received differs\n--- redis:\n%s--- bulwark:\n%s",
@@ -173,6 +174,12 @@ compare(scenario_fn *fn, bool redirect, const char *name)
     run_close(&b);
     harness_buf_free(&a.seen);
     harness_buf_free(&b.seen);
+}
+
+static void
+compare(scenario_fn *fn, bool redirect, const char *name)
+{
+    compare_on(env.bulwark, fn, redirect, name);
 }
 
 /* Default mode, RESP3: reads remembered, changes by others, directly and its own. */
@@ -316,6 +323,68 @@ test_multi(void **state)
     compare(sc_multi, false, "MULTI");
 }
 
+/*
+ * With the Bloom gate and the hot-key cache off nothing needs the keyspace
+ * watch until a client turns tracking on: it starts then, and writes made
+ * directly on Redis are told as before (they were never told: the watch
+ * stayed down with the filter).
+ */
+static void
+test_without_bloom_and_hotkey(void **state)
+{
+    (void)state;
+    struct harness_server *b = harness_bulwark_start(
+        env.redis->port,
+        HARNESS_ARGS("--bloom", "no", "--hotkey", "no", "--ttl-jitter-percent", "0"));
+    compare_on(b, sc_default_resp3, false, "default RESP3, bloom no, hotkey no");
+    compare_on(b, sc_redirect_resp2, true, "REDIRECT RESP2, bloom no, hotkey no");
+    harness_bulwark_stop(b);
+}
+
+/*
+ * A key read while the keyspace watch is down (killed, and kept from
+ * reconnecting by Redis's maxclients) and changed directly on Redis
+ * meanwhile: the change cannot be named, so once the watch is back the
+ * client gets a null (flush everything) after that read's reply; before, the
+ * null of the loss came first and the value read stayed valid for ever.
+ */
+static void
+test_read_while_the_watch_is_down(void **state)
+{
+    (void)state;
+    struct harness_conn *t = harness_conn_open(env.bulwark);
+    redisContext *d = harness_redis_connect(env.redis);
+    struct harness_buf got = {0};
+    harness_conn_send_str(t, "HELLO 3\r\n");
+    assert_int_equal(harness_conn_read_reply(t, 2000, &got), HARNESS_READ_REPLY);
+    assert_true(harness_conn_roundtrip(t, "CLIENT TRACKING on\r\n", "+OK\r\n"));
+    freeReplyObject(redisCommand(d, "SET down:k v1"));
+    assert_true(harness_conn_roundtrip(t, "GET down:k\r\n", "$2\r\nv1\r\n"));
+    redisReply *r = redisCommand(d, "INFO clients");
+    long long connected = atoll(strstr(r->str, "connected_clients:") + 18);
+    freeReplyObject(r);
+    freeReplyObject(redisCommand(d, "CONFIG SET maxclients %lld", connected));
+    freeReplyObject(redisCommand(d, "CLIENT KILL TYPE pubsub")); /* the watch */
+    /* the loss's null, then the read made while the watch is down */
+    harness_buf_reset(&got);
+    assert_int_equal(harness_conn_read_reply(t, 2000, &got), HARNESS_READ_REPLY);
+    assert_string_equal(got.data, ">2\r\n$10\r\ninvalidate\r\n_\r\n");
+    harness_buf_reset(&got);
+    harness_conn_send_str(t, "GET down:k\r\n");
+    assert_int_equal(harness_conn_read_reply(t, 2000, &got), HARNESS_READ_REPLY);
+    assert_string_equal(got.data, "$2\r\nv1\r\n");
+    freeReplyObject(redisCommand(d, "SET down:k v2")); /* never named by the watch */
+    usleep(300 * 1000);
+    freeReplyObject(redisCommand(d, "CONFIG SET maxclients 10000"));
+    harness_buf_reset(&got);
+    assert_int_equal(harness_conn_read_reply(t, 5000, &got), HARNESS_READ_REPLY);
+    assert_string_equal(got.data, ">2\r\n$10\r\ninvalidate\r\n_\r\n");
+    harness_buf_free(&got);
+    redisFree(d);
+    harness_conn_close(t);
+    harness_wait_gate(env.bulwark); /* the watch is back for the next tests */
+}
+
 /* INFO's tracking fields are bulwark's: its clients are the ones tracking. */
 static void
 test_info_counts(void **state)
@@ -345,6 +414,8 @@ main(void)
         cmocka_unit_test(test_bcast_prefix_noloop),
         cmocka_unit_test(test_optin_optout),
         cmocka_unit_test(test_multi),
+        cmocka_unit_test(test_without_bloom_and_hotkey),
+        cmocka_unit_test(test_read_while_the_watch_is_down),
         cmocka_unit_test(test_info_counts),
     };
     return harness_finish(cmocka_run_group_tests(tests, group_setup, group_teardown));
