@@ -147,9 +147,10 @@ test_hot_keys_without_the_bloom_gate(void **state)
     wait_watch_of(b);
     redisContext *d = harness_redis_connect(env.redis);
     freeReplyObject(redisCommand(d, "SET hot:nb v1"));
+    read_many_on(b, "hot:nb", 3000, "v1"); /* hot, then cached */
     long long hits = harness_info_ll(b, "hotkeys", "hotkey_hits");
-    read_many_on(b, "hot:nb", 3000, "v1");
-    assert_true(harness_info_ll(b, "hotkeys", "hotkey_hits") - hits >= 1000);
+    read_many_on(b, "hot:nb", 2000, "v1");
+    assert_true(harness_info_ll(b, "hotkeys", "hotkey_hits") - hits >= 1900);
     freeReplyObject(redisCommand(d, "SET hot:nb v2")); /* behind bulwark's back */
     usleep(50 * 1000);
     read_many_on(b, "hot:nb", 100, "v2");
