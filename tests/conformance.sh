@@ -14,6 +14,7 @@
 #                                           (3 masters + 3 replicas, tests/cluster-lib.sh)
 #                                           against one standalone redis-server,
 #                                           both runs with --cluster-mode (issue #16)
+#   BULWARK_ARGS="--bloom no"               more bulwark arguments
 #   LOGS=DIR                                keep each run's log in DIR
 #                                           (UNIT.redis.log, UNIT.bulwark.log)
 #
@@ -164,8 +165,9 @@ for unit in $units; do
     direct=$(counts "$work/direct.log")
     start_upstream
     bport=$(free_port)
+    # shellcheck disable=SC2086 # BULWARK_ARGS: words on purpose
     "$bin" --port "$bport" --upstream "$upstream" --ttl-jitter-percent 0 \
-        --deny-commands '' --logfile "$work/bulwark.log" &
+        --deny-commands '' --logfile "$work/bulwark.log" ${BULWARK_ARGS:-} &
     pids+=($!)
     wait_ping "$bport"
     if [ "$cluster" = yes ]; then # the slot map is read once the first connection is up
