@@ -32,6 +32,7 @@ struct ctrk_write {
     size_t *lens;      /* their lengths */
     bool flush;        /* FLUSHALL / FLUSHDB */
     bool flush_ok;     /* ... answered +OK (ctrk_flush_filter) */
+    uint64_t flushes;  /* px->watch_flushes when the list was made (ctrk_mreads) */
     size_t nfw;        /* watches in fw */
     struct watch **fw; /* a flush's: every master's watch tracking when it was sent
                           (borrowed; owned array) */
@@ -118,6 +119,7 @@ ctrk_push(struct proxy *px, struct ctrk_write **list, const char *key, size_t le
     if (w == NULL) {
         w = *list = bw_calloc(1, sizeof(*w));
         w->px = px;
+        w->flushes = px->watch_flushes;
     }
     if (w->n == w->cap) {
         w->cap = BW_MAX(w->cap * 2, (size_t)4);
@@ -206,15 +208,25 @@ ctrk_release(struct proxy *px, struct ctrk_write *w, uint64_t writer)
 /*
  * The reads of a transaction that ran: remembered now, after its writes were
  * told; a key it wrote after reading it is told now (after EXEC's reply).
+ * Redis ran them at EXEC, while bulwark did not remember them yet: when a
+ * watch was lost or flushed since they were queued, a change made meanwhile
+ * may have gone untold, so they are told now (or, their watch down, by a
+ * null when it is back).
  */
 static void
 ctrk_mreads(struct session *s)
 {
     struct ctrk_write *w = s->trk_mreads, *d = s->trk_mdirty;
     s->trk_mreads = s->trk_mdirty = NULL;
+    bool missed = w->flushes != s->px->watch_flushes;
     for (size_t i = 0; i < w->n; i++) {
         struct tracking_arg k = {w->keys[i], w->lens[i]};
         tracking_remember_keys(s->px->tracking, s->id, &k, 1);
+        struct watch *kw = ctrk_watch_of(s->px, k.ptr, k.len);
+        if (kw != NULL)
+            watch_unwatched_read(kw);
+        if (missed && kw != NULL && watch_tracking_on(kw))
+            ctrack_key_changed(s->px, k.ptr, k.len, TRACKING_WRITER_NONE);
     }
     for (size_t i = 0; d != NULL && i < d->n; i++)
         ctrack_key_changed(s->px, d->keys[i], d->lens[i], s->id);

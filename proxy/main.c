@@ -305,6 +305,7 @@ static void
 main_watch_flush(void *arg, const struct watch *w, bool told)
 {
     struct proxy *px = arg;
+    px->watch_flushes++;
     if (router_active(px)) /* a cluster: what that master's watch guarded */
         keyspace_watch_flushed(px, w);
     else

@@ -52,6 +52,7 @@ struct proxy {
     struct watch *watch;          /* keyspace watch and Bloom filter (owned) */
     bool watch_needed;            /* a client turned CLIENT TRACKING on: every keyspace
                                       watch runs, bloom and hotkey off or not */
+    uint64_t watch_flushes;       /* flushes and losses any keyspace watch told so far */
     struct keyspace **keyspaces;  /* per database, created on first use (owned; keyspace.h) */
     struct tracking *tracking;    /* CLIENT TRACKING served to bulwark's clients (owned) */
     struct event *tracking_ev;    /* zero-timeout event: BCAST messages of the keys changed

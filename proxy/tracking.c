@@ -473,8 +473,19 @@ trk_key_free(struct trk_key *k)
 static void trk_own_hold(struct tracking *t, uint64_t id, const char *key, size_t len);
 static void trk_own_clear(struct tracking *t);
 
+static void trk_key_add(struct tracking *t, const char *key, size_t len, uint64_t id);
+
+/*
+ * key changed: every client remembering it is told (the NOLOOP client skip
+ * is not) and the key is forgotten. keep_skip: a NOLOOP writer's own write,
+ * applied when its reply or the watch's echo comes — the writer may have
+ * read key again since it sent the write (SET k then GET k, pipelined), so
+ * it stays remembered (Redis forgets it: at worst a later change tells it
+ * once more than Redis would; forgetting it could leave its read untold).
+ */
 static void
-trk_invalidate(struct tracking *t, const char *key, size_t len, uint64_t skip, uint64_t writer)
+trk_invalidate(struct tracking *t, const char *key, size_t len, uint64_t skip, uint64_t writer,
+               bool keep_skip)
 {
     struct trk_key **pp = trk_key_slot(t, key, len, trk_hash(t, key, len));
     struct trk_key *k = *pp;
@@ -484,17 +495,22 @@ trk_invalidate(struct tracking *t, const char *key, size_t len, uint64_t skip, u
     t->nkeys--;
     t->nitems -= k->ids.n;
     struct tracking_arg arg = {k->name, k->len};
+    bool keep = false;
     for (size_t i = 0; i < k->ids.n; i++) {
         struct trk_client *c = trk_client_get(t, k->ids.v[i]);
         if (c == NULL || (c->flags & TRK_BCAST))
             continue;
-        if ((c->flags & TRK_NOLOOP) && c->id == skip)
+        if ((c->flags & TRK_NOLOOP) && c->id == skip) {
+            keep = keep_skip;
             continue;
+        }
         if (c->id == writer && writer != TRACKING_WRITER_NONE)
             trk_own_hold(t, c->id, k->name, k->len); /* after its command */
         else
             trk_deliver(t, c, &arg, 1, false);
     }
+    if (keep)
+        trk_key_add(t, k->name, k->len, skip);
     trk_key_free(k);
     /* Shrink a mostly empty table: random eviction scans buckets. */
     if (t->nkb > TRK_KEY_BUCKETS && t->nkeys < t->nkb / 8)
@@ -652,22 +668,28 @@ tracking_remember_keys(struct tracking *t, uint64_t id, const struct tracking_ar
     bool caching = c->flags & TRK_CACHING;
     if (((c->flags & TRK_OPTIN) && !caching) || ((c->flags & TRK_OPTOUT) && caching))
         return;
-    for (size_t i = 0; i < nkeys; i++) {
-        uint64_t h = trk_hash(t, keys[i].ptr, keys[i].len);
-        struct trk_key **pp = trk_key_slot(t, keys[i].ptr, keys[i].len, h);
-        if (*pp == NULL) {
-            struct trk_key *k = bw_calloc(1, sizeof(*k) + keys[i].len + 1);
-            k->hash = h;
-            k->len = keys[i].len;
-            memcpy(k->name, keys[i].ptr, keys[i].len);
-            *pp = k;
-            t->nkeys++;
-        }
-        if (trk_ids_add(&(*pp)->ids, id))
-            t->nitems++;
-        if (t->nkeys > t->nkb)
-            trk_key_rehash(t, t->nkb * 2);
+    for (size_t i = 0; i < nkeys; i++)
+        trk_key_add(t, keys[i].ptr, keys[i].len, id);
+}
+
+/* Client id remembers key (len bytes). */
+static void
+trk_key_add(struct tracking *t, const char *key, size_t len, uint64_t id)
+{
+    uint64_t h = trk_hash(t, key, len);
+    struct trk_key **pp = trk_key_slot(t, key, len, h);
+    if (*pp == NULL) {
+        struct trk_key *k = bw_calloc(1, sizeof(*k) + len + 1);
+        k->hash = h;
+        k->len = len;
+        memcpy(k->name, key, len);
+        *pp = k;
+        t->nkeys++;
     }
+    if (trk_ids_add(&(*pp)->ids, id))
+        t->nitems++;
+    if (t->nkeys > t->nkb)
+        trk_key_rehash(t, t->nkb * 2);
 }
 
 /* Drop the held invalidations (their client is gone). */
@@ -736,7 +758,7 @@ tracking_key_changed(struct tracking *t, const char *key, size_t len, uint64_t w
         x->pend[x->npend++] = (struct trk_pending){trk_str_dup(key, len), writer, t->seq++};
     }
     if (t->nkeys > 0)
-        trk_invalidate(t, key, len, writer, writer);
+        trk_invalidate(t, key, len, writer, writer, true);
 }
 
 static int
@@ -861,7 +883,7 @@ tracking_limit(struct tracking *t, uint64_t max_keys, uint64_t current)
     uint64_t effort = (uint64_t)TRK_EVICT_EFFORT * (t->evict_rounds + 1);
     while (effort-- > 0 && t->nkeys > 0) {
         struct trk_key *k = trk_key_random(t);
-        trk_invalidate(t, k->name, k->len, current, TRACKING_WRITER_NONE);
+        trk_invalidate(t, k->name, k->len, current, TRACKING_WRITER_NONE, false);
         if (t->nkeys <= max_keys) {
             t->evict_rounds = 0;
             return;

@@ -170,12 +170,16 @@ watch_lost(struct watch *w, const char *why)
     snprintf(w->last_error, sizeof(w->last_error), "%s", why);
     if (w->filter_on)
         w->state = WATCH_OPEN;
+    bool was_tracking = w->tracking_on;
     w->tracking_on = false;
     w->swapdb_known = false;
     w->flushes++;
     w->echoes = 0; /* the connection that owed them is gone */
-    if (w->on_flush != NULL)
-        w->on_flush(w->listener, w, false); /* coherence lost with the watch */
+    /* Coherence lost with the watch; a watch that was not tracking promised
+     * nothing (each failed reconnect would send tracking clients another
+     * null): what was read meanwhile is told when it is back. */
+    if (was_tracking && w->on_flush != NULL)
+        w->on_flush(w->listener, w, false);
     event_active(w->reset_ev, EV_TIMEOUT, 0);
 }
 

@@ -265,6 +265,25 @@ sc_optin_optout(struct run *run)
     t_do(run, "PING");
 }
 
+/*
+ * NOLOOP, its own write and a read of the same key pipelined behind it: the
+ * write (told to nobody) must not make bulwark forget the read, or a change
+ * made directly on Redis afterwards is never told.
+ */
+static void
+sc_noloop_pipeline(struct run *run)
+{
+    t_do(run, "HELLO 3");
+    harness_buf_reset(&run->seen);
+    t_do(run, "CLIENT TRACKING on NOLOOP");
+    send_line(run->t, "SET np:k x1");
+    t_do(run, "GET np:k");
+    other_do(run, run->d, "SET np:k d1");
+    t_do(run, "GET np:k");
+    other_do(run, run->w, "SET np:k w1");
+    t_do(run, "PING");
+}
+
 /* Transactions: a client's own writes in MULTI are told after EXEC's reply. */
 static void
 sc_multi(struct run *run)
@@ -323,6 +342,13 @@ test_multi(void **state)
     compare(sc_multi, false, "MULTI");
 }
 
+static void
+test_noloop_own_write_then_read(void **state)
+{
+    (void)state;
+    compare(sc_noloop_pipeline, false, "NOLOOP SET then GET pipelined");
+}
+
 /*
  * With the Bloom gate and the hot-key cache off nothing needs the keyspace
  * watch until a client turns tracking on: it starts then, and writes made
@@ -341,9 +367,50 @@ test_without_bloom_and_hotkey(void **state)
     harness_bulwark_stop(b);
 }
 
+/* Kill bulwark's keyspace watch and keep it out (Redis's maxclients) until
+ * watch_let_in(); t (tracking, RESP3) gets the loss's null. */
+static void
+watch_lock_out(redisContext *d, struct harness_conn *t)
+{
+    redisReply *r = redisCommand(d, "INFO clients");
+    long long connected = atoll(strstr(r->str, "connected_clients:") + 18);
+    freeReplyObject(r);
+    freeReplyObject(redisCommand(d, "CONFIG SET maxclients %lld", connected));
+    freeReplyObject(redisCommand(d, "CLIENT KILL TYPE pubsub")); /* the watch */
+    struct harness_buf got = {0};
+    assert_int_equal(harness_conn_read_reply(t, 2000, &got), HARNESS_READ_REPLY);
+    assert_string_equal(got.data, ">2\r\n$10\r\ninvalidate\r\n_\r\n");
+    harness_buf_free(&got);
+}
+
+/* Let the watch back in; t must then get a null (read while it was down). */
+static void
+watch_let_in(redisContext *d, struct harness_conn *t)
+{
+    struct harness_buf got = {0};
+    usleep(300 * 1000);
+    freeReplyObject(redisCommand(d, "CONFIG SET maxclients 10000"));
+    assert_int_equal(harness_conn_read_reply(t, 5000, &got), HARNESS_READ_REPLY);
+    assert_string_equal(got.data, ">2\r\n$10\r\ninvalidate\r\n_\r\n");
+    harness_buf_free(&got);
+    harness_wait_gate(env.bulwark); /* the watch is back for the next tests */
+}
+
+/* A RESP3 client of bulwark that tracks (default mode). */
+static struct harness_conn *
+tracking_client(void)
+{
+    struct harness_conn *t = harness_conn_open(env.bulwark);
+    struct harness_buf got = {0};
+    harness_conn_send_str(t, "HELLO 3\r\n");
+    assert_int_equal(harness_conn_read_reply(t, 2000, &got), HARNESS_READ_REPLY);
+    harness_buf_free(&got);
+    assert_true(harness_conn_roundtrip(t, "CLIENT TRACKING on\r\n", "+OK\r\n"));
+    return t;
+}
+
 /*
- * A key read while the keyspace watch is down (killed, and kept from
- * reconnecting by Redis's maxclients) and changed directly on Redis
+ * A key read while the keyspace watch is down and changed directly on Redis
  * meanwhile: the change cannot be named, so once the watch is back the
  * client gets a null (flush everything) after that read's reply; before, the
  * null of the loss came first and the value read stayed valid for ever.
@@ -352,37 +419,38 @@ static void
 test_read_while_the_watch_is_down(void **state)
 {
     (void)state;
-    struct harness_conn *t = harness_conn_open(env.bulwark);
+    struct harness_conn *t = tracking_client();
     redisContext *d = harness_redis_connect(env.redis);
-    struct harness_buf got = {0};
-    harness_conn_send_str(t, "HELLO 3\r\n");
-    assert_int_equal(harness_conn_read_reply(t, 2000, &got), HARNESS_READ_REPLY);
-    assert_true(harness_conn_roundtrip(t, "CLIENT TRACKING on\r\n", "+OK\r\n"));
     freeReplyObject(redisCommand(d, "SET down:k v1"));
     assert_true(harness_conn_roundtrip(t, "GET down:k\r\n", "$2\r\nv1\r\n"));
-    redisReply *r = redisCommand(d, "INFO clients");
-    long long connected = atoll(strstr(r->str, "connected_clients:") + 18);
-    freeReplyObject(r);
-    freeReplyObject(redisCommand(d, "CONFIG SET maxclients %lld", connected));
-    freeReplyObject(redisCommand(d, "CLIENT KILL TYPE pubsub")); /* the watch */
-    /* the loss's null, then the read made while the watch is down */
-    harness_buf_reset(&got);
-    assert_int_equal(harness_conn_read_reply(t, 2000, &got), HARNESS_READ_REPLY);
-    assert_string_equal(got.data, ">2\r\n$10\r\ninvalidate\r\n_\r\n");
-    harness_buf_reset(&got);
-    harness_conn_send_str(t, "GET down:k\r\n");
-    assert_int_equal(harness_conn_read_reply(t, 2000, &got), HARNESS_READ_REPLY);
-    assert_string_equal(got.data, "$2\r\nv1\r\n");
+    watch_lock_out(d, t);
+    assert_true(harness_conn_roundtrip(t, "GET down:k\r\n", "$2\r\nv1\r\n"));
     freeReplyObject(redisCommand(d, "SET down:k v2")); /* never named by the watch */
-    usleep(300 * 1000);
-    freeReplyObject(redisCommand(d, "CONFIG SET maxclients 10000"));
-    harness_buf_reset(&got);
-    assert_int_equal(harness_conn_read_reply(t, 5000, &got), HARNESS_READ_REPLY);
-    assert_string_equal(got.data, ">2\r\n$10\r\ninvalidate\r\n_\r\n");
-    harness_buf_free(&got);
+    watch_let_in(d, t);
     redisFree(d);
     harness_conn_close(t);
-    harness_wait_gate(env.bulwark); /* the watch is back for the next tests */
+}
+
+/*
+ * The same for a read queued in MULTI while the watch was up and run by an
+ * EXEC sent while it is down: bulwark remembers it at EXEC's reply, after
+ * the loss's null.
+ */
+static void
+test_transaction_run_while_the_watch_is_down(void **state)
+{
+    (void)state;
+    struct harness_conn *t = tracking_client();
+    redisContext *d = harness_redis_connect(env.redis);
+    freeReplyObject(redisCommand(d, "SET down:m v1"));
+    assert_true(harness_conn_roundtrip(t, "MULTI\r\n", "+OK\r\n"));
+    assert_true(harness_conn_roundtrip(t, "GET down:m\r\n", "+QUEUED\r\n"));
+    watch_lock_out(d, t);
+    assert_true(harness_conn_roundtrip(t, "EXEC\r\n", "*1\r\n$2\r\nv1\r\n"));
+    freeReplyObject(redisCommand(d, "SET down:m v2")); /* never named by the watch */
+    watch_let_in(d, t);
+    redisFree(d);
+    harness_conn_close(t);
 }
 
 /* INFO's tracking fields are bulwark's: its clients are the ones tracking. */
@@ -415,7 +483,9 @@ main(void)
         cmocka_unit_test(test_optin_optout),
         cmocka_unit_test(test_multi),
         cmocka_unit_test(test_without_bloom_and_hotkey),
+        cmocka_unit_test(test_noloop_own_write_then_read),
         cmocka_unit_test(test_read_while_the_watch_is_down),
+        cmocka_unit_test(test_transaction_run_while_the_watch_is_down),
         cmocka_unit_test(test_info_counts),
     };
     return harness_finish(cmocka_run_group_tests(tests, group_setup, group_teardown));

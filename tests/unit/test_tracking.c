@@ -758,6 +758,13 @@ test_counts(void **state)
     assert_int_equal(n.items, 2);
     t_change(t, "k1", 3);
     t_expect_log("");
+    /* a NOLOOP writer's own change keeps its read (it may have read again
+     * since it sent the write): still counted, and told of the next change */
+    tracking_counts(t, &n);
+    assert_int_equal(n.keys, 2);
+    assert_int_equal(n.items, 2);
+    t_change(t, "k1", 4);
+    t_expect_log("3:" PUSH_HDR "*1\r\n$2\r\nk1\r\n|");
     tracking_counts(t, &n);
     assert_int_equal(n.keys, 1);
     assert_int_equal(n.items, 1);
