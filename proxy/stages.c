@@ -37,6 +37,8 @@ struct stage_req {
     bool forward_unknown;           /* unknown, but the table is only the built-in one */
     struct pinned *pin_keep;        /* a session set aside while bulwark answers */
     struct gate_mget *mget_rest;    /* an MGET the gate half answered (owned) */
+    bool track_read;                /* remember its keys for a tracking client, once
+                                       the stages made its reply's place (see below) */
 };
 
 /* What a stage did with the request. */
@@ -193,8 +195,7 @@ static enum stage_rc
 stage_writes(struct stage_req *r)
 {
     writes_note(r->s, r->ci, r->req, true);
-    if (tracking_any(r->s->px->tracking))
-        ctrack_read(r->s, r->ci, r->req);
+    r->track_read = tracking_any(r->s->px->tracking);
     return STAGE_NEXT;
 }
 
@@ -318,6 +319,14 @@ stages_run_table(struct session *s, const struct resp_request *req)
     for (size_t i = 0; i < BW_ARRAY_LEN(stage_table); i++)
         if (stage_table[i].fn(&r) == STAGE_DONE)
             break;
+    /* A tracking client's read is remembered once its reply has its place
+     * in the client's order: the gate and the hot-key cache take in the watch
+     * first (watch_sync), and a change named there, made before the read,
+     * would otherwise be told ahead of the reply and forget the read — whose
+     * newer value then stayed cached untold. Nothing is read from Redis
+     * before this loop turn ends, so no later change can come first. */
+    if (r.track_read)
+        ctrack_read(s, r.ci, req);
     bw_free(r.mget_rest);
     if (r.pin_keep != NULL)
         pinstage_resume(s, r.pin_keep);

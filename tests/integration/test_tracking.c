@@ -9,6 +9,7 @@
  * watch must turn into invalidations within 100 ms).
  */
 #include <setjmp.h>
+#include <signal.h>
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -453,6 +454,39 @@ test_transaction_run_while_the_watch_is_down(void **state)
     harness_conn_close(t);
 }
 
+/*
+ * A read that finds a change of its key still waiting on the watch (bulwark
+ * stopped while the GET arrives and the key is then written directly): the
+ * gate takes the watch in before answering; the change it names was made
+ * before the read, so it must not be told ahead of the read's reply and make
+ * bulwark forget the read — the next direct write must be told.
+ */
+static void
+test_read_behind_a_change_the_watch_holds(void **state)
+{
+    (void)state;
+    struct harness_conn *t = tracking_client();
+    redisContext *d = harness_redis_connect(env.redis);
+    struct harness_buf got = {0};
+    freeReplyObject(redisCommand(d, "DEL pend:k"));
+    usleep(100 * 1000);
+    assert_int_equal(kill(env.bulwark->pid, SIGSTOP), 0);
+    harness_conn_send_str(t, "GET pend:k\r\n");
+    usleep(50 * 1000);
+    freeReplyObject(redisCommand(d, "SET pend:k v2"));
+    usleep(50 * 1000);
+    assert_int_equal(kill(env.bulwark->pid, SIGCONT), 0);
+    assert_int_equal(harness_conn_read_reply(t, 5000, &got), HARNESS_READ_REPLY);
+    assert_string_equal(got.data, "$2\r\nv2\r\n");
+    freeReplyObject(redisCommand(d, "SET pend:k v3"));
+    harness_buf_reset(&got);
+    assert_int_equal(harness_conn_read_reply(t, 2000, &got), HARNESS_READ_REPLY);
+    assert_string_equal(got.data, ">2\r\n$10\r\ninvalidate\r\n*1\r\n$6\r\npend:k\r\n");
+    harness_buf_free(&got);
+    redisFree(d);
+    harness_conn_close(t);
+}
+
 /* INFO's tracking fields are bulwark's: its clients are the ones tracking. */
 static void
 test_info_counts(void **state)
@@ -486,6 +520,7 @@ main(void)
         cmocka_unit_test(test_noloop_own_write_then_read),
         cmocka_unit_test(test_read_while_the_watch_is_down),
         cmocka_unit_test(test_transaction_run_while_the_watch_is_down),
+        cmocka_unit_test(test_read_behind_a_change_the_watch_holds),
         cmocka_unit_test(test_info_counts),
     };
     return harness_finish(cmocka_run_group_tests(tests, group_setup, group_teardown));
