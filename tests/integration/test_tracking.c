@@ -411,47 +411,51 @@ tracking_client(void)
 }
 
 /*
- * A key read while the keyspace watch is down and changed directly on Redis
- * meanwhile: the change cannot be named, so once the watch is back the
- * client gets a null (flush everything) after that read's reply; before, the
- * null of the loss came first and the value read stayed valid for ever.
+ * A key read while the keyspace watch is down (killed and kept out) and
+ * changed directly on Redis meanwhile: the change cannot be named, so once
+ * the watch is back the client gets a null (flush everything) after that
+ * read's reply; before, the null of the loss came first and the value read
+ * stayed valid for ever. in_multi: the read was queued in MULTI while the
+ * watch was up and runs at an EXEC sent while it is down (bulwark remembers
+ * it at EXEC's reply, after the loss's null).
  */
 static void
-test_read_while_the_watch_is_down(void **state)
+read_while_the_watch_is_down(const char *key, bool in_multi)
 {
-    (void)state;
     struct harness_conn *t = tracking_client();
     redisContext *d = harness_redis_connect(env.redis);
-    freeReplyObject(redisCommand(d, "SET down:k v1"));
-    assert_true(harness_conn_roundtrip(t, "GET down:k\r\n", "$2\r\nv1\r\n"));
+    char get[64];
+    snprintf(get, sizeof(get), "GET %s\r\n", key);
+    freeReplyObject(redisCommand(d, "SET %s v1", key));
+    if (in_multi) {
+        assert_true(harness_conn_roundtrip(t, "MULTI\r\n", "+OK\r\n"));
+        assert_true(harness_conn_roundtrip(t, get, "+QUEUED\r\n"));
+    } else {
+        assert_true(harness_conn_roundtrip(t, get, "$2\r\nv1\r\n"));
+    }
     watch_lock_out(d, t);
-    assert_true(harness_conn_roundtrip(t, "GET down:k\r\n", "$2\r\nv1\r\n"));
-    freeReplyObject(redisCommand(d, "SET down:k v2")); /* never named by the watch */
+    if (in_multi)
+        assert_true(harness_conn_roundtrip(t, "EXEC\r\n", "*1\r\n$2\r\nv1\r\n"));
+    else
+        assert_true(harness_conn_roundtrip(t, get, "$2\r\nv1\r\n"));
+    freeReplyObject(redisCommand(d, "SET %s v2", key)); /* never named by the watch */
     watch_let_in(d, t);
     redisFree(d);
     harness_conn_close(t);
 }
 
-/*
- * The same for a read queued in MULTI while the watch was up and run by an
- * EXEC sent while it is down: bulwark remembers it at EXEC's reply, after
- * the loss's null.
- */
+static void
+test_read_while_the_watch_is_down(void **state)
+{
+    (void)state;
+    read_while_the_watch_is_down("down:k", false);
+}
+
 static void
 test_transaction_run_while_the_watch_is_down(void **state)
 {
     (void)state;
-    struct harness_conn *t = tracking_client();
-    redisContext *d = harness_redis_connect(env.redis);
-    freeReplyObject(redisCommand(d, "SET down:m v1"));
-    assert_true(harness_conn_roundtrip(t, "MULTI\r\n", "+OK\r\n"));
-    assert_true(harness_conn_roundtrip(t, "GET down:m\r\n", "+QUEUED\r\n"));
-    watch_lock_out(d, t);
-    assert_true(harness_conn_roundtrip(t, "EXEC\r\n", "*1\r\n$2\r\nv1\r\n"));
-    freeReplyObject(redisCommand(d, "SET down:m v2")); /* never named by the watch */
-    watch_let_in(d, t);
-    redisFree(d);
-    harness_conn_close(t);
+    read_while_the_watch_is_down("down:m", true);
 }
 
 /*
