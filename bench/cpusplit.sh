@@ -29,13 +29,7 @@ read -r -a EXTRA <<< "${BULWARK_ARGS:-}"
 
 . bench/lib.sh
 bench_init cpusplit
-bench_redis
-bench_bulwark "$BIN" "$rport" "${EXTRA[@]}"
-bench_prefill "$rport" "$KEYS"
-redis-cli -p "$rport" set hot:key xxx >/dev/null
-bench_wait_gate "$bport" # the Bloom gate answers once its first SCAN is done
-
-bench_pin "$rpid" "$bpid"
+bench_servers "$BIN" "$KEYS" "${EXTRA[@]}"
 
 hz=$(getconf CLK_TCK)
 # user and system ticks of pid

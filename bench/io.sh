@@ -32,12 +32,7 @@ done
 
 . bench/lib.sh
 bench_init io
-bench_redis
-bench_bulwark "$BIN" "$rport" "${EXTRA[@]}"
-bench_prefill "$rport" "$KEYS"
-redis-cli -p "$rport" set hot:key xxx >/dev/null
-bench_wait_gate "$bport" # the Bloom gate answers once its first SCAN is done
-bench_pin "$rpid" "$bpid"
+bench_servers "$BIN" "$KEYS" "${EXTRA[@]}"
 
 declare -A vals # "case|target|metric" -> space-separated values of every round
 add() { vals[$1]="${vals[$1]:-} $2"; }

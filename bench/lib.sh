@@ -71,3 +71,17 @@ bench_wait_gate() {
         sleep 0.1
     done
 }
+
+# bench_servers BIN KEYS [ARG ...]: what every comparison run starts with —
+# redis-server, bulwark BIN in front of it (with ARGs), KEYS keys prefilled
+# and hot:key, the gate waited for, and both pinned when PIN=1 (bench_pin).
+bench_servers() {
+    local bin=$1 keys=$2
+    shift 2
+    bench_redis
+    bench_bulwark "$bin" "$rport" "$@"
+    bench_prefill "$rport" "$keys"
+    redis-cli -p "$rport" set hot:key xxx >/dev/null
+    bench_wait_gate "$bport" # the Bloom gate answers once its first SCAN is done
+    bench_pin "$rpid" "$bpid"
+}

@@ -27,10 +27,7 @@ done
 
 . bench/lib.sh
 bench_init syscalls
-bench_redis
-bench_bulwark "$BIN" "$rport" "${EXTRA[@]}"
-bench_prefill "$rport" "$KEYS"
-bench_wait_gate "$bport" # the Bloom gate answers once its first SCAN is done
+bench_servers "$BIN" "$KEYS" "${EXTRA[@]}"
 
 # strace -c of pid during one redis-benchmark run: "calls per syscall" lines.
 count() { # pid port test
