@@ -104,6 +104,21 @@ expect_upstream_value(const char *key, const char *want)
     redisFree(r);
 }
 
+/* A client of bulwark that set key to 0 and WATCHes it (on its dedicated connection). */
+static struct harness_conn *
+watching_client(const char *key)
+{
+    struct harness_conn *c = harness_conn_open(harness_env.bulwark);
+    char set[64], watch[64];
+    snprintf(set, sizeof(set), "SET %s 0", key);
+    snprintf(watch, sizeof(watch), "WATCH %s", key);
+    const char *const first[] = {set, watch};
+    send_cmds(c, first, 2);
+    expect_reply(c, "+OK\r\n");
+    expect_reply(c, "+OK\r\n");
+    return c;
+}
+
 /*
  * WATCH, then the dedicated connection is killed: the client's connection
  * ends; the MULTI/SET/EXEC it sends next can never commit unwatched (it
@@ -113,11 +128,7 @@ static void
 test_lost_while_watching(void **state)
 {
     (void)state;
-    struct harness_conn *c = harness_conn_open(harness_env.bulwark);
-    static const char *const first[] = {"SET lw:k 0", "WATCH lw:k"};
-    send_cmds(c, first, 2);
-    expect_reply(c, "+OK\r\n");
-    expect_reply(c, "+OK\r\n");
+    struct harness_conn *c = watching_client("lw:k");
     kill_dedicated("cmd=watch");
     static const char *const tx[] = {"MULTI", "SET lw:k 1", "EXEC"};
     send_cmds(c, tx, 3);
@@ -154,11 +165,7 @@ static void
 test_lost_on_upstream_restart(void **state)
 {
     (void)state;
-    struct harness_conn *c = harness_conn_open(harness_env.bulwark);
-    static const char *const first[] = {"SET lr:k 0", "WATCH lr:k"};
-    send_cmds(c, first, 2);
-    expect_reply(c, "+OK\r\n");
-    expect_reply(c, "+OK\r\n");
+    struct harness_conn *c = watching_client("lr:k");
     harness_redis_restart(harness_env.upstream);
     static const char *const tx[] = {"MULTI", "SET lr:k 1", "EXEC"};
     send_cmds(c, tx, 3);
