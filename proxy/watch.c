@@ -156,6 +156,16 @@ watch_reset_cb(evutil_socket_t fd, short what, void *arg)
     w->backoff_ms = BW_MIN(w->backoff_ms * 2, WATCH_BACKOFF_MAX_MS);
 }
 
+/* Anything of w's node may have changed (a null, a loss, a return after
+ * unwatched reads): counted (watch_flushes) and told to the listener. */
+static void
+watch_flushed(struct watch *w, bool told)
+{
+    w->flushes++;
+    if (w->on_flush != NULL)
+        w->on_flush(w->listener, w, told);
+}
+
 /*
  * The watch may have missed something: open the gate, tear both connections
  * down (outside hiredis callbacks) and reconnect with backoff.
@@ -173,13 +183,12 @@ watch_lost(struct watch *w, const char *why)
     bool was_tracking = w->tracking_on;
     w->tracking_on = false;
     w->swapdb_known = false;
-    w->flushes++;
     w->echoes = 0; /* the connection that owed them is gone */
     /* Coherence lost with the watch; a watch that was not tracking promised
      * nothing (each failed reconnect would send tracking clients another
      * null): what was read meanwhile is told when it is back. */
-    if (was_tracking && w->on_flush != NULL)
-        w->on_flush(w->listener, w, false);
+    if (was_tracking)
+        watch_flushed(w, false);
     event_active(w->reset_ev, EV_TIMEOUT, 0);
 }
 
@@ -470,10 +479,8 @@ watch_invalidate(struct watch *w, const redisReply *payload)
         watch_key(w, payload->str, payload->len);
     } else if (payload->type == REDIS_REPLY_NIL) {
         bool told = w->echoes > 0;
-        w->flushes++;
         w->echoes -= told ? 1 : 0;
-        if (w->on_flush != NULL)
-            w->on_flush(w->listener, w, told);
+        watch_flushed(w, told);
     }
     if (payload->type == REDIS_REPLY_NIL && w->state == WATCH_ACTIVE) {
         /* A flush: the filter is still a superset (nothing was missed), only
@@ -678,9 +685,7 @@ watch_message_cb(redisAsyncContext *ac, void *r, void *tag)
          * for ever. For them everything may have changed, as at a loss. */
         if (w->unwatched_reads && w->tracking_on) {
             w->unwatched_reads = false;
-            w->flushes++;
-            if (w->on_flush != NULL)
-                w->on_flush(w->listener, w, false);
+            watch_flushed(w, false);
         }
     } else if (strcasecmp(kind, "message") == 0)
         watch_invalidate(w, reply->element[2]);
